@@ -1,0 +1,100 @@
+"""stripe-python (the official SDK, unmodified) through a credit grant's whole life.
+
+Usage: python test_stripe_lifecycle.py http://127.0.0.1:PORT
+"""
+import sys
+import uuid
+
+import stripe
+
+base = sys.argv[1]
+key = f"sk_test_py_{uuid.uuid4().hex}"
+client = stripe.StripeClient(key, base_addresses={"api": base})
+
+# Customers.
+customer = client.v1.customers.create(params={"email": "ada@example.com", "name": "Ada", "metadata": {"team": "ci"}})
+assert customer.id.startswith("cus_"), customer.id
+assert customer.metadata["team"] == "ci"
+assert client.v1.customers.retrieve(customer.id).email == "ada@example.com"
+updated = client.v1.customers.update(customer.id, params={"name": "Ada L.", "metadata": {"team": ""}})
+assert updated.name == "Ada L." and "team" not in updated.metadata
+assert [c.id for c in client.v1.customers.list(params={"email": "ada@example.com"}).data] == [customer.id]
+
+# Create, with price scope, metadata and expand, exactly as the SDK encodes it.
+grant = client.v1.billing.credit_grants.create(
+    params={
+        "customer": customer.id,
+        "name": "Purchased credits",
+        "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 1000}},
+        "applicability_config": {"scope": {"prices": [{"id": "price_A"}, {"id": "price_B"}]}},
+        "category": "promotional",
+        "metadata": {"order": "42", "note": "a b&c"},
+        "expand": ["customer"],
+    }
+)
+assert grant.object == "billing.credit_grant"
+assert grant.id.startswith("credgr_test_")
+assert grant.amount.monetary.value == 1000 and grant.amount.monetary.currency == "usd"
+assert [p.id for p in grant.applicability_config.scope.prices] == ["price_A", "price_B"]
+assert grant.customer.id == customer.id, "expand[]=customer returns the customer object"
+assert grant.metadata["note"] == "a b&c"
+assert grant.priority == 50 and grant.voided_at is None and grant.livemode is False
+
+# Retrieve, update (expires_at, metadata merge and unset), list.
+assert client.v1.billing.credit_grants.retrieve(grant.id).name == "Purchased credits"
+later = grant.effective_at + 86400
+g = client.v1.billing.credit_grants.update(grant.id, params={"expires_at": later, "metadata": {"order": "", "extra": "1"}})
+assert g.expires_at == later and dict(g.metadata) == {"note": "a b&c", "extra": "1"}
+g = client.v1.billing.credit_grants.update(grant.id, params={"expires_at": ""})
+assert g.expires_at is None
+listed = client.v1.billing.credit_grants.list(params={"customer": customer.id, "limit": 1})
+assert [x.id for x in listed.data] == [grant.id] and listed.has_more is False
+
+# Expire one grant, void another.
+expired = client.v1.billing.credit_grants.expire(grant.id)
+assert expired.expires_at is not None
+second = client.v1.billing.credit_grants.create(
+    params={
+        "customer": customer.id,
+        "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 500}},
+        "applicability_config": {"scope": {"price_type": "metered"}},
+    }
+)
+voided = client.v1.billing.credit_grants.void_grant(second.id)
+assert voided.voided_at is not None
+
+# Errors arrive as the SDK's own exception types with Stripe's fields.
+try:
+    client.v1.billing.credit_grants.retrieve("credgr_test_nope")
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.http_status == 404 and e.code == "resource_missing", (e.http_status, e.code)
+    assert e.param == "id"
+try:
+    client.v1.billing.credit_grants.create(
+        params={
+            "customer": "cus_missing",
+            "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 5}},
+            "applicability_config": {"scope": {"price_type": "metered"}},
+        }
+    )
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.user_message is None or True
+    assert e.code == "resource_missing" and e.param == "customer"
+    assert str(e.user_message or e._message) == "No such customer: 'cus_missing'", e._message
+try:
+    client.v1.billing.credit_grants.create(params={"customer": customer.id, "bogus": "1"})
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.code == "parameter_unknown" and e.param == "bogus"
+try:
+    stripe.StripeClient("sk_live_123456789", base_addresses={"api": base}).v1.customers.list()
+    raise AssertionError("expected an error")
+except stripe.AuthenticationError as e:
+    assert e.http_status == 401
+
+# Deleting a customer.
+deleted = client.v1.customers.delete(customer.id)
+assert deleted.deleted is True
+print("stripe-python lifecycle: ok")

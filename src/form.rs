@@ -1,0 +1,269 @@
+//! The `application/x-www-form-urlencoded` decoder with bracket nesting, as Stripe's clients send it.
+//!
+//! `amount[monetary][value]=1000&expand[]=customer&prices[0][id]=p` becomes a [`Node`] tree. Arrays
+//! written with indices (`a[0]`, `a[1]`) are kept as maps with numeric keys; whoever knows the schema
+//! turns them into lists (see `stripe::params`), because only the schema can tell `metadata[0]` (a key
+//! named "0") from `prices[0]` (the first price).
+//!
+//! Decoding is strict where a lenient decoder would hide a client bug: broken percent-escapes, invalid
+//! UTF-8 and a name used both as a value and as a hash are errors. A repeated scalar keeps its last
+//! value, as Rack (and so Stripe) does.
+
+use indexmap::IndexMap;
+
+/// A decoded parameter tree.
+pub type Params = IndexMap<String, Node>;
+
+/// One node of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A scalar (`a=1`). The empty string is how clients say "unset".
+    Value(String),
+    /// A hash (`a[b]=1`), in the order keys first appeared.
+    Map(Params),
+    /// An array built with `a[]=1&a[]=2`.
+    List(Vec<Node>),
+}
+
+/// Why a body or query string could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormError {
+    /// A `%` not followed by two hex digits, or bytes that are not UTF-8 once decoded.
+    BadEncoding,
+    /// More parameters than the configured limit.
+    TooManyParams { limit: usize },
+    /// More bracket levels than the configured limit.
+    TooDeep { param: String, limit: usize },
+    /// The same name used as a scalar and as a hash or array (`a=1&a[b]=2`).
+    Conflict { param: String },
+}
+
+/// Bounds on what one request may contain.
+#[derive(Debug, Clone, Copy)]
+pub struct FormLimits {
+    /// Most `name=value` pairs in one request (query string and body together).
+    pub max_params: usize,
+    /// Most bracket levels in one name (`a[b][c]` has two).
+    pub max_depth: usize,
+}
+
+impl Default for FormLimits {
+    fn default() -> Self {
+        FormLimits {
+            max_params: 1_000,
+            max_depth: 8,
+        }
+    }
+}
+
+/// Decodes `input` into `root`, adding to what is there (the query string first, then the body).
+/// `count` carries the number of pairs seen so far, so that the limit covers both.
+pub fn parse_into(
+    root: &mut Params,
+    input: &[u8],
+    limits: &FormLimits,
+    count: &mut usize,
+) -> Result<(), FormError> {
+    for pair in input.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        *count += 1;
+        if *count > limits.max_params {
+            return Err(FormError::TooManyParams {
+                limit: limits.max_params,
+            });
+        }
+        let (raw_key, raw_value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let key = decode_component(raw_key)?;
+        if key.is_empty() {
+            continue;
+        }
+        let value = decode_component(raw_value)?;
+        let segments = split_key(&key);
+        if segments.len() - 1 > limits.max_depth {
+            return Err(FormError::TooDeep {
+                param: segments[0].to_string(),
+                limit: limits.max_depth,
+            });
+        }
+        insert(root, &segments, value, &key)?;
+    }
+    Ok(())
+}
+
+/// Decodes one component: `+` is a space, `%XX` a byte; the result must be UTF-8.
+pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = raw.get(i + 1).and_then(|&c| hex(c));
+                let lo = raw.get(i + 2).and_then(|&c| hex(c));
+                match (hi, lo) {
+                    (Some(h), Some(l)) => out.push(h << 4 | l),
+                    _ => return Err(FormError::BadEncoding),
+                }
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| FormError::BadEncoding)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// `a[b][]` → `["a", "b", ""]`. A name whose brackets do not close is taken literally, so it is later
+/// reported as an unknown parameter under its own spelling.
+fn split_key(key: &str) -> Vec<&str> {
+    let Some(open) = key.find('[') else {
+        return vec![key];
+    };
+    if open == 0 {
+        return vec![key];
+    }
+    let mut segments = vec![&key[..open]];
+    let mut rest = &key[open..];
+    while !rest.is_empty() {
+        let Some(inner) = rest.strip_prefix('[') else {
+            return vec![key];
+        };
+        let Some(close) = inner.find(']') else {
+            return vec![key];
+        };
+        segments.push(&inner[..close]);
+        rest = &inner[close + 1..];
+    }
+    segments
+}
+
+fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Result<(), FormError> {
+    let conflict = || FormError::Conflict {
+        param: bracket_prefix(full),
+    };
+    let (first, rest) = segments.split_first().ok_or_else(conflict)?;
+    if rest.is_empty() {
+        return match map.get_mut(*first) {
+            Some(Node::Value(v)) => {
+                *v = value;
+                Ok(())
+            }
+            Some(_) => Err(conflict()),
+            None => {
+                map.insert((*first).to_string(), Node::Value(value));
+                Ok(())
+            }
+        };
+    }
+    let entry = map.entry((*first).to_string());
+    if rest[0].is_empty() {
+        let node = entry.or_insert_with(|| Node::List(Vec::new()));
+        let Node::List(list) = node else {
+            return Err(conflict());
+        };
+        if rest.len() == 1 {
+            list.push(Node::Value(value));
+            return Ok(());
+        }
+        // `a[][b]=1&a[][c]=2` fills one hash until a key repeats, then starts the next one.
+        let starts_new = match list.last() {
+            Some(Node::Map(m)) => m.contains_key(rest[1]),
+            _ => true,
+        };
+        if starts_new {
+            list.push(Node::Map(Params::new()));
+        }
+        let Some(Node::Map(m)) = list.last_mut() else {
+            return Err(conflict());
+        };
+        return insert(m, &rest[1..], value, full);
+    }
+    let node = entry.or_insert_with(|| Node::Map(Params::new()));
+    let Node::Map(m) = node else {
+        return Err(conflict());
+    };
+    insert(m, rest, value, full)
+}
+
+/// The name up to its first bracket, for error messages.
+fn bracket_prefix(full: &str) -> String {
+    full.split('[').next().unwrap_or(full).to_string()
+}
+
+/// Parses a whole string into a fresh tree (tests and tools).
+pub fn parse(input: &str, limits: &FormLimits) -> Result<Params, FormError> {
+    let mut root = Params::new();
+    let mut count = 0;
+    parse_into(&mut root, input.as_bytes(), limits, &mut count)?;
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Params, FormError> {
+        parse(s, &FormLimits::default())
+    }
+
+    fn v(s: &str) -> Node {
+        Node::Value(s.to_string())
+    }
+
+    #[test]
+    fn nesting_encodings_and_arrays() {
+        let t = p("amount%5Bmonetary%5D%5Bvalue%5D=1000&amount[type]=monetary&note=a+b%20c&x[]=1&x[]=2&y[0][id]=p&y[1][id]=q").unwrap();
+        let Node::Map(amount) = &t["amount"] else { panic!() };
+        let Node::Map(monetary) = &amount["monetary"] else { panic!() };
+        assert_eq!(monetary["value"], v("1000"));
+        assert_eq!(amount["type"], v("monetary"));
+        assert_eq!(t["note"], v("a b c"));
+        assert_eq!(t["x"], Node::List(vec![v("1"), v("2")]));
+        let Node::Map(y) = &t["y"] else { panic!() };
+        assert_eq!(y.keys().collect::<Vec<_>>(), vec!["0", "1"]);
+    }
+
+    #[test]
+    fn empty_values_and_last_wins() {
+        let t = p("metadata=&a=1&a=2&&=x").unwrap();
+        assert_eq!(t["metadata"], v(""));
+        assert_eq!(t["a"], v("2"));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn list_of_hashes() {
+        let t = p("a[][b]=1&a[][c]=2&a[][b]=3").unwrap();
+        let Node::List(items) = &t["a"] else { panic!() };
+        assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p("a=%zz"), Err(FormError::BadEncoding));
+        assert_eq!(p("a=%e9"), Err(FormError::BadEncoding));
+        assert_eq!(p("a=%4"), Err(FormError::BadEncoding));
+        assert_eq!(p("a=1&a[b]=2"), Err(FormError::Conflict { param: "a".into() }));
+        assert_eq!(p("a[b]=1&a=2"), Err(FormError::Conflict { param: "a".into() }));
+        assert_eq!(p("a[]=1&a[0]=2"), Err(FormError::Conflict { param: "a".into() }));
+        let deep = format!("a{}=1", "[b]".repeat(1000));
+        assert!(matches!(p(&deep), Err(FormError::TooDeep { .. })));
+        let many = vec!["a=1"; 1001].join("&");
+        assert_eq!(p(&many), Err(FormError::TooManyParams { limit: 1000 }));
+    }
+
+    #[test]
+    fn odd_names_are_literal() {
+        let t = p("a[b=1&[c]=2&d]=3").unwrap();
+        assert!(t.contains_key("a[b") && t.contains_key("[c]") && t.contains_key("d]"));
+    }
+}

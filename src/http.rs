@@ -1,0 +1,87 @@
+//! The owned request and reply that facades work with, so that no facade touches hyper.
+
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use hyper::Method;
+
+/// A request, read whole.
+#[derive(Debug)]
+pub struct Request {
+    /// HTTP method.
+    pub method: Method,
+    /// Path, still percent-encoded, without the query.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+    /// The id given to this request (`req_…`).
+    pub request_id: String,
+}
+
+impl Request {
+    /// A header's value as text, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The path split into its segments (`/v1/customers/cus_1` → `["v1", "customers", "cus_1"]`).
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.trim_start_matches('/').split('/').collect()
+    }
+}
+
+/// A reply, ready to send.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A JSON reply.
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
+        }
+    }
+
+    /// A plain-text reply.
+    pub fn text(status: u16, text: &'static str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body: Bytes::from_static(text.as_bytes()),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+impl Reply {
+    /// A JSON reply without indentation (the native API's style).
+    pub fn json_compact(status: u16, value: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json; charset=utf-8",
+            headers: Vec::new(),
+            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Stored responses for idempotent requests, one store per tenant.
+//!
+//! A key is remembered with a fingerprint of the request (method, path and the decoded parameters in
+//! a canonical order) and, once the request is done, its status and body. Records live 24 hours.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// How long a key is remembered.
+pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The state of one key.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// A request with this key is being served.
+    InFlight {
+        /// Its fingerprint.
+        fingerprint: u64,
+    },
+    /// A request with this key finished; this is what it answered.
+    Done {
+        /// Its fingerprint.
+        fingerprint: u64,
+        /// Status code.
+        status: u16,
+        /// Body.
+        body: Bytes,
+    },
+}
+
+/// What to do with an incoming request that carries a key.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// First use: serve it, then [`IdempotencyStore::finish`] or [`IdempotencyStore::abandon`].
+    Proceed,
+    /// Same request again: answer this.
+    Replay {
+        /// Stored status.
+        status: u16,
+        /// Stored body.
+        body: Bytes,
+    },
+    /// The key was used for a different request.
+    Mismatch,
+    /// The key's first request is still being served.
+    InFlight,
+}
+
+/// The store.
+#[derive(Debug, Default)]
+pub struct IdempotencyStore {
+    records: HashMap<String, Record>,
+    /// Insertion order, for expiry.
+    order: VecDeque<(Instant, String)>,
+}
+
+impl IdempotencyStore {
+    /// Looks `key` up for a request with `fingerprint`, claiming it if unused.
+    pub fn claim(&mut self, key: &str, fingerprint: u64) -> Claim {
+        self.expire(Instant::now());
+        match self.records.get(key) {
+            None => {
+                self.records
+                    .insert(key.to_string(), Record::InFlight { fingerprint });
+                self.order.push_back((Instant::now(), key.to_string()));
+                Claim::Proceed
+            }
+            Some(Record::InFlight { .. }) => Claim::InFlight,
+            Some(Record::Done {
+                fingerprint: f,
+                status,
+                body,
+            }) => {
+                if *f == fingerprint {
+                    Claim::Replay {
+                        status: *status,
+                        body: body.clone(),
+                    }
+                } else {
+                    Claim::Mismatch
+                }
+            }
+        }
+    }
+
+    /// Stores the answer of a claimed key.
+    pub fn finish(&mut self, key: &str, status: u16, body: Bytes) {
+        if let Some(rec) = self.records.get_mut(key) {
+            if let Record::InFlight { fingerprint } = *rec {
+                *rec = Record::Done {
+                    fingerprint,
+                    status,
+                    body,
+                };
+            }
+        }
+    }
+
+    /// Forgets a claimed key whose answer is not to be stored (validation errors, panics).
+    pub fn abandon(&mut self, key: &str) {
+        if let Some(Record::InFlight { .. }) = self.records.get(key) {
+            self.records.remove(key);
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < KEY_LIFETIME {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.records.remove(&key);
+            }
+        }
+    }
+
+    /// Number of remembered keys.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle() {
+        let mut s = IdempotencyStore::default();
+        assert!(matches!(s.claim("k", 1), Claim::Proceed));
+        assert!(matches!(s.claim("k", 1), Claim::InFlight));
+        s.finish("k", 200, Bytes::from_static(b"{}"));
+        assert!(matches!(s.claim("k", 1), Claim::Replay { status: 200, .. }));
+        assert!(matches!(s.claim("k", 2), Claim::Mismatch));
+        assert!(matches!(s.claim("j", 1), Claim::Proceed));
+        s.abandon("j");
+        assert!(matches!(s.claim("j", 2), Claim::Proceed));
+    }
+}

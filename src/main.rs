@@ -1,0 +1,124 @@
+//! The `credit-emulator` command.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use credit_emulator::form::FormLimits;
+use credit_emulator::{serve, App, Config};
+
+/// A stateful, in-memory emulator of Stripe Billing Credits and Flexprice-style credit grants.
+///
+/// Point Stripe's SDKs at http://HOST:PORT (only the base URL changes); each test API key
+/// (sk_test_…) is its own isolated world.
+#[derive(Debug, Parser)]
+#[command(name = "credit-emulator", version)]
+struct Cli {
+    /// Address to listen on (0.0.0.0 to accept connections from other hosts or containers).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+
+    /// Port to listen on; 0 picks a free port (the chosen one is printed).
+    #[arg(long, env = "PORT", default_value_t = 12111)]
+    port: u16,
+
+    /// Make ids deterministic per API key (useful for snapshot tests).
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Largest accepted request body, in bytes (larger bodies get a 413).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+
+    /// Most form parameters in one request (query and body together).
+    #[arg(long, default_value_t = 1000)]
+    max_params: usize,
+
+    /// Most levels of bracket nesting in one parameter name.
+    #[arg(long, default_value_t = 8)]
+    max_depth: usize,
+
+    /// Deepest accepted nesting of native JSON bodies.
+    #[arg(long, default_value_t = 32)]
+    max_json_depth: usize,
+
+    /// Seconds a client has to send its request head before the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout: u64,
+
+    /// Most connections served at once; further clients wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+
+    /// Largest accepted request head (request line and headers), in bytes; at least 8192.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+
+    /// Log filter, e.g. `info` or `credit_emulator=debug` (also RUST_LOG).
+    #[arg(long, env = "RUST_LOG", default_value = "warn")]
+    log: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config {
+        seed: cli.seed,
+        max_body_bytes: cli.max_body_bytes,
+        form: FormLimits {
+            max_params: cli.max_params,
+            max_depth: cli.max_depth,
+        },
+        max_json_depth: cli.max_json_depth,
+        header_read_timeout: Duration::from_secs(cli.header_read_timeout),
+        max_connections: cli.max_connections.max(1),
+        max_header_bytes: cli.max_header_bytes,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("credit-emulator: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async move {
+        let addr = SocketAddr::new(cli.host, cli.port);
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("credit-emulator: cannot listen on {addr}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let local = listener.local_addr().unwrap_or(addr);
+        println!("listening on http://{local}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        serve(listener, App::new(config), shutdown_signal()).await;
+    });
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,183 @@
+//! The ledger: append-only entries against lots, the events that post them when due, and balances.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use super::{Currency, Lot, Tenant};
+use crate::ids::Key;
+use crate::time::Nanos;
+
+/// What an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// Credit: the lot became effective.
+    Granted,
+    /// Credit: an invoice that had spent from the lot was voided.
+    InvoiceVoided,
+    /// Debit: an invoice spent from the lot.
+    Applied,
+    /// Debit: the rest of the lot expired.
+    Expired,
+    /// Debit: the rest of the lot was voided.
+    Voided,
+}
+
+impl EntryKind {
+    /// Credits add to the lot, debits take from it.
+    pub fn is_credit(self) -> bool {
+        matches!(self, EntryKind::Granted | EntryKind::InvoiceVoided)
+    }
+}
+
+/// One movement of credit. Entries are never changed or removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Identity (time-ordered).
+    pub key: Key,
+    /// The lot it moves.
+    pub lot: Key,
+    /// The lot's owner.
+    pub customer: Key,
+    /// The owner's test clock, if any.
+    pub test_clock: Option<Key>,
+    /// What it records.
+    pub kind: EntryKind,
+    /// Always positive; the kind says which way it goes.
+    pub amount: Decimal,
+    /// The lot's currency.
+    pub currency: Currency,
+    /// When it was written, on the owner's clock.
+    pub created: Nanos,
+    /// When it takes effect.
+    pub effective_at: Nanos,
+    /// For `Applied` and `InvoiceVoided`: the invoice and its line.
+    pub invoice: Option<(Key, Key)>,
+}
+
+/// Something due at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The lot's credit becomes effective.
+    Effective(Key),
+    /// The lot's remaining credit expires.
+    Expire(Key),
+    /// A native credit-grant application is due (handled by the native grant rules).
+    Application(Key),
+}
+
+/// One currency's balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Balance {
+    /// Sum of committed entries.
+    pub ledger: Decimal,
+    /// What can be spent now.
+    pub available: Decimal,
+}
+
+impl Tenant {
+    /// Appends an entry and moves the lot's remaining balance with it. This is the only writer of
+    /// `Lot::remaining`; a debit larger than what remains is a bug and is clamped, never negative.
+    pub(crate) fn post(
+        &mut self,
+        lot_key: Key,
+        kind: EntryKind,
+        amount: Decimal,
+        effective_at: Nanos,
+        invoice: Option<(Key, Key)>,
+    ) -> Key {
+        let key = self.next_key();
+        let lot = self.lot_mut(lot_key);
+        let amount = if kind.is_credit() {
+            amount
+        } else {
+            amount.min(lot.remaining)
+        };
+        if kind.is_credit() {
+            lot.remaining += amount;
+        } else {
+            lot.remaining -= amount;
+        }
+        // Entries due earlier than the lot existed (a back-dated grant) are written at creation.
+        let created = effective_at.max(lot.created);
+        let entry = Entry {
+            key,
+            lot: lot_key,
+            customer: lot.customer,
+            test_clock: lot.test_clock,
+            kind,
+            amount,
+            currency: lot.currency,
+            created,
+            effective_at,
+            invoice,
+        };
+        self.entries_by_customer
+            .entry(entry.customer)
+            .or_default()
+            .insert(key);
+        self.entries_by_lot.entry(lot_key).or_default().insert(key);
+        self.entries.insert(key, entry);
+        key
+    }
+
+    /// Writes off what remains of a lot with a debit of `kind`, if anything remains.
+    pub(crate) fn write_off(&mut self, lot: Key, kind: EntryKind, at: Nanos) {
+        let remaining = self.lots[&lot].remaining;
+        if remaining > Decimal::ZERO {
+            self.post(lot, kind, remaining, at, None);
+        }
+    }
+
+    /// Carries out one due event.
+    pub(crate) fn fire(&mut self, event: Event, at: Nanos) {
+        match event {
+            Event::Effective(key) => {
+                let Some(lot) = self.lots.get_mut(&key) else {
+                    return;
+                };
+                if lot.granted || lot.voided_at.is_some() || lot.is_expired(at) {
+                    return;
+                }
+                lot.granted = true;
+                let amount = lot.amount;
+                self.post(key, EntryKind::Granted, amount, at, None);
+            }
+            Event::Expire(key) => {
+                if !self.lots.contains_key(&key) {
+                    return;
+                }
+                self.write_off(key, EntryKind::Expired, at);
+            }
+            Event::Application(key) => self.fire_application(key, at),
+        }
+    }
+
+    /// Hook for native grant applications; the native rules fill it in.
+    pub(crate) fn fire_application(&mut self, _application: Key, _at: Nanos) {}
+
+    /// Balances per currency over a customer's lots that `keep` selects, at the customer's now.
+    pub fn balances(
+        &self,
+        customer: Key,
+        keep: impl Fn(&Lot) -> bool,
+    ) -> BTreeMap<Currency, Balance> {
+        let now = self.now_for(customer);
+        let mut out: BTreeMap<Currency, Balance> = BTreeMap::new();
+        for lot in self
+            .lots_by_customer
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.lots.get(k))
+            .filter(|l| keep(l))
+        {
+            let b = out.entry(lot.currency).or_default();
+            b.ledger += lot.remaining;
+            if lot.granted && lot.voided_at.is_none() && !lot.is_expired(now) {
+                b.available += lot.remaining;
+            }
+        }
+        out
+    }
+}

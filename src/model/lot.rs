@@ -1,0 +1,355 @@
+//! Lots: one allotment of spendable credit for one customer in one currency.
+//!
+//! A Stripe credit grant is exactly one lot. A native subscription grant produces one lot per applied
+//! period. Whatever made it, a lot is spent, expired and voided the same way, which is why both APIs
+//! agree on balances.
+
+use std::cmp::Ordering;
+
+use rust_decimal::Decimal;
+
+use super::{Currency, Domain, EntryKind, Event, Metadata, Tenant};
+use crate::ids::Key;
+use crate::time::Nanos;
+
+/// Stripe's grant category; it orders spending (promotional first on ties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Bought credits.
+    Paid,
+    /// Free credits.
+    Promotional,
+}
+
+/// Which invoice lines a lot may pay for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applicability {
+    /// Every metered line (Stripe `price_type=metered`; native wallets' `USAGE`).
+    Metered,
+    /// Only lines whose price is in the list.
+    Prices(Vec<String>),
+}
+
+impl Applicability {
+    /// Whether a line with this price (or none) is covered.
+    pub fn covers(&self, price: Option<&str>) -> bool {
+        match self {
+            Applicability::Metered => true,
+            Applicability::Prices(list) => price.is_some_and(|p| list.iter().any(|x| x == p)),
+        }
+    }
+
+    /// Whether two scopes share any line (the balance-summary filter).
+    pub fn intersects(&self, other: &Applicability) -> bool {
+        match (self, other) {
+            (Applicability::Metered, Applicability::Metered) => true,
+            (Applicability::Prices(a), Applicability::Prices(b)) => a.iter().any(|p| b.contains(p)),
+            _ => false,
+        }
+    }
+}
+
+/// Where a lot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LotOrigin {
+    /// Created as a Stripe credit grant.
+    Stripe,
+    /// Applied by a native grant for one period (`grant` made it through application `application`).
+    Application {
+        /// The native grant.
+        grant: Key,
+        /// The credit-grant application that applied it.
+        application: Key,
+    },
+}
+
+/// One allotment of credit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lot {
+    /// Identity; a Stripe grant's id is this key.
+    pub key: Key,
+    /// Owner.
+    pub customer: Key,
+    /// The owner's test clock when the lot was made.
+    pub test_clock: Option<Key>,
+    /// Currency of the amounts.
+    pub currency: Currency,
+    /// Original amount, in minor units.
+    pub amount: Decimal,
+    /// Spending order category.
+    pub category: Category,
+    /// Which lines it may pay.
+    pub applicability: Applicability,
+    /// Lower spends first; `None` spends after every number.
+    pub priority: Option<i64>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Key–value metadata.
+    pub metadata: Metadata,
+    /// When the credit becomes usable.
+    pub effective_at: Nanos,
+    /// When the rest of it stops being usable; `None` is never.
+    pub expires_at: Option<Nanos>,
+    /// When it was voided.
+    pub voided_at: Option<Nanos>,
+    /// Creation time on the owner's clock.
+    pub created: Nanos,
+    /// Last change on the owner's clock.
+    pub updated: Nanos,
+    /// What made it.
+    pub origin: LotOrigin,
+    /// What is left: the sum of this lot's ledger entries, maintained by the ledger's `post`.
+    pub remaining: Decimal,
+    /// Whether the `credits_granted` entry has been posted.
+    pub granted: bool,
+    /// Whether an invoice has ever spent from it (a Stripe grant then cannot be voided).
+    pub applied: bool,
+    /// Scheduled entries not yet due, so that changes can cancel them.
+    pub(crate) pending: Vec<(Domain, Nanos, Key)>,
+}
+
+impl Lot {
+    /// Expired at `now` (expiry is inclusive: at `expires_at` the credit is gone).
+    pub fn is_expired(&self, now: Nanos) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// Usable at `now` for an invoice whose period ends at `period_end`.
+    pub fn is_spendable(&self, period_end: Nanos) -> bool {
+        self.granted
+            && self.voided_at.is_none()
+            && self.effective_at <= period_end
+            && !self.is_expired(period_end)
+            && self.remaining > Decimal::ZERO
+    }
+
+    /// The spending order: priority (none last), expiry (never last), promotional before paid,
+    /// effective_at, then creation (the key).
+    pub fn spend_order(a: &Lot, b: &Lot) -> Ordering {
+        fn opt<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
+            match (a, b) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            }
+        }
+        let cat = |l: &Lot| (l.category == Category::Paid) as u8;
+        opt(a.priority, b.priority)
+            .then_with(|| opt(a.expires_at, b.expires_at))
+            .then_with(|| cat(a).cmp(&cat(b)))
+            .then_with(|| a.effective_at.cmp(&b.effective_at))
+            .then_with(|| a.key.cmp(&b.key))
+    }
+}
+
+/// What a new lot is made of; the customer must exist (the facade checks).
+#[derive(Debug, Clone)]
+pub struct NewLot {
+    /// Owner.
+    pub customer: Key,
+    /// Currency.
+    pub currency: Currency,
+    /// Amount in minor units, positive.
+    pub amount: Decimal,
+    /// See [`Lot`].
+    pub category: Category,
+    /// See [`Lot`].
+    pub applicability: Applicability,
+    /// See [`Lot`].
+    pub priority: Option<i64>,
+    /// See [`Lot`].
+    pub name: Option<String>,
+    /// See [`Lot`].
+    pub metadata: Metadata,
+    /// Defaults to the owner's now.
+    pub effective_at: Option<Nanos>,
+    /// See [`Lot`].
+    pub expires_at: Option<Nanos>,
+    /// See [`Lot`].
+    pub origin: LotOrigin,
+}
+
+/// Why a lot refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LotError {
+    /// No such lot.
+    NotFound,
+    /// Already voided.
+    AlreadyVoided,
+    /// Already expired.
+    AlreadyExpired,
+    /// Spent by an invoice, so it cannot be voided.
+    AppliedToInvoice,
+}
+
+impl Tenant {
+    /// Creates a lot, schedules its grant and expiry, and posts whatever is already due.
+    pub fn create_lot(&mut self, new: NewLot) -> Key {
+        let key = self.next_key();
+        self.create_lot_with_key(key, new)
+    }
+
+    /// As [`Tenant::create_lot`], with a key chosen by the caller (a native application reuses its own).
+    pub fn create_lot_with_key(&mut self, key: Key, new: NewLot) -> Key {
+        let domain = self.domain_of(new.customer);
+        let now = self.now_in(domain);
+        let test_clock = match domain {
+            Domain::Clock(c) => Some(c),
+            Domain::Tenant => None,
+        };
+        let effective_at = new.effective_at.unwrap_or(now);
+        let lot = Lot {
+            key,
+            customer: new.customer,
+            test_clock,
+            currency: new.currency,
+            amount: new.amount,
+            category: new.category,
+            applicability: new.applicability,
+            priority: new.priority,
+            name: new.name,
+            metadata: new.metadata,
+            effective_at,
+            expires_at: new.expires_at,
+            voided_at: None,
+            created: now,
+            updated: now,
+            origin: new.origin,
+            remaining: Decimal::ZERO,
+            granted: false,
+            applied: false,
+            pending: Vec::new(),
+        };
+        self.lots_by_customer
+            .entry(new.customer)
+            .or_default()
+            .insert(key);
+        self.lots.insert(key, lot);
+        let h = self.schedule_event(domain, effective_at, Event::Effective(key));
+        self.lot_mut(key).pending.push(h);
+        if let Some(at) = new.expires_at {
+            let h = self.schedule_event(domain, at, Event::Expire(key));
+            self.lot_mut(key).pending.push(h);
+        }
+        self.run_due(domain, now);
+        key
+    }
+
+    /// Sets or clears the expiry of a lot that is neither voided nor expired.
+    pub fn set_lot_expiry(&mut self, key: Key, expires_at: Option<Nanos>) -> Result<(), LotError> {
+        let (domain, now) = self.lot_domain_now(key)?;
+        self.check_open(key, now)?;
+        self.cancel_events(key, |e| matches!(e, Event::Expire(_)));
+        let lot = self.lot_mut(key);
+        lot.expires_at = expires_at;
+        lot.updated = now;
+        if let Some(at) = expires_at {
+            let h = self.schedule_event(domain, at, Event::Expire(key));
+            self.lot_mut(key).pending.push(h);
+        }
+        self.run_due(domain, now);
+        Ok(())
+    }
+
+    /// Replaces a lot's metadata.
+    pub fn set_lot_metadata(&mut self, key: Key, metadata: Metadata) -> Result<(), LotError> {
+        let (_, now) = self.lot_domain_now(key)?;
+        let lot = self.lot_mut(key);
+        lot.metadata = metadata;
+        lot.updated = now;
+        Ok(())
+    }
+
+    /// Expires a lot now: what remains is written off with an expiry entry. A voided lot may still be
+    /// expired (it has nothing left, so no entry is written).
+    pub fn expire_lot(&mut self, key: Key) -> Result<(), LotError> {
+        let (_, now) = self.lot_domain_now(key)?;
+        if self.lots[&key].is_expired(now) {
+            return Err(LotError::AlreadyExpired);
+        }
+        // Nothing further is due for this lot: it never becomes effective if it has not yet.
+        self.cancel_events(key, |_| true);
+        let lot = self.lot_mut(key);
+        lot.expires_at = Some(now);
+        lot.updated = now;
+        self.write_off(key, EntryKind::Expired, now);
+        Ok(())
+    }
+
+    /// Voids a lot now: what remains is written off with a void entry and nothing more is granted.
+    pub fn void_lot(&mut self, key: Key) -> Result<(), LotError> {
+        let (_, now) = self.lot_domain_now(key)?;
+        let lot = &self.lots[&key];
+        if lot.voided_at.is_some() {
+            return Err(LotError::AlreadyVoided);
+        }
+        if lot.applied {
+            return Err(LotError::AppliedToInvoice);
+        }
+        self.cancel_events(key, |_| true);
+        let lot = self.lot_mut(key);
+        lot.voided_at = Some(now);
+        lot.updated = now;
+        self.write_off(key, EntryKind::Voided, now);
+        Ok(())
+    }
+
+    /// Fails unless the lot can still change: not voided, not expired.
+    fn check_open(&self, key: Key, now: Nanos) -> Result<(), LotError> {
+        let lot = self.lots.get(&key).ok_or(LotError::NotFound)?;
+        if lot.voided_at.is_some() {
+            return Err(LotError::AlreadyVoided);
+        }
+        if lot.is_expired(now) {
+            return Err(LotError::AlreadyExpired);
+        }
+        Ok(())
+    }
+
+    /// The lot's clock domain and its now, after posting anything due there.
+    fn lot_domain_now(&mut self, key: Key) -> Result<(Domain, Nanos), LotError> {
+        let lot = self.lots.get(&key).ok_or(LotError::NotFound)?;
+        let domain = match lot.test_clock {
+            Some(c) if self.test_clocks.contains_key(&c) => Domain::Clock(c),
+            _ => Domain::Tenant,
+        };
+        let now = self.now_in(domain);
+        self.run_due(domain, now);
+        Ok((domain, now))
+    }
+
+    pub(crate) fn lot_mut(&mut self, key: Key) -> &mut Lot {
+        self.lots.get_mut(&key).expect("lot exists: callers look it up first")
+    }
+
+    /// Removes scheduled events of a lot that match `which`.
+    fn cancel_events(&mut self, key: Key, which: impl Fn(&Event) -> bool) {
+        let handles = std::mem::take(&mut self.lot_mut(key).pending);
+        let mut keep = Vec::new();
+        for h in handles {
+            match self.schedule.get(&h) {
+                Some(e) if which(e) => {
+                    self.schedule.remove(&h);
+                }
+                Some(_) => keep.push(h),
+                None => {}
+            }
+        }
+        self.lot_mut(key).pending = keep;
+    }
+
+    /// Lots of a customer sorted in spending order, filtered by `keep`.
+    pub fn lots_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Vec<Key> {
+        let mut lots: Vec<&Lot> = self
+            .lots_by_customer
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.lots.get(k))
+            .filter(|l| keep(l))
+            .collect();
+        lots.sort_by(|a, b| Lot::spend_order(a, b));
+        lots.into_iter().map(|l| l.key).collect()
+    }
+}

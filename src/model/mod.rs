@@ -1,0 +1,89 @@
+//! The canonical model: tenants, customers, grants, lots, the ledger, clocks and invoices.
+//!
+//! Nothing here knows HTTP, forms, JSON field names, or either API's words for things. Facades
+//! (`stripe`, `native`) parse requests into calls on a [`Tenant`] and render what it returns.
+//!
+//! The shape, in one paragraph: a [`Tenant`] is one isolated world named by an API key. A
+//! [`Customer`] can hold [`Lot`]s: one allotment of credit each (a Stripe credit grant is exactly one
+//! lot). Every movement of credit is an append-only [`Entry`] against a lot; a lot's remaining balance
+//! is the sum of its entries, kept up to date by the single function that appends them. Entries that
+//! are due at a time (credits becoming effective, expiring) sit in a schedule per time [`Domain`] and
+//! are posted in time order when that domain's clock reaches them.
+
+mod customer;
+mod invoice;
+mod ledger;
+mod lot;
+pub mod money;
+mod tenant;
+mod test_clock;
+
+pub use customer::{Customer, CustomerChanges, NewCustomer};
+pub use invoice::{Invoice, InvoiceLine, InvoiceStatus, NewInvoiceLine};
+pub use ledger::{Balance, Entry, EntryKind, Event};
+pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
+pub use money::Currency;
+pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
+pub use test_clock::{TestClock, TestClockError};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+use crate::idempotency::IdempotencyStore;
+
+/// Key–value metadata in insertion order.
+pub type Metadata = indexmap::IndexMap<String, String>;
+
+/// One tenant's state and its idempotency records, each behind its own lock so that an idempotent
+/// replay never waits for the model.
+#[derive(Debug)]
+pub struct TenantCell {
+    /// The world itself.
+    pub state: Mutex<Tenant>,
+    /// Stored responses for idempotent POSTs.
+    pub idempotency: Mutex<IdempotencyStore>,
+}
+
+/// Every tenant, created on first use of its key.
+#[derive(Debug)]
+pub struct Store {
+    seed: Option<u64>,
+    tenants: DashMap<String, Arc<TenantCell>>,
+}
+
+impl Store {
+    /// An empty store. With `seed`, ids are deterministic per tenant.
+    pub fn new(seed: Option<u64>) -> Self {
+        Store {
+            seed,
+            tenants: DashMap::new(),
+        }
+    }
+
+    /// The tenant named `key`, created empty if this is the first time it is seen.
+    pub fn tenant(&self, key: &str) -> Arc<TenantCell> {
+        if let Some(t) = self.tenants.get(key) {
+            return t.clone();
+        }
+        self.tenants
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                Arc::new(TenantCell {
+                    state: Mutex::new(Tenant::new(key, self.seed)),
+                    idempotency: Mutex::new(IdempotencyStore::default()),
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets a tenant entirely; the next request with its key starts from nothing.
+    pub fn reset(&self, key: &str) -> bool {
+        self.tenants.remove(key).is_some()
+    }
+
+    /// Number of tenants that exist.
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.len()
+    }
+}

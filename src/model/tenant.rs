@@ -1,0 +1,184 @@
+//! One isolated world: its objects, their indexes, and its clocks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Customer, Entry, Event, Invoice, Lot, TestClock};
+use crate::ids::{IdGen, Key};
+use crate::time::{real_now, to_millis, Nanos};
+
+/// Which clock a customer lives on: the tenant's own, or one Stripe test clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Domain {
+    /// The tenant's clock ([`TenantClock`]).
+    Tenant,
+    /// A test clock; time only moves when the clock is advanced.
+    Clock(Key),
+}
+
+/// The tenant's own notion of now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantClock {
+    /// The operating system's clock.
+    Real,
+    /// Stopped at this instant until moved.
+    Frozen(Nanos),
+}
+
+/// Why the tenant clock refused to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantClockError {
+    /// Time only goes forward; `now` is where it is.
+    Backwards { now: Nanos },
+}
+
+/// One tenant's world. Fields are public for the facades to read; changes go through methods so that
+/// indexes and the ledger stay consistent.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The API key that names this world.
+    pub name: String,
+    pub(crate) ids: IdGen,
+    /// The tenant's clock.
+    pub clock: TenantClock,
+    /// Every customer, deleted ones included (as tombstones), by key.
+    pub customers: BTreeMap<Key, Customer>,
+    /// Live customers not on a test clock (Stripe lists only these by default).
+    pub customers_unclocked: BTreeSet<Key>,
+    /// Live customers per test clock.
+    pub customers_by_clock: HashMap<Key, BTreeSet<Key>>,
+    /// Live customers per exact email.
+    pub customers_by_email: HashMap<String, BTreeSet<Key>>,
+    /// Every lot (Stripe credit grant) by key.
+    pub lots: BTreeMap<Key, Lot>,
+    /// Lots per customer.
+    pub lots_by_customer: HashMap<Key, BTreeSet<Key>>,
+    /// The ledger: every entry by key (keys are time-ordered).
+    pub entries: BTreeMap<Key, Entry>,
+    /// Entries per customer.
+    pub entries_by_customer: HashMap<Key, BTreeSet<Key>>,
+    /// Entries per lot.
+    pub entries_by_lot: HashMap<Key, BTreeSet<Key>>,
+    /// Entries not yet due, per time domain, in time order.
+    pub schedule: BTreeMap<(Domain, Nanos, Key), Event>,
+    /// Stripe test clocks.
+    pub test_clocks: BTreeMap<Key, TestClock>,
+    /// Invoices that spent credits.
+    pub invoices: BTreeMap<Key, Invoice>,
+}
+
+impl Tenant {
+    /// An empty world named `name`.
+    pub fn new(name: &str, seed: Option<u64>) -> Self {
+        Tenant {
+            name: name.to_string(),
+            ids: IdGen::new(seed, name),
+            clock: TenantClock::Real,
+            customers: BTreeMap::new(),
+            customers_unclocked: BTreeSet::new(),
+            customers_by_clock: HashMap::new(),
+            customers_by_email: HashMap::new(),
+            lots: BTreeMap::new(),
+            lots_by_customer: HashMap::new(),
+            entries: BTreeMap::new(),
+            entries_by_customer: HashMap::new(),
+            entries_by_lot: HashMap::new(),
+            schedule: BTreeMap::new(),
+            test_clocks: BTreeMap::new(),
+            invoices: BTreeMap::new(),
+        }
+    }
+
+    /// A fresh key for a new object.
+    pub fn next_key(&mut self) -> Key {
+        self.ids.next(to_millis(real_now()))
+    }
+
+    /// The tenant clock's now.
+    pub fn tenant_now(&self) -> Nanos {
+        match self.clock {
+            TenantClock::Real => real_now(),
+            TenantClock::Frozen(t) => t,
+        }
+    }
+
+    /// Now, in a domain.
+    pub fn now_in(&self, domain: Domain) -> Nanos {
+        match domain {
+            Domain::Tenant => self.tenant_now(),
+            Domain::Clock(k) => self
+                .test_clocks
+                .get(&k)
+                .map(|c| c.frozen_time)
+                .unwrap_or_else(|| self.tenant_now()),
+        }
+    }
+
+    /// The domain a customer lives in.
+    pub fn domain_of(&self, customer: Key) -> Domain {
+        match self.customers.get(&customer).and_then(|c| c.test_clock) {
+            Some(clock) => Domain::Clock(clock),
+            None => Domain::Tenant,
+        }
+    }
+
+    /// Now, for a customer.
+    pub fn now_for(&self, customer: Key) -> Nanos {
+        self.now_in(self.domain_of(customer))
+    }
+
+    /// Posts everything due on the tenant clock. Facades call this before serving a request, so the
+    /// state they read is the state at "now" even though nothing runs in the background.
+    pub fn catch_up(&mut self) {
+        let now = self.tenant_now();
+        self.run_due(Domain::Tenant, now);
+    }
+
+    /// Freezes the tenant clock at `to`, or moves it there; never backwards.
+    pub fn freeze_clock(&mut self, to: Nanos) -> Result<(), TenantClockError> {
+        let now = self.tenant_now();
+        if to < now {
+            return Err(TenantClockError::Backwards { now });
+        }
+        self.clock = TenantClock::Frozen(to);
+        self.run_due(Domain::Tenant, to);
+        Ok(())
+    }
+
+    /// Returns the tenant clock to real time, if that does not move it backwards.
+    pub fn unfreeze_clock(&mut self) -> Result<(), TenantClockError> {
+        let now = self.tenant_now();
+        if real_now() < now {
+            return Err(TenantClockError::Backwards { now });
+        }
+        self.clock = TenantClock::Real;
+        self.catch_up();
+        Ok(())
+    }
+
+    /// Adds `event` to the schedule of `domain` at `at`; returns its handle for cancelling.
+    pub(crate) fn schedule_event(
+        &mut self,
+        domain: Domain,
+        at: Nanos,
+        event: Event,
+    ) -> (Domain, Nanos, Key) {
+        let handle = (domain, at, self.next_key());
+        self.schedule.insert(handle, event);
+        handle
+    }
+
+    /// Posts every event of `domain` due at or before `until`, in time order. An event may schedule
+    /// further events; those inside the window are posted in the same call.
+    pub(crate) fn run_due(&mut self, domain: Domain, until: Nanos) {
+        loop {
+            let next = self
+                .schedule
+                .range((domain, Nanos::MIN, 0)..=(domain, until, Key::MAX))
+                .next()
+                .map(|(k, e)| (*k, e.clone()));
+            let Some((handle, event)) = next else { break };
+            self.schedule.remove(&handle);
+            self.fire(event, handle.1);
+        }
+    }
+}

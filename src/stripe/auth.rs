@@ -1,0 +1,113 @@
+//! Stripe authentication: which tenant a request belongs to, or Stripe's own 401.
+
+use base64::Engine;
+
+use super::error::StripeError;
+use crate::http::Request;
+
+const NO_KEY: &str = "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
+
+/// The API key of a request, if it is a test key the emulator accepts.
+pub fn authenticate(req: &Request) -> Result<String, StripeError> {
+    // A header that is absent or not visible ASCII carries no usable key.
+    let Some(header) = req.header("authorization") else {
+        return Err(unauthorized(NO_KEY.to_string()));
+    };
+    let key = key_from_header(header).ok_or_else(|| unauthorized(NO_KEY.to_string()))?;
+    check_key(&key)?;
+    Ok(key)
+}
+
+/// Extracts the key from `Bearer KEY` or `Basic base64(KEY:)`.
+fn key_from_header(header: &str) -> Option<String> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return (!rest.is_empty()).then(|| rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())?;
+        let user = decoded.split(':').next().unwrap_or("");
+        return (!user.is_empty()).then(|| user.to_string());
+    }
+    None
+}
+
+/// Accepts test secret and restricted keys; refuses live keys, publishable keys and anything else.
+pub fn check_key(key: &str) -> Result<(), StripeError> {
+    const TEST: [&str; 2] = ["sk_test_", "rk_test_"];
+    const LIVE: [&str; 2] = ["sk_live_", "rk_live_"];
+    if let Some(p) = TEST.iter().find(|p| key.starts_with(*p)) {
+        let rest = &key[p.len()..];
+        if !rest.is_empty() && rest.len() <= 255 && rest.bytes().all(|b| b.is_ascii_graphic()) {
+            return Ok(());
+        }
+    }
+    if LIVE.iter().any(|p| key.starts_with(p)) {
+        return Err(unauthorized(format!(
+            "The credit emulator never accepts live keys ({}). Use a test key such as sk_test_123; each test key is its own isolated world.",
+            mask(key)
+        )));
+    }
+    if key.starts_with("pk_") {
+        return Err(unauthorized(
+            "This API call cannot be made with a publishable API key. Please use a secret API key. You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.".to_string(),
+        ));
+    }
+    Err(unauthorized(format!("Invalid API Key provided: {}", mask(key))))
+}
+
+/// Masks a key as Stripe does: the `xx_test_` prefix and the last four characters stay.
+pub fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().take(300).collect();
+    let prefix_len = ["sk_test_", "rk_test_", "sk_live_", "rk_live_", "pk_test_", "pk_live_"]
+        .iter()
+        .find(|p| key.starts_with(*p))
+        .map(|p| p.len())
+        .unwrap_or(0);
+    if chars.len() <= prefix_len + 4 {
+        return chars.iter().collect();
+    }
+    let tail = chars.len() - 4;
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < prefix_len || i >= tail { *c } else { '*' })
+        .collect()
+}
+
+fn unauthorized(message: String) -> StripeError {
+    let mut e = StripeError::invalid(message).status(401);
+    e.headers
+        .push(("www-authenticate", "Basic realm=\"Stripe\"".to_string()));
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_like_stripe() {
+        assert_eq!(mask("sk_test_abcdefghAso0"), "sk_test_********Aso0");
+        assert_eq!(mask("foo"), "foo");
+        assert_eq!(mask("abcdefgh"), "****efgh");
+    }
+
+    #[test]
+    fn keys() {
+        assert!(check_key("sk_test_1").is_ok());
+        assert!(check_key("rk_test_1").is_ok());
+        assert!(check_key("sk_test_").is_err());
+        assert!(check_key("sk_live_1").unwrap_err().message.contains("never accepts live keys"));
+        assert!(check_key("pk_test_1").unwrap_err().message.contains("publishable"));
+        assert_eq!(key_from_header("Bearer sk_test_1").as_deref(), Some("sk_test_1"));
+        // "sk_test_1:" in base64
+        assert_eq!(key_from_header("Basic c2tfdGVzdF8xOg==").as_deref(), Some("sk_test_1"));
+        assert_eq!(key_from_header("Token x"), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! `/v1/billing/credit_grants`: a credit grant is one lot of the model.
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use super::error::{StripeError, StripeResult};
+use super::params::{
+    apply_metadata, get_expand, get_int, get_metadata, get_obj, get_str, list_items, opt, req,
+    validate, Field, Spec, EXPAND, LIST_FIELDS,
+};
+use super::{customers, expand, ids, list, Ctx};
+use crate::form::Node;
+use crate::ids::Key;
+use crate::model::money::{self, to_minor_i64};
+use crate::model::{
+    Applicability, Category, Currency, Lot, LotError, LotOrigin, Metadata, NewLot, Tenant,
+};
+use crate::time::{from_secs, to_secs};
+
+const HINT: &str = "";
+
+const MONETARY: &[Field] = &[
+    req("currency", Spec::Str(5000)),
+    req("value", Spec::Int),
+];
+const AMOUNT: &[Field] = &[
+    opt("monetary", Spec::Obj(MONETARY)),
+    req("type", Spec::Enum(&["monetary"])),
+];
+const PRICE: &[Field] = &[req("id", Spec::Str(5000))];
+const SCOPE: &[Field] = &[
+    opt("price_type", Spec::Enum(&["metered"])),
+    opt("prices", Spec::Array(&Spec::Obj(PRICE), 20)),
+];
+const APPLICABILITY: &[Field] = &[req("scope", Spec::Obj(SCOPE))];
+
+const CREATE: &[Field] = &[
+    req("amount", Spec::Obj(AMOUNT)),
+    req("applicability_config", Spec::Obj(APPLICABILITY)),
+    opt("category", Spec::Enum(&["paid", "promotional"])),
+    opt("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    opt("effective_at", Spec::Int),
+    EXPAND,
+    opt("expires_at", Spec::Int),
+    opt("metadata", Spec::Metadata),
+    opt("name", Spec::Str(100)),
+    opt("priority", Spec::Int),
+];
+
+const UPDATE: &[Field] = &[
+    EXPAND,
+    opt("expires_at", Spec::TsOrEmpty),
+    opt("metadata", Spec::Metadata),
+];
+
+const LIST: &[Field] = &[
+    opt("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    LIST_FIELDS[0],
+    LIST_FIELDS[1],
+    LIST_FIELDS[2],
+    LIST_FIELDS[3],
+];
+
+const ONLY_EXPAND: &[Field] = &[EXPAND];
+const EXPANDABLE: &[&str] = &["customer", "test_clock"];
+const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.test_clock"];
+
+/// The `{monetary: {currency, value}, type: "monetary"}` object for an amount in minor units.
+pub fn amount_json(currency: Currency, minor: Decimal) -> Value {
+    json!({
+        "monetary": {"currency": currency.as_str(), "value": to_minor_i64(minor)},
+        "type": "monetary",
+    })
+}
+
+/// Renders a lot as a `billing.credit_grant`.
+pub fn render(lot: &Lot) -> Value {
+    let scope = match &lot.applicability {
+        Applicability::Metered => json!({"price_type": "metered"}),
+        Applicability::Prices(prices) => {
+            json!({"prices": prices.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()})
+        }
+    };
+    json!({
+        "id": ids::render(ids::CREDIT_GRANT, lot.key),
+        "object": "billing.credit_grant",
+        "amount": amount_json(lot.currency, lot.amount),
+        "applicability_config": {"scope": scope},
+        "category": match lot.category { Category::Paid => "paid", Category::Promotional => "promotional" },
+        "created": to_secs(lot.created),
+        "customer": ids::render(ids::CUSTOMER, lot.customer),
+        "customer_account": null,
+        "effective_at": to_secs(lot.effective_at),
+        "expires_at": lot.expires_at.map(to_secs),
+        "livemode": false,
+        "metadata": lot.metadata,
+        "name": lot.name,
+        "priority": lot.priority,
+        "test_clock": lot.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
+        "updated": to_secs(lot.updated),
+        "voided_at": lot.voided_at.map(to_secs),
+    })
+}
+
+fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
+    ids::key_of(id, ids::CREDIT_GRANT)
+        .filter(|k| tenant.lots.contains_key(k))
+        .ok_or_else(|| StripeError::no_such("credit grant", id, "id", 404))
+}
+
+fn respond(ctx: &Ctx, key: Key) -> Value {
+    let mut v = render(&ctx.tenant.lots[&key]);
+    super::expand_in(ctx.tenant, &mut v, &get_expand(ctx.params));
+    v
+}
+
+fn lot_error(e: LotError, id: &str) -> StripeError {
+    let message = match e {
+        LotError::NotFound => return StripeError::no_such("credit grant", id, "id", 404),
+        LotError::AlreadyVoided => "This credit grant has already been voided.",
+        LotError::AlreadyExpired => "This credit grant has already expired.",
+        LotError::AppliedToInvoice => {
+            "This credit grant has been applied to an invoice and cannot be voided. You can only void a credit grant that hasn't been applied to any invoice."
+        }
+    };
+    StripeError::invalid(message).executed()
+}
+
+/// A unix timestamp parameter as model time, or a clear error if it is outside the supported range.
+fn timestamp(secs: i64, param: &str) -> StripeResult<i64> {
+    from_secs(secs).ok_or_else(|| {
+        StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
+            .param(param)
+            .code("parameter_invalid_integer")
+    })
+}
+
+/// `POST /v1/billing/credit_grants`.
+pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
+    validate(ctx.params, CREATE, HINT)?;
+    let p = ctx.params;
+    expand::check(&get_expand(p), EXPANDABLE)?;
+
+    let amount = get_obj(p, "amount").ok_or_else(|| StripeError::missing_param("amount"))?;
+    let monetary = get_obj(amount, "monetary")
+        .ok_or_else(|| StripeError::missing_param("amount[monetary]"))?;
+    let code = get_str(monetary, "currency").unwrap_or("");
+    let currency = Currency::parse(code).ok_or_else(|| {
+        StripeError::invalid(format!(
+            "Invalid currency: {}. Stripe currently supports these currencies: {}",
+            super::error::shorten(&code.to_ascii_lowercase()),
+            money::supported().join(", ")
+        ))
+        .param("amount[monetary][currency]")
+    })?;
+    let value = get_int(monetary, "value").unwrap_or(0);
+    if value < 1 {
+        return Err(
+            StripeError::invalid("This value must be greater than or equal to 1.")
+                .param("amount[monetary][value]")
+                .code("parameter_invalid_integer"),
+        );
+    }
+
+    let applicability = applicability(p)?;
+
+    let priority = get_int(p, "priority").unwrap_or(50);
+    if !(0..=100).contains(&priority) {
+        let bound = if priority < 0 {
+            "greater than or equal to 0"
+        } else {
+            "less than or equal to 100"
+        };
+        return Err(StripeError::invalid(format!("This value must be {bound}."))
+            .param("priority")
+            .code("parameter_invalid_integer"));
+    }
+
+    let customer_id = get_str(p, "customer")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| StripeError::missing_param("customer"))?;
+    let customer = customers::lookup_param(ctx.tenant, customer_id, "customer")?;
+
+    let effective_at = get_int(p, "effective_at")
+        .map(|s| timestamp(s, "effective_at"))
+        .transpose()?;
+    let expires_at = get_int(p, "expires_at")
+        .map(|s| timestamp(s, "expires_at"))
+        .transpose()?;
+    let effective = effective_at.unwrap_or_else(|| ctx.tenant.now_for(customer));
+    if let Some(exp) = expires_at {
+        if exp <= effective {
+            return Err(StripeError::invalid(
+                "The expires_at timestamp must be after the effective_at timestamp.",
+            )
+            .param("expires_at"));
+        }
+    }
+
+    let metadata = match get_metadata(p, "metadata") {
+        Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+        None => Metadata::new(),
+    };
+    let category = match get_str(p, "category") {
+        Some("promotional") => Category::Promotional,
+        _ => Category::Paid,
+    };
+    let key = ctx.tenant.create_lot(NewLot {
+        customer,
+        currency,
+        amount: Decimal::from(value),
+        category,
+        applicability,
+        priority: Some(priority),
+        name: get_str(p, "name").filter(|s| !s.is_empty()).map(str::to_string),
+        metadata,
+        effective_at,
+        expires_at,
+        origin: LotOrigin::Stripe,
+    });
+    Ok(respond(ctx, key))
+}
+
+/// Reads `applicability_config[scope]`: exactly one of `price_type` and `prices`.
+fn applicability(p: &crate::form::Params) -> StripeResult<Applicability> {
+    let scope = get_obj(p, "applicability_config")
+        .and_then(|a| get_obj(a, "scope"))
+        .ok_or_else(|| StripeError::missing_param("applicability_config[scope]"))?;
+    let price_type = get_str(scope, "price_type").filter(|s| !s.is_empty());
+    let prices: Vec<String> = scope
+        .get("prices")
+        .map(|n| {
+            list_items(n)
+                .into_iter()
+                .filter_map(|item| match item {
+                    Node::Map(m) => get_str(m, "id").map(str::to_string),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    match (price_type, prices.is_empty()) {
+        (Some(_), false) => Err(StripeError::invalid(
+            "You may only specify one of these parameters: price_type, prices.",
+        )
+        .param("applicability_config[scope]")),
+        (Some(_), true) => Ok(Applicability::Metered),
+        (None, false) => {
+            if let Some(bad) = prices.iter().position(|id| id.is_empty()) {
+                return Err(StripeError::missing_param(&format!(
+                    "applicability_config[scope][prices][{bad}][id]"
+                )));
+            }
+            Ok(Applicability::Prices(prices))
+        }
+        (None, true) => Err(StripeError::invalid(
+            "You must specify exactly one of these parameters: price_type, prices.",
+        )
+        .param("applicability_config[scope]")),
+    }
+}
+
+/// `GET /v1/billing/credit_grants/{id}`.
+pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, ONLY_EXPAND, HINT)?;
+    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
+    let key = lookup(ctx.tenant, id)?;
+    Ok(respond(ctx, key))
+}
+
+/// `POST /v1/billing/credit_grants/{id}`: only `expires_at` and `metadata` change.
+pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, UPDATE, HINT)?;
+    let p = ctx.params;
+    expand::check(&get_expand(p), EXPANDABLE)?;
+    let key = lookup(ctx.tenant, id)?;
+    let lot = &ctx.tenant.lots[&key];
+    if lot.voided_at.is_some() {
+        return Err(StripeError::invalid(
+            "This credit grant has been voided and cannot be updated.",
+        )
+        .executed());
+    }
+    let metadata = match get_metadata(p, "metadata") {
+        Some(u) => Some(apply_metadata(&lot.metadata, u, "metadata")?),
+        None => None,
+    };
+    let expiry = match get_str(p, "expires_at") {
+        None => None,
+        Some("") => Some(None),
+        Some(_) => {
+            let at = timestamp(get_int(p, "expires_at").unwrap_or(0), "expires_at")?;
+            if at <= lot.effective_at {
+                return Err(StripeError::invalid(
+                    "The expires_at timestamp must be after the effective_at timestamp.",
+                )
+                .param("expires_at"));
+            }
+            Some(Some(at))
+        }
+    };
+    if let Some(expiry) = expiry {
+        ctx.tenant
+            .set_lot_expiry(key, expiry)
+            .map_err(|e| lot_error(e, id))?;
+    }
+    if let Some(m) = metadata {
+        ctx.tenant
+            .set_lot_metadata(key, m)
+            .map_err(|e| lot_error(e, id))?;
+    }
+    Ok(respond(ctx, key))
+}
+
+/// `POST /v1/billing/credit_grants/{id}/expire`.
+pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, ONLY_EXPAND, HINT)?;
+    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
+    let key = lookup(ctx.tenant, id)?;
+    ctx.tenant.expire_lot(key).map_err(|e| lot_error(e, id))?;
+    Ok(respond(ctx, key))
+}
+
+/// `POST /v1/billing/credit_grants/{id}/void`.
+pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, ONLY_EXPAND, HINT)?;
+    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
+    let key = lookup(ctx.tenant, id)?;
+    ctx.tenant.void_lot(key).map_err(|e| lot_error(e, id))?;
+    Ok(respond(ctx, key))
+}
+
+/// `GET /v1/billing/credit_grants`, optionally for one customer.
+pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
+    validate(ctx.params, LIST, HINT)?;
+    let expand_paths = get_expand(ctx.params);
+    expand::check(&expand_paths, LIST_EXPANDABLE)?;
+    let t = &*ctx.tenant;
+    let page = list::page(ctx.params, "credit grant", |id| {
+        ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lots.contains_key(k))
+    })?;
+    let (keys, more) = match get_str(ctx.params, "customer").filter(|s| !s.is_empty()) {
+        Some(id) => {
+            let customer = ids::key_of(id, ids::CUSTOMER)
+                .filter(|k| t.customers.contains_key(k))
+                .ok_or_else(|| StripeError::no_such("customer", id, "customer", 400))?;
+            match t.lots_by_customer.get(&customer) {
+                Some(set) => list::paginate(|a, b| set.range((a, b)).copied(), &page, |_| true),
+                None => (Vec::new(), false),
+            }
+        }
+        None => list::paginate(|a, b| t.lots.range((a, b)).map(|(k, _)| *k), &page, |_| true),
+    };
+    let data = keys.iter().map(|k| render(&t.lots[k])).collect();
+    let mut v = list::render(data, more, "/v1/billing/credit_grants");
+    super::expand_in(t, &mut v, &expand_paths);
+    Ok(v)
+}

@@ -1,0 +1,284 @@
+//! The Stripe facade: form-encoded requests in, Stripe JSON out.
+//!
+//! [`handle`] authenticates, decodes the query string and body into one parameter tree, applies the
+//! idempotency layer to POSTs, locks the tenant, posts whatever is due on its clock, and routes to one
+//! resource module. Each resource module declares its parameters (`params::Field` tables), reads them,
+//! calls the model and renders the result.
+
+pub mod auth;
+pub mod credit_grants;
+pub mod customers;
+pub mod error;
+pub mod expand;
+pub mod ids;
+pub mod list;
+pub mod params;
+pub mod test_clocks;
+
+use std::hash::{Hash, Hasher};
+
+use hyper::Method;
+use serde_json::Value;
+
+use crate::form::{self, FormError, Node, Params};
+use crate::http::{Reply, Request};
+use crate::idempotency::Claim;
+use crate::model::Tenant;
+use crate::server::App;
+use error::{StripeError, StripeResult};
+
+/// Everything a resource handler needs.
+pub struct Ctx<'a> {
+    /// The caller's world, locked, with its clock caught up.
+    pub tenant: &'a mut Tenant,
+    /// Query string and body, decoded together.
+    pub params: &'a Params,
+    /// The request's path (for list `url`s).
+    pub path: &'a str,
+}
+
+/// Serves one Stripe request.
+pub fn handle(app: &App, req: &Request) -> Reply {
+    let reply = match serve(app, req) {
+        Ok(reply) => reply,
+        Err(e) => e.reply(),
+    };
+    finish_headers(req, reply)
+}
+
+fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
+    let key = auth::authenticate(req)?;
+    let params = decode(app, req)?;
+    let cell = app.store.tenant(&key);
+    let idempotency_key = match req.header("idempotency-key") {
+        Some(k) if req.method == Method::POST => {
+            if k.len() > 255 {
+                return Err(StripeError::invalid(
+                    "Idempotency keys can be at most 255 characters long.",
+                ));
+            }
+            Some(k.to_string())
+        }
+        _ => None,
+    };
+    if let Some(k) = &idempotency_key {
+        let fp = fingerprint(req, &params);
+        let claim = cell.idempotency.lock().claim(k, fp);
+        match claim {
+            Claim::Proceed => {}
+            Claim::Replay { status, body } => {
+                return Ok(Reply {
+                    status,
+                    content_type: "application/json",
+                    headers: vec![("idempotent-replayed", "true".to_string())],
+                    body,
+                });
+            }
+            Claim::Mismatch => {
+                let mut e = StripeError::invalid(format!(
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{k}' if you meant to execute a different request."
+                ));
+                e.kind = "idempotency_error";
+                return Err(e);
+            }
+            Claim::InFlight => {
+                return Err(StripeError::invalid(format!(
+                    "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {k}. Please try again later."
+                ))
+                .code("idempotency_key_in_use")
+                .status(409));
+            }
+        }
+    }
+    // Releases the claim if the handler panics, so a retry is not locked out for a day.
+    struct Release<'a> {
+        cell: &'a crate::model::TenantCell,
+        key: Option<&'a str>,
+    }
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            if let Some(k) = self.key {
+                self.cell.idempotency.lock().abandon(k);
+            }
+        }
+    }
+    let mut release = Release {
+        cell: &cell,
+        key: idempotency_key.as_deref(),
+    };
+    let result = {
+        let mut tenant = cell.state.lock();
+        tenant.catch_up();
+        let mut ctx = Ctx {
+            tenant: &mut tenant,
+            params: &params,
+            path: &req.path,
+        };
+        route(&mut ctx, req)
+    };
+    let (reply, store) = match result {
+        Ok(value) => (Reply::json(200, &value), true),
+        Err(e) => (e.reply(), e.executed),
+    };
+    if let (Some(k), true) = (release.key, store) {
+        cell.idempotency
+            .lock()
+            .finish(k, reply.status, reply.body.clone());
+        release.key = None;
+    }
+    Ok(reply)
+}
+
+/// Adds the headers every Stripe response carries.
+fn finish_headers(req: &Request, mut reply: Reply) -> Reply {
+    if let Some(v) = req.header("stripe-version") {
+        reply.headers.push(("stripe-version", v.to_string()));
+    }
+    if req.method == Method::POST {
+        if let Some(k) = req.header("idempotency-key") {
+            reply.headers.push(("idempotency-key", k.to_string()));
+        }
+    }
+    reply
+}
+
+/// Decodes the query string and, for form bodies, the body into one tree.
+fn decode(app: &App, req: &Request) -> StripeResult<Params> {
+    let mut params = Params::new();
+    let mut count = 0;
+    let limits = &app.config.form;
+    if let Some(q) = &req.query {
+        form::parse_into(&mut params, q.as_bytes(), limits, &mut count).map_err(form_error)?;
+    }
+    if !req.body.is_empty() {
+        let content_type = req.header("content-type").unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !mime.is_empty() && !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(StripeError::invalid(format!(
+                "Invalid request: unsupported Content-Type {}. If error persists and you need assistance, please contact support@stripe.com.",
+                error::shorten(content_type)
+            )));
+        }
+        form::parse_into(&mut params, &req.body, limits, &mut count).map_err(form_error)?;
+    }
+    Ok(params)
+}
+
+fn form_error(e: FormError) -> StripeError {
+    match e {
+        FormError::BadEncoding => StripeError::invalid(
+            "Invalid request: the parameters are not valid application/x-www-form-urlencoded data (a '%' escape is broken, or the decoded bytes are not UTF-8).",
+        ),
+        FormError::TooManyParams { limit } => StripeError::invalid(format!(
+            "Invalid request: too many parameters (the emulator accepts at most {limit} per request)."
+        )),
+        FormError::TooDeep { param, limit } => StripeError::invalid(format!(
+            "Invalid request: the parameter {param} is nested too deeply (the emulator accepts at most {limit} levels of brackets)."
+        ))
+        .param(param),
+        FormError::Conflict { param } => StripeError::invalid(format!(
+            "Invalid request: the parameter {param} was sent both as a single value and as a hash or array."
+        ))
+        .param(param),
+    }
+}
+
+/// A hash of the method, path and parameters, insensitive to parameter order.
+fn fingerprint(req: &Request, params: &Params) -> u64 {
+    fn walk(prefix: &str, node: &Node, out: &mut Vec<(String, String)>) {
+        match node {
+            Node::Value(v) => out.push((prefix.to_string(), v.clone())),
+            Node::Map(m) => {
+                for (k, v) in m {
+                    walk(&format!("{prefix}[{k}]"), v, out);
+                }
+            }
+            Node::List(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(&format!("{prefix}[{i}]"), v, out);
+                }
+            }
+        }
+    }
+    let mut pairs = Vec::new();
+    for (k, v) in params {
+        walk(k, v, &mut pairs);
+    }
+    pairs.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.method.as_str().hash(&mut h);
+    req.path.hash(&mut h);
+    pairs.hash(&mut h);
+    h.finish()
+}
+
+/// Checks that a path id is of a sane length before any lookup.
+fn path_id<'a>(id: &'a str, method: &Method, path: &str) -> StripeResult<&'a str> {
+    if id.is_empty() || id.len() > 5000 {
+        return Err(StripeError::unrecognized(method.as_str(), path));
+    }
+    Ok(id)
+}
+
+fn route(ctx: &mut Ctx, req: &Request) -> StripeResult<Value> {
+    let segments = req.segments();
+    let m = &req.method;
+    let p = req.path.as_str();
+    use Method as M;
+    match (m, segments.as_slice()) {
+        (&M::POST, ["v1", "customers"]) => customers::create(ctx),
+        (&M::GET, ["v1", "customers"]) => customers::list(ctx),
+        (&M::GET, ["v1", "customers", id]) => customers::retrieve(ctx, path_id(id, m, p)?),
+        (&M::POST, ["v1", "customers", id]) => customers::update(ctx, path_id(id, m, p)?),
+        (&M::DELETE, ["v1", "customers", id]) => customers::delete(ctx, path_id(id, m, p)?),
+
+        (&M::POST, ["v1", "billing", "credit_grants"]) => credit_grants::create(ctx),
+        (&M::GET, ["v1", "billing", "credit_grants"]) => credit_grants::list(ctx),
+        (&M::GET, ["v1", "billing", "credit_grants", id]) => {
+            credit_grants::retrieve(ctx, path_id(id, m, p)?)
+        }
+        (&M::POST, ["v1", "billing", "credit_grants", id]) => {
+            credit_grants::update(ctx, path_id(id, m, p)?)
+        }
+        (&M::POST, ["v1", "billing", "credit_grants", id, "expire"]) => {
+            credit_grants::expire(ctx, path_id(id, m, p)?)
+        }
+        (&M::POST, ["v1", "billing", "credit_grants", id, "void"]) => {
+            credit_grants::void(ctx, path_id(id, m, p)?)
+        }
+
+        (&M::POST, ["v1", "test_helpers", "test_clocks"]) => test_clocks::create(ctx),
+        (&M::GET, ["v1", "test_helpers", "test_clocks"]) => test_clocks::list(ctx),
+        (&M::GET, ["v1", "test_helpers", "test_clocks", id]) => {
+            test_clocks::retrieve(ctx, path_id(id, m, p)?)
+        }
+        (&M::DELETE, ["v1", "test_helpers", "test_clocks", id]) => {
+            test_clocks::delete(ctx, path_id(id, m, p)?)
+        }
+        (&M::POST, ["v1", "test_helpers", "test_clocks", id, "advance"]) => {
+            test_clocks::advance(ctx, path_id(id, m, p)?)
+        }
+        _ => Err(StripeError::unrecognized(m.as_str(), p)),
+    }
+}
+
+/// Renders the object behind an expandable field's id, for `expand[]`.
+pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
+    match field {
+        "customer" => ids::key_of(id, ids::CUSTOMER)
+            .and_then(|k| tenant.customers.get(&k))
+            .map(|c| customers::render(tenant, c)),
+        "test_clock" => ids::key_of(id, ids::TEST_CLOCK)
+            .and_then(|k| tenant.test_clocks.get(&k))
+            .map(test_clocks::render),
+        "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
+            .and_then(|k| tenant.lots.get(&k))
+            .map(credit_grants::render),
+        _ => None,
+    }
+}
+
+/// Expands `paths` in `value` against `tenant`.
+pub fn expand_in(tenant: &Tenant, value: &mut Value, paths: &[String]) {
+    expand::apply(value, paths, &|field, id| resolve(tenant, field, id));
+}

@@ -1,0 +1,520 @@
+//! Stripe parameter schemas: each endpoint declares its parameters as data, and one validator checks a
+//! decoded form tree against them the way Stripe does (every unknown parameter first, then required
+//! ones, types, enums, lengths, metadata limits, in declaration order). After validation, handlers read
+//! values with the small accessors at the bottom, which cannot fail on type.
+
+use crate::form::{Node, Params};
+
+use super::error::{shorten, StripeError, StripeResult};
+
+/// The type of one parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum Spec {
+    /// A string of at most this many characters. `""` means "unset" where the field is nullable.
+    Str(usize),
+    /// A 64-bit integer.
+    Int,
+    /// A unix timestamp, or `""` to clear the field.
+    TsOrEmpty,
+    /// `true` or `false`.
+    Bool,
+    /// One of these values.
+    Enum(&'static [&'static str]),
+    /// A hash with these fields. `""` is accepted where the hash may be cleared.
+    Obj(&'static [Field]),
+    /// Metadata: string → string, with Stripe's limits; `""` clears it.
+    Metadata,
+    /// An array of at most this many items (indexed `a[0]` or appended `a[]`).
+    Array(&'static Spec, usize),
+    /// Documented by Stripe but not modelled here; sending it is a clear 400, never silently dropped.
+    Unsupported,
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// Name at its level.
+    pub name: &'static str,
+    /// Type.
+    pub spec: Spec,
+    /// Whether it must be present.
+    pub required: bool,
+}
+
+/// An optional parameter.
+pub const fn opt(name: &'static str, spec: Spec) -> Field {
+    Field {
+        name,
+        spec,
+        required: false,
+    }
+}
+
+/// A required parameter.
+pub const fn req(name: &'static str, spec: Spec) -> Field {
+    Field {
+        name,
+        spec,
+        required: true,
+    }
+}
+
+/// `expand[]`, accepted everywhere.
+pub const EXPAND: Field = opt("expand", Spec::Array(&Spec::Str(5000), 100));
+
+/// The three pagination parameters plus `expand[]`.
+pub const LIST_FIELDS: [Field; 4] = [
+    opt("limit", Spec::Int),
+    opt("starting_after", Spec::Str(5000)),
+    opt("ending_before", Spec::Str(5000)),
+    EXPAND,
+];
+
+/// Two parameter tables as one (for endpoints that share a block of parameters). `N` must be `A + B`.
+pub const fn join<const A: usize, const B: usize, const N: usize>(
+    a: [Field; A],
+    b: [Field; B],
+) -> [Field; N] {
+    assert!(A + B == N, "join: N must be A + B");
+    let mut out = [EXPAND; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < B {
+        out[A + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
+/// Stripe's metadata limits.
+const METADATA_KEYS: usize = 50;
+const METADATA_KEY_LEN: usize = 40;
+const METADATA_VALUE_LEN: usize = 500;
+
+/// Validates `params` against `fields` (top level).
+pub fn validate(params: &Params, fields: &[Field], unsupported_hint: &str) -> StripeResult<()> {
+    check_unknown(params, fields, "", unsupported_hint)?;
+    check_fields(params, fields, "")
+}
+
+fn path_of(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}[{name}]")
+    }
+}
+
+/// Pass one: any name that is not declared is reported, deepest path spelled in full.
+fn check_unknown(params: &Params, fields: &[Field], prefix: &str, hint: &str) -> StripeResult<()> {
+    for (name, node) in params {
+        let path = path_of(prefix, name);
+        let Some(field) = fields.iter().find(|f| f.name == name) else {
+            return Err(StripeError::unknown_param(&path));
+        };
+        check_unknown_node(node, &field.spec, &path, hint)?;
+    }
+    Ok(())
+}
+
+fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> StripeResult<()> {
+    match (spec, node) {
+        (Spec::Unsupported, _) => Err(StripeError::invalid(format!(
+            "The parameter {path} is not supported by the credit emulator{hint}."
+        ))
+        .param(path)),
+        (Spec::Obj(sub), Node::Map(m)) => check_unknown(m, sub, path, hint),
+        (Spec::Array(item, _), Node::Map(m)) => {
+            for (k, v) in m {
+                let p = format!("{path}[{k}]");
+                if k.parse::<usize>().is_err() {
+                    return Err(StripeError::unknown_param(&p));
+                }
+                check_unknown_node(v, item, &p, hint)?;
+            }
+            Ok(())
+        }
+        (Spec::Array(item, _), Node::List(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                check_unknown_node(v, item, &format!("{path}[{i}]"), hint)?;
+            }
+            Ok(())
+        }
+        (Spec::Metadata, _) => Ok(()),
+        // A scalar sent as a hash or array: its inner names are not parameters Stripe knows.
+        (_, Node::Map(m)) => match m.keys().next() {
+            Some(k) => Err(StripeError::unknown_param(&format!("{path}[{k}]"))),
+            None => Ok(()),
+        },
+        (Spec::Obj(_), Node::List(_)) | (_, Node::List(_)) => {
+            if matches!(spec, Spec::Obj(_)) {
+                Err(StripeError::invalid("Invalid hash").param(path))
+            } else {
+                Err(StripeError::unknown_param(&format!("{path}[]")))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Pass two: presence and types, in declaration order.
+fn check_fields(params: &Params, fields: &[Field], prefix: &str) -> StripeResult<()> {
+    for field in fields {
+        let path = path_of(prefix, field.name);
+        match params.get(field.name) {
+            None => {
+                if field.required {
+                    return Err(StripeError::missing_param(&path));
+                }
+            }
+            Some(node) => check_node(node, &field.spec, &path, field.required)?,
+        }
+    }
+    Ok(())
+}
+
+fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeResult<()> {
+    match spec {
+        Spec::Str(max) => {
+            let s = scalar(node, path)?;
+            if s.chars().count() > *max {
+                return Err(StripeError::invalid(format!(
+                    "Invalid string: {}; must be at most {max} characters",
+                    shorten(s)
+                ))
+                .param(path));
+            }
+            Ok(())
+        }
+        Spec::Int => {
+            let s = scalar(node, path)?;
+            parse_int(s)
+                .map(|_| ())
+                .ok_or_else(|| StripeError::invalid_integer(path, s))
+        }
+        Spec::TsOrEmpty => {
+            let s = scalar(node, path)?;
+            if s.is_empty() || parse_int(s).is_some() {
+                Ok(())
+            } else {
+                Err(StripeError::invalid_integer(path, s))
+            }
+        }
+        Spec::Bool => {
+            let s = scalar(node, path)?;
+            if s == "true" || s == "false" {
+                Ok(())
+            } else {
+                Err(StripeError::invalid(format!("Invalid boolean: {}", shorten(s))).param(path))
+            }
+        }
+        Spec::Enum(values) => {
+            let s = scalar(node, path)?;
+            if values.contains(&s) {
+                Ok(())
+            } else {
+                Err(StripeError::invalid(format!(
+                    "Invalid {}: must be one of {}",
+                    path,
+                    one_of(values)
+                ))
+                .param(path))
+            }
+        }
+        Spec::Obj(fields) => match node {
+            Node::Map(m) => check_fields(m, fields, path),
+            Node::Value(v) if v.is_empty() && required => Err(StripeError::missing_param(path)),
+            Node::Value(v) if v.is_empty() => Ok(()),
+            _ => Err(StripeError::invalid("Invalid hash").param(path)),
+        },
+        Spec::Metadata => check_metadata(node, path),
+        Spec::Array(item, max) => {
+            let items = match node {
+                Node::Value(v) if v.is_empty() => return Ok(()),
+                Node::Value(_) => return Err(StripeError::invalid("Invalid array").param(path)),
+                _ => list_items(node),
+            };
+            if items.len() > *max {
+                return Err(StripeError::invalid(format!(
+                    "Invalid array: {path} can have at most {max} items, but you passed {}.",
+                    items.len()
+                ))
+                .param(path));
+            }
+            for (i, n) in items.iter().enumerate() {
+                check_node(n, item, &format!("{path}[{i}]"), true)?;
+            }
+            Ok(())
+        }
+        Spec::Unsupported => Ok(()),
+    }
+}
+
+fn check_metadata(node: &Node, path: &str) -> StripeResult<()> {
+    let m = match node {
+        Node::Value(v) if v.is_empty() => return Ok(()),
+        Node::Map(m) => m,
+        _ => return Err(StripeError::invalid("Invalid hash").param(path)),
+    };
+    if m.len() > METADATA_KEYS {
+        return Err(StripeError::invalid(format!(
+            "Metadata can have up to {METADATA_KEYS} keys, but you've set {}.",
+            m.len()
+        ))
+        .param(path));
+    }
+    for (k, v) in m {
+        if k.chars().count() > METADATA_KEY_LEN {
+            return Err(StripeError::invalid(format!(
+                "Invalid key: {} must be a string under {METADATA_KEY_LEN} characters",
+                shorten(k)
+            ))
+            .param(path));
+        }
+        match v {
+            Node::Value(s) if s.chars().count() <= METADATA_VALUE_LEN => {}
+            Node::Value(s) => {
+                return Err(StripeError::invalid(format!(
+                    "Invalid val: {} must be a string under {METADATA_VALUE_LEN} characters",
+                    shorten(s)
+                ))
+                .param(path))
+            }
+            _ => {
+                return Err(StripeError::invalid(format!(
+                    "Invalid val: a hash or array for key {} must be a string under {METADATA_VALUE_LEN} characters",
+                    shorten(k)
+                ))
+                .param(path))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn scalar<'a>(node: &'a Node, path: &str) -> StripeResult<&'a str> {
+    match node {
+        Node::Value(s) => Ok(s),
+        Node::Map(_) => Err(StripeError::invalid("Invalid hash").param(path)),
+        Node::List(_) => Err(StripeError::invalid("Invalid array").param(path)),
+    }
+}
+
+/// `a or b`; `a, b, or c`.
+pub fn one_of(values: &[&str]) -> String {
+    match values {
+        [] => String::new(),
+        [a] => a.to_string(),
+        [a, b] => format!("{a} or {b}"),
+        [rest @ .., last] => format!("{}, or {last}", rest.join(", ")),
+    }
+}
+
+/// Stripe's integers: optional sign and digits, within 64 bits. `1.0`, `1e3` and ` 1` are not integers.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The items of an array node: appended lists as they are, indexed hashes in index order.
+pub fn list_items(node: &Node) -> Vec<&Node> {
+    match node {
+        Node::List(items) => items.iter().collect(),
+        Node::Map(m) => {
+            let mut items: Vec<(usize, &Node)> = m
+                .iter()
+                .filter_map(|(k, v)| k.parse::<usize>().ok().map(|i| (i, v)))
+                .collect();
+            items.sort_by_key(|(i, _)| *i);
+            items.into_iter().map(|(_, v)| v).collect()
+        }
+        Node::Value(_) => Vec::new(),
+    }
+}
+
+// ---- accessors for validated trees ----
+
+/// A string parameter.
+pub fn get_str<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    match params.get(name) {
+        Some(Node::Value(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// A string parameter where `""` means "clear": `None` absent, `Some(None)` clear, `Some(Some(s))` set.
+pub fn get_nullable_str(params: &Params, name: &str) -> Option<Option<String>> {
+    get_str(params, name).map(|s| (!s.is_empty()).then(|| s.to_string()))
+}
+
+/// An integer parameter.
+pub fn get_int(params: &Params, name: &str) -> Option<i64> {
+    get_str(params, name).and_then(parse_int)
+}
+
+/// A hash parameter.
+pub fn get_obj<'a>(params: &'a Params, name: &str) -> Option<&'a Params> {
+    match params.get(name) {
+        Some(Node::Map(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// The `expand[]` list.
+pub fn get_expand(params: &Params) -> Vec<String> {
+    params
+        .get("expand")
+        .map(|n| {
+            list_items(n)
+                .into_iter()
+                .filter_map(|n| match n {
+                    Node::Value(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a metadata parameter asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataUpdate {
+    /// `metadata=`: remove every key.
+    Clear,
+    /// `metadata[k]=v` sets, `metadata[k]=` removes that key.
+    Merge(Vec<(String, Option<String>)>),
+}
+
+/// Reads a validated metadata parameter.
+pub fn get_metadata(params: &Params, name: &str) -> Option<MetadataUpdate> {
+    match params.get(name)? {
+        Node::Value(_) => Some(MetadataUpdate::Clear),
+        Node::Map(m) => Some(MetadataUpdate::Merge(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Node::Value(s) if !s.is_empty() => Some(s.clone()),
+                        _ => None,
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        )),
+        Node::List(_) => None,
+    }
+}
+
+/// Applies a metadata update to existing metadata. Stripe checks the key count after merging.
+pub fn apply_metadata(
+    existing: &crate::model::Metadata,
+    update: MetadataUpdate,
+    param: &str,
+) -> StripeResult<crate::model::Metadata> {
+    let mut out = existing.clone();
+    match update {
+        MetadataUpdate::Clear => out.clear(),
+        MetadataUpdate::Merge(pairs) => {
+            for (k, v) in pairs {
+                match v {
+                    Some(v) => {
+                        out.insert(k, v);
+                    }
+                    None => {
+                        out.shift_remove(&k);
+                    }
+                }
+            }
+        }
+    }
+    if out.len() > METADATA_KEYS {
+        return Err(StripeError::invalid(format!(
+            "Metadata can have up to {METADATA_KEYS} keys, but you've set {}.",
+            out.len()
+        ))
+        .param(param));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::form::{parse, FormLimits};
+
+    const AMOUNT: &[Field] = &[
+        req("type", Spec::Enum(&["monetary"])),
+        opt("value", Spec::Int),
+    ];
+    const FIELDS: &[Field] = &[
+        req("amount", Spec::Obj(AMOUNT)),
+        opt("name", Spec::Str(5)),
+        opt("metadata", Spec::Metadata),
+        opt("tags", Spec::Array(&Spec::Str(10), 2)),
+        opt("fax", Spec::Unsupported),
+        EXPAND,
+    ];
+
+    fn check(s: &str) -> Result<(), StripeError> {
+        validate(&parse(s, &FormLimits::default()).unwrap(), FIELDS, "")
+    }
+
+    fn message(s: &str) -> String {
+        check(s).unwrap_err().message
+    }
+
+    #[test]
+    fn unknown_comes_first_with_full_path() {
+        let e = check("amount[foo]=1").unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("amount[foo]"));
+        assert_eq!(e.code, Some("parameter_unknown"));
+        assert_eq!(message("name=toolong&zzz=1"), "Received unknown parameter: zzz");
+        assert_eq!(message("amount[type]=x&name[a]=1"), "Received unknown parameter: name[a]");
+        assert_eq!(message("amount[type]=monetary&tags[x]=1"), "Received unknown parameter: tags[x]");
+    }
+
+    #[test]
+    fn missing_then_types() {
+        assert_eq!(message("name=a"), "Missing required param: amount.");
+        assert_eq!(message("amount[value]=1"), "Missing required param: amount[type].");
+        assert_eq!(
+            message("amount[type]=coins"),
+            "Invalid amount[type]: must be one of monetary"
+        );
+        assert_eq!(message("amount[type]=monetary&amount[value]=1.5"), "Invalid integer: 1.5");
+        assert_eq!(
+            message("amount[type]=monetary&name=abcdef"),
+            "Invalid string: abcdef; must be at most 5 characters"
+        );
+        assert!(check("amount[type]=monetary&tags[0]=a&tags[1]=b&expand[]=x").is_ok());
+        assert!(message("amount[type]=monetary&tags[]=a&tags[]=b&tags[]=c").starts_with("Invalid array"));
+        assert!(message("amount[type]=monetary&fax=1").contains("not supported"));
+        assert_eq!(message("amount=5"), "Invalid hash");
+    }
+
+    #[test]
+    fn metadata_limits() {
+        let many: Vec<String> = (0..51).map(|i| format!("metadata[k{i}]=v")).collect();
+        assert!(message(&format!("amount[type]=monetary&{}", many.join("&"))).starts_with("Metadata can have up to 50 keys"));
+        let long_key = "k".repeat(41);
+        assert!(message(&format!("amount[type]=monetary&metadata[{long_key}]=v")).starts_with("Invalid key"));
+        let long_val = "v".repeat(501);
+        assert!(message(&format!("amount[type]=monetary&metadata[k]={long_val}")).starts_with("Invalid val"));
+        assert!(check("amount[type]=monetary&metadata=").is_ok());
+    }
+
+    #[test]
+    fn ints_and_words() {
+        assert_eq!(parse_int("-5"), Some(-5));
+        assert_eq!(parse_int("99999999999999999999"), None);
+        assert_eq!(parse_int("1e3"), None);
+        assert_eq!(parse_int("-"), None);
+        assert_eq!(one_of(&["a", "b", "c"]), "a, b, or c");
+    }
+}

@@ -1,0 +1,117 @@
+//! `/v1/test_helpers/test_clocks`: clocks that move only when advanced.
+
+use serde_json::{json, Value};
+
+use super::error::{StripeError, StripeResult};
+use super::params::{get_int, get_nullable_str, opt, req, validate, Field, Spec, EXPAND, LIST_FIELDS};
+use super::{ids, list, Ctx};
+use crate::ids::Key;
+use crate::model::{Tenant, TestClock, TestClockError};
+use crate::time::{from_secs, to_secs, NANOS_PER_SEC};
+
+const CREATE: &[Field] = &[
+    opt("customer", Spec::Unsupported),
+    EXPAND,
+    req("frozen_time", Spec::Int),
+    opt("name", Spec::Str(300)),
+];
+const ADVANCE: &[Field] = &[EXPAND, req("frozen_time", Spec::Int)];
+const ONLY_EXPAND: &[Field] = &[EXPAND];
+
+/// How far one advance may go when the clock has no subscriptions (the emulator never has any).
+const MAX_ADVANCE: i64 = 2 * 366 * 24 * 3600 * NANOS_PER_SEC;
+
+/// Renders a test clock.
+pub fn render(c: &TestClock) -> Value {
+    json!({
+        "id": ids::render(ids::TEST_CLOCK, c.key),
+        "object": "test_helpers.test_clock",
+        "created": to_secs(c.created),
+        "deletes_after": to_secs(c.deletes_after),
+        "frozen_time": to_secs(c.frozen_time),
+        "livemode": false,
+        "name": c.name,
+        "status": "ready",
+        "status_details": {},
+    })
+}
+
+fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
+    ids::key_of(id, ids::TEST_CLOCK)
+        .filter(|k| tenant.test_clocks.contains_key(k))
+        .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 404))
+}
+
+fn frozen_time(secs: i64) -> StripeResult<i64> {
+    from_secs(secs).ok_or_else(|| {
+        StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
+            .param("frozen_time")
+            .code("parameter_invalid_integer")
+    })
+}
+
+/// `POST /v1/test_helpers/test_clocks`.
+pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
+    validate(ctx.params, CREATE, "")?;
+    let at = frozen_time(get_int(ctx.params, "frozen_time").unwrap_or(0))?;
+    let name = get_nullable_str(ctx.params, "name").flatten();
+    let key = ctx.tenant.create_test_clock(at, name);
+    Ok(render(&ctx.tenant.test_clocks[&key]))
+}
+
+/// `GET /v1/test_helpers/test_clocks/{id}`.
+pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, ONLY_EXPAND, "")?;
+    let key = lookup(ctx.tenant, id)?;
+    Ok(render(&ctx.tenant.test_clocks[&key]))
+}
+
+/// `DELETE /v1/test_helpers/test_clocks/{id}`: the clock and its customers go.
+pub fn delete(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, &[], "")?;
+    let key = lookup(ctx.tenant, id)?;
+    ctx.tenant
+        .delete_test_clock(key)
+        .map_err(|_| StripeError::no_such("test clock", id, "test_clock", 404))?;
+    Ok(json!({"id": id, "object": "test_helpers.test_clock", "deleted": true}))
+}
+
+/// `POST /v1/test_helpers/test_clocks/{id}/advance`: synchronous; every entry due up to the new time
+/// is posted, in time order, before the answer (status `ready`).
+pub fn advance(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+    validate(ctx.params, ADVANCE, "")?;
+    let key = lookup(ctx.tenant, id)?;
+    let to = frozen_time(get_int(ctx.params, "frozen_time").unwrap_or(0))?;
+    let current = ctx.tenant.test_clocks[&key].frozen_time;
+    if to > current.saturating_add(MAX_ADVANCE) {
+        return Err(StripeError::invalid(
+            "Cannot advance the test clock more than two years into the future from its current frozen_time.",
+        )
+        .param("frozen_time"));
+    }
+    match ctx.tenant.advance_test_clock(key, to) {
+        Ok(()) => Ok(render(&ctx.tenant.test_clocks[&key])),
+        Err(TestClockError::NotForward { frozen_time }) => Err(StripeError::invalid(format!(
+            "The frozen_time must be after the test clock's current frozen_time ({}).",
+            to_secs(frozen_time)
+        ))
+        .param("frozen_time")),
+        Err(TestClockError::NotFound) => Err(StripeError::no_such("test clock", id, "test_clock", 404)),
+    }
+}
+
+/// `GET /v1/test_helpers/test_clocks`.
+pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
+    validate(ctx.params, &LIST_FIELDS, "")?;
+    let t = &*ctx.tenant;
+    let page = list::page(ctx.params, "test clock", |id| {
+        ids::key_of(id, ids::TEST_CLOCK).filter(|k| t.test_clocks.contains_key(k))
+    })?;
+    let (keys, more) = list::paginate(
+        |a, b| t.test_clocks.range((a, b)).map(|(k, _)| *k),
+        &page,
+        |_| true,
+    );
+    let data = keys.iter().map(|k| render(&t.test_clocks[k])).collect();
+    Ok(list::render(data, more, "/v1/test_helpers/test_clocks"))
+}
