@@ -222,8 +222,12 @@ mod tests {
     #[test]
     fn nesting_encodings_and_arrays() {
         let t = p("amount%5Bmonetary%5D%5Bvalue%5D=1000&amount[type]=monetary&note=a+b%20c&x[]=1&x[]=2&y[0][id]=p&y[1][id]=q").unwrap();
-        let Node::Map(amount) = &t["amount"] else { panic!() };
-        let Node::Map(monetary) = &amount["monetary"] else { panic!() };
+        let Node::Map(amount) = &t["amount"] else {
+            panic!()
+        };
+        let Node::Map(monetary) = &amount["monetary"] else {
+            panic!()
+        };
         assert_eq!(monetary["value"], v("1000"));
         assert_eq!(amount["type"], v("monetary"));
         assert_eq!(t["note"], v("a b c"));
@@ -252,9 +256,18 @@ mod tests {
         assert_eq!(p("a=%zz"), Err(FormError::BadEncoding));
         assert_eq!(p("a=%e9"), Err(FormError::BadEncoding));
         assert_eq!(p("a=%4"), Err(FormError::BadEncoding));
-        assert_eq!(p("a=1&a[b]=2"), Err(FormError::Conflict { param: "a".into() }));
-        assert_eq!(p("a[b]=1&a=2"), Err(FormError::Conflict { param: "a".into() }));
-        assert_eq!(p("a[]=1&a[0]=2"), Err(FormError::Conflict { param: "a".into() }));
+        assert_eq!(
+            p("a=1&a[b]=2"),
+            Err(FormError::Conflict { param: "a".into() })
+        );
+        assert_eq!(
+            p("a[b]=1&a=2"),
+            Err(FormError::Conflict { param: "a".into() })
+        );
+        assert_eq!(
+            p("a[]=1&a[0]=2"),
+            Err(FormError::Conflict { param: "a".into() })
+        );
         let deep = format!("a{}=1", "[b]".repeat(1000));
         assert!(matches!(p(&deep), Err(FormError::TooDeep { .. })));
         let many = vec!["a=1"; 1001].join("&");

@@ -77,7 +77,10 @@ fn main() {
         max_connections: cli.max_connections.max(1),
         max_header_bytes: cli.max_header_bytes,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("credit-emulator: cannot start the runtime: {e}");

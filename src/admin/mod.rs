@@ -37,7 +37,10 @@ fn route(app: &App, req: &Request) -> StripeResult<Reply> {
         (&Method::POST, ["_emulator", "reset"]) => {
             let key = tenant_key(req)?;
             let existed = app.store.reset(&key);
-            Ok(Reply::json(200, &json!({"reset": true, "existed": existed})))
+            Ok(Reply::json(
+                200,
+                &json!({"reset": true, "existed": existed}),
+            ))
         }
         (&Method::GET, ["_emulator", "clock"]) => {
             let key = tenant_key(req)?;
@@ -120,10 +123,12 @@ fn set_clock(app: &App, key: &str, params: &Params) -> StripeResult<Reply> {
     };
     match result {
         Ok(()) => Ok(Reply::json(200, &clock_json(&t))),
-        Err(crate::model::TenantClockError::Backwards { now }) => Err(StripeError::invalid(format!(
-            "The tenant clock only moves forward: it is at {} and cannot go back.",
-            to_secs(now)
-        ))
-        .param(if real { "real_time" } else { "frozen_time" })),
+        Err(crate::model::TenantClockError::Backwards { now }) => {
+            Err(StripeError::invalid(format!(
+                "The tenant clock only moves forward: it is at {} and cannot go back.",
+                to_secs(now)
+            ))
+            .param(if real { "real_time" } else { "frozen_time" }))
+        }
     }
 }

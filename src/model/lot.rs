@@ -320,7 +320,9 @@ impl Tenant {
     }
 
     pub(crate) fn lot_mut(&mut self, key: Key) -> &mut Lot {
-        self.lots.get_mut(&key).expect("lot exists: callers look it up first")
+        self.lots
+            .get_mut(&key)
+            .expect("lot exists: callers look it up first")
     }
 
     /// Removes scheduled events of a lot that match `which`.

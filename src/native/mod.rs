@@ -14,9 +14,12 @@ pub fn owns_path(path: &str) -> bool {
         "/v1/wallets",
         "/v1/addons",
     ];
-    ROOTS
-        .iter()
-        .any(|r| path == *r || path.strip_prefix(r).is_some_and(|rest| rest.starts_with('/')))
+    ROOTS.iter().any(|r| {
+        path == *r
+            || path
+                .strip_prefix(r)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Serves one native request.

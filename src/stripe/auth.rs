@@ -58,17 +58,22 @@ pub fn check_key(key: &str) -> Result<(), StripeError> {
             "This API call cannot be made with a publishable API key. Please use a secret API key. You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.".to_string(),
         ));
     }
-    Err(unauthorized(format!("Invalid API Key provided: {}", mask(key))))
+    Err(unauthorized(format!(
+        "Invalid API Key provided: {}",
+        mask(key)
+    )))
 }
 
 /// Masks a key as Stripe does: the `xx_test_` prefix and the last four characters stay.
 pub fn mask(key: &str) -> String {
     let chars: Vec<char> = key.chars().take(300).collect();
-    let prefix_len = ["sk_test_", "rk_test_", "sk_live_", "rk_live_", "pk_test_", "pk_live_"]
-        .iter()
-        .find(|p| key.starts_with(*p))
-        .map(|p| p.len())
-        .unwrap_or(0);
+    let prefix_len = [
+        "sk_test_", "rk_test_", "sk_live_", "rk_live_", "pk_test_", "pk_live_",
+    ]
+    .iter()
+    .find(|p| key.starts_with(*p))
+    .map(|p| p.len())
+    .unwrap_or(0);
     if chars.len() <= prefix_len + 4 {
         return chars.iter().collect();
     }
@@ -103,11 +108,23 @@ mod tests {
         assert!(check_key("sk_test_1").is_ok());
         assert!(check_key("rk_test_1").is_ok());
         assert!(check_key("sk_test_").is_err());
-        assert!(check_key("sk_live_1").unwrap_err().message.contains("never accepts live keys"));
-        assert!(check_key("pk_test_1").unwrap_err().message.contains("publishable"));
-        assert_eq!(key_from_header("Bearer sk_test_1").as_deref(), Some("sk_test_1"));
+        assert!(check_key("sk_live_1")
+            .unwrap_err()
+            .message
+            .contains("never accepts live keys"));
+        assert!(check_key("pk_test_1")
+            .unwrap_err()
+            .message
+            .contains("publishable"));
+        assert_eq!(
+            key_from_header("Bearer sk_test_1").as_deref(),
+            Some("sk_test_1")
+        );
         // "sk_test_1:" in base64
-        assert_eq!(key_from_header("Basic c2tfdGVzdF8xOg==").as_deref(), Some("sk_test_1"));
+        assert_eq!(
+            key_from_header("Basic c2tfdGVzdF8xOg==").as_deref(),
+            Some("sk_test_1")
+        );
         assert_eq!(key_from_header("Token x"), None);
     }
 }

@@ -19,10 +19,7 @@ use crate::time::{from_secs, to_secs};
 
 const HINT: &str = "";
 
-const MONETARY: &[Field] = &[
-    req("currency", Spec::Str(5000)),
-    req("value", Spec::Int),
-];
+const MONETARY: &[Field] = &[req("currency", Spec::Str(5000)), req("value", Spec::Int)];
 const AMOUNT: &[Field] = &[
     opt("monetary", Spec::Obj(MONETARY)),
     req("type", Spec::Enum(&["monetary"])),
@@ -214,7 +211,9 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
         category,
         applicability,
         priority: Some(priority),
-        name: get_str(p, "name").filter(|s| !s.is_empty()).map(str::to_string),
+        name: get_str(p, "name")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         metadata,
         effective_at,
         expires_at,
@@ -351,7 +350,11 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
                 None => (Vec::new(), false),
             }
         }
-        None => list::paginate(|a, b| t.lots.range((a, b)).map(|(k, _)| *k), &page, |_| true),
+        None => list::paginate(
+            |a, b| t.lots.range((a, b)).map(|(k, _)| *k),
+            &page,
+            |_| true,
+        ),
     };
     let data = keys.iter().map(|k| render(&t.lots[k])).collect();
     let mut v = list::render(data, more, "/v1/billing/credit_grants");

@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use super::error::{StripeError, StripeResult};
 use super::params::{
-    apply_metadata, get_expand, get_metadata, get_nullable_str, get_str, join, opt, validate, Field,
-    Spec, EXPAND, LIST_FIELDS,
+    apply_metadata, get_expand, get_metadata, get_nullable_str, get_str, join, opt, validate,
+    Field, Spec, EXPAND, LIST_FIELDS,
 };
 use super::{expand, ids, list, Ctx};
 use crate::ids::Key;
@@ -145,11 +145,12 @@ fn check_email(email: &Option<String>) -> StripeResult<()> {
             None => false,
         };
         if !ok {
-            return Err(
-                StripeError::invalid(format!("Invalid email address: {}", super::error::shorten(e)))
-                    .param("email")
-                    .code("email_invalid"),
-            );
+            return Err(StripeError::invalid(format!(
+                "Invalid email address: {}",
+                super::error::shorten(e)
+            ))
+            .param("email")
+            .code("email_invalid"));
         }
     }
     Ok(())
@@ -265,7 +266,11 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     let email = get_str(ctx.params, "email");
     let by_email = email.map(|e| t.customers_by_email.get(e).unwrap_or(&empty));
     let (keys, more) = match by_email {
-        Some(set) => list::paginate(|a, b| set.range((a, b)).copied(), &page, |k| index.contains(&k)),
+        Some(set) => list::paginate(
+            |a, b| set.range((a, b)).copied(),
+            &page,
+            |k| index.contains(&k),
+        ),
         None => list::paginate(|a, b| index.range((a, b)).copied(), &page, |_| true),
     };
     let data = keys.iter().map(|k| render(t, &t.customers[k])).collect();

@@ -25,18 +25,26 @@ pub struct Page {
 
 /// Reads `limit`, `starting_after` and `ending_before`. `cursor` turns a cursor id into a key if it
 /// names an existing object of the listed kind; `object` names that kind in the error.
-pub fn page(params: &Params, object: &str, cursor: impl Fn(&str) -> Option<Key>) -> StripeResult<Page> {
+pub fn page(
+    params: &Params,
+    object: &str,
+    cursor: impl Fn(&str) -> Option<Key>,
+) -> StripeResult<Page> {
     let limit = match get_int(params, "limit") {
         None => 10,
         Some(n) if n < 1 => {
-            return Err(StripeError::invalid("This value must be greater than or equal to 1.")
-                .param("limit")
-                .code("parameter_invalid_integer"))
+            return Err(
+                StripeError::invalid("This value must be greater than or equal to 1.")
+                    .param("limit")
+                    .code("parameter_invalid_integer"),
+            )
         }
         Some(n) if n > 100 => {
-            return Err(StripeError::invalid("This value must be less than or equal to 100.")
-                .param("limit")
-                .code("parameter_invalid_integer"))
+            return Err(
+                StripeError::invalid("This value must be less than or equal to 100.")
+                    .param("limit")
+                    .code("parameter_invalid_integer"),
+            )
         }
         Some(n) => n as usize,
     };

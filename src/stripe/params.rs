@@ -474,26 +474,42 @@ mod tests {
         let e = check("amount[foo]=1").unwrap_err();
         assert_eq!(e.param.as_deref(), Some("amount[foo]"));
         assert_eq!(e.code, Some("parameter_unknown"));
-        assert_eq!(message("name=toolong&zzz=1"), "Received unknown parameter: zzz");
-        assert_eq!(message("amount[type]=x&name[a]=1"), "Received unknown parameter: name[a]");
-        assert_eq!(message("amount[type]=monetary&tags[x]=1"), "Received unknown parameter: tags[x]");
+        assert_eq!(
+            message("name=toolong&zzz=1"),
+            "Received unknown parameter: zzz"
+        );
+        assert_eq!(
+            message("amount[type]=x&name[a]=1"),
+            "Received unknown parameter: name[a]"
+        );
+        assert_eq!(
+            message("amount[type]=monetary&tags[x]=1"),
+            "Received unknown parameter: tags[x]"
+        );
     }
 
     #[test]
     fn missing_then_types() {
         assert_eq!(message("name=a"), "Missing required param: amount.");
-        assert_eq!(message("amount[value]=1"), "Missing required param: amount[type].");
+        assert_eq!(
+            message("amount[value]=1"),
+            "Missing required param: amount[type]."
+        );
         assert_eq!(
             message("amount[type]=coins"),
             "Invalid amount[type]: must be one of monetary"
         );
-        assert_eq!(message("amount[type]=monetary&amount[value]=1.5"), "Invalid integer: 1.5");
+        assert_eq!(
+            message("amount[type]=monetary&amount[value]=1.5"),
+            "Invalid integer: 1.5"
+        );
         assert_eq!(
             message("amount[type]=monetary&name=abcdef"),
             "Invalid string: abcdef; must be at most 5 characters"
         );
         assert!(check("amount[type]=monetary&tags[0]=a&tags[1]=b&expand[]=x").is_ok());
-        assert!(message("amount[type]=monetary&tags[]=a&tags[]=b&tags[]=c").starts_with("Invalid array"));
+        assert!(message("amount[type]=monetary&tags[]=a&tags[]=b&tags[]=c")
+            .starts_with("Invalid array"));
         assert!(message("amount[type]=monetary&fax=1").contains("not supported"));
         assert_eq!(message("amount=5"), "Invalid hash");
     }
@@ -501,11 +517,20 @@ mod tests {
     #[test]
     fn metadata_limits() {
         let many: Vec<String> = (0..51).map(|i| format!("metadata[k{i}]=v")).collect();
-        assert!(message(&format!("amount[type]=monetary&{}", many.join("&"))).starts_with("Metadata can have up to 50 keys"));
+        assert!(
+            message(&format!("amount[type]=monetary&{}", many.join("&")))
+                .starts_with("Metadata can have up to 50 keys")
+        );
         let long_key = "k".repeat(41);
-        assert!(message(&format!("amount[type]=monetary&metadata[{long_key}]=v")).starts_with("Invalid key"));
+        assert!(
+            message(&format!("amount[type]=monetary&metadata[{long_key}]=v"))
+                .starts_with("Invalid key")
+        );
         let long_val = "v".repeat(501);
-        assert!(message(&format!("amount[type]=monetary&metadata[k]={long_val}")).starts_with("Invalid val"));
+        assert!(
+            message(&format!("amount[type]=monetary&metadata[k]={long_val}"))
+                .starts_with("Invalid val")
+        );
         assert!(check("amount[type]=monetary&metadata=").is_ok());
     }
 

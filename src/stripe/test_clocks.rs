@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 
 use super::error::{StripeError, StripeResult};
-use super::params::{get_int, get_nullable_str, opt, req, validate, Field, Spec, EXPAND, LIST_FIELDS};
+use super::params::{
+    get_int, get_nullable_str, opt, req, validate, Field, Spec, EXPAND, LIST_FIELDS,
+};
 use super::{ids, list, Ctx};
 use crate::ids::Key;
 use crate::model::{Tenant, TestClock, TestClockError};
@@ -96,7 +98,9 @@ pub fn advance(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
             to_secs(frozen_time)
         ))
         .param("frozen_time")),
-        Err(TestClockError::NotFound) => Err(StripeError::no_such("test clock", id, "test_clock", 404)),
+        Err(TestClockError::NotFound) => {
+            Err(StripeError::no_such("test clock", id, "test_clock", 404))
+        }
     }
 }
 

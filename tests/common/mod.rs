@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use credit_emulator::{start, Config, Running};
 use serde_json::Value;
 
-/// The instant every test tenant's clock is frozen at: 2025-06-15T00:00:00Z.
-pub const T0: i64 = 1_749_945_600;
+/// The instant every test tenant's clock is frozen at: 2033-05-18T03:33:20Z. Tenant clocks only move
+/// forward, so it must lie in the future of the machine running the tests.
+pub const T0: i64 = 2_000_000_000;
 
 /// A response: status, headers and parsed JSON body (`Value::Null` if the body is not JSON).
 #[derive(Debug)]
@@ -110,7 +111,13 @@ impl Emu {
     }
 
     /// A raw request with no auth added.
-    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut rb = self.client.request(method, self.url(path));
         for (k, v) in headers {
@@ -172,6 +179,16 @@ impl Emu {
         let r = self.post(key, "/v1/billing/credit_grants", &form).await;
         assert_eq!(r.status, 200, "create grant: {}", r.text);
         r.id()
+    }
+}
+
+impl Emu {
+    /// Tries to create a metered usd grant of 1 for `customer` and returns the raw response.
+    pub async fn grant_raw(&self, key: &str, customer: &str) -> Resp {
+        let form = format!(
+            "customer={customer}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1&applicability_config[scope][price_type]=metered"
+        );
+        self.post(key, "/v1/billing/credit_grants", &form).await
     }
 }
 

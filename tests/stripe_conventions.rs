@@ -1,0 +1,544 @@
+//! Conventions every Stripe route shares: auth, tenants, form decoding, errors, headers,
+//! idempotency, and customers.
+
+mod common;
+
+use common::{Emu, T0};
+use insta::assert_json_snapshot;
+use serde_json::{json, Value};
+
+fn ids(v: &Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn authentication_errors_match_stripe() {
+    let emu = Emu::start().await;
+    let mut out = serde_json::Map::new();
+    for (name, headers) in [
+        ("no_key", vec![]),
+        ("empty_bearer", vec![("authorization", "Bearer ")]),
+        ("unknown_scheme", vec![("authorization", "Token sk_test_1")]),
+        (
+            "malformed_key",
+            vec![("authorization", "Bearer not_a_key_abcdef123456")],
+        ),
+        (
+            "live_secret_key",
+            vec![("authorization", "Bearer sk_live_51Habcdefghij1234")],
+        ),
+        (
+            "live_restricted_key",
+            vec![("authorization", "Bearer rk_live_51Habcdefghij1234")],
+        ),
+        (
+            "publishable_key",
+            vec![("authorization", "Bearer pk_test_51Habcdefghij1234")],
+        ),
+        ("bad_basic", vec![("authorization", "Basic %%%")]),
+    ] {
+        let r = emu.raw("GET", "/v1/customers", &headers, "").await;
+        assert_eq!(r.status, 401, "{name}");
+        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"Stripe\""));
+        out.insert(name.into(), r.body);
+    }
+    assert_json_snapshot!("auth_errors", out);
+
+    // Basic auth with the key as user name (`curl -u sk_test_…:`) and restricted test keys work.
+    let basic = emu
+        .raw(
+            "GET",
+            "/v1/customers",
+            &[("authorization", "Basic c2tfdGVzdF9hYmM6")],
+            "",
+        )
+        .await;
+    assert_eq!(basic.status, 200, "{}", basic.text);
+    assert_eq!(emu.get("rk_test_abc", "/v1/customers").await.status, 200);
+}
+
+#[tokio::test]
+async fn each_key_is_its_own_world() {
+    let emu = Emu::start().await;
+    let a = emu.tenant("world_a").await;
+    let b = emu.tenant("world_b").await;
+    let cus = emu.customer(&a, "email=a%40example.com").await;
+    let grant = emu.grant(&a, &cus, 100, "").await;
+    assert_eq!(
+        emu.get(&b, &format!("/v1/customers/{cus}")).await.status,
+        404
+    );
+    assert_eq!(
+        emu.get(&b, &format!("/v1/billing/credit_grants/{grant}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        emu.post(&b, &format!("/v1/billing/credit_grants/{grant}/void"), "")
+            .await
+            .status,
+        404
+    );
+    let create_for_other = emu.grant_raw(&b, &cus).await;
+    assert_eq!(create_for_other.status, 400);
+    assert_eq!(
+        create_for_other.body["error"]["code"],
+        json!("resource_missing")
+    );
+    assert_eq!(
+        ids(&emu.get(&b, "/v1/billing/credit_grants").await.body),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&emu.get(&a, "/v1/billing/credit_grants").await.body),
+        vec![grant.clone()]
+    );
+
+    // Reset empties only the caller's world.
+    let reset = emu.post(&b, "/_emulator/reset", "").await;
+    assert_eq!(reset.status, 200);
+    assert_eq!(
+        emu.get(&a, &format!("/v1/billing/credit_grants/{grant}"))
+            .await
+            .status,
+        200
+    );
+    let reset_a = emu.post(&a, "/_emulator/reset", "").await;
+    assert_eq!(reset_a.body["existed"], json!(true));
+    assert_eq!(
+        emu.get(&a, &format!("/v1/billing/credit_grants/{grant}"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn form_decoding_variants() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("forms").await;
+    let cus = emu.customer(&key, "").await;
+    // Percent-encoded brackets, %20 spaces (stripe-node), appended array items, params in the query
+    // string of a POST: all one request.
+    let r = emu
+        .post(
+            &key,
+            "/v1/billing/credit_grants?expand%5B%5D=customer",
+            &format!(
+                "customer={cus}&amount%5Btype%5D=monetary&amount%5Bmonetary%5D%5Bcurrency%5D=usd\
+                 &amount%5Bmonetary%5D%5Bvalue%5D=10\
+                 &applicability_config[scope][price_type]=metered&name=two%20words&metadata[a]=x+y"
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["customer"]["id"], json!(cus));
+    assert_eq!(r.body["name"], json!("two words"));
+    assert_eq!(r.body["metadata"], json!({"a": "x y"}));
+
+    // `expand[]=` and `expand[0]=` are the same thing.
+    let g = r.id();
+    let a = emu
+        .get(
+            &key,
+            &format!("/v1/billing/credit_grants/{g}?expand[]=customer"),
+        )
+        .await;
+    let b = emu
+        .get(
+            &key,
+            &format!("/v1/billing/credit_grants/{g}?expand[0]=customer"),
+        )
+        .await;
+    assert_eq!(a.body, b.body);
+
+    // A repeated scalar keeps its last value (Rack's rule).
+    let c = emu
+        .post(&key, "/v1/customers", "name=first&name=second")
+        .await;
+    assert_eq!(c.body["name"], json!("second"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("routes").await;
+    let mut out = serde_json::Map::new();
+    for (method, path) in [
+        ("GET", "/v1/nothing"),
+        ("GET", "/v1/billing/credit_grants/credgr_x/void"),
+        ("DELETE", "/v1/billing/credit_grants"),
+        ("PUT", "/v1/customers"),
+        ("GET", "/v1/customers/"),
+        ("GET", "/"),
+    ] {
+        let r = emu.stripe(method, &key, path, "").await;
+        assert_eq!(r.status, 404, "{method} {path}");
+        out.insert(format!("{method} {path}"), r.body);
+    }
+    assert_json_snapshot!("unrecognized_urls", out);
+}
+
+#[tokio::test]
+async fn headers_request_id_and_version() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("headers").await;
+    let r = emu
+        .stripe_with(
+            "GET",
+            &key,
+            "/v1/customers",
+            "",
+            &[("stripe-version", "2026-10-28.endive")],
+        )
+        .await;
+    assert_eq!(r.header("stripe-version"), Some("2026-10-28.endive"));
+    let rid = r.header("request-id").unwrap_or_default();
+    assert!(rid.starts_with("req_") && rid.len() == 18, "{rid}");
+    let err = emu.get(&key, "/v1/customers/cus_x").await;
+    assert!(err
+        .header("request-id")
+        .is_some_and(|v| v.starts_with("req_")));
+    assert_ne!(err.header("request-id"), r.header("request-id"));
+    // A JSON body on a Stripe route is refused, as Stripe does.
+    let json_body = emu
+        .raw(
+            "POST",
+            "/v1/customers",
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("content-type", "application/json"),
+            ],
+            "{\"email\":\"a@b.c\"}",
+        )
+        .await;
+    assert_eq!(json_body.status, 400);
+    assert!(json_body.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unsupported Content-Type application/json"));
+}
+
+#[tokio::test]
+async fn idempotency_replays_and_conflicts() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("idempotency").await;
+    let cus = emu.customer(&key, "").await;
+    let form = format!("customer={cus}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=10&applicability_config[scope][price_type]=metered");
+    let path = "/v1/billing/credit_grants";
+    let first = emu
+        .stripe_with("POST", &key, path, &form, &[("idempotency-key", "k1")])
+        .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    assert_eq!(first.header("idempotency-key"), Some("k1"));
+    // Same key, same parameters (even in another order): the stored answer, byte for byte.
+    let reordered = form.split('&').rev().collect::<Vec<_>>().join("&");
+    let replay = emu
+        .stripe_with("POST", &key, path, &reordered, &[("idempotency-key", "k1")])
+        .await;
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.text, first.text);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(ids(&emu.get(&key, path).await.body).len(), 1);
+
+    let mut out = serde_json::Map::new();
+    let other_params = emu
+        .stripe_with(
+            "POST",
+            &key,
+            path,
+            &form.replace("value]=10", "value]=11"),
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    out.insert(
+        "other_parameters".into(),
+        json!({"status": other_params.status, "body": other_params.body}),
+    );
+    let other_endpoint = emu
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/customers",
+            "",
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    out.insert(
+        "other_endpoint".into(),
+        json!({"status": other_endpoint.status, "body": other_endpoint.body}),
+    );
+    assert_json_snapshot!("idempotency_errors", out);
+
+    // Keys are per tenant.
+    let other = emu.tenant("idempotency_other").await;
+    let theirs = emu
+        .stripe_with(
+            "POST",
+            &other,
+            "/v1/customers",
+            "",
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    assert_eq!(theirs.status, 200);
+
+    // A request rejected while its parameters are checked is not stored: the corrected retry runs.
+    let bad = emu
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/customers",
+            "bogus=1",
+            &[("idempotency-key", "k2")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let good = emu
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/customers",
+            "name=x",
+            &[("idempotency-key", "k2")],
+        )
+        .await;
+    assert_eq!(good.status, 200, "{}", good.text);
+
+    // Keys on GET are ignored.
+    let get = emu
+        .stripe_with(
+            "GET",
+            &key,
+            "/v1/customers",
+            "",
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    assert_eq!(get.status, 200);
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_create_one_grant() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("idem_race").await;
+    let cus = emu.customer(&key, "").await;
+    let form = format!("customer={cus}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=10&applicability_config[scope][price_type]=metered");
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, key, form) = (
+            emu.client.clone(),
+            emu.url("/v1/billing/credit_grants"),
+            key.clone(),
+            form.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(key)
+                .header("idempotency-key", "same")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut created = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            200 => {
+                created.insert(body["id"].as_str().unwrap().to_string());
+            }
+            409 => assert_eq!(body["error"]["code"], json!("idempotency_key_in_use")),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "every success is the same grant");
+    assert_eq!(
+        ids(&emu.get(&key, "/v1/billing/credit_grants").await.body).len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn customers_crud_filters_and_unsupported_fields() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("customers").await;
+    let created = emu
+        .post(&key, "/v1/customers", "email=ada%40example.com&name=Ada&description=first&phone=%2B15550100&metadata[tier]=gold")
+        .await;
+    assert_json_snapshot!("customer_created", created.body);
+    let id = created.id();
+    let other = emu.customer(&key, "email=bob%40example.com").await;
+
+    let updated = emu
+        .post(
+            &key,
+            &format!("/v1/customers/{id}"),
+            "name=Ada+L.&description=&metadata[tier]=&metadata[region]=eu",
+        )
+        .await;
+    assert_eq!(updated.body["name"], json!("Ada L."));
+    assert_eq!(updated.body["description"], Value::Null);
+    assert_eq!(updated.body["metadata"], json!({"region": "eu"}));
+
+    assert_eq!(
+        ids(&emu
+            .get(&key, "/v1/customers?email=ada%40example.com")
+            .await
+            .body),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&emu
+            .get(&key, "/v1/customers?email=ADA%40example.com")
+            .await
+            .body),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&emu.get(&key, "/v1/customers").await.body),
+        vec![other.clone(), id.clone()]
+    );
+
+    // Customers on a test clock are listed only with `test_clock`.
+    let clock = emu
+        .post(
+            &key,
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={T0}"),
+        )
+        .await
+        .id();
+    let clocked = emu.customer(&key, &format!("test_clock={clock}")).await;
+    assert!(!ids(&emu.get(&key, "/v1/customers").await.body).contains(&clocked));
+    assert_eq!(
+        ids(&emu
+            .get(&key, &format!("/v1/customers?test_clock={clock}"))
+            .await
+            .body),
+        vec![clocked.clone()]
+    );
+    let expanded = emu
+        .get(
+            &key,
+            &format!("/v1/customers/{clocked}?expand[]=test_clock"),
+        )
+        .await;
+    assert_eq!(
+        expanded.body["test_clock"]["object"],
+        json!("test_helpers.test_clock")
+    );
+
+    let deleted = emu.delete(&key, &format!("/v1/customers/{id}")).await;
+    assert_eq!(
+        deleted.body,
+        json!({"id": id, "object": "customer", "deleted": true})
+    );
+    assert_eq!(
+        emu.get(&key, &format!("/v1/customers/{id}")).await.body,
+        deleted.body
+    );
+    assert!(!ids(&emu.get(&key, "/v1/customers").await.body).contains(&id));
+
+    let mut out = serde_json::Map::new();
+    for (name, method, path, form) in [
+        (
+            "unsupported_address",
+            "POST",
+            "/v1/customers".to_string(),
+            "address[city]=Paris",
+        ),
+        (
+            "unsupported_tax_exempt",
+            "POST",
+            "/v1/customers".to_string(),
+            "tax_exempt=none",
+        ),
+        (
+            "unknown_param",
+            "POST",
+            "/v1/customers".to_string(),
+            "nickname=x",
+        ),
+        (
+            "bad_email",
+            "POST",
+            "/v1/customers".to_string(),
+            "email=not-an-email",
+        ),
+        (
+            "phone_too_long",
+            "POST",
+            "/v1/customers".to_string(),
+            "phone=123456789012345678901",
+        ),
+        (
+            "no_such_test_clock",
+            "POST",
+            "/v1/customers".to_string(),
+            "test_clock=clock_nope",
+        ),
+        (
+            "test_clock_not_updatable",
+            "POST",
+            format!("/v1/customers/{other}"),
+            "test_clock=x",
+        ),
+        (
+            "update_deleted",
+            "POST",
+            format!("/v1/customers/{id}"),
+            "name=x",
+        ),
+        (
+            "delete_deleted",
+            "DELETE",
+            format!("/v1/customers/{id}"),
+            "",
+        ),
+        (
+            "retrieve_missing",
+            "GET",
+            "/v1/customers/cus_nope".to_string(),
+            "",
+        ),
+        (
+            "grant_for_deleted_customer",
+            "POST",
+            "/v1/billing/credit_grants".to_string(),
+            "",
+        ),
+    ] {
+        let form = if name == "grant_for_deleted_customer" {
+            format!("customer={id}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1&applicability_config[scope][price_type]=metered")
+        } else {
+            form.to_string()
+        };
+        let r = emu.stripe(method, &key, &path, &form).await;
+        assert!((400..500).contains(&r.status), "{name}");
+        out.insert(name.into(), json!({"status": r.status, "body": r.body}));
+    }
+    assert_json_snapshot!("customer_errors", out);
+}
+
+#[tokio::test]
+async fn health_answers_without_a_key() {
+    let emu = Emu::start().await;
+    let r = emu.raw("GET", "/_emulator/health", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], json!("ok"));
+}
