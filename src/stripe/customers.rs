@@ -30,31 +30,30 @@ const UNSUPPORTED_COMMON: [Field; 13] = [
     opt("tax_exempt", Spec::Unsupported),
 ];
 
+/// What both create and update accept.
+const EDITABLE: [Field; 6] = [
+    opt("description", Spec::Str(5000)),
+    opt("email", Spec::Str(512)),
+    EXPAND,
+    opt("metadata", Spec::Metadata),
+    opt("name", Spec::Str(256)),
+    opt("phone", Spec::Str(20)),
+];
+
 const CREATE: &[Field] = &join::<9, 13, 22>(
-    [
-        opt("description", Spec::Str(5000)),
-        opt("email", Spec::Str(512)),
-        EXPAND,
-        opt("metadata", Spec::Metadata),
-        opt("name", Spec::Str(256)),
-        opt("phone", Spec::Str(20)),
-        opt("test_clock", Spec::Str(5000)),
-        opt("payment_method", Spec::Unsupported),
-        opt("tax_id_data", Spec::Unsupported),
-    ],
+    join::<6, 3, 9>(
+        EDITABLE,
+        [
+            opt("test_clock", Spec::Str(5000)),
+            opt("payment_method", Spec::Unsupported),
+            opt("tax_id_data", Spec::Unsupported),
+        ],
+    ),
     UNSUPPORTED_COMMON,
 );
 
 const UPDATE: &[Field] = &join::<7, 13, 20>(
-    [
-        opt("description", Spec::Str(5000)),
-        opt("email", Spec::Str(512)),
-        EXPAND,
-        opt("metadata", Spec::Metadata),
-        opt("name", Spec::Str(256)),
-        opt("phone", Spec::Str(20)),
-        opt("default_source", Spec::Unsupported),
-    ],
+    join::<6, 1, 7>(EDITABLE, [opt("default_source", Spec::Unsupported)]),
     UNSUPPORTED_COMMON,
 );
 
