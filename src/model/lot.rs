@@ -39,12 +39,14 @@ impl Applicability {
         }
     }
 
-    /// Whether two scopes share any line (the balance-summary filter).
+    /// Whether two scopes share any line (the balance-summary filter). A price list names metered
+    /// prices, so it lies inside `Metered`: the two overlap whenever the list is not empty.
     pub fn intersects(&self, other: &Applicability) -> bool {
         match (self, other) {
             (Applicability::Metered, Applicability::Metered) => true,
             (Applicability::Prices(a), Applicability::Prices(b)) => a.iter().any(|p| b.contains(p)),
-            _ => false,
+            (Applicability::Metered, Applicability::Prices(p))
+            | (Applicability::Prices(p), Applicability::Metered) => !p.is_empty(),
         }
     }
 }
