@@ -19,6 +19,14 @@ use rust_decimal::Decimal;
 const T0: i64 = common::T0 * NANOS_PER_SEC;
 const S: i64 = NANOS_PER_SEC;
 
+/// `PROPTEST_CASES` if set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Grant {
@@ -202,6 +210,15 @@ fn check(
         prop_assert!(t.entries_by_lot[&e.lot].contains(&e.key));
         prop_assert!(t.entries_by_customer[&e.customer].contains(&e.key));
     }
+    // Lists are in key order, newest first: keys and `created` must agree, per customer.
+    for keys in t.entries_by_customer.values() {
+        let created: Vec<i64> = keys.iter().map(|k| t.entries[k].created).collect();
+        prop_assert!(
+            created.windows(2).all(|w| w[0] <= w[1]),
+            "created goes backwards in key order: {:?}",
+            created
+        );
+    }
     // Each lot: never negative, and exactly the sum of its entries.
     for lot in t.lots.values() {
         let sum: Decimal = t
@@ -266,7 +283,8 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a longer run.
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn model_ledger_invariants(ops in prop::collection::vec(op(), 1..60)) {
@@ -453,7 +471,7 @@ fn sum(txns: &[serde_json::Value]) -> i64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
 
     #[test]
     fn http_summary_equals_sum_of_transactions(ops in prop::collection::vec(http_op(), 1..25)) {

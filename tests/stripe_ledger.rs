@@ -705,6 +705,36 @@ async fn expiry_exactly_at_the_boundary() {
 }
 
 #[tokio::test]
+async fn expiry_moved_into_the_past_is_written_off_now() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("past_expiry").await;
+    let cus = emu.customer(&key, "").await;
+    let g = emu.grant(&key, &cus, 400, "").await;
+    let names = [(g.as_str(), "g")];
+    emu.freeze(&key, T0 + 50).await;
+    invoice(&emu, &key, &cus, &[(100, None)]).await;
+    emu.freeze(&key, T0 + 100).await;
+    let r = emu
+        .post(
+            &key,
+            &format!("/v1/billing/credit_grants/{g}"),
+            &format!("expires_at={}", T0 + 10),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(usd(&emu, &key, &cus).await, (0, 0));
+    // Written at T0+100 (after the invoice's entry), effective at T0+10.
+    assert_eq!(
+        ledger(&emu, &key, &cus, &names).await,
+        vec![
+            "credits_granted g +400 @0/0",
+            "credits_applied g -100 @50/50",
+            "credits_expired g -300 @100/10",
+        ]
+    );
+}
+
+#[tokio::test]
 async fn test_clock_advance_posts_every_due_entry_in_time_order() {
     let emu = Emu::start().await;
     let key = emu.tenant("clock_advance").await;
