@@ -19,7 +19,7 @@
 //! stripe/        the Stripe facade: auth, params (schemas as data), errors, lists, expand,
 //!                one file per resource (customers, credit_grants, test_clocks, ...)
 //! native/        the native (Flexprice-style) facade
-//! admin/         /_emulator/*: health, reset, tenant clock
+//! admin/         /_emulator/*: health, reset, tenant clock, invoices that spend credits
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
 //!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings

@@ -1,7 +1,9 @@
-//! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock).
+//! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, invoices).
 //!
 //! Routes that act on a tenant take the tenant's key the way either API sends it
 //! (`Authorization: Bearer sk_test_…` or `x-api-key: sk_test_…`) and act only on that tenant.
+
+pub mod invoices;
 
 use hyper::Method;
 use serde_json::{json, Value};
@@ -53,6 +55,19 @@ fn route(app: &App, req: &Request) -> StripeResult<Reply> {
             let key = tenant_key(req)?;
             let params = params(app, req)?;
             set_clock(app, &key, &params)
+        }
+        (&Method::POST, ["_emulator", "invoices"]) => {
+            let key = tenant_key(req)?;
+            let params = params(app, req)?;
+            let cell = app.store.tenant(&key);
+            let mut t = cell.state.lock();
+            t.catch_up();
+            let mut ctx = crate::stripe::Ctx {
+                tenant: &mut t,
+                params: &params,
+                path: &req.path,
+            };
+            invoices::create(&mut ctx).map(|v| Reply::json(200, &v))
         }
         _ => Err(StripeError::unrecognized(req.method.as_str(), &req.path)),
     }
@@ -123,12 +138,17 @@ fn set_clock(app: &App, key: &str, params: &Params) -> StripeResult<Reply> {
     };
     match result {
         Ok(()) => Ok(Reply::json(200, &clock_json(&t))),
-        Err(crate::model::TenantClockError::Backwards { now }) => {
-            Err(StripeError::invalid(format!(
-                "The tenant clock only moves forward: it is at {} and cannot go back.",
-                to_secs(now)
-            ))
-            .param(if real { "real_time" } else { "frozen_time" }))
-        }
+        Err(crate::model::TenantClockError::Backwards { now }) if real => Err(StripeError::invalid(format!(
+            "The tenant clock only moves forward: it is frozen at {}, later than real time ({}), so it cannot return to real time yet.",
+            to_secs(now),
+            to_secs(crate::time::real_now())
+        ))
+        .param("real_time")),
+        Err(crate::model::TenantClockError::Backwards { now }) => Err(StripeError::invalid(format!(
+            "The tenant clock only moves forward: it is at {} and cannot go back to {}. Only a tenant in which nothing has been created yet may start earlier (POST /_emulator/reset starts over).",
+            to_secs(now),
+            frozen.unwrap_or_default()
+        ))
+        .param("frozen_time")),
     }
 }

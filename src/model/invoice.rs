@@ -46,7 +46,9 @@ pub struct Invoice {
     pub currency: Currency,
     /// Creation and finalization time (the customer's now).
     pub created: Nanos,
-    /// The billed period; both ends are the creation time.
+    /// Start of the billed period (the creation time: the emulator bills no subscription periods).
+    pub period_start: Nanos,
+    /// End of the billed period (the creation time); grant eligibility is judged at this instant.
     pub period_end: Nanos,
     /// Lines in order.
     pub lines: Vec<InvoiceLine>,
@@ -72,6 +74,15 @@ impl Invoice {
     }
 }
 
+/// Why an invoice refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceError {
+    /// No such invoice.
+    NotFound,
+    /// Only open invoices can be voided; this one is not open.
+    NotOpen,
+}
+
 /// A line to bill.
 #[derive(Debug, Clone)]
 pub struct NewInvoiceLine {
@@ -85,7 +96,9 @@ pub struct NewInvoiceLine {
 
 impl Tenant {
     /// Creates and finalizes an invoice at the customer's now and spends eligible credits on it, line
-    /// by line in order, each line drawing from lots in spending order.
+    /// by line in order, each line drawing from lots in spending order. A lot is eligible when it is
+    /// in the invoice's currency, effective and unexpired at `period_end`, not voided, has something
+    /// left, and its scope covers the line's price.
     pub fn create_invoice(
         &mut self,
         customer: Key,
@@ -96,20 +109,25 @@ impl Tenant {
         let now = self.now_in(domain);
         self.run_due(domain, now);
         let key = self.next_key();
+        // The order does not change while the invoice is built (only balances do), so sort once.
+        let order = self.lots_in_spend_order(customer, |l: &Lot| {
+            l.currency == currency && l.is_spendable(now)
+        });
         let mut out = Vec::with_capacity(lines.len());
         for line in lines {
             let line_key = self.next_key();
-            let mut left = Decimal::from(line.amount);
+            let mut left = Decimal::from(line.amount.max(0));
             let mut credits = Vec::new();
-            let price = line.price.as_deref();
-            let order = self.lots_in_spend_order(customer, |l: &Lot| {
-                l.currency == currency && l.is_spendable(now) && l.applicability.covers(price)
-            });
-            for lot in order {
+            for &lot in &order {
                 if left <= Decimal::ZERO {
                     break;
                 }
-                let take = left.min(self.lots[&lot].remaining).floor();
+                let l = &self.lots[&lot];
+                if !l.applicability.covers(line.price.as_deref()) {
+                    continue;
+                }
+                // Whole minor units only: a native lot may hold a fraction of a cent.
+                let take = left.min(l.remaining).floor();
                 if take <= Decimal::ZERO {
                     continue;
                 }
@@ -137,6 +155,7 @@ impl Tenant {
                 },
                 currency,
                 created: now,
+                period_start: now,
                 period_end: now,
                 lines: out,
                 status: InvoiceStatus::Open,
@@ -148,13 +167,10 @@ impl Tenant {
 
     /// Voids an open invoice and reinstates every credit it spent, each with its own entry. Credit
     /// returned to a lot that has expired (or been voided) meanwhile is written off at once.
-    /// Returns false if the invoice is not open.
-    pub fn void_invoice(&mut self, key: Key) -> bool {
-        let Some(invoice) = self.invoices.get(&key) else {
-            return false;
-        };
+    pub fn void_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
+        let invoice = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
         if invoice.status != InvoiceStatus::Open {
-            return false;
+            return Err(InvoiceError::NotOpen);
         }
         let domain = self.domain_of(invoice.customer);
         let now = self.now_in(domain);
@@ -184,6 +200,6 @@ impl Tenant {
             inv.status = InvoiceStatus::Void;
             inv.voided_at = Some(now);
         }
-        true
+        Ok(())
     }
 }

@@ -76,14 +76,32 @@ pub struct Balance {
 }
 
 impl Tenant {
-    /// Appends an entry and moves the lot's remaining balance with it. This is the only writer of
-    /// `Lot::remaining`; a debit larger than what remains is a bug and is clamped, never negative.
+    /// Appends an entry written when it takes effect (or, for a back-dated lot, when the lot was
+    /// made): see [`Tenant::post_written`].
     pub(crate) fn post(
         &mut self,
         lot_key: Key,
         kind: EntryKind,
         amount: Decimal,
         effective_at: Nanos,
+        invoice: Option<(Key, Key)>,
+    ) -> Key {
+        // Entries due earlier than the lot existed (a back-dated grant) are written at creation.
+        let created = effective_at.max(self.lots[&lot_key].created);
+        self.post_written(lot_key, kind, amount, effective_at, created, invoice)
+    }
+
+    /// Appends an entry written at `created` and moves the lot's remaining balance with it. This is
+    /// the only writer of `Lot::remaining`; a debit larger than what remains is a bug and is clamped,
+    /// never negative. Callers keep `created` from going backwards for a customer, so that key order
+    /// (what lists walk) and `created` agree.
+    pub(crate) fn post_written(
+        &mut self,
+        lot_key: Key,
+        kind: EntryKind,
+        amount: Decimal,
+        effective_at: Nanos,
+        created: Nanos,
         invoice: Option<(Key, Key)>,
     ) -> Key {
         let key = self.next_key();
@@ -98,8 +116,6 @@ impl Tenant {
         } else {
             lot.remaining -= amount;
         }
-        // Entries due earlier than the lot existed (a back-dated grant) are written at creation.
-        let created = effective_at.max(lot.created);
         let entry = Entry {
             key,
             lot: lot_key,

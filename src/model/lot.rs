@@ -39,12 +39,14 @@ impl Applicability {
         }
     }
 
-    /// Whether two scopes share any line (the balance-summary filter).
+    /// Whether two scopes share any line (the balance-summary filter). A price list names metered
+    /// prices, so it lies inside `Metered`: the two overlap whenever the list is not empty.
     pub fn intersects(&self, other: &Applicability) -> bool {
         match (self, other) {
             (Applicability::Metered, Applicability::Metered) => true,
             (Applicability::Prices(a), Applicability::Prices(b)) => a.iter().any(|p| b.contains(p)),
-            _ => false,
+            (Applicability::Metered, Applicability::Prices(p))
+            | (Applicability::Prices(p), Applicability::Metered) => !p.is_empty(),
         }
     }
 }
@@ -244,11 +246,21 @@ impl Tenant {
         let lot = self.lot_mut(key);
         lot.expires_at = expires_at;
         lot.updated = now;
-        if let Some(at) = expires_at {
-            let h = self.schedule_event(domain, at, Event::Expire(key));
-            self.lot_mut(key).pending.push(h);
+        match expires_at {
+            // Already past: written off now, effective when it expired. Scheduling it in the past
+            // would write an entry older than entries already posted.
+            Some(at) if at <= now => {
+                let remaining = self.lots[&key].remaining;
+                if remaining > Decimal::ZERO {
+                    self.post_written(key, EntryKind::Expired, remaining, at, now, None);
+                }
+            }
+            Some(at) => {
+                let h = self.schedule_event(domain, at, Event::Expire(key));
+                self.lot_mut(key).pending.push(h);
+            }
+            None => {}
         }
-        self.run_due(domain, now);
         Ok(())
     }
 

@@ -19,7 +19,7 @@ mod tenant;
 mod test_clock;
 
 pub use customer::{Customer, CustomerChanges, NewCustomer};
-pub use invoice::{Invoice, InvoiceLine, InvoiceStatus, NewInvoiceLine};
+pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceStatus, NewInvoiceLine};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;

@@ -64,6 +64,9 @@ pub struct Tenant {
     pub test_clocks: BTreeMap<Key, TestClock>,
     /// Invoices that spent credits.
     pub invoices: BTreeMap<Key, Invoice>,
+    /// How many keys have been handed out: zero means nothing has ever been created here, so the
+    /// tenant clock may start at any instant without moving any object's time backwards.
+    pub(crate) issued: u64,
 }
 
 impl Tenant {
@@ -85,12 +88,19 @@ impl Tenant {
             schedule: BTreeMap::new(),
             test_clocks: BTreeMap::new(),
             invoices: BTreeMap::new(),
+            issued: 0,
         }
     }
 
     /// A fresh key for a new object.
     pub fn next_key(&mut self) -> Key {
+        self.issued += 1;
         self.ids.next(to_millis(real_now()))
+    }
+
+    /// Whether nothing has been created in this world yet.
+    pub fn is_pristine(&self) -> bool {
+        self.issued == 0
     }
 
     /// The tenant clock's now.
@@ -133,10 +143,12 @@ impl Tenant {
         self.run_due(Domain::Tenant, now);
     }
 
-    /// Freezes the tenant clock at `to`, or moves it there; never backwards.
+    /// Freezes the tenant clock at `to`, or moves it there; never backwards. A world in which nothing
+    /// has been created yet has no time to contradict, so it may start at any instant (this is how a
+    /// test pins a fresh tenant to a fixed date in the past).
     pub fn freeze_clock(&mut self, to: Nanos) -> Result<(), TenantClockError> {
         let now = self.tenant_now();
-        if to < now {
+        if to < now && !self.is_pristine() {
             return Err(TenantClockError::Backwards { now });
         }
         self.clock = TenantClock::Frozen(to);

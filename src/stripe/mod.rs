@@ -6,14 +6,17 @@
 //! calls the model and renders the result.
 
 pub mod auth;
+pub mod balances;
 pub mod credit_grants;
 pub mod customers;
 pub mod error;
 pub mod expand;
 pub mod ids;
+pub mod invoices;
 pub mod list;
 pub mod params;
 pub mod test_clocks;
+pub mod transactions;
 
 use std::hash::{Hash, Hasher};
 
@@ -247,6 +250,16 @@ fn route(ctx: &mut Ctx, req: &Request) -> StripeResult<Value> {
             credit_grants::void(ctx, path_id(id, m, p)?)
         }
 
+        (&M::GET, ["v1", "billing", "credit_balance_summary"]) => balances::retrieve(ctx),
+        (&M::GET, ["v1", "billing", "credit_balance_transactions"]) => transactions::list(ctx),
+        (&M::GET, ["v1", "billing", "credit_balance_transactions", id]) => {
+            transactions::retrieve(ctx, path_id(id, m, p)?)
+        }
+
+        (&M::GET, ["v1", "invoices", id]) => invoices::retrieve(ctx, path_id(id, m, p)?),
+        (&M::GET, ["v1", "invoices", id, "lines"]) => invoices::lines(ctx, path_id(id, m, p)?),
+        (&M::POST, ["v1", "invoices", id, "void"]) => invoices::void(ctx, path_id(id, m, p)?),
+
         (&M::POST, ["v1", "test_helpers", "test_clocks"]) => test_clocks::create(ctx),
         (&M::GET, ["v1", "test_helpers", "test_clocks"]) => test_clocks::list(ctx),
         (&M::GET, ["v1", "test_helpers", "test_clocks", id]) => {
@@ -274,6 +287,9 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
         "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
             .and_then(|k| tenant.lots.get(&k))
             .map(credit_grants::render),
+        "invoice" => ids::key_of(id, ids::INVOICE)
+            .and_then(|k| tenant.invoices.get(&k))
+            .map(|inv| invoices::render(tenant, inv)),
         _ => None,
     }
 }

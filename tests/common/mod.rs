@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use credit_emulator::{start, Config, Running};
 use serde_json::Value;
 
-/// The instant every test tenant's clock is frozen at: 2033-05-18T03:33:20Z. Tenant clocks only move
-/// forward, so it must lie in the future of the machine running the tests.
-pub const T0: i64 = 2_000_000_000;
+/// The instant every test tenant's clock is frozen at: 2025-06-15T00:00:00Z. A tenant in which
+/// nothing has been created yet may start at any instant; after that its clock only moves forward.
+pub const T0: i64 = 1_749_945_600;
 
 /// A response: status, headers and parsed JSON body (`Value::Null` if the body is not JSON).
 #[derive(Debug)]

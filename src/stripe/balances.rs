@@ -1,0 +1,150 @@
+//! `GET /v1/billing/credit_balance_summary`: one customer's balances per currency, over the grants a
+//! filter selects.
+//!
+//! Only the customer's own lots are visited (the per-customer lot index), never the whole tenant.
+
+use serde_json::{json, Value};
+
+use super::credit_grants::amount_json;
+use super::error::{StripeError, StripeResult};
+use super::params::{
+    get_expand, get_obj, get_str, list_items, opt, req, validate, Field, Spec, EXPAND,
+};
+use super::transactions::customer_param;
+use super::{expand, ids, Ctx};
+use crate::form::{Node, Params};
+use crate::model::{Applicability, Lot};
+
+const PRICE: &[Field] = &[req("id", Spec::Str(5000))];
+const SCOPE: &[Field] = &[
+    opt("price_type", Spec::Enum(&["metered"])),
+    opt("prices", Spec::Array(&Spec::Obj(PRICE), 100)),
+];
+const FILTER: &[Field] = &[
+    opt("applicability_scope", Spec::Obj(SCOPE)),
+    opt("credit_grant", Spec::Str(5000)),
+    req("type", Spec::Enum(&["applicability_scope", "credit_grant"])),
+];
+const SUMMARY: &[Field] = &[
+    opt("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    EXPAND,
+    req("filter", Spec::Obj(FILTER)),
+];
+/// `balances` is expandable in Stripe's schema but holds no ids, so expanding it changes nothing.
+const EXPANDABLE: &[&str] = &["balances", "customer"];
+
+/// Which of the customer's lots the summary covers.
+enum Filter {
+    /// Lots whose scope shares a line with this one.
+    Scope(Applicability),
+    /// Exactly one lot.
+    Grant(crate::ids::Key),
+}
+
+impl Filter {
+    fn keeps(&self, lot: &Lot) -> bool {
+        match self {
+            Filter::Scope(scope) => lot.applicability.intersects(scope),
+            Filter::Grant(key) => lot.key == *key,
+        }
+    }
+}
+
+/// `GET /v1/billing/credit_balance_summary`.
+pub fn retrieve(ctx: &mut Ctx) -> StripeResult<Value> {
+    validate(ctx.params, SUMMARY, "")?;
+    let paths = get_expand(ctx.params);
+    expand::check(&paths, EXPANDABLE)?;
+    let t = &*ctx.tenant;
+    let customer = customer_param(t, get_str(ctx.params, "customer"))?;
+    let filter =
+        get_obj(ctx.params, "filter").ok_or_else(|| StripeError::missing_param("filter"))?;
+    let filter = match get_str(filter, "type") {
+        Some("credit_grant") => {
+            if filter.contains_key("applicability_scope") {
+                return Err(StripeError::invalid(
+                    "filter[applicability_scope] can only be used when filter[type] is applicability_scope.",
+                )
+                .param("filter[applicability_scope]"));
+            }
+            let id = get_str(filter, "credit_grant")
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| StripeError::missing_param("filter[credit_grant]"))?;
+            // A grant of another customer is as good as missing: the summary is about this one.
+            let key = ids::key_of(id, ids::CREDIT_GRANT)
+                .filter(|k| t.lots.get(k).is_some_and(|l| l.customer == customer))
+                .ok_or_else(|| {
+                    StripeError::no_such("credit grant", id, "filter[credit_grant]", 400)
+                })?;
+            Filter::Grant(key)
+        }
+        _ => {
+            if filter.contains_key("credit_grant") {
+                return Err(StripeError::invalid(
+                    "filter[credit_grant] can only be used when filter[type] is credit_grant.",
+                )
+                .param("filter[credit_grant]"));
+            }
+            Filter::Scope(scope(filter)?)
+        }
+    };
+    let balances: Vec<Value> = t
+        .balances(customer, |l| filter.keeps(l))
+        .into_iter()
+        .map(|(currency, b)| {
+            json!({
+                "available_balance": amount_json(currency, b.available),
+                "ledger_balance": amount_json(currency, b.ledger),
+            })
+        })
+        .collect();
+    let mut v = json!({
+        "object": "billing.credit_balance_summary",
+        "balances": balances,
+        "customer": ids::render(ids::CUSTOMER, customer),
+        "customer_account": null,
+        "livemode": false,
+    });
+    super::expand_in(t, &mut v, &paths);
+    Ok(v)
+}
+
+/// `filter[applicability_scope]`: exactly one of `price_type` and `prices`, as on a grant.
+fn scope(filter: &Params) -> StripeResult<Applicability> {
+    const PARAM: &str = "filter[applicability_scope]";
+    let scope =
+        get_obj(filter, "applicability_scope").ok_or_else(|| StripeError::missing_param(PARAM))?;
+    let price_type = get_str(scope, "price_type").filter(|s| !s.is_empty());
+    let prices: Vec<String> = scope
+        .get("prices")
+        .map(|n| {
+            list_items(n)
+                .into_iter()
+                .filter_map(|item| match item {
+                    Node::Map(m) => get_str(m, "id").map(str::to_string),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    match (price_type, prices.is_empty()) {
+        (Some(_), false) => Err(StripeError::invalid(
+            "You may only specify one of these parameters: price_type, prices.",
+        )
+        .param(PARAM)),
+        (Some(_), true) => Ok(Applicability::Metered),
+        (None, false) => {
+            if let Some(bad) = prices.iter().position(|id| id.is_empty()) {
+                return Err(StripeError::missing_param(&format!(
+                    "{PARAM}[prices][{bad}][id]"
+                )));
+            }
+            Ok(Applicability::Prices(prices))
+        }
+        (None, true) => Err(StripeError::invalid(
+            "You must specify exactly one of these parameters: price_type, prices.",
+        )
+        .param(PARAM)),
+    }
+}
