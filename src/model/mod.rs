@@ -10,21 +10,35 @@
 //! are due at a time (credits becoming effective, expiring) sit in a schedule per time [`Domain`] and
 //! are posted in time order when that domain's clock reaches them.
 
+mod billing;
 mod customer;
 mod invoice;
 mod ledger;
 mod lot;
 pub mod money;
+mod native_grants;
+pub mod periods;
+mod plans;
+mod subscriptions;
 mod tenant;
 mod test_clock;
+mod wallets;
 
+pub use billing::Billing;
 pub use customer::{Customer, CustomerChanges, NewCustomer};
 pub use invoice::{Invoice, InvoiceLine, InvoiceStatus, NewInvoiceLine};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;
+pub use native_grants::{
+    credits_to_minor, minor_to_credits, Application, ApplicationReason, ApplicationStatus, Cadence,
+    ExpiryRule, GrantScope, GrantStatus, NativeGrant, NewNativeGrant, SkipReason,
+};
+pub use plans::{NewPlan, Plan, PlanStatus};
+pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
 pub use test_clock::{TestClock, TestClockError};
+pub use wallets::Wallet;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;

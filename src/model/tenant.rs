@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Customer, Entry, Event, Invoice, Lot, TestClock};
+use super::{Billing, Customer, Entry, Event, Invoice, Lot, TestClock};
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
 
@@ -64,6 +64,8 @@ pub struct Tenant {
     pub test_clocks: BTreeMap<Key, TestClock>,
     /// Invoices that spent credits.
     pub invoices: BTreeMap<Key, Invoice>,
+    /// Plans, subscriptions, grant rules, their applications, and wallets.
+    pub billing: Billing,
 }
 
 impl Tenant {
@@ -85,6 +87,7 @@ impl Tenant {
             schedule: BTreeMap::new(),
             test_clocks: BTreeMap::new(),
             invoices: BTreeMap::new(),
+            billing: Billing::default(),
         }
     }
 
