@@ -53,6 +53,12 @@ impl Tenant {
     /// Creates a published plan and returns its key.
     pub fn create_plan(&mut self, new: NewPlan) -> Key {
         let key = self.next_key();
+        self.create_plan_with_key(key, new)
+    }
+
+    /// As [`Tenant::create_plan`], with a key taken earlier (rules given with the plan are checked
+    /// against its id before it exists).
+    pub fn create_plan_with_key(&mut self, key: Key, new: NewPlan) -> Key {
         let now = self.tenant_now();
         self.billing.plans.insert(
             key,

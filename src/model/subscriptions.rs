@@ -117,6 +117,12 @@ impl Tenant {
     /// ones), and applies whatever is already due.
     pub fn create_subscription(&mut self, new: NewSubscription) -> Key {
         let key = self.next_key();
+        self.create_subscription_with_key(key, new)
+    }
+
+    /// As [`Tenant::create_subscription`], with a key taken earlier (rules given with the
+    /// subscription are checked against its id before it exists).
+    pub fn create_subscription_with_key(&mut self, key: Key, new: NewSubscription) -> Key {
         let now = self.now_for(new.customer);
         let start = new.start.unwrap_or(now);
         self.billing.subscriptions.insert(
