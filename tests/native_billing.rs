@@ -165,6 +165,10 @@ async fn subscriptions_copy_plan_grants_and_apply_them() {
     let wallets = get(&emu, &key, &format!("/v1/customers/{c}/wallets")).await;
     assert_json_snapshot!("wallets_at_start", wallets.body);
     let wallet = wallets.body[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&emu, &key, &format!("/v1/wallets/{wallet}")).await.body,
+        wallets.body[0]
+    );
     let upcoming = get(&emu, &key, &format!("/v1/customers/{c}/grants/upcoming")).await;
     assert_eq!(
         upcoming.body["pagination"]["total"], 1,

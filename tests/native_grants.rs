@@ -625,3 +625,31 @@ async fn list_filters_sorting_and_pagination_quirks() {
     });
     assert_json_snapshot!("plan_and_addon_lists", out);
 }
+
+#[tokio::test]
+async fn body_limits_answer_in_the_native_envelope() {
+    let emu = Emu::with_config(credit_emulator::Config {
+        seed: Some(42),
+        max_body_bytes: 4096,
+        max_json_depth: 8,
+        ..credit_emulator::Config::default()
+    })
+    .await;
+    let key = emu.tenant("native_limits").await;
+    let mut deep = json!("x");
+    for _ in 0..9 {
+        deep = json!({ "a": deep });
+    }
+    let too_deep = post(&emu, &key, "/v1/creditgrants", json!({"name": "g", "metadata": deep})).await;
+    let too_large = post(
+        &emu,
+        &key,
+        "/v1/creditgrants",
+        json!({"name": "x".repeat(5000)}),
+    )
+    .await;
+    assert_json_snapshot!(
+        "body_limits",
+        json!({"too_deep": outcome(&too_deep), "too_large": outcome(&too_large)})
+    );
+}
