@@ -345,6 +345,8 @@ pub fn check_references(
     }
     match c.scope {
         ScopeIn::Plan => {
+            // Every published rule of a plan was checked against all the others when it was
+            // made, so they all share one pair of rates: comparing with one of them is enough.
             let plan = refs.plan.unwrap_or_default();
             let clash = t
                 .billing
@@ -353,8 +355,8 @@ pub fn check_references(
                 .into_iter()
                 .flatten()
                 .filter_map(|k| t.billing.grants.get(k))
-                .filter(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
-                .any(|g| {
+                .find(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
+                .is_some_and(|g| {
                     g.conversion_rate != r.conversion_rate
                         || g.topup_conversion_rate != r.topup_conversion_rate
                 });

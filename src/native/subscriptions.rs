@@ -319,9 +319,11 @@ pub fn cancel(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let reason = body.string("reason")?;
     match kind.as_str() {
         "immediate" => {}
-        "end_of_period" | "scheduled_date" => return Err(NativeError::validation(format!(
+        "end_of_period" | "scheduled_date" => {
+            return Err(NativeError::validation(format!(
             "The cancellation_type {kind} is not supported by the credit emulator (use immediate)"
-        ))),
+        )))
+        }
         "" => {
             return Err(request_validation_failed(vec![required_detail(
                 "CancelSubscriptionRequest",
