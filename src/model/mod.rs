@@ -9,6 +9,11 @@
 //! is the sum of its entries, kept up to date by the single function that appends them. Entries that
 //! are due at a time (credits becoming effective, expiring) sit in a schedule per time [`Domain`] and
 //! are posted in time order when that domain's clock reaches them.
+//!
+//! The subscription side ([`Billing`]): a [`Plan`] carries grant rules ([`NativeGrant`]) that a
+//! [`Subscription`] copies; a subscription rule makes one [`Application`] per period, scheduled like any
+//! other timed entry, and an applied application is a lot with the application's key. A [`Wallet`] is
+//! a view of a customer's lots in one currency, never a store.
 
 mod billing;
 mod customer;
