@@ -640,7 +640,13 @@ async fn body_limits_answer_in_the_native_envelope() {
     for _ in 0..9 {
         deep = json!({ "a": deep });
     }
-    let too_deep = post(&emu, &key, "/v1/creditgrants", json!({"name": "g", "metadata": deep})).await;
+    let too_deep = post(
+        &emu,
+        &key,
+        "/v1/creditgrants",
+        json!({"name": "g", "metadata": deep}),
+    )
+    .await;
     let too_large = post(
         &emu,
         &key,
