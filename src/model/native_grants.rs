@@ -685,6 +685,25 @@ mod tests {
     }
 
     #[test]
+    fn conversions_hold_at_the_extremes_the_api_admits() {
+        // 12 integer digits and 8 decimals of credits, a 5-digit rate, a 3-decimal currency.
+        let credits: Decimal = "999999999999.99999999".parse().unwrap();
+        let rate: Decimal = "99999.99999".parse().unwrap();
+        let minor = credits_to_minor(credits, rate, 3);
+        assert!(minor > Decimal::from(10i64.pow(18)));
+        let back = minor_to_credits(minor, rate, 3);
+        assert_eq!(back.round_dp(6), credits.round_dp(6));
+        assert_eq!(
+            minor_to_credits(Decimal::from(1050), Decimal::ONE, 2),
+            "10.5".parse().unwrap()
+        );
+        assert_eq!(
+            minor_to_credits(Decimal::from(7), Decimal::ZERO, 0),
+            Decimal::from(7)
+        );
+    }
+
+    #[test]
     fn recurring_rule_applies_every_period_and_expires_with_the_cycle() {
         let (mut t, customer, plan, t0) = world();
         t.create_native_grant(NewNativeGrant {
@@ -905,5 +924,142 @@ mod tests {
             vec![ApplicationStatus::Applied, ApplicationStatus::Cancelled]
         );
         assert_eq!(both_views(&mut t, customer), (2200.into(), 2200.into()));
+    }
+
+    mod agreement {
+        //! Random sequences of grants, rules, invoices, voids, expiries and clock moves: after every
+        //! step Stripe's balance and the wallets' balances are equal.
+        use super::*;
+        use crate::model::{LotOrigin, NewLot};
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            StripeGrant {
+                cents: i64,
+                priority: Option<i64>,
+                expires_days: Option<i64>,
+            },
+            NativeRule {
+                credits_cents: i64,
+                cadence: u8,
+                expiry: u8,
+                rate: Option<i64>,
+            },
+            Invoice {
+                cents: i64,
+            },
+            VoidInvoice(usize),
+            VoidLot(usize),
+            ExpireLot(usize),
+            Advance {
+                hours: i64,
+            },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (
+                    1i64..5000,
+                    proptest::option::of(0i64..100),
+                    proptest::option::of(1i64..40)
+                )
+                    .prop_map(|(cents, priority, expires_days)| Op::StripeGrant {
+                        cents,
+                        priority,
+                        expires_days
+                    }),
+                (1i64..10_000, 0u8..3, 0u8..3, proptest::option::of(1i64..3)).prop_map(
+                    |(credits_cents, cadence, expiry, rate)| Op::NativeRule {
+                        credits_cents,
+                        cadence,
+                        expiry,
+                        rate
+                    }
+                ),
+                (0i64..6000).prop_map(|cents| Op::Invoice { cents }),
+                (0usize..8).prop_map(Op::VoidInvoice),
+                (0usize..8).prop_map(Op::VoidLot),
+                (0usize..8).prop_map(Op::ExpireLot),
+                (1i64..24 * 20).prop_map(|hours| Op::Advance { hours }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn both_views_agree_after_every_step(ops in proptest::collection::vec(op(), 1..40)) {
+                let (mut t, customer, plan, _) = world();
+                let sub = subscribe(&mut t, customer, plan, None);
+                let mut invoices = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::StripeGrant { cents, priority, expires_days } => {
+                            let now = t.now_for(customer);
+                            t.create_lot(NewLot {
+                                customer,
+                                currency: usd(),
+                                amount: cents.into(),
+                                category: Category::Paid,
+                                applicability: Applicability::Metered,
+                                priority,
+                                name: None,
+                                metadata: Metadata::new(),
+                                effective_at: None,
+                                expires_at: expires_days.map(|d| now + d * DAY),
+                                origin: LotOrigin::Stripe,
+                            });
+                        }
+                        Op::NativeRule { credits_cents, cadence, expiry, rate } => {
+                            let now = t.now_for(customer);
+                            let cadence = match cadence {
+                                0 => Cadence::OneTime,
+                                1 => Cadence::Recurring { period: Period::Weekly, count: 1 },
+                                _ => Cadence::Recurring { period: Period::Monthly, count: 1 },
+                            };
+                            let expiry = match expiry {
+                                0 => ExpiryRule::Never,
+                                1 => ExpiryRule::Duration { unit: DurationUnit::Day, count: 9 },
+                                _ => ExpiryRule::BillingCycle,
+                            };
+                            t.create_native_grant(NewNativeGrant {
+                                scope: GrantScope::Subscription,
+                                subscription: Some(sub),
+                                start: Some(now),
+                                conversion_rate: rate.map(Decimal::from),
+                                ..rule(&(Decimal::new(credits_cents, 2)).to_string(), cadence, expiry)
+                            });
+                        }
+                        Op::Invoice { cents } => {
+                            invoices.push(t.create_invoice(customer, usd(), vec![NewInvoiceLine {
+                                amount: cents, price: None, description: None,
+                            }]));
+                        }
+                        Op::VoidInvoice(i) => {
+                            if let Some(k) = invoices.get(i) {
+                                t.void_invoice(*k);
+                            }
+                        }
+                        Op::VoidLot(i) => {
+                            if let Some(k) = t.lots.keys().nth(i).copied() {
+                                let _ = t.void_lot(k);
+                            }
+                        }
+                        Op::ExpireLot(i) => {
+                            if let Some(k) = t.lots.keys().nth(i).copied() {
+                                let _ = t.expire_lot(k);
+                            }
+                        }
+                        Op::Advance { hours } => {
+                            let to = t.tenant_now() + hours * 3600 * NANOS_PER_SEC;
+                            t.freeze_clock(to).unwrap();
+                        }
+                    }
+                    let (stripe, native) = both_views(&mut t, customer);
+                    prop_assert_eq!(stripe, native);
+                    prop_assert!(stripe >= Decimal::ZERO);
+                }
+            }
+        }
     }
 }

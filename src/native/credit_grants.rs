@@ -270,12 +270,17 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
             ExpiryRule::Duration { unit, count }
         }
     };
-    if r.conversion_rate.is_some_and(|c| c <= Decimal::ZERO) {
+    // Rates are stored with 5 decimals; one that would be stored as 0 is not positive either.
+    if r.conversion_rate
+        .is_some_and(|c| stored(c, 5) <= Decimal::ZERO)
+    {
         return Err(NativeError::validation(
             "Please provide a positive conversion rate",
         ));
     }
-    if r.topup_conversion_rate.is_some_and(|c| c <= Decimal::ZERO) {
+    if r.topup_conversion_rate
+        .is_some_and(|c| stored(c, 5) <= Decimal::ZERO)
+    {
         return Err(NativeError::validation(
             "Please provide a positive topup conversion rate",
         ));
