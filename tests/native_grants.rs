@@ -371,6 +371,14 @@ async fn every_create_validation_message_in_order() {
         ("4_credits_missing", plan_ok(json!({"credits": null}))),
         ("4_credits_zero", plan_ok(json!({"credits": "0.00"}))),
         ("4_credits_negative", plan_ok(json!({"credits": -5}))),
+        (
+            "4_credits_beyond_any_range",
+            plan_ok(json!({"credits": "-1e+30"})),
+        ),
+        (
+            "4_credits_negative_and_tiny",
+            plan_ok(json!({"credits": "-1e-40"})),
+        ),
         ("5_cadence_unknown", plan_ok(json!({"cadence": "WEEKLY"}))),
         (
             "6_expiration_type_missing",
@@ -478,6 +486,10 @@ async fn every_create_validation_message_in_order() {
         (
             "20_credits_more_than_12_integer_digits",
             sub_ok(json!({"credits": "1000000000000"})),
+        ),
+        (
+            "20_credits_beyond_any_range",
+            sub_ok(json!({"credits": 1e30})),
         ),
         (
             "20_conversion_rate_too_wide",

@@ -46,6 +46,8 @@ pub struct GrantInput {
     pub addon_id: Option<String>,
     /// `credits` (zero when absent, as a Go decimal is).
     pub credits: Decimal,
+    /// `credits` as sent, printed as shopspring prints it.
+    pub credits_shown: String,
     /// `cadence`, as sent.
     pub cadence: String,
     /// `period`, as sent.
@@ -107,13 +109,17 @@ pub fn bind(body: &Body) -> NativeResult<GrantInput> {
 /// Binds the fields' JSON types only (grants nested in a plan or subscription request, which gin
 /// does not validate field by field).
 pub fn bind_fields(body: &Body) -> NativeResult<GrantInput> {
+    let (credits, credits_shown) = body
+        .decimal_shown("credits")?
+        .unwrap_or((Decimal::ZERO, "0".to_string()));
     Ok(GrantInput {
         name: body.string("name")?,
         scope: body.string("scope")?,
         plan_id: body.str("plan_id")?,
         subscription_id: body.str("subscription_id")?,
         addon_id: body.str("addon_id")?,
-        credits: body.decimal("credits")?.unwrap_or_default(),
+        credits,
+        credits_shown,
         cadence: body.string("cadence")?,
         period: body.str("period")?,
         period_count: body.int("period_count")?,
@@ -200,7 +206,7 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
     }
     if r.credits <= Decimal::ZERO {
         return Err(NativeError::validation("Please provide a positive credits")
-            .details(vec![("credits", dec(r.credits))]));
+            .details(vec![("credits", json!(r.credits_shown))]));
     }
     let recurring = match r.cadence.as_str() {
         "ONETIME" => false,

@@ -77,18 +77,23 @@ impl Body {
         }
     }
 
-    /// A decimal field, from a JSON string or number.
+    /// A decimal field, from a JSON string or number (see [`parse_decimal_any`] for values beyond
+    /// the emulator's range).
     pub fn decimal(&self, name: &str) -> NativeResult<Option<Decimal>> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => parse_decimal(s)
-                .map(Some)
-                .ok_or_else(NativeError::invalid_format),
-            Some(Value::Number(n)) => parse_decimal(&n.to_string())
-                .map(Some)
-                .ok_or_else(NativeError::invalid_format),
-            Some(_) => Err(NativeError::invalid_format()),
-        }
+        Ok(self.decimal_shown(name)?.map(|(d, _)| d))
+    }
+
+    /// A decimal field and its text as shopspring prints it (for error details).
+    pub fn decimal_shown(&self, name: &str) -> NativeResult<Option<(Decimal, String)>> {
+        let text = match self.get(name) {
+            None => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return Err(NativeError::invalid_format()),
+        };
+        parse_decimal_any(&text)
+            .map(Some)
+            .ok_or_else(NativeError::invalid_format)
     }
 
     /// An RFC 3339 time field.
@@ -160,6 +165,76 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
         .or_else(|| Decimal::from_scientific(s).ok())
 }
 
+/// Any decimal shopspring accepts, which has no range limit, as a value the emulator can compute
+/// with and its exact text. Values beyond `Decimal`'s range keep what validation looks at: a huge one
+/// becomes `±Decimal::MAX` (still "not positive" or "too wide to store"), a tiny one `±1e-28` (still
+/// positive or negative, and stored as 0 like any value under the column's 8 decimals).
+pub fn parse_decimal_any(s: &str) -> Option<(Decimal, String)> {
+    let t = s.trim();
+    let (negative, body) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
+        None => (body, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // value = digits × 10^exponent
+    let digits: String = format!("{int}{frac}");
+    let exponent = exp.checked_sub(frac.len() as i64)?;
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() {
+        return Some((Decimal::ZERO, "0".to_string()));
+    }
+    let shown = plain(negative, trimmed, exponent);
+    // Beyond 28 decimals `Decimal` rounds; a value that rounds to zero keeps its sign as ±1e-28.
+    if let Some(d) = parse_decimal(&shown).filter(|d| !d.is_zero()) {
+        return Some((d, shown));
+    }
+    let integer_digits = trimmed.len() as i64 + exponent;
+    let magnitude = if integer_digits > 28 {
+        Decimal::MAX
+    } else {
+        Decimal::new(1, 28)
+    };
+    Some((if negative { -magnitude } else { magnitude }, shown))
+}
+
+/// `digits × 10^exponent` written out in full, without trailing fractional zeros.
+fn plain(negative: bool, digits: &str, exponent: i64) -> String {
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    if exponent >= 0 {
+        out.push_str(digits);
+        out.extend(std::iter::repeat_n('0', exponent.min(4096) as usize));
+        return out;
+    }
+    let shift = (-exponent).min(4096) as usize;
+    let (int, frac) = if digits.len() > shift {
+        digits.split_at(digits.len() - shift)
+    } else {
+        ("", digits)
+    };
+    let pad = shift.saturating_sub(digits.len());
+    out.push_str(if int.is_empty() { "0" } else { int });
+    let mut f = "0".repeat(pad);
+    f.push_str(frac);
+    let f = f.trim_end_matches('0');
+    if !f.is_empty() {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
+}
+
 /// A decimal as shopspring renders it: a JSON string without trailing zeros.
 pub fn dec(d: Decimal) -> Value {
     Value::String(d.normalize().to_string())
@@ -206,5 +281,39 @@ impl Obj {
     /// The object.
     pub fn done(self) -> Value {
         Value::Object(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(s: &str) -> Option<(String, String)> {
+        parse_decimal_any(s).map(|(d, t)| (d.to_string(), t))
+    }
+
+    #[test]
+    fn decimals_beyond_the_range() {
+        assert_eq!(shown("12.50"), Some(("12.5".into(), "12.5".into())));
+        assert_eq!(shown("-1e+30").unwrap().1, format!("-1{}", "0".repeat(30)));
+        assert_eq!(shown("-1e+30").unwrap().0, (-Decimal::MAX).to_string());
+        assert_eq!(shown("1e-40").unwrap().1, format!("0.{}1", "0".repeat(39)));
+        assert_eq!(shown("1e-40").unwrap().0, Decimal::new(1, 28).to_string());
+        assert_eq!(shown("1.5E3"), Some(("1500".into(), "1500".into())));
+        assert_eq!(shown("0.000"), Some(("0".into(), "0".into())));
+        assert_eq!(shown("+7"), Some(("7".into(), "7".into())));
+        for bad in [
+            "",
+            "-",
+            ".",
+            "1e",
+            "e5",
+            "1.2.3",
+            "0x10",
+            "NaN",
+            "1e99999999999999999999",
+        ] {
+            assert_eq!(shown(bad), None, "{bad}");
+        }
     }
 }
