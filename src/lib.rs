@@ -18,10 +18,12 @@
 //! idempotency.rs stored answers for Idempotency-Key, per tenant
 //! stripe/        the Stripe facade: auth, params (schemas as data), errors, lists, expand,
 //!                one file per resource (customers, credit_grants, test_clocks, ...)
-//! native/        the native (Flexprice-style) facade
+//! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
+//!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, invoices that spend credits
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
-//!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices
+//!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices,
+//!                plans, subscriptions, grant rules and their applications, wallets (views of lots)
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
 //! time.rs        nanosecond time and its renderings
 //! ```

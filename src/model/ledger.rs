@@ -169,8 +169,10 @@ impl Tenant {
         }
     }
 
-    /// Hook for native grant applications; the native rules fill it in.
-    pub(crate) fn fire_application(&mut self, _application: Key, _at: Nanos) {}
+    /// A grant application is due: the grant rules apply it (see `native_grants`).
+    pub(crate) fn fire_application(&mut self, application: Key, at: Nanos) {
+        self.run_application(application, at);
+    }
 
     /// Balances per currency over a customer's lots that `keep` selects, at the customer's now.
     pub fn balances(

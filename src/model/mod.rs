@@ -9,22 +9,41 @@
 //! is the sum of its entries, kept up to date by the single function that appends them. Entries that
 //! are due at a time (credits becoming effective, expiring) sit in a schedule per time [`Domain`] and
 //! are posted in time order when that domain's clock reaches them.
+//!
+//! The subscription side ([`Billing`]): a [`Plan`] carries grant rules ([`NativeGrant`]) that a
+//! [`Subscription`] copies; a subscription rule makes one [`Application`] per period, scheduled like any
+//! other timed entry, and an applied application is a lot with the application's key. A [`Wallet`] is
+//! a view of a customer's lots in one currency, never a store.
 
+mod billing;
 mod customer;
 mod invoice;
 mod ledger;
 mod lot;
 pub mod money;
+mod native_grants;
+pub mod periods;
+mod plans;
+mod subscriptions;
 mod tenant;
 mod test_clock;
+mod wallets;
 
+pub use billing::Billing;
 pub use customer::{Customer, CustomerChanges, NewCustomer};
 pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceStatus, NewInvoiceLine};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;
+pub use native_grants::{
+    credits_to_minor, minor_to_credits, Application, ApplicationReason, ApplicationStatus, Cadence,
+    ExpiryRule, GrantScope, GrantStatus, NativeGrant, NewNativeGrant, SkipReason,
+};
+pub use plans::{NewPlan, Plan, PlanStatus};
+pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
 pub use test_clock::{TestClock, TestClockError};
+pub use wallets::Wallet;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;

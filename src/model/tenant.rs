@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Customer, Entry, Event, Invoice, Lot, TestClock};
+use super::{Billing, Customer, Entry, Event, Invoice, Lot, TestClock};
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
 
@@ -67,6 +67,8 @@ pub struct Tenant {
     /// How many keys have been handed out: zero means nothing has ever been created here, so the
     /// tenant clock may start at any instant without moving any object's time backwards.
     pub(crate) issued: u64,
+    /// Plans, subscriptions, grant rules, their applications, and wallets.
+    pub billing: Billing,
 }
 
 impl Tenant {
@@ -89,6 +91,7 @@ impl Tenant {
             test_clocks: BTreeMap::new(),
             invoices: BTreeMap::new(),
             issued: 0,
+            billing: Billing::default(),
         }
     }
 
