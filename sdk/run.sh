@@ -11,8 +11,9 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r sdk/python/requirements.txt
 
 cargo build --quiet --bin credit-emulator
+BIN="${CARGO_TARGET_DIR:-target}/debug/credit-emulator"
 LOG=$(mktemp)
-./target/debug/credit-emulator --port 0 >"$LOG" 2>&1 &
+"$BIN" --port 0 >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
 for _ in $(seq 1 100); do
