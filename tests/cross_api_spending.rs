@@ -6,7 +6,7 @@ mod common;
 mod native_support;
 
 use common::{Emu, T0};
-use native_support::{at, get, grant, native_customer, plan, post, subscription, DAY};
+use native_support::{at, get, grant, native_customer, plan, subscription, DAY};
 use serde_json::json;
 
 /// Stripe's available usd balance in cents (0 when there is no usd balance).
