@@ -46,6 +46,14 @@ pub fn decode(s: &str) -> Option<Key> {
     Some(v)
 }
 
+/// `prefix` followed by the key's 26 characters: how either API spells an id.
+pub fn render(prefix: &str, key: Key) -> String {
+    let mut s = String::with_capacity(prefix.len() + ENCODED_LEN);
+    s.push_str(prefix);
+    s.push_str(&encode(key));
+    s
+}
+
 /// Splits `prefix` off `id` and decodes the rest.
 pub fn parse(id: &str, prefix: &str) -> Option<Key> {
     id.strip_prefix(prefix).and_then(decode)

@@ -2,8 +2,6 @@
 //! Stripe facade uses, so `cus_X` (Stripe) and `cust_X` (native) name one customer, and a grant
 //! application `cga_X` is the Stripe credit grant `credgr_test_X`.
 
-use crate::ids::{encode, parse, Key};
-
 /// Credit grant (rule).
 pub const CREDIT_GRANT: &str = "cg_";
 /// Credit grant application.
@@ -26,18 +24,8 @@ pub const ENVIRONMENT: &str = "env_";
 /// The tenant and user every native object is stamped with (Flexprice's development tenant).
 pub const TENANT_ID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// `prefix` + the key's 26 characters.
-pub fn render(prefix: &str, key: Key) -> String {
-    let mut s = String::with_capacity(prefix.len() + 26);
-    s.push_str(prefix);
-    s.push_str(&encode(key));
-    s
-}
-
-/// The key behind a native id with `prefix`, if it is well formed.
-pub fn key_of(id: &str, prefix: &str) -> Option<Key> {
-    parse(id, prefix)
-}
+/// Rendering an id and reading one back are the same for every API; only the prefixes differ.
+pub use crate::ids::{parse as key_of, render};
 
 /// The environment a key is bound to: derived from the key string, so it is stable across restarts
 /// and different for every tenant.
