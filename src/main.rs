@@ -96,32 +96,43 @@ fn main() {
                 std::process::exit(1);
             }
         };
+        // Signal handlers are installed before the address is announced, so a SIGTERM sent as soon
+        // as a client has seen the server up always means "stop cleanly", never the default kill.
+        let shutdown = shutdown_signal();
         let local = listener.local_addr().unwrap_or(addr);
         println!("listening on http://{local}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        serve(listener, App::new(config), shutdown_signal()).await;
+        serve(listener, App::new(config), shutdown).await;
     });
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Installs the Ctrl-C and SIGTERM handlers now and returns a future that completes on either.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async move {
+        async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        tokio::select! {
+            _ = recv(term.as_mut()) => {},
+            _ = recv(int.as_mut()) => {},
+        }
+    }
+}
+
+/// Returns a future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
