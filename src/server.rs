@@ -283,8 +283,8 @@ fn refused(api: Api, refusal: Refusal, config: &Config) -> Reply {
         Refusal::Body(BodyError::Timeout) => (
             408,
             format!(
-                "Request timeout: the request body was not received within {} seconds.",
-                config.body_read_timeout.as_secs_f64()
+                "Request timeout: the request body was not received within {}.",
+                seconds(config.body_read_timeout)
             ),
         ),
         Refusal::Body(BodyError::Broken) => (
@@ -297,6 +297,16 @@ fn refused(api: Api, refusal: Refusal, config: &Config) -> Reply {
         _ => stripe::error::StripeError::invalid(message)
             .status(status)
             .reply(),
+    }
+}
+
+/// `1 second`, `30 seconds`, `0.25 seconds`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s == 1.0 {
+        "1 second".to_string()
+    } else {
+        format!("{s} seconds")
     }
 }
 
