@@ -93,8 +93,13 @@ pub async fn exchange(addr: SocketAddr, request: Vec<u8>, half_close: bool) -> O
     parse_response(&buf)
 }
 
-/// Parses a response (head and `Content-Length` body).
-pub fn parse_response(buf: &[u8]) -> Option<Raw> {
+/// Parses a response (head and `Content-Length` body), skipping interim `1xx` answers such as
+/// `100 Continue`.
+pub fn parse_response(mut buf: &[u8]) -> Option<Raw> {
+    while buf.starts_with(b"HTTP/1.1 1") {
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+        buf = &buf[end + 4..];
+    }
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = head.split("\r\n");
