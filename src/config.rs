@@ -17,10 +17,16 @@ pub struct Config {
     pub max_json_depth: usize,
     /// A client must send its request head within this time.
     pub header_read_timeout: Duration,
+    /// A client must send its whole body within this time once its head has arrived.
+    pub body_read_timeout: Duration,
     /// Most connections served at once; more wait in the accept queue.
     pub max_connections: usize,
     /// Largest accepted request head (request line and headers).
     pub max_header_bytes: usize,
+    /// Lets a request carrying `X-Emulator-Panic` panic on purpose, to show that a panic costs one
+    /// request and never the server or a tenant. Off unless asked for (hidden CLI flag
+    /// `--enable-panic-trigger`); tests turn it on.
+    pub panic_trigger: bool,
 }
 
 impl Default for Config {
@@ -31,8 +37,10 @@ impl Default for Config {
             form: FormLimits::default(),
             max_json_depth: 32,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_header_bytes: 64 * 1024,
+            panic_trigger: false,
         }
     }
 }

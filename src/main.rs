@@ -31,28 +31,37 @@ struct Cli {
     max_body_bytes: usize,
 
     /// Most form parameters in one request (query and body together).
-    #[arg(long, default_value_t = 1000)]
-    max_params: usize,
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_params: u64,
 
-    /// Most levels of bracket nesting in one parameter name.
-    #[arg(long, default_value_t = 8)]
-    max_depth: usize,
+    /// Most levels of bracket nesting in one parameter name (at most 64, which keeps every
+    /// recursive walk of a parameter tree far from the stack's end).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_depth: u64,
 
-    /// Deepest accepted nesting of native JSON bodies.
-    #[arg(long, default_value_t = 32)]
-    max_json_depth: usize,
+    /// Deepest accepted nesting of native JSON bodies (at most 128, the JSON parser's own bound).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=128))]
+    max_json_depth: u64,
 
     /// Seconds a client has to send its request head before the connection is closed.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     header_read_timeout: u64,
+
+    /// Seconds a client has, once its head is in, to send the whole body (else a 408).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_read_timeout: u64,
 
     /// Most connections served at once; further clients wait to be accepted.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
 
-    /// Largest accepted request head (request line and headers), in bytes; at least 8192.
+    /// Largest accepted request head (request line and headers), in bytes (larger heads get a 431).
     #[arg(long, default_value_t = 64 * 1024)]
     max_header_bytes: usize,
+
+    /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
+    #[arg(long, hide = true)]
+    enable_panic_trigger: bool,
 
     /// Log filter, e.g. `info` or `credit_emulator=debug` (also RUST_LOG).
     #[arg(long, env = "RUST_LOG", default_value = "warn")]
@@ -69,13 +78,15 @@ fn main() {
         seed: cli.seed,
         max_body_bytes: cli.max_body_bytes,
         form: FormLimits {
-            max_params: cli.max_params,
-            max_depth: cli.max_depth,
+            max_params: cli.max_params as usize,
+            max_depth: cli.max_depth as usize,
         },
-        max_json_depth: cli.max_json_depth,
+        max_json_depth: cli.max_json_depth as usize,
         header_read_timeout: Duration::from_secs(cli.header_read_timeout),
+        body_read_timeout: Duration::from_secs(cli.body_read_timeout),
         max_connections: cli.max_connections.max(1),
         max_header_bytes: cli.max_header_bytes,
+        panic_trigger: cli.enable_panic_trigger,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,12 +4,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
@@ -92,8 +92,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let timeout = app.config.header_read_timeout;
-        // hyper's smallest allowed read buffer is 8 KiB.
-        let max_buf = app.config.max_header_bytes.max(8192);
+        let hard_head = hard_head_limit(app.config.max_header_bytes);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let app = app.clone();
@@ -102,7 +101,13 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
-                .max_buf_size(max_buf)
+                // Heads a little over the limit are read and answered in the API's envelope (see
+                // `head_size`); only heads far over it are cut off by hyper with a bare 431.
+                .max_header_size(hard_head)
+                // hyper's smallest allowed read buffer is 8 KiB.
+                .max_buf_size(hard_head.saturating_add(8192).max(8192))
+                // A client that shuts down its write side after sending still gets its answer.
+                .half_close(true)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");
@@ -112,27 +117,126 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
-async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
-    let request_id = random_id("req_", 14);
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let api = api_of(&path, &parts.headers);
-    let limit = app.config.max_body_bytes;
+/// The head size beyond which hyper itself refuses a request: twice the configured limit, so that a
+/// head moderately over the limit still reaches [`handle`] and gets a readable 431.
+fn hard_head_limit(max_header_bytes: usize) -> usize {
+    max_header_bytes.saturating_mul(2).max(8192)
+}
+
+/// The size of a request head as sent (request line and header lines, CRLFs included), near enough
+/// for a limit.
+fn head_size(parts: &hyper::http::request::Parts) -> usize {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or_else(|| parts.uri.to_string().len());
+    let line = parts.method.as_str().len() + 1 + target + 1 + "HTTP/1.1\r\n".len();
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Longer than `max_body_bytes`.
+    TooLarge,
+    /// Not received within `body_read_timeout`.
+    Timeout,
+    /// The connection ended early or the chunked framing was broken.
+    Broken,
+}
+
+/// How much of an oversized body is read and thrown away before answering 413. A client that is still
+/// writing when the server closes may get a reset instead of the answer; reading on lets it finish
+/// and see the 413. Bodies even larger are cut off.
+const DRAIN_MAX: u64 = 8 * 1024 * 1024;
+
+/// Reads the whole body within `limit` bytes and `timeout`.
+async fn read_body(
+    body: &mut Incoming,
+    parts: &hyper::http::request::Parts,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, BodyError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A client that asked `Expect: 100-continue` has not sent its body and waits for the answer;
+    // reading would only invite it to send what will be refused.
+    let expects_continue = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = if declared.is_some_and(|n| n > limit as u64) {
-        Err(())
-    } else {
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(_) => Err(()),
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        if !expects_continue && n <= limit as u64 + DRAIN_MAX {
+            drain(body, deadline).await;
         }
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::Timeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body, deadline).await;
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards up to [`DRAIN_MAX`] more bytes, until the body ends or `deadline`.
+async fn drain(body: &mut Incoming, deadline: tokio::time::Instant) {
+    let mut seen: u64 = 0;
+    while seen <= DRAIN_MAX {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    seen += data.len() as u64;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+    let request_id = random_id("req_", 14);
+    let (parts, mut body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let api = api_of(&path, &parts.headers);
+    let config = &app.config;
+    let head_limit = config.max_header_bytes;
+    let body = if head_size(&parts) > head_limit {
+        // The body is not read: the connection is closed after the answer.
+        Err(Refusal::Head)
+    } else {
+        read_body(
+            &mut body,
+            &parts,
+            config.max_body_bytes,
+            config.body_read_timeout,
+        )
+        .await
+        .map_err(Refusal::Body)
     };
     let reply = match body {
-        Err(()) => too_large(api, limit),
+        Err(refusal) => refused(api, refusal, config).with_header("connection", "close"),
         Ok(body) => {
             let request = Request {
                 method: parts.method,
@@ -154,6 +258,56 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         }
     };
     to_response(reply, &request_id)
+}
+
+/// A request turned away before it reached a facade.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The head is over `max_header_bytes`.
+    Head,
+    /// The body could not be read.
+    Body(BodyError),
+}
+
+/// The answer to a refused request, in its API's envelope.
+fn refused(api: Api, refusal: Refusal, config: &Config) -> Reply {
+    let (status, message) = match refusal {
+        Refusal::Body(BodyError::TooLarge) => return too_large(api, config.max_body_bytes),
+        Refusal::Head => (
+            431,
+            format!(
+                "Request header fields too large: the emulator accepts request heads (request line and headers) of at most {} bytes.",
+                config.max_header_bytes
+            ),
+        ),
+        Refusal::Body(BodyError::Timeout) => (
+            408,
+            format!(
+                "Request timeout: the request body was not received within {}.",
+                seconds(config.body_read_timeout)
+            ),
+        ),
+        Refusal::Body(BodyError::Broken) => (
+            400,
+            "Invalid request: the request body could not be read (the connection closed before it was complete, or its chunked encoding is broken).".to_string(),
+        ),
+    };
+    match api {
+        Api::Native => native::error::reply(status, "validation_error", &message, None),
+        _ => stripe::error::StripeError::invalid(message)
+            .status(status)
+            .reply(),
+    }
+}
+
+/// `1 second`, `30 seconds`, `0.25 seconds`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s == 1.0 {
+        "1 second".to_string()
+    } else {
+        format!("{s} seconds")
+    }
 }
 
 fn dispatch(app: &App, api: Api, req: &Request) -> Reply {

@@ -112,6 +112,11 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
     let result = {
         let mut tenant = cell.state.lock();
         tenant.catch_up();
+        // Off by default; proves that a panic here, with the tenant locked and an idempotency key
+        // claimed, costs one request and nothing more.
+        if app.config.panic_trigger && req.header("x-emulator-panic").is_some() {
+            panic!("panic requested with X-Emulator-Panic");
+        }
         let mut ctx = Ctx {
             tenant: &mut tenant,
             params: &params,
@@ -175,14 +180,20 @@ fn form_error(e: FormError) -> StripeError {
         FormError::TooManyParams { limit } => StripeError::invalid(format!(
             "Invalid request: too many parameters (the emulator accepts at most {limit} per request)."
         )),
-        FormError::TooDeep { param, limit } => StripeError::invalid(format!(
-            "Invalid request: the parameter {param} is nested too deeply (the emulator accepts at most {limit} levels of brackets)."
-        ))
-        .param(param),
-        FormError::Conflict { param } => StripeError::invalid(format!(
-            "Invalid request: the parameter {param} was sent both as a single value and as a hash or array."
-        ))
-        .param(param),
+        FormError::TooDeep { param, limit } => {
+            let param = error::shorten(&param);
+            StripeError::invalid(format!(
+                "Invalid request: the parameter {param} is nested too deeply (the emulator accepts at most {limit} levels of brackets)."
+            ))
+            .param(param)
+        }
+        FormError::Conflict { param } => {
+            let param = error::shorten(&param);
+            StripeError::invalid(format!(
+                "Invalid request: the parameter {param} was sent both as a single value and as a hash or array."
+            ))
+            .param(param)
+        }
     }
 }
 

@@ -109,12 +109,17 @@ fn path_of(prefix: &str, name: &str) -> String {
     }
 }
 
+/// `Received unknown parameter: …`, with a name of hostile length cut so the answer stays small.
+fn unknown(path: &str) -> StripeError {
+    StripeError::unknown_param(&shorten(path))
+}
+
 /// Pass one: any name that is not declared is reported, deepest path spelled in full.
 fn check_unknown(params: &Params, fields: &[Field], prefix: &str, hint: &str) -> StripeResult<()> {
     for (name, node) in params {
         let path = path_of(prefix, name);
         let Some(field) = fields.iter().find(|f| f.name == name) else {
-            return Err(StripeError::unknown_param(&path));
+            return Err(unknown(&path));
         };
         check_unknown_node(node, &field.spec, &path, hint)?;
     }
@@ -132,7 +137,7 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> Strip
             for (k, v) in m {
                 let p = format!("{path}[{k}]");
                 if k.parse::<usize>().is_err() {
-                    return Err(StripeError::unknown_param(&p));
+                    return Err(unknown(&p));
                 }
                 check_unknown_node(v, item, &p, hint)?;
             }
@@ -147,14 +152,14 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> Strip
         (Spec::Metadata, _) => Ok(()),
         // A scalar sent as a hash or array: its inner names are not parameters Stripe knows.
         (_, Node::Map(m)) => match m.keys().next() {
-            Some(k) => Err(StripeError::unknown_param(&format!("{path}[{k}]"))),
+            Some(k) => Err(unknown(&format!("{path}[{k}]"))),
             None => Ok(()),
         },
         (Spec::Obj(_), Node::List(_)) | (_, Node::List(_)) => {
             if matches!(spec, Spec::Obj(_)) {
                 Err(StripeError::invalid("Invalid hash").param(path))
             } else {
-                Err(StripeError::unknown_param(&format!("{path}[]")))
+                Err(unknown(&format!("{path}[]")))
             }
         }
         _ => Ok(()),

@@ -1,0 +1,264 @@
+//! In-process support for the property tests: requests go straight to the facades (no socket), so
+//! that thousands of cases run per second, each against a fresh, seeded world.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use credit_emulator::http::{Reply, Request};
+use credit_emulator::model::EntryKind;
+use credit_emulator::server::{api_of, Api};
+use credit_emulator::{admin, native, stripe, App, Config};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::Method;
+use proptest::test_runner::{contextualize_config, Config as PropConfig};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// 2100-01-01T00:00:00Z, as in the socket tests.
+pub const BASE: i64 = 4_102_444_800;
+/// The tenant every case works in.
+pub const KEY: &str = "sk_test_fuzz";
+
+/// `cases` unless `PROPTEST_CASES` says otherwise.
+pub fn config(cases: u32) -> PropConfig {
+    contextualize_config(PropConfig {
+        cases,
+        ..PropConfig::default()
+    })
+}
+
+/// Serves one request the way the server would after reading it, minus the socket and the panic
+/// guard: a panic here reaches the caller.
+pub fn call(
+    app: &App,
+    method: &str,
+    target: &str,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Reply {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        // What hyper would refuse never reaches a facade.
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_bytes(v),
+        ) {
+            map.append(k, v);
+        }
+    }
+    let req = Request {
+        method: Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET),
+        path,
+        query,
+        headers: map,
+        body: Bytes::copy_from_slice(body),
+        request_id: "req_fuzz".to_string(),
+    };
+    match api_of(&req.path, &req.headers) {
+        Api::Admin => admin::handle(app, &req),
+        Api::Stripe => stripe::handle(app, &req),
+        Api::Native => native::handle(app, &req),
+    }
+}
+
+/// As [`call`], reporting a panic as an error that names the request.
+pub fn call_guarded(
+    app: &App,
+    method: &str,
+    target: &str,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Result<Reply, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        call(app, method, target, headers, body)
+    }))
+    .map_err(|_| {
+        format!(
+            "panic: {method} {target} body={:?}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
+
+/// A form request with the tenant key.
+pub fn form(app: &App, method: &str, target: &str, body: &str) -> Reply {
+    let headers = vec![
+        (
+            "authorization".to_string(),
+            format!("Bearer {KEY}").into_bytes(),
+        ),
+        (
+            "content-type".to_string(),
+            b"application/x-www-form-urlencoded".to_vec(),
+        ),
+    ];
+    call(app, method, target, &headers, body.as_bytes())
+}
+
+pub fn json(reply: &Reply) -> Value {
+    serde_json::from_slice(&reply.body).unwrap_or(Value::Null)
+}
+
+/// A fresh seeded emulator with a frozen tenant holding a test clock, two customers (one on the
+/// clock), a live grant, a voided grant and a grant on the clock. Returns the ids by name.
+pub fn world() -> (Arc<App>, HashMap<&'static str, String>) {
+    let app = App::new(Config {
+        seed: Some(7),
+        ..Config::default()
+    });
+    let ok = |r: Reply| {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        json(&r)["id"].as_str().unwrap_or_default().to_string()
+    };
+    ok(form(
+        &app,
+        "POST",
+        "/_emulator/clock",
+        &format!("frozen_time={BASE}"),
+    ));
+    let clock = ok(form(
+        &app,
+        "POST",
+        "/v1/test_helpers/test_clocks",
+        &format!("frozen_time={BASE}"),
+    ));
+    let cus = ok(form(
+        &app,
+        "POST",
+        "/v1/customers",
+        "email=f@example.com&metadata[a]=b",
+    ));
+    let clock_cus = ok(form(
+        &app,
+        "POST",
+        "/v1/customers",
+        &format!("test_clock={clock}"),
+    ));
+    let grant_form = |c: &str| {
+        format!("customer={c}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1000&applicability_config[scope][price_type]=metered")
+    };
+    let grant = ok(form(
+        &app,
+        "POST",
+        "/v1/billing/credit_grants",
+        &grant_form(&cus),
+    ));
+    let voided = ok(form(
+        &app,
+        "POST",
+        "/v1/billing/credit_grants",
+        &grant_form(&cus),
+    ));
+    ok(form(
+        &app,
+        "POST",
+        &format!("/v1/billing/credit_grants/{voided}/void"),
+        "",
+    ));
+    let clock_grant = ok(form(
+        &app,
+        "POST",
+        "/v1/billing/credit_grants",
+        &grant_form(&clock_cus),
+    ));
+    let mut ids = HashMap::new();
+    ids.insert("clock", clock);
+    ids.insert("cus", cus);
+    ids.insert("clock_cus", clock_cus);
+    ids.insert("ngrant", format!("cg_{}", &grant["credgr_test_".len()..]));
+    ids.insert("grant", grant);
+    ids.insert("voided", voided);
+    ids.insert("clock_grant", clock_grant);
+    (app, ids)
+}
+
+/// Replaces `{name}` placeholders with the world's ids.
+pub fn fill(s: &str, ids: &HashMap<&'static str, String>) -> String {
+    let mut out = s.to_string();
+    for (k, v) in ids {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// Everything the tenant holds, ids generator included.
+pub fn dump(app: &App) -> String {
+    format!("{:?}", *app.store.tenant(KEY).state.lock())
+}
+
+/// Every lot's balance is the sum of its entries, never below zero, granted at most once and
+/// written off at most once.
+pub fn ledger_ok(app: &App) -> Result<(), String> {
+    let cell = app.store.tenant(KEY);
+    let t = cell.state.lock();
+    for (k, lot) in &t.lots {
+        let mut sum = Decimal::ZERO;
+        let (mut granted, mut written_off) = (0, 0);
+        for e in t
+            .entries_by_lot
+            .get(k)
+            .into_iter()
+            .flatten()
+            .map(|e| &t.entries[e])
+        {
+            if e.kind.is_credit() {
+                sum += e.amount;
+            } else {
+                sum -= e.amount;
+            }
+            granted += usize::from(e.kind == EntryKind::Granted);
+            written_off += usize::from(matches!(e.kind, EntryKind::Voided | EntryKind::Expired));
+        }
+        if lot.remaining != sum || lot.remaining < Decimal::ZERO || granted > 1 || written_off > 1 {
+            return Err(format!(
+                "lot {k}: remaining {} sum {sum} granted {granted} written off {written_off}",
+                lot.remaining
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Stripe error body: `{"error": {type, message, code+doc_url?, param?}}` and nothing else.
+pub fn stripe_envelope_ok(status: u16, body: &Value) -> Result<(), String> {
+    let err = body
+        .get("error")
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("{status} without an error object: {body}"))?;
+    if body.as_object().map(|o| o.len()) != Some(1) {
+        return Err(format!("extra fields beside error: {body}"));
+    }
+    if err
+        .keys()
+        .any(|k| !["code", "doc_url", "message", "param", "type"].contains(&k.as_str()))
+    {
+        return Err(format!("unexpected error field: {body}"));
+    }
+    let kind = err.get("type").and_then(Value::as_str).unwrap_or("");
+    let ok_kind = match status {
+        500 => kind == "api_error",
+        _ => kind == "invalid_request_error" || kind == "idempotency_error",
+    };
+    if !ok_kind {
+        return Err(format!("type {kind:?} on a {status}"));
+    }
+    if err
+        .get("message")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("no message".into());
+    }
+    if err.contains_key("code") != err.contains_key("doc_url") {
+        return Err("code without doc_url or the reverse".into());
+    }
+    Ok(())
+}
