@@ -3,6 +3,7 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY bench ./bench
 RUN cargo build --release --locked --bin credit-emulator
 
 # Runtime stage: just the binary on a small base.
