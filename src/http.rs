@@ -57,6 +57,16 @@ impl Reply {
         }
     }
 
+    /// A JSON reply from a body already serialized.
+    pub fn json_body(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: Bytes::from(body),
+        }
+    }
+
     /// A plain-text reply.
     pub fn text(status: u16, text: &'static str) -> Reply {
         Reply {

@@ -103,6 +103,27 @@ where
     (keys, more)
 }
 
+/// `{object: "list", data, has_more, url}`, serialized without an intermediate `Value`.
+#[derive(Debug, serde::Serialize)]
+pub struct ListJson<'a, T> {
+    object: &'static str,
+    data: Vec<T>,
+    has_more: bool,
+    url: &'a str,
+}
+
+impl<'a, T: serde::Serialize> ListJson<'a, T> {
+    /// A page of `data`.
+    pub fn new(data: Vec<T>, has_more: bool, url: &'a str) -> Self {
+        ListJson {
+            object: "list",
+            data,
+            has_more,
+            url,
+        }
+    }
+}
+
 /// `{object: "list", data, has_more, url}`.
 pub fn render(data: Vec<Value>, has_more: bool, url: &str) -> Value {
     json!({
