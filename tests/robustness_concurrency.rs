@@ -130,10 +130,8 @@ fn check_ledger(emu: &Emu, key: &str) -> (usize, usize) {
         let (mut granted, mut written_off) = (0, 0);
         for e in t
             .entries_by_lot
-            .get(k)
-            .into_iter()
-            .flatten()
-            .map(|e| &t.entries[e])
+            .range((*k, 0)..=(*k, u128::MAX))
+            .map(|(_, e)| &t.entries[e])
         {
             entries += 1;
             if e.kind.is_credit() {

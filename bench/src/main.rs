@@ -41,7 +41,8 @@ OPTIONS:
   --startups K    starts timed per server (default 20)
   --emulator P    use this credit-emulator binary instead of building one
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
-                  kind of request (create, retrieve or list) for --secs seconds
+                  kind of request (create, retrieve or list) for --secs seconds, or
+                  (memory) load --grants grants and report bytes per grant
 ";
 
 #[derive(Debug, Clone)]
@@ -1003,6 +1004,25 @@ async fn run(o: Opts) -> Result<(), String> {
 async fn soak(b: Bench, row: &str) -> Result<(), String> {
     let key = "sk_test_bench_soak";
     let cus = b.customers(key, 1).await?.remove(0);
+    if row == "memory" {
+        let before = b.emu.rss_kib().unwrap_or(0);
+        let n = b.o.grants;
+        b.load("memory", n, u64::MAX, {
+            let c = cus.clone();
+            Arc::new(move |_| {
+                stripe_post_plain(key, "/v1/billing/credit_grants", realistic_grant_form(&c))
+            })
+        })
+        .await?;
+        let after = b.emu.rss_kib().unwrap_or(0);
+        println!(
+            "memory: {n} grants, RSS {:.1} → {:.1} MiB, {:.0} bytes per grant",
+            mib(before),
+            mib(after),
+            after.saturating_sub(before) as f64 * 1024.0 / n as f64
+        );
+        return Ok(());
+    }
     let (ids, _) = b
         .load("soak tenant", 1_000, 1, {
             let c = cus.clone();

@@ -66,6 +66,7 @@ fn route(app: &App, req: &Request) -> StripeResult<Reply> {
                 tenant: &mut t,
                 params: &params,
                 path: &req.path,
+                rendered: None,
             };
             invoices::create(&mut ctx).map(|v| Reply::json(200, &v))
         }

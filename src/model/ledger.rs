@@ -132,8 +132,8 @@ impl Tenant {
             .entry(entry.customer)
             .or_default()
             .insert(key);
-        self.entries_by_lot.entry(lot_key).or_default().insert(key);
-        self.entries.insert(key, entry);
+        self.entries_by_lot.insert((lot_key, key));
+        self.entries.insert(key, Box::new(entry));
         key
     }
 

@@ -227,7 +227,7 @@ impl Tenant {
             .entry(new.customer)
             .or_default()
             .insert(key);
-        self.lots.insert(key, lot);
+        self.lots.insert(key, Box::new(lot));
         let h = self.schedule_event(domain, effective_at, Event::Effective(key));
         self.lot_mut(key).pending.push(h);
         if let Some(at) = new.expires_at {
@@ -235,6 +235,13 @@ impl Tenant {
             self.lot_mut(key).pending.push(h);
         }
         self.run_due(domain, now);
+        // Handles of events already posted are dead weight: a lot that became effective at once
+        // would otherwise keep a four-slot Vec (256 bytes) for the rest of its life.
+        let schedule = &self.schedule;
+        if let Some(lot) = self.lots.get_mut(&key) {
+            lot.pending.retain(|h| schedule.contains_key(h));
+            lot.pending.shrink_to_fit();
+        }
         key
     }
 
@@ -360,7 +367,7 @@ impl Tenant {
             .get(&customer)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.lots.get(k))
+            .filter_map(|k| self.lots.get(k).map(|l| &**l))
             .filter(|l| keep(l))
             .collect();
         lots.sort_by(|a, b| Lot::spend_order(a, b));

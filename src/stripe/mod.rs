@@ -310,7 +310,7 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
             .map(test_clocks::render),
         "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
             .and_then(|k| tenant.lots.get(&k))
-            .map(credit_grants::render),
+            .map(|lot| credit_grants::render(lot)),
         "invoice" => ids::key_of(id, ids::INVOICE)
             .and_then(|k| tenant.invoices.get(&k))
             .map(|inv| invoices::render(tenant, inv)),

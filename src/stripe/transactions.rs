@@ -3,6 +3,8 @@
 //! Lists walk the per-customer or per-grant entry index backwards from the cursor, so a page costs
 //! O(log n + limit) however long the ledger is.
 
+use std::ops::Bound;
+
 use serde_json::{json, Value};
 
 use super::credit_grants::amount_json;
@@ -129,18 +131,35 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     let page = list::page(ctx.params, "credit balance transaction", |id| {
         ids::key_of(id, ids::TRANSACTION).filter(|k| t.entries.contains_key(k))
     })?;
-    let index = match grant {
-        Some(lot) => t.entries_by_lot.get(&lot),
-        None => t.entries_by_customer.get(&customer),
-    };
-    let (keys, more) = match index {
-        Some(set) => list::paginate(|a, b| set.range((a, b)).copied(), &page, |_| true),
-        None => (Vec::new(), false),
+    let (keys, more) = match grant {
+        // A lot's entries are one range of the (lot, entry) pairs.
+        Some(lot) => list::paginate(
+            |a, b| {
+                let lo = pair_bound(lot, a, Bound::Included((lot, 0)));
+                let hi = pair_bound(lot, b, Bound::Included((lot, Key::MAX)));
+                t.entries_by_lot.range((lo, hi)).map(|&(_, e)| e)
+            },
+            &page,
+            |_| true,
+        ),
+        None => match t.entries_by_customer.get(&customer) {
+            Some(set) => list::paginate(|a, b| set.range((a, b)).copied(), &page, |_| true),
+            None => (Vec::new(), false),
+        },
     };
     let data = keys.iter().map(|k| render(&t.entries[k])).collect();
     let mut v = list::render(data, more, URL);
     super::expand_in(t, &mut v, &paths);
     Ok(v)
+}
+
+/// An entry-key bound within one lot's range of `(lot, entry)` pairs.
+fn pair_bound(lot: Key, b: Bound<Key>, unbounded: Bound<(Key, Key)>) -> Bound<(Key, Key)> {
+    match b {
+        Bound::Included(k) => Bound::Included((lot, k)),
+        Bound::Excluded(k) => Bound::Excluded((lot, k)),
+        Bound::Unbounded => unbounded,
+    }
 }
 
 /// The `customer` a ledger read is about: required, and it must have existed (a deleted customer's

@@ -204,10 +204,8 @@ pub fn ledger_ok(app: &App) -> Result<(), String> {
         let (mut granted, mut written_off) = (0, 0);
         for e in t
             .entries_by_lot
-            .get(k)
-            .into_iter()
-            .flatten()
-            .map(|e| &t.entries[e])
+            .range((*k, 0)..=(*k, u128::MAX))
+            .map(|(_, e)| &t.entries[e])
         {
             if e.kind.is_credit() {
                 sum += e.amount;
