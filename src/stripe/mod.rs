@@ -210,32 +210,49 @@ fn form_error(e: FormError) -> StripeError {
     }
 }
 
-/// A hash of the method, path and parameters, insensitive to parameter order.
+/// A hash of the method, path and parameters, insensitive to parameter order: each leaf is hashed
+/// with its full bracketed name and the leaf hashes are added, so no pairs are built or sorted.
 fn fingerprint(req: &Request, params: &Params) -> u64 {
-    fn walk(prefix: &str, node: &Node, out: &mut Vec<(String, String)>) {
+    use std::collections::hash_map::DefaultHasher;
+    fn walk(name: &mut String, node: &Node, sum: &mut u64) {
+        let len = name.len();
         match node {
-            Node::Value(v) => out.push((prefix.to_string(), v.clone())),
+            Node::Value(v) => {
+                let mut h = DefaultHasher::new();
+                name.hash(&mut h);
+                v.hash(&mut h);
+                *sum = sum.wrapping_add(h.finish());
+            }
             Node::Map(m) => {
                 for (k, v) in m {
-                    walk(&format!("{prefix}[{k}]"), v, out);
+                    name.push('[');
+                    name.push_str(k);
+                    name.push(']');
+                    walk(name, v, sum);
+                    name.truncate(len);
                 }
             }
             Node::List(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    walk(&format!("{prefix}[{i}]"), v, out);
+                    use std::fmt::Write;
+                    let _ = write!(name, "[{i}]");
+                    walk(name, v, sum);
+                    name.truncate(len);
                 }
             }
         }
     }
-    let mut pairs = Vec::new();
+    let mut sum = 0u64;
+    let mut name = String::with_capacity(64);
     for (k, v) in params {
-        walk(k, v, &mut pairs);
+        name.clear();
+        name.push_str(k);
+        walk(&mut name, v, &mut sum);
     }
-    pairs.sort();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = DefaultHasher::new();
     req.method.as_str().hash(&mut h);
     req.path.hash(&mut h);
-    pairs.hash(&mut h);
+    sum.hash(&mut h);
     h.finish()
 }
 
