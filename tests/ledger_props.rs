@@ -254,6 +254,12 @@ fn check(
             prop_assert!(b.available >= Decimal::ZERO);
             prop_assert_eq!(b.available, b.ledger);
         }
+        // The running sums behind the metered balance summary agree with visiting the lots.
+        let metered = |l: &credit_emulator::model::Lot| {
+            l.applicability
+                .intersects(&credit_emulator::model::Applicability::Metered)
+        };
+        prop_assert_eq!(t.metered_balances(c), t.balances(c, metered));
     }
     // Invoices: never more credit than a line's amount, and exactly what their entries say.
     for inv in t.invoices.values() {

@@ -201,6 +201,14 @@ impl Tenant {
             Domain::Tenant => None,
         };
         let effective_at = new.effective_at.unwrap_or(now);
+        if new.applicability.intersects(&Applicability::Metered) {
+            // A currency the customer has metered credit in shows in its summary even at zero.
+            self.metered_remaining
+                .entry(new.customer)
+                .or_default()
+                .entry(new.currency)
+                .or_default();
+        }
         let lot = Lot {
             key,
             customer: new.customer,

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Billing, Customer, Entry, Event, Invoice, Lot, TestClock};
+use rust_decimal::Decimal;
+
+use super::{Billing, Currency, Customer, Entry, Event, Invoice, Lot, TestClock};
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
 
@@ -62,6 +64,10 @@ pub struct Tenant {
     /// `(lot, 0)..=(lot, Key::MAX)`. One ordered set rather than a set per lot, whose tree node
     /// cost about 200 bytes for the one or two entries most lots have.
     pub entries_by_lot: BTreeSet<(Key, Key)>,
+    /// What remains of each customer's lots whose scope intersects `Metered`, per currency: the running sum that `post`
+    /// (the only writer of `Lot::remaining`) keeps, so that a balance summary filtered on
+    /// `price_type=metered` costs one lookup however many grants the customer holds.
+    pub metered_remaining: HashMap<Key, BTreeMap<Currency, Decimal>>,
     /// Entries not yet due, per time domain, in time order.
     pub schedule: BTreeMap<(Domain, Nanos, Key), Event>,
     /// Stripe test clocks.
@@ -91,6 +97,7 @@ impl Tenant {
             entries: BTreeMap::new(),
             entries_by_customer: HashMap::new(),
             entries_by_lot: BTreeSet::new(),
+            metered_remaining: HashMap::new(),
             schedule: BTreeMap::new(),
             test_clocks: BTreeMap::new(),
             invoices: BTreeMap::new(),

@@ -89,8 +89,11 @@ pub fn retrieve(ctx: &mut Ctx) -> StripeResult<Value> {
             Filter::Scope(scope(filter)?)
         }
     };
-    let balances: Vec<Value> = t
-        .balances(customer, |l| filter.keeps(l))
+    let sums = match &filter {
+        Filter::Scope(Applicability::Metered) => t.metered_balances(customer),
+        _ => t.balances(customer, |l| filter.keeps(l)),
+    };
+    let balances: Vec<Value> = sums
         .into_iter()
         .map(|(currency, b)| {
             json!({
