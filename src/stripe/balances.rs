@@ -7,12 +7,10 @@ use serde_json::{json, Value};
 
 use super::credit_grants::amount_json;
 use super::error::{StripeError, StripeResult};
-use super::params::{
-    get_expand, get_obj, get_str, list_items, opt, req, validate, Field, Spec, EXPAND,
-};
+use super::params::{get_expand, get_obj, get_str, opt, req, validate, Field, Spec, EXPAND};
 use super::transactions::customer_param;
 use super::{expand, ids, Ctx};
-use crate::form::{Node, Params};
+use crate::form::Params;
 use crate::model::{Applicability, Lot};
 
 const PRICE: &[Field] = &[req("id", Spec::Str(5000))];
@@ -115,39 +113,8 @@ pub fn retrieve(ctx: &mut Ctx) -> StripeResult<Value> {
 
 /// `filter[applicability_scope]`: exactly one of `price_type` and `prices`, as on a grant.
 fn scope(filter: &Params) -> StripeResult<Applicability> {
-    const PARAM: &str = "filter[applicability_scope]";
-    let scope =
-        get_obj(filter, "applicability_scope").ok_or_else(|| StripeError::missing_param(PARAM))?;
-    let price_type = get_str(scope, "price_type").filter(|s| !s.is_empty());
-    let prices: Vec<String> = scope
-        .get("prices")
-        .map(|n| {
-            list_items(n)
-                .into_iter()
-                .filter_map(|item| match item {
-                    Node::Map(m) => get_str(m, "id").map(str::to_string),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    match (price_type, prices.is_empty()) {
-        (Some(_), false) => Err(StripeError::invalid(
-            "You may only specify one of these parameters: price_type, prices.",
-        )
-        .param(PARAM)),
-        (Some(_), true) => Ok(Applicability::Metered),
-        (None, false) => {
-            if let Some(bad) = prices.iter().position(|id| id.is_empty()) {
-                return Err(StripeError::missing_param(&format!(
-                    "{PARAM}[prices][{bad}][id]"
-                )));
-            }
-            Ok(Applicability::Prices(prices))
-        }
-        (None, true) => Err(StripeError::invalid(
-            "You must specify exactly one of these parameters: price_type, prices.",
-        )
-        .param(PARAM)),
-    }
+    super::credit_grants::scope_param(
+        get_obj(filter, "applicability_scope"),
+        "filter[applicability_scope]",
+    )
 }

@@ -313,9 +313,17 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
 
 /// Reads `applicability_config[scope]`: exactly one of `price_type` and `prices`.
 fn applicability(p: &crate::form::Params) -> StripeResult<Applicability> {
-    let scope = get_obj(p, "applicability_config")
-        .and_then(|a| get_obj(a, "scope"))
-        .ok_or_else(|| StripeError::missing_param("applicability_config[scope]"))?;
+    let scope = get_obj(p, "applicability_config").and_then(|a| get_obj(a, "scope"));
+    scope_param(scope, "applicability_config[scope]")
+}
+
+/// A validated scope hash (`{price_type}` or `{prices: [{id}]}`) named `param`: exactly one of the
+/// two, as on a grant's `applicability_config[scope]` and the summary's `filter[applicability_scope]`.
+pub fn scope_param(
+    scope: Option<&crate::form::Params>,
+    param: &str,
+) -> StripeResult<Applicability> {
+    let scope = scope.ok_or_else(|| StripeError::missing_param(param))?;
     let price_type = get_str(scope, "price_type").filter(|s| !s.is_empty());
     let prices: Vec<String> = scope
         .get("prices")
@@ -333,12 +341,12 @@ fn applicability(p: &crate::form::Params) -> StripeResult<Applicability> {
         (Some(_), false) => Err(StripeError::invalid(
             "You may only specify one of these parameters: price_type, prices.",
         )
-        .param("applicability_config[scope]")),
+        .param(param)),
         (Some(_), true) => Ok(Applicability::Metered),
         (None, false) => {
             if let Some(bad) = prices.iter().position(|id| id.is_empty()) {
                 return Err(StripeError::missing_param(&format!(
-                    "applicability_config[scope][prices][{bad}][id]"
+                    "{param}[prices][{bad}][id]"
                 )));
             }
             Ok(Applicability::Prices(prices))
@@ -346,7 +354,7 @@ fn applicability(p: &crate::form::Params) -> StripeResult<Applicability> {
         (None, true) => Err(StripeError::invalid(
             "You must specify exactly one of these parameters: price_type, prices.",
         )
-        .param("applicability_config[scope]")),
+        .param(param)),
     }
 }
 
