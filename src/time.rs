@@ -46,8 +46,13 @@ pub fn to_rfc3339(t: Nanos) -> String {
     s
 }
 
-/// Parses RFC 3339 (any offset) into nanoseconds.
+/// Parses RFC 3339 (any offset) into nanoseconds, as strictly as Go's `time.RFC3339` layout does: the
+/// date and time are separated by `T` and UTC is `Z`, both upper case (chrono alone would also take a
+/// space, `t` and `z`).
 pub fn parse_rfc3339(s: &str) -> Option<Nanos> {
+    if s.as_bytes().get(10) != Some(&b'T') || s.ends_with('z') {
+        return None;
+    }
     DateTime::parse_from_rfc3339(s)
         .ok()
         .and_then(|d| d.with_timezone(&Utc).timestamp_nanos_opt())
@@ -65,5 +70,16 @@ mod tests {
         let t = parse_rfc3339("2026-01-01T12:00:00Z").unwrap();
         assert_eq!(to_rfc3339(t), "2026-01-01T12:00:00Z");
         assert_eq!(to_rfc3339(t + 1_500), "2026-01-01T12:00:00.0000015Z");
+        for loose in [
+            "2026-01-01 12:00:00Z",
+            "2026-01-01t12:00:00Z",
+            "2026-01-01T12:00:00z",
+        ] {
+            assert_eq!(parse_rfc3339(loose), None, "{loose}");
+        }
+        assert_eq!(
+            parse_rfc3339("2026-01-01T13:00:00.0000000001+01:00"),
+            Some(t)
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Property tests of Stripe parameter extraction and the code behind it, in process (no socket):
 //! short sequences of requests built from Stripe's own vocabulary, mutated valid forms and garbage,
-//! against a fresh seeded world each time. Short by default; a long run:
+//! on every Stripe route (the ledger, invoices and `POST /_emulator/invoices` included), against a
+//! fresh seeded world each time. Short by default; a long run:
 //!
 //! ```sh
 //! PROPTEST_CASES=200000 cargo test --release --test fuzz_stripe
@@ -8,7 +9,8 @@
 //!
 //! For every request: no panic; a status Stripe uses; a 200 is an object and anything else is
 //! Stripe's error envelope; a refused request leaves the tenant exactly as it was (ids included); and
-//! the ledger stays consistent (every balance the sum of its entries, never below zero).
+//! the ledger stays consistent (every balance the sum of its entries, never below zero, every
+//! invoice's entries equal to what it applied).
 
 mod fuzz_support;
 
@@ -47,6 +49,11 @@ const NAMES: &[&str] = &[
     "customer_account",
     "address",
     "data",
+    "lines",
+    "filter",
+    "credit_grant",
+    "price",
+    "applicability_scope",
     "x",
     "",
 ];
@@ -95,6 +102,13 @@ fn values() -> Vec<String> {
         "{grant}",
         "{voided}",
         "{clock_grant}",
+        "{spend_cus}",
+        "{invoice}",
+        "credit_grant",
+        "applicability_scope",
+        "price_a",
+        "999999999999",
+        "1000000000000",
         "cus_",
         "credgr_test_",
         "a@b.co",
@@ -161,6 +175,14 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     ("DELETE", "/v1/test_helpers/test_clocks/{clock}", ""),
     ("GET", "/v1/test_helpers/test_clocks", "limit=3&starting_after={clock}"),
     ("POST", "/_emulator/clock", "frozen_time=BASE"),
+    ("POST", "/_emulator/invoices", "customer={spend_cus}&currency=usd&lines[0][amount]=100&lines[1][amount]=5&lines[1][price]=price_a&lines[1][description]=d&expand[]=customer"),
+    ("POST", "/_emulator/invoices", "customer={cus}&currency=usd&lines[0][amount]=1500"),
+    ("POST", "/v1/invoices/{invoice}/void", "expand[]=customer"),
+    ("GET", "/v1/invoices/{invoice}", "expand[]=test_clock"),
+    ("GET", "/v1/invoices/{invoice}/lines", "limit=1"),
+    ("GET", "/v1/billing/credit_balance_summary", "customer={cus}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered"),
+    ("GET", "/v1/billing/credit_balance_summary", "customer={spend_cus}&filter[type]=credit_grant&filter[credit_grant]={grant}&expand[]=customer"),
+    ("GET", "/v1/billing/credit_balance_transactions", "customer={cus}&credit_grant={grant}&limit=2&expand[]=data.credit_grant"),
 ];
 
 fn template() -> impl Strategy<Value = (&'static str, &'static str, Vec<(String, String)>)> {
@@ -215,6 +237,14 @@ const PATHS: &[&str] = &[
     "/v1/test_helpers/test_clocks/{clock}/advance",
     "/v1/test_helpers/test_clocks/{id}/advance",
     "/_emulator/clock",
+    "/_emulator/invoices",
+    "/v1/invoices/{invoice}",
+    "/v1/invoices/{invoice}/void",
+    "/v1/invoices/{invoice}/lines",
+    "/v1/invoices/{id}/void",
+    "/v1/billing/credit_balance_summary",
+    "/v1/billing/credit_balance_transactions",
+    "/v1/billing/credit_balance_transactions/{id}",
     "/v1/{id}",
 ];
 

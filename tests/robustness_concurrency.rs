@@ -1,7 +1,10 @@
-//! Many clients at once: 64 concurrent clients doing mixed creates, voids, expiries and lists on a
-//! shared tenant and on their own. No acknowledged write is lost or duplicated, no balance goes below
-//! zero, every lot's balance is the sum of its ledger entries, a void or an expiry happens at most
-//! once, and one `Idempotency-Key` retried concurrently creates exactly one grant.
+//! Many clients at once: 64 concurrent clients doing mixed creates, voids, expiries, spends
+//! (`POST /_emulator/invoices`), invoice voids and lists on a shared tenant and on their own. No
+//! acknowledged write is lost or duplicated, no balance goes below zero, every lot's balance is the
+//! sum of its ledger entries, a void or an expiry happens at most once, a grant an invoice spent from
+//! is never voided, and for every customer the Stripe balance summary, the sum of its balance
+//! transactions and its native wallets' real-time balance agree. One `Idempotency-Key` retried
+//! concurrently creates exactly one grant.
 
 mod common;
 mod robustness_support;
@@ -16,6 +19,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use robustness_support as rs;
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::sync::Barrier;
@@ -75,6 +79,38 @@ impl Client {
         }
     }
 
+    /// A native `GET` (`x-api-key`).
+    async fn call_native(&self, method: &str, key: &str, path: &str) -> Answer {
+        let r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .expect("the emulator answers");
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            body,
+            replayed: false,
+        }
+    }
+
+    /// The ids of a tenant's customers (one page: the tenants that use this are small).
+    async fn all_customers(&self, key: &str) -> Vec<String> {
+        let r = self
+            .call("GET", key, "/v1/customers?limit=100", "", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Every grant of a list, page by page (`limit` per page), checking that pages do not overlap.
     async fn all_grants(&self, key: &str, customer: Option<&str>, limit: usize) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
@@ -116,37 +152,72 @@ struct Log {
     /// Acknowledged voids and expiries per grant.
     voids: HashMap<String, usize>,
     expiries: HashMap<String, usize>,
+    /// Shared-tenant invoices whose creation was acknowledged: the credit they say they applied.
+    invoices: BTreeMap<String, i64>,
+    /// Acknowledged invoice voids per invoice.
+    invoice_voids: HashMap<String, usize>,
+    /// Voids refused because an invoice had spent from the grant.
+    refused_applied: usize,
+}
+
+/// The credit an invoice says it applied: its subtotal less what is still due.
+fn credited(invoice: &Value) -> i64 {
+    invoice["subtotal"].as_i64().unwrap() - invoice["amount_due"].as_i64().unwrap()
+}
+
+/// A form for an invoice of 1 to 3 usd lines for `customer`.
+fn invoice_form(customer: &str, rng: &mut StdRng, max: i64) -> String {
+    let mut form = format!("customer={customer}&currency=usd");
+    for i in 0..rng.gen_range(1..=3) {
+        form.push_str(&format!("&lines[{i}][amount]={}", rng.gen_range(0..=max)));
+    }
+    form
 }
 
 /// Checks the model behind the API: every lot's balance is the sum of its entries and never below
-/// zero; a lot is written off at most once, and only if it was voided or expired.
-// TODO(ledger merge): also compare with GET /v1/billing/credit_balance_summary for each customer.
-fn check_ledger(emu: &Emu, key: &str) -> (usize, usize) {
+/// zero; a lot is granted once, voided at most once and only if no invoice spent from it, expired at
+/// most once more than invoice voids gave back to it, and empty once voided or expired; every
+/// invoice's `credits_applied` entries add up to what it applied, and its voided entries give it
+/// all back exactly when it is void. Returns the counts of lots, entries and invoices.
+fn check_ledger(emu: &Emu, key: &str) -> (usize, usize, usize) {
     let cell = emu.running.app.store.tenant(key);
     let t = cell.state.lock();
     let mut entries = 0;
+    let mut applied_by_invoice: HashMap<u128, (i64, i64)> = HashMap::new();
     for (k, lot) in &t.lots {
+        let id = ids::encode(*k);
         let mut sum = Decimal::ZERO;
-        let (mut granted, mut written_off) = (0, 0);
+        let mut count: HashMap<EntryKind, usize> = HashMap::new();
         for e in t
             .entries_by_lot
             .range((*k, 0)..=(*k, u128::MAX))
             .map(|(_, e)| &t.entries[e])
         {
             entries += 1;
+            assert_eq!(e.lot, *k, "entry indexed under another lot");
+            assert!(
+                e.amount > Decimal::ZERO,
+                "lot {id}: an entry of {}",
+                e.amount
+            );
             if e.kind.is_credit() {
                 sum += e.amount;
             } else {
                 sum -= e.amount;
             }
-            match e.kind {
-                EntryKind::Granted => granted += 1,
-                EntryKind::Voided | EntryKind::Expired => written_off += 1,
-                // TODO(ledger merge): Applied / InvoiceVoided once spends run here.
-                _ => {}
+            *count.entry(e.kind).or_default() += 1;
+            if let Some((invoice, _)) = e.invoice {
+                assert!(e.amount.fract().is_zero(), "invoice credit {}", e.amount);
+                let whole = e.amount.to_i64().unwrap();
+                let slot = applied_by_invoice.entry(invoice).or_default();
+                match e.kind {
+                    EntryKind::Applied => slot.0 += whole,
+                    EntryKind::InvoiceVoided => slot.1 += whole,
+                    other => panic!("lot {id}: a {other:?} entry names an invoice"),
+                }
             }
         }
-        let id = ids::encode(*k);
+        let n = |kind| count.get(&kind).copied().unwrap_or(0);
         assert_eq!(
             lot.remaining, sum,
             "lot {id}: balance is not the sum of its entries"
@@ -155,29 +226,148 @@ fn check_ledger(emu: &Emu, key: &str) -> (usize, usize) {
             lot.remaining >= Decimal::ZERO,
             "lot {id}: balance below zero"
         );
-        assert_eq!(granted, 1, "lot {id}: granted {granted} times");
+        assert_eq!(n(EntryKind::Granted), 1, "lot {id}: granted {count:?}");
+        assert!(n(EntryKind::Voided) <= 1, "lot {id}: voided {count:?}");
         assert!(
-            written_off <= 1,
-            "lot {id}: written off {written_off} times"
+            n(EntryKind::Voided) == 0 || n(EntryKind::Applied) == 0,
+            "lot {id}: voided although an invoice spent from it: {count:?}"
+        );
+        assert!(
+            n(EntryKind::Expired) <= 1 + n(EntryKind::InvoiceVoided),
+            "lot {id}: expired {count:?}"
+        );
+        assert!(
+            n(EntryKind::InvoiceVoided) <= n(EntryKind::Applied),
+            "lot {id}: {count:?}"
         );
         let closed = lot.voided_at.is_some() || lot.expires_at.is_some();
-        assert_eq!(
-            written_off == 1,
-            closed,
-            "lot {id}: write-off and state disagree"
-        );
-        assert_eq!(
-            lot.remaining,
-            if closed { Decimal::ZERO } else { lot.amount },
-            "lot {id}"
-        );
+        if closed {
+            assert_eq!(
+                lot.remaining,
+                Decimal::ZERO,
+                "lot {id}: closed but not empty"
+            );
+        } else {
+            assert_eq!(n(EntryKind::Voided) + n(EntryKind::Expired), 0, "lot {id}");
+        }
     }
+    for (k, inv) in &t.invoices {
+        let (applied, returned) = applied_by_invoice.remove(k).unwrap_or_default();
+        let id = ids::encode(*k);
+        assert_eq!(applied, inv.credited(), "invoice {id}: applied entries");
+        let void = inv.voided_at.is_some();
+        assert_eq!(returned, if void { applied } else { 0 }, "invoice {id}");
+    }
+    assert!(
+        applied_by_invoice.is_empty(),
+        "entries name invoices that do not exist"
+    );
     for customer in t.lots_by_customer.keys() {
         for (_, b) in t.balances(*customer, |_| true) {
             assert!(b.available >= Decimal::ZERO && b.ledger >= Decimal::ZERO);
         }
     }
-    (t.lots.len(), entries)
+    (t.lots.len(), entries, t.invoices.len())
+}
+
+/// Through the APIs: `customer`'s Stripe balance summary, the sum of every one of its balance
+/// transactions, and its native usd wallets' real-time balance all agree, and none is negative.
+/// Returns the balance in cents.
+async fn check_balances(client: &Client, key: &str, customer: &str) -> i64 {
+    let summary = client
+        .call(
+            "GET",
+            key,
+            &format!("/v1/billing/credit_balance_summary?customer={customer}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered"),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    let usd = summary.body["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["ledger_balance"]["monetary"]["currency"] == "usd");
+    let value = |b: Option<&Value>, field: &str| {
+        b.map_or(0, |b| b[field]["monetary"]["value"].as_i64().unwrap())
+    };
+    let (ledger, available) = (
+        value(usd, "ledger_balance"),
+        value(usd, "available_balance"),
+    );
+
+    let mut net = 0i64;
+    let mut seen = BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path =
+            format!("/v1/billing/credit_balance_transactions?customer={customer}&limit=100");
+        if let Some(a) = &after {
+            path.push_str(&format!("&starting_after={a}"));
+        }
+        let r = client.call("GET", key, &path, "", None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let data = r.body["data"].as_array().unwrap().clone();
+        for t in &data {
+            assert!(
+                seen.insert(t["id"].as_str().unwrap().to_string()),
+                "a transaction listed twice"
+            );
+            let (sign, side) = match t["type"].as_str().unwrap() {
+                "credit" => (1, &t["credit"]),
+                _ => (-1, &t["debit"]),
+            };
+            net += sign * side["amount"]["monetary"]["value"].as_i64().unwrap();
+        }
+        after = data.last().map(|t| t["id"].as_str().unwrap().to_string());
+        if r.body["has_more"] != true {
+            break;
+        }
+    }
+
+    let cust = format!("cust_{}", &customer["cus_".len()..]);
+    let r = client
+        .call_native("GET", key, &format!("/v1/customers/{cust}/wallets"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut wallets = Decimal::ZERO;
+    for w in r.body.as_array().unwrap() {
+        if w["currency"] != "usd" {
+            continue;
+        }
+        let id = w["id"].as_str().unwrap();
+        let b = client
+            .call_native("GET", key, &format!("/v1/wallets/{id}/balance/real-time"))
+            .await;
+        assert_eq!(b.status, 200, "{}", b.body);
+        wallets += b.body["real_time_balance"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap();
+    }
+    let wallets = wallets * Decimal::from(100);
+
+    assert!(
+        ledger >= 0 && available >= 0,
+        "{customer}: {summary:?}",
+        summary = summary.body
+    );
+    assert_eq!(
+        ledger, available,
+        "{customer}: ledger and available balances"
+    );
+    assert_eq!(
+        net, ledger,
+        "{customer}: transactions do not add up to the balance"
+    );
+    assert_eq!(
+        wallets,
+        Decimal::from(available),
+        "{customer}: native wallets and Stripe disagree"
+    );
+    ledger
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -210,8 +400,9 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
             for n in 0..OPS_PER_CLIENT {
                 let pick = rng.gen_range(0..100);
                 let known: Vec<String> = log.lock().created.keys().cloned().collect();
+                let invoices: Vec<String> = log.lock().invoices.keys().cloned().collect();
                 match pick {
-                    0..=34 => {
+                    0..=29 => {
                         let c = &customers[rng.gen_range(0..customers.len())];
                         let value = rng.gen_range(1..10_000);
                         let idem = format!("c{i}-{n}");
@@ -247,7 +438,7 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
                             );
                         }
                     }
-                    35..=49 if !known.is_empty() => {
+                    30..=41 if !known.is_empty() => {
                         let g = &known[rng.gen_range(0..known.len())];
                         let r = client
                             .call(
@@ -258,16 +449,17 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
                                 None,
                             )
                             .await;
+                        let message = r.body["error"]["message"].as_str().unwrap_or("");
                         match r.status {
                             200 => *log.lock().voids.entry(g.clone()).or_default() += 1,
-                            400 => assert!(r.body["error"]["message"]
-                                .as_str()
-                                .unwrap()
-                                .contains("already been voided")),
+                            400 if message.contains("already been voided") => {}
+                            400 if message.contains("applied to an invoice") => {
+                                log.lock().refused_applied += 1
+                            }
                             s => panic!("void: {s} {}", r.body),
                         }
                     }
-                    50..=59 if !known.is_empty() => {
+                    42..=49 if !known.is_empty() => {
                         let g = &known[rng.gen_range(0..known.len())];
                         let r = client
                             .call(
@@ -287,7 +479,7 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
                             s => panic!("expire: {s} {}", r.body),
                         }
                     }
-                    60..=74 => {
+                    50..=59 => {
                         let c = &customers[rng.gen_range(0..customers.len())];
                         for g in client
                             .all_grants(&shared, Some(c), rng.gen_range(5..25))
@@ -296,7 +488,46 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
                             assert_eq!(g["customer"], c.as_str());
                         }
                     }
-                    75..=89 => {
+                    60..=69 => {
+                        let c = &customers[rng.gen_range(0..customers.len())];
+                        let form = invoice_form(c, &mut rng, 5_000);
+                        let r = client
+                            .call("POST", &shared, "/_emulator/invoices", &form, None)
+                            .await;
+                        assert_eq!(r.status, 200, "{}", r.body);
+                        let id = r.body["id"].as_str().unwrap().to_string();
+                        let applied = credited(&r.body);
+                        assert!(applied >= 0 && r.body["amount_due"].as_i64().unwrap() >= 0);
+                        assert!(
+                            log.lock().invoices.insert(id.clone(), applied).is_none(),
+                            "invoice {id} handed out twice"
+                        );
+                    }
+                    70..=74 if !invoices.is_empty() => {
+                        let inv = &invoices[rng.gen_range(0..invoices.len())];
+                        let r = client
+                            .call(
+                                "POST",
+                                &shared,
+                                &format!("/v1/invoices/{inv}/void"),
+                                "",
+                                None,
+                            )
+                            .await;
+                        match r.status {
+                            200 => *log.lock().invoice_voids.entry(inv.clone()).or_default() += 1,
+                            400 => assert!(
+                                r.body["error"]["message"]
+                                    .as_str()
+                                    .unwrap()
+                                    .contains("status is open"),
+                                "{}",
+                                r.body
+                            ),
+                            s => panic!("invoice void: {s} {}", r.body),
+                        }
+                    }
+                    75..=84 => {
                         let r = client
                             .call(
                                 "POST",
@@ -309,10 +540,20 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
                         assert_eq!(r.status, 200, "{}", r.body);
                         own_grants.insert(r.body["id"].as_str().unwrap().to_string());
                     }
-                    // TODO(ledger merge): spends. POST /_emulator/invoices for a shared customer
-                    // (amount drawn at random), record what it applied per grant, and check below
-                    // that each grant's remaining balance is its amount minus what invoices applied
-                    // to it, never below zero, and that an applied grant refuses to be voided.
+                    85..=89 => {
+                        let form = invoice_form(&own_customer, &mut rng, 150);
+                        let r = client
+                            .call("POST", &own, "/_emulator/invoices", &form, None)
+                            .await;
+                        assert_eq!(r.status, 200, "{}", r.body);
+                        if rng.gen_bool(0.5) {
+                            let id = r.body["id"].as_str().unwrap();
+                            let v = client
+                                .call("POST", &own, &format!("/v1/invoices/{id}/void"), "", None)
+                                .await;
+                            assert_eq!(v.status, 200, "{}", v.body);
+                        }
+                    }
                     _ => {
                         let listed: BTreeSet<String> = client
                             .all_grants(&own, None, 5)
@@ -362,16 +603,41 @@ async fn sixty_four_clients_lose_and_duplicate_nothing() {
         assert_eq!(g["voided_at"].is_null(), voided == 0, "{id}");
         assert_eq!(g["expires_at"].is_null(), expired == 0, "{id}");
     }
-    let (lots, entries) = check_ledger(&emu, &shared);
+    // Every acknowledged invoice is there, void exactly when a void was acknowledged, and still
+    // shows the credit it applied.
+    for (id, applied) in &log.invoices {
+        let r = client
+            .call("GET", &shared, &format!("/v1/invoices/{id}"), "", None)
+            .await;
+        assert_eq!(r.status, 200, "acknowledged invoice {id}: {}", r.body);
+        let voids = log.invoice_voids.get(id).copied().unwrap_or(0);
+        assert!(voids <= 1, "{id} voided {voids} times");
+        let status = if voids == 1 { "void" } else { "open" };
+        assert_eq!(r.body["status"], status, "{id}");
+        assert_eq!(credited(&r.body), *applied, "{id}");
+    }
+    let (lots, entries, invoices) = check_ledger(&emu, &shared);
     assert_eq!(lots, log.created.len());
+    assert_eq!(invoices, log.invoices.len(), "lost or extra invoices");
+    let mut total = 0;
+    for c in customers.iter() {
+        total += check_balances(&client, &shared, c).await;
+    }
     eprintln!(
-        "concurrency: {CLIENTS} clients x {OPS_PER_CLIENT} ops; {} shared grants, {} voids, {} expiries, {entries} ledger entries",
+        "concurrency: {CLIENTS} clients x {OPS_PER_CLIENT} ops; shared tenant: {} grants, {} voids ({} refused: spent from), {} expiries, {} invoices ({} voided), {entries} ledger entries, {total} cents left",
         log.created.len(),
         log.voids.len(),
-        log.expiries.len()
+        log.refused_applied,
+        log.expiries.len(),
+        log.invoices.len(),
+        log.invoice_voids.len(),
     );
     for i in 0..CLIENTS {
-        check_ledger(&emu, &format!("sk_test_conc_own_{i}"));
+        let own = format!("sk_test_conc_own_{i}");
+        check_ledger(&emu, &own);
+        let customers = client.all_customers(&own).await;
+        assert_eq!(customers.len(), 1);
+        check_balances(&client, &own, &customers[0]).await;
     }
 }
 

@@ -54,9 +54,13 @@ async fn stripe_corpus() {
     let emu = Emu::start().await;
     let addr = emu.running.addr;
     let w = rs::world(&emu, "corpus_stripe").await;
-    let mut before = (
+    let views = (
         rs::dump(&emu, &w.key, &w.clock).await,
         rs::dump(&emu, &w.other, &w.other_clock).await,
+    );
+    let mut before = (
+        rs::fingerprint(&emu, &w.key),
+        rs::fingerprint(&emu, &w.other),
     );
     let cases = corpus("stripe.jsonl");
     let mut failures = Vec::new();
@@ -98,13 +102,21 @@ async fn stripe_corpus() {
             case.id
         );
         let after = (
-            rs::dump(&emu, &w.key, &w.clock).await,
-            rs::dump(&emu, &w.other, &w.other_clock).await,
+            rs::fingerprint(&emu, &w.key),
+            rs::fingerprint(&emu, &w.other),
         );
         if after != before {
             failures.push(format!("{}: tenant state changed", case.id));
             before = after;
         }
+    }
+    // Both APIs' views of both tenants, ledger included, are as they were before the first case.
+    let views_after = (
+        rs::dump(&emu, &w.key, &w.clock).await,
+        rs::dump(&emu, &w.other, &w.other_clock).await,
+    );
+    if views_after != views {
+        failures.push("the API views of the tenants changed over the run".to_string());
     }
     eprintln!(
         "stripe corpus: {} cases, statuses {statuses:?}",
@@ -125,13 +137,18 @@ async fn native_corpus() {
     let emu = Emu::start().await;
     let addr = emu.running.addr;
     let w = rs::world(&emu, "corpus_native").await;
-    let mut before = (
+    let views = (
         rs::dump(&emu, &w.key, &w.clock).await,
         rs::dump(&emu, &w.other, &w.other_clock).await,
     );
+    let mut before = (
+        rs::fingerprint(&emu, &w.key),
+        rs::fingerprint(&emu, &w.other),
+    );
     let cases = corpus("native.jsonl");
     let mut failures = Vec::new();
-    let mut stub_answers = 0;
+    let mut table = String::new();
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     for case in &cases {
         let (bytes, half_close) = rs::build(case, Api::Native, &w.vars);
         match rs::exchange(addr, bytes, half_close).await {
@@ -140,16 +157,11 @@ async fn native_corpus() {
                 case.id
             )),
             Some(raw) => {
+                *statuses.entry(raw.status).or_default() += 1;
                 if let Err(e) = rs::check_native(&raw, &case.expect) {
-                    // TODO(native merge): the native facade is a stub answering gin's plain 404 to
-                    // everything. Once it is merged, delete this allowance so that every case must
-                    // get its documented answer, and snapshot the results as the Stripe corpus does.
-                    if rs::is_gin_404(&raw) && !case.expect.strict {
-                        stub_answers += 1;
-                    } else {
-                        failures.push(format!("{}: {e}\n    {}", case.id, cut(&raw.text(), 300)));
-                    }
+                    failures.push(format!("{}: {e}\n    {}", case.id, cut(&raw.text(), 300)));
                 }
+                table.push_str(&format!("{} | {}\n", case.id, native_row(&raw)));
             }
         }
         assert!(
@@ -158,16 +170,24 @@ async fn native_corpus() {
             case.id
         );
         let after = (
-            rs::dump(&emu, &w.key, &w.clock).await,
-            rs::dump(&emu, &w.other, &w.other_clock).await,
+            rs::fingerprint(&emu, &w.key),
+            rs::fingerprint(&emu, &w.other),
         );
         if after != before {
             failures.push(format!("{}: tenant state changed", case.id));
             before = after;
         }
     }
+    // Both APIs' views of both tenants, ledger included, are as they were before the first case.
+    let views_after = (
+        rs::dump(&emu, &w.key, &w.clock).await,
+        rs::dump(&emu, &w.other, &w.other_clock).await,
+    );
+    if views_after != views {
+        failures.push("the API views of the tenants changed over the run".to_string());
+    }
     eprintln!(
-        "native corpus: {} cases, {stub_answers} answered by the stub's plain 404",
+        "native corpus: {} cases, statuses {statuses:?}",
         cases.len()
     );
     assert!(
@@ -177,4 +197,42 @@ async fn native_corpus() {
         cases.len(),
         failures.join("\n")
     );
+    insta::assert_snapshot!("native_corpus", table);
+}
+
+/// One line of the native table: the status, then what kind of answer it was (the envelope's code,
+/// gin's raw auth error, gin's plain text, or a success), its message, and its details.
+fn native_row(raw: &rs::Raw) -> String {
+    let Some(body) = raw.json() else {
+        return format!("{} | text | {}", raw.status, cut(&raw.text(), 160));
+    };
+    if (200..300).contains(&raw.status) {
+        let shape = match &body {
+            serde_json::Value::Array(a) => format!("array of {}", a.len()),
+            v => match v["items"].as_array() {
+                Some(items) => format!("list of {}", items.len()),
+                None => "object".to_string(),
+            },
+        };
+        return format!("{} | ok | {shape}", raw.status);
+    }
+    if let Some(e) = body["error"].as_str() {
+        return format!("{} | auth | {}", raw.status, cut(e, 160));
+    }
+    let field = |k: &str| {
+        body[k]
+            .as_str()
+            .map(|s| cut(s, 160))
+            .unwrap_or_else(|| "-".into())
+    };
+    let details = match body.get("details") {
+        Some(d) => cut(&d.to_string(), 160),
+        None => "-".to_string(),
+    };
+    format!(
+        "{} | {} | {} | {details}",
+        raw.status,
+        field("code"),
+        field("message")
+    )
 }

@@ -22,11 +22,21 @@ pub struct Body(Map<String, Value>);
 /// Parses a body. Empty or malformed bodies, non-objects, and nesting deeper than `max_depth` fail
 /// as gin's binding does. A literal `null` binds nothing (an empty object).
 pub fn parse_body(bytes: &[u8], max_depth: usize) -> NativeResult<Body> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| NativeError::invalid_format())?;
-    if depth(&value) > max_depth {
-        return Err(NativeError::validation(format!(
+    let too_deep = || {
+        NativeError::validation(format!(
             "Invalid request format: the emulator accepts JSON nested at most {max_depth} levels deep"
-        )));
+        ))
+    };
+    // The parser gives up past 128 levels on its own; that is the same limit being hit.
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            too_deep()
+        } else {
+            NativeError::invalid_format()
+        }
+    })?;
+    if depth(&value) > max_depth {
+        return Err(too_deep());
     }
     match value {
         Value::Object(m) => Ok(Body(m)),
@@ -175,8 +185,10 @@ pub fn parse_decimal_any(s: &str) -> Option<(Decimal, String)> {
         Some(rest) => (true, rest),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
+    // shopspring reads the exponent as an int32, and refuses a value whose exponent (after the
+    // fraction's digits are taken off) leaves that range.
     let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
+        Some(i) => (&body[..i], i64::from(body[i + 1..].parse::<i32>().ok()?)),
         None => (body, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -188,6 +200,9 @@ pub fn parse_decimal_any(s: &str) -> Option<(Decimal, String)> {
     // value = digits × 10^exponent
     let digits: String = format!("{int}{frac}");
     let exponent = exp.checked_sub(frac.len() as i64)?;
+    if i32::try_from(exponent).is_err() {
+        return None;
+    }
     let trimmed = digits.trim_start_matches('0');
     if trimmed.is_empty() {
         return Some((Decimal::ZERO, "0".to_string()));
@@ -197,7 +212,7 @@ pub fn parse_decimal_any(s: &str) -> Option<(Decimal, String)> {
     if let Some(d) = parse_decimal(&shown).filter(|d| !d.is_zero()) {
         return Some((d, shown));
     }
-    let integer_digits = trimmed.len() as i64 + exponent;
+    let integer_digits = (trimmed.len() as i64).saturating_add(exponent);
     let magnitude = if integer_digits > 28 {
         Decimal::MAX
     } else {
@@ -302,6 +317,11 @@ mod tests {
         assert_eq!(shown("1.5E3"), Some(("1500".into(), "1500".into())));
         assert_eq!(shown("0.000"), Some(("0".into(), "0".into())));
         assert_eq!(shown("+7"), Some(("7".into(), "7".into())));
+        assert_eq!(shown("1e2147483647").unwrap().0, Decimal::MAX.to_string());
+        assert_eq!(
+            shown("-1e-2147483648").unwrap().0,
+            (-Decimal::new(1, 28)).to_string()
+        );
         for bad in [
             "",
             "-",
@@ -312,6 +332,9 @@ mod tests {
             "0x10",
             "NaN",
             "1e99999999999999999999",
+            "1e9223372036854775807",
+            "1e2147483648",
+            "1.5e-2147483648",
         ] {
             assert_eq!(shown(bad), None, "{bad}");
         }

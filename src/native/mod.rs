@@ -81,6 +81,23 @@ impl Ctx<'_> {
     }
 }
 
+/// Runs `make` with the key the next object will get. Creating a plan or a subscription checks its
+/// inline grant rules against that key; a refusal gives the key back, so that a refused request
+/// leaves the world exactly as it was (the ids of later objects, and whether the world counts as
+/// untouched for the tenant clock, included).
+pub fn with_next_key<T>(
+    tenant: &mut Tenant,
+    make: impl FnOnce(&mut Tenant, crate::ids::Key) -> NativeResult<T>,
+) -> NativeResult<T> {
+    let saved = (tenant.ids.clone(), tenant.issued);
+    let key = tenant.next_key();
+    let made = make(tenant, key);
+    if made.is_err() {
+        (tenant.ids, tenant.issued) = saved;
+    }
+    made
+}
+
 /// Adds the fields every stored object ends with (Go's embedded `BaseModel`).
 pub fn base(o: Obj, status: &str, created: Nanos, updated: Nanos) -> Obj {
     o.put("tenant_id", ids::TENANT_ID)
@@ -162,7 +179,10 @@ fn route<'a>(method: &Method, segments: &[&'a str]) -> Option<Route<'a>> {
 
 /// Serves one native request.
 pub fn handle(app: &App, req: &Request) -> Reply {
-    let segments = req.segments();
+    // gin routes on the decoded path (`URL.Path`): `%2F` is a slash there, so an id holding one
+    // matches no route, and an id's other escapes reach the handler decoded.
+    let path = percent_encoding::percent_decode_str(&req.path).decode_utf8_lossy();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some(route) = route(&req.method, &segments) else {
         return error::route_not_found();
     };

@@ -53,7 +53,13 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
     let lookup_key = body.string("lookup_key")?;
     let description = body.string("description")?;
     let metadata = body.metadata("metadata")?.unwrap_or_default();
-    let grants = body.objects("credit_grants")?.unwrap_or_default();
+    // gin binds the whole body, nested grants included, before any rule runs.
+    let grants = body
+        .objects("credit_grants")?
+        .unwrap_or_default()
+        .iter()
+        .map(credit_grants::bind_fields)
+        .collect::<NativeResult<Vec<_>>>()?;
     for field in UNSUPPORTED {
         if body
             .get(field)
@@ -68,45 +74,46 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
             "Name",
         )]));
     }
-    // The plan's key is taken now so that its rules can be checked against it.
-    let plan_key = ctx.tenant.next_key();
-    let plan_id = id(ids::PLAN, plan_key);
-    let mut rules = Vec::with_capacity(grants.len());
-    for g in &grants {
-        let mut input = credit_grants::bind_fields(g)?;
-        input.scope = "PLAN".to_string();
-        input.plan_id = Some(plan_id.clone());
-        let checked = credit_grants::validate(&input)?;
-        let refs =
-            credit_grants::check_references(ctx.tenant, &input, &checked, Some(plan_key), None)?;
-        credit_grants::check_storage(&input, &checked)?;
-        rules.push((input, checked, refs));
-    }
-    if let Some((first, _, _)) = rules.first() {
-        let clash = rules.iter().any(|(r, _, _)| {
-            r.conversion_rate != first.conversion_rate
-                || r.topup_conversion_rate != first.topup_conversion_rate
-        });
-        if clash {
-            return Err(credit_grants::same_rates_error());
+    // The plan's key is taken now so that its rules can be checked against it (and given back if
+    // one of them is refused).
+    let env = ctx.env.clone();
+    super::with_next_key(ctx.tenant, |tenant, plan_key| {
+        let plan_id = id(ids::PLAN, plan_key);
+        let mut rules = Vec::with_capacity(grants.len());
+        for mut input in grants {
+            input.scope = "PLAN".to_string();
+            input.plan_id = Some(plan_id.clone());
+            let checked = credit_grants::validate(&input)?;
+            let refs =
+                credit_grants::check_references(tenant, &input, &checked, Some(plan_key), None)?;
+            credit_grants::check_storage(&input, &checked)?;
+            rules.push((input, checked, refs));
         }
-    }
-    let key = ctx.tenant.create_plan_with_key(
-        plan_key,
-        NewPlan {
-            name,
-            lookup_key: (!lookup_key.is_empty()).then_some(lookup_key),
-            description: (!description.is_empty()).then_some(description),
-            metadata,
-        },
-    );
-    for (input, checked, mut refs) in rules {
-        debug_assert_eq!(checked.scope, ScopeIn::Plan);
-        refs.plan = Some(key);
-        ctx.tenant
-            .create_native_grant(credit_grants::to_new(input, &checked, refs));
-    }
-    Ok(render(&ctx.env, &ctx.tenant.billing.plans[&key]))
+        if let Some((first, _, _)) = rules.first() {
+            let clash = rules.iter().any(|(r, _, _)| {
+                r.conversion_rate != first.conversion_rate
+                    || r.topup_conversion_rate != first.topup_conversion_rate
+            });
+            if clash {
+                return Err(credit_grants::same_rates_error());
+            }
+        }
+        let key = tenant.create_plan_with_key(
+            plan_key,
+            NewPlan {
+                name,
+                lookup_key: (!lookup_key.is_empty()).then_some(lookup_key),
+                description: (!description.is_empty()).then_some(description),
+                metadata,
+            },
+        );
+        for (input, checked, mut refs) in rules {
+            debug_assert_eq!(checked.scope, ScopeIn::Plan);
+            refs.plan = Some(key);
+            tenant.create_native_grant(credit_grants::to_new(input, &checked, refs));
+        }
+        Ok(render(&env, &tenant.billing.plans[&key]))
+    })
 }
 
 /// `GET /v1/plans/{id}`.

@@ -126,7 +126,16 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
     let metadata = body.metadata("metadata")?.unwrap_or_default();
     let cycle = body.string("billing_cycle")?;
     let status = body.string("subscription_status")?;
-    let grants = body.objects("credit_grants")?;
+    // gin binds the whole body, nested grants included, before any rule runs.
+    let grants = match body.objects("credit_grants")? {
+        None => None,
+        Some(items) => Some(
+            items
+                .iter()
+                .map(credit_grants::bind_fields)
+                .collect::<NativeResult<Vec<_>>>()?,
+        ),
+    };
     for field in UNSUPPORTED {
         let given = match body.get(field) {
             Some(Value::Array(a)) => !a.is_empty(),
@@ -228,51 +237,52 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
         return Err(NativeError::validation("Plan is not published")
             .details(vec![("plan_id", json!(plan_id))]));
     }
-    // The subscription's key is taken now so that rules given with it can name it.
-    let key = ctx.tenant.next_key();
-    let rules = match grants {
-        None => None,
-        Some(items) => {
-            let pending = credit_grants::PendingSubscription { key, start, end };
-            let mut rules = Vec::with_capacity(items.len());
-            for g in &items {
-                let mut input = credit_grants::bind_fields(g)?;
-                input.scope = "SUBSCRIPTION".to_string();
-                input.subscription_id = Some(id(ids::SUBSCRIPTION, key));
-                input.start = input.start.or(Some(start));
-                input.end = input.end.or(end);
-                let checked = credit_grants::validate(&input)?;
-                let refs = credit_grants::check_references(
-                    ctx.tenant,
-                    &input,
-                    &checked,
-                    None,
-                    Some(pending),
-                )?;
-                credit_grants::check_storage(&input, &checked)?;
-                rules.push(credit_grants::to_new(input, &checked, refs));
+    // The subscription's key is taken now so that rules given with it can name it (and given back
+    // if one of them is refused).
+    let env = ctx.env.clone();
+    super::with_next_key(ctx.tenant, |tenant, key| {
+        let rules = match grants {
+            None => None,
+            Some(items) => {
+                let pending = credit_grants::PendingSubscription { key, start, end };
+                let mut rules = Vec::with_capacity(items.len());
+                for mut input in items {
+                    input.scope = "SUBSCRIPTION".to_string();
+                    input.subscription_id = Some(id(ids::SUBSCRIPTION, key));
+                    input.start = input.start.or(Some(start));
+                    input.end = input.end.or(end);
+                    let checked = credit_grants::validate(&input)?;
+                    let refs = credit_grants::check_references(
+                        tenant,
+                        &input,
+                        &checked,
+                        None,
+                        Some(pending),
+                    )?;
+                    credit_grants::check_storage(&input, &checked)?;
+                    rules.push(credit_grants::to_new(input, &checked, refs));
+                }
+                Some(rules)
             }
-            Some(rules)
-        }
-    };
-    ctx.tenant.create_subscription_with_key(
-        key,
-        NewSubscription {
-            customer,
-            plan,
-            currency,
-            cadence,
-            period,
-            period_count: count,
-            start: Some(start),
-            end,
-            lookup_key: (!lookup_key.is_empty()).then_some(lookup_key),
-            metadata,
-            grants: rules,
-        },
-    );
-    let t = &*ctx.tenant;
-    Ok(render(&ctx.env, t, &t.billing.subscriptions[&key]))
+        };
+        tenant.create_subscription_with_key(
+            key,
+            NewSubscription {
+                customer,
+                plan,
+                currency,
+                cadence,
+                period,
+                period_count: count,
+                start: Some(start),
+                end,
+                lookup_key: (!lookup_key.is_empty()).then_some(lookup_key),
+                metadata,
+                grants: rules,
+            },
+        );
+        Ok(render(&env, tenant, &tenant.billing.subscriptions[&key]))
+    })
 }
 
 /// `GET /v1/subscriptions/{id}`.
@@ -314,7 +324,8 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
 /// `POST /v1/subscriptions/{id}/cancel`: `cancellation_type` `immediate` ends it now; its grant
 /// rules end and their pending applications are cancelled (credits already given stay).
 pub fn cancel(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
-    let body = ctx.optional_body()?;
+    // Upstream binds the body with `ShouldBindJSON` whatever its length, so an empty one fails.
+    let body = ctx.body()?;
     let kind = body.string("cancellation_type")?;
     let reason = body.string("reason")?;
     match kind.as_str() {

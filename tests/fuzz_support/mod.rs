@@ -107,8 +107,20 @@ pub fn json(reply: &Reply) -> Value {
     serde_json::from_slice(&reply.body).unwrap_or(Value::Null)
 }
 
+/// A native JSON request with the tenant key.
+pub fn native_json(app: &App, method: &str, target: &str, body: &Value) -> Reply {
+    let headers = vec![
+        ("x-api-key".to_string(), KEY.as_bytes().to_vec()),
+        ("content-type".to_string(), b"application/json".to_vec()),
+    ];
+    call(app, method, target, &headers, body.to_string().as_bytes())
+}
+
 /// A fresh seeded emulator with a frozen tenant holding a test clock, two customers (one on the
-/// clock), a live grant, a voided grant and a grant on the clock. Returns the ids by name.
+/// clock), a live grant, a voided grant and a grant on the clock; a third customer whose grant an
+/// invoice spent from; and the native API's objects: a customer (`fuzz-ext`), a plan with a monthly
+/// PLAN grant, a subscription that applied it, a SUBSCRIPTION grant on it, and the customer's
+/// wallet. Returns the ids by name.
 pub fn world() -> (Arc<App>, HashMap<&'static str, String>) {
     let app = App::new(Config {
         seed: Some(7),
@@ -169,11 +181,90 @@ pub fn world() -> (Arc<App>, HashMap<&'static str, String>) {
         "/v1/billing/credit_grants",
         &grant_form(&clock_cus),
     ));
+    let spend_cus = ok(form(&app, "POST", "/v1/customers", "email=s@example.com"));
+    ok(form(
+        &app,
+        "POST",
+        "/v1/billing/credit_grants",
+        &grant_form(&spend_cus),
+    ));
+    let invoice = ok(form(
+        &app,
+        "POST",
+        "/_emulator/invoices",
+        &format!("customer={spend_cus}&currency=usd&lines[0][amount]=300"),
+    ));
+    let created = |r: Reply| {
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        json(&r)["id"].as_str().unwrap_or_default().to_string()
+    };
+    let ncus = created(native_json(
+        app.as_ref(),
+        "POST",
+        "/v1/customers",
+        &serde_json::json!({"external_id": "fuzz-ext", "email": "n@example.com"}),
+    ));
+    let plan = created(native_json(
+        app.as_ref(),
+        "POST",
+        "/v1/plans",
+        &serde_json::json!({"name": "Fuzz", "credit_grants": [{
+            "name": "Monthly", "credits": "10", "cadence": "RECURRING", "period": "MONTHLY",
+            "period_count": 1, "expiration_type": "BILLING_CYCLE"}]}),
+    ));
+    let ngrant = json(&native_json(
+        app.as_ref(),
+        "GET",
+        &format!("/v1/plans/{plan}/creditgrants"),
+        &Value::Null,
+    ))["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let sub = created(native_json(
+        app.as_ref(),
+        "POST",
+        "/v1/subscriptions",
+        &serde_json::json!({"customer_id": ncus, "plan_id": plan, "currency": "usd",
+                            "billing_period": "MONTHLY"}),
+    ));
+    let sgrant = created(native_json(
+        app.as_ref(),
+        "POST",
+        "/v1/creditgrants",
+        &serde_json::json!({"name": "Once", "scope": "SUBSCRIPTION", "subscription_id": sub,
+                            "start_date": "2100-01-01T00:00:00Z", "credits": "5",
+                            "cadence": "ONETIME", "expiration_type": "NEVER"}),
+    ));
+    let wallet = json(&native_json(
+        app.as_ref(),
+        "GET",
+        &format!("/v1/customers/{ncus}/wallets"),
+        &Value::Null,
+    ))[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut ids = HashMap::new();
+    ids.insert("spend_cus", spend_cus);
+    ids.insert("invoice", invoice);
+    ids.insert("ncus", ncus);
+    ids.insert("plan", plan);
+    ids.insert("sub", sub);
+    ids.insert("sgrant", sgrant);
+    ids.insert("wallet", wallet);
     ids.insert("clock", clock);
     ids.insert("cus", cus);
     ids.insert("clock_cus", clock_cus);
-    ids.insert("ngrant", format!("cg_{}", &grant["credgr_test_".len()..]));
+    ids.insert("ngrant", ngrant);
+    ids.insert(
+        "stripe_ngrant",
+        format!("cg_{}", &grant["credgr_test_".len()..]),
+    );
     ids.insert("grant", grant);
     ids.insert("voided", voided);
     ids.insert("clock_grant", clock_grant);
@@ -194,14 +285,17 @@ pub fn dump(app: &App) -> String {
     format!("{:?}", *app.store.tenant(KEY).state.lock())
 }
 
-/// Every lot's balance is the sum of its entries, never below zero, granted at most once and
-/// written off at most once.
+/// Every lot's balance is the sum of its entries, never below zero, granted at most once, voided at
+/// most once and never after an invoice spent from it, expired at most once more than invoice voids
+/// gave back to it; every invoice's entries add up to what it applied (and, once it is void, give
+/// all of it back).
 pub fn ledger_ok(app: &App) -> Result<(), String> {
     let cell = app.store.tenant(KEY);
     let t = cell.state.lock();
+    let mut by_invoice: HashMap<u128, (Decimal, Decimal)> = HashMap::new();
     for (k, lot) in &t.lots {
         let mut sum = Decimal::ZERO;
-        let (mut granted, mut written_off) = (0, 0);
+        let mut n: HashMap<EntryKind, usize> = HashMap::new();
         for e in t
             .entries_by_lot
             .range((*k, 0)..=(*k, u128::MAX))
@@ -212,13 +306,38 @@ pub fn ledger_ok(app: &App) -> Result<(), String> {
             } else {
                 sum -= e.amount;
             }
-            granted += usize::from(e.kind == EntryKind::Granted);
-            written_off += usize::from(matches!(e.kind, EntryKind::Voided | EntryKind::Expired));
+            *n.entry(e.kind).or_default() += 1;
+            if let Some((invoice, _)) = e.invoice {
+                let slot = by_invoice.entry(invoice).or_default();
+                match e.kind {
+                    EntryKind::Applied => slot.0 += e.amount,
+                    _ => slot.1 += e.amount,
+                }
+            }
         }
-        if lot.remaining != sum || lot.remaining < Decimal::ZERO || granted > 1 || written_off > 1 {
+        let count = |kind| n.get(&kind).copied().unwrap_or(0);
+        let bad = lot.remaining != sum
+            || lot.remaining < Decimal::ZERO
+            || count(EntryKind::Granted) > 1
+            || count(EntryKind::Voided) > 1
+            || (count(EntryKind::Voided) > 0 && count(EntryKind::Applied) > 0)
+            || count(EntryKind::Expired) > 1 + count(EntryKind::InvoiceVoided);
+        if bad {
             return Err(format!(
-                "lot {k}: remaining {} sum {sum} granted {granted} written off {written_off}",
+                "lot {k}: remaining {} sum {sum} entries {n:?}",
                 lot.remaining
+            ));
+        }
+    }
+    for (k, inv) in &t.invoices {
+        let (applied, returned) = by_invoice.remove(k).unwrap_or_default();
+        let voided = inv.voided_at.is_some();
+        if applied != Decimal::from(inv.credited())
+            || returned != if voided { applied } else { Decimal::ZERO }
+        {
+            return Err(format!(
+                "invoice {k}: credited {} applied {applied} returned {returned}",
+                inv.credited()
             ));
         }
     }

@@ -276,9 +276,6 @@ pub struct Expect {
     /// Native: a plain-text body (gin's `404 page not found`).
     #[serde(default)]
     pub text: Option<String>,
-    /// Native: the answer is the server's own (limits), so it must hold already.
-    #[serde(default)]
-    pub strict: bool,
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -554,9 +551,20 @@ pub fn check_native(raw: &Raw, expect: &Expect) -> Result<(), String> {
             Err(format!("body {:?}, expected {text:?}", raw.text()))
         };
     }
+    if raw.header("content-type") != Some("application/json; charset=utf-8") {
+        return Err(format!("content-type {:?}", raw.header("content-type")));
+    }
     let body = raw
         .json()
         .ok_or_else(|| format!("body is not JSON: {:?}", raw.text()))?;
+    // A hostile input may still be a valid request (an unknown plan's grant list is empty).
+    if (200..300).contains(&raw.status) {
+        return if body.is_object() || body.is_array() {
+            Ok(())
+        } else {
+            Err(format!("a success that is not an object or array: {body}"))
+        };
+    }
     let obj = body.as_object().ok_or("body is not an object")?;
     if let Some(want) = &expect.error {
         // gin's raw auth bodies: {"error": "..."} (sometimes with "message").
@@ -605,41 +613,197 @@ pub fn check_native(raw: &Raw, expect: &Expect) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------------
 // State.
 
-/// Everything a tenant holds, as its lists show it (one page each: the corpus tenants stay small).
+/// Which API a dump read speaks.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Stripe,
+    Native,
+}
+
+/// `GET`s every path at once (a dump makes dozens of reads, after every corpus case); each must
+/// answer 200 with a single page. Their JSON, in order.
+async fn get_all(emu: &Emu, key: &str, paths: Vec<(Via, String)>) -> Vec<Value> {
+    let mut tasks = Vec::with_capacity(paths.len());
+    for (via, path) in paths {
+        let client = emu.client.clone();
+        let url = emu.url(&path);
+        let key = key.to_string();
+        tasks.push(tokio::spawn(async move {
+            let rb = client.get(url);
+            let rb = match via {
+                Via::Stripe => rb.bearer_auth(&key),
+                Via::Native => rb.header("x-api-key", &key),
+            };
+            let r = rb.send().await.expect("the emulator answers a dump read");
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            assert_eq!(status, 200, "dump {path}: {text}");
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            assert_ne!(
+                body["has_more"],
+                json!(true),
+                "dump {path}: more than one page"
+            );
+            if let Some(total) = body["pagination"]["total"].as_u64() {
+                assert!(total <= 1000, "dump {path}: more than one page");
+            }
+            body
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("a dump read"));
+    }
+    out
+}
+
+/// Everything a tenant holds, as both APIs show it (one page each: the tenants these tests dump stay
+/// small):
+///
+/// - Stripe: customers (also those on `clock`), credit grants, test clocks, the tenant clock;
+/// - the ledger: each live customer's credit balance summary and balance transactions, and every
+///   invoice those transactions name;
+/// - native: credit grants, customers, plans, subscriptions, and for each customer its upcoming
+///   grant applications, its wallets, each wallet's real-time balance and transactions.
 pub async fn dump(emu: &Emu, key: &str, clock: &str) -> Value {
-    let mut out = serde_json::Map::new();
-    for (name, path) in [
-        ("customers", "/v1/customers?limit=100".to_string()),
+    use Via::{Native, Stripe};
+    let lists = [
+        ("customers", Stripe, "/v1/customers?limit=100".to_string()),
         (
             "clock_customers",
+            Stripe,
             format!("/v1/customers?limit=100&test_clock={clock}"),
         ),
-        ("grants", "/v1/billing/credit_grants?limit=100".to_string()),
+        (
+            "grants",
+            Stripe,
+            "/v1/billing/credit_grants?limit=100".to_string(),
+        ),
         (
             "test_clocks",
+            Stripe,
             "/v1/test_helpers/test_clocks?limit=100".to_string(),
         ),
-        ("tenant_clock", "/_emulator/clock".to_string()),
-    ] {
-        let r = emu.get(key, &path).await;
-        assert_eq!(r.status, 200, "dump {path}: {}", r.text);
-        assert_ne!(
-            r.body["has_more"],
-            json!(true),
-            "dump {path}: more than one page"
-        );
-        out.insert(name.into(), r.body);
+        ("tenant_clock", Stripe, "/_emulator/clock".to_string()),
+        (
+            "native_grants",
+            Native,
+            "/v1/creditgrants?limit=1000".to_string(),
+        ),
+        // Every customer, deleted ones (archived) and those on test clocks included.
+        (
+            "native_customers",
+            Native,
+            "/v1/customers?limit=1000".to_string(),
+        ),
+        ("native_plans", Native, "/v1/plans?limit=1000".to_string()),
+        (
+            "native_subscriptions",
+            Native,
+            "/v1/subscriptions?limit=1000".to_string(),
+        ),
+    ];
+    let bodies = get_all(
+        emu,
+        key,
+        lists.iter().map(|(_, via, p)| (*via, p.clone())).collect(),
+    )
+    .await;
+    let mut out = serde_json::Map::new();
+    for ((name, _, _), body) in lists.iter().zip(bodies) {
+        out.insert(name.to_string(), body);
     }
-    // TODO(native merge): once the native facade lists grants, this is its JSON; today it is the
-    // stub's constant answer, which still must not change.
-    let r = emu
-        .native("GET", key, "/v1/creditgrants?limit=1000", None)
-        .await;
-    out.insert(
-        "native_grants".into(),
-        json!({"status": r.status, "body": r.text}),
-    );
+
+    // Per customer: the native wallets and upcoming applications, and the same customer's ledger
+    // through Stripe (live customers only: Stripe no longer knows a deleted one).
+    let customers: Vec<(String, bool)> = out["native_customers"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap_or_default().to_string(),
+                c["status"] == "published",
+            )
+        })
+        .collect();
+    let mut paths = Vec::new();
+    for (cust, live) in &customers {
+        paths.push((Native, format!("/v1/customers/{cust}/grants/upcoming")));
+        paths.push((Native, format!("/v1/customers/{cust}/wallets")));
+        if *live {
+            let cus = format!("cus_{}", &cust["cust_".len()..]);
+            paths.push((Stripe, format!("/v1/billing/credit_balance_summary?customer={cus}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered")));
+            paths.push((
+                Stripe,
+                format!("/v1/billing/credit_balance_transactions?customer={cus}&limit=100"),
+            ));
+        }
+    }
+    let mut bodies = get_all(emu, key, paths).await.into_iter();
+    let mut per_customer = serde_json::Map::new();
+    let mut wallet_ids = Vec::new();
+    let mut invoices = std::collections::BTreeSet::new();
+    for (cust, live) in &customers {
+        let mut v = json!({
+            "upcoming": bodies.next(),
+            "wallets": bodies.next(),
+        });
+        for w in v["wallets"].as_array().into_iter().flatten() {
+            wallet_ids.push(w["id"].as_str().unwrap_or_default().to_string());
+        }
+        if *live {
+            v["summary"] = bodies.next().unwrap_or_default();
+            let txns = bodies.next().unwrap_or_default();
+            for t in txns["data"].as_array().into_iter().flatten() {
+                for side in ["credit", "debit"] {
+                    for kind in ["credits_applied", "credits_application_invoice_voided"] {
+                        if let Some(inv) = t[side][kind]["invoice"].as_str() {
+                            invoices.insert(inv.to_string());
+                        }
+                    }
+                }
+            }
+            v["transactions"] = txns;
+        }
+        per_customer.insert(cust.clone(), v);
+    }
+    out.insert("per_customer".into(), Value::Object(per_customer));
+
+    // Per wallet, its balance now and its transactions; every invoice the ledger names.
+    let mut paths = Vec::new();
+    for w in &wallet_ids {
+        paths.push((Native, format!("/v1/wallets/{w}/balance/real-time")));
+        paths.push((Native, format!("/v1/wallets/{w}/transactions?limit=1000")));
+    }
+    for inv in &invoices {
+        paths.push((Stripe, format!("/v1/invoices/{inv}")));
+    }
+    let mut bodies = get_all(emu, key, paths).await.into_iter();
+    let mut wallets = serde_json::Map::new();
+    for w in &wallet_ids {
+        wallets.insert(
+            w.clone(),
+            json!({"balance": bodies.next(), "transactions": bodies.next()}),
+        );
+    }
+    out.insert("wallets".into(), Value::Object(wallets));
+    let mut by_id = serde_json::Map::new();
+    for inv in &invoices {
+        by_id.insert(inv.clone(), bodies.next().unwrap_or_default());
+    }
+    out.insert("invoices".into(), Value::Object(by_id));
     Value::Object(out)
+}
+
+/// The whole of a tenant's state as the model holds it (every object, index, scheduled event, the id
+/// generator) and its stored idempotent answers. Any change a request makes shows here, so the
+/// corpus compares this after every case, and the API views of [`dump`] before and after the run.
+pub fn fingerprint(emu: &Emu, key: &str) -> String {
+    let cell = emu.running.app.store.tenant(key);
+    let state = format!("{:?}", *cell.state.lock());
+    let stored = format!("{:?}", *cell.idempotency.lock());
+    state + &stored
 }
 
 /// `GET /_emulator/health` on a fresh connection answers 200.
@@ -657,7 +821,114 @@ pub struct World {
     pub other_clock: String,
 }
 
-/// Creates two tenants with customers, grants (live, voided, expired) and test clocks.
+/// RFC 3339 for a unix time, as the native API reads it.
+pub fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .expect("a time in range")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A native `GET` that must answer 200; its JSON.
+async fn native_get(emu: &Emu, key: &str, path: &str) -> Value {
+    let r = emu.native("GET", key, path, None).await;
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    r.body
+}
+
+/// A native `POST` that must answer 201 (or 200 for actions); its JSON.
+pub async fn native_post(emu: &Emu, key: &str, path: &str, body: Value) -> Value {
+    let r = emu.native("POST", key, path, Some(&body)).await;
+    assert!(
+        r.status == 200 || r.status == 201,
+        "{path}: {} {}",
+        r.status,
+        r.text
+    );
+    r.body
+}
+
+/// Objects of the native API in one tenant: a native customer on a plan with a recurring grant
+/// rule, a subscription that has applied it, and its wallet.
+pub struct NativeWorld {
+    pub customer: String,
+    pub plan: String,
+    pub grant: String,
+    pub subscription: String,
+    pub wallet: String,
+}
+
+/// Creates a native customer (`external_id`), a plan with one monthly PLAN grant rule, and a usd
+/// subscription started now, which applies the rule at once.
+pub async fn native_world(emu: &Emu, key: &str, external_id: &str) -> NativeWorld {
+    let customer = native_post(
+        emu,
+        key,
+        "/v1/customers",
+        json!({"external_id": external_id, "name": "Corpus", "email": "native@example.com"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let plan = native_post(
+        emu,
+        key,
+        "/v1/plans",
+        json!({"name": "Corpus plan", "credit_grants": [{
+            "name": "Monthly", "credits": "10", "cadence": "RECURRING", "period": "MONTHLY",
+            "period_count": 1, "expiration_type": "BILLING_CYCLE", "priority": 1,
+        }]}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let grants = native_get(emu, key, &format!("/v1/plans/{plan}/creditgrants")).await;
+    let grant = grants["items"][0]["id"]
+        .as_str()
+        .expect("the plan's grant")
+        .to_string();
+    let subscription = native_post(
+        emu,
+        key,
+        "/v1/subscriptions",
+        json!({"customer_id": customer, "plan_id": plan, "currency": "usd", "billing_period": "MONTHLY"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let wallets = native_get(emu, key, &format!("/v1/customers/{customer}/wallets")).await;
+    let wallet = wallets[0]["id"]
+        .as_str()
+        .expect("the subscription's wallet")
+        .to_string();
+    NativeWorld {
+        customer,
+        plan,
+        grant,
+        subscription,
+        wallet,
+    }
+}
+
+/// An invoice of `amount` usd cents for `customer`, spending its credits; its id.
+pub async fn invoice(emu: &Emu, key: &str, customer: &str, amount: i64) -> String {
+    let r = emu
+        .post(
+            key,
+            "/_emulator/invoices",
+            &format!("customer={customer}&currency=usd&lines[0][amount]={amount}"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "invoice: {}", r.text);
+    r.id()
+}
+
+/// Creates two tenants with customers, grants (live, voided, expired, spent), invoices (open,
+/// voided), test clocks, and the native API's objects (customer, plans, grant rules, subscriptions,
+/// wallet).
 pub async fn world(emu: &Emu, name: &str) -> World {
     use base64::Engine;
     let key = tenant(emu, &format!("{name}_main")).await;
@@ -720,16 +991,91 @@ pub async fn world(emu: &Emu, name: &str) -> World {
         .id();
     let other_cus = emu.customer(&other, "email=other@example.com").await;
     let other_grant = emu.grant(&other, &other_cus, 900, "").await;
+
+    // Spending: a customer whose one grant two invoices have spent from, one of them voided since.
+    let spend_cus = emu.customer(&key, "email=spend@example.com").await;
+    let spent_grant = emu.grant(&key, &spend_cus, 400, "").await;
+    let invoice_id = invoice(emu, &key, &spend_cus, 150).await;
+    let voided_invoice = invoice(emu, &key, &spend_cus, 50).await;
+    assert_eq!(
+        emu.post(&key, &format!("/v1/invoices/{voided_invoice}/void"), "")
+            .await
+            .status,
+        200
+    );
+    let other_invoice = invoice(emu, &other, &other_cus, 100).await;
+
+    // The native API's objects.
+    let n = native_world(emu, &key, "corpus-ext").await;
+    let archived_ngrant = native_post(
+        emu,
+        &key,
+        "/v1/creditgrants",
+        json!({"name": "Gone", "scope": "PLAN", "plan_id": n.plan, "credits": "1",
+               "cadence": "ONETIME", "expiration_type": "NEVER"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let r = emu
+        .native(
+            "DELETE",
+            &key,
+            &format!("/v1/creditgrants/{archived_ngrant}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sgrant = native_post(
+        emu,
+        &key,
+        "/v1/creditgrants",
+        json!({"name": "Welcome", "scope": "SUBSCRIPTION", "subscription_id": n.subscription,
+               "start_date": rfc3339(t0), "credits": "5", "cadence": "ONETIME",
+               "expiration_type": "NEVER"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let archived_plan = native_post(emu, &key, "/v1/plans", json!({"name": "Old"})).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let r = emu
+        .native("DELETE", &key, &format!("/v1/plans/{archived_plan}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let cancelled_sub = native_post(
+        emu,
+        &key,
+        "/v1/subscriptions",
+        json!({"customer_id": n.customer, "plan_id": n.plan, "currency": "usd", "billing_period": "MONTHLY"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    native_post(
+        emu,
+        &key,
+        &format!("/v1/subscriptions/{cancelled_sub}/cancel"),
+        json!({"cancellation_type": "immediate"}),
+    )
+    .await;
+    let o = native_world(emu, &other, "corpus-other-ext").await;
+
     let native_id = |stripe: &str| format!("cg_{}", &stripe["credgr_test_".len()..]);
     vars.insert("key", key.clone());
     vars.insert(
         "key_b64",
         base64::engine::general_purpose::STANDARD.encode(format!("{key}:")),
     );
+    vars.insert("cust", format!("cust_{}", &cus["cus_".len()..]));
     vars.insert("cus", cus);
     vars.insert("clock_cus", clock_cus);
-    vars.insert("ngrant", native_id(&grant));
-    vars.insert("other_ngrant", native_id(&other_grant));
+    vars.insert("stripe_ngrant", native_id(&grant));
     vars.insert("grant", grant);
     vars.insert("voided_grant", voided);
     vars.insert("expired_grant", expired);
@@ -738,6 +1084,25 @@ pub async fn world(emu: &Emu, name: &str) -> World {
     vars.insert("other_cus", other_cus);
     vars.insert("other_grant", other_grant);
     vars.insert("other_clock", other_clock.clone());
+    vars.insert("spend_cus", spend_cus);
+    vars.insert("spent_grant", spent_grant);
+    vars.insert("invoice", invoice_id);
+    vars.insert("voided_invoice", voided_invoice);
+    vars.insert("other_invoice", other_invoice);
+    vars.insert("ncus", n.customer);
+    vars.insert("plan", n.plan);
+    vars.insert("ngrant", n.grant);
+    vars.insert("sub", n.subscription);
+    vars.insert("wallet", n.wallet);
+    vars.insert("archived_ngrant", archived_ngrant);
+    vars.insert("sgrant", sgrant);
+    vars.insert("archived_plan", archived_plan);
+    vars.insert("cancelled_sub", cancelled_sub);
+    vars.insert("other_ncus", o.customer);
+    vars.insert("other_plan", o.plan);
+    vars.insert("other_ngrant", o.grant);
+    vars.insert("other_sub", o.subscription);
+    vars.insert("other_wallet", o.wallet);
     World {
         vars,
         key,
