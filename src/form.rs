@@ -97,6 +97,12 @@ pub fn parse_into(
 
 /// Decodes one component: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
+    // Most names and values have nothing to decode.
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| FormError::BadEncoding);
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -164,9 +170,21 @@ fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Res
             }
         };
     }
-    let entry = map.entry((*first).to_string());
+    // Looked up before inserting, so that a name seen before (`amount` in `amount[type]` after
+    // `amount[monetary][value]`) does not allocate its key again.
+    let fresh = || {
+        if rest[0].is_empty() {
+            Node::List(Vec::new())
+        } else {
+            Node::Map(Params::new())
+        }
+    };
+    let index = match map.get_index_of(*first) {
+        Some(i) => i,
+        None => map.insert_full((*first).to_string(), fresh()).0,
+    };
+    let node = &mut map[index];
     if rest[0].is_empty() {
-        let node = entry.or_insert_with(|| Node::List(Vec::new()));
         let Node::List(list) = node else {
             return Err(conflict());
         };
@@ -187,7 +205,6 @@ fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Res
         };
         return insert(m, &rest[1..], value, full);
     }
-    let node = entry.or_insert_with(|| Node::Map(Params::new()));
     let Node::Map(m) = node else {
         return Err(conflict());
     };
