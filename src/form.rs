@@ -64,6 +64,9 @@ pub fn parse_into(
     limits: &FormLimits,
     count: &mut usize,
 ) -> Result<(), FormError> {
+    // Names with nothing to decode (nearly all) are split in place, into one buffer for the whole
+    // input: a String and a Vec per pair showed in profiles.
+    let mut segments: Vec<&str> = Vec::new();
     for pair in input.split(|&b| b == b'&') {
         if pair.is_empty() {
             continue;
@@ -78,25 +81,56 @@ pub fn parse_into(
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        let key = decode_component(raw_key)?;
-        if key.is_empty() {
-            continue;
+        if needs_decoding(raw_key) {
+            let key = decode_component(raw_key)?;
+            if key.is_empty() {
+                continue;
+            }
+            let value = decode_component(raw_value)?;
+            let mut owned = Vec::new();
+            split_key(&key, &mut owned);
+            insert_pair(root, &owned, value, &key, limits)?;
+        } else {
+            let key = std::str::from_utf8(raw_key).map_err(|_| FormError::BadEncoding)?;
+            if key.is_empty() {
+                continue;
+            }
+            let value = decode_component(raw_value)?;
+            split_key(key, &mut segments);
+            insert_pair(root, &segments, value, key, limits)?;
         }
-        let value = decode_component(raw_value)?;
-        let segments = split_key(&key);
-        if segments.len() - 1 > limits.max_depth {
-            return Err(FormError::TooDeep {
-                param: segments[0].to_string(),
-                limit: limits.max_depth,
-            });
-        }
-        insert(root, &segments, value, &key)?;
     }
     Ok(())
 }
 
+fn insert_pair(
+    root: &mut Params,
+    segments: &[&str],
+    value: String,
+    key: &str,
+    limits: &FormLimits,
+) -> Result<(), FormError> {
+    if segments.len() - 1 > limits.max_depth {
+        return Err(FormError::TooDeep {
+            param: segments[0].to_string(),
+            limit: limits.max_depth,
+        });
+    }
+    insert(root, segments, value, key)
+}
+
+fn needs_decoding(raw: &[u8]) -> bool {
+    raw.iter().any(|&b| b == b'+' || b == b'%')
+}
+
 /// Decodes one component: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
+    // Most names and values have nothing to decode.
+    if !needs_decoding(raw) {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| FormError::BadEncoding);
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -122,28 +156,32 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// `a[b][]` → `["a", "b", ""]`. A name whose brackets do not close is taken literally, so it is later
-/// reported as an unknown parameter under its own spelling.
-fn split_key(key: &str) -> Vec<&str> {
+/// `a[b][]` → `["a", "b", ""]`, into `out`. A name whose brackets do not close is taken literally,
+/// so it is later reported as an unknown parameter under its own spelling.
+fn split_key<'a>(key: &'a str, out: &mut Vec<&'a str>) {
+    out.clear();
     let Some(open) = key.find('[') else {
-        return vec![key];
+        out.push(key);
+        return;
     };
     if open == 0 {
-        return vec![key];
+        out.push(key);
+        return;
     }
-    let mut segments = vec![&key[..open]];
+    out.push(&key[..open]);
     let mut rest = &key[open..];
     while !rest.is_empty() {
-        let Some(inner) = rest.strip_prefix('[') else {
-            return vec![key];
+        let closed = rest
+            .strip_prefix('[')
+            .and_then(|inner| inner.find(']').map(|close| (inner, close)));
+        let Some((inner, close)) = closed else {
+            out.clear();
+            out.push(key);
+            return;
         };
-        let Some(close) = inner.find(']') else {
-            return vec![key];
-        };
-        segments.push(&inner[..close]);
+        out.push(&inner[..close]);
         rest = &inner[close + 1..];
     }
-    segments
 }
 
 fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Result<(), FormError> {
@@ -164,9 +202,21 @@ fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Res
             }
         };
     }
-    let entry = map.entry((*first).to_string());
+    // Looked up before inserting, so that a name seen before (`amount` in `amount[type]` after
+    // `amount[monetary][value]`) does not allocate its key again.
+    let fresh = || {
+        if rest[0].is_empty() {
+            Node::List(Vec::new())
+        } else {
+            Node::Map(Params::new())
+        }
+    };
+    let index = match map.get_index_of(*first) {
+        Some(i) => i,
+        None => map.insert_full((*first).to_string(), fresh()).0,
+    };
+    let node = &mut map[index];
     if rest[0].is_empty() {
-        let node = entry.or_insert_with(|| Node::List(Vec::new()));
         let Node::List(list) = node else {
             return Err(conflict());
         };
@@ -187,7 +237,6 @@ fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Res
         };
         return insert(m, &rest[1..], value, full);
     }
-    let node = entry.or_insert_with(|| Node::Map(Params::new()));
     let Node::Map(m) = node else {
         return Err(conflict());
     };

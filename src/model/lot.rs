@@ -236,13 +236,30 @@ impl Tenant {
             .or_default()
             .insert(key);
         self.lots.insert(key, Box::new(lot));
-        let h = self.schedule_event(domain, effective_at, Event::Effective(key));
-        self.lot_mut(key).pending.push(h);
+        // The common case, a lot effective now with nothing else due in its domain, is granted on
+        // the spot: scheduling its Effective event only to find and remove it again at once was a
+        // tenth of a create. Anything else (a future start, an expiry already due, other events due
+        // that must run in time order with it) goes through the schedule.
+        let grant_now = effective_at <= now
+            && new.expires_at.is_none_or(|at| at > now)
+            && !self.any_due(domain, now);
+        if grant_now {
+            // The key the event's handle would have used is drawn all the same, so that ids stay
+            // as they were.
+            self.next_key();
+        } else {
+            let h = self.schedule_event(domain, effective_at, Event::Effective(key));
+            self.lot_mut(key).pending.push(h);
+        }
         if let Some(at) = new.expires_at {
             let h = self.schedule_event(domain, at, Event::Expire(key));
             self.lot_mut(key).pending.push(h);
         }
-        self.run_due(domain, now);
+        if grant_now {
+            self.fire(Event::Effective(key), effective_at);
+        } else {
+            self.run_due(domain, now);
+        }
         // Handles of events already posted are dead weight: a lot that became effective at once
         // would otherwise keep a four-slot Vec (256 bytes) for the rest of its life.
         let schedule = &self.schedule;

@@ -193,6 +193,14 @@ impl Tenant {
         handle
     }
 
+    /// Whether any event of `domain` is due at or before `until`.
+    pub(crate) fn any_due(&self, domain: Domain, until: Nanos) -> bool {
+        self.schedule
+            .range((domain, Nanos::MIN, 0)..=(domain, until, Key::MAX))
+            .next()
+            .is_some()
+    }
+
     /// Posts every event of `domain` due at or before `until`, in time order. An event may schedule
     /// further events; those inside the window are posted in the same call.
     pub(crate) fn run_due(&mut self, domain: Domain, until: Nanos) {

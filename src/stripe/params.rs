@@ -97,15 +97,29 @@ const METADATA_VALUE_LEN: usize = 500;
 
 /// Validates `params` against `fields` (top level).
 pub fn validate(params: &Params, fields: &[Field], unsupported_hint: &str) -> StripeResult<()> {
-    check_unknown(params, fields, "", unsupported_hint)?;
-    check_fields(params, fields, "")
+    check_unknown(params, fields, &Path::Root, unsupported_hint)?;
+    check_fields(params, fields, &Path::Root)
 }
 
-fn path_of(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}[{name}]")
+/// Where a node sits (`amount[monetary][value]`), spelled out only when an error names it: building
+/// every path as a `String` up front cost more than the checks themselves.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    /// `name` at the top level, `[name]` below it.
+    Name(&'a Path<'a>, &'a str),
+    /// `[i]`.
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Name(Path::Root, name) => f.write_str(name),
+            Path::Name(parent, name) => write!(f, "{parent}[{name}]"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
@@ -115,29 +129,29 @@ fn unknown(path: &str) -> StripeError {
 }
 
 /// Pass one: any name that is not declared is reported, deepest path spelled in full.
-fn check_unknown(params: &Params, fields: &[Field], prefix: &str, hint: &str) -> StripeResult<()> {
+fn check_unknown(params: &Params, fields: &[Field], prefix: &Path, hint: &str) -> StripeResult<()> {
     for (name, node) in params {
-        let path = path_of(prefix, name);
+        let path = Path::Name(prefix, name);
         let Some(field) = fields.iter().find(|f| f.name == name) else {
-            return Err(unknown(&path));
+            return Err(unknown(&path.to_string()));
         };
         check_unknown_node(node, &field.spec, &path, hint)?;
     }
     Ok(())
 }
 
-fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> StripeResult<()> {
+fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, hint: &str) -> StripeResult<()> {
     match (spec, node) {
         (Spec::Unsupported, _) => Err(StripeError::invalid(format!(
             "The parameter {path} is not supported by the credit emulator{hint}."
         ))
-        .param(path)),
+        .param(path.to_string())),
         (Spec::Obj(sub), Node::Map(m)) => check_unknown(m, sub, path, hint),
         (Spec::Array(item, _), Node::Map(m)) => {
             for (k, v) in m {
-                let p = format!("{path}[{k}]");
+                let p = Path::Name(path, k);
                 if k.parse::<usize>().is_err() {
-                    return Err(unknown(&p));
+                    return Err(unknown(&p.to_string()));
                 }
                 check_unknown_node(v, item, &p, hint)?;
             }
@@ -145,7 +159,7 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> Strip
         }
         (Spec::Array(item, _), Node::List(items)) => {
             for (i, v) in items.iter().enumerate() {
-                check_unknown_node(v, item, &format!("{path}[{i}]"), hint)?;
+                check_unknown_node(v, item, &Path::Index(path, i), hint)?;
             }
             Ok(())
         }
@@ -157,7 +171,7 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> Strip
         },
         (Spec::Obj(_), Node::List(_)) | (_, Node::List(_)) => {
             if matches!(spec, Spec::Obj(_)) {
-                Err(StripeError::invalid("Invalid hash").param(path))
+                Err(StripeError::invalid("Invalid hash").param(path.to_string()))
             } else {
                 Err(unknown(&format!("{path}[]")))
             }
@@ -167,13 +181,13 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &str, hint: &str) -> Strip
 }
 
 /// Pass two: presence and types, in declaration order.
-fn check_fields(params: &Params, fields: &[Field], prefix: &str) -> StripeResult<()> {
+fn check_fields(params: &Params, fields: &[Field], prefix: &Path) -> StripeResult<()> {
     for field in fields {
-        let path = path_of(prefix, field.name);
+        let path = Path::Name(prefix, field.name);
         match params.get(field.name) {
             None => {
                 if field.required {
-                    return Err(StripeError::missing_param(&path));
+                    return Err(StripeError::missing_param(&path.to_string()));
                 }
             }
             Some(node) => check_node(node, &field.spec, &path, field.required)?,
@@ -182,16 +196,22 @@ fn check_fields(params: &Params, fields: &[Field], prefix: &str) -> StripeResult
     Ok(())
 }
 
-fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeResult<()> {
+/// At most `max` characters; a string of at most `max` bytes cannot have more, so most are not
+/// counted.
+fn too_long(s: &str, max: usize) -> bool {
+    s.len() > max && s.chars().count() > max
+}
+
+fn check_node(node: &Node, spec: &Spec, path: &Path, required: bool) -> StripeResult<()> {
     match spec {
         Spec::Str(max) => {
             let s = scalar(node, path)?;
-            if s.chars().count() > *max {
+            if too_long(s, *max) {
                 return Err(StripeError::invalid(format!(
                     "Invalid string: {}; must be at most {max} characters",
                     shorten(s)
                 ))
-                .param(path));
+                .param(path.to_string()));
             }
             Ok(())
         }
@@ -199,14 +219,14 @@ fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeRes
             let s = scalar(node, path)?;
             parse_int(s)
                 .map(|_| ())
-                .ok_or_else(|| StripeError::invalid_integer(path, s))
+                .ok_or_else(|| StripeError::invalid_integer(&path.to_string(), s))
         }
         Spec::TsOrEmpty => {
             let s = scalar(node, path)?;
             if s.is_empty() || parse_int(s).is_some() {
                 Ok(())
             } else {
-                Err(StripeError::invalid_integer(path, s))
+                Err(StripeError::invalid_integer(&path.to_string(), s))
             }
         }
         Spec::Bool => {
@@ -214,7 +234,10 @@ fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeRes
             if s == "true" || s == "false" {
                 Ok(())
             } else {
-                Err(StripeError::invalid(format!("Invalid boolean: {}", shorten(s))).param(path))
+                Err(
+                    StripeError::invalid(format!("Invalid boolean: {}", shorten(s)))
+                        .param(path.to_string()),
+                )
             }
         }
         Spec::Enum(values) => {
@@ -227,20 +250,24 @@ fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeRes
                     path,
                     one_of(values)
                 ))
-                .param(path))
+                .param(path.to_string()))
             }
         }
         Spec::Obj(fields) => match node {
             Node::Map(m) => check_fields(m, fields, path),
-            Node::Value(v) if v.is_empty() && required => Err(StripeError::missing_param(path)),
+            Node::Value(v) if v.is_empty() && required => {
+                Err(StripeError::missing_param(&path.to_string()))
+            }
             Node::Value(v) if v.is_empty() => Ok(()),
-            _ => Err(StripeError::invalid("Invalid hash").param(path)),
+            _ => Err(StripeError::invalid("Invalid hash").param(path.to_string())),
         },
         Spec::Metadata => check_metadata(node, path),
         Spec::Array(item, max) => {
             let items = match node {
                 Node::Value(v) if v.is_empty() => return Ok(()),
-                Node::Value(_) => return Err(StripeError::invalid("Invalid array").param(path)),
+                Node::Value(_) => {
+                    return Err(StripeError::invalid("Invalid array").param(path.to_string()))
+                }
                 _ => list_items(node),
             };
             if items.len() > *max {
@@ -248,10 +275,10 @@ fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeRes
                     "Invalid array: {path} can have at most {max} items, but you passed {}.",
                     items.len()
                 ))
-                .param(path));
+                .param(path.to_string()));
             }
             for (i, n) in items.iter().enumerate() {
-                check_node(n, item, &format!("{path}[{i}]"), true)?;
+                check_node(n, item, &Path::Index(path, i), true)?;
             }
             Ok(())
         }
@@ -259,53 +286,53 @@ fn check_node(node: &Node, spec: &Spec, path: &str, required: bool) -> StripeRes
     }
 }
 
-fn check_metadata(node: &Node, path: &str) -> StripeResult<()> {
+fn check_metadata(node: &Node, path: &Path) -> StripeResult<()> {
     let m = match node {
         Node::Value(v) if v.is_empty() => return Ok(()),
         Node::Map(m) => m,
-        _ => return Err(StripeError::invalid("Invalid hash").param(path)),
+        _ => return Err(StripeError::invalid("Invalid hash").param(path.to_string())),
     };
     if m.len() > METADATA_KEYS {
         return Err(StripeError::invalid(format!(
             "Metadata can have up to {METADATA_KEYS} keys, but you've set {}.",
             m.len()
         ))
-        .param(path));
+        .param(path.to_string()));
     }
     for (k, v) in m {
-        if k.chars().count() > METADATA_KEY_LEN {
+        if too_long(k, METADATA_KEY_LEN) {
             return Err(StripeError::invalid(format!(
                 "Invalid key: {} must be a string under {METADATA_KEY_LEN} characters",
                 shorten(k)
             ))
-            .param(path));
+            .param(path.to_string()));
         }
         match v {
-            Node::Value(s) if s.chars().count() <= METADATA_VALUE_LEN => {}
+            Node::Value(s) if !too_long(s, METADATA_VALUE_LEN) => {}
             Node::Value(s) => {
                 return Err(StripeError::invalid(format!(
                     "Invalid val: {} must be a string under {METADATA_VALUE_LEN} characters",
                     shorten(s)
                 ))
-                .param(path))
+                .param(path.to_string()))
             }
             _ => {
                 return Err(StripeError::invalid(format!(
                     "Invalid val: a hash or array for key {} must be a string under {METADATA_VALUE_LEN} characters",
                     shorten(k)
                 ))
-                .param(path))
+                .param(path.to_string()))
             }
         }
     }
     Ok(())
 }
 
-fn scalar<'a>(node: &'a Node, path: &str) -> StripeResult<&'a str> {
+fn scalar<'a>(node: &'a Node, path: &Path) -> StripeResult<&'a str> {
     match node {
         Node::Value(s) => Ok(s),
-        Node::Map(_) => Err(StripeError::invalid("Invalid hash").param(path)),
-        Node::List(_) => Err(StripeError::invalid("Invalid array").param(path)),
+        Node::Map(_) => Err(StripeError::invalid("Invalid hash").param(path.to_string())),
+        Node::List(_) => Err(StripeError::invalid("Invalid array").param(path.to_string())),
     }
 }
 
