@@ -66,7 +66,6 @@ fn route(app: &App, req: &Request) -> StripeResult<Reply> {
                 tenant: &mut t,
                 params: &params,
                 path: &req.path,
-                rendered: None,
             };
             invoices::create(&mut ctx).map(|v| Reply::json(200, &v))
         }

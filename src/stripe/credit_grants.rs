@@ -9,7 +9,7 @@ use super::params::{
     apply_metadata, get_expand, get_int, get_metadata, get_obj, get_str, list_items, opt, req,
     validate, Field, Spec, EXPAND, LIST_FIELDS,
 };
-use super::{customers, expand, ids, list, Ctx};
+use super::{customers, expand, ids, list, Body, Ctx};
 use crate::form::Node;
 use crate::ids::Key;
 use crate::model::money::{self, to_minor_i64};
@@ -190,16 +190,15 @@ fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
         .ok_or_else(|| StripeError::no_such("credit grant", id, "id", 404))
 }
 
-fn respond(ctx: &mut Ctx, key: Key) -> Value {
+fn respond(ctx: &mut Ctx, key: Key) -> Body {
     let expand = get_expand(ctx.params);
     let lot = &ctx.tenant.lots[&key];
     if expand.is_empty() {
-        ctx.rendered = Some(super::pretty(&GrantJson::of(lot), 1024));
-        return Value::Null;
+        return Body::Json(super::pretty(&GrantJson::of(lot), 1024));
     }
     let mut v = render(lot);
     super::expand_in(ctx.tenant, &mut v, &expand);
-    v
+    Body::Value(v)
 }
 
 fn lot_error(e: LotError, id: &str) -> StripeError {
@@ -224,7 +223,7 @@ fn timestamp(secs: i64, param: &str) -> StripeResult<i64> {
 }
 
 /// `POST /v1/billing/credit_grants`.
-pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
+pub fn create(ctx: &mut Ctx) -> StripeResult<Body> {
     validate(ctx.params, CREATE, HINT)?;
     let p = ctx.params;
     expand::check(&get_expand(p), EXPANDABLE)?;
@@ -359,7 +358,7 @@ pub fn scope_param(
 }
 
 /// `GET /v1/billing/credit_grants/{id}`.
-pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
     validate(ctx.params, ONLY_EXPAND, HINT)?;
     expand::check(&get_expand(ctx.params), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
@@ -367,7 +366,7 @@ pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
 }
 
 /// `POST /v1/billing/credit_grants/{id}`: only `expires_at` and `metadata` change.
-pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
     validate(ctx.params, UPDATE, HINT)?;
     let p = ctx.params;
     expand::check(&get_expand(p), EXPANDABLE)?;
@@ -411,7 +410,7 @@ pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
 }
 
 /// `POST /v1/billing/credit_grants/{id}/expire`.
-pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
     validate(ctx.params, ONLY_EXPAND, HINT)?;
     expand::check(&get_expand(ctx.params), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
@@ -420,7 +419,7 @@ pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
 }
 
 /// `POST /v1/billing/credit_grants/{id}/void`.
-pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
+pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
     validate(ctx.params, ONLY_EXPAND, HINT)?;
     expand::check(&get_expand(ctx.params), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
@@ -429,7 +428,7 @@ pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
 }
 
 /// `GET /v1/billing/credit_grants`, optionally for one customer.
-pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
+pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
     validate(ctx.params, LIST, HINT)?;
     let expand_paths = get_expand(ctx.params);
     expand::check(&expand_paths, LIST_EXPANDABLE)?;
@@ -460,11 +459,10 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
             &list::ListJson::new(data, more, url),
             1024 * (keys.len() + 1),
         );
-        ctx.rendered = Some(body);
-        return Ok(Value::Null);
+        return Ok(Body::Json(body));
     }
     let data = keys.iter().map(|k| render(&t.lots[k])).collect();
     let mut v = list::render(data, more, url);
     super::expand_in(t, &mut v, &expand_paths);
-    Ok(v)
+    Ok(Body::Value(v))
 }

@@ -38,9 +38,15 @@ pub struct Ctx<'a> {
     pub params: &'a Params,
     /// The request's path (for list `url`s).
     pub path: &'a str,
-    /// The answer, already serialized as pretty JSON by a handler on a hot path (see
-    /// [`pretty`]); when set, it is sent instead of the value the handler returns.
-    pub rendered: Option<Vec<u8>>,
+}
+
+/// A handler's answer: a JSON value, or JSON already written. Hot paths (credit grants without
+/// `expand[]`) serialize straight from the model with [`pretty`] instead of building a `Value`.
+pub enum Body {
+    /// A value to serialize.
+    Value(Value),
+    /// Pretty JSON, ready to send.
+    Json(Vec<u8>),
 }
 
 /// Serializes `value` as Stripe's pretty JSON into a buffer of `capacity` bytes to start with.
@@ -120,7 +126,7 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
         cell: &cell,
         key: idempotency_key.as_deref(),
     };
-    let (result, rendered) = {
+    let result = {
         let mut tenant = cell.state.lock();
         tenant.catch_up();
         // Off by default; proves that a panic here, with the tenant locked and an idempotency key
@@ -132,12 +138,11 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
             tenant: &mut tenant,
             params: &params,
             path: &req.path,
-            rendered: None,
         };
-        (route(&mut ctx, req), ctx.rendered)
+        route(&mut ctx, req)
     };
-    let (reply, store) = match (result, rendered) {
-        (Ok(_), Some(mut body)) => {
+    let (reply, store) = match result {
+        Ok(Body::Json(mut body)) => {
             // A stored answer lives for a day: it keeps the bytes it needs, not the buffer's spare
             // capacity (a create's 1 KiB buffer holds about 750 bytes).
             if release.key.is_some() {
@@ -145,8 +150,8 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
             }
             (Reply::json_body(200, body), true)
         }
-        (Ok(value), None) => (Reply::json(200, &value), true),
-        (Err(e), _) => (e.reply(), e.executed),
+        Ok(Body::Value(value)) => (Reply::json(200, &value), true),
+        Err(e) => (e.reply(), e.executed),
     };
     if let (Some(k), true) = (release.key, store) {
         cell.idempotency
@@ -272,17 +277,18 @@ fn path_id<'a>(id: &'a str, method: &Method, path: &str) -> StripeResult<&'a str
     Ok(id)
 }
 
-fn route(ctx: &mut Ctx, req: &Request) -> StripeResult<Value> {
+fn route(ctx: &mut Ctx, req: &Request) -> StripeResult<Body> {
     let segments = req.segments();
     let m = &req.method;
     let p = req.path.as_str();
     use Method as M;
+    let v = |r: StripeResult<Value>| r.map(Body::Value);
     match (m, segments.as_slice()) {
-        (&M::POST, ["v1", "customers"]) => customers::create(ctx),
-        (&M::GET, ["v1", "customers"]) => customers::list(ctx),
-        (&M::GET, ["v1", "customers", id]) => customers::retrieve(ctx, path_id(id, m, p)?),
-        (&M::POST, ["v1", "customers", id]) => customers::update(ctx, path_id(id, m, p)?),
-        (&M::DELETE, ["v1", "customers", id]) => customers::delete(ctx, path_id(id, m, p)?),
+        (&M::POST, ["v1", "customers"]) => v(customers::create(ctx)),
+        (&M::GET, ["v1", "customers"]) => v(customers::list(ctx)),
+        (&M::GET, ["v1", "customers", id]) => v(customers::retrieve(ctx, path_id(id, m, p)?)),
+        (&M::POST, ["v1", "customers", id]) => v(customers::update(ctx, path_id(id, m, p)?)),
+        (&M::DELETE, ["v1", "customers", id]) => v(customers::delete(ctx, path_id(id, m, p)?)),
 
         (&M::POST, ["v1", "billing", "credit_grants"]) => credit_grants::create(ctx),
         (&M::GET, ["v1", "billing", "credit_grants"]) => credit_grants::list(ctx),
@@ -299,26 +305,26 @@ fn route(ctx: &mut Ctx, req: &Request) -> StripeResult<Value> {
             credit_grants::void(ctx, path_id(id, m, p)?)
         }
 
-        (&M::GET, ["v1", "billing", "credit_balance_summary"]) => balances::retrieve(ctx),
-        (&M::GET, ["v1", "billing", "credit_balance_transactions"]) => transactions::list(ctx),
+        (&M::GET, ["v1", "billing", "credit_balance_summary"]) => v(balances::retrieve(ctx)),
+        (&M::GET, ["v1", "billing", "credit_balance_transactions"]) => v(transactions::list(ctx)),
         (&M::GET, ["v1", "billing", "credit_balance_transactions", id]) => {
-            transactions::retrieve(ctx, path_id(id, m, p)?)
+            v(transactions::retrieve(ctx, path_id(id, m, p)?))
         }
 
-        (&M::GET, ["v1", "invoices", id]) => invoices::retrieve(ctx, path_id(id, m, p)?),
-        (&M::GET, ["v1", "invoices", id, "lines"]) => invoices::lines(ctx, path_id(id, m, p)?),
-        (&M::POST, ["v1", "invoices", id, "void"]) => invoices::void(ctx, path_id(id, m, p)?),
+        (&M::GET, ["v1", "invoices", id]) => v(invoices::retrieve(ctx, path_id(id, m, p)?)),
+        (&M::GET, ["v1", "invoices", id, "lines"]) => v(invoices::lines(ctx, path_id(id, m, p)?)),
+        (&M::POST, ["v1", "invoices", id, "void"]) => v(invoices::void(ctx, path_id(id, m, p)?)),
 
-        (&M::POST, ["v1", "test_helpers", "test_clocks"]) => test_clocks::create(ctx),
-        (&M::GET, ["v1", "test_helpers", "test_clocks"]) => test_clocks::list(ctx),
+        (&M::POST, ["v1", "test_helpers", "test_clocks"]) => v(test_clocks::create(ctx)),
+        (&M::GET, ["v1", "test_helpers", "test_clocks"]) => v(test_clocks::list(ctx)),
         (&M::GET, ["v1", "test_helpers", "test_clocks", id]) => {
-            test_clocks::retrieve(ctx, path_id(id, m, p)?)
+            v(test_clocks::retrieve(ctx, path_id(id, m, p)?))
         }
         (&M::DELETE, ["v1", "test_helpers", "test_clocks", id]) => {
-            test_clocks::delete(ctx, path_id(id, m, p)?)
+            v(test_clocks::delete(ctx, path_id(id, m, p)?))
         }
         (&M::POST, ["v1", "test_helpers", "test_clocks", id, "advance"]) => {
-            test_clocks::advance(ctx, path_id(id, m, p)?)
+            v(test_clocks::advance(ctx, path_id(id, m, p)?))
         }
         _ => Err(StripeError::unrecognized(m.as_str(), p)),
     }
