@@ -8,7 +8,7 @@ pub mod invoices;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::form::{self, Params};
+use crate::form::Params;
 use crate::http::{Reply, Request};
 use crate::model::TenantClock;
 use crate::server::App;
@@ -84,17 +84,8 @@ pub fn tenant_key(req: &Request) -> StripeResult<String> {
 
 /// The query string and form body, decoded.
 pub fn params(app: &App, req: &Request) -> StripeResult<Params> {
-    let mut params = Params::new();
-    let mut count = 0;
-    for part in [req.query.as_deref().map(str::as_bytes), Some(&req.body[..])]
-        .into_iter()
-        .flatten()
-    {
-        form::parse_into(&mut params, part, &app.config.form, &mut count).map_err(|_| {
-            StripeError::invalid("Invalid request: the parameters are not valid form encoding.")
-        })?;
-    }
-    Ok(params)
+    // The same decoding, limits, Content-Type check and error wording as every Stripe route.
+    crate::stripe::decode(app, req)
 }
 
 fn clock_json(t: &crate::model::Tenant) -> Value {

@@ -176,7 +176,7 @@ fn finish_headers(req: &Request, mut reply: Reply) -> Reply {
 }
 
 /// Decodes the query string and, for form bodies, the body into one tree.
-fn decode(app: &App, req: &Request) -> StripeResult<Params> {
+pub fn decode(app: &App, req: &Request) -> StripeResult<Params> {
     // Sized for a create's dozen top-level names, so the map is not regrown while decoding.
     let mut params = Params::with_capacity(16);
     let mut count = 0;
