@@ -49,11 +49,19 @@ fn corpus_size() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stripe_corpus() {
+/// Runs every case of `file` as `api` over a raw socket against a fresh emulator: each answer must
+/// pass `check`, the server must stay healthy, and neither tenant may change (whole model state after
+/// every case, both APIs' views before and after the run). Returns the table of answers, one `row`
+/// per case, for the snapshot.
+async fn run_corpus(
+    file: &str,
+    api: Api,
+    check: fn(&rs::Raw, &rs::Expect) -> Result<(), String>,
+    row: fn(&rs::Raw) -> String,
+) -> String {
     let emu = Emu::start().await;
     let addr = emu.running.addr;
-    let w = rs::world(&emu, "corpus_stripe").await;
+    let w = rs::world(&emu, &format!("corpus_{}", file.trim_end_matches(".jsonl"))).await;
     let views = (
         rs::dump(&emu, &w.key, &w.clock).await,
         rs::dump(&emu, &w.other, &w.other_clock).await,
@@ -62,12 +70,12 @@ async fn stripe_corpus() {
         rs::fingerprint(&emu, &w.key),
         rs::fingerprint(&emu, &w.other),
     );
-    let cases = corpus("stripe.jsonl");
+    let cases = corpus(file);
     let mut failures = Vec::new();
     let mut table = String::new();
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     for case in &cases {
-        let (bytes, half_close) = rs::build(case, Api::Stripe, &w.vars);
+        let (bytes, half_close) = rs::build(case, api, &w.vars);
         match rs::exchange(addr, bytes, half_close).await {
             None => failures.push(format!(
                 "{}: the connection closed without an answer",
@@ -75,25 +83,10 @@ async fn stripe_corpus() {
             )),
             Some(raw) => {
                 *statuses.entry(raw.status).or_default() += 1;
-                if let Err(e) = rs::check_stripe(&raw, &case.expect) {
+                if let Err(e) = check(&raw, &case.expect) {
                     failures.push(format!("{}: {e}\n    {}", case.id, cut(&raw.text(), 300)));
                 }
-                let err = raw.json().map(|b| b["error"].clone()).unwrap_or_default();
-                let field = |k: &str| {
-                    err[k]
-                        .as_str()
-                        .map(|s| cut(s, 160))
-                        .unwrap_or_else(|| "-".into())
-                };
-                table.push_str(&format!(
-                    "{} | {} | {} | {} | {} | {}\n",
-                    case.id,
-                    raw.status,
-                    field("type"),
-                    field("code"),
-                    field("param"),
-                    field("message"),
-                ));
+                table.push_str(&format!("{} | {}\n", case.id, row(&raw)));
             }
         }
         assert!(
@@ -118,10 +111,7 @@ async fn stripe_corpus() {
     if views_after != views {
         failures.push("the API views of the tenants changed over the run".to_string());
     }
-    eprintln!(
-        "stripe corpus: {} cases, statuses {statuses:?}",
-        cases.len()
-    );
+    eprintln!("{file}: {} cases, statuses {statuses:?}", cases.len());
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
@@ -129,75 +119,38 @@ async fn stripe_corpus() {
         cases.len(),
         failures.join("\n")
     );
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_corpus() {
+    let table = run_corpus("stripe.jsonl", Api::Stripe, rs::check_stripe, stripe_row).await;
     insta::assert_snapshot!("stripe_corpus", table);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_corpus() {
-    let emu = Emu::start().await;
-    let addr = emu.running.addr;
-    let w = rs::world(&emu, "corpus_native").await;
-    let views = (
-        rs::dump(&emu, &w.key, &w.clock).await,
-        rs::dump(&emu, &w.other, &w.other_clock).await,
-    );
-    let mut before = (
-        rs::fingerprint(&emu, &w.key),
-        rs::fingerprint(&emu, &w.other),
-    );
-    let cases = corpus("native.jsonl");
-    let mut failures = Vec::new();
-    let mut table = String::new();
-    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
-    for case in &cases {
-        let (bytes, half_close) = rs::build(case, Api::Native, &w.vars);
-        match rs::exchange(addr, bytes, half_close).await {
-            None => failures.push(format!(
-                "{}: the connection closed without an answer",
-                case.id
-            )),
-            Some(raw) => {
-                *statuses.entry(raw.status).or_default() += 1;
-                if let Err(e) = rs::check_native(&raw, &case.expect) {
-                    failures.push(format!("{}: {e}\n    {}", case.id, cut(&raw.text(), 300)));
-                }
-                table.push_str(&format!("{} | {}\n", case.id, native_row(&raw)));
-            }
-        }
-        assert!(
-            rs::healthy(addr).await,
-            "{}: the server is not healthy afterwards",
-            case.id
-        );
-        let after = (
-            rs::fingerprint(&emu, &w.key),
-            rs::fingerprint(&emu, &w.other),
-        );
-        if after != before {
-            failures.push(format!("{}: tenant state changed", case.id));
-            before = after;
-        }
-    }
-    // Both APIs' views of both tenants, ledger included, are as they were before the first case.
-    let views_after = (
-        rs::dump(&emu, &w.key, &w.clock).await,
-        rs::dump(&emu, &w.other, &w.other_clock).await,
-    );
-    if views_after != views {
-        failures.push("the API views of the tenants changed over the run".to_string());
-    }
-    eprintln!(
-        "native corpus: {} cases, statuses {statuses:?}",
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    let table = run_corpus("native.jsonl", Api::Native, rs::check_native, native_row).await;
     insta::assert_snapshot!("native_corpus", table);
+}
+
+/// One line of the Stripe table: status, then the error's type, code, param and message.
+fn stripe_row(raw: &rs::Raw) -> String {
+    let err = raw.json().map(|b| b["error"].clone()).unwrap_or_default();
+    let field = |k: &str| {
+        err[k]
+            .as_str()
+            .map(|s| cut(s, 160))
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "{} | {} | {} | {} | {}",
+        raw.status,
+        field("type"),
+        field("code"),
+        field("param"),
+        field("message"),
+    )
 }
 
 /// One line of the native table: the status, then what kind of answer it was (the envelope's code,
