@@ -441,20 +441,29 @@ pub fn build(case: &Case, api: Api, vars: &HashMap<&'static str, String>) -> (Ve
 // ---------------------------------------------------------------------------------------------
 // Envelope checks.
 
-/// Checks a Stripe answer against the envelope and the case's expectations.
-pub fn check_stripe(raw: &Raw, expect: &Expect) -> Result<(), String> {
+/// What both APIs' checks start with: the status must be allowed, and a case expecting no envelope
+/// (an answer from the HTTP layer) is settled by the body being empty. `Some` settles the case.
+fn check_status_and_bare(raw: &Raw, expect: &Expect) -> Option<Result<(), String>> {
     if !expect.status.allows(raw.status) {
-        return Err(format!(
+        return Some(Err(format!(
             "status {} (expected {:?})",
             raw.status, expect.status
-        ));
+        )));
     }
     if expect.envelope.as_deref() == Some("none") {
-        return if raw.body.is_empty() {
+        return Some(if raw.body.is_empty() {
             Ok(())
         } else {
             Err(format!("expected an empty body, got {:?}", raw.text()))
-        };
+        });
+    }
+    None
+}
+
+/// Checks a Stripe answer against the envelope and the case's expectations.
+pub fn check_stripe(raw: &Raw, expect: &Expect) -> Result<(), String> {
+    if let Some(done) = check_status_and_bare(raw, expect) {
+        return done;
     }
     let request_id = raw.header("request-id").unwrap_or("");
     if !request_id.starts_with("req_") {
@@ -531,18 +540,8 @@ pub fn is_gin_404(raw: &Raw) -> bool {
 
 /// Checks a native answer against the documented behaviour.
 pub fn check_native(raw: &Raw, expect: &Expect) -> Result<(), String> {
-    if !expect.status.allows(raw.status) {
-        return Err(format!(
-            "status {} (expected {:?})",
-            raw.status, expect.status
-        ));
-    }
-    if expect.envelope.as_deref() == Some("none") {
-        return if raw.body.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("expected an empty body, got {:?}", raw.text()))
-        };
+    if let Some(done) = check_status_and_bare(raw, expect) {
+        return done;
     }
     if let Some(text) = &expect.text {
         return if raw.text() == *text {
