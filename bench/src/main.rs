@@ -40,6 +40,8 @@ OPTIONS:
   --conns C       keep-alive connections (default 64)
   --startups K    starts timed per server (default 20)
   --emulator P    use this credit-emulator binary instead of building one
+  --only create   measure row 1 alone (fresh processes, alternating with the baseline):
+                  a quick check while working on the create path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
                   kind of request (create, retrieve or list) for --secs seconds, or
                   (memory) load --grants grants and report bytes per grant
@@ -55,6 +57,7 @@ struct Opts {
     warmup: f64,
     emulator: Option<PathBuf>,
     soak: Option<String>,
+    only: Option<String>,
 }
 
 fn main() {
@@ -91,6 +94,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         warmup: 0.3,
         emulator: None,
         soak: None,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -128,6 +132,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             }
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
+            "--only" if value == "create" => o.only = Some(value.clone()),
+            "--only" => return Err(format!("--only takes create, not {value}")),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -487,6 +493,12 @@ async fn run(o: Opts) -> Result<(), String> {
         .await;
     }
 
+    if o.only.is_some() {
+        let (row, _) = create_row(&o, &emu_cmd, &base_cmd).await?;
+        print_rows(&[row]);
+        return Ok(());
+    }
+
     eprintln!("start-up: {} starts of each server", o.startups);
     let emu_starts = startups(&emu_cmd, "/_emulator/health", o.startups)?;
     let base_starts = startups(&base_cmd, "/", o.startups)?;
@@ -503,42 +515,10 @@ async fn run(o: Opts) -> Result<(), String> {
     };
     let mut rows: Vec<Row> = Vec::new();
 
-    // 1. Create, against a fresh emulator and a fresh baseline of their own, started for this row
-    // and stopped after it: a test double in CI is a small, young process, and grants created here
-    // must neither be freed into the heap the large tenant is measured in (hiding its memory) nor
-    // pay for that heap. The same load in the million-grant process is "create at 1,000,000" below.
+    // 1. Create, against a fresh emulator and a fresh baseline of their own (see `create_row`).
     eprintln!("row: Stripe create (fresh processes)");
-    let create_small = {
-        let (emu_c, _) = Server::start(emu_cmd(), "/_emulator/health")?;
-        let (base_c, _) = Server::start(base_cmd(), "/")?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let fresh = Bench {
-            o: o.clone(),
-            emu: emu_c,
-            base: base_c,
-        };
-        let key_create = "sk_test_bench_create";
-        let cus = fresh.customers(key_create, 1).await?.remove(0);
-        let (e, base_m) = both(move |_| {
-            stripe_request(
-                Method::POST,
-                key_create,
-                "/v1/billing/credit_grants",
-                Some(realistic_grant_form(&cus)),
-            )
-        });
-        let (emu_s, base_s) = fresh.compare("create", e, base_m).await;
-        rows.push(Row {
-            name: "1. Stripe create credit grant (SDK body + headers, Idempotency-Key; fresh processes)"
-                .into(),
-            found: Found::Measured {
-                emu: emu_s.clone(),
-                base: Some(base_s),
-            },
-            target_ratio: Some(0.7),
-        });
-        emu_s
-    };
+    let (create_row, create_small) = create_row(&o, &emu_cmd, &base_cmd).await?;
+    rows.push(create_row);
 
     // The small tenant: 1,000 grants of one customer.
     eprintln!("loading the 1,000-grant tenant");
@@ -821,54 +801,7 @@ async fn run(o: Opts) -> Result<(), String> {
          load generator, emulator and baseline share the machine's cores.\n",
         o.conns, o.rounds, o.secs, o.warmup
     );
-    println!("| Row | Emulator req/s | p50 | p99 | CPU/req | Baseline req/s | p50 | p99 | CPU/req | Ratio |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in &rows {
-        match &r.found {
-            Found::NotAvailable(why) => println!("| {} | {why} | | | | | | | | |", r.name),
-            Found::Measured { emu, base } => {
-                let (bs, ratio) = match base {
-                    Some(bs) => (
-                        format!(
-                            "{} | {} | {} | {}",
-                            rate(bs.rps),
-                            ms(bs.p50_us),
-                            ms(bs.p99_us),
-                            cpu(bs.cpu_us_per_req)
-                        ),
-                        format!(
-                            "{:.2}{}",
-                            emu.rps / bs.rps.max(1e-9),
-                            r.target_ratio
-                                .map(|t| format!(" (target ≥ {t})"))
-                                .unwrap_or_default()
-                        ),
-                    ),
-                    None => ("– | – | – | –".into(), "–".into()),
-                };
-                println!(
-                    "| {} | {}{} | {} | {} | {} | {bs} | {ratio} |",
-                    r.name,
-                    rate(emu.rps),
-                    if emu.failed > 0 {
-                        format!(" ({} failed)", emu.failed)
-                    } else {
-                        String::new()
-                    },
-                    ms(emu.p50_us),
-                    ms(emu.p99_us),
-                    cpu(emu.cpu_us_per_req),
-                );
-            }
-        }
-    }
-    for r in &rows {
-        if let Found::Measured { emu, .. } = &r.found {
-            if let Some(f) = &emu.failure {
-                println!("\n{}: first failure: {f}", r.name);
-            }
-        }
-    }
+    print_rows(&rows);
 
     let emu_med = median(&emu_starts);
     println!("\n## Start-up and memory\n");
@@ -1003,6 +936,99 @@ async fn run(o: Opts) -> Result<(), String> {
     );
     println!("- Whole run: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The side-by-side table of `rows`, and the first failure of any row that had one.
+fn print_rows(rows: &[Row]) {
+    println!("| Row | Emulator req/s | p50 | p99 | CPU/req | Baseline req/s | p50 | p99 | CPU/req | Ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        match &r.found {
+            Found::NotAvailable(why) => println!("| {} | {why} | | | | | | | | |", r.name),
+            Found::Measured { emu, base } => {
+                let (bs, ratio) = match base {
+                    Some(bs) => (
+                        format!(
+                            "{} | {} | {} | {}",
+                            rate(bs.rps),
+                            ms(bs.p50_us),
+                            ms(bs.p99_us),
+                            cpu(bs.cpu_us_per_req)
+                        ),
+                        format!(
+                            "{:.2}{}",
+                            emu.rps / bs.rps.max(1e-9),
+                            r.target_ratio
+                                .map(|t| format!(" (target ≥ {t})"))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                    None => ("– | – | – | –".into(), "–".into()),
+                };
+                println!(
+                    "| {} | {}{} | {} | {} | {} | {bs} | {ratio} |",
+                    r.name,
+                    rate(emu.rps),
+                    if emu.failed > 0 {
+                        format!(" ({} failed)", emu.failed)
+                    } else {
+                        String::new()
+                    },
+                    ms(emu.p50_us),
+                    ms(emu.p99_us),
+                    cpu(emu.cpu_us_per_req),
+                );
+            }
+        }
+    }
+    for r in rows {
+        if let Found::Measured { emu, .. } = &r.found {
+            if let Some(f) = &emu.failure {
+                println!("\n{}: first failure: {f}", r.name);
+            }
+        }
+    }
+}
+
+/// Row 1, Stripe create, against a fresh emulator and a fresh baseline of its own, started for this
+/// row and stopped after it: a test double in CI is a small, young process, and grants created here
+/// must neither be freed into the heap the large tenant is measured in (hiding its memory) nor pay for
+/// that heap. The same load in the million-grant process is "create at 1,000,000" in the growth table.
+async fn create_row(
+    o: &Opts,
+    emu_cmd: &dyn Fn() -> Command,
+    base_cmd: &dyn Fn() -> Command,
+) -> Result<(Row, Side), String> {
+    let (emu, _) = Server::start(emu_cmd(), "/_emulator/health")?;
+    let (base, _) = Server::start(base_cmd(), "/")?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = Bench {
+        o: o.clone(),
+        emu,
+        base,
+    };
+    let key = "sk_test_bench_create";
+    let cus = fresh.customers(key, 1).await?.remove(0);
+    let (e, base_m) = both(move |_| {
+        stripe_request(
+            Method::POST,
+            key,
+            "/v1/billing/credit_grants",
+            Some(realistic_grant_form(&cus)),
+        )
+    });
+    let (emu_s, base_s) = fresh.compare("create", e, base_m).await;
+    let row = Row {
+        name:
+            "1. Stripe create credit grant (SDK body + headers, Idempotency-Key; fresh processes)"
+                .into(),
+        found: Found::Measured {
+            emu: emu_s.clone(),
+            base: Some(base_s),
+        },
+        target_ratio: Some(0.7),
+    };
+    Ok((row, emu_s))
 }
 
 /// `--soak ROW`: one kind of request against the emulator alone, for a profiler to watch.
