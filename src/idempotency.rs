@@ -51,7 +51,8 @@ pub enum Claim {
 /// The store.
 #[derive(Debug, Default)]
 pub struct IdempotencyStore {
-    records: HashMap<String, Record>,
+    /// foldhash, not SipHash: every POST with a key looks it up twice.
+    records: HashMap<String, Record, foldhash::fast::RandomState>,
     /// Insertion order, for expiry.
     order: VecDeque<(Instant, String)>,
 }

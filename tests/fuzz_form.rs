@@ -22,7 +22,7 @@ fn config(cases: u32) -> Config {
 }
 
 fn decode(input: &[u8], limits: &FormLimits) -> Result<Params, FormError> {
-    let mut root = Params::new();
+    let mut root = Params::default();
     let mut count = 0;
     parse_into(&mut root, input, limits, &mut count).map(|()| root)
 }
@@ -158,7 +158,7 @@ fn list_of_hashes() -> impl Strategy<Value = Node> {
                 items
                     .into_iter()
                     .map(|(v, rest)| {
-                        let mut m = Params::new();
+                        let mut m = Params::default();
                         m.insert(first.clone(), Node::Value(v));
                         for (k, v) in rest {
                             if k != first {
@@ -229,7 +229,7 @@ proptest! {
         let limits = FormLimits { max_params: n, max_depth: 8 };
         let query: Vec<String> = (0..split).map(|i| format!("q{i}=1")).collect();
         let body: Vec<String> = (split..=n).map(|i| format!("b{i}=1")).collect();
-        let mut root = Params::new();
+        let mut root = Params::default();
         let mut count = 0;
         let first = parse_into(&mut root, query.join("&").as_bytes(), &limits, &mut count);
         prop_assert!(first.is_ok());
@@ -250,7 +250,7 @@ fn pinned_cases() {
         .unwrap()
         .contains_key(&unclosed[..unclosed.len() - 2]));
     // 100,000 empty pairs cost nothing and count nothing; 100,000 empty names count.
-    assert_eq!(d(&"&".repeat(100_000)), Ok(Params::new()));
+    assert_eq!(d(&"&".repeat(100_000)), Ok(Params::default()));
     assert!(matches!(
         d(&"=1&".repeat(100_000)),
         Err(FormError::TooManyParams { .. })

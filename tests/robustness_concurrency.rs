@@ -15,7 +15,7 @@ use std::sync::Arc;
 use common::Emu;
 use credit_emulator::ids;
 use credit_emulator::model::EntryKind;
-use parking_lot::Mutex;
+use credit_emulator::model::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use robustness_support as rs;

@@ -46,7 +46,6 @@ pub use test_clock::{TestClock, TestClockError};
 pub use wallets::Wallet;
 
 use dashmap::DashMap;
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 use crate::idempotency::IdempotencyStore;
@@ -62,6 +61,30 @@ pub struct TenantCell {
     pub state: Mutex<Tenant>,
     /// Stored responses for idempotent POSTs.
     pub idempotency: Mutex<IdempotencyStore>,
+}
+
+/// A mutex that does not poison: a request that panics while holding it costs that request only
+/// (the server answers it with a 500), and the next request finds the state as the panic left it.
+///
+/// It is the standard library's futex mutex. A waiter spins briefly and then sleeps, where
+/// `parking_lot` spins and then yields its time slice up to a handful of times: with the load
+/// generator, the emulator's workers and a lock holder sharing two cores, those yields cost about
+/// a system call per request.
+#[derive(Debug, Default)]
+pub struct Mutex<T>(std::sync::Mutex<T>);
+
+impl<T> Mutex<T> {
+    /// A mutex holding `value`.
+    pub fn new(value: T) -> Self {
+        Mutex(std::sync::Mutex::new(value))
+    }
+
+    /// Waits for the lock; a poisoned lock is taken as it is.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Every tenant, created on first use of its key.

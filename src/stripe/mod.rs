@@ -178,7 +178,7 @@ fn finish_headers(req: &Request, mut reply: Reply) -> Reply {
 /// Decodes the query string and, for form bodies, the body into one tree.
 pub fn decode(app: &App, req: &Request) -> StripeResult<Params> {
     // Sized for a create's dozen top-level names, so the map is not regrown while decoding.
-    let mut params = Params::with_capacity(16);
+    let mut params = Params::with_capacity_and_hasher(16, Default::default());
     let mut count = 0;
     let limits = &app.config.form;
     if let Some(q) = &req.query {
@@ -225,13 +225,15 @@ fn form_error(e: FormError) -> StripeError {
 
 /// A hash of the method, path and parameters, insensitive to parameter order: each leaf is hashed
 /// with its full bracketed name and the leaf hashes are added, so no pairs are built or sorted.
+/// Fingerprints only ever meet fingerprints of the same process, so a fixed-seed fast hash will do.
 fn fingerprint(req: &Request, params: &Params) -> u64 {
-    use std::collections::hash_map::DefaultHasher;
-    fn walk(name: &mut String, node: &Node, sum: &mut u64) {
+    use std::hash::BuildHasher;
+    let hasher = foldhash::fast::FixedState::default();
+    fn walk(hasher: &foldhash::fast::FixedState, name: &mut String, node: &Node, sum: &mut u64) {
         let len = name.len();
         match node {
             Node::Value(v) => {
-                let mut h = DefaultHasher::new();
+                let mut h = hasher.build_hasher();
                 name.hash(&mut h);
                 v.hash(&mut h);
                 *sum = sum.wrapping_add(h.finish());
@@ -241,7 +243,7 @@ fn fingerprint(req: &Request, params: &Params) -> u64 {
                     name.push('[');
                     name.push_str(k);
                     name.push(']');
-                    walk(name, v, sum);
+                    walk(hasher, name, v, sum);
                     name.truncate(len);
                 }
             }
@@ -249,7 +251,7 @@ fn fingerprint(req: &Request, params: &Params) -> u64 {
                 for (i, v) in items.iter().enumerate() {
                     use std::fmt::Write;
                     let _ = write!(name, "[{i}]");
-                    walk(name, v, sum);
+                    walk(hasher, name, v, sum);
                     name.truncate(len);
                 }
             }
@@ -260,9 +262,9 @@ fn fingerprint(req: &Request, params: &Params) -> u64 {
     for (k, v) in params {
         name.clear();
         name.push_str(k);
-        walk(&mut name, v, &mut sum);
+        walk(&hasher, &mut name, v, &mut sum);
     }
-    let mut h = DefaultHasher::new();
+    let mut h = hasher.build_hasher();
     req.method.as_str().hash(&mut h);
     req.path.hash(&mut h);
     sum.hash(&mut h);
