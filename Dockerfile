@@ -1,5 +1,8 @@
 # Build stage: compile the release binary.
 FROM rust:1-slim-bookworm AS build
+# jemalloc (the binary's allocator) is built from C sources with make.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

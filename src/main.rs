@@ -7,6 +7,15 @@ use clap::Parser;
 use credit_emulator::form::FormLimits;
 use credit_emulator::{serve, App, Config};
 
+/// jemalloc instead of the system allocator, where it builds. An emulator only grows while it is
+/// used, and glibc's per-thread arenas grow a page at a time with an `mprotect` call each: on a create
+/// run that was one system call for nearly every request, and heap growth about a tenth of the
+/// server's CPU. jemalloc maps larger extents, and packs small records tighter (fewer bytes per
+/// grant). Figures in BENCHMARKS.md.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A stateful, in-memory emulator of Stripe Billing Credits and Flexprice-style credit grants.
 ///
 /// Point Stripe's SDKs at http://HOST:PORT (only the base URL changes); each test API key
