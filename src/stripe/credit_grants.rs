@@ -222,10 +222,29 @@ fn timestamp(secs: i64, param: &str) -> StripeResult<i64> {
     })
 }
 
-/// `POST /v1/billing/credit_grants`.
-pub fn create(ctx: &mut Ctx) -> StripeResult<Body> {
-    validate(ctx.params, CREATE, HINT)?;
-    let p = ctx.params;
+/// A create request, checked as far as it can be without the tenant.
+///
+/// Stripe reports the first error in a fixed order: the parameter checks, then the customer (which
+/// needs the tenant), then timestamps and metadata. [`draft`] runs everything before the customer
+/// lookup and stops at the first error; what comes after the lookup but needs no tenant is worked out
+/// here too, but kept as a result, so that [`create`] reports it only after the lookup succeeded.
+pub struct Draft<'p> {
+    customer_id: &'p str,
+    currency: Currency,
+    value: i64,
+    applicability: Applicability,
+    priority: i64,
+    effective_at: StripeResult<Option<i64>>,
+    expires_at: StripeResult<Option<i64>>,
+    metadata: StripeResult<Metadata>,
+    category: Category,
+    name: Option<String>,
+}
+
+/// Checks a create's parameters (everything but the customer's existence and the times that depend
+/// on its clock). Runs before the tenant is locked.
+pub fn draft(p: &crate::form::Params) -> StripeResult<Draft<'_>> {
+    validate(p, CREATE, HINT)?;
     expand::check(&get_expand(p), EXPANDABLE)?;
 
     let amount = get_obj(p, "amount").ok_or_else(|| StripeError::missing_param("amount"))?;
@@ -266,14 +285,38 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Body> {
     let customer_id = get_str(p, "customer")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StripeError::missing_param("customer"))?;
-    let customer = customers::lookup_param(ctx.tenant, customer_id, "customer")?;
 
-    let effective_at = get_int(p, "effective_at")
-        .map(|s| timestamp(s, "effective_at"))
-        .transpose()?;
-    let expires_at = get_int(p, "expires_at")
-        .map(|s| timestamp(s, "expires_at"))
-        .transpose()?;
+    Ok(Draft {
+        customer_id,
+        currency,
+        value,
+        applicability,
+        priority,
+        effective_at: get_int(p, "effective_at")
+            .map(|s| timestamp(s, "effective_at"))
+            .transpose(),
+        expires_at: get_int(p, "expires_at")
+            .map(|s| timestamp(s, "expires_at"))
+            .transpose(),
+        metadata: match get_metadata(p, "metadata") {
+            Some(u) => apply_metadata(&Metadata::new(), u, "metadata"),
+            None => Ok(Metadata::new()),
+        },
+        category: match get_str(p, "category") {
+            Some("promotional") => Category::Promotional,
+            _ => Category::Paid,
+        },
+        name: get_str(p, "name")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    })
+}
+
+/// `POST /v1/billing/credit_grants`, with its parameters checked by [`draft`].
+pub fn create(ctx: &mut Ctx, d: Draft) -> StripeResult<Body> {
+    let customer = customers::lookup_param(ctx.tenant, d.customer_id, "customer")?;
+    let effective_at = d.effective_at?;
+    let expires_at = d.expires_at?;
     let effective = effective_at.unwrap_or_else(|| ctx.tenant.now_for(customer));
     if let Some(exp) = expires_at {
         if exp <= effective {
@@ -283,26 +326,15 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Body> {
             .param("expires_at"));
         }
     }
-
-    let metadata = match get_metadata(p, "metadata") {
-        Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-        None => Metadata::new(),
-    };
-    let category = match get_str(p, "category") {
-        Some("promotional") => Category::Promotional,
-        _ => Category::Paid,
-    };
     let key = ctx.tenant.create_lot(NewLot {
         customer,
-        currency,
-        amount: Decimal::from(value),
-        category,
-        applicability,
-        priority: Some(priority),
-        name: get_str(p, "name")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        metadata,
+        currency: d.currency,
+        amount: Decimal::from(d.value),
+        category: d.category,
+        applicability: d.applicability,
+        priority: Some(d.priority),
+        name: d.name,
+        metadata: d.metadata?,
         effective_at,
         expires_at,
         origin: LotOrigin::Stripe,

@@ -1,9 +1,10 @@
 //! The Stripe facade: form-encoded requests in, Stripe JSON out.
 //!
 //! [`handle`] authenticates, decodes the query string and body into one parameter tree, applies the
-//! idempotency layer to POSTs, locks the tenant, posts whatever is due on its clock, and routes to one
-//! resource module. Each resource module declares its parameters (`params::Field` tables), reads them,
-//! calls the model and renders the result.
+//! idempotency layer to POSTs, picks the resource handler (`route`), then locks the tenant, posts
+//! whatever is due on its clock, and runs the handler. Each resource module declares its parameters
+//! (`params::Field` tables), reads them, calls the model and renders the result. The busiest write,
+//! credit grant create, checks its parameters in `route`, before the lock.
 
 pub mod auth;
 pub mod balances;
@@ -126,7 +127,10 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
         cell: &cell,
         key: idempotency_key.as_deref(),
     };
-    let result = {
+    // The handler is chosen, and whatever it can check without the tenant is checked, before the
+    // tenant is locked: requests of one tenant wait for each other only while the model is read
+    // or written.
+    let result = route(req, &params).and_then(|handler| {
         let mut tenant = cell.state.lock();
         tenant.catch_up();
         // Off by default; proves that a panic here, with the tenant locked and an idempotency key
@@ -139,8 +143,8 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
             params: &params,
             path: &req.path,
         };
-        route(&mut ctx, req)
-    };
+        handler(&mut ctx)
+    });
     let (reply, store) = match result {
         Ok(Body::Json(mut body)) => {
             // A stored answer lives for a day: it keeps the bytes it needs, not the buffer's spare
@@ -279,54 +283,93 @@ fn path_id<'a>(id: &'a str, method: &Method, path: &str) -> StripeResult<&'a str
     Ok(id)
 }
 
-fn route(ctx: &mut Ctx, req: &Request) -> StripeResult<Body> {
+/// A resource handler, bound to its path ids and to what it checked before the tenant was locked.
+type Handler<'r> = Box<dyn FnOnce(&mut Ctx) -> StripeResult<Body> + 'r>;
+
+/// Picks the handler for `req`. Runs before the tenant is locked; a handler whose parameters can be
+/// checked without the tenant (credit grant create, the busiest write) checks them here.
+fn route<'r>(req: &'r Request, params: &'r Params) -> StripeResult<Handler<'r>> {
     let segments = req.segments();
     let m = &req.method;
     let p = req.path.as_str();
     use Method as M;
-    let v = |r: StripeResult<Value>| r.map(Body::Value);
+    fn value(r: StripeResult<Value>) -> StripeResult<Body> {
+        r.map(Body::Value)
+    }
+    // A handler of the tenant alone, or of the tenant and one path id.
+    fn on(f: fn(&mut Ctx) -> StripeResult<Body>) -> StripeResult<Handler<'static>> {
+        Ok(Box::new(f))
+    }
+    fn on_id<'r>(
+        id: &'r str,
+        m: &Method,
+        p: &str,
+        f: fn(&mut Ctx, &str) -> StripeResult<Body>,
+    ) -> StripeResult<Handler<'r>> {
+        let id = path_id(id, m, p)?;
+        Ok(Box::new(move |ctx| f(ctx, id)))
+    }
     match (m, segments.as_slice()) {
-        (&M::POST, ["v1", "customers"]) => v(customers::create(ctx)),
-        (&M::GET, ["v1", "customers"]) => v(customers::list(ctx)),
-        (&M::GET, ["v1", "customers", id]) => v(customers::retrieve(ctx, path_id(id, m, p)?)),
-        (&M::POST, ["v1", "customers", id]) => v(customers::update(ctx, path_id(id, m, p)?)),
-        (&M::DELETE, ["v1", "customers", id]) => v(customers::delete(ctx, path_id(id, m, p)?)),
+        (&M::POST, ["v1", "customers"]) => on(|c| value(customers::create(c))),
+        (&M::GET, ["v1", "customers"]) => on(|c| value(customers::list(c))),
+        (&M::GET, ["v1", "customers", id]) => {
+            on_id(id, m, p, |c, id| value(customers::retrieve(c, id)))
+        }
+        (&M::POST, ["v1", "customers", id]) => {
+            on_id(id, m, p, |c, id| value(customers::update(c, id)))
+        }
+        (&M::DELETE, ["v1", "customers", id]) => {
+            on_id(id, m, p, |c, id| value(customers::delete(c, id)))
+        }
 
-        (&M::POST, ["v1", "billing", "credit_grants"]) => credit_grants::create(ctx),
-        (&M::GET, ["v1", "billing", "credit_grants"]) => credit_grants::list(ctx),
+        (&M::POST, ["v1", "billing", "credit_grants"]) => {
+            let draft = credit_grants::draft(params)?;
+            Ok(Box::new(move |c| credit_grants::create(c, draft)))
+        }
+        (&M::GET, ["v1", "billing", "credit_grants"]) => on(credit_grants::list),
         (&M::GET, ["v1", "billing", "credit_grants", id]) => {
-            credit_grants::retrieve(ctx, path_id(id, m, p)?)
+            on_id(id, m, p, credit_grants::retrieve)
         }
         (&M::POST, ["v1", "billing", "credit_grants", id]) => {
-            credit_grants::update(ctx, path_id(id, m, p)?)
+            on_id(id, m, p, credit_grants::update)
         }
         (&M::POST, ["v1", "billing", "credit_grants", id, "expire"]) => {
-            credit_grants::expire(ctx, path_id(id, m, p)?)
+            on_id(id, m, p, credit_grants::expire)
         }
         (&M::POST, ["v1", "billing", "credit_grants", id, "void"]) => {
-            credit_grants::void(ctx, path_id(id, m, p)?)
+            on_id(id, m, p, credit_grants::void)
         }
 
-        (&M::GET, ["v1", "billing", "credit_balance_summary"]) => v(balances::retrieve(ctx)),
-        (&M::GET, ["v1", "billing", "credit_balance_transactions"]) => v(transactions::list(ctx)),
+        (&M::GET, ["v1", "billing", "credit_balance_summary"]) => {
+            on(|c| value(balances::retrieve(c)))
+        }
+        (&M::GET, ["v1", "billing", "credit_balance_transactions"]) => {
+            on(|c| value(transactions::list(c)))
+        }
         (&M::GET, ["v1", "billing", "credit_balance_transactions", id]) => {
-            v(transactions::retrieve(ctx, path_id(id, m, p)?))
+            on_id(id, m, p, |c, id| value(transactions::retrieve(c, id)))
         }
 
-        (&M::GET, ["v1", "invoices", id]) => v(invoices::retrieve(ctx, path_id(id, m, p)?)),
-        (&M::GET, ["v1", "invoices", id, "lines"]) => v(invoices::lines(ctx, path_id(id, m, p)?)),
-        (&M::POST, ["v1", "invoices", id, "void"]) => v(invoices::void(ctx, path_id(id, m, p)?)),
+        (&M::GET, ["v1", "invoices", id]) => {
+            on_id(id, m, p, |c, id| value(invoices::retrieve(c, id)))
+        }
+        (&M::GET, ["v1", "invoices", id, "lines"]) => {
+            on_id(id, m, p, |c, id| value(invoices::lines(c, id)))
+        }
+        (&M::POST, ["v1", "invoices", id, "void"]) => {
+            on_id(id, m, p, |c, id| value(invoices::void(c, id)))
+        }
 
-        (&M::POST, ["v1", "test_helpers", "test_clocks"]) => v(test_clocks::create(ctx)),
-        (&M::GET, ["v1", "test_helpers", "test_clocks"]) => v(test_clocks::list(ctx)),
+        (&M::POST, ["v1", "test_helpers", "test_clocks"]) => on(|c| value(test_clocks::create(c))),
+        (&M::GET, ["v1", "test_helpers", "test_clocks"]) => on(|c| value(test_clocks::list(c))),
         (&M::GET, ["v1", "test_helpers", "test_clocks", id]) => {
-            v(test_clocks::retrieve(ctx, path_id(id, m, p)?))
+            on_id(id, m, p, |c, id| value(test_clocks::retrieve(c, id)))
         }
         (&M::DELETE, ["v1", "test_helpers", "test_clocks", id]) => {
-            v(test_clocks::delete(ctx, path_id(id, m, p)?))
+            on_id(id, m, p, |c, id| value(test_clocks::delete(c, id)))
         }
         (&M::POST, ["v1", "test_helpers", "test_clocks", id, "advance"]) => {
-            v(test_clocks::advance(ctx, path_id(id, m, p)?))
+            on_id(id, m, p, |c, id| value(test_clocks::advance(c, id)))
         }
         _ => Err(StripeError::unrecognized(m.as_str(), p)),
     }
