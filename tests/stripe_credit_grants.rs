@@ -132,6 +132,14 @@ async fn create_validation_errors() {
         ("metadata_51_keys", format!("{base}&{scope}&{}", (0..51).map(|i| format!("metadata[k{i}]=v")).collect::<Vec<_>>().join("&"))),
         ("customer_account_unsupported", format!("{base}&{scope}&customer_account=acct_1")),
         ("bad_expand", format!("{base}&{scope}&expand[]=amount")),
+        // Several faults at once: the first in Stripe's order is reported. Parameter checks
+        // (priority, metadata keys and their number) come before the customer lookup, and the
+        // lookup before timestamps.
+        ("long_metadata_key_and_no_such_customer", format!("customer=cus_nope&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1&{scope}&metadata[{}]=v", "k".repeat(41))),
+        ("bad_priority_and_no_such_customer", format!("customer=cus_nope&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1&{scope}&priority=101")),
+        ("no_such_customer_and_bad_timestamp", format!("customer=cus_nope&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1&{scope}&effective_at=99999999999999")),
+        ("no_such_customer_and_51_metadata_keys", format!("customer=cus_nope&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1&{scope}&{}", (0..51).map(|i| format!("metadata[k{i}]=v")).collect::<Vec<_>>().join("&"))),
+        ("expiry_and_51_metadata_keys", format!("{base}&{scope}&effective_at={T0}&expires_at={T0}&{}", (0..51).map(|i| format!("metadata[k{i}]=v")).collect::<Vec<_>>().join("&"))),
         ("shape_conflict", format!("{base}&{scope}&name=a&name[x]=b")),
         ("broken_percent_encoding", format!("{base}&{scope}&name=%ZZ")),
     ];
