@@ -17,8 +17,6 @@ pub struct Request {
     pub headers: HeaderMap,
     /// Body bytes.
     pub body: Bytes,
-    /// The id given to this request (`req_…`).
-    pub request_id: String,
 }
 
 impl Request {

@@ -60,12 +60,13 @@ pub struct IdempotencyStore {
 impl IdempotencyStore {
     /// Looks `key` up for a request with `fingerprint`, claiming it if unused.
     pub fn claim(&mut self, key: &str, fingerprint: u64) -> Claim {
-        self.expire(Instant::now());
+        let now = Instant::now();
+        self.expire(now);
         match self.records.get(key) {
             None => {
                 self.records
                     .insert(key.to_string(), Record::InFlight { fingerprint });
-                self.order.push_back((Instant::now(), key.to_string()));
+                self.order.push_back((now, key.to_string()));
                 Claim::Proceed
             }
             Some(Record::InFlight { .. }) => Claim::InFlight,
@@ -115,16 +116,6 @@ impl IdempotencyStore {
                 self.records.remove(&key);
             }
         }
-    }
-
-    /// Number of remembered keys.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether no key is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
     }
 }
 

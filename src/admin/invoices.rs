@@ -8,13 +8,14 @@
 use serde_json::Value;
 
 use crate::form::{Node, Params};
-use crate::model::{money, Currency, NewInvoiceLine};
+use crate::model::NewInvoiceLine;
 use crate::stripe::customers;
-use crate::stripe::error::{shorten, StripeError, StripeResult};
+use crate::stripe::error::{StripeError, StripeResult};
 use crate::stripe::expand;
 use crate::stripe::invoices::{self, EXPANDABLE};
 use crate::stripe::params::{
-    get_expand, get_int, get_str, list_items, opt, req, validate, Field, Spec, EXPAND,
+    currency, get_expand, get_int, get_str, in_range, list_items, opt, req, validate, Field, Spec,
+    EXPAND,
 };
 use crate::stripe::Ctx;
 
@@ -43,15 +44,7 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
     let customer_id = get_str(p, "customer")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StripeError::missing_param("customer"))?;
-    let code = get_str(p, "currency").unwrap_or("");
-    let currency = Currency::parse(code).ok_or_else(|| {
-        StripeError::invalid(format!(
-            "Invalid currency: {}. Stripe currently supports these currencies: {}",
-            shorten(&code.to_ascii_lowercase()),
-            money::supported().join(", ")
-        ))
-        .param("currency")
-    })?;
+    let currency = currency(get_str(p, "currency").unwrap_or(""), "currency")?;
     let lines = read_lines(p)?;
     let customer = customers::lookup_param(ctx.tenant, customer_id, "customer")?;
     let key = ctx.tenant.create_invoice(customer, currency, lines);
@@ -68,19 +61,12 @@ fn read_lines(p: &Params) -> StripeResult<Vec<NewInvoiceLine>> {
         let Node::Map(line) = item else {
             return Err(StripeError::invalid("Invalid hash").param(format!("lines[{i}]")));
         };
-        let amount = get_int(line, "amount").unwrap_or(0);
-        let bound = if amount < 0 {
-            Some("greater than or equal to 0")
-        } else if amount > MAX_AMOUNT {
-            Some("less than or equal to 999999999999")
-        } else {
-            None
-        };
-        if let Some(bound) = bound {
-            return Err(StripeError::invalid(format!("This value must be {bound}."))
-                .param(format!("lines[{i}][amount]"))
-                .code("parameter_invalid_integer"));
-        }
+        let amount = in_range(
+            get_int(line, "amount").unwrap_or(0),
+            0,
+            MAX_AMOUNT,
+            &format!("lines[{i}][amount]"),
+        )?;
         let text = |name: &str| {
             get_str(line, name)
                 .filter(|s| !s.is_empty())

@@ -65,7 +65,6 @@ fn route(app: &App, req: &Request) -> StripeResult<Reply> {
             let mut ctx = crate::stripe::Ctx {
                 tenant: &mut t,
                 params: &params,
-                path: &req.path,
             };
             invoices::create(&mut ctx).map(|v| Reply::json(200, &v))
         }

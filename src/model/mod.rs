@@ -70,7 +70,7 @@ pub struct TenantCell {
 /// `parking_lot` spins and then yields its time slice up to a handful of times: with the load
 /// generator, the emulator's workers and a lock holder sharing two cores, those yields cost about
 /// a system call per request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Mutex<T>(std::sync::Mutex<T>);
 
 impl<T> Mutex<T> {

@@ -6,17 +6,17 @@ use serde_json::Value;
 
 use super::error::{StripeError, StripeResult};
 use super::params::{
-    apply_metadata, get_expand, get_int, get_metadata, get_obj, get_str, list_items, opt, req,
-    validate, Field, Spec, EXPAND, LIST_FIELDS,
+    apply_metadata, currency, get_expand, get_int, get_metadata, get_obj, get_str, in_range,
+    list_items, opt, req, timestamp, validate, Field, Spec, EXPAND, LIST_FIELDS,
 };
 use super::{customers, expand, ids, list, Body, Ctx};
 use crate::form::Node;
 use crate::ids::Key;
-use crate::model::money::{self, to_minor_i64};
+use crate::model::money::to_minor_i64;
 use crate::model::{
     Applicability, Category, Currency, Lot, LotError, LotOrigin, Metadata, NewLot, Tenant,
 };
-use crate::time::{from_secs, to_secs};
+use crate::time::to_secs;
 
 const HINT: &str = "";
 
@@ -213,21 +213,12 @@ fn lot_error(e: LotError, id: &str) -> StripeError {
     StripeError::invalid(message).executed()
 }
 
-/// A unix timestamp parameter as model time, or a clear error if it is outside the supported range.
-fn timestamp(secs: i64, param: &str) -> StripeResult<i64> {
-    from_secs(secs).ok_or_else(|| {
-        StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
-            .param(param)
-            .code("parameter_invalid_integer")
-    })
-}
-
 /// A create request, checked as far as it can be without the tenant.
 ///
 /// Stripe reports the first error in a fixed order: the parameter checks, then the customer (which
-/// needs the tenant), then timestamps and metadata. [`draft`] runs everything before the customer
-/// lookup and stops at the first error; what comes after the lookup but needs no tenant is worked out
-/// here too, but kept as a result, so that [`create`] reports it only after the lookup succeeded.
+/// needs the tenant), then timestamps. [`draft`] runs everything before the customer lookup and
+/// stops at the first error; the timestamps need no tenant either and are worked out here too, but
+/// kept as results, so that [`create`] reports them only after the lookup succeeded.
 pub struct Draft<'p> {
     customer_id: &'p str,
     currency: Currency,
@@ -236,7 +227,7 @@ pub struct Draft<'p> {
     priority: i64,
     effective_at: StripeResult<Option<i64>>,
     expires_at: StripeResult<Option<i64>>,
-    metadata: StripeResult<Metadata>,
+    metadata: Metadata,
     category: Category,
     name: Option<String>,
 }
@@ -250,37 +241,20 @@ pub fn draft(p: &crate::form::Params) -> StripeResult<Draft<'_>> {
     let amount = get_obj(p, "amount").ok_or_else(|| StripeError::missing_param("amount"))?;
     let monetary = get_obj(amount, "monetary")
         .ok_or_else(|| StripeError::missing_param("amount[monetary]"))?;
-    let code = get_str(monetary, "currency").unwrap_or("");
-    let currency = Currency::parse(code).ok_or_else(|| {
-        StripeError::invalid(format!(
-            "Invalid currency: {}. Stripe currently supports these currencies: {}",
-            super::error::shorten(&code.to_ascii_lowercase()),
-            money::supported().join(", ")
-        ))
-        .param("amount[monetary][currency]")
-    })?;
-    let value = get_int(monetary, "value").unwrap_or(0);
-    if value < 1 {
-        return Err(
-            StripeError::invalid("This value must be greater than or equal to 1.")
-                .param("amount[monetary][value]")
-                .code("parameter_invalid_integer"),
-        );
-    }
+    let currency = currency(
+        get_str(monetary, "currency").unwrap_or(""),
+        "amount[monetary][currency]",
+    )?;
+    let value = in_range(
+        get_int(monetary, "value").unwrap_or(0),
+        1,
+        i64::MAX,
+        "amount[monetary][value]",
+    )?;
 
     let applicability = applicability(p)?;
 
-    let priority = get_int(p, "priority").unwrap_or(50);
-    if !(0..=100).contains(&priority) {
-        let bound = if priority < 0 {
-            "greater than or equal to 0"
-        } else {
-            "less than or equal to 100"
-        };
-        return Err(StripeError::invalid(format!("This value must be {bound}."))
-            .param("priority")
-            .code("parameter_invalid_integer"));
-    }
+    let priority = in_range(get_int(p, "priority").unwrap_or(50), 0, 100, "priority")?;
 
     let customer_id = get_str(p, "customer")
         .filter(|s| !s.is_empty())
@@ -298,9 +272,10 @@ pub fn draft(p: &crate::form::Params) -> StripeResult<Draft<'_>> {
         expires_at: get_int(p, "expires_at")
             .map(|s| timestamp(s, "expires_at"))
             .transpose(),
+        // Parameter checks already limit the keys, so merging them into nothing cannot fail.
         metadata: match get_metadata(p, "metadata") {
-            Some(u) => apply_metadata(&Metadata::new(), u, "metadata"),
-            None => Ok(Metadata::new()),
+            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+            None => Metadata::new(),
         },
         category: match get_str(p, "category") {
             Some("promotional") => Category::Promotional,
@@ -334,7 +309,7 @@ pub fn create(ctx: &mut Ctx, d: Draft) -> StripeResult<Body> {
         applicability: d.applicability,
         priority: Some(d.priority),
         name: d.name,
-        metadata: d.metadata?,
+        metadata: d.metadata,
         effective_at,
         expires_at,
         origin: LotOrigin::Stripe,

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use serde_json::{json, Value};
 
 use super::error::{StripeError, StripeResult};
-use super::params::{get_int, get_str};
+use super::params::{get_int, get_str, in_range};
 use crate::form::Params;
 use crate::ids::Key;
 
@@ -32,21 +32,7 @@ pub fn page(
 ) -> StripeResult<Page> {
     let limit = match get_int(params, "limit") {
         None => 10,
-        Some(n) if n < 1 => {
-            return Err(
-                StripeError::invalid("This value must be greater than or equal to 1.")
-                    .param("limit")
-                    .code("parameter_invalid_integer"),
-            )
-        }
-        Some(n) if n > 100 => {
-            return Err(
-                StripeError::invalid("This value must be less than or equal to 100.")
-                    .param("limit")
-                    .code("parameter_invalid_integer"),
-            )
-        }
-        Some(n) => n as usize,
+        Some(n) => in_range(n, 1, 100, "limit")? as usize,
     };
     let sa = get_str(params, "starting_after").filter(|s| !s.is_empty());
     let eb = get_str(params, "ending_before").filter(|s| !s.is_empty());

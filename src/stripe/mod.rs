@@ -37,8 +37,6 @@ pub struct Ctx<'a> {
     pub tenant: &'a mut Tenant,
     /// Query string and body, decoded together.
     pub params: &'a Params,
-    /// The request's path (for list `url`s).
-    pub path: &'a str,
 }
 
 /// A handler's answer: a JSON value, or JSON already written. Hot paths (credit grants without
@@ -60,29 +58,28 @@ pub fn pretty(value: &impl serde::Serialize, capacity: usize) -> Vec<u8> {
 
 /// Serves one Stripe request.
 pub fn handle(app: &App, req: &Request) -> Reply {
-    let reply = match serve(app, req) {
+    // Only POSTs are idempotent; a key sent with anything else is ignored, and not echoed.
+    let idempotency_key = match req.method {
+        Method::POST => req.header("idempotency-key"),
+        _ => None,
+    };
+    let reply = match serve(app, req, idempotency_key) {
         Ok(reply) => reply,
         Err(e) => e.reply(),
     };
-    finish_headers(req, reply)
+    finish_headers(req, idempotency_key, reply)
 }
 
-fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
+fn serve(app: &App, req: &Request, idempotency_key: Option<&str>) -> StripeResult<Reply> {
     let key = auth::authenticate(req)?;
     let params = decode(app, req)?;
     let cell = app.store.tenant(&key);
-    let idempotency_key = match req.header("idempotency-key") {
-        Some(k) if req.method == Method::POST => {
-            if k.len() > 255 {
-                return Err(StripeError::invalid(
-                    "Idempotency keys can be at most 255 characters long.",
-                ));
-            }
-            Some(k.to_string())
-        }
-        _ => None,
-    };
-    if let Some(k) = &idempotency_key {
+    if idempotency_key.is_some_and(|k| k.len() > 255) {
+        return Err(StripeError::invalid(
+            "Idempotency keys can be at most 255 characters long.",
+        ));
+    }
+    if let Some(k) = idempotency_key {
         let fp = fingerprint(req, &params);
         let claim = cell.idempotency.lock().claim(k, fp);
         match claim {
@@ -125,7 +122,7 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
     }
     let mut release = Release {
         cell: &cell,
-        key: idempotency_key.as_deref(),
+        key: idempotency_key,
     };
     // The handler is chosen, and whatever it can check without the tenant is checked, before the
     // tenant is locked: requests of one tenant wait for each other only while the model is read
@@ -141,7 +138,6 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
         let mut ctx = Ctx {
             tenant: &mut tenant,
             params: &params,
-            path: &req.path,
         };
         handler(&mut ctx)
     });
@@ -167,14 +163,12 @@ fn serve(app: &App, req: &Request) -> StripeResult<Reply> {
 }
 
 /// Adds the headers every Stripe response carries.
-fn finish_headers(req: &Request, mut reply: Reply) -> Reply {
+fn finish_headers(req: &Request, idempotency_key: Option<&str>, mut reply: Reply) -> Reply {
     if let Some(v) = req.header("stripe-version") {
         reply.headers.push(("stripe-version", v.to_string()));
     }
-    if req.method == Method::POST {
-        if let Some(k) = req.header("idempotency-key") {
-            reply.headers.push(("idempotency-key", k.to_string()));
-        }
+    if let Some(k) = idempotency_key {
+        reply.headers.push(("idempotency-key", k.to_string()));
     }
     reply
 }

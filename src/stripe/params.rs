@@ -4,6 +4,8 @@
 //! values with the small accessors at the bottom, which cannot fail on type.
 
 use crate::form::{Node, Params};
+use crate::model::{money, Currency};
+use crate::time::from_secs;
 
 use super::error::{shorten, StripeError, StripeResult};
 
@@ -473,6 +475,41 @@ pub fn apply_metadata(
         .param(param));
     }
     Ok(out)
+}
+
+/// An integer parameter within `min..=max`, or Stripe's error naming the bound it crossed.
+pub fn in_range(n: i64, min: i64, max: i64, param: &str) -> StripeResult<i64> {
+    let bound = if n < min {
+        format!("greater than or equal to {min}")
+    } else if n > max {
+        format!("less than or equal to {max}")
+    } else {
+        return Ok(n);
+    };
+    Err(StripeError::invalid(format!("This value must be {bound}."))
+        .param(param)
+        .code("parameter_invalid_integer"))
+}
+
+/// A unix timestamp parameter as model time, or a clear error if it is outside the supported range.
+pub fn timestamp(secs: i64, param: &str) -> StripeResult<i64> {
+    from_secs(secs).ok_or_else(|| {
+        StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
+            .param(param)
+            .code("parameter_invalid_integer")
+    })
+}
+
+/// A currency code parameter, or Stripe's error listing the supported ones.
+pub fn currency(code: &str, param: &str) -> StripeResult<Currency> {
+    Currency::parse(code).ok_or_else(|| {
+        StripeError::invalid(format!(
+            "Invalid currency: {}. Stripe currently supports these currencies: {}",
+            shorten(&code.to_ascii_lowercase()),
+            money::supported().join(", ")
+        ))
+        .param(param)
+    })
 }
 
 #[cfg(test)]

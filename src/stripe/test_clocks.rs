@@ -4,12 +4,12 @@ use serde_json::{json, Value};
 
 use super::error::{StripeError, StripeResult};
 use super::params::{
-    get_int, get_nullable_str, opt, req, validate, Field, Spec, EXPAND, LIST_FIELDS,
+    get_int, get_nullable_str, opt, req, timestamp, validate, Field, Spec, EXPAND, LIST_FIELDS,
 };
 use super::{ids, list, Ctx};
 use crate::ids::Key;
 use crate::model::{Tenant, TestClock, TestClockError};
-use crate::time::{from_secs, to_secs, NANOS_PER_SEC};
+use crate::time::{to_secs, NANOS_PER_SEC};
 
 const CREATE: &[Field] = &[
     opt("customer", Spec::Unsupported),
@@ -44,18 +44,13 @@ fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
         .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 404))
 }
 
-fn frozen_time(secs: i64) -> StripeResult<i64> {
-    from_secs(secs).ok_or_else(|| {
-        StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
-            .param("frozen_time")
-            .code("parameter_invalid_integer")
-    })
-}
-
 /// `POST /v1/test_helpers/test_clocks`.
 pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
     validate(ctx.params, CREATE, "")?;
-    let at = frozen_time(get_int(ctx.params, "frozen_time").unwrap_or(0))?;
+    let at = timestamp(
+        get_int(ctx.params, "frozen_time").unwrap_or(0),
+        "frozen_time",
+    )?;
     let name = get_nullable_str(ctx.params, "name").flatten();
     let key = ctx.tenant.create_test_clock(at, name);
     Ok(render(&ctx.tenant.test_clocks[&key]))
@@ -83,7 +78,10 @@ pub fn delete(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
 pub fn advance(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
     validate(ctx.params, ADVANCE, "")?;
     let key = lookup(ctx.tenant, id)?;
-    let to = frozen_time(get_int(ctx.params, "frozen_time").unwrap_or(0))?;
+    let to = timestamp(
+        get_int(ctx.params, "frozen_time").unwrap_or(0),
+        "frozen_time",
+    )?;
     let current = ctx.tenant.test_clocks[&key].frozen_time;
     if to > current.saturating_add(MAX_ADVANCE) {
         return Err(StripeError::invalid(
