@@ -445,9 +445,7 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
     })?;
     let (keys, more) = match get_str(ctx.params, "customer").filter(|s| !s.is_empty()) {
         Some(id) => {
-            let customer = ids::key_of(id, ids::CUSTOMER)
-                .filter(|k| t.customers.contains_key(k))
-                .ok_or_else(|| StripeError::no_such("customer", id, "customer", 400))?;
+            let customer = super::transactions::customer_param(t, Some(id))?;
             match t.lots_by_customer.get(&customer) {
                 Some(set) => list::paginate(|a, b| set.range((a, b)).copied(), &page, |_| true),
                 None => (Vec::new(), false),

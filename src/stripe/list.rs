@@ -62,30 +62,33 @@ where
     I: DoubleEndedIterator<Item = Key>,
 {
     let want = page.limit + 1;
-    let mut keys: Vec<Key> = match (page.starting_after, page.ending_before) {
-        (_, Some(eb)) => {
-            let mut v: Vec<Key> = range(Bound::Excluded(eb), Bound::Unbounded)
+    // Newest first: `ending_before` walks up from its cursor and turns the page around at the end;
+    // otherwise the walk goes down, from `starting_after` or from the newest key.
+    let (mut keys, turn): (Vec<Key>, bool) = match page.ending_before {
+        Some(eb) => (
+            range(Bound::Excluded(eb), Bound::Unbounded)
+                .filter(|k| keep(*k))
+                .take(want)
+                .collect(),
+            true,
+        ),
+        None => {
+            let below = page
+                .starting_after
+                .map_or(Bound::Unbounded, Bound::Excluded);
+            let keys = range(Bound::Unbounded, below)
+                .rev()
                 .filter(|k| keep(*k))
                 .take(want)
                 .collect();
-            let more = v.len() > page.limit;
-            v.truncate(page.limit);
-            v.reverse();
-            return (v, more);
+            (keys, false)
         }
-        (Some(sa), None) => range(Bound::Unbounded, Bound::Excluded(sa))
-            .rev()
-            .filter(|k| keep(*k))
-            .take(want)
-            .collect(),
-        (None, None) => range(Bound::Unbounded, Bound::Unbounded)
-            .rev()
-            .filter(|k| keep(*k))
-            .take(want)
-            .collect(),
     };
     let more = keys.len() > page.limit;
     keys.truncate(page.limit);
+    if turn {
+        keys.reverse();
+    }
     (keys, more)
 }
 
