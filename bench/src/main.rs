@@ -57,7 +57,8 @@ struct Opts {
     warmup: f64,
     emulator: Option<PathBuf>,
     soak: Option<String>,
-    only: Option<String>,
+    /// `--only create`: row 1 alone.
+    only_create: bool,
 }
 
 fn main() {
@@ -94,7 +95,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         warmup: 0.3,
         emulator: None,
         soak: None,
-        only: None,
+        only_create: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -132,7 +133,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             }
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
-            "--only" if value == "create" => o.only = Some(value.clone()),
+            "--only" if value == "create" => o.only_create = true,
             "--only" => return Err(format!("--only takes create, not {value}")),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -493,7 +494,7 @@ async fn run(o: Opts) -> Result<(), String> {
         .await;
     }
 
-    if o.only.is_some() {
+    if o.only_create {
         let (row, _) = create_row(&o, &emu_cmd, &base_cmd).await?;
         print_rows(&[row]);
         return Ok(());
