@@ -163,6 +163,25 @@ fn stripe_request(
     uri: &str,
     form: Option<String>,
 ) -> Request<Full<Bytes>> {
+    let idempotency_key = method == Method::POST;
+    stripe_request_with(method, key, uri, form, idempotency_key)
+}
+
+/// A POST without an idempotency key (bulk loading: a million stored replies would swamp the
+/// per-grant memory figure).
+fn stripe_post_plain(key: &str, uri: &str, form: String) -> Request<Full<Bytes>> {
+    stripe_request_with(Method::POST, key, uri, Some(form), false)
+}
+
+/// A request with stripe-python's headers; a POST also gets its form content type and, when
+/// `idempotency_key` is set, a fresh Idempotency-Key.
+fn stripe_request_with(
+    method: Method,
+    key: &str,
+    uri: &str,
+    form: Option<String>,
+    idempotency_key: bool,
+) -> Request<Full<Bytes>> {
     let mut b = Request::builder()
         .method(method.clone())
         .uri(uri)
@@ -172,32 +191,25 @@ fn stripe_request(
         .header(USER_AGENT, STRIPE_UA)
         .header("x-stripe-client-user-agent", STRIPE_CLIENT_UA);
     if method == Method::POST {
+        b = b.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    if idempotency_key {
         // stripe-python sends a fresh key with every POST: 32 hex digits as 8-4-4-4-12.
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let nonce = std::process::id();
-        b = b
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(
-                "idempotency-key",
-                format!(
-                    "{nonce:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                    (n >> 40) & 0xffff,
-                    (n >> 28) & 0xfff,
-                    (n >> 16) & 0xfff,
-                    n & 0xffff_ffff_ffff
-                ),
-            );
+        b = b.header(
+            "idempotency-key",
+            format!(
+                "{nonce:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                (n >> 40) & 0xffff,
+                (n >> 28) & 0xfff,
+                (n >> 16) & 0xfff,
+                n & 0xffff_ffff_ffff
+            ),
+        );
     }
     b.body(Full::new(form.map(Bytes::from).unwrap_or_default()))
         .expect("valid request")
-}
-
-/// A POST without an idempotency key (bulk loading: a million stored replies would swamp the
-/// per-grant memory figure).
-fn stripe_post_plain(key: &str, uri: &str, form: String) -> Request<Full<Bytes>> {
-    let mut r = stripe_request(Method::POST, key, uri, Some(form));
-    r.headers_mut().remove("idempotency-key");
-    r
 }
 
 fn native_request(
