@@ -312,7 +312,30 @@ struct Bench {
     base: Server,
 }
 
+/// How long freshly started (or freshly loaded) servers are left alone before their memory is read
+/// or they are measured.
+const SETTLE: Duration = Duration::from_millis(300);
+
 impl Bench {
+    /// Starts the emulator, then the baseline; waits `settle` (if any) before handing them over.
+    async fn start(
+        o: &Opts,
+        emu_cmd: &dyn Fn() -> Command,
+        base_cmd: &dyn Fn() -> Command,
+        settle: Option<Duration>,
+    ) -> Result<Bench, String> {
+        let (emu, _) = Server::start(emu_cmd(), "/_emulator/health")?;
+        let (base, _) = Server::start(base_cmd(), "/")?;
+        if let Some(d) = settle {
+            tokio::time::sleep(d).await;
+        }
+        Ok(Bench {
+            o: o.clone(),
+            emu,
+            base,
+        })
+    }
+
     /// One warmed-up window on `server`: its outcome and the server's CPU ticks during it.
     async fn window(&self, server: &Server, make: &Make) -> (Outcome, Option<u64>) {
         let warm = Duration::from_secs_f64(self.o.warmup);
@@ -493,17 +516,8 @@ async fn run(o: Opts) -> Result<(), String> {
         c
     };
     if let Some(row) = &o.soak {
-        let (emu, _) = Server::start(emu_cmd(), "/_emulator/health")?;
-        let (base, _) = Server::start(base_cmd(), "/")?;
-        return soak(
-            Bench {
-                o: o.clone(),
-                emu,
-                base,
-            },
-            row,
-        )
-        .await;
+        let b = Bench::start(&o, &emu_cmd, &base_cmd, None).await?;
+        return soak(b, row).await;
     }
 
     if o.only_create {
@@ -516,16 +530,9 @@ async fn run(o: Opts) -> Result<(), String> {
     let emu_starts = startups(&emu_cmd, "/_emulator/health", o.startups)?;
     let base_starts = startups(&base_cmd, "/", o.startups)?;
 
-    let (emu, _) = Server::start(emu_cmd(), "/_emulator/health")?;
-    let (base, _) = Server::start(base_cmd(), "/")?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle_emu = emu.rss_kib().unwrap_or(0);
-    let idle_base = base.rss_kib().unwrap_or(0);
-    let b = Bench {
-        o: o.clone(),
-        emu,
-        base,
-    };
+    let b = Bench::start(&o, &emu_cmd, &base_cmd, Some(SETTLE)).await?;
+    let idle_emu = b.emu.rss_kib().unwrap_or(0);
+    let idle_base = b.base.rss_kib().unwrap_or(0);
     let mut rows: Vec<Row> = Vec::new();
 
     // 1. Create, against a fresh emulator and a fresh baseline of their own (see `create_row`).
@@ -706,7 +713,7 @@ async fn run(o: Opts) -> Result<(), String> {
             })
         })
         .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(SETTLE).await;
     let rss_big = b.emu.rss_kib().unwrap_or(0);
     let bytes_per_grant = (rss_big.saturating_sub(rss_before_big)) as f64 * 1024.0 / n as f64;
     let big_ids = Arc::new(big_ids);
@@ -1012,14 +1019,7 @@ async fn create_row(
     emu_cmd: &dyn Fn() -> Command,
     base_cmd: &dyn Fn() -> Command,
 ) -> Result<(Row, Side), String> {
-    let (emu, _) = Server::start(emu_cmd(), "/_emulator/health")?;
-    let (base, _) = Server::start(base_cmd(), "/")?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let fresh = Bench {
-        o: o.clone(),
-        emu,
-        base,
-    };
+    let fresh = Bench::start(o, emu_cmd, base_cmd, Some(SETTLE)).await?;
     let key = "sk_test_bench_create";
     let cus = fresh.customers(key, 1).await?.remove(0);
     let (e, base_m) = both(move |_| {
