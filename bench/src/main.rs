@@ -498,6 +498,43 @@ fn both(f: impl Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static) -> (Mak
     (f.clone(), f)
 }
 
+/// Stripe create of a grant for `customer` with the SDK's body (a fresh Idempotency-Key each time).
+fn create_make(key: &'static str, customer: String) -> Make {
+    Arc::new(move |_| {
+        stripe_request(
+            Method::POST,
+            key,
+            "/v1/billing/credit_grants",
+            Some(realistic_grant_form(&customer)),
+        )
+    })
+}
+
+/// Stripe retrieve; request `i` asks for `ids[i × 7919 mod len]`, striding over the whole list.
+fn retrieve_make(key: &'static str, ids: Arc<Vec<String>>) -> Make {
+    Arc::new(move |i| {
+        let id = &ids[(i as usize * 7919) % ids.len()];
+        stripe_request(
+            Method::GET,
+            key,
+            &format!("/v1/billing/credit_grants/{id}"),
+            None,
+        )
+    })
+}
+
+/// Stripe list, first page of 100.
+fn list_make(key: &'static str) -> Make {
+    Arc::new(move |_| {
+        stripe_request(
+            Method::GET,
+            key,
+            "/v1/billing/credit_grants?limit=100",
+            None,
+        )
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async fn run(o: Opts) -> Result<(), String> {
@@ -557,20 +594,10 @@ async fn run(o: Opts) -> Result<(), String> {
         })
         .await?;
     let rss_small = b.emu.rss_kib().unwrap_or(0);
-    let small_ids = Arc::new(small_ids);
 
     eprintln!("row: Stripe retrieve");
-    let ids = small_ids.clone();
-    let (e, base_m) = both(move |i| {
-        let id = &ids[(i as usize * 7919) % ids.len()];
-        stripe_request(
-            Method::GET,
-            key_small,
-            &format!("/v1/billing/credit_grants/{id}"),
-            None,
-        )
-    });
-    let (retrieve_small, base_s) = b.compare("retrieve", e, base_m).await;
+    let make = retrieve_make(key_small, Arc::new(small_ids));
+    let (retrieve_small, base_s) = b.compare("retrieve", make.clone(), make).await;
     rows.push(Row {
         name: "2. Stripe retrieve credit grant (1,000 grants in tenant)".into(),
         found: Found::Measured {
@@ -581,15 +608,8 @@ async fn run(o: Opts) -> Result<(), String> {
     });
 
     eprintln!("row: Stripe list at 1,000");
-    let (e, base_m) = both(move |_| {
-        stripe_request(
-            Method::GET,
-            key_small,
-            "/v1/billing/credit_grants?limit=100",
-            None,
-        )
-    });
-    let (list_small, base_s) = b.compare("list at 1,000", e, base_m).await;
+    let make = list_make(key_small);
+    let (list_small, base_s) = b.compare("list at 1,000", make.clone(), make).await;
     rows.push(Row {
         name: "3a. Stripe list limit=100, 1,000 grants in tenant".into(),
         found: Found::Measured {
@@ -716,18 +736,10 @@ async fn run(o: Opts) -> Result<(), String> {
     tokio::time::sleep(SETTLE).await;
     let rss_big = b.emu.rss_kib().unwrap_or(0);
     let bytes_per_grant = (rss_big.saturating_sub(rss_before_big)) as f64 * 1024.0 / n as f64;
-    let big_ids = Arc::new(big_ids);
 
     eprintln!("row: Stripe list at {n}");
-    let (e, base_m) = both(move |_| {
-        stripe_request(
-            Method::GET,
-            key_big,
-            "/v1/billing/credit_grants?limit=100",
-            None,
-        )
-    });
-    let (list_big, base_s) = b.compare("list at 1,000,000", e, base_m).await;
+    let make = list_make(key_big);
+    let (list_big, base_s) = b.compare("list at 1,000,000", make.clone(), make).await;
     rows.push(Row {
         name: format!(
             "3b. Stripe list limit=100, {} grants in tenant",
@@ -778,19 +790,10 @@ async fn run(o: Opts) -> Result<(), String> {
         }
     };
 
-    let ids = big_ids.clone();
     let retrieve_big = b
         .emulator_only(
             "retrieve at 1,000,000",
-            Arc::new(move |i| {
-                let id = &ids[(i as usize * 7919) % ids.len()];
-                stripe_request(
-                    Method::GET,
-                    key_big,
-                    &format!("/v1/billing/credit_grants/{id}"),
-                    None,
-                )
-            }),
+            retrieve_make(key_big, Arc::new(big_ids)),
         )
         .await;
     // Keep the table in the order: 1, 2, 3a, 3b, 4, 5, 6.
@@ -798,18 +801,10 @@ async fn run(o: Opts) -> Result<(), String> {
     rows.push(native);
     rows.push(invoice_row);
 
-    let cus_big = big_customers[1].clone();
     let create_big = b
         .emulator_only(
             "create at 1,000,000",
-            Arc::new(move |_| {
-                stripe_request(
-                    Method::POST,
-                    key_big,
-                    "/v1/billing/credit_grants",
-                    Some(realistic_grant_form(&cus_big)),
-                )
-            }),
+            create_make(key_big, big_customers[1].clone()),
         )
         .await;
 
@@ -1022,15 +1017,8 @@ async fn create_row(
     let fresh = Bench::start(o, emu_cmd, base_cmd, Some(SETTLE)).await?;
     let key = "sk_test_bench_create";
     let cus = fresh.customers(key, 1).await?.remove(0);
-    let (e, base_m) = both(move |_| {
-        stripe_request(
-            Method::POST,
-            key,
-            "/v1/billing/credit_grants",
-            Some(realistic_grant_form(&cus)),
-        )
-    });
-    let (emu_s, base_s) = fresh.compare("create", e, base_m).await;
+    let make = create_make(key, cus);
+    let (emu_s, base_s) = fresh.compare("create", make.clone(), make).await;
     let row = Row {
         name:
             "1. Stripe create credit grant (SDK body + headers, Idempotency-Key; fresh processes)"
@@ -1075,32 +1063,10 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
             })
         })
         .await?;
-    let make: Make = match row {
-        "create" => Arc::new(move |_| {
-            stripe_request(
-                Method::POST,
-                key,
-                "/v1/billing/credit_grants",
-                Some(realistic_grant_form(&cus)),
-            )
-        }),
-        "retrieve" => Arc::new(move |i| {
-            let id = &ids[(i as usize * 7919) % ids.len()];
-            stripe_request(
-                Method::GET,
-                key,
-                &format!("/v1/billing/credit_grants/{id}"),
-                None,
-            )
-        }),
-        "list" => Arc::new(move |_| {
-            stripe_request(
-                Method::GET,
-                key,
-                "/v1/billing/credit_grants?limit=100",
-                None,
-            )
-        }),
+    let make = match row {
+        "create" => create_make(key, cus),
+        "retrieve" => retrieve_make(key, Arc::new(ids)),
+        "list" => list_make(key),
         other => {
             return Err(format!(
                 "--soak takes create, retrieve or list, not {other}"
