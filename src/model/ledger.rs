@@ -75,6 +75,17 @@ pub struct Balance {
     pub available: Decimal,
 }
 
+impl Balance {
+    /// Counts a lot in at `now`: what remains is in the ledger balance, and also available while the
+    /// lot is granted, not voided and not expired.
+    pub(crate) fn add(&mut self, lot: &Lot, now: Nanos) {
+        self.ledger += lot.remaining;
+        if lot.granted && lot.voided_at.is_none() && !lot.is_expired(now) {
+            self.available += lot.remaining;
+        }
+    }
+}
+
 impl Tenant {
     /// Appends an entry written when it takes effect (or, for a back-dated lot, when the lot was
     /// made): see [`Tenant::post_written`].
@@ -178,13 +189,9 @@ impl Tenant {
                 }
                 self.write_off(key, EntryKind::Expired, at);
             }
-            Event::Application(key) => self.fire_application(key, at),
+            // A grant application is due: the grant rules apply it (see `native_grants`).
+            Event::Application(key) => self.run_application(key, at),
         }
-    }
-
-    /// A grant application is due: the grant rules apply it (see `native_grants`).
-    pub(crate) fn fire_application(&mut self, application: Key, at: Nanos) {
-        self.run_application(application, at);
     }
 
     /// Balances per currency over a customer's lots that a `price_type=metered` filter selects (those
@@ -217,19 +224,8 @@ impl Tenant {
     ) -> BTreeMap<Currency, Balance> {
         let now = self.now_for(customer);
         let mut out: BTreeMap<Currency, Balance> = BTreeMap::new();
-        for lot in self
-            .lots_by_customer
-            .get(&customer)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.lots.get(k))
-            .filter(|l| keep(l))
-        {
-            let b = out.entry(lot.currency).or_default();
-            b.ledger += lot.remaining;
-            if lot.granted && lot.voided_at.is_none() && !lot.is_expired(now) {
-                b.available += lot.remaining;
-            }
+        for lot in self.lots_of(customer).filter(|l| keep(l)) {
+            out.entry(lot.currency).or_default().add(lot, now);
         }
         out
     }

@@ -385,16 +385,18 @@ impl Tenant {
         self.lot_mut(key).pending = keep;
     }
 
-    /// Lots of a customer sorted in spending order, filtered by `keep`.
-    pub fn lots_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Vec<Key> {
-        let mut lots: Vec<&Lot> = self
-            .lots_by_customer
+    /// A customer's lots, in key (creation) order.
+    pub(crate) fn lots_of(&self, customer: Key) -> impl Iterator<Item = &Lot> {
+        self.lots_by_customer
             .get(&customer)
             .into_iter()
             .flatten()
             .filter_map(|k| self.lots.get(k).map(|l| &**l))
-            .filter(|l| keep(l))
-            .collect();
+    }
+
+    /// Lots of a customer sorted in spending order, filtered by `keep`.
+    pub fn lots_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Vec<Key> {
+        let mut lots: Vec<&Lot> = self.lots_of(customer).filter(|l| keep(l)).collect();
         lots.sort_by(|a, b| Lot::spend_order(a, b));
         lots.into_iter().map(|l| l.key).collect()
     }

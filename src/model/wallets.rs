@@ -101,13 +101,7 @@ impl Tenant {
     /// (credits granted only through Stripe) gets a rate-1 wallet dated from its first lot.
     pub fn ensure_wallets(&mut self, customer: Key) {
         let mut first_lot: BTreeMap<Currency, Nanos> = BTreeMap::new();
-        for lot in self
-            .lots_by_customer
-            .get(&customer)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.lots.get(k))
-        {
+        for lot in self.lots_of(customer) {
             let e = first_lot.entry(lot.currency).or_insert(lot.created);
             *e = (*e).min(lot.created);
         }
@@ -147,17 +141,31 @@ impl Tenant {
         }
     }
 
+    /// The owner of `wallet` and a test for "this lot of the owner's is in `wallet`": the same as
+    /// `wallet_of_lot(lot) == Some(wallet)` for a lot of that customer in the wallet's currency, with
+    /// the customer's default wallet looked up once rather than per lot. `None` if there is no such
+    /// wallet.
+    fn wallet_members(&self, wallet: Key) -> Option<(Key, impl Fn(&Lot) -> bool + '_)> {
+        let w = self.billing.wallets.get(&wallet)?;
+        let (customer, currency) = (w.customer, w.currency);
+        let is_default = self.default_wallet(customer, currency) == Some(wallet);
+        let member = move |l: &Lot| {
+            l.currency == currency
+                && match self.billing.lot_wallet.get(&l.key) {
+                    Some(k) => *k == wallet,
+                    None => is_default,
+                }
+        };
+        Some((customer, member))
+    }
+
     /// The lots in a wallet, in key order.
     pub fn wallet_lots(&self, wallet: Key) -> Vec<Key> {
-        let Some(w) = self.billing.wallets.get(&wallet) else {
+        let Some((customer, member)) = self.wallet_members(wallet) else {
             return Vec::new();
         };
-        self.lots_by_customer
-            .get(&w.customer)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.lots.get(k))
-            .filter(|l| l.currency == w.currency && self.wallet_of_lot(l) == Some(wallet))
+        self.lots_of(customer)
+            .filter(|l| member(l))
             .map(|l| l.key)
             .collect()
     }
@@ -165,37 +173,31 @@ impl Tenant {
     /// A wallet's balance in minor units at the customer's now, counted exactly as
     /// [`Tenant::balances`] counts a customer's (ledger: every entry; available: what can be spent).
     pub fn wallet_balance(&self, wallet: Key) -> Balance {
-        let Some(w) = self.billing.wallets.get(&wallet) else {
+        let Some((customer, member)) = self.wallet_members(wallet) else {
             return Balance::default();
         };
-        let lots = self.wallet_lots(wallet);
         let mut out = Balance::default();
-        let now = self.now_for(w.customer);
-        for lot in lots.iter().filter_map(|k| self.lots.get(k)) {
-            out.ledger += lot.remaining;
-            if lot.granted && lot.voided_at.is_none() && !lot.is_expired(now) {
-                out.available += lot.remaining;
-            }
+        let now = self.now_for(customer);
+        for lot in self.lots_of(customer).filter(|l| member(l)) {
+            out.add(lot, now);
         }
         out
     }
 
     /// The ledger entries of a wallet's lots, oldest first.
     pub fn wallet_entries(&self, wallet: Key) -> Vec<Key> {
-        let Some(w) = self.billing.wallets.get(&wallet) else {
+        let Some((customer, member)) = self.wallet_members(wallet) else {
             return Vec::new();
         };
         self.entries_by_customer
-            .get(&w.customer)
+            .get(&customer)
             .into_iter()
             .flatten()
             .filter(|k| {
                 self.entries
                     .get(k)
                     .and_then(|e| self.lots.get(&e.lot))
-                    .is_some_and(|l| {
-                        l.currency == w.currency && self.wallet_of_lot(l) == Some(wallet)
-                    })
+                    .is_some_and(|l| member(l))
             })
             .copied()
             .collect()
