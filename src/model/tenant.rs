@@ -1,6 +1,7 @@
 //! One isolated world: its objects, their indexes, and its clocks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::RangeInclusive;
 
 use rust_decimal::Decimal;
 
@@ -195,24 +196,26 @@ impl Tenant {
 
     /// Whether any event of `domain` is due at or before `until`.
     pub(crate) fn any_due(&self, domain: Domain, until: Nanos) -> bool {
-        self.schedule
-            .range((domain, Nanos::MIN, 0)..=(domain, until, Key::MAX))
-            .next()
-            .is_some()
+        self.schedule.range(due(domain, until)).next().is_some()
     }
 
     /// Posts every event of `domain` due at or before `until`, in time order. An event may schedule
     /// further events; those inside the window are posted in the same call.
     pub(crate) fn run_due(&mut self, domain: Domain, until: Nanos) {
-        loop {
-            let next = self
-                .schedule
-                .range((domain, Nanos::MIN, 0)..=(domain, until, Key::MAX))
-                .next()
-                .map(|(k, e)| (*k, e.clone()));
-            let Some((handle, event)) = next else { break };
-            self.schedule.remove(&handle);
-            self.fire(event, handle.1);
+        while let Some(handle) = self
+            .schedule
+            .range(due(domain, until))
+            .next()
+            .map(|(k, _)| *k)
+        {
+            if let Some(event) = self.schedule.remove(&handle) {
+                self.fire(event, handle.1);
+            }
         }
     }
+}
+
+/// The schedule handles of `domain` due at or before `until`: a range of [`Tenant::schedule`].
+pub(super) fn due(domain: Domain, until: Nanos) -> RangeInclusive<(Domain, Nanos, Key)> {
+    (domain, Nanos::MIN, 0)..=(domain, until, Key::MAX)
 }

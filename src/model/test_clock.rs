@@ -1,5 +1,6 @@
 //! Stripe test clocks: time domains that move only when advanced.
 
+use super::tenant::due;
 use super::{Domain, Tenant};
 use crate::ids::Key;
 use crate::time::{Nanos, NANOS_PER_SEC};
@@ -68,7 +69,7 @@ impl Tenant {
         loop {
             let next = self
                 .schedule
-                .range((Domain::Clock(key), Nanos::MIN, 0)..=(Domain::Clock(key), to, Key::MAX))
+                .range(due(Domain::Clock(key), to))
                 .next()
                 .map(|(k, _)| k.1);
             let Some(at) = next else { break };
@@ -100,12 +101,12 @@ impl Tenant {
             self.delete_customer(c);
         }
         self.customers_by_clock.remove(&key);
-        let due: Vec<_> = self
+        let handles: Vec<_> = self
             .schedule
-            .range((Domain::Clock(key), Nanos::MIN, 0)..=(Domain::Clock(key), Nanos::MAX, Key::MAX))
+            .range(due(Domain::Clock(key), Nanos::MAX))
             .map(|(k, _)| *k)
             .collect();
-        for h in due {
+        for h in handles {
             self.schedule.remove(&h);
         }
         Ok(())
