@@ -156,6 +156,13 @@ pub enum ApplicationStatus {
     Cancelled,
 }
 
+impl ApplicationStatus {
+    /// Still to run: pending or failed.
+    pub fn is_open(self) -> bool {
+        matches!(self, ApplicationStatus::Pending | ApplicationStatus::Failed)
+    }
+}
+
 /// Why an application exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplicationReason {
@@ -334,11 +341,7 @@ impl Tenant {
             .collect();
         for a in apps {
             let app = &self.billing.applications[&a];
-            let open = matches!(
-                app.status,
-                ApplicationStatus::Pending | ApplicationStatus::Failed
-            );
-            if open && app.scheduled_for >= end {
+            if app.status.is_open() && app.scheduled_for >= end {
                 self.cancel_application(a);
             }
         }
@@ -394,10 +397,7 @@ impl Tenant {
             .open_applications_by_subscription
             .entry(sub)
             .or_default();
-        if matches!(
-            status,
-            ApplicationStatus::Pending | ApplicationStatus::Failed
-        ) {
+        if status.is_open() {
             open.insert(key);
         } else {
             open.remove(&key);
