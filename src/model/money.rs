@@ -55,18 +55,6 @@ pub fn exponent(currency: &str) -> u32 {
     }
 }
 
-/// Minor units to major units: 1050 usd cents → 10.50.
-pub fn minor_to_major(minor: Decimal, currency: &str) -> Decimal {
-    let mut d = minor;
-    d.set_scale(d.scale() + exponent(currency)).ok();
-    d.normalize()
-}
-
-/// Major units to minor units: 10.5 usd → 1050.
-pub fn major_to_minor(major: Decimal, currency: &str) -> Decimal {
-    (major * Decimal::from(10i64.pow(exponent(currency)))).normalize()
-}
-
 /// An amount rendered as an integer of minor units (Stripe's `value`), rounding half away from zero
 /// when a native grant produced a fraction of a minor unit.
 pub fn to_minor_i64(amount: Decimal) -> i64 {
@@ -94,14 +82,6 @@ mod tests {
         assert_eq!(normalize("xyz"), None);
         assert_eq!(exponent("jpy"), 0);
         assert_eq!(exponent("kwd"), 3);
-        assert_eq!(
-            minor_to_major(Decimal::from(1050), "usd").to_string(),
-            "10.5"
-        );
-        assert_eq!(
-            major_to_minor("10.5".parse().unwrap(), "usd"),
-            Decimal::from(1050)
-        );
         assert_eq!(to_minor_i64("2.5".parse().unwrap()), 3);
     }
 }
