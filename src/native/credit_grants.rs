@@ -15,13 +15,12 @@ use super::error::{NativeError, NativeResult};
 use super::ids::{self, key_of, render as id};
 use super::json::{dec, metadata_value, ts, Body, Obj};
 use super::list::{self as pages, invalid_filter, Page};
-use super::{base, customers, Ctx};
-use crate::ids::Key;
+use super::{base, customers, plans, Ctx};
+use crate::ids::{fnv1a64, Key};
 use crate::model::periods::{DurationUnit, Period};
 use crate::model::{
     Application, ApplicationReason, ApplicationStatus, Cadence, ExpiryRule, GrantScope,
-    GrantStatus, Metadata, NativeGrant, NewNativeGrant, PlanStatus, SkipReason, SubscriptionStatus,
-    Tenant,
+    GrantStatus, Metadata, NativeGrant, NewNativeGrant, SkipReason, SubscriptionStatus, Tenant,
 };
 use crate::time::{parse_rfc3339, Nanos};
 
@@ -232,7 +231,7 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
             )
             .details(vec![("cadence", json!("RECURRING"))]));
         };
-        let period = period_of(p).ok_or_else(|| {
+        let period = parse_period(p).ok_or_else(|| {
             NativeError::validation(format!("Credit grant period must be one of: {PERIODS}"))
         })?;
         let count = match r.period_count {
@@ -331,19 +330,7 @@ pub fn check_references(
     if let Some(plan_id) = r.plan_id.as_deref().filter(|s| !s.is_empty()) {
         let key = match new_plan {
             Some(k) => k,
-            None => {
-                let key = key_of(plan_id, ids::PLAN)
-                    .filter(|k| t.billing.plans.contains_key(k))
-                    .ok_or_else(|| {
-                        NativeError::not_found(format!("Plan with ID {plan_id} was not found"))
-                            .details(vec![("plan_id", json!(plan_id))])
-                    })?;
-                if t.billing.plans[&key].status != PlanStatus::Published {
-                    return Err(NativeError::validation("Plan is not published")
-                        .details(vec![("plan_id", json!(plan_id))]));
-                }
-                key
-            }
+            None => plans::published(t, plan_id)?,
         };
         refs.plan = Some(key);
     }
@@ -489,7 +476,8 @@ pub fn to_new(r: GrantInput, c: &Checked, refs: Refs) -> NewNativeGrant {
     }
 }
 
-fn period_of(s: &str) -> Option<Period> {
+/// A period from its native spelling.
+pub fn parse_period(s: &str) -> Option<Period> {
     Some(match s {
         "DAILY" => Period::Daily,
         "WEEKLY" => Period::Weekly,
@@ -511,11 +499,6 @@ pub fn period_name(p: Period) -> &'static str {
         Period::Quarterly => "QUARTERLY",
         Period::HalfYearly => "HALF_YEARLY",
     }
-}
-
-/// A period from its native spelling.
-pub fn parse_period(s: &str) -> Option<Period> {
-    period_of(s)
 }
 
 fn unit_of(s: &str) -> Option<DurationUnit> {
@@ -756,7 +739,7 @@ fn sort_value(env: &str, g: &NativeGrant, column: &str) -> Option<Option<SortVal
 }
 
 /// `GET /v1/creditgrants`: filters, sort, offset pagination (see [`super::list`]).
-pub fn list_grants(ctx: &Ctx) -> NativeResult<Value> {
+pub fn list(ctx: &Ctx) -> NativeResult<Value> {
     let q = &ctx.query;
     let page = Page::read(q)?;
     let time = |name: &str| -> NativeResult<Option<Nanos>> {
@@ -842,39 +825,24 @@ pub fn list_grants(ctx: &Ctx) -> NativeResult<Value> {
     };
     let mut rows: Vec<&NativeGrant> = candidates.filter(|g| keep(g)).collect();
     let env = ctx.env.as_str();
-    rows.sort_by(|a, b| {
-        let ord = if key_ordered {
-            a.key.cmp(&b.key)
-        } else {
-            let (x, y) = (
-                sort_value(env, a, &page.sort).flatten(),
-                sort_value(env, b, &page.sort).flatten(),
-            );
-            nulls_last(x, y).then(a.key.cmp(&b.key))
-        };
-        if page.ascending {
-            ord
-        } else {
-            ord.reverse()
-        }
-    });
-    let total = rows.len();
-    let items = page
-        .slice(rows)
-        .into_iter()
-        .map(|g| render(env, g))
-        .collect();
-    Ok(page.render(items, total))
+    let directed = |ord: Ordering| if page.ascending { ord } else { ord.reverse() };
+    if key_ordered {
+        rows.sort_by(|a, b| directed(a.key.cmp(&b.key)));
+    } else {
+        // Each row's sort value is computed once, not on every comparison.
+        let mut valued: Vec<(Option<SortVal>, &NativeGrant)> = rows
+            .into_iter()
+            .map(|g| (sort_value(env, g, &page.sort).flatten(), g))
+            .collect();
+        valued.sort_by(|(x, a), (y, b)| directed(nulls_last(x, y).then(a.key.cmp(&b.key))));
+        rows = valued.into_iter().map(|(_, g)| g).collect();
+    }
+    Ok(page.render_rows(rows, |g| render(env, g)))
 }
 
-/// `GET /v1/creditgrants`.
-pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
-    list_grants(ctx)
-}
-
-fn nulls_last(a: Option<SortVal>, b: Option<SortVal>) -> Ordering {
+fn nulls_last(a: &Option<SortVal>, b: &Option<SortVal>) -> Ordering {
     match (a, b) {
-        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(x), Some(y)) => x.cmp(y),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
@@ -970,19 +938,13 @@ fn rfc3339_seconds(t: Nanos) -> String {
 
 /// A stable key for one period of one rule (upstream hashes the same three values).
 fn idempotency_key(a: &Application) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut g: u64 = 0x8422_2325_cbf2_9ce4;
     let period_end = a.period_end.unwrap_or(i64::MIN);
-    for b in a
-        .grant
-        .to_le_bytes()
-        .iter()
-        .chain(a.period_start.to_le_bytes().iter())
-        .chain(period_end.to_le_bytes().iter())
-    {
-        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
-        g = (g ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(&a.grant.to_le_bytes());
+    bytes[16..24].copy_from_slice(&a.period_start.to_le_bytes());
+    bytes[24..].copy_from_slice(&period_end.to_le_bytes());
+    let h = fnv1a64(0xcbf2_9ce4_8422_2325, &bytes);
+    let g = fnv1a64(0x8422_2325_cbf2_9ce4, &bytes);
     format!("{h:016x}{g:016x}")
 }
 

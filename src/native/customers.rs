@@ -202,11 +202,5 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
             ord.reverse()
         }
     });
-    let total = rows.len();
-    let items = page
-        .slice(rows)
-        .into_iter()
-        .map(|c| render(&ctx.env, c))
-        .collect();
-    Ok(page.render(items, total))
+    Ok(page.render_rows(rows, |c| render(&ctx.env, c)))
 }

@@ -27,19 +27,13 @@ pub const TENANT_ID: &str = "00000000-0000-0000-0000-000000000000";
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};
 
+use crate::ids::fnv1a64;
+
 /// The environment a key is bound to: derived from the key string, so it is stable across restarts
 /// and different for every tenant.
 pub fn environment_of(api_key: &str) -> String {
-    fn fnv(seed: u64, s: &str) -> u64 {
-        let mut h = seed;
-        for b in s.as_bytes() {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    }
-    let hi = fnv(0xcbf2_9ce4_8422_2325, api_key) as u128;
-    let lo = fnv(0x8422_2325_cbf2_9ce4, api_key) as u128;
+    let hi = fnv1a64(0xcbf2_9ce4_8422_2325, api_key.as_bytes()) as u128;
+    let lo = fnv1a64(0x8422_2325_cbf2_9ce4, api_key.as_bytes()) as u128;
     // Keep the top bits clear so the text parses back like any other id.
     render(ENVIRONMENT, ((hi << 64) | lo) >> 2)
 }

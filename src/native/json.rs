@@ -54,11 +54,6 @@ fn depth(v: &Value) -> usize {
 }
 
 impl Body {
-    /// Wraps an object (an item of an array field).
-    pub fn from_map(m: Map<String, Value>) -> Body {
-        Body(m)
-    }
-
     /// The raw value, `None` when absent or `null`.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name).filter(|v| !v.is_null())
@@ -156,11 +151,6 @@ impl Body {
                 .map(Some),
             Some(_) => Err(NativeError::invalid_format()),
         }
-    }
-
-    /// Whether a field is present with a non-null value.
-    pub fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
     }
 }
 

@@ -109,6 +109,14 @@ impl Page {
     pub fn render(&self, items: Vec<Value>, total: usize) -> Value {
         list(items, total, self.limit, self.offset)
     }
+
+    /// `{items, pagination}` out of every matching row: `total` counts them all, and only the rows
+    /// of this page go through `item`.
+    pub fn render_rows<T>(&self, rows: Vec<T>, item: impl FnMut(T) -> Value) -> Value {
+        let total = rows.len();
+        let items = self.slice(rows).into_iter().map(item).collect();
+        self.render(items, total)
+    }
 }
 
 /// `{items, pagination: {total, limit, offset: offset + limit}}`.

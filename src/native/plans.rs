@@ -45,6 +45,18 @@ pub fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
         })
 }
 
+/// A published plan by native id: `Plan with ID … was not found` as [`lookup`], then
+/// `Plan is not published` for an archived one.
+pub fn published(t: &Tenant, id_: &str) -> NativeResult<Key> {
+    let key = lookup(t, id_)?;
+    if t.billing.plans[&key].status != PlanStatus::Published {
+        return Err(
+            NativeError::validation("Plan is not published").details(vec![("plan_id", json!(id_))])
+        );
+    }
+    Ok(key)
+}
+
 /// `POST /v1/plans` (201). Grant rules in `credit_grants` are checked like `POST /v1/creditgrants`
 /// (scope PLAN, this plan) before anything is created, so a bad rule creates nothing.
 pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
@@ -145,11 +157,5 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
                 .is_none_or(|s| s == status_name(p.status))
         })
         .collect();
-    let total = rows.len();
-    let items = page
-        .slice(rows)
-        .into_iter()
-        .map(|p| render(&ctx.env, p))
-        .collect();
-    Ok(page.render(items, total))
+    Ok(page.render_rows(rows, |p| render(&ctx.env, p)))
 }

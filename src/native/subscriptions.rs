@@ -13,7 +13,7 @@ use super::list::Page;
 use super::{base, plans, Ctx};
 use crate::ids::Key;
 use crate::model::{
-    BillingCadence, Currency, NewSubscription, PlanStatus, Subscription, SubscriptionStatus, Tenant,
+    BillingCadence, Currency, NewSubscription, Subscription, SubscriptionStatus, Tenant,
 };
 use crate::time::Nanos;
 
@@ -232,11 +232,7 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
         return Err(NativeError::validation("End date must be after start date")
             .details(vec![("start_date", ts(start)), ("end_date", ts(e))]));
     }
-    let plan = plans::lookup(t, &plan_id)?;
-    if t.billing.plans[&plan].status != PlanStatus::Published {
-        return Err(NativeError::validation("Plan is not published")
-            .details(vec![("plan_id", json!(plan_id))]));
-    }
+    let plan = plans::published(t, &plan_id)?;
     // The subscription's key is taken now so that rules given with it can name it (and given back
     // if one of them is refused).
     let env = ctx.env.clone();
@@ -296,8 +292,15 @@ pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
 pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
     let page = Page::read(&ctx.query)?;
     let q = &ctx.query;
-    let customer = q.first("customer_id").filter(|s| !s.is_empty());
-    let plan = q.first("plan_id").filter(|s| !s.is_empty());
+    // Parsed once; a given id that does not parse (`Some(None)`) matches nothing.
+    let customer = q
+        .first("customer_id")
+        .filter(|s| !s.is_empty())
+        .map(|c| key_of(c, ids::CUSTOMER));
+    let plan = q
+        .first("plan_id")
+        .filter(|s| !s.is_empty())
+        .map(|p| key_of(p, ids::PLAN));
     let status = q.first("subscription_status").filter(|s| !s.is_empty());
     let t = &*ctx.tenant;
     let walk: Box<dyn Iterator<Item = &Subscription>> = if page.ascending {
@@ -307,18 +310,12 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
     };
     let rows: Vec<&Subscription> = walk
         .filter(|s| {
-            customer.is_none_or(|c| key_of(c, ids::CUSTOMER) == Some(s.customer))
-                && plan.is_none_or(|p| key_of(p, ids::PLAN) == Some(s.plan))
+            customer.is_none_or(|c| c == Some(s.customer))
+                && plan.is_none_or(|p| p == Some(s.plan))
                 && status.is_none_or(|x| x == subscription_status_name(s.status))
         })
         .collect();
-    let total = rows.len();
-    let items = page
-        .slice(rows)
-        .into_iter()
-        .map(|s| render(&ctx.env, t, s))
-        .collect();
-    Ok(page.render(items, total))
+    Ok(page.render_rows(rows, |s| render(&ctx.env, t, s)))
 }
 
 /// `POST /v1/subscriptions/{id}/cancel`: `cancellation_type` `immediate` ends it now; its grant

@@ -16,7 +16,7 @@ use super::list::Page;
 use super::{base, customers, Ctx};
 use crate::ids::Key;
 use crate::model::{
-    minor_to_credits, Category, Entry, EntryKind, Lot, LotOrigin, Metadata, Tenant, Wallet,
+    minor_to_credits, Balance, Category, Entry, EntryKind, Lot, LotOrigin, Metadata, Tenant, Wallet,
 };
 
 /// The Stripe spelling of a lot that came from a Stripe credit grant (shown in transaction
@@ -31,8 +31,8 @@ fn credits(minor: Decimal, w: &Wallet) -> Decimal {
     minor_to_credits(minor, w.conversion_rate, w.currency.exponent())
 }
 
-fn wallet_fields(env: &str, t: &Tenant, w: &Wallet) -> Obj {
-    let ledger = t.wallet_balance(w.key).ledger;
+/// The fields every wallet answer shares; `ledger` is the wallet's ledger balance in minor units.
+fn wallet_fields(env: &str, w: &Wallet, ledger: Decimal) -> Obj {
     Obj::new()
         .put("id", id(ids::WALLET, w.key))
         .put("customer_id", id(ids::CUSTOMER, w.customer))
@@ -56,7 +56,8 @@ fn wallet_fields(env: &str, t: &Tenant, w: &Wallet) -> Obj {
 
 /// Renders a wallet as Flexprice's `WalletResponse`.
 pub fn render(env: &str, t: &Tenant, w: &Wallet) -> Value {
-    base(wallet_fields(env, t, w), "published", w.created, w.updated).done()
+    let o = wallet_fields(env, w, t.wallet_balance(w.key).ledger);
+    base(o, "published", w.created, w.updated).done()
 }
 
 fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
@@ -94,8 +95,8 @@ pub fn balance(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
     let t = &*ctx.tenant;
     let w = &t.billing.wallets[&key];
-    let available = t.wallet_balance(key).available;
-    let o = wallet_fields(&ctx.env, t, w);
+    let Balance { ledger, available } = t.wallet_balance(key);
+    let o = wallet_fields(&ctx.env, w, ledger);
     let o = base(o, "published", w.created, w.updated)
         .put("real_time_balance", dec(major(available, w)))
         .put("real_time_credit_balance", dec(credits(available, w)))
@@ -250,11 +251,7 @@ pub fn transactions(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     if !page.ascending {
         rows.reverse();
     }
-    let total = rows.len();
-    let items = page
-        .slice(rows)
-        .into_iter()
-        .map(|(e, before, after)| render_transaction(&ctx.env, t, w, e, before, after))
-        .collect();
-    Ok(page.render(items, total))
+    Ok(page.render_rows(rows, |(e, before, after)| {
+        render_transaction(&ctx.env, t, w, e, before, after)
+    }))
 }

@@ -8,7 +8,7 @@ use super::params::{
     Field, Spec, EXPAND, LIST_FIELDS,
 };
 use super::{expand, ids, list, Ctx};
-use crate::ids::Key;
+use crate::ids::{fnv1a64, Key};
 use crate::model::{Customer, CustomerChanges, Metadata, NewCustomer, Tenant};
 use crate::time::to_secs;
 
@@ -114,11 +114,7 @@ pub fn render(tenant: &Tenant, c: &Customer) -> Value {
 /// Stripe gives each customer a random 8-character prefix for invoice numbers; this one is derived
 /// from the key so that it is stable (and deterministic with `--seed`).
 fn invoice_prefix(key: Key) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.to_le_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv1a64(0xcbf2_9ce4_8422_2325, &key.to_le_bytes());
     format!("{:08X}", h as u32)
 }
 
