@@ -44,10 +44,32 @@ fn port_zero_prints_the_address_and_serves_health() {
     child.wait().ok();
 }
 
+/// A port that was free a moment ago: bound, read, released.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 #[test]
 fn port_from_the_environment() {
-    let (mut child, line) = spawn(&[], &[("PORT", "0")]);
-    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let port = free_port();
+    let (mut child, line) = spawn(&[], &[("PORT", &port.to_string())]);
+    assert_eq!(line, format!("listening on http://127.0.0.1:{port}"));
+    assert_eq!(health(&format!("http://127.0.0.1:{port}")), 200);
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[test]
+fn port_flag_wins_over_the_environment() {
+    let (env_port, flag_port) = (free_port(), free_port());
+    let (mut child, line) = spawn(
+        &["--port", &flag_port.to_string()],
+        &[("PORT", &env_port.to_string())],
+    );
+    assert_eq!(line, format!("listening on http://127.0.0.1:{flag_port}"));
     child.kill().ok();
     child.wait().ok();
 }
@@ -67,26 +89,42 @@ fn sigterm_stops_cleanly() {
     assert!(exit.success(), "exit status {exit:?}");
 }
 
+/// Every flag `--help` lists, exactly: a flag added to the command must be added here, and to the
+/// README, which documents each of them.
 #[test]
 fn help_documents_every_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
         .arg("--help")
         .output()
         .expect("help");
+    assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in [
+    let mut listed: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    listed.sort();
+    listed.dedup();
+    let expected = [
+        "--body-read-timeout",
+        "--header-read-timeout",
+        "--help",
         "--host",
+        "--log",
+        "--max-body-bytes",
+        "--max-connections",
+        "--max-depth",
+        "--max-header-bytes",
+        "--max-json-depth",
+        "--max-params",
         "--port",
         "--seed",
-        "--max-body-bytes",
-        "--max-params",
-        "--max-depth",
-        "--max-json-depth",
-        "--header-read-timeout",
-        "--max-connections",
-        "--max-header-bytes",
-        "--log",
-    ] {
-        assert!(text.contains(flag), "--help mentions {flag}");
+        "--version",
+    ];
+    assert_eq!(listed, expected, "the flags --help lists");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for flag in expected {
+        assert!(readme.contains(flag), "README.md documents {flag}");
     }
 }

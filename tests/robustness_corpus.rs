@@ -1,4 +1,4 @@
-//! The hostile-input corpus (`tests/corpus/*.jsonl`, format in `tests/corpus/README.md`), run over a
+//! The hostile-input corpus (`tests/corpus/{stripe,native}/*.json`, format in `tests/corpus/README.md`), run over a
 //! real socket with a raw HTTP client: every case must get its expected 4xx in its API's envelope,
 //! the server must stay healthy, and neither tenant the corpus touches may change.
 
@@ -10,11 +10,16 @@ use std::collections::BTreeMap;
 use common::Emu;
 use robustness_support::{self as rs, Api};
 
-fn corpus(name: &str) -> Vec<rs::Case> {
-    rs::load(&format!(
-        "{}/tests/corpus/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
+/// Every case of one API's corpus (`tests/corpus/{api}/*.json`, one case a file), in file order.
+fn corpus(api: &str) -> Vec<rs::Case> {
+    let dir = format!("{}/tests/corpus/{api}", env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| rs::load_case(p)).collect()
 }
 
 /// The first `n` characters, control characters escaped so that the snapshot stays text.
@@ -39,8 +44,8 @@ fn cut(s: &str, n: usize) -> String {
 /// The two corpora hold at least 300 cases together, as promised in ROBUSTNESS.md.
 #[test]
 fn corpus_size() {
-    let stripe = corpus("stripe.jsonl").len();
-    let native = corpus("native.jsonl").len();
+    let stripe = corpus("stripe").len();
+    let native = corpus("native").len();
     assert!(stripe >= 300, "stripe corpus has {stripe} cases");
     assert!(
         stripe + native >= 450,
@@ -49,48 +54,65 @@ fn corpus_size() {
     );
 }
 
-/// Runs every case of `file` as `api` over a raw socket against a fresh emulator: each answer must
-/// pass `check`, the server must stay healthy, and neither tenant may change (whole model state after
-/// every case, both APIs' views before and after the run). Returns the table of answers, one `row`
-/// per case, for the snapshot.
-async fn run_corpus(
-    file: &str,
+/// What one API's corpus run needs besides the cases: how to check an answer, and how to write it
+/// as the one line its snapshot holds.
+struct Runner {
     api: Api,
     check: fn(&rs::Raw, &rs::Expect) -> Result<(), String>,
     row: fn(&rs::Raw) -> String,
-) -> String {
-    let emu = Emu::start().await;
+}
+
+/// Runs every case of the corpus as `runner.api` over a raw socket against one fresh emulator,
+/// through `insta::glob!` so that each case file has its own snapshot (`{test}@{case}.json.snap`),
+/// the case's answer as one line. Each answer must pass `check`, the server must stay healthy, and
+/// neither tenant may change (whole model state after every case, both APIs' views before and after
+/// the run). `glob!` runs the cases in file-name order.
+fn run_corpus(api_dir: &str, runner: Runner, glob: impl FnOnce(&mut dyn FnMut(&std::path::Path))) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let emu = rt.block_on(Emu::start());
     let addr = emu.running.addr;
-    let w = rs::world(&emu, &format!("corpus_{}", file.trim_end_matches(".jsonl"))).await;
-    let views = (
-        rs::dump(&emu, &w.key, &w.clock).await,
-        rs::dump(&emu, &w.other, &w.other_clock).await,
-    );
+    let w = rt.block_on(rs::world(&emu, &format!("corpus_{api_dir}")));
+    let views = rt.block_on(async {
+        (
+            rs::dump(&emu, &w.key, &w.clock).await,
+            rs::dump(&emu, &w.other, &w.other_clock).await,
+        )
+    });
     let mut before = (
         rs::fingerprint(&emu, &w.key),
         rs::fingerprint(&emu, &w.other),
     );
-    let cases = corpus(file);
     let mut failures = Vec::new();
-    let mut table = String::new();
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
-    for case in &cases {
-        let (bytes, half_close) = rs::build(case, api, &w.vars);
-        match rs::exchange(addr, bytes, half_close).await {
-            None => failures.push(format!(
-                "{}: the connection closed without an answer",
-                case.id
-            )),
+    let mut count = 0;
+    glob(&mut |path| {
+        count += 1;
+        let case = rs::load_case(path);
+        let (bytes, half_close) = rs::build(&case, runner.api, &w.vars);
+        let answer = rt.block_on(rs::exchange(addr, bytes, half_close));
+        let row = match answer {
+            None => {
+                failures.push(format!(
+                    "{}: the connection closed without an answer",
+                    case.id
+                ));
+                "no answer".to_string()
+            }
             Some(raw) => {
                 *statuses.entry(raw.status).or_default() += 1;
-                if let Err(e) = check(&raw, &case.expect) {
+                if let Err(e) = (runner.check)(&raw, &case.expect) {
                     failures.push(format!("{}: {e}\n    {}", case.id, cut(&raw.text(), 300)));
                 }
-                table.push_str(&format!("{} | {}\n", case.id, row(&raw)));
+                format!("{} | {}", case.id, (runner.row)(&raw))
             }
-        }
+        };
+        insta::assert_snapshot!(format!("{api_dir}_corpus"), row);
         assert!(
-            rs::healthy(addr).await,
+            rt.block_on(rs::healthy(addr)),
             "{}: the server is not healthy afterwards",
             case.id
         );
@@ -102,36 +124,48 @@ async fn run_corpus(
             failures.push(format!("{}: tenant state changed", case.id));
             before = after;
         }
-    }
+    });
     // Both APIs' views of both tenants, ledger included, are as they were before the first case.
-    let views_after = (
-        rs::dump(&emu, &w.key, &w.clock).await,
-        rs::dump(&emu, &w.other, &w.other_clock).await,
-    );
+    let views_after = rt.block_on(async {
+        (
+            rs::dump(&emu, &w.key, &w.clock).await,
+            rs::dump(&emu, &w.other, &w.other_clock).await,
+        )
+    });
     if views_after != views {
         failures.push("the API views of the tenants changed over the run".to_string());
     }
-    eprintln!("{file}: {} cases, statuses {statuses:?}", cases.len());
+    eprintln!("{api_dir}: {count} cases, statuses {statuses:?}");
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} of {count} cases failed:\n{}",
         failures.len(),
-        cases.len(),
         failures.join("\n")
     );
-    table
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stripe_corpus() {
-    let table = run_corpus("stripe.jsonl", Api::Stripe, rs::check_stripe, stripe_row).await;
-    insta::assert_snapshot!("stripe_corpus", table);
+#[test]
+fn stripe() {
+    let runner = Runner {
+        api: Api::Stripe,
+        check: rs::check_stripe,
+        row: stripe_row,
+    };
+    run_corpus("stripe", runner, |each| {
+        insta::glob!("corpus/stripe", "*.json", |path| each(path));
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn native_corpus() {
-    let table = run_corpus("native.jsonl", Api::Native, rs::check_native, native_row).await;
-    insta::assert_snapshot!("native_corpus", table);
+#[test]
+fn native() {
+    let runner = Runner {
+        api: Api::Native,
+        check: rs::check_native,
+        row: native_row,
+    };
+    run_corpus("native", runner, |each| {
+        insta::glob!("corpus/native", "*.json", |path| each(path));
+    });
 }
 
 /// One line of the Stripe table: status, then the error's type, code, param and message.

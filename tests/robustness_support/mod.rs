@@ -301,24 +301,20 @@ impl Statuses {
     }
 }
 
-/// Loads a JSON-lines corpus file.
-pub fn load(path: &str) -> Vec<Case> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    let cases: Vec<Case> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}:{}: {e}", i + 1)))
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    for c in &cases {
-        assert!(
-            seen.insert(c.id.clone()),
-            "{path}: duplicate case id {}",
-            c.id
-        );
-    }
-    cases
+/// Loads one corpus case: a file holding one JSON object.
+pub fn load_case(path: &std::path::Path) -> Case {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let case: Case =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The file is named after the case, so that its snapshot is too.
+    assert_eq!(
+        path.file_stem().and_then(|s| s.to_str()),
+        Some(case.id.as_str()),
+        "{}: the file is not named after its case id",
+        path.display()
+    );
+    case
 }
 
 /// Text with `\xHH` escapes as bytes; everything else as UTF-8.
