@@ -893,6 +893,39 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_bound_to_a_currency_is_copied_with_it_and_named_when_it_does_not_fit() {
+        let (mut t, customer, plan, _) = world();
+        let eur = Currency::parse("eur").unwrap();
+        let bound = t.create_native_grant(NewNativeGrant {
+            plan: Some(plan),
+            currency: Some(usd()),
+            older_form: true,
+            ..rule("3", Cadence::OneTime, ExpiryRule::Never)
+        });
+        t.create_native_grant(NewNativeGrant {
+            plan: Some(plan),
+            ..rule("1", Cadence::OneTime, ExpiryRule::Never)
+        });
+        assert_eq!(t.plan_rule_in_other_currency(plan, usd()), None);
+        assert_eq!(
+            t.plan_rule_in_other_currency(plan, eur).map(|g| g.key),
+            Some(bound)
+        );
+        let sub = subscribe(&mut t, customer, plan, None);
+        let copies: Vec<&NativeGrant> = t.billing.grants_by_subscription[&sub]
+            .iter()
+            .map(|k| &t.billing.grants[k])
+            .collect();
+        assert_eq!(copies[0].currency, Some(usd()));
+        assert!(copies[0].older_form);
+        assert_eq!(copies[1].currency, None);
+        assert_eq!(both_views(&mut t, customer), (400.into(), 400.into()));
+        // An archived rule is not copied, so it no longer stands in the way.
+        t.archive_native_grant(bound);
+        assert_eq!(t.plan_rule_in_other_currency(plan, eur), None);
+    }
+
+    #[test]
     fn a_conversion_rate_gets_its_own_wallet_and_ending_a_rule_cancels_what_is_left() {
         let (mut t, customer, plan, t0) = world();
         let sub = subscribe(&mut t, customer, plan, None);
