@@ -36,6 +36,8 @@ const FIELDS: &[&str] = &[
     "subscription_id",
     "addon_id",
     "credits",
+    "amount",
+    "expire_in_days",
     "cadence",
     "period",
     "period_count",

@@ -3,7 +3,10 @@ life, and the same credits seen through stripe-python.
 
 Usage: python test_flexprice_lifecycle.py http://127.0.0.1:PORT
 """
+import json
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -139,4 +142,44 @@ except errors.FlexpriceDefaultError as e:
     assert e.status_code == 401 and '"Unauthorized"' in e.body, (e.status_code, e.body)
 
 assert isinstance(template, models.CreditGrantResponse)
+
+
+# The older create form Flexprice's published page shows: amount, currency, expire_in_days. The SDK
+# no longer models those fields (create_credit_grant requires credits and has no amount, currency or
+# expire_in_days), so the documented body goes out as plain JSON through urllib, and the SDK reads
+# the grant back.
+def post_json(path, body):
+    req = urllib.request.Request(
+        f"{base}/v1{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"x-api-key": key, "content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+older_plan = fp.plans.create_plan(name="Older form")
+documented = {"amount": 123, "cadence": "ONETIME", "currency": "usd", "expire_in_days": 30,
+              "metadata": {}, "name": "Welcome credits", "period": "DAILY", "period_count": 1,
+              "plan_id": older_plan.id, "priority": 1, "scope": "PLAN"}
+status, older = post_json("/creditgrants", documented)
+assert status == 201, (status, older)
+assert (older["amount"], older["currency"], older["expire_in_days"]) == ("123", "usd", 30), older
+read = fp.credit_grants.get_credit_grant(id=older["id"])
+assert read.credits == "123" and read.expiration_type == "DURATION", read
+assert read.expiration_duration == 30 and read.expiration_duration_unit == "DAY", read
+assert [g.id for g in fp.credit_grants.get_plan_credit_grants(id=older_plan.id).items] == [older["id"]]
+status, conflict = post_json("/creditgrants", {**documented, "credits": "124"})
+assert status == 400 and conflict["details"] == {"amount": "123", "credits": "124"}, conflict
+try:
+    fp.subscriptions.create_subscription(
+        customer_id=customer.id, plan_id=older_plan.id, currency="eur", billing_period="MONTHLY"
+    )
+    raise AssertionError("expected an error")
+except errors.ErrorResponse as e:
+    assert e.data.message == "Credit grant currency must match the subscription currency", e.data
 print("flexprice lifecycle: ok")

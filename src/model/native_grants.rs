@@ -15,8 +15,8 @@ use rust_decimal::Decimal;
 
 use super::periods::{add_duration, boundary, DurationUnit, Period};
 use super::{
-    Applicability, Category, Domain, Event, LotOrigin, Metadata, NewLot, SubscriptionStatus,
-    Tenant, TenantClock,
+    Applicability, Category, Currency, Domain, Event, LotOrigin, Metadata, NewLot,
+    SubscriptionStatus, Tenant, TenantClock,
 };
 use crate::ids::Key;
 use crate::time::Nanos;
@@ -84,6 +84,11 @@ pub struct NativeGrant {
     pub subscription: Option<Key>,
     /// Credits per application, exact.
     pub credits: Decimal,
+    /// The only currency its credits may be given in; `None` means the subscription's.
+    pub currency: Option<Currency>,
+    /// The rule was described in the older create vocabulary (an amount and an expiry in days),
+    /// so the native view keeps describing it that way too.
+    pub older_form: bool,
     /// How often.
     pub cadence: Cadence,
     /// Expiry of each application's credits.
@@ -123,6 +128,10 @@ pub struct NewNativeGrant {
     pub subscription: Option<Key>,
     /// See [`NativeGrant`].
     pub credits: Decimal,
+    /// See [`NativeGrant`]. The facade has checked it against the subscription's.
+    pub currency: Option<Currency>,
+    /// See [`NativeGrant`].
+    pub older_form: bool,
     /// See [`NativeGrant`].
     pub cadence: Cadence,
     /// See [`NativeGrant`].
@@ -237,6 +246,8 @@ impl Tenant {
             plan: new.plan,
             subscription: new.subscription,
             credits: new.credits,
+            currency: new.currency,
+            older_form: new.older_form,
             cadence: new.cadence,
             expiry: new.expiry,
             priority: new.priority,
@@ -519,7 +530,9 @@ impl Tenant {
                 return;
             }
         }
-        let (customer, currency) = (sub.customer, sub.currency);
+        // A rule with its own currency gives credits only in that currency (the facades refuse a
+        // rule whose currency differs from its subscription's, so the two agree in practice).
+        let (customer, currency) = (sub.customer, grant.currency.unwrap_or(sub.currency));
         let (credits, priority) = (app.credits, grant.priority);
         let (name, metadata) = (grant.name.clone(), grant.metadata.clone());
         let (rate, topup) = (grant.conversion_rate, grant.topup_conversion_rate);
@@ -656,6 +669,8 @@ mod tests {
             plan: None,
             subscription: None,
             credits: credits.parse().unwrap(),
+            currency: None,
+            older_form: false,
             cadence,
             expiry,
             priority: Some(1),
@@ -875,6 +890,39 @@ mod tests {
         ));
         assert_eq!(apps[1].applied_at, Some(t0));
         assert_eq!(both_views(&mut t, customer), (600.into(), 600.into()));
+    }
+
+    #[test]
+    fn a_rule_bound_to_a_currency_is_copied_with_it_and_named_when_it_does_not_fit() {
+        let (mut t, customer, plan, _) = world();
+        let eur = Currency::parse("eur").unwrap();
+        let bound = t.create_native_grant(NewNativeGrant {
+            plan: Some(plan),
+            currency: Some(usd()),
+            older_form: true,
+            ..rule("3", Cadence::OneTime, ExpiryRule::Never)
+        });
+        t.create_native_grant(NewNativeGrant {
+            plan: Some(plan),
+            ..rule("1", Cadence::OneTime, ExpiryRule::Never)
+        });
+        assert_eq!(t.plan_rule_in_other_currency(plan, usd()), None);
+        assert_eq!(
+            t.plan_rule_in_other_currency(plan, eur).map(|g| g.key),
+            Some(bound)
+        );
+        let sub = subscribe(&mut t, customer, plan, None);
+        let copies: Vec<&NativeGrant> = t.billing.grants_by_subscription[&sub]
+            .iter()
+            .map(|k| &t.billing.grants[k])
+            .collect();
+        assert_eq!(copies[0].currency, Some(usd()));
+        assert!(copies[0].older_form);
+        assert_eq!(copies[1].currency, None);
+        assert_eq!(both_views(&mut t, customer), (400.into(), 400.into()));
+        // An archived rule is not copied, so it no longer stands in the way.
+        t.archive_native_grant(bound);
+        assert_eq!(t.plan_rule_in_other_currency(plan, eur), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Subscriptions: a customer on a plan, in one currency, billed every `count` × `period` from its
-//! start (anniversary billing). Starting one copies the plan's published grant rules onto it.
+//! start (anniversary billing). Starting one copies the plan's published grant rules onto it; a rule
+//! bound to a currency keeps it, so a subscription in another currency is refused by the facade
+//! before it is made (see [`Tenant::plan_rule_in_other_currency`]).
 
 use super::periods::{boundary, period_containing, Period};
-use super::{GrantScope, GrantStatus, Metadata, NewNativeGrant, Tenant};
+use super::{GrantScope, GrantStatus, Metadata, NativeGrant, NewNativeGrant, Tenant};
 use crate::ids::Key;
 use crate::model::Currency;
 use crate::time::Nanos;
@@ -162,19 +164,15 @@ impl Tenant {
                 })
                 .collect(),
             None => self
-                .billing
-                .grants_by_plan
-                .get(&new.plan)
-                .into_iter()
-                .flatten()
-                .filter_map(|k| self.billing.grants.get(k))
-                .filter(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
+                .copied_plan_rules(new.plan)
                 .map(|g| NewNativeGrant {
                     name: g.name.clone(),
                     scope: GrantScope::Subscription,
                     plan: Some(new.plan),
                     subscription: Some(key),
                     credits: g.credits,
+                    currency: g.currency,
+                    older_form: g.older_form,
                     cadence: g.cadence,
                     expiry: g.expiry,
                     priority: g.priority,
@@ -190,6 +188,28 @@ impl Tenant {
             self.create_native_grant(rule);
         }
         key
+    }
+
+    /// The rules a subscription started on `plan` copies: its published plan rules.
+    fn copied_plan_rules(&self, plan: Key) -> impl Iterator<Item = &NativeGrant> {
+        self.billing
+            .grants_by_plan
+            .get(&plan)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.billing.grants.get(k))
+            .filter(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
+    }
+
+    /// The first rule a subscription on `plan` in `currency` would copy although it is bound to
+    /// another currency (its credits could not go into the subscription's wallets).
+    pub fn plan_rule_in_other_currency(
+        &self,
+        plan: Key,
+        currency: Currency,
+    ) -> Option<&NativeGrant> {
+        self.copied_plan_rules(plan)
+            .find(|g| g.currency.is_some_and(|c| c != currency))
     }
 
     /// Cancels a subscription now: its grant rules end here and every application still to run is

@@ -4,6 +4,12 @@
 //! required) → the request's own rules ([`validate`], steps 1–11 of the reference) → references to
 //! plans, addons and subscriptions ([`check_references`], steps 12–19) → what the database would
 //! refuse to store ([`check_storage`], step 20). The first failure wins.
+//!
+//! The older create form Flexprice's published page still shows (`amount`, `currency`,
+//! `expire_in_days`) is read too. Each older field is checked where its newer counterpart is:
+//! `amount` with `credits` (step 4), `currency` right after them, `expire_in_days` with
+//! `expiration_type` (step 6) and the duration (step 10), and a grant's currency against its
+//! subscription's after the other subscription checks (step 19).
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -19,7 +25,7 @@ use super::{base, customers, plans, Ctx};
 use crate::ids::{fnv1a64, Key};
 use crate::model::periods::{DurationUnit, Period};
 use crate::model::{
-    Application, ApplicationReason, ApplicationStatus, Cadence, ExpiryRule, GrantScope,
+    Application, ApplicationReason, ApplicationStatus, Cadence, Currency, ExpiryRule, GrantScope,
     GrantStatus, Metadata, NativeGrant, NewNativeGrant, SkipReason, SubscriptionStatus, Tenant,
 };
 use crate::time::{parse_rfc3339, Nanos};
@@ -47,6 +53,14 @@ pub struct GrantInput {
     pub credits: Decimal,
     /// `credits` as sent, printed as shopspring prints it.
     pub credits_shown: String,
+    /// Whether `credits` was sent at all (`amount` may stand in for it).
+    pub credits_sent: bool,
+    /// `amount`, the older name of `credits`, and its text as shopspring prints it.
+    pub amount: Option<(Decimal, String)>,
+    /// `currency`, as sent (`""` counts as absent).
+    pub currency: Option<String>,
+    /// `expire_in_days`, the older spelling of a DURATION expiry counted in days.
+    pub expire_in_days: Option<i64>,
     /// `cadence`, as sent.
     pub cadence: String,
     /// `period`, as sent.
@@ -84,11 +98,18 @@ pub enum ScopeIn {
     Addon,
 }
 
-/// A request that passed [`validate`]: its enums, parsed.
+/// A request that passed [`validate`]: its enums, parsed, and the older form's fields merged
+/// into the newer ones.
 #[derive(Debug, Clone, Copy)]
 pub struct Checked {
     /// Scope.
     pub scope: ScopeIn,
+    /// Credits, from `credits` or `amount`, as sent (not yet rounded to the column's scale).
+    pub credits: Decimal,
+    /// The currency the grant is bound to.
+    pub currency: Option<Currency>,
+    /// The request used `amount` or `expire_in_days`, so answers show them too.
+    pub older_form: bool,
     /// Cadence (period fields dropped for ONETIME).
     pub cadence: Cadence,
     /// Expiry (duration fields dropped unless DURATION).
@@ -108,9 +129,9 @@ pub fn bind(body: &Body) -> NativeResult<GrantInput> {
 /// Binds the fields' JSON types only (grants nested in a plan or subscription request, which gin
 /// does not validate field by field).
 pub fn bind_fields(body: &Body) -> NativeResult<GrantInput> {
-    let (credits, credits_shown) = body
-        .decimal_shown("credits")?
-        .unwrap_or((Decimal::ZERO, "0".to_string()));
+    let sent = body.decimal_shown("credits")?;
+    let credits_sent = sent.is_some();
+    let (credits, credits_shown) = sent.unwrap_or((Decimal::ZERO, "0".to_string()));
     Ok(GrantInput {
         name: body.string("name")?,
         scope: body.string("scope")?,
@@ -119,6 +140,10 @@ pub fn bind_fields(body: &Body) -> NativeResult<GrantInput> {
         addon_id: body.str("addon_id")?,
         credits,
         credits_shown,
+        credits_sent,
+        amount: body.decimal_shown("amount")?,
+        currency: body.str("currency")?,
+        expire_in_days: body.int("expire_in_days")?,
         cadence: body.string("cadence")?,
         period: body.str("period")?,
         period_count: body.int("period_count")?,
@@ -136,6 +161,41 @@ pub fn bind_fields(body: &Body) -> NativeResult<GrantInput> {
 
 fn scope_detail(scope: &str) -> Vec<(&'static str, Value)> {
     vec![("scope", json!(scope))]
+}
+
+/// The credits of a request: `credits`, or `amount` (its older name) when only that was sent. Both
+/// may be sent only with the same value. Returns the value, the field it came from and its text.
+fn credits_of(r: &GrantInput) -> NativeResult<(Decimal, &'static str, &str)> {
+    match &r.amount {
+        None => Ok((r.credits, "credits", &r.credits_shown)),
+        Some((amount, shown)) if !r.credits_sent => Ok((*amount, "amount", shown)),
+        // Texts are compared, not values: they are exact (no range limit) and carry no
+        // trailing zeros, so equal texts are equal numbers.
+        Some((_, shown)) if *shown == r.credits_shown => {
+            Ok((r.credits, "credits", &r.credits_shown))
+        }
+        Some((_, shown)) => Err(NativeError::validation(
+            "Credits and amount (the older name of credits) differ; please provide only one of them",
+        )
+        .details(vec![
+            ("amount", json!(shown)),
+            ("credits", json!(r.credits_shown)),
+        ])),
+    }
+}
+
+/// `expire_in_days` with a newer expiry field that says something else.
+fn expire_in_days_conflict(days: i64, field: &'static str, given: Value) -> NativeError {
+    let message = match field {
+        "expiration_type" => {
+            "expire_in_days means an expiration_type of DURATION; please provide only one of them"
+        }
+        "expiration_duration_unit" => {
+            "expire_in_days counts days; please provide only one of expire_in_days and expiration_duration_unit"
+        }
+        _ => "expire_in_days and expiration_duration differ; please provide only one of them",
+    };
+    NativeError::validation(message).details(vec![(field, given), ("expire_in_days", json!(days))])
 }
 
 /// The request's own rules, in Flexprice's order (steps 1–11).
@@ -203,10 +263,24 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
             }
         }
     }
-    if r.credits <= Decimal::ZERO {
-        return Err(NativeError::validation("Please provide a positive credits")
-            .details(vec![("credits", json!(r.credits_shown))]));
+    let (credits, credits_field, credits_shown) = credits_of(r)?;
+    if credits <= Decimal::ZERO {
+        // The older form's own message when the value came from `amount`.
+        let message = match credits_field {
+            "amount" => "Please provide a positive amount",
+            _ => "Please provide a positive credits",
+        };
+        return Err(
+            NativeError::validation(message).details(vec![(credits_field, json!(credits_shown))])
+        );
     }
+    let currency = match r.currency.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(code) => Some(Currency::parse(code).ok_or_else(|| {
+            NativeError::validation("Please provide a valid currency code")
+                .details(vec![("currency", json!(code))])
+        })?),
+    };
     let recurring = match r.cadence.as_str() {
         "ONETIME" => false,
         "RECURRING" => true,
@@ -217,6 +291,7 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
         }
     };
     let expiry_kind = match r.expiration_type.as_str() {
+        "" if r.expire_in_days.is_some() => "DURATION",
         "NEVER" | "DURATION" | "BILLING_CYCLE" => r.expiration_type.as_str(),
         _ => {
             return Err(NativeError::validation(format!(
@@ -224,6 +299,13 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
             )))
         }
     };
+    if let Some(days) = r.expire_in_days.filter(|_| expiry_kind != "DURATION") {
+        return Err(expire_in_days_conflict(
+            days,
+            "expiration_type",
+            json!(expiry_kind),
+        ));
+    }
     let cadence = if recurring {
         let Some(p) = r.period.as_deref().filter(|p| !p.is_empty()) else {
             return Err(NativeError::validation(
@@ -251,8 +333,18 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
         "NEVER" => ExpiryRule::Never,
         "BILLING_CYCLE" => ExpiryRule::BillingCycle,
         _ => {
-            let duration_detail = || vec![("expiration_type", json!("DURATION"))];
-            let Some(u) = r.expiration_duration_unit.as_deref() else {
+            let days = r.expire_in_days;
+            let duration_detail = || {
+                let mut d = vec![("expiration_type", json!("DURATION"))];
+                d.extend(days.map(|n| ("expire_in_days", json!(n))));
+                d
+            };
+            // `expire_in_days` supplies the unit (DAY) and the duration unless they are sent.
+            let Some(u) = r
+                .expiration_duration_unit
+                .as_deref()
+                .or(days.map(|_| "DAY"))
+            else {
                 return Err(NativeError::validation(
                     "Please provide a valid expiration duration unit",
                 )
@@ -263,7 +355,20 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
                     "Credit grant expiry duration unit must be one of: {UNITS}"
                 ))
             })?;
-            let count = match r.expiration_duration {
+            if let Some(n) = days.filter(|_| unit != DurationUnit::Day) {
+                return Err(expire_in_days_conflict(
+                    n,
+                    "expiration_duration_unit",
+                    json!(u),
+                ));
+            }
+            let duration = match (r.expiration_duration, days) {
+                (Some(d), Some(n)) if d != n => {
+                    return Err(expire_in_days_conflict(n, "expiration_duration", json!(d)))
+                }
+                (d, n) => n.or(d),
+            };
+            let count = match duration {
                 Some(n) if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
                 _ => {
                     return Err(NativeError::validation(
@@ -292,6 +397,9 @@ pub fn validate(r: &GrantInput) -> NativeResult<Checked> {
     }
     Ok(Checked {
         scope,
+        credits,
+        currency,
+        older_form: r.amount.is_some() || r.expire_in_days.is_some(),
         cadence,
         expiry,
     })
@@ -315,6 +423,8 @@ pub struct PendingSubscription {
     pub start: Nanos,
     /// Its end.
     pub end: Option<Nanos>,
+    /// Its currency.
+    pub currency: Currency,
 }
 
 /// Checks plans, addons and subscriptions the request names (steps 12–19). `new_plan` is a plan
@@ -364,8 +474,8 @@ pub fn check_references(
         }
         ScopeIn::Subscription => {
             let sub_id = r.subscription_id.as_deref().unwrap_or_default();
-            let (key, start, end) = match new_subscription {
-                Some(p) => (p.key, p.start, p.end),
+            let (key, start, end, currency) = match new_subscription {
+                Some(p) => (p.key, p.start, p.end, p.currency),
                 None => {
                     let key = key_of(sub_id, ids::SUBSCRIPTION)
                         .filter(|k| t.billing.subscriptions.contains_key(k))
@@ -375,7 +485,7 @@ pub fn check_references(
                         return Err(NativeError::validation("Subscription is cancelled")
                             .details(vec![("subscription_id", json!(sub_id))]));
                     }
-                    (key, sub.start, sub.end)
+                    (key, sub.start, sub.end, sub.currency)
                 }
             };
             let grant_start = r.start.unwrap_or(start);
@@ -408,11 +518,31 @@ pub fn check_references(
                     ("subscription_end_date", ts(se)),
                 ]));
             }
+            if let Some(own) = c.currency.filter(|own| *own != currency) {
+                return Err(currency_mismatch(None, own, currency));
+            }
             refs.subscription = Some(key);
         }
         ScopeIn::Addon => {}
     }
     Ok(refs)
+}
+
+/// A grant bound to one currency meeting a subscription in another: its credits could go into no
+/// wallet of the subscription's. `grant` names a grant that already exists (a plan's, about to be
+/// copied).
+pub fn currency_mismatch(
+    grant: Option<String>,
+    own: Currency,
+    subscription: Currency,
+) -> NativeError {
+    let mut details = vec![
+        ("credit_grant_currency", json!(own.as_str())),
+        ("subscription_currency", json!(subscription.as_str())),
+    ];
+    details.extend(grant.map(|g| ("credit_grant_id", json!(g))));
+    NativeError::validation("Credit grant currency must match the subscription currency")
+        .details(details)
 }
 
 /// `All credit grants for a plan must have the same conversion rates`.
@@ -425,7 +555,7 @@ pub fn same_rates_error() -> NativeError {
 pub fn check_storage(r: &GrantInput, c: &Checked) -> NativeResult<()> {
     let too_wide = |d: Decimal, digits: u32| stored(d, 8).abs() >= Decimal::from(10i64.pow(digits));
     let bad = r.name.chars().count() > 255
-        || too_wide(r.credits, 12)
+        || too_wide(c.credits, 12)
         || r.conversion_rate.is_some_and(|d| too_wide(d, 5))
         || r.topup_conversion_rate.is_some_and(|d| too_wide(d, 5));
     if !bad {
@@ -464,7 +594,9 @@ pub fn to_new(r: GrantInput, c: &Checked, refs: Refs) -> NewNativeGrant {
         },
         plan: refs.plan,
         subscription: refs.subscription,
-        credits: stored(r.credits, 8),
+        credits: stored(c.credits, 8),
+        currency: c.currency,
+        older_form: c.older_form,
         cadence: c.cadence,
         expiry: c.expiry,
         priority: r.priority,
@@ -545,6 +677,17 @@ pub fn render(env: &str, g: &NativeGrant) -> Value {
         ExpiryRule::BillingCycle => ("BILLING_CYCLE", None, None),
         ExpiryRule::Duration { unit, count } => ("DURATION", Some(count), Some(unit_name(unit))),
     };
+    // A grant made with the older form is also shown in it: `amount` always, `expire_in_days` when
+    // the expiry is counted in days. `currency` is shown whenever the grant has one, whatever the
+    // form (the older form required it, so it never answered an empty one).
+    let older = g.older_form;
+    let expire_in_days = match g.expiry {
+        ExpiryRule::Duration {
+            unit: DurationUnit::Day,
+            count,
+        } if older => Some(count),
+        _ => None,
+    };
     let o = Obj::new()
         .put("id", id(ids::CREDIT_GRANT, g.key))
         .put("name", g.name.clone())
@@ -555,6 +698,8 @@ pub fn render(env: &str, g: &NativeGrant) -> Value {
             g.subscription.map(|k| id(ids::SUBSCRIPTION, k)),
         )
         .put("credits", dec(g.credits))
+        .opt("amount", older.then(|| dec(g.credits)))
+        .opt("currency", g.currency.map(|c| c.as_str().to_string()))
         .put(
             "cadence",
             match g.cadence {
@@ -567,6 +712,7 @@ pub fn render(env: &str, g: &NativeGrant) -> Value {
         .put("expiration_type", expiry)
         .opt("expiration_duration", duration)
         .opt("expiration_duration_unit", unit)
+        .opt("expire_in_days", expire_in_days)
         .opt("priority", g.priority)
         .opt(
             "metadata",
@@ -700,6 +846,7 @@ fn sort_value(env: &str, g: &NativeGrant, column: &str) -> Option<Option<SortVal
         "subscription_id" => g.subscription.map(|k| Text(id(ids::SUBSCRIPTION, k))),
         "addon_id" => None,
         "credits" => Some(Dec(g.credits)),
+        "currency" => g.currency.map(|c| Text(c.as_str().to_string())),
         "conversion_rate" => g.conversion_rate.map(Dec),
         "topup_conversion_rate" => g.topup_conversion_rate.map(Dec),
         "cadence" => text(match g.cadence {
@@ -875,6 +1022,8 @@ fn dummy_grant() -> NativeGrant {
         plan: None,
         subscription: None,
         credits: Decimal::ZERO,
+        currency: None,
+        older_form: false,
         cadence: Cadence::OneTime,
         expiry: ExpiryRule::Never,
         priority: None,

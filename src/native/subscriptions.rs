@@ -233,6 +233,18 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
             .details(vec![("start_date", ts(start)), ("end_date", ts(e))]));
     }
     let plan = plans::published(t, &plan_id)?;
+    // The plan's rules are copied only when no rules are given; one bound to another currency
+    // could put its credits in none of the subscription's wallets.
+    if grants.is_none() {
+        if let Some(g) = t.plan_rule_in_other_currency(plan, currency) {
+            let own = g.currency.unwrap_or(currency);
+            return Err(credit_grants::currency_mismatch(
+                Some(id(ids::CREDIT_GRANT, g.key)),
+                own,
+                currency,
+            ));
+        }
+    }
     // The subscription's key is taken now so that rules given with it can name it (and given back
     // if one of them is refused).
     let env = ctx.env.clone();
@@ -240,7 +252,12 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
         let rules = match grants {
             None => None,
             Some(items) => {
-                let pending = credit_grants::PendingSubscription { key, start, end };
+                let pending = credit_grants::PendingSubscription {
+                    key,
+                    start,
+                    end,
+                    currency,
+                };
                 let mut rules = Vec::with_capacity(items.len());
                 for mut input in items {
                     input.scope = "SUBSCRIPTION".to_string();
