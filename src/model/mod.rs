@@ -31,7 +31,10 @@ mod wallets;
 
 pub use billing::Billing;
 pub use customer::{Customer, CustomerChanges, NewCustomer};
-pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceStatus, NewInvoiceLine};
+pub use invoice::{
+    Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceListEntry, InvoiceStatus,
+    NewInvoiceLine,
+};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;
