@@ -45,7 +45,7 @@ pub use native_grants::{
 pub use plans::{NewPlan, Plan, PlanStatus};
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
-pub use test_clock::{TestClock, TestClockError};
+pub use test_clock::{AttachError, TestClock, TestClockError};
 pub use wallets::Wallet;
 
 use dashmap::DashMap;
