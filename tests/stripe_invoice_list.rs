@@ -335,7 +335,8 @@ async fn list_errors() {
     }
     insta::assert_json_snapshot!("invoice_list_errors", out);
 
-    // POST to the list is not a route the emulator has (invoices are made by its helper).
+    // POST to the list is not a route the emulator has: invoices are made by
+    // `POST /_emulator/invoices`.
     let r = emu.post(&w.key, "/v1/invoices", "customer=x").await;
     assert_eq!(r.status, 404, "{}", r.text);
 }

@@ -45,7 +45,7 @@ pub enum TestClockError {
 pub enum AttachError {
     /// No live customer has this key (never created, or deleted).
     NoSuchCustomer,
-    /// The customer already lives on this clock.
+    /// The customer already lives on a test clock, this one.
     OnClock(Key),
     /// The customer has subscriptions, whose periods are anchored in the time it lives in now.
     HasSubscriptions,
