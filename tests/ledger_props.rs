@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use credit_emulator::model::{
-    Applicability, Category, Currency, Domain, Entry, EntryKind, LotOrigin, Metadata, NewCustomer,
-    NewInvoiceLine, NewLot, Tenant,
+    Applicability, Category, Currency, Entry, EntryKind, Event, InvoiceList, LotOrigin, Metadata,
+    NewCustomer, NewInvoiceLine, NewLot, Tenant,
 };
 use credit_emulator::time::NANOS_PER_SEC;
 use proptest::prelude::*;
@@ -49,7 +49,14 @@ enum Op {
     ExpireLot(usize),
     SetExpiry(usize, Option<i64>),
     TickTenant(i64),
-    AdvanceClock(i64),
+    /// Advances the nth test clock.
+    AdvanceClock(usize, i64),
+    /// A new clock at the tenant's now plus this many seconds takes the customer (refusals are
+    /// expected: a clock before the customer's history, a customer already on a clock).
+    Attach {
+        customer: usize,
+        offset: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,7 +73,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::ExpireLot),
         1 => (any::<usize>(), prop::option::of(1..300i64)).prop_map(|(l, e)| Op::SetExpiry(l, e)),
         2 => (0..120i64).prop_map(Op::TickTenant),
-        2 => (1..120i64).prop_map(Op::AdvanceClock),
+        2 => (any::<usize>(), 1..120i64).prop_map(|(n, secs)| Op::AdvanceClock(n, secs)),
+        1 => (0..3usize, -100..150i64).prop_map(|(customer, offset)| Op::Attach { customer, offset }),
     ]
 }
 
@@ -103,7 +111,7 @@ fn signed(e: &Entry) -> Decimal {
 }
 
 /// Applies one operation the way the Stripe facade would (it checks what the model trusts it to).
-fn apply(t: &mut Tenant, customers: &[u128], clock: u128, op: &Op) {
+fn apply(t: &mut Tenant, customers: &[u128], op: &Op) {
     match op {
         Op::Grant {
             customer,
@@ -181,10 +189,16 @@ fn apply(t: &mut Tenant, customers: &[u128], clock: u128, op: &Op) {
             let to = t.tenant_now() + secs * S;
             t.freeze_clock(to).expect("forward is always allowed");
         }
-        Op::AdvanceClock(secs) => {
-            let to = t.test_clocks[&clock].frozen_time + secs * S;
-            t.advance_test_clock(clock, to)
-                .expect("forward is always allowed");
+        Op::AdvanceClock(n, secs) => {
+            if let Some(clock) = nth(&t.test_clocks, *n) {
+                let to = t.test_clocks[&clock].frozen_time + secs * S;
+                t.advance_test_clock(clock, to)
+                    .expect("forward is always allowed");
+            }
+        }
+        Op::Attach { customer, offset } => {
+            let at = t.tenant_now() + offset * S;
+            let _ = t.create_test_clock_with(at, None, customers[*customer]);
         }
     }
 }
@@ -193,7 +207,6 @@ fn apply(t: &mut Tenant, customers: &[u128], clock: u128, op: &Op) {
 fn check(
     t: &Tenant,
     customers: &[u128],
-    clock: u128,
     before: &BTreeMap<u128, Box<Entry>>,
 ) -> Result<(), TestCaseError> {
     // Nothing lost, nothing changed.
@@ -274,15 +287,43 @@ fn check(
             }
         }
     }
-    // Nothing due is left unposted in either clock's schedule.
-    let tenant_now = t.tenant_now();
-    let clock_now = t.test_clocks[&clock].frozen_time;
+    // Nothing due is left unposted in any clock's schedule.
     for (domain, at, _) in t.schedule.keys() {
-        match domain {
-            Domain::Tenant => prop_assert!(*at > tenant_now, "tenant event due at {} left", at),
-            Domain::Clock(_) => prop_assert!(*at > clock_now, "clock event due at {} left", at),
+        prop_assert!(
+            *at > t.now_in(*domain),
+            "{:?} event due at {} left",
+            domain,
+            at
+        );
+    }
+    // A lot lives where its owner lives, and so do the events it still has due.
+    for lot in t.lots.values() {
+        prop_assert_eq!(lot.test_clock, t.customers[&lot.customer].test_clock);
+    }
+    for ((domain, _, _), e) in &t.schedule {
+        if let Event::Effective(l) | Event::Expire(l) = e {
+            prop_assert_eq!(*domain, t.domain_of(t.lots[l].customer), "{:?}", e);
         }
     }
+    // Every invoice holds exactly its places in the invoice lists.
+    let mut places = 0;
+    for inv in t.invoices.values() {
+        let mut lists = vec![
+            InvoiceList::Customer(inv.customer, None),
+            InvoiceList::Customer(inv.customer, Some(inv.status)),
+        ];
+        if inv.test_clock.is_none() {
+            lists.extend([
+                InvoiceList::Unclocked(None),
+                InvoiceList::Unclocked(Some(inv.status)),
+            ]);
+        }
+        for l in lists {
+            prop_assert!(t.invoice_lists.contains(&(l, inv.created, inv.key)));
+            places += 1;
+        }
+    }
+    prop_assert_eq!(places, t.invoice_lists.len());
     Ok(())
 }
 
@@ -302,10 +343,10 @@ proptest! {
         ];
         for op in &ops {
             let before = t.entries.clone();
-            apply(&mut t, &customers, clock, op);
+            apply(&mut t, &customers, op);
             // What a request does first: post what is due on the tenant clock.
             t.catch_up();
-            check(&t, &customers, clock, &before)?;
+            check(&t, &customers, &before)?;
         }
     }
 }

@@ -21,7 +21,7 @@ use stripe_billing::billing_credit_grant::{
     CreateBillingCreditGrantApplicabilityConfigScopePriceType, ExpireBillingCreditGrant,
     VoidGrantBillingCreditGrant,
 };
-use stripe_billing::invoice::{RetrieveInvoice, VoidInvoiceInvoice};
+use stripe_billing::invoice::{ListInvoice, RetrieveInvoice, VoidInvoiceInvoice};
 use stripe_billing::test_helpers_test_clock::{
     AdvanceTestHelpersTestClock, CreateTestHelpersTestClock,
 };
@@ -30,7 +30,7 @@ use stripe_billing::{
     BillingCreditGrantsResourceBalanceDebitType, InvoiceStatus,
 };
 use stripe_core::customer::CreateCustomer;
-use stripe_types::{Currency, Expandable};
+use stripe_types::{Currency, Expandable, RangeQueryTs};
 
 fn client(emu: &Emu, key: &str) -> stripe::Client {
     stripe::ClientBuilder::new(key)
@@ -285,4 +285,123 @@ async fn sdk_test_clock_advance_posts_due_entries() {
         .data
         .iter()
         .all(|t| t.test_clock.as_ref().map(|c| c.id().as_str()) == Some(clock.id.as_str())));
+}
+
+#[tokio::test]
+async fn sdk_lists_invoices_and_attaches_a_customer_to_a_new_clock() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("sdk_invoice_list").await;
+    let client = client(&emu, &key);
+    let cus = CreateCustomer::new()
+        .send(&client)
+        .await
+        .expect("customer")
+        .id
+        .as_str()
+        .to_string();
+    grant_request(&cus, 1000)
+        .expires_at(T0 + 500)
+        .send(&client)
+        .await
+        .expect("grant");
+    let invoice = |amount: i64| {
+        let (emu, key, cus) = (&emu, &key, &cus);
+        async move {
+            let r = emu
+                .post(
+                    key,
+                    "/_emulator/invoices",
+                    &format!("customer={cus}&currency=usd&lines[0][amount]={amount}"),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.id()
+        }
+    };
+    let first = invoice(100).await;
+    emu.freeze(&key, T0 + 100).await;
+    let second = invoice(200).await;
+
+    // Newest first, one per page, through the SDK's own query encoding of every filter.
+    let list = |limit: i64| {
+        ListInvoice::new()
+            .customer(cus.as_str())
+            .status(InvoiceStatus::Open)
+            .created(RangeQueryTs::gte(T0))
+            .collection_method(stripe_billing::InvoiceCollectionMethod::ChargeAutomatically)
+            .limit(limit)
+    };
+    let page = list(1).send(&client).await.expect("first page");
+    assert_eq!(page.url, "/v1/invoices");
+    assert!(page.has_more);
+    assert_eq!(page.data.len(), 1);
+    assert_eq!(page.data[0].id.as_ref().unwrap().as_str(), second);
+    let next = list(1)
+        .starting_after(second.as_str())
+        .send(&client)
+        .await
+        .expect("second page");
+    assert!(!next.has_more);
+    assert_eq!(next.data[0].id.as_ref().unwrap().as_str(), first);
+    let exact = ListInvoice::new()
+        .created(RangeQueryTs::eq(T0 + 100))
+        .expand(vec!["data.customer".to_string()])
+        .send(&client)
+        .await
+        .expect("exact second");
+    assert_eq!(exact.data.len(), 1);
+    match exact.data[0].customer.as_ref() {
+        Some(Expandable::Object(c)) => assert_eq!(c.id.as_str(), cus),
+        other => panic!("customer not expanded: {other:?}"),
+    }
+
+    // The customer moves onto a new clock, its grant's expiry with it.
+    let clock = CreateTestHelpersTestClock::new(T0 + 200)
+        .customer(cus.as_str())
+        .name("attached")
+        .send(&client)
+        .await
+        .expect("clock with customer");
+    assert_eq!(clock.frozen_time, T0 + 200);
+    assert_eq!(clock.name.as_deref(), Some("attached"));
+    emu.freeze(&key, T0 + 1_000).await;
+    assert_eq!(balance(&client, &cus).await, (700, 700));
+    let on_clock = invoice(50).await;
+    // Without `customer`, the invoice made on the clock is left out; with it, it is listed first.
+    let all = ListInvoice::new().send(&client).await.expect("all");
+    let ids: Vec<&str> = all
+        .data
+        .iter()
+        .map(|i| i.id.as_ref().unwrap().as_str())
+        .collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()]);
+    let mine = ListInvoice::new()
+        .customer(cus.as_str())
+        .send(&client)
+        .await
+        .expect("customer's");
+    assert_eq!(mine.data[0].id.as_ref().unwrap().as_str(), on_clock);
+    assert_eq!(
+        mine.data[0].test_clock.as_ref().map(|c| c.id().as_str()),
+        Some(clock.id.as_str())
+    );
+    AdvanceTestHelpersTestClock::new(clock.id.clone(), T0 + 500)
+        .send(&client)
+        .await
+        .expect("advance");
+    assert_eq!(balance(&client, &cus).await, (0, 0));
+
+    // A second clock cannot take it: the SDK surfaces the emulator's error.
+    let err = CreateTestHelpersTestClock::new(T0 + 600)
+        .customer(cus.as_str())
+        .send(&client)
+        .await
+        .expect_err("already on a clock");
+    match err {
+        stripe::StripeError::Stripe(e, status) => {
+            assert_eq!(status, 400);
+            assert_eq!(e.param.as_deref(), Some("customer"));
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
 }

@@ -140,7 +140,8 @@ impl Tenant {
         true
     }
 
-    fn index_customer(&mut self, c: &Customer, add: bool) {
+    /// Adds a customer to (or removes it from) the customer indexes its clock and email place it in.
+    pub(super) fn index_customer(&mut self, c: &Customer, add: bool) {
         let set = match c.test_clock {
             Some(clock) => self.customers_by_clock.entry(clock).or_default(),
             None => &mut self.customers_unclocked,

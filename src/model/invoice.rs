@@ -3,6 +3,10 @@
 //! The emulator has no billing engine: an invoice is created already finalized, with the lines the
 //! caller gives, and credits are applied at once the way Stripe applies them at finalization.
 
+use std::cmp::Ordering;
+use std::collections::{btree_set, BTreeSet};
+use std::ops::Bound;
+
 use rust_decimal::Decimal;
 
 use super::{Currency, Domain, EntryKind, Lot, Tenant};
@@ -10,7 +14,7 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// An invoice's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InvoiceStatus {
     /// Finalized, not paid.
     Open,
@@ -71,6 +75,40 @@ impl Invoice {
             .flat_map(|l| l.credits.iter())
             .map(|c| c.1)
             .sum()
+    }
+}
+
+/// One of the lists invoices are paged through, each kept in order of `(created, key)`.
+///
+/// Stripe's unfiltered list leaves out what belongs to a test clock, and its filters combine a
+/// customer and a status; every combination is its own ordered run of [`Tenant::invoice_lists`], so
+/// a page is a range walk whatever the filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InvoiceList {
+    /// Invoices written outside any test clock; all of them (`None`) or those in one status.
+    Unclocked(Option<InvoiceStatus>),
+    /// One customer's invoices, clock or not; all of them or those in one status.
+    Customer(Key, Option<InvoiceStatus>),
+}
+
+/// A position in [`Tenant::invoice_lists`].
+pub type InvoiceListEntry = (InvoiceList, Nanos, Key);
+
+impl Invoice {
+    /// The list positions this invoice holds in its current status.
+    fn list_entries(&self) -> Vec<InvoiceListEntry> {
+        let mut lists = vec![
+            InvoiceList::Customer(self.customer, None),
+            InvoiceList::Customer(self.customer, Some(self.status)),
+        ];
+        if self.test_clock.is_none() {
+            lists.push(InvoiceList::Unclocked(None));
+            lists.push(InvoiceList::Unclocked(Some(self.status)));
+        }
+        lists
+            .into_iter()
+            .map(|l| (l, self.created, self.key))
+            .collect()
     }
 }
 
@@ -144,24 +182,23 @@ impl Tenant {
                 credits,
             });
         }
-        self.invoices.insert(
+        let invoice = Invoice {
             key,
-            Invoice {
-                key,
-                customer,
-                test_clock: match domain {
-                    Domain::Clock(c) => Some(c),
-                    Domain::Tenant => None,
-                },
-                currency,
-                created: now,
-                period_start: now,
-                period_end: now,
-                lines: out,
-                status: InvoiceStatus::Open,
-                voided_at: None,
+            customer,
+            test_clock: match domain {
+                Domain::Clock(c) => Some(c),
+                Domain::Tenant => None,
             },
-        );
+            currency,
+            created: now,
+            period_start: now,
+            period_end: now,
+            lines: out,
+            status: InvoiceStatus::Open,
+            voided_at: None,
+        };
+        self.invoice_lists.extend(invoice.list_entries());
+        self.invoices.insert(key, invoice);
         key
     }
 
@@ -197,9 +234,79 @@ impl Tenant {
             }
         }
         if let Some(inv) = self.invoices.get_mut(&key) {
+            for entry in inv.list_entries() {
+                self.invoice_lists.remove(&entry);
+            }
             inv.status = InvoiceStatus::Void;
             inv.voided_at = Some(now);
+            self.invoice_lists.extend(inv.list_entries());
         }
         Ok(())
+    }
+
+    /// The invoices of `list` created in `created` (a half-open window `[from, until)`, `until`
+    /// `None` for no end), strictly between the positions `after` and `before`, in list order
+    /// (oldest first; walk it backwards for newest first).
+    pub fn invoices_listed(
+        &self,
+        list: InvoiceList,
+        created: (Nanos, Option<Nanos>),
+        after: Bound<(Nanos, Key)>,
+        before: Bound<(Nanos, Key)>,
+    ) -> impl DoubleEndedIterator<Item = Key> + '_ {
+        let at = |(t, k): (Nanos, Key)| (list, t, k);
+        let window_lo = Bound::Included(at((created.0, Key::MIN)));
+        let window_hi = match created.1 {
+            Some(until) => Bound::Excluded(at((until, Key::MIN))),
+            None => Bound::Included(at((Nanos::MAX, Key::MAX))),
+        };
+        let lo = tighter(window_lo, after.map(at), Ordering::Greater);
+        let hi = tighter(window_hi, before.map(at), Ordering::Less);
+        range_or_empty(&self.invoice_lists, lo, hi).map(|(_, _, k)| *k)
+    }
+}
+
+/// Of two bounds on one side of a range, the one that admits less: the greater lower bound
+/// (`keep` = `Greater`) or the smaller upper bound (`Less`); at equal values an excluding bound.
+fn tighter<T: Ord>(a: Bound<T>, b: Bound<T>, keep: Ordering) -> Bound<T> {
+    fn value<T>(b: &Bound<T>) -> Option<&T> {
+        match b {
+            Bound::Included(v) | Bound::Excluded(v) => Some(v),
+            Bound::Unbounded => None,
+        }
+    }
+    let (va, vb) = match (value(&a), value(&b)) {
+        (None, _) => return b,
+        (_, None) => return a,
+        (Some(x), Some(y)) => (x, y),
+    };
+    match va.cmp(vb) {
+        Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
+        Ordering::Equal => b,
+        o if o == keep => a,
+        _ => b,
+    }
+}
+
+/// `set.range(lo, hi)`, or an empty walk where that range would be empty: `BTreeSet::range` panics
+/// on a start past the end, which crossed filters and cursors can ask for.
+fn range_or_empty<T: Ord + Copy>(
+    set: &BTreeSet<T>,
+    lo: Bound<T>,
+    hi: Bound<T>,
+) -> btree_set::Range<'_, T> {
+    let empty = match (&lo, &hi) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+            a >= b
+        }
+        _ => false,
+    };
+    match lo {
+        // A valid range with nothing in it.
+        Bound::Included(v) | Bound::Excluded(v) if empty => {
+            set.range((Bound::Included(v), Bound::Excluded(v)))
+        }
+        _ => set.range((lo, hi)),
     }
 }

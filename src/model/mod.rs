@@ -31,7 +31,10 @@ mod wallets;
 
 pub use billing::Billing;
 pub use customer::{Customer, CustomerChanges, NewCustomer};
-pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceStatus, NewInvoiceLine};
+pub use invoice::{
+    Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceListEntry, InvoiceStatus,
+    NewInvoiceLine,
+};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;
@@ -42,7 +45,7 @@ pub use native_grants::{
 pub use plans::{NewPlan, Plan, PlanStatus};
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
-pub use test_clock::{TestClock, TestClockError};
+pub use test_clock::{AttachError, TestClock, TestClockError};
 pub use wallets::Wallet;
 
 use dashmap::DashMap;

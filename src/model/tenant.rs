@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 
 use rust_decimal::Decimal;
 
-use super::{Billing, Currency, Customer, Entry, Event, Invoice, Lot, TestClock};
+use super::{Billing, Currency, Customer, Entry, Event, Invoice, InvoiceListEntry, Lot, TestClock};
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
 
@@ -75,6 +75,8 @@ pub struct Tenant {
     pub test_clocks: BTreeMap<Key, TestClock>,
     /// Invoices that spent credits.
     pub invoices: BTreeMap<Key, Invoice>,
+    /// Every invoice's place in each list it belongs to (see [`super::InvoiceList`]).
+    pub invoice_lists: BTreeSet<InvoiceListEntry>,
     /// How many keys have been handed out: zero means nothing has ever been created here, so the
     /// tenant clock may start at any instant without moving any object's time backwards.
     pub(crate) issued: u64,
@@ -102,6 +104,7 @@ impl Tenant {
             schedule: BTreeMap::new(),
             test_clocks: BTreeMap::new(),
             invoices: BTreeMap::new(),
+            invoice_lists: BTreeSet::new(),
             issued: 0,
             billing: Billing::default(),
         }

@@ -1,9 +1,17 @@
 //! Stripe test clocks: time domains that move only when advanced.
 
+use std::ops::RangeInclusive;
+
 use super::tenant::due;
-use super::{Domain, Tenant};
+use super::{Domain, InvoiceList, InvoiceListEntry, Tenant};
 use crate::ids::Key;
 use crate::time::{Nanos, NANOS_PER_SEC};
+
+/// Every invoice of one customer in [`Tenant::invoice_lists`].
+fn customer_invoices(customer: Key) -> RangeInclusive<InvoiceListEntry> {
+    let list = InvoiceList::Customer(customer, None);
+    (list, Nanos::MIN, Key::MIN)..=(list, Nanos::MAX, Key::MAX)
+}
 
 /// A test clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,23 @@ pub enum TestClockError {
     },
 }
 
+/// Why a new clock could not take an existing customer with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachError {
+    /// No live customer has this key (never created, or deleted).
+    NoSuchCustomer,
+    /// The customer already lives on a test clock, this one.
+    OnClock(Key),
+    /// The customer has subscriptions, whose periods are anchored in the time it lives in now.
+    HasSubscriptions,
+    /// The clock would start before `last`, the latest instant of the customer's credit history
+    /// (a grant made, granted, expired or voided, a ledger entry, an invoice made or voided).
+    BeforeHistory {
+        /// The latest such instant.
+        last: Nanos,
+    },
+}
+
 /// Stripe deletes test clocks 30 days after creation.
 const LIFETIME: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
 
@@ -51,6 +76,122 @@ impl Tenant {
             },
         );
         key
+    }
+
+    /// Creates a clock frozen at `frozen_time` with an existing customer on it, which moves there
+    /// with everything it has: from now on its grants are made, become effective, expire and are
+    /// spent on the clock's time, and the events its grants still have due wait for the clock.
+    ///
+    /// A customer's time only moves forward where it has a history, so the clock may not start
+    /// before the latest instant of it ([`AttachError::BeforeHistory`]); the API gives whole
+    /// seconds, so an instant within the second `frozen_time` names is accepted and the clock
+    /// starts at that instant. A customer with no credit history may go to any time. When the
+    /// clock starts later than the tenant's now, what falls due in between is posted in time order,
+    /// as an advance would.
+    pub fn create_test_clock_with(
+        &mut self,
+        frozen_time: Nanos,
+        name: Option<String>,
+        customer: Key,
+    ) -> Result<Key, AttachError> {
+        let c = self
+            .live_customer(customer)
+            .ok_or(AttachError::NoSuchCustomer)?;
+        if let Some(clock) = c.test_clock {
+            return Err(AttachError::OnClock(clock));
+        }
+        let subscribed = self
+            .billing
+            .subscriptions_by_customer
+            .get(&customer)
+            .is_some_and(|s| !s.is_empty());
+        if subscribed {
+            return Err(AttachError::HasSubscriptions);
+        }
+        let last = self.credit_history_end(customer);
+        if let Some(last) = last {
+            if last.div_euclid(NANOS_PER_SEC) > frozen_time.div_euclid(NANOS_PER_SEC) {
+                return Err(AttachError::BeforeHistory { last });
+            }
+        }
+        // Everything due in the tenant's domain up to now has been posted, so the customer is
+        // consistent at any instant from `last` to now: start there, then advance if asked to go on.
+        let now = self.tenant_now();
+        let start = frozen_time.min(now).max(last.unwrap_or(Nanos::MIN));
+        let key = self.create_test_clock(start, name);
+        self.move_to_clock(customer, key);
+        if frozen_time > start {
+            // The clock was made just above and has not been moved: neither refusal can happen.
+            let _ = self.advance_test_clock(key, frozen_time);
+        }
+        Ok(key)
+    }
+
+    /// The latest instant at which anything happened to the customer's credit: its lots made,
+    /// changed, granted, voided or past their expiry, its ledger entries, its invoices made or
+    /// voided. `None` when it has none of these.
+    pub fn credit_history_end(&self, customer: Key) -> Option<Nanos> {
+        let now = self.now_for(customer);
+        let lots = self.lots_of(customer).flat_map(|l| {
+            [
+                Some(l.created),
+                Some(l.updated),
+                l.voided_at,
+                l.granted.then_some(l.effective_at),
+                // An expiry that found nothing left wrote no entry, but it has happened.
+                l.expires_at.filter(|&e| e <= now),
+            ]
+        });
+        let entries = self
+            .entries_by_customer
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.entries.get(k))
+            .map(|e| Some(e.created));
+        let invoices = self
+            .invoice_lists
+            .range(customer_invoices(customer))
+            .filter_map(|(_, _, k)| self.invoices.get(k))
+            .flat_map(|i| [Some(i.created), i.voided_at]);
+        lots.chain(entries).chain(invoices).flatten().max()
+    }
+
+    /// Puts a customer and its lots on `clock`, and moves the lots' scheduled events into the
+    /// clock's domain (same instants, same order). Ledger entries and invoices keep the clock they
+    /// were written with: they record what happened before.
+    fn move_to_clock(&mut self, customer: Key, clock: Key) {
+        let Some(c) = self.customers.get(&customer).cloned() else {
+            return;
+        };
+        self.index_customer(&c, false);
+        let mut moved = c;
+        moved.test_clock = Some(clock);
+        self.index_customer(&moved, true);
+        self.customers.insert(customer, moved);
+        let lots: Vec<Key> = self
+            .lots_by_customer
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        for key in lots {
+            let Some(lot) = self.lots.get_mut(&key) else {
+                continue;
+            };
+            lot.test_clock = Some(clock);
+            let handles = std::mem::take(&mut lot.pending);
+            let mut pending = Vec::with_capacity(handles.len());
+            for h in handles {
+                if let Some(event) = self.schedule.remove(&h) {
+                    let moved = (Domain::Clock(clock), h.1, h.2);
+                    self.schedule.insert(moved, event);
+                    pending.push(moved);
+                }
+            }
+            self.lot_mut(key).pending = pending;
+        }
     }
 
     /// Moves a clock forward to `to`, posting every entry due on it up to then, in time order. When

@@ -1,21 +1,59 @@
-//! `/v1/invoices/{id}`: the invoices that spend credits, rendered as Stripe's `invoice` object.
+//! `/v1/invoices`: the invoices that spend credits, rendered as Stripe's `invoice` object.
 //!
 //! The emulator has no billing engine: invoices are made by `POST /_emulator/invoices` (see
-//! `admin::invoices`), already finalized. Stripe's own routes here read them, page their lines and
-//! void them (which reinstates their credits).
+//! `admin::invoices`), already finalized. Stripe's own routes here list and read them, page their
+//! lines and void them (which reinstates their credits).
 
 use serde_json::{json, Value};
 
 use super::error::{StripeError, StripeResult};
-use super::params::{get_expand, validate, Field, EXPAND, LIST_FIELDS};
+use super::params::{
+    get_expand, get_int, get_obj, get_str, opt, validate, Field, Spec, EXPAND, LIST_FIELDS,
+};
 use super::{expand, ids, list, Ctx};
+use crate::form::{Node, Params};
 use crate::ids::Key;
-use crate::model::{Invoice, InvoiceError, InvoiceLine, InvoiceStatus, Tenant};
-use crate::time::to_secs;
+use crate::model::{Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, Tenant};
+use crate::time::{to_secs, Nanos, NANOS_PER_SEC};
 
 const ONLY_EXPAND: &[Field] = &[EXPAND];
 /// Paths `expand[]` accepts on an invoice.
 pub const EXPANDABLE: &[&str] = &["customer", "test_clock"];
+const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.test_clock"];
+
+/// Every status Stripe's invoices can have; the emulator's are only ever `open` or `void`.
+const STATUSES: &[&str] = &["draft", "open", "paid", "uncollectible", "void"];
+
+/// `created[gt]` and its siblings.
+const CREATED_RANGE: &[Field] = &[
+    opt("gt", Spec::Int),
+    opt("gte", Spec::Int),
+    opt("lt", Spec::Int),
+    opt("lte", Spec::Int),
+];
+
+/// The list's parameters, in Stripe's (alphabetical) order, with `created` given as `spec`: an
+/// integer or a range hash, whichever the request sent, so that one validator reports either.
+const fn list_fields(created: Spec) -> [Field; 11] {
+    [
+        opt(
+            "collection_method",
+            Spec::Enum(&["charge_automatically", "send_invoice"]),
+        ),
+        opt("created", created),
+        opt("customer", Spec::Str(5000)),
+        opt("customer_account", Spec::Unsupported),
+        opt("due_date", Spec::Unsupported),
+        LIST_FIELDS[2],
+        LIST_FIELDS[3],
+        LIST_FIELDS[0],
+        LIST_FIELDS[1],
+        opt("status", Spec::Enum(STATUSES)),
+        opt("subscription", Spec::Unsupported),
+    ]
+}
+const LIST_CREATED_INT: &[Field] = &list_fields(Spec::Int);
+const LIST_CREATED_RANGE: &[Field] = &list_fields(Spec::Obj(CREATED_RANGE));
 
 /// How many lines an invoice object embeds; the rest are paged through `/v1/invoices/{id}/lines`,
 /// as Stripe does.
@@ -299,4 +337,97 @@ pub fn lines(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
         .map(|l| render_line(inv, l))
         .collect();
     Ok(list::render(data, more, &lines_url(inv)))
+}
+
+/// `GET /v1/invoices`: newest first. Without `customer`, invoices written on a test clock are left
+/// out, as Stripe leaves a clock's objects out of its unfiltered lists; with it, all of that
+/// customer's invoices are listed, clock or not.
+pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
+    let p = ctx.params;
+    let fields = match p.get("created") {
+        Some(Node::Map(_)) => LIST_CREATED_RANGE,
+        _ => LIST_CREATED_INT,
+    };
+    validate(p, fields, "")?;
+    let expand_paths = get_expand(p);
+    expand::check(&expand_paths, LIST_EXPANDABLE)?;
+    let t = &*ctx.tenant;
+    let page = list::page(p, "invoice", |id| {
+        ids::key_of(id, ids::INVOICE).filter(|k| t.invoices.contains_key(k))
+    })?;
+    let customer = match get_str(p, "customer").filter(|s| !s.is_empty()) {
+        Some(id) => Some(super::transactions::customer_param(t, Some(id))?),
+        None => None,
+    };
+    let status = match get_str(p, "status") {
+        Some("open") => Some(InvoiceStatus::Open),
+        Some("void") => Some(InvoiceStatus::Void),
+        // Draft, paid and uncollectible invoices are never made here.
+        Some(_) => return Ok(empty_list()),
+        None => None,
+    };
+    // Every invoice here is charged automatically.
+    if get_str(p, "collection_method") == Some("send_invoice") {
+        return Ok(empty_list());
+    }
+    let which = match customer {
+        Some(c) => InvoiceList::Customer(c, status),
+        None => InvoiceList::Unclocked(status),
+    };
+    let Some(window) = created_window(p) else {
+        return Ok(empty_list());
+    };
+    // A cursor is a position in (created, key) order, the order every invoice list is kept in.
+    let position = |k: Key| (t.invoices[&k].created, k);
+    let (keys, more) = list::paginate(
+        |after, before| t.invoices_listed(which, window, after.map(position), before.map(position)),
+        &page,
+        |_| true,
+    );
+    let data = keys.iter().map(|k| render(t, &t.invoices[k])).collect();
+    let mut v = list::render(data, more, URL);
+    super::expand_in(t, &mut v, &expand_paths);
+    Ok(v)
+}
+
+/// The list `url`.
+const URL: &str = "/v1/invoices";
+
+fn empty_list() -> Value {
+    list::render(Vec::new(), false, URL)
+}
+
+/// The validated `created` filter as a window `[from, until)` of model time (`until` `None`: no
+/// end), or `None` when no instant can match. `created=N` is the whole second N; `gt`, `gte`,
+/// `lt` and `lte` combine, each narrowing the window.
+fn created_window(p: &Params) -> Option<(Nanos, Option<Nanos>)> {
+    // Seconds to nanoseconds without overflow: a bound past the model's range is past every invoice.
+    let at = |secs: i64| i128::from(secs) * i128::from(NANOS_PER_SEC);
+    let second = i128::from(NANOS_PER_SEC);
+    let (mut from, mut until) = (i128::from(Nanos::MIN), i128::from(Nanos::MAX) + 1);
+    if let Some(exact) = get_int(p, "created") {
+        from = at(exact);
+        until = at(exact) + second;
+    }
+    if let Some(range) = get_obj(p, "created") {
+        let bound = |name| get_int(range, name).map(at);
+        if let Some(b) = bound("gt") {
+            from = from.max(b + second);
+        }
+        if let Some(b) = bound("gte") {
+            from = from.max(b);
+        }
+        if let Some(b) = bound("lt") {
+            until = until.min(b);
+        }
+        if let Some(b) = bound("lte") {
+            until = until.min(b + second);
+        }
+    }
+    if from >= until || from > i128::from(Nanos::MAX) || until <= i128::from(Nanos::MIN) {
+        return None;
+    }
+    let from = Nanos::try_from(from).unwrap_or(Nanos::MIN);
+    let until = Nanos::try_from(until).ok();
+    Some((from, until))
 }

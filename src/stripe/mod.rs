@@ -344,6 +344,7 @@ fn route<'r>(req: &'r Request, params: &'r Params) -> StripeResult<Handler<'r>> 
             on_id(id, m, p, |c, id| value(transactions::retrieve(c, id)))
         }
 
+        (&M::GET, ["v1", "invoices"]) => on(|c| value(invoices::list(c))),
         (&M::GET, ["v1", "invoices", id]) => {
             on_id(id, m, p, |c, id| value(invoices::retrieve(c, id)))
         }

@@ -4,15 +4,16 @@ use serde_json::{json, Value};
 
 use super::error::{StripeError, StripeResult};
 use super::params::{
-    get_int, get_nullable_str, opt, req, timestamp, validate, Field, Spec, EXPAND, LIST_FIELDS,
+    get_int, get_nullable_str, get_str, opt, req, timestamp, validate, Field, Spec, EXPAND,
+    LIST_FIELDS,
 };
 use super::{ids, list, Ctx};
 use crate::ids::Key;
-use crate::model::{Tenant, TestClock, TestClockError};
+use crate::model::{AttachError, Tenant, TestClock, TestClockError};
 use crate::time::{to_secs, NANOS_PER_SEC};
 
 const CREATE: &[Field] = &[
-    opt("customer", Spec::Unsupported),
+    opt("customer", Spec::Str(5000)),
     EXPAND,
     req("frozen_time", Spec::Int),
     opt("name", Spec::Str(300)),
@@ -44,7 +45,8 @@ fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
         .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 404))
 }
 
-/// `POST /v1/test_helpers/test_clocks`.
+/// `POST /v1/test_helpers/test_clocks`; with `customer`, an existing customer moves onto the new
+/// clock (see [`Tenant::create_test_clock_with`] for what moves and when that is refused).
 pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
     validate(ctx.params, CREATE, "")?;
     let at = timestamp(
@@ -52,8 +54,40 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
         "frozen_time",
     )?;
     let name = get_nullable_str(ctx.params, "name").flatten();
-    let key = ctx.tenant.create_test_clock(at, name);
+    let key = match get_str(ctx.params, "customer").filter(|s| !s.is_empty()) {
+        None => ctx.tenant.create_test_clock(at, name),
+        Some(id) => {
+            // Deleted customers are missing here, as in every other parameter that names one.
+            let customer = super::customers::lookup_param(ctx.tenant, id, "customer")?;
+            ctx.tenant
+                .create_test_clock_with(at, name, customer)
+                .map_err(|e| attach_error(e, id))?
+        }
+    };
     Ok(render(&ctx.tenant.test_clocks[&key]))
+}
+
+/// The refusal of an attach, worded as Stripe words its state conflicts: what is wrong and which
+/// parameter caused it. Nothing has changed when one is returned.
+fn attach_error(e: AttachError, id: &str) -> StripeError {
+    let id = super::error::shorten(id);
+    match e {
+        AttachError::NoSuchCustomer => StripeError::no_such("customer", &id, "customer", 400),
+        AttachError::OnClock(clock) => StripeError::invalid(format!(
+            "The customer {id} is already attached to test clock {}. A customer can belong to only one test clock, and cannot be moved to another.",
+            ids::render(ids::TEST_CLOCK, clock)
+        ))
+        .param("customer"),
+        AttachError::HasSubscriptions => StripeError::invalid(format!(
+            "The customer {id} has subscriptions. Only a customer with no subscriptions can be attached to a test clock."
+        ))
+        .param("customer"),
+        AttachError::BeforeHistory { last } => StripeError::invalid(format!(
+            "The frozen_time must be at or after {}, the latest credit activity of customer {id}: its credit grants, credit balance transactions and invoices cannot be moved to a time before they happened.",
+            to_secs(last)
+        ))
+        .param("frozen_time"),
+    }
 }
 
 /// `GET /v1/test_helpers/test_clocks/{id}`.
