@@ -10,7 +10,8 @@
 //! Data flows down, answers flow up:
 //!
 //! ```text
-//! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM
+//! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM (feature `cli`)
+//! emulator.rs    the library handle: start on the caller's runtime, reset, move clocks, shut down
 //! server.rs      hyper accept loop, connection cap, body limit, Request-Id, panic containment,
 //!                dispatch by path to one of the facades
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
@@ -34,6 +35,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod emulator;
 pub mod form;
 pub mod http;
 pub mod idempotency;
@@ -45,53 +47,57 @@ pub mod stripe;
 pub mod time;
 
 pub use config::Config;
+pub use emulator::{ClockInstant, Emulator, EmulatorBuilder, EmulatorError, Listener};
 pub use server::{serve, App};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A running emulator on a background task, for tests and embedding.
+/// A running emulator with its address and state as fields: what [`start`] returns. It is an
+/// [`Emulator`] underneath (reach it with [`Running::emulator`]) and stops the same way, on drop.
 #[derive(Debug)]
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its state.
     pub app: Arc<App>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    emulator: Emulator,
 }
 
 impl Running {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.emulator.uri()
+    }
+
+    /// The handle underneath, for resetting tenants and moving their clocks.
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    /// Stops the server and waits until it has stopped (see [`Emulator::shutdown`]).
+    pub async fn shutdown(self) {
+        self.emulator.shutdown().await
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+impl From<Emulator> for Running {
+    fn from(emulator: Emulator) -> Self {
+        Running {
+            addr: emulator.addr(),
+            app: emulator.app().clone(),
+            emulator,
         }
     }
 }
 
-/// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime until the returned
-/// handle is dropped.
+/// Binds `addr` (port 0 picks a free port) and serves with `config` on the current tokio runtime
+/// until the returned handle is dropped: [`Emulator::builder`] with `.config(config).addr(addr)`.
 pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let app = App::new(config);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let served = app.clone();
-    tokio::spawn(async move {
-        serve(listener, served, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    Ok(Running {
-        addr,
-        app,
-        stop: Some(tx),
-    })
+    Emulator::builder()
+        .config(config)
+        .addr(addr)
+        .start()
+        .await
+        .map(Running::from)
 }
