@@ -5,6 +5,36 @@
 //! grants, both served from **one** model and **one** ledger, so a grant made through one API is seen,
 //! and spent, through the other.
 //!
+//! ## As a library
+//!
+//! [`Emulator`] starts a server on the caller's tokio runtime, on a free loopback port; clients
+//! reach it over HTTP at [`Emulator::uri`], and the handle resets tenants and moves their clocks
+//! from Rust. Dropping the handle stops the server.
+//!
+//! ```
+//! use credit_emulator::Emulator;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::builder().seed(7).start().await?;
+//! emulator.set_clock("sk_test_docs", 1_767_225_600)?; // 2026-01-01T00:00:00Z
+//!
+//! let customer: serde_json::Value = reqwest::Client::new()
+//!     .post(format!("{}/v1/customers", emulator.uri()))
+//!     .bearer_auth("sk_test_docs")
+//!     .form(&[("email", "ada@example.com")])
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert_eq!(customer["created"], 1_767_225_600);
+//!
+//! assert_eq!(emulator.reset("sk_test_docs"), Ok(true)); // that world is empty again
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Layout
 //!
 //! Data flows down, answers flow up:
