@@ -30,7 +30,7 @@ pub struct Emulator {
     addr: SocketAddr,
     app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    served: Option<JoinHandle<()>>,
 }
 
 impl Emulator {
@@ -137,8 +137,8 @@ impl Emulator {
     /// connections are closed, and requests in flight have been answered.
     pub async fn shutdown(mut self) {
         self.stop_accepting();
-        if let Some(task) = self.task.take() {
-            if let Err(e) = task.await {
+        if let Some(served) = self.served.take() {
+            if let Err(e) = served.await {
                 if e.is_panic() {
                     std::panic::resume_unwind(e.into_panic());
                 }
@@ -155,7 +155,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     /// Tells the server to shut down, as [`Emulator::shutdown`] does, without waiting: the server
-    /// task finishes the requests in flight on its own.
+    /// finishes the requests in flight on its own.
     fn drop(&mut self) {
         self.stop_accepting();
     }
@@ -288,7 +288,7 @@ impl EmulatorBuilder {
         let addr = listener.local_addr()?;
         let app = App::new(self.config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app.clone(), async move {
+        let served = tokio::spawn(serve(listener, app.clone(), async move {
             // A dropped sender stops the server as well as a sent stop.
             let _ = stopped.await;
         }));
@@ -296,7 +296,7 @@ impl EmulatorBuilder {
             addr,
             app,
             stop: Some(stop),
-            task: Some(task),
+            served: Some(served),
         })
     }
 }

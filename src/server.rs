@@ -122,7 +122,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 ended = conn.as_mut() => ended,
                 _ = reached(&mut phase, Phase::Draining) => {
                     // The request in flight is answered; an idle connection closes at once. A
-                    // dropped sender (the server task itself dropped) ends up here as well.
+                    // dropped sender (the server future itself dropped) ends up here as well.
                     conn.as_mut().graceful_shutdown();
                     tokio::select! {
                         ended = conn.as_mut() => ended,
