@@ -44,3 +44,52 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// Checks the limits against the same bounds the command line enforces, so that a program
+    /// embedding the emulator gets a readable refusal instead of a server that cannot work (a zero
+    /// connection cap would accept nobody, a zero timeout would close every connection).
+    pub fn validate(&self) -> Result<(), String> {
+        fn within(name: &str, value: usize, low: usize, high: usize) -> Result<(), String> {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} must be between {low} and {high}, not {value}"
+                ))
+            }
+        }
+        within("max_params", self.form.max_params, 1, MAX_PARAMS)?;
+        within("max_depth", self.form.max_depth, 1, MAX_DEPTH)?;
+        within("max_json_depth", self.max_json_depth, 1, MAX_JSON_DEPTH)?;
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1, not 0".to_string());
+        }
+        // The connection cap is a semaphore's permit count, which has a ceiling of its own.
+        within(
+            "max_connections",
+            self.max_connections,
+            1,
+            tokio::sync::Semaphore::MAX_PERMITS,
+        )?;
+        for (name, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} must be longer than zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most form parameters one request may be allowed.
+pub const MAX_PARAMS: usize = 1_000_000;
+
+/// Deepest bracket nesting that may be allowed: every recursive walk of a parameter tree stays far
+/// from the stack's end.
+pub const MAX_DEPTH: usize = 64;
+
+/// Deepest JSON nesting that may be allowed: the JSON parser's own bound.
+pub const MAX_JSON_DEPTH: usize = 128;

@@ -5,12 +5,43 @@
 //! grants, both served from **one** model and **one** ledger, so a grant made through one API is seen,
 //! and spent, through the other.
 //!
+//! ## As a library
+//!
+//! [`Emulator`] starts a server on the caller's tokio runtime, on a free loopback port; clients
+//! reach it over HTTP at [`Emulator::uri`], and the handle resets tenants and moves their clocks
+//! from Rust. Dropping the handle stops the server.
+//!
+//! ```
+//! use credit_emulator::Emulator;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::builder().seed(7).start().await?;
+//! emulator.set_clock("sk_test_docs", 1_767_225_600)?; // 2026-01-01T00:00:00Z
+//!
+//! let customer: serde_json::Value = reqwest::Client::new()
+//!     .post(format!("{}/v1/customers", emulator.uri()))
+//!     .bearer_auth("sk_test_docs")
+//!     .form(&[("email", "ada@example.com")])
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert_eq!(customer["created"], 1_767_225_600);
+//!
+//! assert_eq!(emulator.reset("sk_test_docs"), Ok(true)); // that world is empty again
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Layout
 //!
 //! Data flows down, answers flow up:
 //!
 //! ```text
-//! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM
+//! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM (feature `cli`)
+//! emulator.rs    the library handle: start on the caller's runtime, reset, move clocks, shut down
 //! server.rs      hyper accept loop, connection cap, body limit, Request-Id, panic containment,
 //!                dispatch by path to one of the facades
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
@@ -34,6 +65,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod emulator;
 pub mod form;
 pub mod http;
 pub mod idempotency;
@@ -45,53 +77,57 @@ pub mod stripe;
 pub mod time;
 
 pub use config::Config;
+pub use emulator::{ClockInstant, Emulator, EmulatorBuilder, EmulatorError, Listener};
 pub use server::{serve, App};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A running emulator on a background task, for tests and embedding.
+/// A running emulator with its address and state as fields: what [`start`] returns. It is an
+/// [`Emulator`] underneath (reach it with [`Running::emulator`]) and stops the same way, on drop.
 #[derive(Debug)]
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its state.
     pub app: Arc<App>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    emulator: Emulator,
 }
 
 impl Running {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.emulator.uri()
+    }
+
+    /// The handle underneath, for resetting tenants and moving their clocks.
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    /// Stops the server and waits until it has stopped (see [`Emulator::shutdown`]).
+    pub async fn shutdown(self) {
+        self.emulator.shutdown().await
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+impl From<Emulator> for Running {
+    fn from(emulator: Emulator) -> Self {
+        Running {
+            addr: emulator.addr(),
+            app: emulator.app().clone(),
+            emulator,
         }
     }
 }
 
-/// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime until the returned
-/// handle is dropped.
+/// Binds `addr` (port 0 picks a free port) and serves with `config` on the current tokio runtime
+/// until the returned handle is dropped: [`Emulator::builder`] with `.config(config).addr(addr)`.
 pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let app = App::new(config);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let served = app.clone();
-    tokio::spawn(async move {
-        serve(listener, served, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    Ok(Running {
-        addr,
-        app,
-        stop: Some(tx),
-    })
+    Emulator::builder()
+        .config(config)
+        .addr(addr)
+        .start()
+        .await
+        .map(Running::from)
 }

@@ -1,9 +1,10 @@
-//! The `credit-emulator` command.
+//! The `credit-emulator` command (feature `cli`, on by default).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
+use credit_emulator::config::{MAX_DEPTH, MAX_JSON_DEPTH, MAX_PARAMS};
 use credit_emulator::form::FormLimits;
 use credit_emulator::{serve, App, Config};
 
@@ -40,16 +41,16 @@ struct Cli {
     max_body_bytes: usize,
 
     /// Most form parameters in one request (query and body together).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_PARAMS as u64))]
     max_params: u64,
 
     /// Most levels of bracket nesting in one parameter name (at most 64, which keeps every
     /// recursive walk of a parameter tree far from the stack's end).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=MAX_DEPTH as u64))]
     max_depth: u64,
 
     /// Deepest accepted nesting of native JSON bodies (at most 128, the JSON parser's own bound).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=128))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=MAX_JSON_DEPTH as u64))]
     max_json_depth: u64,
 
     /// Seconds a client has to send its request head before the connection is closed.

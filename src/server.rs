@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
 use crate::http::{Reply, Request};
@@ -68,10 +68,16 @@ pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
     Api::Stripe
 }
 
-/// Serves `listener` until `shutdown` completes; connections already open are allowed to finish.
+/// Serves `listener` until `shutdown` completes. Then it stops accepting (the listener is closed at
+/// once), asks every open connection to close once its request in flight is answered (idle
+/// keep-alive connections close at once), and returns when they all have, or after
+/// [`shutdown_grace`], when the rest are cut off.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let permits = Arc::new(Semaphore::new(app.config.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
+    // Each connection holds a receiver: the sender tells them when to close, and learns from the
+    // receivers being dropped when the last one has.
+    let (phase, phase_rx) = watch::channel(Phase::Serving);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -93,6 +99,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let app = app.clone();
         let timeout = app.config.header_read_timeout;
         let hard_head = hard_head_limit(app.config.max_header_bytes);
+        let phase_rx = phase_rx.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let app = app.clone();
@@ -109,12 +116,59 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 // A client that shuts down its write side after sending still gets its answer.
                 .half_close(true)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let mut phase = phase_rx;
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                _ = reached(&mut phase, Phase::Draining) => {
+                    // The request in flight is answered; an idle connection closes at once. A
+                    // dropped sender (the server future itself dropped) ends up here as well.
+                    conn.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        ended = conn.as_mut() => ended,
+                        _ = reached(&mut phase, Phase::Closed) => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("connection ended: {e}");
             }
             drop(permit);
         });
     }
+    drop(listener);
+    drop(phase_rx);
+    let _ = phase.send(Phase::Draining);
+    let grace = shutdown_grace(&app.config);
+    if tokio::time::timeout(grace, phase.closed()).await.is_err() {
+        tracing::warn!("connections still open {grace:?} after shutdown were cut off");
+        let _ = phase.send(Phase::Closed);
+        phase.closed().await;
+    }
+}
+
+/// Where the server is in its life, as its connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Accepting and serving.
+    Serving,
+    /// Shutting down: answer the request in flight, then close.
+    Draining,
+    /// The grace period is over: close now.
+    Closed,
+}
+
+/// Waits until the server is at `phase` or past it, or gone.
+async fn reached(phase: &mut watch::Receiver<Phase>, at: Phase) {
+    // The guard `wait_for` returns is not `Send`; it is dropped here, before any other await.
+    let _ = phase.wait_for(|p| *p >= at).await;
+}
+
+/// How long open connections get to finish after shutdown: as long as a request's head and body
+/// may take to arrive. Answers are computed without waiting, so only a client that stops reading
+/// its answer needs longer, and it is cut off.
+pub fn shutdown_grace(config: &Config) -> Duration {
+    config.header_read_timeout.max(config.body_read_timeout)
 }
 
 /// The head size beyond which hyper itself refuses a request: twice the configured limit, so that a

@@ -122,6 +122,15 @@ impl Store {
             .clone()
     }
 
+    /// Runs `f` on the tenant named `key` (created empty if new) the way a request sees it: its
+    /// state locked, and everything due on its clock posted first.
+    pub fn with_tenant<R>(&self, key: &str, f: impl FnOnce(&mut Tenant) -> R) -> R {
+        let cell = self.tenant(key);
+        let mut tenant = cell.state.lock();
+        tenant.catch_up();
+        f(&mut tenant)
+    }
+
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
     pub fn reset(&self, key: &str) -> bool {
         self.tenants.remove(key).is_some()
