@@ -303,8 +303,8 @@ impl Statuses {
 
 /// Loads one corpus case: a file holding one JSON object.
 pub fn load_case(path: &std::path::Path) -> Case {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let case: Case =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // The file is named after the case, so that its snapshot is too.
