@@ -16,6 +16,7 @@ pub mod ids;
 pub mod invoices;
 pub mod list;
 pub mod params;
+pub mod search;
 pub mod test_clocks;
 pub mod transactions;
 
