@@ -272,6 +272,12 @@ impl Parser {
                 "Unexpected space at character {} {context}.",
                 self.at + 1
             )),
+            // Control characters are named, never echoed raw.
+            Some(c) if c.is_control() => syntax(format!(
+                "Unexpected U+{:04X} at character {} {context}.",
+                c as u32,
+                self.at + 1
+            )),
             Some(c) => syntax(format!(
                 "Unexpected `{c}` at character {} {context}.",
                 self.at + 1
@@ -623,6 +629,10 @@ mod tests {
             (r#"metadata["k":"v""#, "expected `]`"),
             (r#"- email:"x""#, "where a field name should start"),
             (r#"(email:"x")"#, "Unexpected `(` at character 1"),
+            (
+                "na\u{7}me:\"x\"",
+                "Unexpected U+0007 at character 3 after `na`",
+            ),
         ] {
             let e = err(text);
             assert!(
