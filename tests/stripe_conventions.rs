@@ -457,16 +457,16 @@ async fn customers_crud_filters_and_unsupported_fields() {
     let mut out = serde_json::Map::new();
     for (name, method, path, form) in [
         (
-            "unsupported_address",
+            "unsupported_source",
             "POST",
             "/v1/customers".to_string(),
-            "address[city]=Paris",
+            "source=tok_visa",
         ),
         (
-            "unsupported_tax_exempt",
+            "unsupported_tax",
             "POST",
             "/v1/customers".to_string(),
-            "tax_exempt=none",
+            "tax[ip_address]=192.0.2.1",
         ),
         (
             "unknown_param",

@@ -20,6 +20,56 @@ updated = client.v1.customers.update(customer.id, params={"name": "Ada L.", "met
 assert updated.name == "Ada L." and "team" not in updated.metadata
 assert [c.id for c in client.v1.customers.list(params={"email": "ada@example.com"}).data] == [customer.id]
 
+# The customer fields test setups use, the created filter, and search with its paging.
+full = client.v1.customers.create(
+    params={
+        "email": "grace@example.com",
+        "name": "Grace Hopper",
+        "address": {"line1": "1 Navy Yard", "city": "Arlington", "country": "US"},
+        "shipping": {"name": "Grace Hopper", "phone": "+15550100", "address": {"line1": "1 Navy Yard", "country": "US"}},
+        "preferred_locales": ["en-US", "fr"],
+        "invoice_prefix": "GRACE1",
+        "invoice_settings": {
+            "custom_fields": [{"name": "PO", "value": "42"}],
+            "footer": "Thanks",
+            "rendering_options": {"amount_tax_display": "exclude_tax"},
+        },
+        "tax_exempt": "exempt",
+        "balance": -100,
+        "next_invoice_sequence": 5,
+    }
+)
+assert full.address.city == "Arlington" and full.address.line2 is None
+assert full.shipping.name == "Grace Hopper" and full.shipping.address.line1 == "1 Navy Yard"
+assert full.preferred_locales == ["en-US", "fr"]
+assert full.invoice_settings.custom_fields[0].value == "42"
+assert full.invoice_settings.rendering_options.amount_tax_display == "exclude_tax"
+assert (full.invoice_prefix, full.tax_exempt, full.balance, full.next_invoice_sequence) == ("GRACE1", "exempt", -100, 5)
+cleared = client.v1.customers.update(full.id, params={"shipping": "", "invoice_settings": {"custom_fields": ""}})
+assert cleared.shipping is None and cleared.invoice_settings.custom_fields is None
+assert cleared.invoice_settings.footer == "Thanks"
+since = [c.id for c in client.v1.customers.list(params={"created": {"gte": full.created}}).data]
+before = [c.id for c in client.v1.customers.list(params={"created": {"lt": full.created}}).data]
+assert full.id in since and full.id not in before
+
+found = client.v1.customers.search(params={"query": 'email:"GRACE@example.com"'})
+assert found.object == "search_result" and [c.id for c in found.data] == [full.id]
+batch = [client.v1.customers.create(params={"name": f"Batch {i}", "metadata": {"batch": "py"}}).id for i in range(5)]
+newest_first = list(reversed(batch))
+page = client.v1.customers.search(params={"query": "metadata['batch']:'py'", "limit": 2, "expand": ["total_count"]})
+assert [c.id for c in page.data] == newest_first[:2] and page.has_more and page.next_page
+assert page.total_count == 5
+assert [c.id for c in page.auto_paging_iter()] == newest_first
+stripe.api_key = key
+stripe.api_base = base
+paged = stripe.Customer.search_auto_paging_iter(query="metadata['batch']:'py' AND name~'batch'", limit=2)
+assert [c.id for c in paged] == newest_first
+try:
+    client.v1.customers.search(params={"query": 'name:"a" AND email:"b" OR phone:"c"'})
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.http_status == 400 and e.param == "query", (e.http_status, e.param)
+
 # Create, with price scope, metadata and expand, exactly as the SDK encodes it.
 grant = client.v1.billing.credit_grants.create(
     params={

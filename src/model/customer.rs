@@ -1,7 +1,7 @@
 //! Customers: one entity that both APIs name (`cus_<k>` for Stripe, `cust_<k>` natively).
 
 use super::{Metadata, Tenant};
-use crate::ids::Key;
+use crate::ids::{fnv1a64, Key};
 use crate::time::Nanos;
 
 /// A customer. Deleted customers stay as tombstones so that a retrieve can say `deleted: true`.
@@ -29,6 +29,104 @@ pub struct Customer {
     pub test_clock: Option<Key>,
     /// Whether the customer was deleted.
     pub deleted: bool,
+    /// Addresses, invoice settings and the like: stored and shown, read by no rule.
+    pub profile: Profile,
+}
+
+/// What a customer carries for invoices and correspondence. No rule of the model reads it (there
+/// are no taxes, payments or invoice numbers to compute), so it is kept exactly as given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// Billing address.
+    pub address: Option<Address>,
+    /// Where goods go, with the recipient's name.
+    pub shipping: Option<Shipping>,
+    /// Languages, most preferred first.
+    pub preferred_locales: Vec<String>,
+    /// Prefix of the customer's invoice numbers; [`default_invoice_prefix`] when not chosen.
+    pub invoice_prefix: String,
+    /// Defaults for the customer's invoices.
+    pub invoice_settings: InvoiceSettings,
+    /// Tax status.
+    pub tax_exempt: TaxExempt,
+    /// Amount owed (positive) or credited (negative) in minor units, outside credit grants.
+    pub balance: i64,
+    /// The number the next invoice will carry after the prefix.
+    pub next_invoice_sequence: i64,
+    /// A business's legal name.
+    pub business_name: Option<String>,
+    /// A person's legal name.
+    pub individual_name: Option<String>,
+}
+
+/// A postal address; every part is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Address {
+    /// City, district, suburb, town or village.
+    pub city: Option<String>,
+    /// Two-letter country code.
+    pub country: Option<String>,
+    /// Street, PO box or company name.
+    pub line1: Option<String>,
+    /// Apartment, suite, unit or building.
+    pub line2: Option<String>,
+    /// ZIP or postal code.
+    pub postal_code: Option<String>,
+    /// State, county, province or region.
+    pub state: Option<String>,
+}
+
+/// A shipping destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shipping {
+    /// Where.
+    pub address: Address,
+    /// Recipient.
+    pub name: String,
+    /// Recipient's phone.
+    pub phone: Option<String>,
+}
+
+/// Defaults for a customer's invoices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceSettings {
+    /// Up to four name/value pairs printed on invoices.
+    pub custom_fields: Option<Vec<(String, String)>>,
+    /// The payment method invoices are charged to (an id; nothing is charged).
+    pub default_payment_method: Option<String>,
+    /// Text printed at the foot of invoices.
+    pub footer: Option<String>,
+    /// How invoice documents are laid out.
+    pub rendering_options: Option<RenderingOptions>,
+}
+
+/// Invoice document layout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderingOptions {
+    /// How amounts show tax (`exclude_tax`, `include_inclusive_tax`).
+    pub amount_tax_display: Option<String>,
+    /// A document template's id.
+    pub template: Option<String>,
+}
+
+/// A customer's tax exemption.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaxExempt {
+    /// Taxable.
+    #[default]
+    None,
+    /// Exempt.
+    Exempt,
+    /// Reverse charge: the customer accounts for the tax.
+    Reverse,
+}
+
+/// The invoice prefix a customer gets when none is chosen: eight upper-case hexadecimal
+/// characters, like the prefixes Stripe generates, derived from the key so that they are stable
+/// (and deterministic with `--seed`).
+pub fn default_invoice_prefix(key: Key) -> String {
+    let h = fnv1a64(0xcbf2_9ce4_8422_2325, &key.to_le_bytes());
+    format!("{:08X}", h as u32)
 }
 
 /// What a new customer starts with.
@@ -65,6 +163,8 @@ pub struct CustomerChanges {
     pub external_id: Option<Option<String>>,
     /// Replaces the whole map when set.
     pub metadata: Option<Metadata>,
+    /// Replaces the whole profile when set (the facade merges what its API merges).
+    pub profile: Option<Profile>,
 }
 
 impl Tenant {
@@ -73,9 +173,19 @@ impl Tenant {
         self.customers.get(&key).filter(|c| !c.deleted)
     }
 
-    /// Creates a customer and returns its key.
+    /// Creates a customer with an empty profile and returns its key.
     pub fn create_customer(&mut self, new: NewCustomer) -> Key {
+        self.create_customer_with(new, Profile::default())
+    }
+
+    /// Creates a customer with `profile` and returns its key. An empty `invoice_prefix` gets
+    /// [`default_invoice_prefix`], and a `next_invoice_sequence` below 1 starts at 1.
+    pub fn create_customer_with(&mut self, new: NewCustomer, mut profile: Profile) -> Key {
         let key = self.next_key();
+        if profile.invoice_prefix.is_empty() {
+            profile.invoice_prefix = default_invoice_prefix(key);
+        }
+        profile.next_invoice_sequence = profile.next_invoice_sequence.max(1);
         let now = match new.test_clock {
             Some(clock) => self.now_in(super::Domain::Clock(clock)),
             None => self.tenant_now(),
@@ -92,6 +202,7 @@ impl Tenant {
             metadata: new.metadata,
             test_clock: new.test_clock,
             deleted: false,
+            profile,
         };
         self.index_customer(&customer, true);
         self.customers.insert(key, customer);
@@ -121,6 +232,9 @@ impl Tenant {
         }
         if let Some(m) = changes.metadata {
             customer.metadata = m;
+        }
+        if let Some(p) = changes.profile {
+            customer.profile = p;
         }
         customer.updated = self.now_for(key);
         self.index_customer(&customer, true);

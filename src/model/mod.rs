@@ -30,7 +30,10 @@ mod test_clock;
 mod wallets;
 
 pub use billing::Billing;
-pub use customer::{Customer, CustomerChanges, NewCustomer};
+pub use customer::{
+    default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
+    Profile, RenderingOptions, Shipping, TaxExempt,
+};
 pub use invoice::{
     Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceListEntry, InvoiceStatus,
     NewInvoiceLine,

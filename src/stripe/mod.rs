@@ -16,6 +16,7 @@ pub mod ids;
 pub mod invoices;
 pub mod list;
 pub mod params;
+pub mod search;
 pub mod test_clocks;
 pub mod transactions;
 
@@ -306,6 +307,7 @@ fn route<'r>(req: &'r Request, params: &'r Params) -> StripeResult<Handler<'r>> 
     match (m, segments.as_slice()) {
         (&M::POST, ["v1", "customers"]) => on(|c| value(customers::create(c))),
         (&M::GET, ["v1", "customers"]) => on(|c| value(customers::list(c))),
+        (&M::GET, ["v1", "customers", "search"]) => on(|c| value(customers::search(c))),
         (&M::GET, ["v1", "customers", id]) => {
             on_id(id, m, p, |c, id| value(customers::retrieve(c, id)))
         }

@@ -28,6 +28,9 @@ pub enum Spec {
     Metadata,
     /// An array of at most this many items (indexed `a[0]` or appended `a[]`).
     Array(&'static Spec, usize),
+    /// A list filter on a time: a unix timestamp (equality), or a hash of `gt`, `gte`, `lt` and
+    /// `lte` timestamps (Stripe's `created` filter). Read it with `list::TimeRange::read`.
+    Range,
     /// Documented by Stripe but not modelled here; sending it is a clear 400, never silently dropped.
     Unsupported,
 }
@@ -91,6 +94,9 @@ pub const fn join<const A: usize, const B: usize, const N: usize>(
     }
     out
 }
+
+/// The operators of a range filter (`created[gte]=…`).
+pub const RANGE_KEYS: [&str; 4] = ["gt", "gte", "lt", "lte"];
 
 /// Stripe's metadata limits.
 const METADATA_KEYS: usize = 50;
@@ -166,6 +172,16 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, hint: &str) -> Stri
             Ok(())
         }
         (Spec::Metadata, _) => Ok(()),
+        (Spec::Range, Node::Map(m)) => {
+            for (k, v) in m {
+                let p = Path::Name(path, k);
+                if !RANGE_KEYS.contains(&k.as_str()) {
+                    return Err(unknown(&p.to_string()));
+                }
+                check_unknown_node(v, &Spec::Int, &p, hint)?;
+            }
+            Ok(())
+        }
         // A scalar sent as a hash or array: its inner names are not parameters Stripe knows.
         (_, Node::Map(m)) => match m.keys().next() {
             Some(k) => Err(unknown(&format!("{path}[{k}]"))),
@@ -247,10 +263,12 @@ fn check_node(node: &Node, spec: &Spec, path: &Path, required: bool) -> StripeRe
             if values.contains(&s) {
                 Ok(())
             } else {
+                // `""` (where a value may be cleared) is not one of the values worth listing.
+                let listed: Vec<&str> = values.iter().copied().filter(|v| !v.is_empty()).collect();
                 Err(StripeError::invalid(format!(
                     "Invalid {}: must be one of {}",
                     path,
-                    one_of(values)
+                    one_of(&listed)
                 ))
                 .param(path.to_string()))
             }
@@ -284,6 +302,15 @@ fn check_node(node: &Node, spec: &Spec, path: &Path, required: bool) -> StripeRe
             }
             Ok(())
         }
+        Spec::Range => match node {
+            Node::Map(m) => {
+                for (k, v) in m {
+                    check_node(v, &Spec::Int, &Path::Name(path, k), true)?;
+                }
+                Ok(())
+            }
+            _ => check_node(node, &Spec::Int, path, required),
+        },
         Spec::Unsupported => Ok(()),
     }
 }
@@ -477,6 +504,16 @@ pub fn apply_metadata(
     Ok(out)
 }
 
+/// Stripe's answer to `""` for a parameter that cannot be cleared.
+pub fn cannot_unset(param: &str) -> StripeError {
+    let param = shorten(param);
+    StripeError::invalid(format!(
+        "You passed an empty string for '{param}'. We assume empty values are an attempt to unset a parameter; however '{param}' cannot be unset. You should remove '{param}' from your request or supply a non-empty value."
+    ))
+    .param(param)
+    .code("parameter_invalid_empty")
+}
+
 /// An integer parameter within `min..=max`, or Stripe's error naming the bound it crossed.
 pub fn in_range(n: i64, min: i64, max: i64, param: &str) -> StripeResult<i64> {
     let bound = if n < min {
@@ -601,6 +638,33 @@ mod tests {
                 .starts_with("Invalid val")
         );
         assert!(check("amount[type]=monetary&metadata=").is_ok());
+    }
+
+    #[test]
+    fn range_filters() {
+        const LIST: &[Field] = &[opt("created", Spec::Range)];
+        let check = |s: &str| validate(&parse(s, &FormLimits::default()).unwrap(), LIST, "");
+        assert!(check("created=5").is_ok());
+        assert!(check("created[gt]=1&created[gte]=2&created[lt]=3&created[lte]=-4").is_ok());
+        let e = check("created[gte]=soon").unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.param.as_deref(), e.code),
+            (
+                "Invalid integer: soon",
+                Some("created[gte]"),
+                Some("parameter_invalid_integer")
+            )
+        );
+        assert_eq!(check("created=").unwrap_err().message, "Invalid integer: ");
+        for (bad, param) in [
+            ("created[foo]=1", "created[foo]"),
+            ("created[gt][x]=1", "created[gt][x]"),
+            ("created[]=1", "created[]"),
+        ] {
+            let e = check(bad).unwrap_err();
+            assert_eq!(e.code, Some("parameter_unknown"), "{bad}");
+            assert_eq!(e.param.as_deref(), Some(param), "{bad}");
+        }
     }
 
     #[test]
