@@ -46,6 +46,7 @@ pub use test_clock::{TestClock, TestClockError};
 pub use wallets::Wallet;
 
 use dashmap::DashMap;
+use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 
 use crate::idempotency::IdempotencyStore;
@@ -61,6 +62,10 @@ pub struct TenantCell {
     pub state: Mutex<Tenant>,
     /// Stored responses for idempotent POSTs.
     pub idempotency: Mutex<IdempotencyStore>,
+    /// The API version the Stripe facade applies to this world's requests that name none, as that
+    /// facade numbers its versions; 0 when none was set. Outside the state lock, so that a request
+    /// knows its version (and checks its parameters by it) before it waits for the model.
+    pub default_version: AtomicU16,
 }
 
 /// A mutex that does not poison: a request that panics while holding it costs that request only
@@ -114,9 +119,15 @@ impl Store {
                 Arc::new(TenantCell {
                     state: Mutex::new(Tenant::new(key, self.seed)),
                     idempotency: Mutex::new(IdempotencyStore::default()),
+                    default_version: AtomicU16::new(0),
                 })
             })
             .clone()
+    }
+
+    /// The tenant named `key`, if it exists (never creates one).
+    pub fn get(&self, key: &str) -> Option<Arc<TenantCell>> {
+        self.tenants.get(key).map(|t| t.clone())
     }
 
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
