@@ -2,7 +2,8 @@
 //! invoices).
 //!
 //! Routes that act on a tenant take the tenant's key the way either API sends it
-//! (`Authorization: Bearer sk_test_…` or `x-api-key: sk_test_…`) and act only on that tenant.
+//! (`Authorization: Bearer sk_test_…` or `x-api-key: sk_test_…`) and act only on that tenant; with
+//! `Stripe-Account: acct_…` they act on that connected account's world instead, as Stripe routes do.
 
 pub mod invoices;
 
@@ -87,7 +88,8 @@ fn route(app: &App, req: &Request) -> StripeResult<Reply> {
     }
 }
 
-/// The caller's tenant key, from either API's header.
+/// The caller's tenant: the key from either API's header, or with `Stripe-Account` the connected
+/// account's world.
 pub fn tenant_key(req: &Request) -> StripeResult<String> {
     caller(req).map(|c| c.world)
 }
@@ -118,10 +120,12 @@ fn caller(req: &Request) -> StripeResult<Caller> {
         }
         None => crate::stripe::auth::authenticate(req)?,
     };
+    let account = crate::stripe::auth::account(req, &key)?;
+    let world = crate::stripe::auth::world(&key, account).into_owned();
     Ok(Caller {
-        world: key.clone(),
         key,
-        connected: false,
+        world,
+        connected: account.is_some(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The Stripe facade: form-encoded requests in, Stripe JSON out.
 //!
-//! [`handle`] authenticates, settles the API version (`Stripe-Version`, else the world's default), decodes the
+//! [`handle`] authenticates, finds the world (the key's, or with `Stripe-Account` the connected
+//! account's), settles the API version (`Stripe-Version`, else the world's default), decodes the
 //! query string and body into one parameter tree, applies the idempotency layer to POSTs, picks the
 //! resource handler (`route`), then locks the tenant, posts whatever is due on its clock, and runs
 //! the handler. Each resource module declares its parameters (`params::Field` tables, marked with
@@ -79,9 +80,9 @@ pub fn handle(app: &App, req: &Request) -> Reply {
 
 /// Serves `req`, setting `applied` to the API version once it is settled.
 ///
-/// The order of the checks: the key (401), then the version (400). A version is a setting of the
-/// account that calls, and whether a beta may be named depends on that account, so the version is
-/// settled only once the caller is known.
+/// The order of the checks: the key (401), the `Stripe-Account` header (403), then the version
+/// (400). A version is a setting of the account that calls, and whether a beta may be named
+/// depends on that account, so the version is settled only once the caller is known.
 fn serve(
     app: &App,
     req: &Request,
@@ -89,12 +90,16 @@ fn serve(
     applied: &mut Option<Version>,
 ) -> StripeResult<Reply> {
     let key = auth::authenticate(req)?;
+    let account = auth::account(req, &key)?;
     let requested = versions::requested(req)?;
-    let world = key.as_str();
-    let version = requested.unwrap_or_else(|| versions::default_for(&app.store, world, None).0);
+    let world = auth::world(&key, account);
+    let version = requested.unwrap_or_else(|| {
+        let platform = account.map(|_| key.as_str());
+        versions::default_for(&app.store, &world, platform).0
+    });
     *applied = Some(version);
     let params = decode(app, req)?;
-    let cell = app.store.tenant(world);
+    let cell = app.store.tenant(&world);
     if idempotency_key.is_some_and(|k| k.len() > 255) {
         return Err(StripeError::invalid(
             "Idempotency keys can be at most 255 characters long.",
