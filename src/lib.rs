@@ -47,7 +47,8 @@
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
 //! form.rs        form decoding with bracket nesting, strict about encoding, bounded
 //! idempotency.rs stored answers for Idempotency-Key, per tenant
-//! stripe/        the Stripe facade: auth, params (schemas as data), errors, lists, expand, search,
+//! stripe/        the Stripe facade: auth (keys, Stripe-Account worlds), versions (the API version
+//!                table), params (schemas as data), errors, lists, expand, search,
 //!                one file per resource (customers, credit_grants, test_clocks, ...)
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)

@@ -143,6 +143,49 @@ try:
 except stripe.AuthenticationError as e:
     assert e.http_status == 401
 
+# A connected account's world: Stripe-Account from the client, or per request.
+account = f"acct_py{uuid.uuid4().hex}"
+connected = stripe.StripeClient(key, base_addresses={"api": base}, stripe_account=account)
+theirs = connected.v1.customers.create(params={"email": "connected@example.com"})
+assert [c.id for c in connected.v1.customers.list().data] == [theirs.id]
+assert theirs.id not in [c.id for c in client.v1.customers.list().data]
+assert client.v1.customers.retrieve(theirs.id, options={"stripe_account": account}).id == theirs.id
+try:
+    client.v1.customers.retrieve(theirs.id)
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.http_status == 404 and e.code == "resource_missing", (e.http_status, e.code)
+try:
+    client.v1.customers.list(options={"stripe_account": "not-an-account"})
+    raise AssertionError("expected an error")
+except stripe.PermissionError as e:
+    # The SDK leaves `code` unset on a 403; the error object carries it.
+    assert e.http_status == 403 and e.error.code == "account_invalid", (e.http_status, e.error)
+
+# A pinned Stripe-Version: before 2025-10-29.clover a grant needs its category.
+old = stripe.StripeClient(key, base_addresses={"api": base}, stripe_version="2025-09-30.clover")
+metered = {
+    "customer": customer.id,
+    "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 100}},
+    "applicability_config": {"scope": {"price_type": "metered"}},
+}
+try:
+    old.v1.billing.credit_grants.create(params=metered)
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.code == "parameter_missing" and e.param == "category", (e.code, e.param)
+pinned = old.v1.billing.credit_grants.create(params={**metered, "category": "promotional"})
+assert pinned.last_response.headers["Stripe-Version"] == "2025-09-30.clover"
+assert pinned.priority == 50 and "customer_account" not in pinned
+first = client.v1.billing.credit_grants.retrieve(pinned.id, options={"stripe_version": "2024-10-28.acacia"})
+assert "priority" not in first and first.category == "promotional"
+assert "customer_account" in client.v1.billing.credit_grants.retrieve(pinned.id)
+try:
+    client.v1.customers.list(options={"stripe_version": "2025-09-30.acacia"})
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert e.http_status == 400 and e.user_message == "Invalid Stripe API version: 2025-09-30.acacia", e.user_message
+
 # Deleting a customer.
 deleted = client.v1.customers.delete(customer.id)
 assert deleted.deleted is True

@@ -52,6 +52,7 @@ pub use test_clock::{AttachError, TestClock, TestClockError};
 pub use wallets::Wallet;
 
 use dashmap::DashMap;
+use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 
 use crate::idempotency::IdempotencyStore;
@@ -67,6 +68,10 @@ pub struct TenantCell {
     pub state: Mutex<Tenant>,
     /// Stored responses for idempotent POSTs.
     pub idempotency: Mutex<IdempotencyStore>,
+    /// The API version the Stripe facade applies to this world's requests that name none, as that
+    /// facade numbers its versions; 0 when none was set. Outside the state lock, so that a request
+    /// knows its version (and checks its parameters by it) before it waits for the model.
+    pub default_version: AtomicU16,
 }
 
 /// A mutex that does not poison: a request that panics while holding it costs that request only
@@ -120,6 +125,7 @@ impl Store {
                 Arc::new(TenantCell {
                     state: Mutex::new(Tenant::new(key, self.seed)),
                     idempotency: Mutex::new(IdempotencyStore::default()),
+                    default_version: AtomicU16::new(0),
                 })
             })
             .clone()
@@ -132,6 +138,11 @@ impl Store {
         let mut tenant = cell.state.lock();
         tenant.catch_up();
         f(&mut tenant)
+    }
+
+    /// The tenant named `key`, if it exists (never creates one).
+    pub fn get(&self, key: &str) -> Option<Arc<TenantCell>> {
+        self.tenants.get(key).map(|t| t.clone())
     }
 
     /// Forgets a tenant entirely; the next request with its key starts from nothing.

@@ -38,7 +38,8 @@ pub enum TenantClockError {
 /// indexes and the ledger stay consistent.
 #[derive(Debug)]
 pub struct Tenant {
-    /// The API key that names this world.
+    /// What names this world: an API key, or an API key and a connected account (see the Stripe
+    /// facade's `Stripe-Account` handling).
     pub name: String,
     pub(crate) ids: IdGen,
     /// The tenant's clock.

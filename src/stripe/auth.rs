@@ -1,8 +1,13 @@
 //! Stripe authentication: which tenant a request belongs to, or Stripe's own 401.
+//!
+//! A world is named by the API key alone, or, when a Connect platform acts for a connected account
+//! (`Stripe-Account: acct_…`), by the key and the account together: each pair is a world of its own.
+
+use std::borrow::Cow;
 
 use base64::Engine;
 
-use super::error::StripeError;
+use super::error::{shorten, StripeError};
 use crate::http::Request;
 
 const NO_KEY: &str = "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
@@ -85,6 +90,57 @@ pub fn mask(key: &str) -> String {
         .collect()
 }
 
+/// The connected account a request acts for (`Stripe-Account`), if it names one. The emulator
+/// treats every key as a Connect platform with access to every account shaped like Stripe's ids
+/// (`acct_` and 1 to 255 letters, digits or underscores); anything else is refused as Stripe refuses
+/// an account the platform cannot reach: 403, code `account_invalid`. Several headers are joined
+/// with `, `, so they are refused too.
+pub fn account<'r>(req: &'r Request, key: &str) -> Result<Option<&'r str>, StripeError> {
+    let mut values = req.headers.get_all("stripe-account").iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    let single = match values.next() {
+        None => first.to_str().ok().filter(|v| account_shaped(v)),
+        Some(_) => None,
+    };
+    match single {
+        Some(account) => Ok(Some(account)),
+        None => {
+            let sent: Vec<Cow<str>> = req
+                .headers
+                .get_all("stripe-account")
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect();
+            Err(StripeError::invalid(format!(
+                "The provided key '{}' does not have access to account '{}' (or that account does not exist). Application access may have been revoked.",
+                mask(key),
+                shorten(&sent.join(", "))
+            ))
+            .code("account_invalid")
+            .status(403))
+        }
+    }
+}
+
+fn account_shaped(value: &str) -> bool {
+    value.strip_prefix("acct_").is_some_and(|rest| {
+        (1..=255).contains(&rest.len())
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// The name of the world a request acts in: the key itself, or for a connected account the key and
+/// the account separated by a space. Keys and account ids are visible ASCII, so no key alone can
+/// spell a pair, and a pair never meets the key's own world.
+pub fn world<'a>(key: &'a str, account: Option<&str>) -> Cow<'a, str> {
+    match account {
+        None => Cow::Borrowed(key),
+        Some(account) => Cow::Owned(format!("{key} {account}")),
+    }
+}
+
 fn unauthorized(message: String) -> StripeError {
     let mut e = StripeError::invalid(message).status(401);
     e.headers
@@ -126,5 +182,18 @@ mod tests {
             Some("sk_test_1")
         );
         assert_eq!(key_from_header("Token x"), None);
+    }
+
+    #[test]
+    fn account_shapes_and_worlds() {
+        assert!(account_shaped("acct_1032D82eZvKYlo2C"));
+        assert!(account_shaped("acct_connected_1"));
+        assert!(!account_shaped("acct_"));
+        assert!(!account_shaped("acct_a-b"));
+        assert!(!account_shaped("cus_1"));
+        assert!(!account_shaped(" acct_1"));
+        assert!(!account_shaped(&format!("acct_{}", "a".repeat(256))));
+        assert_eq!(world("sk_test_1", None), "sk_test_1");
+        assert_eq!(world("sk_test_1", Some("acct_1")), "sk_test_1 acct_1");
     }
 }

@@ -7,16 +7,17 @@ use serde_json::{json, Value};
 
 use super::credit_grants::amount_json;
 use super::error::{StripeError, StripeResult};
-use super::params::{get_expand, get_obj, get_str, opt, req, validate, Field, Spec, EXPAND};
+use super::params::{get_expand, get_obj, get_str, opt, req, validate_at, Field, Spec, EXPAND};
 use super::transactions::customer_param;
+use super::versions::Change;
 use super::{expand, ids, Ctx};
 use crate::form::Params;
 use crate::model::{Applicability, Lot};
 
 const PRICE: &[Field] = &[req("id", Spec::Str(5000))];
 const SCOPE: &[Field] = &[
-    opt("price_type", Spec::Enum(&["metered"])),
-    opt("prices", Spec::Array(&Spec::Obj(PRICE), 100)),
+    opt("price_type", Spec::Enum(&["metered"])).required_before(Change::PriceScope),
+    opt("prices", Spec::Array(&Spec::Obj(PRICE), 100)).since(Change::PriceScope),
 ];
 const FILTER: &[Field] = &[
     opt("applicability_scope", Spec::Obj(SCOPE)),
@@ -24,8 +25,8 @@ const FILTER: &[Field] = &[
     req("type", Spec::Enum(&["applicability_scope", "credit_grant"])),
 ];
 const SUMMARY: &[Field] = &[
-    opt("customer", Spec::Str(5000)),
-    opt("customer_account", Spec::Unsupported),
+    opt("customer", Spec::Str(5000)).required_before(Change::CustomerAccount),
+    opt("customer_account", Spec::Unsupported).since(Change::CustomerAccount),
     EXPAND,
     req("filter", Spec::Obj(FILTER)),
 ];
@@ -51,7 +52,7 @@ impl Filter {
 
 /// `GET /v1/billing/credit_balance_summary`.
 pub fn retrieve(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, SUMMARY, "")?;
+    validate_at(ctx.params, SUMMARY, "", ctx.version)?;
     let paths = get_expand(ctx.params);
     expand::check(&paths, EXPANDABLE)?;
     let t = &*ctx.tenant;
@@ -107,7 +108,13 @@ pub fn retrieve(ctx: &mut Ctx) -> StripeResult<Value> {
         "customer_account": null,
         "livemode": false,
     });
-    super::expand_in(t, &mut v, &paths);
+    // The field came with Accounts v2; older versions never had it.
+    if !ctx.version.has(Change::CustomerAccount) {
+        if let Some(o) = v.as_object_mut() {
+            o.shift_remove("customer_account");
+        }
+    }
+    super::expand_at(t, &mut v, &paths, ctx.version);
     Ok(v)
 }
 

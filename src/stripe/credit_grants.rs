@@ -1,4 +1,8 @@
 //! `/v1/billing/credit_grants`: a credit grant is one lot of the model.
+//!
+//! Parameters and fields follow the request's API version ([`super::versions`]): `priority` and
+//! price scopes from 2025-02-24.acacia, `category` optional from 2025-10-29.clover,
+//! `customer_account` from 2025-12-15.clover.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -7,8 +11,9 @@ use serde_json::Value;
 use super::error::{StripeError, StripeResult};
 use super::params::{
     apply_metadata, currency, get_expand, get_int, get_metadata, get_obj, get_str, in_range,
-    list_items, opt, req, timestamp, validate, Field, Spec, EXPAND, LIST_FIELDS,
+    list_items, opt, req, timestamp, validate_at, Field, Spec, EXPAND, LIST_FIELDS,
 };
+use super::versions::{Change, Version};
 use super::{customers, expand, ids, list, Body, Ctx};
 use crate::form::Node;
 use crate::ids::Key;
@@ -27,23 +32,23 @@ const AMOUNT: &[Field] = &[
 ];
 const PRICE: &[Field] = &[req("id", Spec::Str(5000))];
 const SCOPE: &[Field] = &[
-    opt("price_type", Spec::Enum(&["metered"])),
-    opt("prices", Spec::Array(&Spec::Obj(PRICE), 20)),
+    opt("price_type", Spec::Enum(&["metered"])).required_before(Change::PriceScope),
+    opt("prices", Spec::Array(&Spec::Obj(PRICE), 20)).since(Change::PriceScope),
 ];
 const APPLICABILITY: &[Field] = &[req("scope", Spec::Obj(SCOPE))];
 
 const CREATE: &[Field] = &[
     req("amount", Spec::Obj(AMOUNT)),
     req("applicability_config", Spec::Obj(APPLICABILITY)),
-    opt("category", Spec::Enum(&["paid", "promotional"])),
-    opt("customer", Spec::Str(5000)),
-    opt("customer_account", Spec::Unsupported),
+    opt("category", Spec::Enum(&["paid", "promotional"])).required_before(Change::OptionalCategory),
+    opt("customer", Spec::Str(5000)).required_before(Change::CustomerAccount),
+    opt("customer_account", Spec::Unsupported).since(Change::CustomerAccount),
     opt("effective_at", Spec::Int),
     EXPAND,
     opt("expires_at", Spec::Int),
     opt("metadata", Spec::Metadata),
     opt("name", Spec::Str(100)),
-    opt("priority", Spec::Int),
+    opt("priority", Spec::Int).since(Change::Priority),
 ];
 
 const UPDATE: &[Field] = &[
@@ -55,7 +60,7 @@ const UPDATE: &[Field] = &[
 const LIST: &[Field] = &[
     opt("created", Spec::Range),
     opt("customer", Spec::Str(5000)),
-    opt("customer_account", Spec::Unsupported),
+    opt("customer_account", Spec::Unsupported).since(Change::CustomerAccount),
     LIST_FIELDS[0],
     LIST_FIELDS[1],
     LIST_FIELDS[2],
@@ -103,14 +108,16 @@ impl AmountJson {
     }
 }
 
-/// Renders a lot as a `billing.credit_grant` value (for `expand[]`, which edits the tree).
-pub fn render(lot: &Lot) -> Value {
-    serde_json::to_value(GrantJson::of(lot)).unwrap_or(Value::Null)
+/// Renders a lot as a `billing.credit_grant` value as `version` shows it (for `expand[]`, which
+/// edits the tree).
+pub fn render(lot: &Lot, version: Version) -> Value {
+    serde_json::to_value(GrantJson::of(lot, version)).unwrap_or(Value::Null)
 }
 
 /// A lot as Stripe's `billing.credit_grant`, field by field in Stripe's order. Answers without
 /// `expand[]` are serialized straight from it: building a `Value` tree first (a hash map and a
-/// string per key) cost more than the rest of a retrieve put together.
+/// string per key) cost more than the rest of a retrieve put together. Fields a version does not
+/// have are left out of its answers.
 #[derive(Serialize)]
 pub struct GrantJson<'a> {
     id: String,
@@ -120,16 +127,45 @@ pub struct GrantJson<'a> {
     category: &'static str,
     created: i64,
     customer: String,
-    customer_account: Option<&'static str>,
+    #[serde(skip_serializing_if = "Shown::hidden")]
+    customer_account: Shown<Option<&'static str>>,
     effective_at: i64,
     expires_at: Option<i64>,
     livemode: bool,
     metadata: &'a Metadata,
     name: Option<&'a str>,
-    priority: Option<i64>,
+    #[serde(skip_serializing_if = "Shown::hidden")]
+    priority: Shown<Option<i64>>,
     test_clock: Option<String>,
     updated: i64,
     voided_at: Option<i64>,
+}
+
+/// A field that the request's version may not have: serialized as its value, or left out.
+pub struct Shown<T> {
+    value: T,
+    shown: bool,
+}
+
+impl<T> Shown<T> {
+    /// `value`, shown when `version` has `change`.
+    pub fn from(value: T, version: Version, change: Change) -> Self {
+        Shown {
+            value,
+            shown: version.has(change),
+        }
+    }
+
+    /// Whether it is left out (for `skip_serializing_if`).
+    pub fn hidden(&self) -> bool {
+        !self.shown
+    }
+}
+
+impl<T: Serialize> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
 }
 
 #[derive(Serialize)]
@@ -140,8 +176,14 @@ struct ApplicabilityJson<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum ScopeJson<'a> {
-    Metered { price_type: &'static str },
-    Prices { prices: Vec<PriceJson<'a>> },
+    Metered {
+        price_type: &'static str,
+    },
+    Prices {
+        prices: Vec<PriceJson<'a>>,
+    },
+    /// A price scope, for a version before price scopes: none of the fields it knows is set.
+    Unknown {},
 }
 
 #[derive(Serialize)]
@@ -150,12 +192,13 @@ struct PriceJson<'a> {
 }
 
 impl<'a> GrantJson<'a> {
-    /// The view of `lot`.
-    pub fn of(lot: &'a Lot) -> Self {
+    /// The view of `lot` as `version` shows it.
+    pub fn of(lot: &'a Lot, version: Version) -> Self {
         let scope = match &lot.applicability {
             Applicability::Metered => ScopeJson::Metered {
                 price_type: "metered",
             },
+            Applicability::Prices(_) if !version.has(Change::PriceScope) => ScopeJson::Unknown {},
             Applicability::Prices(prices) => ScopeJson::Prices {
                 prices: prices.iter().map(|id| PriceJson { id }).collect(),
             },
@@ -171,13 +214,13 @@ impl<'a> GrantJson<'a> {
             },
             created: to_secs(lot.created),
             customer: ids::render(ids::CUSTOMER, lot.customer),
-            customer_account: None,
+            customer_account: Shown::from(None, version, Change::CustomerAccount),
             effective_at: to_secs(lot.effective_at),
             expires_at: lot.expires_at.map(to_secs),
             livemode: false,
             metadata: &lot.metadata,
             name: lot.name.as_deref(),
-            priority: lot.priority,
+            priority: Shown::from(lot.priority, version, Change::Priority),
             test_clock: lot.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
             updated: to_secs(lot.updated),
             voided_at: lot.voided_at.map(to_secs),
@@ -195,10 +238,10 @@ fn respond(ctx: &mut Ctx, key: Key) -> Body {
     let expand = get_expand(ctx.params);
     let lot = &ctx.tenant.lots[&key];
     if expand.is_empty() {
-        return Body::Json(super::pretty(&GrantJson::of(lot), 1024));
+        return Body::Json(super::pretty(&GrantJson::of(lot, ctx.version), 1024));
     }
-    let mut v = render(lot);
-    super::expand_in(ctx.tenant, &mut v, &expand);
+    let mut v = render(lot, ctx.version);
+    super::expand_at(ctx.tenant, &mut v, &expand, ctx.version);
     Body::Value(v)
 }
 
@@ -234,9 +277,9 @@ pub struct Draft<'p> {
 }
 
 /// Checks a create's parameters (everything but the customer's existence and the times that depend
-/// on its clock). Runs before the tenant is locked.
-pub fn draft(p: &crate::form::Params) -> StripeResult<Draft<'_>> {
-    validate(p, CREATE, HINT)?;
+/// on its clock) as `version` knows them. Runs before the tenant is locked.
+pub fn draft(p: &crate::form::Params, version: Version) -> StripeResult<Draft<'_>> {
+    validate_at(p, CREATE, HINT, version)?;
     expand::check(&get_expand(p), EXPANDABLE)?;
 
     let amount = get_obj(p, "amount").ok_or_else(|| StripeError::missing_param("amount"))?;
@@ -367,7 +410,7 @@ pub fn scope_param(
 
 /// `GET /v1/billing/credit_grants/{id}`.
 pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate(ctx.params, ONLY_EXPAND, HINT)?;
+    validate_at(ctx.params, ONLY_EXPAND, HINT, ctx.version)?;
     expand::check(&get_expand(ctx.params), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
     Ok(respond(ctx, key))
@@ -375,7 +418,7 @@ pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
 
 /// `POST /v1/billing/credit_grants/{id}`: only `expires_at` and `metadata` change.
 pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate(ctx.params, UPDATE, HINT)?;
+    validate_at(ctx.params, UPDATE, HINT, ctx.version)?;
     let p = ctx.params;
     expand::check(&get_expand(p), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
@@ -419,7 +462,7 @@ pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
 
 /// `POST /v1/billing/credit_grants/{id}/expire`.
 pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate(ctx.params, ONLY_EXPAND, HINT)?;
+    validate_at(ctx.params, ONLY_EXPAND, HINT, ctx.version)?;
     expand::check(&get_expand(ctx.params), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
     ctx.tenant.expire_lot(key).map_err(|e| lot_error(e, id))?;
@@ -428,7 +471,7 @@ pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
 
 /// `POST /v1/billing/credit_grants/{id}/void`.
 pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate(ctx.params, ONLY_EXPAND, HINT)?;
+    validate_at(ctx.params, ONLY_EXPAND, HINT, ctx.version)?;
     expand::check(&get_expand(ctx.params), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
     ctx.tenant.void_lot(key).map_err(|e| lot_error(e, id))?;
@@ -437,10 +480,11 @@ pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
 
 /// `GET /v1/billing/credit_grants`, optionally for one customer and a `created` range.
 pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
-    validate(ctx.params, LIST, HINT)?;
+    validate_at(ctx.params, LIST, HINT, ctx.version)?;
     let expand_paths = get_expand(ctx.params);
     expand::check(&expand_paths, LIST_EXPANDABLE)?;
     let t = &*ctx.tenant;
+    let version = ctx.version;
     let page = list::page(ctx.params, "credit grant", |id| {
         ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lots.contains_key(k))
     })?;
@@ -482,15 +526,18 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
     };
     let url = "/v1/billing/credit_grants";
     if expand_paths.is_empty() {
-        let data: Vec<GrantJson> = keys.iter().map(|k| GrantJson::of(&t.lots[k])).collect();
+        let data: Vec<GrantJson> = keys
+            .iter()
+            .map(|k| GrantJson::of(&t.lots[k], version))
+            .collect();
         let body = super::pretty(
             &list::ListJson::new(data, more, url),
             1024 * (keys.len() + 1),
         );
         return Ok(Body::Json(body));
     }
-    let data = keys.iter().map(|k| render(&t.lots[k])).collect();
+    let data = keys.iter().map(|k| render(&t.lots[k], version)).collect();
     let mut v = list::render(data, more, url);
-    super::expand_in(t, &mut v, &expand_paths);
+    super::expand_at(t, &mut v, &expand_paths, version);
     Ok(Body::Value(v))
 }

@@ -1,10 +1,13 @@
 //! The Stripe facade: form-encoded requests in, Stripe JSON out.
 //!
-//! [`handle`] authenticates, decodes the query string and body into one parameter tree, applies the
-//! idempotency layer to POSTs, picks the resource handler (`route`), then locks the tenant, posts
-//! whatever is due on its clock, and runs the handler. Each resource module declares its parameters
-//! (`params::Field` tables), reads them, calls the model and renders the result. The busiest write,
-//! credit grant create, checks its parameters in `route`, before the lock.
+//! [`handle`] authenticates, finds the world (the key's, or with `Stripe-Account` the connected
+//! account's), settles the API version (`Stripe-Version`, else the world's default), decodes the
+//! query string and body into one parameter tree, applies the idempotency layer to POSTs, picks the
+//! resource handler (`route`), then locks the tenant, posts whatever is due on its clock, and runs
+//! the handler. Each resource module declares its parameters (`params::Field` tables, marked with
+//! the [`versions::Change`]s that shaped them), reads them, calls the model and renders the result
+//! as the version sees it. The busiest write, credit grant create, checks its parameters in
+//! `route`, before the lock.
 
 pub mod auth;
 pub mod balances;
@@ -19,6 +22,7 @@ pub mod params;
 pub mod search;
 pub mod test_clocks;
 pub mod transactions;
+pub mod versions;
 
 use std::hash::{Hash, Hasher};
 
@@ -31,6 +35,7 @@ use crate::idempotency::Claim;
 use crate::model::Tenant;
 use crate::server::App;
 use error::{StripeError, StripeResult};
+use versions::Version;
 
 /// Everything a resource handler needs.
 pub struct Ctx<'a> {
@@ -38,6 +43,8 @@ pub struct Ctx<'a> {
     pub tenant: &'a mut Tenant,
     /// Query string and body, decoded together.
     pub params: &'a Params,
+    /// The API version the request runs under: which parameters exist and which fields are shown.
+    pub version: Version,
 }
 
 /// A handler's answer: a JSON value, or JSON already written. Hot paths (credit grants without
@@ -64,17 +71,36 @@ pub fn handle(app: &App, req: &Request) -> Reply {
         Method::POST => req.header("idempotency-key"),
         _ => None,
     };
-    let reply = match serve(app, req, idempotency_key) {
+    let mut applied = None;
+    let reply = match serve(app, req, idempotency_key, &mut applied) {
         Ok(reply) => reply,
         Err(e) => e.reply(),
     };
-    finish_headers(req, idempotency_key, reply)
+    finish_headers(applied, idempotency_key, reply)
 }
 
-fn serve(app: &App, req: &Request, idempotency_key: Option<&str>) -> StripeResult<Reply> {
+/// Serves `req`, setting `applied` to the API version once it is settled.
+///
+/// The order of the checks: the key (401), the `Stripe-Account` header (403), then the version
+/// (400). A version is a setting of the account that calls, and whether a beta may be named
+/// depends on that account, so the version is settled only once the caller is known.
+fn serve(
+    app: &App,
+    req: &Request,
+    idempotency_key: Option<&str>,
+    applied: &mut Option<Version>,
+) -> StripeResult<Reply> {
     let key = auth::authenticate(req)?;
+    let account = auth::account(req, &key)?;
+    let requested = versions::requested(req)?;
+    let world = auth::world(&key, account);
+    let version = requested.unwrap_or_else(|| {
+        let platform = account.map(|_| key.as_str());
+        versions::default_for(&app.store, &world, platform).0
+    });
+    *applied = Some(version);
     let params = decode(app, req)?;
-    let cell = app.store.tenant(&key);
+    let cell = app.store.tenant(&world);
     if idempotency_key.is_some_and(|k| k.len() > 255) {
         return Err(StripeError::invalid(
             "Idempotency keys can be at most 255 characters long.",
@@ -128,7 +154,7 @@ fn serve(app: &App, req: &Request, idempotency_key: Option<&str>) -> StripeResul
     // The handler is chosen, and whatever it can check without the tenant is checked, before the
     // tenant is locked: requests of one tenant wait for each other only while the model is read
     // or written.
-    let result = route(req, &params).and_then(|handler| {
+    let result = route(req, &params, version).and_then(|handler| {
         let mut tenant = cell.state.lock();
         tenant.catch_up();
         // Off by default; proves that a panic here, with the tenant locked and an idempotency key
@@ -139,6 +165,7 @@ fn serve(app: &App, req: &Request, idempotency_key: Option<&str>) -> StripeResul
         let mut ctx = Ctx {
             tenant: &mut tenant,
             params: &params,
+            version,
         };
         handler(&mut ctx)
     });
@@ -163,10 +190,19 @@ fn serve(app: &App, req: &Request, idempotency_key: Option<&str>) -> StripeResul
     Ok(reply)
 }
 
-/// Adds the headers every Stripe response carries.
-fn finish_headers(req: &Request, idempotency_key: Option<&str>, mut reply: Reply) -> Reply {
-    if let Some(v) = req.header("stripe-version") {
-        reply.headers.push(("stripe-version", v.to_string()));
+/// Adds the headers every Stripe response carries. `Stripe-Version` names the version the request
+/// ran under (the one it sent, or its world's default), as Stripe sends the account's version when
+/// none was asked for; an answer given before a version applied (401, 403, an invalid version)
+/// has none.
+fn finish_headers(
+    applied: Option<Version>,
+    idempotency_key: Option<&str>,
+    mut reply: Reply,
+) -> Reply {
+    if let Some(v) = applied {
+        reply
+            .headers
+            .push(("stripe-version", v.as_str().to_string()));
     }
     if let Some(k) = idempotency_key {
         reply.headers.push(("idempotency-key", k.to_string()));
@@ -282,8 +318,9 @@ fn path_id<'a>(id: &'a str, method: &Method, path: &str) -> StripeResult<&'a str
 type Handler<'r> = Box<dyn FnOnce(&mut Ctx) -> StripeResult<Body> + 'r>;
 
 /// Picks the handler for `req`. Runs before the tenant is locked; a handler whose parameters can be
-/// checked without the tenant (credit grant create, the busiest write) checks them here.
-fn route<'r>(req: &'r Request, params: &'r Params) -> StripeResult<Handler<'r>> {
+/// checked without the tenant (credit grant create, the busiest write) checks them here, as
+/// `version` sees them.
+fn route<'r>(req: &'r Request, params: &'r Params, version: Version) -> StripeResult<Handler<'r>> {
     let segments = req.segments();
     let m = &req.method;
     let p = req.path.as_str();
@@ -319,7 +356,7 @@ fn route<'r>(req: &'r Request, params: &'r Params) -> StripeResult<Handler<'r>> 
         }
 
         (&M::POST, ["v1", "billing", "credit_grants"]) => {
-            let draft = credit_grants::draft(params)?;
+            let draft = credit_grants::draft(params, version)?;
             Ok(Box::new(move |c| credit_grants::create(c, draft)))
         }
         (&M::GET, ["v1", "billing", "credit_grants"]) => on(credit_grants::list),
@@ -372,8 +409,13 @@ fn route<'r>(req: &'r Request, params: &'r Params) -> StripeResult<Handler<'r>> 
     }
 }
 
-/// Renders the object behind an expandable field's id, for `expand[]`.
+/// Renders the object behind an expandable field's id, for `expand[]`, as the newest version shows it.
 pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
+    resolve_at(tenant, field, id, Version::NEWEST)
+}
+
+/// Renders the object behind an expandable field's id, for `expand[]`, as `version` shows it.
+pub fn resolve_at(tenant: &Tenant, field: &str, id: &str, version: Version) -> Option<Value> {
     match field {
         "customer" => ids::key_of(id, ids::CUSTOMER)
             .and_then(|k| tenant.customers.get(&k))
@@ -383,7 +425,7 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
             .map(test_clocks::render),
         "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
             .and_then(|k| tenant.lots.get(&k))
-            .map(|lot| credit_grants::render(lot)),
+            .map(|lot| credit_grants::render(lot, version)),
         "invoice" => ids::key_of(id, ids::INVOICE)
             .and_then(|k| tenant.invoices.get(&k))
             .map(|inv| invoices::render(tenant, inv)),
@@ -391,7 +433,14 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
     }
 }
 
-/// Expands `paths` in `value` against `tenant`.
+/// Expands `paths` in `value` against `tenant`, rendering as the newest version does.
 pub fn expand_in(tenant: &Tenant, value: &mut Value, paths: &[String]) {
-    expand::apply(value, paths, &|field, id| resolve(tenant, field, id));
+    expand_at(tenant, value, paths, Version::NEWEST);
+}
+
+/// Expands `paths` in `value` against `tenant`, rendering as `version` does.
+pub fn expand_at(tenant: &Tenant, value: &mut Value, paths: &[String], version: Version) {
+    expand::apply(value, paths, &|field, id| {
+        resolve_at(tenant, field, id, version)
+    });
 }

@@ -2,12 +2,17 @@
 //! decoded form tree against them the way Stripe does (every unknown parameter first, then required
 //! ones, types, enums, lengths, metadata limits, in declaration order). After validation, handlers read
 //! values with the small accessors at the bottom, which cannot fail on type.
+//!
+//! A field can be tied to the API version change that added it ([`Field::since`]: older versions
+//! refuse it as unknown) or that made it optional ([`Field::required_before`]); [`validate_at`]
+//! checks a tree as the request's version sees the tables.
 
 use crate::form::{Node, Params};
 use crate::model::{money, Currency};
 use crate::time::from_secs;
 
 use super::error::{shorten, StripeError, StripeResult};
+use super::versions::{Change, Version};
 
 /// The type of one parameter.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +49,34 @@ pub struct Field {
     pub spec: Spec,
     /// Whether it must be present.
     pub required: bool,
+    /// The change that added it; versions before it do not know the parameter.
+    pub since: Option<Change>,
+    /// The change that made it optional; versions before it require the parameter.
+    pub required_before: Option<Change>,
+}
+
+impl Field {
+    /// This parameter, known only from `change` on.
+    pub const fn since(mut self, change: Change) -> Field {
+        self.since = Some(change);
+        self
+    }
+
+    /// This parameter, required in versions before `change`.
+    pub const fn required_before(mut self, change: Change) -> Field {
+        self.required_before = Some(change);
+        self
+    }
+
+    /// Whether requests under `version` know this parameter.
+    fn known_in(&self, version: Version) -> bool {
+        self.since.is_none_or(|c| version.has(c))
+    }
+
+    /// Whether requests under `version` must send this parameter.
+    fn required_in(&self, version: Version) -> bool {
+        self.required || self.required_before.is_some_and(|c| !version.has(c))
+    }
 }
 
 /// An optional parameter.
@@ -52,6 +85,8 @@ pub const fn opt(name: &'static str, spec: Spec) -> Field {
         name,
         spec,
         required: false,
+        since: None,
+        required_before: None,
     }
 }
 
@@ -61,6 +96,8 @@ pub const fn req(name: &'static str, spec: Spec) -> Field {
         name,
         spec,
         required: true,
+        since: None,
+        required_before: None,
     }
 }
 
@@ -103,10 +140,34 @@ const METADATA_KEYS: usize = 50;
 const METADATA_KEY_LEN: usize = 40;
 const METADATA_VALUE_LEN: usize = 500;
 
-/// Validates `params` against `fields` (top level).
+/// Validates `params` against `fields` (top level), as the newest version sees them.
 pub fn validate(params: &Params, fields: &[Field], unsupported_hint: &str) -> StripeResult<()> {
-    check_unknown(params, fields, &Path::Root, unsupported_hint)?;
-    check_fields(params, fields, &Path::Root)
+    validate_at(params, fields, unsupported_hint, Version::NEWEST)
+}
+
+/// Validates `params` against `fields` (top level) as `version` sees them: fields added later are
+/// unknown, fields made optional later are required.
+pub fn validate_at(
+    params: &Params,
+    fields: &[Field],
+    unsupported_hint: &str,
+    version: Version,
+) -> StripeResult<()> {
+    let at = At {
+        hint: unsupported_hint,
+        version,
+    };
+    check_unknown(params, fields, &Path::Root, at)?;
+    check_fields(params, fields, &Path::Root, at.version)
+}
+
+/// What the unknown-parameter pass carries down the tree.
+#[derive(Clone, Copy)]
+struct At<'h> {
+    /// Appended to "not supported by the credit emulator".
+    hint: &'h str,
+    /// The version whose view of the tables applies.
+    version: Version,
 }
 
 /// Where a node sits (`amount[monetary][value]`), spelled out only when an error names it: building
@@ -136,38 +197,43 @@ fn unknown(path: &str) -> StripeError {
     StripeError::unknown_param(&shorten(path))
 }
 
-/// Pass one: any name that is not declared is reported, deepest path spelled in full.
-fn check_unknown(params: &Params, fields: &[Field], prefix: &Path, hint: &str) -> StripeResult<()> {
+/// Pass one: any name that is not declared (or not in this version) is reported, deepest path
+/// spelled in full.
+fn check_unknown(params: &Params, fields: &[Field], prefix: &Path, at: At) -> StripeResult<()> {
     for (name, node) in params {
         let path = Path::Name(prefix, name);
-        let Some(field) = fields.iter().find(|f| f.name == name) else {
+        let Some(field) = fields
+            .iter()
+            .find(|f| f.name == name && f.known_in(at.version))
+        else {
             return Err(unknown(&path.to_string()));
         };
-        check_unknown_node(node, &field.spec, &path, hint)?;
+        check_unknown_node(node, &field.spec, &path, at)?;
     }
     Ok(())
 }
 
-fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, hint: &str) -> StripeResult<()> {
+fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, at: At) -> StripeResult<()> {
     match (spec, node) {
         (Spec::Unsupported, _) => Err(StripeError::invalid(format!(
-            "The parameter {path} is not supported by the credit emulator{hint}."
+            "The parameter {path} is not supported by the credit emulator{}.",
+            at.hint
         ))
         .param(path.to_string())),
-        (Spec::Obj(sub), Node::Map(m)) => check_unknown(m, sub, path, hint),
+        (Spec::Obj(sub), Node::Map(m)) => check_unknown(m, sub, path, at),
         (Spec::Array(item, _), Node::Map(m)) => {
             for (k, v) in m {
                 let p = Path::Name(path, k);
                 if k.parse::<usize>().is_err() {
                     return Err(unknown(&p.to_string()));
                 }
-                check_unknown_node(v, item, &p, hint)?;
+                check_unknown_node(v, item, &p, at)?;
             }
             Ok(())
         }
         (Spec::Array(item, _), Node::List(items)) => {
             for (i, v) in items.iter().enumerate() {
-                check_unknown_node(v, item, &Path::Index(path, i), hint)?;
+                check_unknown_node(v, item, &Path::Index(path, i), at)?;
             }
             Ok(())
         }
@@ -199,16 +265,17 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, hint: &str) -> Stri
 }
 
 /// Pass two: presence and types, in declaration order.
-fn check_fields(params: &Params, fields: &[Field], prefix: &Path) -> StripeResult<()> {
+fn check_fields(params: &Params, fields: &[Field], prefix: &Path, v: Version) -> StripeResult<()> {
     for field in fields {
         let path = Path::Name(prefix, field.name);
+        let required = field.required_in(v);
         match params.get(field.name) {
             None => {
-                if field.required {
+                if required {
                     return Err(StripeError::missing_param(&path.to_string()));
                 }
             }
-            Some(node) => check_node(node, &field.spec, &path, field.required)?,
+            Some(node) => check_node(node, &field.spec, &path, required, v)?,
         }
     }
     Ok(())
@@ -220,7 +287,13 @@ fn too_long(s: &str, max: usize) -> bool {
     s.len() > max && s.chars().count() > max
 }
 
-fn check_node(node: &Node, spec: &Spec, path: &Path, required: bool) -> StripeResult<()> {
+fn check_node(
+    node: &Node,
+    spec: &Spec,
+    path: &Path,
+    required: bool,
+    v: Version,
+) -> StripeResult<()> {
     match spec {
         Spec::Str(max) => {
             let s = scalar(node, path)?;
@@ -274,7 +347,7 @@ fn check_node(node: &Node, spec: &Spec, path: &Path, required: bool) -> StripeRe
             }
         }
         Spec::Obj(fields) => match node {
-            Node::Map(m) => check_fields(m, fields, path),
+            Node::Map(m) => check_fields(m, fields, path, v),
             Node::Value(v) if v.is_empty() && required => {
                 Err(StripeError::missing_param(&path.to_string()))
             }
@@ -298,7 +371,7 @@ fn check_node(node: &Node, spec: &Spec, path: &Path, required: bool) -> StripeRe
                 .param(path.to_string()));
             }
             for (i, n) in items.iter().enumerate() {
-                check_node(n, item, &Path::Index(path, i), true)?;
+                check_node(n, item, &Path::Index(path, i), true, v)?;
             }
             Ok(())
         }

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::credit_grants::amount_json;
 use super::error::{StripeError, StripeResult};
-use super::params::{get_expand, get_str, opt, validate, Field, Spec, EXPAND, LIST_FIELDS};
+use super::params::{get_expand, get_str, opt, validate_at, Field, Spec, EXPAND, LIST_FIELDS};
+use super::versions::Change;
 use super::{expand, ids, list, Ctx};
 use crate::ids::Key;
 use crate::model::{Entry, EntryKind, Tenant};
@@ -17,8 +18,8 @@ use crate::time::to_secs;
 
 const LIST: &[Field] = &[
     opt("credit_grant", Spec::Str(5000)),
-    opt("customer", Spec::Str(5000)),
-    opt("customer_account", Spec::Unsupported),
+    opt("customer", Spec::Str(5000)).required_before(Change::CustomerAccount),
+    opt("customer_account", Spec::Unsupported).since(Change::CustomerAccount),
     LIST_FIELDS[0],
     LIST_FIELDS[1],
     LIST_FIELDS[2],
@@ -100,7 +101,7 @@ pub fn render(e: &Entry) -> Value {
 
 /// `GET /v1/billing/credit_balance_transactions/{id}`.
 pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, ONLY_EXPAND, "")?;
+    validate_at(ctx.params, ONLY_EXPAND, "", ctx.version)?;
     let paths = get_expand(ctx.params);
     expand::check(&paths, EXPANDABLE)?;
     let t = &*ctx.tenant;
@@ -108,14 +109,14 @@ pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
         .and_then(|k| t.entries.get(&k))
         .ok_or_else(|| StripeError::no_such("credit balance transaction", id, "id", 404))?;
     let mut v = render(entry);
-    super::expand_in(t, &mut v, &paths);
+    super::expand_at(t, &mut v, &paths, ctx.version);
     Ok(v)
 }
 
 /// `GET /v1/billing/credit_balance_transactions`: a customer's transactions, optionally of one
 /// grant, newest first.
 pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, LIST, "")?;
+    validate_at(ctx.params, LIST, "", ctx.version)?;
     let paths = get_expand(ctx.params);
     expand::check(&paths, LIST_EXPANDABLE)?;
     let t = &*ctx.tenant;
@@ -149,7 +150,7 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     };
     let data = keys.iter().map(|k| render(&t.entries[k])).collect();
     let mut v = list::render(data, more, URL);
-    super::expand_in(t, &mut v, &paths);
+    super::expand_at(t, &mut v, &paths, ctx.version);
     Ok(v)
 }
 
