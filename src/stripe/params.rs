@@ -244,7 +244,7 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, at: At) -> StripeRe
                 if !RANGE_KEYS.contains(&k.as_str()) {
                     return Err(unknown(&p.to_string()));
                 }
-                check_unknown_node(v, &Spec::Int, &p, hint)?;
+                check_unknown_node(v, &Spec::Int, &p, at)?;
             }
             Ok(())
         }
@@ -377,12 +377,12 @@ fn check_node(
         }
         Spec::Range => match node {
             Node::Map(m) => {
-                for (k, v) in m {
-                    check_node(v, &Spec::Int, &Path::Name(path, k), true)?;
+                for (k, bound) in m {
+                    check_node(bound, &Spec::Int, &Path::Name(path, k), true, v)?;
                 }
                 Ok(())
             }
-            _ => check_node(node, &Spec::Int, path, required),
+            _ => check_node(node, &Spec::Int, path, required, v),
         },
         Spec::Unsupported => Ok(()),
     }
