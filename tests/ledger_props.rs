@@ -142,7 +142,7 @@ fn apply(t: &mut Tenant, customers: &[u128], op: &Op) {
                 metadata: Metadata::new(),
                 effective_at,
                 expires_at: expires_after.map(|d| start + d * S),
-                origin: LotOrigin::Stripe,
+                origin: LotOrigin::Direct,
             });
         }
         Op::Invoice {

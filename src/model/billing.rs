@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Application, NativeGrant, Plan, Subscription, Wallet};
+use super::{Application, GrantRule, Plan, Subscription, Wallet};
 use crate::ids::Key;
 
 /// Plans, subscriptions, grant rules, applications and wallets of one tenant.
@@ -16,7 +16,7 @@ pub struct Billing {
     /// Subscriptions per customer.
     pub subscriptions_by_customer: HashMap<Key, BTreeSet<Key>>,
     /// Every grant rule by key (keys are creation-ordered).
-    pub grants: BTreeMap<Key, NativeGrant>,
+    pub grants: BTreeMap<Key, GrantRule>,
     /// Grant rules that target (or came from) each plan.
     pub grants_by_plan: HashMap<Key, BTreeSet<Key>>,
     /// Grant rules of each subscription.

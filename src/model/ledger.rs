@@ -62,7 +62,7 @@ pub enum Event {
     Effective(Key),
     /// The lot's remaining credit expires.
     Expire(Key),
-    /// A native credit-grant application is due (handled by the native grant rules).
+    /// A grant rule's application is due (handled in `grant_rules.rs`).
     Application(Key),
 }
 
@@ -189,7 +189,7 @@ impl Tenant {
                 }
                 self.write_off(key, EntryKind::Expired, at);
             }
-            // A grant application is due: the grant rules apply it (see `native_grants`).
+            // A grant application is due: the grant rules apply it (see `grant_rules`).
             Event::Application(key) => self.run_application(key, at),
         }
     }

@@ -54,11 +54,11 @@ impl Applicability {
 /// Where a lot came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LotOrigin {
-    /// Created as a Stripe credit grant.
-    Stripe,
-    /// Applied by a native grant for one period (`grant` made it through application `application`).
+    /// Granted directly, on its own (a Stripe credit grant is one).
+    Direct,
+    /// Applied by a grant rule for one period (`grant` made it through application `application`).
     Application {
-        /// The native grant.
+        /// The grant rule.
         grant: Key,
         /// The credit-grant application that applied it.
         application: Key,

@@ -10,18 +10,18 @@
 //! are due at a time (credits becoming effective, expiring) sit in a schedule per time [`Domain`] and
 //! are posted in time order when that domain's clock reaches them.
 //!
-//! The subscription side ([`Billing`]): a [`Plan`] carries grant rules ([`NativeGrant`]) that a
+//! The subscription side ([`Billing`]): a [`Plan`] carries grant rules ([`GrantRule`]) that a
 //! [`Subscription`] copies; a subscription rule makes one [`Application`] per period, scheduled like any
 //! other timed entry, and an applied application is a lot with the application's key. A [`Wallet`] is
 //! a view of a customer's lots in one currency, never a store.
 
 mod billing;
 mod customer;
+mod grant_rules;
 mod invoice;
 mod ledger;
 mod lot;
 pub mod money;
-mod native_grants;
 pub mod periods;
 mod plans;
 mod subscriptions;
@@ -34,6 +34,10 @@ pub use customer::{
     default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
     Profile, RenderingOptions, Shipping, TaxExempt,
 };
+pub use grant_rules::{
+    credits_to_minor, minor_to_credits, Application, ApplicationReason, ApplicationStatus, Cadence,
+    ExpiryRule, GrantRule, GrantScope, GrantStatus, NewGrantRule, SkipReason,
+};
 pub use invoice::{
     Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceListEntry, InvoiceStatus,
     NewInvoiceLine,
@@ -41,10 +45,6 @@ pub use invoice::{
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;
-pub use native_grants::{
-    credits_to_minor, minor_to_credits, Application, ApplicationReason, ApplicationStatus, Cadence,
-    ExpiryRule, GrantScope, GrantStatus, NativeGrant, NewNativeGrant, SkipReason,
-};
 pub use plans::{NewPlan, Plan, PlanStatus};
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};

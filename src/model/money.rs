@@ -56,7 +56,7 @@ pub fn exponent(currency: &str) -> u32 {
 }
 
 /// An amount rendered as an integer of minor units (Stripe's `value`), rounding half away from zero
-/// when a native grant produced a fraction of a minor unit.
+/// when a grant rule produced a fraction of a minor unit.
 pub fn to_minor_i64(amount: Decimal) -> i64 {
     use rust_decimal::prelude::ToPrimitive;
     amount

@@ -1,5 +1,5 @@
 //! Plans: named templates that subscriptions are made from. A plan carries grant rules (see
-//! [`super::NativeGrant`] with [`super::GrantScope::Plan`]) that are copied onto every subscription
+//! [`super::GrantRule`] with [`super::GrantScope::Plan`]) that are copied onto every subscription
 //! started on it.
 
 use super::{Metadata, Tenant};

@@ -4,7 +4,7 @@
 //! before it is made (see [`Tenant::plan_rule_in_other_currency`]).
 
 use super::periods::{boundary, period_containing, Period};
-use super::{GrantScope, GrantStatus, Metadata, NativeGrant, NewNativeGrant, Tenant};
+use super::{GrantRule, GrantScope, GrantStatus, Metadata, NewGrantRule, Tenant};
 use crate::ids::Key;
 use crate::model::Currency;
 use crate::time::Nanos;
@@ -111,7 +111,7 @@ pub struct NewSubscription {
     pub metadata: Metadata,
     /// Grant rules to start it with instead of the plan's. Their subscription is filled in, and
     /// their start and end default to the subscription's.
-    pub grants: Option<Vec<NewNativeGrant>>,
+    pub grants: Option<Vec<NewGrantRule>>,
 }
 
 impl Tenant {
@@ -152,10 +152,10 @@ impl Tenant {
             .entry(new.customer)
             .or_default()
             .insert(key);
-        let rules: Vec<NewNativeGrant> = match new.grants {
+        let rules: Vec<NewGrantRule> = match new.grants {
             Some(list) => list
                 .into_iter()
-                .map(|g| NewNativeGrant {
+                .map(|g| NewGrantRule {
                     scope: GrantScope::Subscription,
                     subscription: Some(key),
                     start: g.start.or(Some(start)),
@@ -165,7 +165,7 @@ impl Tenant {
                 .collect(),
             None => self
                 .copied_plan_rules(new.plan)
-                .map(|g| NewNativeGrant {
+                .map(|g| NewGrantRule {
                     name: g.name.clone(),
                     scope: GrantScope::Subscription,
                     plan: Some(new.plan),
@@ -185,13 +185,13 @@ impl Tenant {
                 .collect(),
         };
         for rule in rules {
-            self.create_native_grant(rule);
+            self.create_grant_rule(rule);
         }
         key
     }
 
     /// The rules a subscription started on `plan` copies: its published plan rules.
-    fn copied_plan_rules(&self, plan: Key) -> impl Iterator<Item = &NativeGrant> {
+    fn copied_plan_rules(&self, plan: Key) -> impl Iterator<Item = &GrantRule> {
         self.billing
             .grants_by_plan
             .get(&plan)
@@ -203,11 +203,7 @@ impl Tenant {
 
     /// The first rule a subscription on `plan` in `currency` would copy although it is bound to
     /// another currency (its credits could not go into the subscription's wallets).
-    pub fn plan_rule_in_other_currency(
-        &self,
-        plan: Key,
-        currency: Currency,
-    ) -> Option<&NativeGrant> {
+    pub fn plan_rule_in_other_currency(&self, plan: Key, currency: Currency) -> Option<&GrantRule> {
         self.copied_plan_rules(plan)
             .find(|g| g.currency.is_some_and(|c| c != currency))
     }

@@ -25,8 +25,8 @@ use super::{base, customers, plans, Ctx};
 use crate::ids::{fnv1a64, Key};
 use crate::model::periods::{DurationUnit, Period};
 use crate::model::{
-    Application, ApplicationReason, ApplicationStatus, Cadence, Currency, ExpiryRule, GrantScope,
-    GrantStatus, Metadata, NativeGrant, NewNativeGrant, SkipReason, SubscriptionStatus, Tenant,
+    Application, ApplicationReason, ApplicationStatus, Cadence, Currency, ExpiryRule, GrantRule,
+    GrantScope, GrantStatus, Metadata, NewGrantRule, SkipReason, SubscriptionStatus, Tenant,
 };
 use crate::time::{parse_rfc3339, Nanos};
 
@@ -583,9 +583,9 @@ fn stored(d: Decimal, scale: u32) -> Decimal {
 }
 
 /// The model's new rule for a checked request.
-pub fn to_new(r: GrantInput, c: &Checked, refs: Refs) -> NewNativeGrant {
+pub fn to_new(r: GrantInput, c: &Checked, refs: Refs) -> NewGrantRule {
     let subscription = c.scope == ScopeIn::Subscription;
-    NewNativeGrant {
+    NewGrantRule {
         name: r.name,
         scope: if subscription {
             GrantScope::Subscription
@@ -667,7 +667,7 @@ fn status_name(s: GrantStatus) -> &'static str {
 }
 
 /// Renders a grant rule as Flexprice's `CreditGrantResponse`.
-pub fn render(env: &str, g: &NativeGrant) -> Value {
+pub fn render(env: &str, g: &GrantRule) -> Value {
     let (period, count) = match g.cadence {
         Cadence::OneTime => (None, None),
         Cadence::Recurring { period, count } => (Some(period_name(period)), Some(count)),
@@ -742,9 +742,7 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
     let checked = validate(&input)?;
     let refs = check_references(ctx.tenant, &input, &checked, None, None)?;
     check_storage(&input, &checked)?;
-    let key = ctx
-        .tenant
-        .create_native_grant(to_new(input, &checked, refs));
+    let key = ctx.tenant.create_grant_rule(to_new(input, &checked, refs));
     Ok(render(&ctx.env, &ctx.tenant.billing.grants[&key]))
 }
 
@@ -755,7 +753,7 @@ pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
 }
 
 /// The now a rule lives by: its customer's clock for a subscription rule, the tenant's otherwise.
-fn now_of(t: &Tenant, g: &NativeGrant) -> Nanos {
+fn now_of(t: &Tenant, g: &GrantRule) -> Nanos {
     match g.subscription.and_then(|s| t.billing.subscriptions.get(&s)) {
         Some(sub) => t.now_for(sub.customer),
         None => t.tenant_now(),
@@ -781,7 +779,7 @@ pub fn update(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
             "Please provide a name for the credit grant",
         ));
     }
-    ctx.tenant.update_native_grant(key, name, metadata);
+    ctx.tenant.update_grant_rule(key, name, metadata);
     let snapshot = render(&ctx.env, &ctx.tenant.billing.grants[&key]);
     if let Some(e) = end {
         end_grant(ctx, key, id_, Some(e))?;
@@ -811,11 +809,11 @@ fn end_grant(ctx: &mut Ctx, key: Key, id_: &str, effective: Option<Nanos>) -> Na
     }
     match g.scope {
         GrantScope::Plan => {
-            ctx.tenant.archive_native_grant(key);
+            ctx.tenant.archive_grant_rule(key);
         }
         GrantScope::Subscription => {
             let at = effective.unwrap_or_else(|| now_of(ctx.tenant, g));
-            ctx.tenant.end_native_grant(key, at);
+            ctx.tenant.end_grant_rule(key, at);
         }
     }
     Ok(())
@@ -829,7 +827,7 @@ enum SortVal {
     Dec(Decimal),
 }
 
-fn sort_value(env: &str, g: &NativeGrant, column: &str) -> Option<Option<SortVal>> {
+fn sort_value(env: &str, g: &GrantRule, column: &str) -> Option<Option<SortVal>> {
     use SortVal::*;
     let time = |t: Option<Nanos>| t.map(Int);
     let text = |s: &str| Some(Text(s.to_string()));
@@ -910,7 +908,7 @@ pub fn list(ctx: &Ctx) -> NativeResult<Value> {
     let grant_ids = keys_of("credit_grant_ids", ids::CREDIT_GRANT);
     let addon_filter = !q.all("addon_ids").is_empty();
     let scope = q.first("scope").filter(|s| !s.is_empty());
-    let keep = |g: &NativeGrant| {
+    let keep = |g: &GrantRule| {
         let status_ok = match page.status.as_deref() {
             None => true,
             Some(s) => s == status_name(g.status),
@@ -940,12 +938,12 @@ pub fn list(ctx: &Ctx) -> NativeResult<Value> {
         && sub_ids.is_none()
         && grant_ids.is_none();
     if key_ordered && unfiltered {
-        let walk: Box<dyn Iterator<Item = &NativeGrant>> = if page.ascending {
+        let walk: Box<dyn Iterator<Item = &GrantRule>> = if page.ascending {
             Box::new(t.billing.grants.values())
         } else {
             Box::new(t.billing.grants.values().rev())
         };
-        let rows: Vec<&NativeGrant> = match page.needed() {
+        let rows: Vec<&GrantRule> = match page.needed() {
             Some(n) => walk.take(n).collect(),
             None => walk.collect(),
         };
@@ -956,8 +954,7 @@ pub fn list(ctx: &Ctx) -> NativeResult<Value> {
             .collect();
         return Ok(page.render(items, t.billing.grants.len()));
     }
-    let candidates: Box<dyn Iterator<Item = &NativeGrant>> = match (&grant_ids, &plan_ids, &sub_ids)
-    {
+    let candidates: Box<dyn Iterator<Item = &GrantRule>> = match (&grant_ids, &plan_ids, &sub_ids) {
         (Some(v), _, _) => Box::new(
             v.iter()
                 .collect::<BTreeSet<_>>()
@@ -970,14 +967,14 @@ pub fn list(ctx: &Ctx) -> NativeResult<Value> {
         (None, None, Some(v)) => Box::new(union(t, v, |s| t.billing.grants_by_subscription.get(s))),
         (None, None, None) => Box::new(t.billing.grants.values()),
     };
-    let mut rows: Vec<&NativeGrant> = candidates.filter(|g| keep(g)).collect();
+    let mut rows: Vec<&GrantRule> = candidates.filter(|g| keep(g)).collect();
     let env = ctx.env.as_str();
     let directed = |ord: Ordering| if page.ascending { ord } else { ord.reverse() };
     if key_ordered {
         rows.sort_by(|a, b| directed(a.key.cmp(&b.key)));
     } else {
         // Each row's sort value is computed once, not on every comparison.
-        let mut valued: Vec<(Option<SortVal>, &NativeGrant)> = rows
+        let mut valued: Vec<(Option<SortVal>, &GrantRule)> = rows
             .into_iter()
             .map(|g| (sort_value(env, g, &page.sort).flatten(), g))
             .collect();
@@ -1000,7 +997,7 @@ fn union<'a>(
     t: &'a Tenant,
     targets: &[Key],
     index: impl Fn(&Key) -> Option<&'a BTreeSet<Key>>,
-) -> std::vec::IntoIter<&'a NativeGrant> {
+) -> std::vec::IntoIter<&'a GrantRule> {
     let mut keys = BTreeSet::new();
     for k in targets {
         if let Some(set) = index(k) {
@@ -1014,8 +1011,8 @@ fn union<'a>(
 }
 
 /// A rule used only to ask whether a sort column exists.
-fn dummy_grant() -> NativeGrant {
-    NativeGrant {
+fn dummy_grant() -> GrantRule {
+    GrantRule {
         key: 0,
         name: String::new(),
         scope: GrantScope::Plan,

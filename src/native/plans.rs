@@ -122,7 +122,7 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
         for (input, checked, mut refs) in rules {
             debug_assert_eq!(checked.scope, ScopeIn::Plan);
             refs.plan = Some(key);
-            tenant.create_native_grant(credit_grants::to_new(input, &checked, refs));
+            tenant.create_grant_rule(credit_grants::to_new(input, &checked, refs));
         }
         Ok(render(&env, &tenant.billing.plans[&key]))
     })

@@ -110,8 +110,8 @@ fn reason(kind: EntryKind, lot: &Lot) -> &'static str {
     match kind {
         EntryKind::Granted => match (lot.origin, lot.category) {
             (LotOrigin::Application { .. }, _) => "SUBSCRIPTION_CREDIT_GRANT",
-            (LotOrigin::Stripe, Category::Promotional) => "FREE_CREDIT_GRANT",
-            (LotOrigin::Stripe, Category::Paid) => "PURCHASED_CREDIT_DIRECT",
+            (LotOrigin::Direct, Category::Promotional) => "FREE_CREDIT_GRANT",
+            (LotOrigin::Direct, Category::Paid) => "PURCHASED_CREDIT_DIRECT",
         },
         EntryKind::InvoiceVoided => "INVOICE_VOID_REFUND",
         EntryKind::Applied => "CREDIT_ADJUSTMENT",
@@ -132,7 +132,7 @@ fn lot_metadata(t: &Tenant, lot: &Lot) -> Metadata {
                 );
             }
         }
-        LotOrigin::Stripe => {
+        LotOrigin::Direct => {
             m.insert("credit_grant_id".into(), id(STRIPE_GRANT, lot.key));
         }
     }
@@ -155,7 +155,7 @@ fn render_transaction(
             LotOrigin::Application { application, .. } => {
                 ("REQUEST", id(ids::APPLICATION, application))
             }
-            LotOrigin::Stripe => ("EXTERNAL", id(STRIPE_GRANT, lot.key)),
+            LotOrigin::Direct => ("EXTERNAL", id(STRIPE_GRANT, lot.key)),
         },
     };
     let mut metadata = if e.kind == EntryKind::Granted {

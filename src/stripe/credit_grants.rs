@@ -356,7 +356,7 @@ pub fn create(ctx: &mut Ctx, d: Draft) -> StripeResult<Body> {
         metadata: d.metadata,
         effective_at,
         expires_at,
-        origin: LotOrigin::Stripe,
+        origin: LotOrigin::Direct,
     });
     Ok(respond(ctx, key))
 }

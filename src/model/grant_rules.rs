@@ -1,6 +1,6 @@
 //! Grant rules and their applications.
 //!
-//! A [`NativeGrant`] is a *rule*, not an allotment: "give N credits, once or every period, expiring
+//! A [`GrantRule`] is a *rule*, not an allotment: "give N credits, once or every period, expiring
 //! so". A rule on a plan is a template; starting a subscription on the plan copies it onto the
 //! subscription. A rule on a subscription produces one [`Application`] per period. When an
 //! application comes due, its credits are put into the customer's wallet for the subscription's
@@ -71,7 +71,7 @@ pub enum GrantStatus {
 
 /// A grant rule.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NativeGrant {
+pub struct GrantRule {
     /// Identity.
     pub key: Key,
     /// Display name.
@@ -117,36 +117,36 @@ pub struct NativeGrant {
 
 /// What a new rule is made of. The facade has checked every reference and rule of its API.
 #[derive(Debug, Clone)]
-pub struct NewNativeGrant {
-    /// See [`NativeGrant`].
+pub struct NewGrantRule {
+    /// See [`GrantRule`].
     pub name: String,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub scope: GrantScope,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub plan: Option<Key>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub subscription: Option<Key>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub credits: Decimal,
-    /// See [`NativeGrant`]. The facade has checked it against the subscription's.
+    /// See [`GrantRule`]. The facade has checked it against the subscription's.
     pub currency: Option<Currency>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub older_form: bool,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub cadence: Cadence,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub expiry: ExpiryRule,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub priority: Option<i64>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub metadata: Metadata,
     /// Required for subscription rules.
     pub start: Option<Nanos>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub end: Option<Nanos>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub conversion_rate: Option<Decimal>,
-    /// See [`NativeGrant`].
+    /// See [`GrantRule`].
     pub topup_conversion_rate: Option<Decimal>,
 }
 
@@ -236,10 +236,10 @@ pub struct Application {
 impl Tenant {
     /// Creates a grant rule. A subscription rule schedules its first application at its start, and
     /// anything already due is applied before this returns.
-    pub fn create_native_grant(&mut self, new: NewNativeGrant) -> Key {
+    pub fn create_grant_rule(&mut self, new: NewGrantRule) -> Key {
         let key = self.next_key();
         let now = self.tenant_now();
-        let grant = NativeGrant {
+        let grant = GrantRule {
             key,
             name: new.name,
             scope: new.scope,
@@ -301,7 +301,7 @@ impl Tenant {
     }
 
     /// Renames a rule and/or replaces its metadata. Returns false if there is no such rule.
-    pub fn update_native_grant(
+    pub fn update_grant_rule(
         &mut self,
         key: Key,
         name: Option<String>,
@@ -322,7 +322,7 @@ impl Tenant {
     }
 
     /// Archives a rule (what deleting a plan rule does). Returns false if there is no such rule.
-    pub fn archive_native_grant(&mut self, key: Key) -> bool {
+    pub fn archive_grant_rule(&mut self, key: Key) -> bool {
         let now = self.tenant_now();
         let Some(g) = self.billing.grants.get_mut(&key) else {
             return false;
@@ -335,7 +335,7 @@ impl Tenant {
     /// Ends a subscription rule at `end` (what deleting one does): no application is made for a
     /// period ending after it, and applications still to run that are due at or after it are
     /// cancelled. Credits already applied stay in the wallet.
-    pub fn end_native_grant(&mut self, key: Key, end: Nanos) -> bool {
+    pub fn end_grant_rule(&mut self, key: Key, end: Nanos) -> bool {
         let now = self.tenant_now();
         let Some(g) = self.billing.grants.get_mut(&key) else {
             return false;
@@ -662,8 +662,8 @@ mod tests {
         })
     }
 
-    fn rule(credits: &str, cadence: Cadence, expiry: ExpiryRule) -> NewNativeGrant {
-        NewNativeGrant {
+    fn rule(credits: &str, cadence: Cadence, expiry: ExpiryRule) -> NewGrantRule {
+        NewGrantRule {
             name: "Included".into(),
             scope: GrantScope::Plan,
             plan: None,
@@ -721,7 +721,7 @@ mod tests {
     #[test]
     fn recurring_rule_applies_every_period_and_expires_with_the_cycle() {
         let (mut t, customer, plan, t0) = world();
-        t.create_native_grant(NewNativeGrant {
+        t.create_grant_rule(NewGrantRule {
             plan: Some(plan),
             ..rule(
                 "10",
@@ -791,9 +791,9 @@ mod tests {
             metadata: Metadata::new(),
             effective_at: None,
             expires_at: None,
-            origin: LotOrigin::Stripe,
+            origin: LotOrigin::Direct,
         });
-        t.create_native_grant(NewNativeGrant {
+        t.create_grant_rule(NewGrantRule {
             plan: Some(plan),
             ..rule(
                 "12.5",
@@ -838,7 +838,7 @@ mod tests {
         let stripe_lot = *t
             .lots
             .iter()
-            .find(|(_, l)| l.origin == LotOrigin::Stripe)
+            .find(|(_, l)| l.origin == LotOrigin::Direct)
             .unwrap()
             .0;
         assert_eq!(
@@ -853,7 +853,7 @@ mod tests {
     fn back_dated_rule_skips_what_already_expired_and_applies_the_rest() {
         let (mut t, customer, plan, t0) = world();
         let sub = subscribe(&mut t, customer, plan, Some(t0 - 70 * DAY));
-        let key = t.create_native_grant(NewNativeGrant {
+        let key = t.create_grant_rule(NewGrantRule {
             scope: GrantScope::Subscription,
             subscription: Some(sub),
             start: Some(t0 - 70 * DAY),
@@ -896,13 +896,13 @@ mod tests {
     fn a_rule_bound_to_a_currency_is_copied_with_it_and_named_when_it_does_not_fit() {
         let (mut t, customer, plan, _) = world();
         let eur = Currency::parse("eur").unwrap();
-        let bound = t.create_native_grant(NewNativeGrant {
+        let bound = t.create_grant_rule(NewGrantRule {
             plan: Some(plan),
             currency: Some(usd()),
             older_form: true,
             ..rule("3", Cadence::OneTime, ExpiryRule::Never)
         });
-        t.create_native_grant(NewNativeGrant {
+        t.create_grant_rule(NewGrantRule {
             plan: Some(plan),
             ..rule("1", Cadence::OneTime, ExpiryRule::Never)
         });
@@ -912,7 +912,7 @@ mod tests {
             Some(bound)
         );
         let sub = subscribe(&mut t, customer, plan, None);
-        let copies: Vec<&NativeGrant> = t.billing.grants_by_subscription[&sub]
+        let copies: Vec<&GrantRule> = t.billing.grants_by_subscription[&sub]
             .iter()
             .map(|k| &t.billing.grants[k])
             .collect();
@@ -921,7 +921,7 @@ mod tests {
         assert_eq!(copies[1].currency, None);
         assert_eq!(both_views(&mut t, customer), (400.into(), 400.into()));
         // An archived rule is not copied, so it no longer stands in the way.
-        t.archive_native_grant(bound);
+        t.archive_grant_rule(bound);
         assert_eq!(t.plan_rule_in_other_currency(plan, eur), None);
     }
 
@@ -929,7 +929,7 @@ mod tests {
     fn a_conversion_rate_gets_its_own_wallet_and_ending_a_rule_cancels_what_is_left() {
         let (mut t, customer, plan, t0) = world();
         let sub = subscribe(&mut t, customer, plan, None);
-        let key = t.create_native_grant(NewNativeGrant {
+        let key = t.create_grant_rule(NewGrantRule {
             scope: GrantScope::Subscription,
             subscription: Some(sub),
             start: Some(t0),
@@ -943,7 +943,7 @@ mod tests {
                 ExpiryRule::Never,
             )
         });
-        t.create_native_grant(NewNativeGrant {
+        t.create_grant_rule(NewGrantRule {
             scope: GrantScope::Subscription,
             subscription: Some(sub),
             start: Some(t0),
@@ -961,7 +961,7 @@ mod tests {
             minor_to_credits(t.wallet_balance(wallets[0]).available, 2.into(), 2),
             Decimal::from(11)
         );
-        t.end_native_grant(key, t0 + 3 * DAY);
+        t.end_grant_rule(key, t0 + 3 * DAY);
         t.freeze_clock(t0 + 30 * DAY).unwrap();
         let statuses: Vec<ApplicationStatus> = t.billing.applications_by_grant[&key]
             .iter()
@@ -1055,7 +1055,7 @@ mod tests {
                                 metadata: Metadata::new(),
                                 effective_at: None,
                                 expires_at: expires_days.map(|d| now + d * DAY),
-                                origin: LotOrigin::Stripe,
+                                origin: LotOrigin::Direct,
                             });
                         }
                         Op::NativeRule { credits_cents, cadence, expiry, rate } => {
@@ -1070,7 +1070,7 @@ mod tests {
                                 1 => ExpiryRule::Duration { unit: DurationUnit::Day, count: 9 },
                                 _ => ExpiryRule::BillingCycle,
                             };
-                            t.create_native_grant(NewNativeGrant {
+                            t.create_grant_rule(NewGrantRule {
                                 scope: GrantScope::Subscription,
                                 subscription: Some(sub),
                                 start: Some(now),
