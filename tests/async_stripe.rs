@@ -1,15 +1,15 @@
 //! The official Rust client, `async-stripe`, driving the grant lifecycle against a real emulator and
 //! deserialising every response into its own types.
 
-mod common;
+mod support;
 
-use common::{Emu, T0};
-use stripe::{Client, ClientBuilder, StripeError};
+use support::sdk::{client, metered_usd};
+
+use stripe::StripeError;
 use stripe_billing::billing_credit_grant::{
     CreateBillingCreditGrant, CreateBillingCreditGrantAmount,
     CreateBillingCreditGrantAmountMonetary, CreateBillingCreditGrantAmountType,
     CreateBillingCreditGrantApplicabilityConfig, CreateBillingCreditGrantApplicabilityConfigScope,
-    CreateBillingCreditGrantApplicabilityConfigScopePriceType,
     CreateBillingCreditGrantApplicabilityConfigScopePrices, ExpireBillingCreditGrant,
     ListBillingCreditGrant, RetrieveBillingCreditGrant, UpdateBillingCreditGrant,
     VoidGrantBillingCreditGrant,
@@ -17,28 +17,7 @@ use stripe_billing::billing_credit_grant::{
 use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, ListCustomer, RetrieveCustomer, RetrieveCustomerReturned,
 };
-
-fn client(emu: &Emu, key: &str) -> Client {
-    ClientBuilder::new(key)
-        .url(emu.running.url())
-        .build()
-        .expect("client")
-}
-
-fn metered_usd(value: i64) -> CreateBillingCreditGrant {
-    let mut amount =
-        CreateBillingCreditGrantAmount::new(CreateBillingCreditGrantAmountType::Monetary);
-    amount.monetary = Some(CreateBillingCreditGrantAmountMonetary::new(
-        stripe_types::Currency::USD,
-        value,
-    ));
-    let mut scope = CreateBillingCreditGrantApplicabilityConfigScope::new();
-    scope.price_type = Some(CreateBillingCreditGrantApplicabilityConfigScopePriceType::Metered);
-    CreateBillingCreditGrant::new(
-        amount,
-        CreateBillingCreditGrantApplicabilityConfig::new(scope),
-    )
-}
+use support::{Emu, T0};
 
 #[tokio::test]
 async fn grant_lifecycle_through_async_stripe() {

@@ -2,12 +2,11 @@
 //! currency, Stripe's `available_balance` (in cents) and the native real-time wallet balance (in
 //! dollars, conversion rate 1) agree after every step.
 
-mod common;
-mod native_support;
+mod support;
 
-use common::{Emu, T0};
-use native_support::{at, get, grant, native_customer, plan, subscription, DAY};
 use serde_json::json;
+use support::native::{at, get, grant, native_customer, plan, subscription, DAY};
+use support::{Emu, T0};
 
 /// Stripe's available usd balance in cents (0 when there is no usd balance).
 async fn stripe_cents(emu: &Emu, key: &str, cus: &str) -> i64 {

@@ -6,8 +6,7 @@
 //! PROPTEST_CASES=20000 cargo test --release --test fuzz_http
 //! ```
 
-mod common;
-mod robustness_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use credit_emulator::{start, Config, Running};
 use proptest::prelude::*;
 use proptest::test_runner::{contextualize_config, Config as PropConfig};
-use robustness_support::{exchange, healthy};
+use support::robustness::{exchange, healthy};
 
 /// One emulator for every case, on its own runtime.
 fn server() -> SocketAddr {

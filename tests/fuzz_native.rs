@@ -18,15 +18,15 @@
 //! tenant clock (posting every grant application due) and checks that Stripe's balance summary and
 //! the native wallets still agree.
 
-mod fuzz_support;
+mod support;
 
 use std::collections::HashMap;
 
 use credit_emulator::model::Currency;
-use fuzz_support::{self as fs, BASE, KEY};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
+use support::fuzz::{self as fs, BASE, KEY};
 
 /// Every field of every native request body, and a few that no route has.
 const FIELDS: &[&str] = &[

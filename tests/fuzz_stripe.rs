@@ -12,11 +12,11 @@
 //! the ledger stays consistent (every balance the sum of its entries, never below zero, every
 //! invoice's entries equal to what it applied).
 
-mod fuzz_support;
+mod support;
 
-use fuzz_support::{self as fs, BASE, KEY};
 use proptest::prelude::*;
 use serde_json::Value;
+use support::fuzz::{self as fs, BASE, KEY};
 
 const NAMES: &[&str] = &[
     "customer",

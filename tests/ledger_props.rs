@@ -4,7 +4,7 @@
 //! The first property drives the model directly (thousands of steps a second); the second drives a
 //! real emulator over HTTP and checks the summary against the transactions it lists.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ use credit_emulator::time::NANOS_PER_SEC;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-const T0: i64 = common::T0 * NANOS_PER_SEC;
+const T0: i64 = support::T0 * NANOS_PER_SEC;
 const S: i64 = NANOS_PER_SEC;
 
 /// `PROPTEST_CASES` if set, else `default`.
@@ -380,10 +380,10 @@ fn http_op() -> impl Strategy<Value = HttpOp> {
 }
 
 async fn http_case(ops: Vec<HttpOp>) -> Result<(), TestCaseError> {
-    let emu = common::Emu::start().await;
+    let emu = support::Emu::start().await;
     let key = emu.tenant("props").await;
     let cus = emu.customer(&key, "").await;
-    let mut now = common::T0;
+    let mut now = support::T0;
     let mut grants: Vec<String> = Vec::new();
     let mut invoices: Vec<String> = Vec::new();
     for op in ops {
@@ -462,7 +462,7 @@ async fn http_case(ops: Vec<HttpOp>) -> Result<(), TestCaseError> {
 }
 
 async fn list_all(
-    emu: &common::Emu,
+    emu: &support::Emu,
     key: &str,
     query: &str,
 ) -> Result<Vec<serde_json::Value>, TestCaseError> {
@@ -487,7 +487,7 @@ async fn list_all(
     }
 }
 
-async fn summary(emu: &common::Emu, key: &str, query: &str) -> Result<(i64, i64), TestCaseError> {
+async fn summary(emu: &support::Emu, key: &str, query: &str) -> Result<(i64, i64), TestCaseError> {
     let r = emu
         .get(key, &format!("/v1/billing/credit_balance_summary?{query}"))
         .await;

@@ -1,13 +1,12 @@
 //! What native grants hang on, over a real socket: customers, plans, subscriptions (with plan
 //! grants copied onto them), applications over time with each expiry rule, and wallets.
 
-mod common;
-mod native_support;
+mod support;
 
-use common::{Emu, T0};
 use insta::assert_json_snapshot;
-use native_support::*;
 use serde_json::{json, Value};
+use support::native::*;
+use support::{Emu, T0};
 
 #[tokio::test]
 async fn customers() {

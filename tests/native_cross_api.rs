@@ -1,13 +1,12 @@
 //! One model, two views: objects made through one API observed through the other, with the Stripe
 //! available balance and the native real-time wallet balance equal at every step.
 
-mod common;
-mod native_support;
+mod support;
 
-use common::{Emu, T0};
 use insta::assert_json_snapshot;
-use native_support::*;
 use serde_json::{json, Value};
+use support::native::*;
+use support::{Emu, T0};
 
 const GRANTS: &str = "/v1/billing/credit_grants";
 

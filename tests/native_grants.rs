@@ -1,13 +1,12 @@
 //! The native `/v1/creditgrants` API over a real socket: auth, routing, the grant lifecycle for both
 //! scopes, every validation message in Flexprice's order, and the list quirks.
 
-mod common;
-mod native_support;
+mod support;
 
-use common::Emu;
 use insta::assert_json_snapshot;
-use native_support::*;
 use serde_json::{json, Value};
+use support::native::*;
+use support::Emu;
 
 fn plan_grant(plan: &str) -> Value {
     json!({
@@ -89,7 +88,7 @@ async fn plan_grant_lifecycle() {
     );
 
     // PUT replaces the metadata whole and renames.
-    emu.freeze(&key, common::T0 + 60).await;
+    emu.freeze(&key, support::T0 + 60).await;
     let put = call(
         &emu,
         "PUT",
@@ -557,7 +556,7 @@ async fn every_create_validation_message_in_order() {
 }
 
 /// Names and pagination of a list response, for compact snapshots.
-fn summary(r: &common::Resp) -> Value {
+fn summary(r: &support::Resp) -> Value {
     if r.status != 200 {
         return outcome(r);
     }
@@ -582,11 +581,11 @@ async fn list_filters_sorting_and_pagination_quirks() {
         b
     };
     let a = grant(&emu, &key, mk("a", &p1, Some(5))).await;
-    emu.freeze(&key, common::T0 + 10).await;
+    emu.freeze(&key, support::T0 + 10).await;
     grant(&emu, &key, mk("b", &p1, None)).await;
-    emu.freeze(&key, common::T0 + 20).await;
+    emu.freeze(&key, support::T0 + 20).await;
     let c = grant(&emu, &key, mk("c", &p2, Some(1))).await;
-    emu.freeze(&key, common::T0 + 30).await;
+    emu.freeze(&key, support::T0 + 30).await;
     grant(&emu, &key, mk("d", &p2, Some(9))).await;
     let del = call(&emu, "DELETE", &key, &format!("/v1/creditgrants/{c}"), None).await;
     assert_eq!(del.status, 200);

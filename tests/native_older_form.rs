@@ -4,13 +4,12 @@
 //! Flexprice's order, and what a grant's currency means for the subscriptions it is copied into and
 //! the wallets its credits land in.
 
-mod common;
-mod native_support;
+mod support;
 
-use common::{Emu, T0};
 use insta::assert_json_snapshot;
-use native_support::*;
 use serde_json::{json, Value};
+use support::native::*;
+use support::{Emu, T0};
 
 /// The body of Flexprice's published `POST /v1/creditgrants` example, byte for byte but for the
 /// plan id.
@@ -18,7 +17,7 @@ const DOCUMENTED: &str = r#"{"amount": 123, "cadence": "ONETIME", "currency": "u
  "name": "Welcome credits", "period": "DAILY", "period_count": 1, "plan_id": "{plan}", "priority": 1, "scope": "PLAN"}"#;
 
 /// A POST of raw JSON text, as a client copying the page would send it.
-async fn post_text(emu: &Emu, key: &str, path: &str, body: &str) -> common::Resp {
+async fn post_text(emu: &Emu, key: &str, path: &str, body: &str) -> support::Resp {
     emu.raw(
         "POST",
         path,
@@ -42,7 +41,7 @@ fn with(base: &Value, extra: Value) -> Value {
 }
 
 /// The grants of a list answer, reduced to the fields this file is about.
-fn currencies(r: &common::Resp) -> Value {
+fn currencies(r: &support::Resp) -> Value {
     assert_eq!(r.status, 200, "{}", r.text);
     let items: Vec<Value> = r.body["items"]
         .as_array()

@@ -6,22 +6,21 @@
 //! transactions and its native wallets' real-time balance agree. One `Idempotency-Key` retried
 //! concurrently creates exactly one grant.
 
-mod common;
-mod robustness_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use common::Emu;
 use credit_emulator::ids;
 use credit_emulator::model::EntryKind;
 use credit_emulator::model::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use robustness_support as rs;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use support::robustness as rs;
+use support::Emu;
 use tokio::sync::Barrier;
 
 const CLIENTS: usize = 64;

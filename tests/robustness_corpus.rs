@@ -2,13 +2,12 @@
 //! real socket with a raw HTTP client: every case must get its expected 4xx in its API's envelope,
 //! the server must stay healthy, and neither tenant the corpus touches may change.
 
-mod common;
-mod robustness_support;
+mod support;
 
 use std::collections::BTreeMap;
 
-use common::Emu;
-use robustness_support::{self as rs, Api};
+use support::robustness::{self as rs, Api};
+use support::Emu;
 
 /// Every case of one API's corpus (`tests/corpus/{api}/*.json`, one case a file), in file order.
 fn corpus(api: &str) -> Vec<rs::Case> {

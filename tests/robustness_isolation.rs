@@ -3,12 +3,11 @@
 //! reads them; `/_emulator/*` acts on the caller's tenant only; live keys are refused everywhere and
 //! never create a world.
 
-mod common;
-mod robustness_support;
+mod support;
 
-use common::Emu;
-use robustness_support::{self as rs, exchange, RawRequest};
 use serde_json::{json, Value};
+use support::robustness::{self as rs, exchange, RawRequest};
+use support::Emu;
 
 /// A's objects, through both APIs.
 struct A {

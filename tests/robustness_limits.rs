@@ -2,18 +2,17 @@
 //! and far over it, in both APIs' envelopes; slow and idle clients; the connection cap; and the CLI
 //! flags that set them.
 
-mod common;
-mod robustness_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Emu;
 use credit_emulator::form::FormLimits;
 use credit_emulator::Config;
-use robustness_support::{self as rs, exchange, RawRequest};
 use serde_json::Value;
+use support::robustness::{self as rs, exchange, RawRequest};
+use support::Emu;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

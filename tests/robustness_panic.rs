@@ -3,13 +3,12 @@
 //! panic is triggered on purpose with `X-Emulator-Panic`, which only works when
 //! `Config::panic_trigger` (hidden CLI flag `--enable-panic-trigger`) is on.
 
-mod common;
-mod robustness_support;
+mod support;
 
-use common::Emu;
 use credit_emulator::Config;
-use robustness_support::{self as rs, exchange, RawRequest};
 use serde_json::Value;
+use support::robustness::{self as rs, exchange, RawRequest};
+use support::Emu;
 
 async fn panicky() -> Emu {
     Emu::with_config(Config {

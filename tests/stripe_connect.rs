@@ -1,20 +1,16 @@
 //! `Stripe-Account` over a real socket: a platform key acting for a connected account reaches a world
 //! of its own, on every Stripe route and on the `/_emulator` routes; native routes never read it.
 
-mod common;
+mod support;
 
-use common::{Emu, Resp, T0};
+use support::sdk::metered_usd;
+
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};
 use stripe::{AccountId, ClientBuilder, StripeError, StripeRequest};
-use stripe_billing::billing_credit_grant::{
-    CreateBillingCreditGrant, CreateBillingCreditGrantAmount,
-    CreateBillingCreditGrantAmountMonetary, CreateBillingCreditGrantAmountType,
-    CreateBillingCreditGrantApplicabilityConfig, CreateBillingCreditGrantApplicabilityConfigScope,
-    CreateBillingCreditGrantApplicabilityConfigScopePriceType, ListBillingCreditGrant,
-    RetrieveBillingCreditGrant,
-};
+use stripe_billing::billing_credit_grant::{ListBillingCreditGrant, RetrieveBillingCreditGrant};
 use stripe_core::customer::{CreateCustomer, ListCustomer};
+use support::{Emu, Resp, T0};
 
 const GRANTS: &str = "/v1/billing/credit_grants";
 const ACCT_A: &str = "acct_1032D82eZvKYlo2C";
@@ -436,21 +432,6 @@ async fn native_routes_ignore_the_header() {
         ids(&as_account(&emu, "GET", &key, ACCT_A, "/v1/customers", "").await).len(),
         0
     );
-}
-
-fn metered_usd(value: i64) -> CreateBillingCreditGrant {
-    let mut amount =
-        CreateBillingCreditGrantAmount::new(CreateBillingCreditGrantAmountType::Monetary);
-    amount.monetary = Some(CreateBillingCreditGrantAmountMonetary::new(
-        stripe_types::Currency::USD,
-        value,
-    ));
-    let mut scope = CreateBillingCreditGrantApplicabilityConfigScope::new();
-    scope.price_type = Some(CreateBillingCreditGrantApplicabilityConfigScopePriceType::Metered);
-    CreateBillingCreditGrant::new(
-        amount,
-        CreateBillingCreditGrantApplicabilityConfig::new(scope),
-    )
 }
 
 /// async-stripe sends `Stripe-Account` from `ClientBuilder::account_id`, or per request from

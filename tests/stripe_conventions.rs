@@ -1,11 +1,11 @@
 //! Conventions every Stripe route shares: auth, tenants, form decoding, errors, headers,
 //! idempotency, and customers.
 
-mod common;
+mod support;
 
-use common::{Emu, T0};
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};
+use support::{Emu, T0};
 
 fn ids(v: &Value) -> Vec<String> {
     v["data"]

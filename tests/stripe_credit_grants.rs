@@ -1,10 +1,10 @@
 //! Stripe credit grants over a real socket: lifecycle, validation, and the shapes Stripe renders.
 
-mod common;
+mod support;
 
-use common::{Emu, T0};
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};
+use support::{Emu, T0};
 
 const GRANTS: &str = "/v1/billing/credit_grants";
 

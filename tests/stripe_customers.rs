@@ -1,11 +1,11 @@
 //! Stripe customers: the fields SDK users set in test setup, `created` list filters (customers and
 //! credit grants), and customer search, over real sockets.
 
-mod common;
+mod support;
 
-use common::{Emu, T0};
 use insta::assert_json_snapshot;
 use serde_json::{json, Map, Value};
+use support::{Emu, T0};
 
 fn ids(v: &Value) -> Vec<String> {
     v["data"]

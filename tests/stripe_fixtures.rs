@@ -1,9 +1,9 @@
 //! Replays the SDK wire fixtures in `fixtures/stripe/` (one captured create body per file) and
 //! snapshots what the emulator answers, one snapshot per fixture.
 
-mod common;
+mod support;
 
-use common::Emu;
+use support::Emu;
 
 #[test]
 fn sdk_wire_formats_create_the_same_kind_of_grant() {

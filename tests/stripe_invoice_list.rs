@@ -1,10 +1,10 @@
 //! `GET /v1/invoices` over real sockets: filters, cursors both ways, expand, test-clock invoices and
 //! errors.
 
-mod common;
+mod support;
 
-use common::{Emu, T0};
 use serde_json::{json, Value};
+use support::{Emu, T0};
 
 const HOUR: i64 = 3_600;
 

@@ -1,10 +1,10 @@
 //! The credit ledger over real sockets: balance summary, balance transactions, invoices that spend
 //! credits, voids, expiries, and time (tenant clock and test clocks).
 
-mod common;
+mod support;
 
-use common::{Emu, Resp, T0};
 use serde_json::{json, Value};
+use support::{Emu, Resp, T0};
 
 // ---- helpers ----
 
@@ -1071,7 +1071,7 @@ async fn tenant_clock_moves_forward_only_and_per_tenant() {
         out.insert(name.to_string(), r.body);
     }
     // Frozen in the future, real time would be a step back.
-    let future = common::T0 + 100 * 365 * 86_400;
+    let future = support::T0 + 100 * 365 * 86_400;
     emu.freeze(&key, future).await;
     let r = emu.post(&key, "/_emulator/clock", "real_time=true").await;
     assert_eq!(r.status, 400);

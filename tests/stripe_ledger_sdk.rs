@@ -1,9 +1,10 @@
 //! The credit ledger through async-stripe, unmodified but for the base URL: its types must
 //! deserialise every object the emulator renders (summary, transactions, invoices, test clocks).
 
-mod common;
+mod support;
 
-use common::{Emu, T0};
+use support::sdk::client;
+
 use stripe_billing::billing_credit_balance_summary::{
     RetrieveForMyAccountBillingCreditBalanceSummary,
     RetrieveForMyAccountBillingCreditBalanceSummaryFilter,
@@ -31,13 +32,7 @@ use stripe_billing::{
 };
 use stripe_core::customer::CreateCustomer;
 use stripe_types::{Currency, Expandable, RangeQueryTs};
-
-fn client(emu: &Emu, key: &str) -> stripe::Client {
-    stripe::ClientBuilder::new(key)
-        .url(emu.running.url())
-        .build()
-        .expect("client builds")
-}
+use support::{Emu, T0};
 
 fn grant_request(customer: &str, value: i64) -> CreateBillingCreditGrant {
     let mut amount =

@@ -1,11 +1,10 @@
 //! `POST /v1/test_helpers/test_clocks` with `customer`: an existing customer moves onto the new
 //! clock with its grants and whatever they still have due, over real sockets.
 
-mod common;
-mod native_support;
+mod support;
 
-use common::{Emu, Resp, T0};
 use serde_json::{json, Value};
+use support::{Emu, Resp, T0};
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
@@ -289,10 +288,10 @@ async fn refusals_change_nothing() {
         200
     );
     // A customer with a (native) subscription.
-    let native = native_support::customer(&emu, &key, "ext-sub").await;
-    let plan = native_support::plan(&emu, &key, "Pro").await;
-    native_support::subscription(&emu, &key, &native, &plan, None).await;
-    let subscribed = native_support::stripe_customer(&native);
+    let native = support::native::customer(&emu, &key, "ext-sub").await;
+    let plan = support::native::plan(&emu, &key, "Pro").await;
+    support::native::subscription(&emu, &key, &native, &plan, None).await;
+    let subscribed = support::native::stripe_customer(&native);
     // A customer whose history reaches an hour past T0.
     let busy = emu.customer(&key, "").await;
     emu.freeze(&key, T0 + HOUR).await;

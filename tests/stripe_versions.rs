@@ -1,18 +1,14 @@
 //! `Stripe-Version` over a real socket: which versions exist, where an invalid one is refused, how
 //! the version shapes validation and rendering, and the world's default version.
 
-mod common;
+mod support;
 
-use common::{Emu, Resp};
+use support::sdk::metered_usd;
+
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};
 use stripe::ClientBuilder;
-use stripe_billing::billing_credit_grant::{
-    CreateBillingCreditGrant, CreateBillingCreditGrantAmount,
-    CreateBillingCreditGrantAmountMonetary, CreateBillingCreditGrantAmountType,
-    CreateBillingCreditGrantApplicabilityConfig, CreateBillingCreditGrantApplicabilityConfigScope,
-    CreateBillingCreditGrantApplicabilityConfigScopePriceType,
-};
+use support::{Emu, Resp};
 
 const GRANTS: &str = "/v1/billing/credit_grants";
 const NEWEST: &str = "2026-10-28.endive";
@@ -495,21 +491,6 @@ async fn the_world_default_version() {
         emu.get(&key, route).await.body["default_version"],
         json!(NEWEST)
     );
-}
-
-fn metered_usd(value: i64) -> CreateBillingCreditGrant {
-    let mut amount =
-        CreateBillingCreditGrantAmount::new(CreateBillingCreditGrantAmountType::Monetary);
-    amount.monetary = Some(CreateBillingCreditGrantAmountMonetary::new(
-        stripe_types::Currency::USD,
-        value,
-    ));
-    let mut scope = CreateBillingCreditGrantApplicabilityConfigScope::new();
-    scope.price_type = Some(CreateBillingCreditGrantApplicabilityConfigScopePriceType::Metered);
-    CreateBillingCreditGrant::new(
-        amount,
-        CreateBillingCreditGrantApplicabilityConfig::new(scope),
-    )
 }
 
 /// async-stripe always sends the version it was generated for (`2026-09-30.endive`; it offers no

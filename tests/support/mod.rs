@@ -1,10 +1,18 @@
-//! Shared test harness: a real emulator on a real socket, and a thin HTTP client.
+//! The one support module of the integration tests: a real emulator on a real socket and a thin
+//! HTTP client (here), the native API's helpers ([`native`]), raw-socket clients, the corpus format
+//! and state fingerprints ([`robustness`]), in-process property-test drivers ([`fuzz`]), and
+//! async-stripe helpers ([`sdk`]). A test file says `mod support;` and uses what it needs.
 //!
 //! Every test starts its own server (port 0, fixed `--seed`) and uses its own API key, then freezes
 //! that tenant's clock at [`T0`], so ids and times in responses are deterministic and snapshots are
 //! stable without redactions.
 
 #![allow(dead_code)]
+
+pub mod fuzz;
+pub mod native;
+pub mod robustness;
+pub mod sdk;
 
 use std::net::SocketAddr;
 

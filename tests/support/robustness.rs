@@ -2,8 +2,6 @@
 //! hostile client makes them), the corpus format, the envelope checks of both APIs, and tenant state
 //! dumps for "nothing changed" comparisons.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::Emu;
+use super::Emu;
 
 /// The instant the robustness tests freeze their tenants at: 2100-01-01T00:00:00Z. The shared
 /// harness's `T0` lies in the past, and a tenant clock that starts in real time cannot be moved back

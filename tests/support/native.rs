@@ -1,12 +1,10 @@
 //! Helpers shared by the native black-box tests: JSON requests with `x-api-key`, and the common
 //! setup of a customer, a plan and a subscription.
 
-#![allow(dead_code)]
-
 use credit_emulator::model::Currency;
 use serde_json::{json, Value};
 
-use crate::common::{Emu, Resp, T0};
+use super::{Emu, Resp, T0};
 
 /// `T0` in RFC 3339, as the native API renders it.
 pub const T0_RFC: &str = "2025-06-15T00:00:00Z";

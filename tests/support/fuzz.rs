@@ -1,8 +1,6 @@
 //! In-process support for the property tests: requests go straight to the facades (no socket), so
 //! that thousands of cases run per second, each against a fresh, seeded world.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
