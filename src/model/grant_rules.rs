@@ -727,21 +727,21 @@ mod tests {
         }
     }
 
-    /// Stripe's available balance and the sum of the native wallets' real-time balances, in minor
+    /// The customer's available balance and the sum of its wallets' real-time balances, in minor
     /// units: they must always be equal.
     fn both_views(t: &mut Tenant, customer: Key) -> (Decimal, Decimal) {
         t.ensure_wallets(customer);
-        let stripe = t
+        let by_customer = t
             .balances(customer, |_| true)
             .get(&usd())
             .map(|b| b.available)
             .unwrap_or_default();
-        let native = t
+        let by_wallets = t
             .wallets_of(customer)
             .into_iter()
             .map(|w| t.wallet_balance(w).available)
             .sum();
-        (stripe, native)
+        (by_customer, by_wallets)
     }
 
     #[test]
@@ -823,8 +823,8 @@ mod tests {
     #[test]
     fn spending_voids_and_expiry_move_both_views_together() {
         let (mut t, customer, plan, t0) = world();
-        // A Stripe grant of $5 (priority 50) and a native one-time rule of 12.5 credits (priority 1)
-        // that expires after 10 days.
+        // A lot of $5 granted directly (priority 50) and a one-time plan rule of 12.5 credits
+        // (priority 1) that expires after 10 days.
         t.create_lot(crate::model::NewLot {
             customer,
             currency: usd(),
@@ -852,7 +852,7 @@ mod tests {
         subscribe(&mut t, customer, plan, None);
         assert_eq!(both_views(&mut t, customer), (1750.into(), 1750.into()));
 
-        // $20 of usage: the native credits (priority 1) go first, then $7.50 of the Stripe grant.
+        // $20 of usage: the rule's credits (priority 1) go first, then $7.50 of the direct lot.
         let line = || NewInvoiceLine {
             amount: 2000,
             price: None,
@@ -864,7 +864,7 @@ mod tests {
         let _ = t.void_invoice(invoice);
         assert_eq!(both_views(&mut t, customer), (1750.into(), 1750.into()));
 
-        // $3 of usage, then the native credits expire: only the Stripe grant is left.
+        // $3 of usage, then the rule's credits expire: only the direct lot is left.
         let small = t.create_invoice(
             customer,
             usd(),
@@ -879,18 +879,18 @@ mod tests {
         t.freeze_clock(t0 + 10 * DAY).unwrap();
         assert_eq!(both_views(&mut t, customer), (500.into(), 500.into()));
 
-        // Expiring the Stripe grant (it was spent from, so it cannot be voided) empties both views.
-        let stripe_lot = *t
+        // Expiring the direct lot (it was spent from, so it cannot be voided) empties both views.
+        let direct_lot = *t
             .lots
             .iter()
             .find(|(_, l)| l.origin == LotOrigin::Direct)
             .unwrap()
             .0;
         assert_eq!(
-            t.void_lot(stripe_lot),
+            t.void_lot(direct_lot),
             Err(crate::model::LotError::AppliedToInvoice)
         );
-        t.expire_lot(stripe_lot).unwrap();
+        t.expire_lot(direct_lot).unwrap();
         assert_eq!(both_views(&mut t, customer), (0.into(), 0.into()));
     }
 
@@ -1021,19 +1021,19 @@ mod tests {
 
     mod agreement {
         //! Random sequences of grants, rules, invoices, voids, expiries and clock moves: after every
-        //! step Stripe's balance and the wallets' balances are equal.
+        //! step the customer's balance and its wallets' balances are equal.
         use super::*;
         use crate::model::{LotOrigin, NewLot};
         use proptest::prelude::*;
 
         #[derive(Debug, Clone)]
         enum Op {
-            StripeGrant {
+            DirectLot {
                 cents: i64,
                 priority: Option<i64>,
                 expires_days: Option<i64>,
             },
-            NativeRule {
+            SubscriptionRule {
                 credits_cents: i64,
                 cadence: u8,
                 expiry: u8,
@@ -1057,13 +1057,13 @@ mod tests {
                     proptest::option::of(0i64..100),
                     proptest::option::of(1i64..40)
                 )
-                    .prop_map(|(cents, priority, expires_days)| Op::StripeGrant {
+                    .prop_map(|(cents, priority, expires_days)| Op::DirectLot {
                         cents,
                         priority,
                         expires_days
                     }),
                 (1i64..10_000, 0u8..3, 0u8..3, proptest::option::of(1i64..3)).prop_map(
-                    |(credits_cents, cadence, expiry, rate)| Op::NativeRule {
+                    |(credits_cents, cadence, expiry, rate)| Op::SubscriptionRule {
                         credits_cents,
                         cadence,
                         expiry,
@@ -1087,7 +1087,7 @@ mod tests {
                 let mut invoices = Vec::new();
                 for op in ops {
                     match op {
-                        Op::StripeGrant { cents, priority, expires_days } => {
+                        Op::DirectLot { cents, priority, expires_days } => {
                             let now = t.now_for(customer);
                             t.create_lot(NewLot {
                                 customer,
@@ -1103,7 +1103,7 @@ mod tests {
                                 origin: LotOrigin::Direct,
                             });
                         }
-                        Op::NativeRule { credits_cents, cadence, expiry, rate } => {
+                        Op::SubscriptionRule { credits_cents, cadence, expiry, rate } => {
                             let now = t.now_for(customer);
                             let cadence = match cadence {
                                 0 => Cadence::OneTime,
@@ -1148,9 +1148,10 @@ mod tests {
                             t.freeze_clock(to).unwrap();
                         }
                     }
-                    let (stripe, native) = both_views(&mut t, customer);
-                    prop_assert_eq!(stripe, native);
-                    prop_assert!(stripe >= Decimal::ZERO);
+                    let (by_customer, by_wallets) = both_views(&mut t, customer);
+                    prop_assert_eq!(by_customer, by_wallets);
+                    prop_assert!(by_customer >= Decimal::ZERO);
+                    prop_assert_eq!(t.check_indexes(), Ok(()));
                 }
             }
         }
