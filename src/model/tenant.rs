@@ -120,7 +120,7 @@ impl Tenant {
     }
 
     /// A fresh key for a new object.
-    pub fn next_key(&mut self) -> Key {
+    pub(super) fn next_key(&mut self) -> Key {
         self.issued += 1;
         self.ids.next(to_millis(real_now()))
     }
