@@ -55,7 +55,9 @@
 //! admin/         /_emulator/*: health, reset, tenant clock, invoices that spend credits
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
 //!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices,
-//!                plans, subscriptions, grant rules and their applications, wallets (views of lots)
+//!                plans, subscriptions, grant rules and their applications, wallets (views of lots);
+//!                closed: facades read through queries and read-only index views (index.rs) and
+//!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
 //! time.rs        nanosecond time and its renderings
 //! ```

@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use credit_emulator::model::{
     Applicability, Category, Currency, Entry, EntryKind, Event, InvoiceList, LotOrigin, Metadata,
@@ -94,12 +95,19 @@ fn price(n: u8) -> Option<String> {
     }
 }
 
-fn nth<K: Copy, V>(map: &BTreeMap<K, V>, n: usize) -> Option<K> {
-    if map.is_empty() {
+/// The key of the `n`th object (modulo how many there are), if there are any.
+fn nth(keys: impl Iterator<Item = u128>, n: usize) -> Option<u128> {
+    let keys: Vec<u128> = keys.collect();
+    if keys.is_empty() {
         None
     } else {
-        map.keys().nth(n % map.len()).copied()
+        Some(keys[n % keys.len()])
     }
+}
+
+/// Every lot's key.
+fn lots(t: &Tenant) -> impl Iterator<Item = u128> + '_ {
+    t.lots_in(..).map(|l| l.key)
 }
 
 fn signed(e: &Entry) -> Decimal {
@@ -162,23 +170,23 @@ fn apply(t: &mut Tenant, customers: &[u128], op: &Op) {
             t.create_invoice(customers[*customer], currency, lines);
         }
         Op::VoidInvoice(n) => {
-            if let Some(k) = nth(&t.invoices, *n) {
+            if let Some(k) = nth(t.invoices_in(..).map(|i| i.key), *n) {
                 let _ = t.void_invoice(k);
             }
         }
         Op::VoidLot(n) => {
-            if let Some(k) = nth(&t.lots, *n) {
+            if let Some(k) = nth(lots(t), *n) {
                 let _ = t.void_lot(k);
             }
         }
         Op::ExpireLot(n) => {
-            if let Some(k) = nth(&t.lots, *n) {
+            if let Some(k) = nth(lots(t), *n) {
                 let _ = t.expire_lot(k);
             }
         }
         Op::SetExpiry(n, after) => {
-            if let Some(k) = nth(&t.lots, *n) {
-                let lot = &t.lots[&k];
+            if let Some(k) = nth(lots(t), *n) {
+                let lot = t.lot(k).unwrap();
                 let at = after.map(|d| lot.effective_at + d * S);
                 if lot.voided_at.is_none() {
                     let _ = t.set_lot_expiry(k, at);
@@ -190,8 +198,8 @@ fn apply(t: &mut Tenant, customers: &[u128], op: &Op) {
             t.freeze_clock(to).expect("forward is always allowed");
         }
         Op::AdvanceClock(n, secs) => {
-            if let Some(clock) = nth(&t.test_clocks, *n) {
-                let to = t.test_clocks[&clock].frozen_time + secs * S;
+            if let Some(clock) = nth(t.test_clocks_in(..).map(|c| c.key), *n) {
+                let to = t.test_clock(clock).unwrap().frozen_time + secs * S;
                 t.advance_test_clock(clock, to)
                     .expect("forward is always allowed");
             }
@@ -207,25 +215,24 @@ fn apply(t: &mut Tenant, customers: &[u128], op: &Op) {
 fn check(
     t: &Tenant,
     customers: &[u128],
-    before: &BTreeMap<u128, Box<Entry>>,
+    before: &BTreeMap<u128, Entry>,
 ) -> Result<(), TestCaseError> {
     // Nothing lost, nothing changed.
     for (k, e) in before {
-        prop_assert_eq!(t.entries.get(k), Some(e), "entry {} lost or changed", k);
+        prop_assert_eq!(t.entry(*k), Some(e), "entry {} lost or changed", k);
     }
-    // The indexes hold exactly the entries.
-    let by_customer: usize = t.entries_by_customer.values().map(|s| s.len()).sum();
-    let by_lot: usize = t.entries_by_lot.len();
-    prop_assert_eq!(by_customer, t.entries.len());
-    prop_assert_eq!(by_lot, t.entries.len());
-    for e in t.entries.values() {
+    // Every index holds exactly the objects it indexes: the entries of each customer and lot, the
+    // invoice lists, and the rest.
+    if let Err(why) = t.check_indexes() {
+        prop_assert!(false, "indexes disagree: {}", why);
+    }
+    for e in t.entries_in(..) {
         prop_assert!(e.amount > Decimal::ZERO, "empty entry {:?}", e);
-        prop_assert!(t.entries_by_lot.contains(&(e.lot, e.key)));
-        prop_assert!(t.entries_by_customer[&e.customer].contains(&e.key));
     }
     // Lists are in key order, newest first: keys and `created` must agree, per customer.
-    for keys in t.entries_by_customer.values() {
-        let created: Vec<i64> = keys.iter().map(|k| t.entries[k].created).collect();
+    for c in t.customers() {
+        let keys = t.entry_keys_of(c.key);
+        let created: Vec<i64> = keys.iter().map(|k| t.entry(k).unwrap().created).collect();
         prop_assert!(
             created.windows(2).all(|w| w[0] <= w[1]),
             "created goes backwards in key order: {:?}",
@@ -233,11 +240,11 @@ fn check(
         );
     }
     // Each lot: never negative, and exactly the sum of its entries.
-    for lot in t.lots.values() {
+    for lot in t.lots_in(..) {
         let sum: Decimal = t
-            .entries_by_lot
-            .range((lot.key, 0)..=(lot.key, u128::MAX))
-            .map(|(_, k)| signed(&t.entries[k]))
+            .entry_keys_of_lot(lot.key)
+            .iter()
+            .map(|k| signed(t.entry(k).unwrap()))
             .sum();
         prop_assert!(lot.remaining >= Decimal::ZERO, "negative lot {:?}", lot);
         prop_assert_eq!(lot.remaining, sum);
@@ -257,8 +264,8 @@ fn check(
     // never exceeds it (and equals it, since expiries are posted synchronously).
     for &c in customers {
         let mut sums: BTreeMap<Currency, Decimal> = BTreeMap::new();
-        for k in t.entries_by_customer.get(&c).into_iter().flatten() {
-            let e = &t.entries[k];
+        for k in t.entry_keys_of(c) {
+            let e = t.entry(k).unwrap();
             *sums.entry(e.currency).or_default() += signed(e);
         }
         for (currency, b) in t.balances(c, |_| true) {
@@ -275,12 +282,12 @@ fn check(
         prop_assert_eq!(t.metered_balances(c), t.balances(c, metered));
     }
     // Invoices: never more credit than a line's amount, and exactly what their entries say.
-    for inv in t.invoices.values() {
+    for inv in t.invoices_in(..) {
         for line in &inv.lines {
             let credited: i64 = line.credits.iter().map(|c| c.1).sum();
             prop_assert!(credited <= line.amount);
             for (entry, amount) in &line.credits {
-                let e = &t.entries[entry];
+                let e = t.entry(*entry).unwrap();
                 prop_assert_eq!(e.kind, EntryKind::Applied);
                 prop_assert_eq!(e.amount, Decimal::from(*amount));
                 prop_assert_eq!(e.currency, inv.currency);
@@ -288,26 +295,25 @@ fn check(
         }
     }
     // Nothing due is left unposted in any clock's schedule.
-    for (domain, at, _) in t.schedule.keys() {
+    for (domain, at, _) in t.scheduled() {
         prop_assert!(
-            *at > t.now_in(*domain),
+            at > t.now_in(domain),
             "{:?} event due at {} left",
             domain,
             at
         );
     }
     // A lot lives where its owner lives, and so do the events it still has due.
-    for lot in t.lots.values() {
-        prop_assert_eq!(lot.test_clock, t.customers[&lot.customer].test_clock);
+    for lot in t.lots_in(..) {
+        prop_assert_eq!(lot.test_clock, t.customer(lot.customer).unwrap().test_clock);
     }
-    for ((domain, _, _), e) in &t.schedule {
+    for (domain, _, e) in t.scheduled() {
         if let Event::Effective(l) | Event::Expire(l) = e {
-            prop_assert_eq!(*domain, t.domain_of(t.lots[l].customer), "{:?}", e);
+            prop_assert_eq!(domain, t.domain_of(t.lot(*l).unwrap().customer), "{:?}", e);
         }
     }
-    // Every invoice holds exactly its places in the invoice lists.
-    let mut places = 0;
-    for inv in t.invoices.values() {
+    // Every invoice is in exactly the lists its customer, clock and status place it in.
+    for inv in t.invoices_in(..) {
         let mut lists = vec![
             InvoiceList::Customer(inv.customer, None),
             InvoiceList::Customer(inv.customer, Some(inv.status)),
@@ -318,12 +324,14 @@ fn check(
                 InvoiceList::Unclocked(Some(inv.status)),
             ]);
         }
+        let that_instant = (inv.created, Some(inv.created.saturating_add(1)));
         for l in lists {
-            prop_assert!(t.invoice_lists.contains(&(l, inv.created, inv.key)));
-            places += 1;
+            let listed = t
+                .invoices_listed(l, that_instant, Bound::Unbounded, Bound::Unbounded)
+                .any(|k| k == inv.key);
+            prop_assert!(listed, "invoice {} missing from {:?}", inv.key, l);
         }
     }
-    prop_assert_eq!(places, t.invoice_lists.len());
     Ok(())
 }
 
@@ -342,7 +350,8 @@ proptest! {
             t.create_customer(NewCustomer { test_clock: Some(clock), ..NewCustomer::default() }),
         ];
         for op in &ops {
-            let before = t.entries.clone();
+            let before: BTreeMap<u128, Entry> =
+                t.entries_in(..).map(|e| (e.key, e.clone())).collect();
             apply(&mut t, &customers, op);
             // What a request does first: post what is due on the tenant clock.
             t.catch_up();

@@ -183,15 +183,12 @@ fn check_ledger(emu: &Emu, key: &str) -> (usize, usize, usize) {
     let t = cell.state.lock();
     let mut entries = 0;
     let mut applied_by_invoice: HashMap<u128, (i64, i64)> = HashMap::new();
-    for (k, lot) in &t.lots {
+    for lot in t.lots_in(..) {
+        let k = &lot.key;
         let id = ids::encode(*k);
         let mut sum = Decimal::ZERO;
         let mut count: HashMap<EntryKind, usize> = HashMap::new();
-        for e in t
-            .entries_by_lot
-            .range((*k, 0)..=(*k, u128::MAX))
-            .map(|(_, e)| &t.entries[e])
-        {
+        for e in t.entry_keys_of_lot(*k).iter().map(|e| t.entry(e).unwrap()) {
             entries += 1;
             assert_eq!(e.lot, *k, "entry indexed under another lot");
             assert!(
@@ -250,9 +247,9 @@ fn check_ledger(emu: &Emu, key: &str) -> (usize, usize, usize) {
             assert_eq!(n(EntryKind::Voided) + n(EntryKind::Expired), 0, "lot {id}");
         }
     }
-    for (k, inv) in &t.invoices {
-        let (applied, returned) = applied_by_invoice.remove(k).unwrap_or_default();
-        let id = ids::encode(*k);
+    for inv in t.invoices_in(..) {
+        let (applied, returned) = applied_by_invoice.remove(&inv.key).unwrap_or_default();
+        let id = ids::encode(inv.key);
         assert_eq!(applied, inv.credited(), "invoice {id}: applied entries");
         let void = inv.voided_at.is_some();
         assert_eq!(returned, if void { applied } else { 0 }, "invoice {id}");
@@ -261,12 +258,13 @@ fn check_ledger(emu: &Emu, key: &str) -> (usize, usize, usize) {
         applied_by_invoice.is_empty(),
         "entries name invoices that do not exist"
     );
-    for customer in t.lots_by_customer.keys() {
-        for (_, b) in t.balances(*customer, |_| true) {
+    for customer in t.customers() {
+        for (_, b) in t.balances(customer.key, |_| true) {
             assert!(b.available >= Decimal::ZERO && b.ledger >= Decimal::ZERO);
         }
     }
-    (t.lots.len(), entries, t.invoices.len())
+    t.check_indexes().expect("indexes agree with the objects");
+    (t.lots_in(..).count(), entries, t.invoices_in(..).count())
 }
 
 /// Through the APIs: `customer`'s Stripe balance summary, the sum of every one of its balance

@@ -139,7 +139,7 @@ fn clock_json(t: &crate::model::Tenant) -> Value {
     let now = t.tenant_now();
     json!({
         "object": "emulator.clock",
-        "mode": match t.clock { TenantClock::Real => "real", TenantClock::Frozen(_) => "frozen" },
+        "mode": match t.clock() { TenantClock::Real => "real", TenantClock::Frozen(_) => "frozen" },
         "now": to_secs(now),
         "now_rfc3339": crate::time::to_rfc3339(now),
     })

@@ -1,6 +1,9 @@
 //! Customers: one entity that both APIs name (`cus_<k>` for Stripe, `cust_<k>` natively).
 
-use super::{Metadata, Tenant};
+use std::ops::RangeBounds;
+
+use super::index::values_in;
+use super::{KeyIndex, Metadata, Tenant};
 use crate::ids::{fnv1a64, Key};
 use crate::time::Nanos;
 
@@ -168,6 +171,11 @@ pub struct CustomerChanges {
 }
 
 impl Tenant {
+    /// A customer, deleted ones included (their tombstones).
+    pub fn customer(&self, key: Key) -> Option<&Customer> {
+        self.customers.get(&key)
+    }
+
     /// A live (not deleted) customer.
     pub fn live_customer(&self, key: Key) -> Option<&Customer> {
         self.customers.get(&key).filter(|c| !c.deleted)
@@ -254,7 +262,44 @@ impl Tenant {
         true
     }
 
-    /// Adds a customer to (or removes it from) the customer indexes its clock and email place it in.
+    /// Every customer, deleted ones included, oldest first (walk it backwards for newest first).
+    pub fn customers(&self) -> impl DoubleEndedIterator<Item = &Customer> {
+        self.customers.values()
+    }
+
+    /// The customers whose keys are in `range`, deleted ones included, oldest first.
+    pub fn customers_in(
+        &self,
+        range: impl RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &Customer> {
+        values_in(&self.customers, range)
+    }
+
+    /// The live customers not on a test clock.
+    pub fn customers_off_clocks(&self) -> KeyIndex<'_> {
+        KeyIndex::of(Some(&self.customers_unclocked))
+    }
+
+    /// The live customers on test clock `clock`.
+    pub fn customers_on_clock(&self, clock: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.customers_by_clock.get(&clock))
+    }
+
+    /// The live customers whose email is exactly `email`.
+    pub fn customers_with_email(&self, email: &str) -> KeyIndex<'_> {
+        KeyIndex::of(self.customers_by_email.get(email))
+    }
+
+    /// The live customer with the caller-given identifier `external_id`.
+    pub fn customer_with_external_id(&self, external_id: &str) -> Option<Key> {
+        self.customers_by_external_id
+            .get(external_id)
+            .copied()
+            .filter(|k| self.live_customer(*k).is_some())
+    }
+
+    /// Adds a customer to (or removes it from) the customer indexes its clock, email and external
+    /// identifier place it in.
     pub(super) fn index_customer(&mut self, c: &Customer, add: bool) {
         let set = match c.test_clock {
             Some(clock) => self.customers_by_clock.entry(clock).or_default(),
@@ -274,6 +319,13 @@ impl Tenant {
                 if set.is_empty() {
                     self.customers_by_email.remove(email);
                 }
+            }
+        }
+        if let Some(id) = &c.external_id {
+            if add {
+                self.customers_by_external_id.insert(id.clone(), c.key);
+            } else if self.customers_by_external_id.get(id) == Some(&c.key) {
+                self.customers_by_external_id.remove(id);
             }
         }
     }

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 
 use super::periods::{add_duration, boundary, DurationUnit, Period};
 use super::{
-    Applicability, Category, Currency, Domain, Event, LotOrigin, Metadata, NewLot,
+    Applicability, Category, Currency, Domain, Event, KeyIndex, LotOrigin, Metadata, NewLot,
     SubscriptionStatus, Tenant, TenantClock,
 };
 use crate::ids::Key;
@@ -234,6 +234,51 @@ pub struct Application {
 }
 
 impl Tenant {
+    /// A grant rule.
+    pub fn grant_rule(&self, key: Key) -> Option<&GrantRule> {
+        self.billing.rules.get(&key)
+    }
+
+    /// Every grant rule, oldest first (walk it backwards for newest first).
+    pub fn grant_rules(&self) -> impl DoubleEndedIterator<Item = &GrantRule> {
+        self.billing.rules.values()
+    }
+
+    /// How many grant rules there are, of any scope and status.
+    pub fn grant_rule_count(&self) -> usize {
+        self.billing.rules.len()
+    }
+
+    /// The keys of the grant rules that target a plan or were copied from it (archived ones
+    /// included), oldest first.
+    pub fn grant_rule_keys_of_plan(&self, plan: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.billing.rules_by_plan.get(&plan))
+    }
+
+    /// The keys of a subscription's grant rules, oldest first.
+    pub fn grant_rule_keys_of_subscription(&self, subscription: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.billing.rules_by_subscription.get(&subscription))
+    }
+
+    /// An application of a grant rule.
+    pub fn application(&self, key: Key) -> Option<&Application> {
+        self.billing.applications.get(&key)
+    }
+
+    /// The keys of a rule's applications, one per period, oldest first.
+    pub fn application_keys_of_rule(&self, rule: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.billing.applications_by_rule.get(&rule))
+    }
+
+    /// The keys of a subscription's applications still to run (pending or failed), oldest first.
+    pub fn open_application_keys_of(&self, subscription: Key) -> KeyIndex<'_> {
+        KeyIndex::of(
+            self.billing
+                .open_applications_by_subscription
+                .get(&subscription),
+        )
+    }
+
     /// Creates a grant rule. A subscription rule schedules its first application at its start, and
     /// anything already due is applied before this returns.
     pub fn create_grant_rule(&mut self, new: NewGrantRule) -> Key {
@@ -263,14 +308,14 @@ impl Tenant {
         };
         if let Some(plan) = grant.plan {
             self.billing
-                .grants_by_plan
+                .rules_by_plan
                 .entry(plan)
                 .or_default()
                 .insert(key);
         }
         if let Some(sub) = grant.subscription {
             self.billing
-                .grants_by_subscription
+                .rules_by_subscription
                 .entry(sub)
                 .or_default()
                 .insert(key);
@@ -280,7 +325,7 @@ impl Tenant {
             _ => None,
         };
         let cadence = grant.cadence;
-        self.billing.grants.insert(key, grant);
+        self.billing.rules.insert(key, grant);
         if let Some((sub, start)) = first {
             let Some(customer) = self.billing.subscriptions.get(&sub).map(|s| s.customer) else {
                 return key;
@@ -308,7 +353,7 @@ impl Tenant {
         metadata: Option<Metadata>,
     ) -> bool {
         let now = self.tenant_now();
-        let Some(g) = self.billing.grants.get_mut(&key) else {
+        let Some(g) = self.billing.rules.get_mut(&key) else {
             return false;
         };
         if let Some(n) = name {
@@ -324,7 +369,7 @@ impl Tenant {
     /// Archives a rule (what deleting a plan rule does). Returns false if there is no such rule.
     pub fn archive_grant_rule(&mut self, key: Key) -> bool {
         let now = self.tenant_now();
-        let Some(g) = self.billing.grants.get_mut(&key) else {
+        let Some(g) = self.billing.rules.get_mut(&key) else {
             return false;
         };
         g.status = GrantStatus::Archived;
@@ -337,14 +382,14 @@ impl Tenant {
     /// cancelled. Credits already applied stay in the wallet.
     pub fn end_grant_rule(&mut self, key: Key, end: Nanos) -> bool {
         let now = self.tenant_now();
-        let Some(g) = self.billing.grants.get_mut(&key) else {
+        let Some(g) = self.billing.rules.get_mut(&key) else {
             return false;
         };
         g.end = Some(end);
         g.updated = now;
         let apps: Vec<Key> = self
             .billing
-            .applications_by_grant
+            .applications_by_rule
             .get(&key)
             .into_iter()
             .flatten()
@@ -360,7 +405,7 @@ impl Tenant {
     }
 
     /// Cancels every application of `subscription` still to run.
-    pub(crate) fn cancel_open_applications(&mut self, subscription: Key) {
+    pub(super) fn cancel_open_applications(&mut self, subscription: Key) {
         let open: Vec<Key> = self
             .billing
             .open_applications_by_subscription
@@ -425,7 +470,7 @@ impl Tenant {
         reason: ApplicationReason,
         made: Nanos,
     ) -> Option<Key> {
-        let g = self.billing.grants.get(&grant)?;
+        let g = self.billing.rules.get(&grant)?;
         let sub_key = g.subscription?;
         let credits = g.credits;
         let sub = self.billing.subscriptions.get(&sub_key)?;
@@ -456,7 +501,7 @@ impl Tenant {
             },
         );
         self.billing
-            .applications_by_grant
+            .applications_by_rule
             .entry(grant)
             .or_default()
             .insert(key);
@@ -469,7 +514,7 @@ impl Tenant {
     /// An application runs at its own instant, or, if it was made later than that (a back-dated
     /// rule), at the instant it was made: that is when the credits can first be given, and when
     /// "already expired" is judged.
-    pub(crate) fn run_application(&mut self, key: Key, at: Nanos) {
+    pub(super) fn run_application(&mut self, key: Key, at: Nanos) {
         let Some(app) = self.billing.applications.get_mut(&key) else {
             return;
         };
@@ -478,7 +523,7 @@ impl Tenant {
         }
         app.pending = None;
         let (grant_key, sub_key, made) = (app.grant, app.subscription, app.created);
-        let Some(grant) = self.billing.grants.get(&grant_key) else {
+        let Some(grant) = self.billing.rules.get(&grant_key) else {
             return;
         };
         // A rule that is no longer published gives nothing; its application is left as it is.
@@ -508,7 +553,7 @@ impl Tenant {
 
     fn apply_or_skip(&mut self, key: Key, run_at: Nanos) {
         let app = &self.billing.applications[&key];
-        let grant = &self.billing.grants[&app.grant];
+        let grant = &self.billing.rules[&app.grant];
         let sub = &self.billing.subscriptions[&app.subscription];
         let period_start = app.period_start;
         let expiry = match grant.expiry {
@@ -571,7 +616,7 @@ impl Tenant {
     /// period would end after the rule's end.
     fn schedule_next_application(&mut self, key: Key, made: Nanos) {
         let app = &self.billing.applications[&key];
-        let grant = &self.billing.grants[&app.grant];
+        let grant = &self.billing.rules[&app.grant];
         let Cadence::Recurring { period, count } = grant.cadence else {
             return;
         };
@@ -682,21 +727,21 @@ mod tests {
         }
     }
 
-    /// Stripe's available balance and the sum of the native wallets' real-time balances, in minor
+    /// The customer's available balance and the sum of its wallets' real-time balances, in minor
     /// units: they must always be equal.
     fn both_views(t: &mut Tenant, customer: Key) -> (Decimal, Decimal) {
         t.ensure_wallets(customer);
-        let stripe = t
+        let by_customer = t
             .balances(customer, |_| true)
             .get(&usd())
             .map(|b| b.available)
             .unwrap_or_default();
-        let native = t
+        let by_wallets = t
             .wallets_of(customer)
             .into_iter()
             .map(|w| t.wallet_balance(w).available)
             .sum();
-        (stripe, native)
+        (by_customer, by_wallets)
     }
 
     #[test]
@@ -733,7 +778,7 @@ mod tests {
             )
         });
         let sub = subscribe(&mut t, customer, plan, None);
-        let rules: Vec<Key> = t.billing.grants_by_subscription[&sub]
+        let rules: Vec<Key> = t.billing.rules_by_subscription[&sub]
             .iter()
             .copied()
             .collect();
@@ -747,7 +792,7 @@ mod tests {
         // Three months later: three applications applied, each expired at its cycle's end, and the
         // fourth waiting for its time.
         t.freeze_clock(t0 + 92 * DAY).unwrap();
-        let apps: Vec<&Application> = t.billing.applications_by_grant[&rules[0]]
+        let apps: Vec<&Application> = t.billing.applications_by_rule[&rules[0]]
             .iter()
             .map(|k| &t.billing.applications[k])
             .collect();
@@ -778,8 +823,8 @@ mod tests {
     #[test]
     fn spending_voids_and_expiry_move_both_views_together() {
         let (mut t, customer, plan, t0) = world();
-        // A Stripe grant of $5 (priority 50) and a native one-time rule of 12.5 credits (priority 1)
-        // that expires after 10 days.
+        // A lot of $5 granted directly (priority 50) and a one-time plan rule of 12.5 credits
+        // (priority 1) that expires after 10 days.
         t.create_lot(crate::model::NewLot {
             customer,
             currency: usd(),
@@ -807,7 +852,7 @@ mod tests {
         subscribe(&mut t, customer, plan, None);
         assert_eq!(both_views(&mut t, customer), (1750.into(), 1750.into()));
 
-        // $20 of usage: the native credits (priority 1) go first, then $7.50 of the Stripe grant.
+        // $20 of usage: the rule's credits (priority 1) go first, then $7.50 of the direct lot.
         let line = || NewInvoiceLine {
             amount: 2000,
             price: None,
@@ -819,7 +864,7 @@ mod tests {
         let _ = t.void_invoice(invoice);
         assert_eq!(both_views(&mut t, customer), (1750.into(), 1750.into()));
 
-        // $3 of usage, then the native credits expire: only the Stripe grant is left.
+        // $3 of usage, then the rule's credits expire: only the direct lot is left.
         let small = t.create_invoice(
             customer,
             usd(),
@@ -834,18 +879,18 @@ mod tests {
         t.freeze_clock(t0 + 10 * DAY).unwrap();
         assert_eq!(both_views(&mut t, customer), (500.into(), 500.into()));
 
-        // Expiring the Stripe grant (it was spent from, so it cannot be voided) empties both views.
-        let stripe_lot = *t
+        // Expiring the direct lot (it was spent from, so it cannot be voided) empties both views.
+        let direct_lot = *t
             .lots
             .iter()
             .find(|(_, l)| l.origin == LotOrigin::Direct)
             .unwrap()
             .0;
         assert_eq!(
-            t.void_lot(stripe_lot),
+            t.void_lot(direct_lot),
             Err(crate::model::LotError::AppliedToInvoice)
         );
-        t.expire_lot(stripe_lot).unwrap();
+        t.expire_lot(direct_lot).unwrap();
         assert_eq!(both_views(&mut t, customer), (0.into(), 0.into()));
     }
 
@@ -869,7 +914,7 @@ mod tests {
                 },
             )
         });
-        let apps: Vec<&Application> = t.billing.applications_by_grant[&key]
+        let apps: Vec<&Application> = t.billing.applications_by_rule[&key]
             .iter()
             .map(|k| &t.billing.applications[k])
             .collect();
@@ -912,9 +957,9 @@ mod tests {
             Some(bound)
         );
         let sub = subscribe(&mut t, customer, plan, None);
-        let copies: Vec<&GrantRule> = t.billing.grants_by_subscription[&sub]
+        let copies: Vec<&GrantRule> = t.billing.rules_by_subscription[&sub]
             .iter()
-            .map(|k| &t.billing.grants[k])
+            .map(|k| &t.billing.rules[k])
             .collect();
         assert_eq!(copies[0].currency, Some(usd()));
         assert!(copies[0].older_form);
@@ -963,7 +1008,7 @@ mod tests {
         );
         t.end_grant_rule(key, t0 + 3 * DAY);
         t.freeze_clock(t0 + 30 * DAY).unwrap();
-        let statuses: Vec<ApplicationStatus> = t.billing.applications_by_grant[&key]
+        let statuses: Vec<ApplicationStatus> = t.billing.applications_by_rule[&key]
             .iter()
             .map(|k| t.billing.applications[k].status)
             .collect();
@@ -976,19 +1021,19 @@ mod tests {
 
     mod agreement {
         //! Random sequences of grants, rules, invoices, voids, expiries and clock moves: after every
-        //! step Stripe's balance and the wallets' balances are equal.
+        //! step the customer's balance and its wallets' balances are equal.
         use super::*;
         use crate::model::{LotOrigin, NewLot};
         use proptest::prelude::*;
 
         #[derive(Debug, Clone)]
         enum Op {
-            StripeGrant {
+            DirectLot {
                 cents: i64,
                 priority: Option<i64>,
                 expires_days: Option<i64>,
             },
-            NativeRule {
+            SubscriptionRule {
                 credits_cents: i64,
                 cadence: u8,
                 expiry: u8,
@@ -1012,13 +1057,13 @@ mod tests {
                     proptest::option::of(0i64..100),
                     proptest::option::of(1i64..40)
                 )
-                    .prop_map(|(cents, priority, expires_days)| Op::StripeGrant {
+                    .prop_map(|(cents, priority, expires_days)| Op::DirectLot {
                         cents,
                         priority,
                         expires_days
                     }),
                 (1i64..10_000, 0u8..3, 0u8..3, proptest::option::of(1i64..3)).prop_map(
-                    |(credits_cents, cadence, expiry, rate)| Op::NativeRule {
+                    |(credits_cents, cadence, expiry, rate)| Op::SubscriptionRule {
                         credits_cents,
                         cadence,
                         expiry,
@@ -1042,7 +1087,7 @@ mod tests {
                 let mut invoices = Vec::new();
                 for op in ops {
                     match op {
-                        Op::StripeGrant { cents, priority, expires_days } => {
+                        Op::DirectLot { cents, priority, expires_days } => {
                             let now = t.now_for(customer);
                             t.create_lot(NewLot {
                                 customer,
@@ -1058,7 +1103,7 @@ mod tests {
                                 origin: LotOrigin::Direct,
                             });
                         }
-                        Op::NativeRule { credits_cents, cadence, expiry, rate } => {
+                        Op::SubscriptionRule { credits_cents, cadence, expiry, rate } => {
                             let now = t.now_for(customer);
                             let cadence = match cadence {
                                 0 => Cadence::OneTime,
@@ -1103,9 +1148,10 @@ mod tests {
                             t.freeze_clock(to).unwrap();
                         }
                     }
-                    let (stripe, native) = both_views(&mut t, customer);
-                    prop_assert_eq!(stripe, native);
-                    prop_assert!(stripe >= Decimal::ZERO);
+                    let (by_customer, by_wallets) = both_views(&mut t, customer);
+                    prop_assert_eq!(by_customer, by_wallets);
+                    prop_assert!(by_customer >= Decimal::ZERO);
+                    prop_assert_eq!(t.check_indexes(), Ok(()));
                 }
             }
         }

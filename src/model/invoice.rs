@@ -5,10 +5,11 @@
 
 use std::cmp::Ordering;
 use std::collections::{btree_set, BTreeSet};
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use rust_decimal::Decimal;
 
+use super::index::values_in;
 use super::{Currency, Domain, EntryKind, Lot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
@@ -81,8 +82,8 @@ impl Invoice {
 /// One of the lists invoices are paged through, each kept in order of `(created, key)`.
 ///
 /// Stripe's unfiltered list leaves out what belongs to a test clock, and its filters combine a
-/// customer and a status; every combination is its own ordered run of [`Tenant::invoice_lists`], so
-/// a page is a range walk whatever the filters.
+/// customer and a status; every combination is its own ordered run of the tenant's invoice lists,
+/// so a page is a range walk whatever the filters (see [`Tenant::invoices_listed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InvoiceList {
     /// Invoices written outside any test clock; all of them (`None`) or those in one status.
@@ -91,12 +92,12 @@ pub enum InvoiceList {
     Customer(Key, Option<InvoiceStatus>),
 }
 
-/// A position in [`Tenant::invoice_lists`].
-pub type InvoiceListEntry = (InvoiceList, Nanos, Key);
+/// A position in the tenant's invoice lists: the list, then the invoice's `(created, key)`.
+pub(super) type InvoiceListEntry = (InvoiceList, Nanos, Key);
 
 impl Invoice {
     /// The list positions this invoice holds in its current status.
-    fn list_entries(&self) -> Vec<InvoiceListEntry> {
+    pub(super) fn list_entries(&self) -> Vec<InvoiceListEntry> {
         let mut lists = vec![
             InvoiceList::Customer(self.customer, None),
             InvoiceList::Customer(self.customer, Some(self.status)),
@@ -133,6 +134,19 @@ pub struct NewInvoiceLine {
 }
 
 impl Tenant {
+    /// An invoice.
+    pub fn invoice(&self, key: Key) -> Option<&Invoice> {
+        self.invoices.get(&key)
+    }
+
+    /// The invoices whose keys are in `range`, oldest first (walk it backwards for newest first).
+    pub fn invoices_in(
+        &self,
+        range: impl RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &Invoice> {
+        values_in(&self.invoices, range)
+    }
+
     /// Creates and finalizes an invoice at the customer's now and spends eligible credits on it, line
     /// by line in order, each line drawing from lots in spending order. A lot is eligible when it is
     /// in the invoice's currency, effective and unexpired at `period_end`, not voided, has something

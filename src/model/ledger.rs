@@ -1,10 +1,12 @@
 //! The ledger: append-only entries against lots, the events that post them when due, and balances.
 
 use std::collections::BTreeMap;
+use std::ops::RangeBounds;
 
 use rust_decimal::Decimal;
 
-use super::{Applicability, Currency, Lot, Tenant};
+use super::index::values_in;
+use super::{Applicability, Currency, KeyIndex, Lot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -78,7 +80,7 @@ pub struct Balance {
 impl Balance {
     /// Counts a lot in at `now`: what remains is in the ledger balance, and also available while the
     /// lot is granted, not voided and not expired.
-    pub(crate) fn add(&mut self, lot: &Lot, now: Nanos) {
+    pub(super) fn add(&mut self, lot: &Lot, now: Nanos) {
         self.ledger += lot.remaining;
         if lot.granted && lot.voided_at.is_none() && !lot.is_expired(now) {
             self.available += lot.remaining;
@@ -87,9 +89,33 @@ impl Balance {
 }
 
 impl Tenant {
+    /// A ledger entry.
+    pub fn entry(&self, key: Key) -> Option<&Entry> {
+        self.entries.get(&key).map(|e| &**e)
+    }
+
+    /// The entries whose keys are in `range`, oldest first (walk it backwards for newest first).
+    pub fn entries_in(
+        &self,
+        range: impl RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &Entry> {
+        values_in(&self.entries, range).map(|e| &**e)
+    }
+
+    /// The keys of a customer's entries, oldest first: in `created` order too, since entries are
+    /// written in time order for each customer.
+    pub fn entry_keys_of(&self, customer: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.entries_by_customer.get(&customer))
+    }
+
+    /// The keys of a lot's entries, oldest first.
+    pub fn entry_keys_of_lot(&self, lot: Key) -> KeyIndex<'_> {
+        KeyIndex::of_pairs(&self.entries_by_lot, lot)
+    }
+
     /// Appends an entry written when it takes effect (or, for a back-dated lot, when the lot was
     /// made): see [`Tenant::post_written`].
-    pub(crate) fn post(
+    pub(super) fn post(
         &mut self,
         lot_key: Key,
         kind: EntryKind,
@@ -106,7 +132,7 @@ impl Tenant {
     /// the only writer of `Lot::remaining`; a debit larger than what remains is a bug and is clamped,
     /// never negative. Callers keep `created` from going backwards for a customer, so that key order
     /// (what lists walk) and `created` agree.
-    pub(crate) fn post_written(
+    pub(super) fn post_written(
         &mut self,
         lot_key: Key,
         kind: EntryKind,
@@ -162,7 +188,7 @@ impl Tenant {
     }
 
     /// Writes off what remains of a lot with a debit of `kind`, if anything remains.
-    pub(crate) fn write_off(&mut self, lot: Key, kind: EntryKind, at: Nanos) {
+    pub(super) fn write_off(&mut self, lot: Key, kind: EntryKind, at: Nanos) {
         let remaining = self.lots[&lot].remaining;
         if remaining > Decimal::ZERO {
             self.post(lot, kind, remaining, at, None);
@@ -170,7 +196,7 @@ impl Tenant {
     }
 
     /// Carries out one due event.
-    pub(crate) fn fire(&mut self, event: Event, at: Nanos) {
+    pub(super) fn fire(&mut self, event: Event, at: Nanos) {
         match event {
             Event::Effective(key) => {
                 let Some(lot) = self.lots.get_mut(&key) else {

@@ -5,10 +5,12 @@
 //! agree on balances.
 
 use std::cmp::Ordering;
+use std::ops::RangeBounds;
 
 use rust_decimal::Decimal;
 
-use super::{Currency, Domain, EntryKind, Event, Metadata, Tenant};
+use super::index::values_in;
+use super::{Currency, Domain, EntryKind, Event, KeyIndex, Metadata, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -107,7 +109,7 @@ pub struct Lot {
     /// Whether an invoice has ever spent from it (a Stripe grant then cannot be voided).
     pub applied: bool,
     /// Scheduled entries not yet due, so that changes can cancel them.
-    pub(crate) pending: Vec<(Domain, Nanos, Key)>,
+    pub(super) pending: Vec<(Domain, Nanos, Key)>,
 }
 
 impl Lot {
@@ -186,14 +188,30 @@ pub enum LotError {
 }
 
 impl Tenant {
+    /// A lot.
+    pub fn lot(&self, key: Key) -> Option<&Lot> {
+        self.lots.get(&key).map(|l| &**l)
+    }
+
+    /// The lots whose keys are in `range`, oldest first (walk it backwards for newest first).
+    pub fn lots_in(&self, range: impl RangeBounds<Key>) -> impl DoubleEndedIterator<Item = &Lot> {
+        values_in(&self.lots, range).map(|l| &**l)
+    }
+
+    /// The keys of a customer's lots, oldest first.
+    pub fn lot_keys_of(&self, customer: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.lots_by_customer.get(&customer))
+    }
+
     /// Creates a lot, schedules its grant and expiry, and posts whatever is already due.
     pub fn create_lot(&mut self, new: NewLot) -> Key {
         let key = self.next_key();
         self.create_lot_with_key(key, new)
     }
 
-    /// As [`Tenant::create_lot`], with a key chosen by the caller (a native application reuses its own).
-    pub fn create_lot_with_key(&mut self, key: Key, new: NewLot) -> Key {
+    /// As [`Tenant::create_lot`], with a key chosen by the caller (an application's lot has the
+    /// application's key).
+    pub(super) fn create_lot_with_key(&mut self, key: Key, new: NewLot) -> Key {
         let domain = self.domain_of(new.customer);
         let now = self.now_in(domain);
         let test_clock = match domain {
@@ -363,7 +381,7 @@ impl Tenant {
         Ok((domain, now))
     }
 
-    pub(crate) fn lot_mut(&mut self, key: Key) -> &mut Lot {
+    pub(super) fn lot_mut(&mut self, key: Key) -> &mut Lot {
         self.lots
             .get_mut(&key)
             .expect("lot exists: callers look it up first")
@@ -386,12 +404,10 @@ impl Tenant {
     }
 
     /// A customer's lots, in key (creation) order.
-    pub(crate) fn lots_of(&self, customer: Key) -> impl Iterator<Item = &Lot> {
-        self.lots_by_customer
-            .get(&customer)
+    pub fn lots_of(&self, customer: Key) -> impl DoubleEndedIterator<Item = &Lot> {
+        self.lot_keys_of(customer)
             .into_iter()
-            .flatten()
-            .filter_map(|k| self.lots.get(k).map(|l| &**l))
+            .filter_map(|k| self.lot(k))
     }
 
     /// Lots of a customer sorted in spending order, filtered by `keep`.

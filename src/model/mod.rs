@@ -10,14 +10,28 @@
 //! are due at a time (credits becoming effective, expiring) sit in a schedule per time [`Domain`] and
 //! are posted in time order when that domain's clock reaches them.
 //!
-//! The subscription side ([`Billing`]): a [`Plan`] carries grant rules ([`GrantRule`]) that a
-//! [`Subscription`] copies; a subscription rule makes one [`Application`] per period, scheduled like any
-//! other timed entry, and an applied application is a lot with the application's key. A [`Wallet`] is
-//! a view of a customer's lots in one currency, never a store.
+//! The subscription side: a [`Plan`] carries grant rules ([`GrantRule`]) that a [`Subscription`]
+//! copies; a subscription rule makes one [`Application`] per period, scheduled like any other timed
+//! entry, and an applied application is a lot with the application's key. A [`Wallet`] is a view of
+//! a customer's lots in one currency, never a store.
+//!
+//! The model is closed: a [`Tenant`]'s maps and indexes are private to this module. Facades read
+//! through query methods (an object by key, such as [`Tenant::lot`] or [`Tenant::customer`]; ordered
+//! walks over a key range, such as [`Tenant::lots_in`]; the keys of one group, such as
+//! [`Tenant::lot_keys_of`], as a [`KeyIndex`] they can page through in O(log n + limit)) and change
+//! the world only through command methods ([`Tenant::create_lot`], [`Tenant::void_invoice`], …),
+//! which keep every index and the ledger in step. [`Tenant::check_indexes`] verifies that they are.
+//!
+//! One file per kind of object, each holding the object's types and the `impl Tenant` block of its
+//! queries and commands: `customer`, `lot`, `ledger` (entries, events, balances), `test_clock`,
+//! `invoice`, `plans`, `subscriptions`, `grant_rules` (rules and applications), `wallets`;
+//! `tenant` holds the world and its clocks, `billing` the subscription side's maps, `index` the
+//! read-only index views, `periods` calendar arithmetic and `money` currencies.
 
 mod billing;
 mod customer;
 mod grant_rules;
+mod index;
 mod invoice;
 mod ledger;
 mod lot;
@@ -29,7 +43,7 @@ mod tenant;
 mod test_clock;
 mod wallets;
 
-pub use billing::Billing;
+use billing::Billing;
 pub use customer::{
     default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
     Profile, RenderingOptions, Shipping, TaxExempt,
@@ -38,10 +52,9 @@ pub use grant_rules::{
     credits_to_minor, minor_to_credits, Application, ApplicationReason, ApplicationStatus, Cadence,
     ExpiryRule, GrantRule, GrantScope, GrantStatus, NewGrantRule, SkipReason,
 };
-pub use invoice::{
-    Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceListEntry, InvoiceStatus,
-    NewInvoiceLine,
-};
+pub use index::{KeyIndex, KeyIter};
+use invoice::InvoiceListEntry;
+pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, NewInvoiceLine};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 pub use money::Currency;

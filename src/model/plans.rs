@@ -50,6 +50,16 @@ pub struct NewPlan {
 }
 
 impl Tenant {
+    /// A plan.
+    pub fn plan(&self, key: Key) -> Option<&Plan> {
+        self.billing.plans.get(&key)
+    }
+
+    /// Every plan, oldest first (walk it backwards for newest first).
+    pub fn plans(&self) -> impl DoubleEndedIterator<Item = &Plan> {
+        self.billing.plans.values()
+    }
+
     /// Creates a published plan and returns its key.
     pub fn create_plan(&mut self, new: NewPlan) -> Key {
         let key = self.next_key();

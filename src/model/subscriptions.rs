@@ -4,7 +4,7 @@
 //! before it is made (see [`Tenant::plan_rule_in_other_currency`]).
 
 use super::periods::{boundary, period_containing, Period};
-use super::{GrantRule, GrantScope, GrantStatus, Metadata, NewGrantRule, Tenant};
+use super::{GrantRule, GrantScope, GrantStatus, KeyIndex, Metadata, NewGrantRule, Tenant};
 use crate::ids::Key;
 use crate::model::Currency;
 use crate::time::Nanos;
@@ -115,6 +115,26 @@ pub struct NewSubscription {
 }
 
 impl Tenant {
+    /// A subscription.
+    pub fn subscription(&self, key: Key) -> Option<&Subscription> {
+        self.billing.subscriptions.get(&key)
+    }
+
+    /// Every subscription, oldest first (walk it backwards for newest first).
+    pub fn subscriptions(&self) -> impl DoubleEndedIterator<Item = &Subscription> {
+        self.billing.subscriptions.values()
+    }
+
+    /// The keys of a customer's subscriptions (cancelled ones included), oldest first.
+    pub fn subscription_keys_of(&self, customer: Key) -> KeyIndex<'_> {
+        KeyIndex::of(self.billing.subscriptions_by_customer.get(&customer))
+    }
+
+    /// Whether the customer has ever had a subscription (a cancelled one counts).
+    pub fn has_subscriptions(&self, customer: Key) -> bool {
+        !self.subscription_keys_of(customer).is_empty()
+    }
+
     /// Starts a subscription, copies the plan's published grant rules onto it (or uses the given
     /// ones), and applies whatever is already due.
     pub fn create_subscription(&mut self, new: NewSubscription) -> Key {
@@ -192,12 +212,9 @@ impl Tenant {
 
     /// The rules a subscription started on `plan` copies: its published plan rules.
     fn copied_plan_rules(&self, plan: Key) -> impl Iterator<Item = &GrantRule> {
-        self.billing
-            .grants_by_plan
-            .get(&plan)
+        self.grant_rule_keys_of_plan(plan)
             .into_iter()
-            .flatten()
-            .filter_map(|k| self.billing.grants.get(k))
+            .filter_map(|k| self.billing.rules.get(&k))
             .filter(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
     }
 
@@ -220,7 +237,7 @@ impl Tenant {
         let now = self.now_for(sub.customer);
         let rules: Vec<Key> = self
             .billing
-            .grants_by_subscription
+            .rules_by_subscription
             .get(&key)
             .into_iter()
             .flatten()
@@ -234,11 +251,11 @@ impl Tenant {
         for r in rules {
             if self
                 .billing
-                .grants
+                .rules
                 .get(&r)
                 .is_some_and(|g| g.end.is_none_or(|e| e > now))
             {
-                if let Some(g) = self.billing.grants.get_mut(&r) {
+                if let Some(g) = self.billing.rules.get_mut(&r) {
                     g.end = Some(now);
                 }
             }

@@ -34,55 +34,57 @@ pub enum TenantClockError {
     Backwards { now: Nanos },
 }
 
-/// One tenant's world. Fields are public for the facades to read; changes go through methods so that
-/// indexes and the ledger stay consistent.
+/// One tenant's world. Its objects and indexes are reached through query methods (an object by key,
+/// the keys of a group as a [`super::KeyIndex`], ordered walks over key ranges) and changed only through
+/// command methods, so that indexes and the ledger stay consistent.
 #[derive(Debug)]
 pub struct Tenant {
-    /// What names this world: an API key, or an API key and a connected account (see the Stripe
-    /// facade's `Stripe-Account` handling).
-    pub name: String,
-    pub(crate) ids: IdGen,
+    /// What names this world: an API key, or an API key and a connected account.
+    pub(super) name: String,
+    pub(super) ids: IdGen,
     /// The tenant's clock.
-    pub clock: TenantClock,
+    pub(super) clock: TenantClock,
     /// Every customer, deleted ones included (as tombstones), by key.
-    pub customers: BTreeMap<Key, Customer>,
-    /// Live customers not on a test clock (Stripe lists only these by default).
-    pub customers_unclocked: BTreeSet<Key>,
+    pub(super) customers: BTreeMap<Key, Customer>,
+    /// Live customers not on a test clock (the default customer list shows only these).
+    pub(super) customers_unclocked: BTreeSet<Key>,
     /// Live customers per test clock.
-    pub customers_by_clock: HashMap<Key, BTreeSet<Key>>,
+    pub(super) customers_by_clock: HashMap<Key, BTreeSet<Key>>,
     /// Live customers per exact email.
-    pub customers_by_email: HashMap<String, BTreeSet<Key>>,
-    /// Every lot (Stripe credit grant) by key. Boxed: keys arrive in ascending order, which leaves
-    /// B-tree leaves about half full, and half-empty slots of a 368-byte value cost more than a
-    /// pointer per lot.
-    pub lots: BTreeMap<Key, Box<Lot>>,
+    pub(super) customers_by_email: HashMap<String, BTreeSet<Key>>,
+    /// Live customers by their caller-given identifier (unique among live customers: the facade
+    /// that sets it refuses a second one).
+    pub(super) customers_by_external_id: HashMap<String, Key>,
+    /// Every lot by key. Boxed: keys arrive in ascending order, which leaves B-tree leaves about
+    /// half full, and half-empty slots of a 368-byte value cost more than a pointer per lot.
+    pub(super) lots: BTreeMap<Key, Box<Lot>>,
     /// Lots per customer.
-    pub lots_by_customer: HashMap<Key, BTreeSet<Key>>,
+    pub(super) lots_by_customer: HashMap<Key, BTreeSet<Key>>,
     /// The ledger: every entry by key (keys are time-ordered). Boxed, as lots are.
-    pub entries: BTreeMap<Key, Box<Entry>>,
+    pub(super) entries: BTreeMap<Key, Box<Entry>>,
     /// Entries per customer.
-    pub entries_by_customer: HashMap<Key, BTreeSet<Key>>,
+    pub(super) entries_by_customer: HashMap<Key, BTreeSet<Key>>,
     /// Entries per lot, as `(lot, entry)` pairs: a lot's entries are the range
     /// `(lot, 0)..=(lot, Key::MAX)`. One ordered set rather than a set per lot, whose tree node
     /// cost about 200 bytes for the one or two entries most lots have.
-    pub entries_by_lot: BTreeSet<(Key, Key)>,
-    /// What remains of each customer's lots whose scope intersects `Metered`, per currency: the running sum that `post`
-    /// (the only writer of `Lot::remaining`) keeps, so that a balance summary filtered on
-    /// `price_type=metered` costs one lookup however many grants the customer holds.
-    pub metered_remaining: HashMap<Key, BTreeMap<Currency, Decimal>>,
+    pub(super) entries_by_lot: BTreeSet<(Key, Key)>,
+    /// What remains of each customer's lots whose scope intersects `Metered`, per currency: the
+    /// running sum that `post` (the only writer of `Lot::remaining`) keeps, so that a balance
+    /// filtered on metered lines costs one lookup however many lots the customer holds.
+    pub(super) metered_remaining: HashMap<Key, BTreeMap<Currency, Decimal>>,
     /// Entries not yet due, per time domain, in time order.
-    pub schedule: BTreeMap<(Domain, Nanos, Key), Event>,
-    /// Stripe test clocks.
-    pub test_clocks: BTreeMap<Key, TestClock>,
+    pub(super) schedule: BTreeMap<(Domain, Nanos, Key), Event>,
+    /// Test clocks.
+    pub(super) test_clocks: BTreeMap<Key, TestClock>,
     /// Invoices that spent credits.
-    pub invoices: BTreeMap<Key, Invoice>,
+    pub(super) invoices: BTreeMap<Key, Invoice>,
     /// Every invoice's place in each list it belongs to (see [`super::InvoiceList`]).
-    pub invoice_lists: BTreeSet<InvoiceListEntry>,
+    pub(super) invoice_lists: BTreeSet<InvoiceListEntry>,
     /// How many keys have been handed out: zero means nothing has ever been created here, so the
     /// tenant clock may start at any instant without moving any object's time backwards.
-    pub(crate) issued: u64,
+    pub(super) issued: u64,
     /// Plans, subscriptions, grant rules, their applications, and wallets.
-    pub billing: Billing,
+    pub(super) billing: Billing,
 }
 
 impl Tenant {
@@ -96,6 +98,7 @@ impl Tenant {
             customers_unclocked: BTreeSet::new(),
             customers_by_clock: HashMap::new(),
             customers_by_email: HashMap::new(),
+            customers_by_external_id: HashMap::new(),
             lots: BTreeMap::new(),
             lots_by_customer: HashMap::new(),
             entries: BTreeMap::new(),
@@ -111,15 +114,42 @@ impl Tenant {
         }
     }
 
+    /// What names this world: an API key, or an API key and a connected account.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A fresh key for a new object.
-    pub fn next_key(&mut self) -> Key {
+    pub(super) fn next_key(&mut self) -> Key {
         self.issued += 1;
         self.ids.next(to_millis(real_now()))
+    }
+
+    /// Runs `make` with the key the next object will get, for an object whose parts are checked
+    /// against its key before it exists. When `make` refuses, the key is given back: the world is
+    /// left exactly as it was, the keys later objects get and whether it counts as untouched (see
+    /// [`Tenant::is_pristine`]) included. `make` must change nothing before it refuses.
+    pub fn try_with_next_key<T, E>(
+        &mut self,
+        make: impl FnOnce(&mut Tenant, Key) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let saved = (self.ids.clone(), self.issued);
+        let key = self.next_key();
+        let made = make(self, key);
+        if made.is_err() {
+            (self.ids, self.issued) = saved;
+        }
+        made
     }
 
     /// Whether nothing has been created in this world yet.
     pub fn is_pristine(&self) -> bool {
         self.issued == 0
+    }
+
+    /// How the tenant clock runs: on real time, or frozen at an instant.
+    pub fn clock(&self) -> TenantClock {
+        self.clock
     }
 
     /// The tenant clock's now.
@@ -155,8 +185,9 @@ impl Tenant {
         self.now_in(self.domain_of(customer))
     }
 
-    /// Posts everything due on the tenant clock. Facades call this before serving a request, so the
-    /// state they read is the state at "now" even though nothing runs in the background.
+    /// Posts everything due on the tenant clock. [`super::Store::with_tenant`] calls this before a
+    /// request sees the world, so the state it reads is the state at "now" even though nothing runs
+    /// in the background.
     pub fn catch_up(&mut self) {
         let now = self.tenant_now();
         self.run_due(Domain::Tenant, now);
@@ -187,7 +218,7 @@ impl Tenant {
     }
 
     /// Adds `event` to the schedule of `domain` at `at`; returns its handle for cancelling.
-    pub(crate) fn schedule_event(
+    pub(super) fn schedule_event(
         &mut self,
         domain: Domain,
         at: Nanos,
@@ -199,13 +230,13 @@ impl Tenant {
     }
 
     /// Whether any event of `domain` is due at or before `until`.
-    pub(crate) fn any_due(&self, domain: Domain, until: Nanos) -> bool {
+    pub(super) fn any_due(&self, domain: Domain, until: Nanos) -> bool {
         self.schedule.range(due(domain, until)).next().is_some()
     }
 
     /// Posts every event of `domain` due at or before `until`, in time order. An event may schedule
     /// further events; those inside the window are posted in the same call.
-    pub(crate) fn run_due(&mut self, domain: Domain, until: Nanos) {
+    pub(super) fn run_due(&mut self, domain: Domain, until: Nanos) {
         while let Some(handle) = self
             .schedule
             .range(due(domain, until))
@@ -216,6 +247,15 @@ impl Tenant {
                 self.fire(event, handle.1);
             }
         }
+    }
+}
+
+impl Tenant {
+    /// The events still to come, by time domain and then in time order, with the instant each is
+    /// due. Everything due at or before a domain's now has been posted once the world is at rest
+    /// (after [`Tenant::catch_up`]).
+    pub fn scheduled(&self) -> impl Iterator<Item = (Domain, Nanos, &Event)> {
+        self.schedule.iter().map(|(&(d, at, _), e)| (d, at, e))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Stripe test clocks: time domains that move only when advanced.
 
-use std::ops::RangeInclusive;
+use std::ops::{RangeBounds, RangeInclusive};
 
+use super::index::values_in;
 use super::tenant::due;
 use super::{Domain, InvoiceList, InvoiceListEntry, Tenant};
 use crate::ids::Key;
@@ -61,6 +62,20 @@ pub enum AttachError {
 const LIFETIME: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
 
 impl Tenant {
+    /// A test clock.
+    pub fn test_clock(&self, key: Key) -> Option<&TestClock> {
+        self.test_clocks.get(&key)
+    }
+
+    /// The test clocks whose keys are in `range`, oldest first (walk it backwards for newest
+    /// first).
+    pub fn test_clocks_in(
+        &self,
+        range: impl RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &TestClock> {
+        values_in(&self.test_clocks, range)
+    }
+
     /// Creates a clock frozen at `frozen_time`.
     pub fn create_test_clock(&mut self, frozen_time: Nanos, name: Option<String>) -> Key {
         let key = self.next_key();
@@ -100,12 +115,7 @@ impl Tenant {
         if let Some(clock) = c.test_clock {
             return Err(AttachError::OnClock(clock));
         }
-        let subscribed = self
-            .billing
-            .subscriptions_by_customer
-            .get(&customer)
-            .is_some_and(|s| !s.is_empty());
-        if subscribed {
+        if self.has_subscriptions(customer) {
             return Err(AttachError::HasSubscriptions);
         }
         let last = self.credit_history_end(customer);
@@ -143,11 +153,9 @@ impl Tenant {
             ]
         });
         let entries = self
-            .entries_by_customer
-            .get(&customer)
+            .entry_keys_of(customer)
             .into_iter()
-            .flatten()
-            .filter_map(|k| self.entries.get(k))
+            .filter_map(|k| self.entry(k))
             .map(|e| Some(e.created));
         let invoices = self
             .invoice_lists
@@ -169,13 +177,7 @@ impl Tenant {
         moved.test_clock = Some(clock);
         self.index_customer(&moved, true);
         self.customers.insert(customer, moved);
-        let lots: Vec<Key> = self
-            .lots_by_customer
-            .get(&customer)
-            .into_iter()
-            .flatten()
-            .copied()
-            .collect();
+        let lots: Vec<Key> = self.lot_keys_of(customer).into_iter().collect();
         for key in lots {
             let Some(lot) = self.lots.get_mut(&key) else {
                 continue;
@@ -231,13 +233,7 @@ impl Tenant {
         if self.test_clocks.remove(&key).is_none() {
             return Err(TestClockError::NotFound);
         }
-        let customers: Vec<Key> = self
-            .customers_by_clock
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .copied()
-            .collect();
+        let customers: Vec<Key> = self.customers_on_clock(key).into_iter().collect();
         for c in customers {
             self.delete_customer(c);
         }

@@ -37,10 +37,15 @@ pub struct Wallet {
 }
 
 impl Tenant {
+    /// A wallet.
+    pub fn wallet(&self, key: Key) -> Option<&Wallet> {
+        self.billing.wallets.get(&key)
+    }
+
     /// The wallet a grant application puts credits in: the customer's first wallet of `currency`
     /// whose rates equal the rule's (a rate the rule leaves unset matches any), or a new one with
     /// the rule's rates (conversion defaults to 1, top-up to the conversion rate).
-    pub(crate) fn wallet_for_grant(
+    pub(super) fn wallet_for_grant(
         &mut self,
         customer: Key,
         currency: Currency,

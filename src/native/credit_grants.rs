@@ -26,7 +26,8 @@ use crate::ids::{fnv1a64, Key};
 use crate::model::periods::{DurationUnit, Period};
 use crate::model::{
     Application, ApplicationReason, ApplicationStatus, Cadence, Currency, ExpiryRule, GrantRule,
-    GrantScope, GrantStatus, Metadata, NewGrantRule, SkipReason, SubscriptionStatus, Tenant,
+    GrantScope, GrantStatus, KeyIndex, Metadata, NewGrantRule, SkipReason, SubscriptionStatus,
+    Tenant,
 };
 use crate::time::{parse_rfc3339, Nanos};
 
@@ -457,12 +458,9 @@ pub fn check_references(
             // made, so they all share one pair of rates: comparing with one of them is enough.
             let plan = refs.plan.unwrap_or_default();
             let clash = t
-                .billing
-                .grants_by_plan
-                .get(&plan)
+                .grant_rule_keys_of_plan(plan)
                 .into_iter()
-                .flatten()
-                .filter_map(|k| t.billing.grants.get(k))
+                .filter_map(|k| t.grant_rule(k))
                 .find(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
                 .is_some_and(|g| {
                     g.conversion_rate != r.conversion_rate
@@ -478,9 +476,9 @@ pub fn check_references(
                 Some(p) => (p.key, p.start, p.end, p.currency),
                 None => {
                     let key = key_of(sub_id, ids::SUBSCRIPTION)
-                        .filter(|k| t.billing.subscriptions.contains_key(k))
+                        .filter(|k| t.subscription(*k).is_some())
                         .ok_or_else(|| NativeError::not_found("Subscription not found"))?;
-                    let sub = &t.billing.subscriptions[&key];
+                    let sub = t.subscription(key).expect("looked up above");
                     if sub.status == SubscriptionStatus::Cancelled {
                         return Err(NativeError::validation("Subscription is cancelled")
                             .details(vec![("subscription_id", json!(sub_id))]));
@@ -729,7 +727,7 @@ pub fn render(env: &str, g: &GrantRule) -> Value {
 
 fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
     key_of(id_, ids::CREDIT_GRANT)
-        .filter(|k| t.billing.grants.contains_key(k))
+        .filter(|k| t.grant_rule(*k).is_some())
         .ok_or_else(|| {
             NativeError::not_found("Credit grant not found").details(vec![("id", json!(id_))])
         })
@@ -743,18 +741,24 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
     let refs = check_references(ctx.tenant, &input, &checked, None, None)?;
     check_storage(&input, &checked)?;
     let key = ctx.tenant.create_grant_rule(to_new(input, &checked, refs));
-    Ok(render(&ctx.env, &ctx.tenant.billing.grants[&key]))
+    Ok(render(
+        &ctx.env,
+        ctx.tenant.grant_rule(key).expect("made above"),
+    ))
 }
 
 /// `GET /v1/creditgrants/{id}`: any status.
 pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
-    Ok(render(&ctx.env, &ctx.tenant.billing.grants[&key]))
+    Ok(render(
+        &ctx.env,
+        ctx.tenant.grant_rule(key).expect("looked up above"),
+    ))
 }
 
 /// The now a rule lives by: its customer's clock for a subscription rule, the tenant's otherwise.
 fn now_of(t: &Tenant, g: &GrantRule) -> Nanos {
-    match g.subscription.and_then(|s| t.billing.subscriptions.get(&s)) {
+    match g.subscription.and_then(|s| t.subscription(s)) {
         Some(sub) => t.now_for(sub.customer),
         None => t.tenant_now(),
     }
@@ -767,7 +771,7 @@ pub fn update(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let name = body.str("name")?;
     let metadata = body.metadata("metadata")?;
     let end = body.time("end_date")?;
-    let existing = key_of(id_, ids::CREDIT_GRANT).and_then(|k| ctx.tenant.billing.grants.get(&k));
+    let existing = key_of(id_, ids::CREDIT_GRANT).and_then(|k| ctx.tenant.grant_rule(k));
     let now = existing.map_or_else(|| ctx.tenant.tenant_now(), |g| now_of(ctx.tenant, g));
     if let Some(e) = end.filter(|e| *e < now) {
         return Err(NativeError::validation("Please provide a valid end date")
@@ -780,7 +784,10 @@ pub fn update(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
         ));
     }
     ctx.tenant.update_grant_rule(key, name, metadata);
-    let snapshot = render(&ctx.env, &ctx.tenant.billing.grants[&key]);
+    let snapshot = render(
+        &ctx.env,
+        ctx.tenant.grant_rule(key).expect("looked up above"),
+    );
     if let Some(e) = end {
         end_grant(ctx, key, id_, Some(e))?;
     }
@@ -798,7 +805,7 @@ pub fn delete(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
 }
 
 fn end_grant(ctx: &mut Ctx, key: Key, id_: &str, effective: Option<Nanos>) -> NativeResult<()> {
-    let g = &ctx.tenant.billing.grants[&key];
+    let g = ctx.tenant.grant_rule(key).expect("looked up by the caller");
     if g.status != GrantStatus::Published {
         return Err(
             NativeError::validation("Credit grant is already archived").details(vec![
@@ -939,9 +946,9 @@ pub fn list(ctx: &Ctx) -> NativeResult<Value> {
         && grant_ids.is_none();
     if key_ordered && unfiltered {
         let walk: Box<dyn Iterator<Item = &GrantRule>> = if page.ascending {
-            Box::new(t.billing.grants.values())
+            Box::new(t.grant_rules())
         } else {
-            Box::new(t.billing.grants.values().rev())
+            Box::new(t.grant_rules().rev())
         };
         let rows: Vec<&GrantRule> = match page.needed() {
             Some(n) => walk.take(n).collect(),
@@ -952,20 +959,20 @@ pub fn list(ctx: &Ctx) -> NativeResult<Value> {
             .into_iter()
             .map(|g| render(&ctx.env, g))
             .collect();
-        return Ok(page.render(items, t.billing.grants.len()));
+        return Ok(page.render(items, t.grant_rule_count()));
     }
     let candidates: Box<dyn Iterator<Item = &GrantRule>> = match (&grant_ids, &plan_ids, &sub_ids) {
         (Some(v), _, _) => Box::new(
             v.iter()
                 .collect::<BTreeSet<_>>()
                 .into_iter()
-                .filter_map(|k| t.billing.grants.get(k))
+                .filter_map(|k| t.grant_rule(*k))
                 .collect::<Vec<_>>()
                 .into_iter(),
         ),
-        (None, Some(v), _) => Box::new(union(t, v, |p| t.billing.grants_by_plan.get(p))),
-        (None, None, Some(v)) => Box::new(union(t, v, |s| t.billing.grants_by_subscription.get(s))),
-        (None, None, None) => Box::new(t.billing.grants.values()),
+        (None, Some(v), _) => Box::new(union(t, v, |p| t.grant_rule_keys_of_plan(*p))),
+        (None, None, Some(v)) => Box::new(union(t, v, |s| t.grant_rule_keys_of_subscription(*s))),
+        (None, None, None) => Box::new(t.grant_rules()),
     };
     let mut rows: Vec<&GrantRule> = candidates.filter(|g| keep(g)).collect();
     let env = ctx.env.as_str();
@@ -996,16 +1003,14 @@ fn nulls_last(a: &Option<SortVal>, b: &Option<SortVal>) -> Ordering {
 fn union<'a>(
     t: &'a Tenant,
     targets: &[Key],
-    index: impl Fn(&Key) -> Option<&'a BTreeSet<Key>>,
+    index: impl Fn(&Key) -> KeyIndex<'a>,
 ) -> std::vec::IntoIter<&'a GrantRule> {
     let mut keys = BTreeSet::new();
     for k in targets {
-        if let Some(set) = index(k) {
-            keys.extend(set.iter().copied());
-        }
+        keys.extend(index(k));
     }
     keys.into_iter()
-        .filter_map(|k| t.billing.grants.get(&k))
+        .filter_map(|k| t.grant_rule(k))
         .collect::<Vec<_>>()
         .into_iter()
 }
@@ -1041,11 +1046,11 @@ fn dummy_grant() -> GrantRule {
 pub fn of_plan(ctx: &mut Ctx, plan_id: &str) -> NativeResult<Value> {
     let t = &*ctx.tenant;
     let items: Vec<Value> = key_of(plan_id, ids::PLAN)
-        .and_then(|p| t.billing.grants_by_plan.get(&p))
+        .map(|p| t.grant_rule_keys_of_plan(p))
         .into_iter()
         .flatten()
         .rev()
-        .filter_map(|k| t.billing.grants.get(k))
+        .filter_map(|k| t.grant_rule(k))
         .filter(|g| g.scope == GrantScope::Plan && g.status == GrantStatus::Published)
         .map(|g| render(&ctx.env, g))
         .collect();
@@ -1136,9 +1141,8 @@ fn upcoming(ctx: &Ctx, subscriptions: &[Key]) -> Value {
     let t = &*ctx.tenant;
     let mut apps: Vec<&Application> = subscriptions
         .iter()
-        .filter_map(|s| t.billing.open_applications_by_subscription.get(s))
-        .flatten()
-        .filter_map(|k| t.billing.applications.get(k))
+        .flat_map(|s| t.open_application_keys_of(*s))
+        .filter_map(|k| t.application(k))
         .collect();
     apps.sort_by_key(|a| (a.scheduled_for, a.key));
     let items: Vec<Value> = apps
@@ -1155,9 +1159,7 @@ pub fn upcoming_of_subscription(ctx: &mut Ctx, sub_id: &str) -> NativeResult<Val
     let key = key_of(sub_id, ids::SUBSCRIPTION)
         .filter(|k| {
             ctx.tenant
-                .billing
-                .subscriptions
-                .get(k)
+                .subscription(*k)
                 .is_some_and(|s| s.status == SubscriptionStatus::Active)
         })
         .ok_or_else(|| NativeError::not_found("Please verify the subscription ID is correct"))?;
@@ -1169,18 +1171,12 @@ pub fn upcoming_of_customer(ctx: &mut Ctx, customer_id: &str) -> NativeResult<Va
     let customer = customers::lookup(ctx.tenant, customer_id)?;
     let t = &*ctx.tenant;
     let subs: Vec<Key> = t
-        .billing
-        .subscriptions_by_customer
-        .get(&customer)
+        .subscription_keys_of(customer)
         .into_iter()
-        .flatten()
         .filter(|k| {
-            t.billing
-                .subscriptions
-                .get(k)
+            t.subscription(*k)
                 .is_some_and(|s| s.status == SubscriptionStatus::Active)
         })
-        .copied()
         .collect();
     Ok(upcoming(ctx, &subs))
 }

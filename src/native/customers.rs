@@ -63,7 +63,7 @@ pub fn unsupported(field: &str, what: &str) -> NativeError {
 /// A customer named by a native id (`cust_<k>`), deleted ones included.
 pub fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
     key_of(id_, ids::CUSTOMER)
-        .filter(|k| t.customers.contains_key(k))
+        .filter(|k| t.customer(*k).is_some())
         .ok_or_else(|| not_found(id_))
 }
 
@@ -75,11 +75,7 @@ pub fn not_found(id_: &str) -> NativeError {
 
 /// A live customer by `external_id`.
 pub fn by_external_id(t: &Tenant, external_id: &str) -> Option<Key> {
-    t.billing
-        .customers_by_external_id
-        .get(external_id)
-        .copied()
-        .filter(|k| t.live_customer(*k).is_some())
+    t.customer_with_external_id(external_id)
 }
 
 /// Renders a customer as Flexprice's `CustomerResponse`. A deleted customer is `archived`.
@@ -155,21 +151,23 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
         name: (!name.is_empty()).then_some(name),
         description: None,
         phone: None,
-        external_id: Some(external_id.clone()),
+        external_id: Some(external_id),
         metadata,
         test_clock: None,
     });
-    ctx.tenant
-        .billing
-        .customers_by_external_id
-        .insert(external_id, key);
-    Ok(render(&ctx.env, &ctx.tenant.customers[&key]))
+    Ok(render(
+        &ctx.env,
+        ctx.tenant.customer(key).expect("made above"),
+    ))
 }
 
 /// `GET /v1/customers/{id}`.
 pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
-    Ok(render(&ctx.env, &ctx.tenant.customers[&key]))
+    Ok(render(
+        &ctx.env,
+        ctx.tenant.customer(key).expect("looked up above"),
+    ))
 }
 
 /// `GET /v1/customers`: every customer of the tenant (both APIs'), newest first, with
@@ -185,7 +183,7 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
             && external.is_none_or(|e| c.external_id.as_deref() == Some(e))
             && email.is_none_or(|e| c.email.as_deref() == Some(e))
     };
-    let mut rows: Vec<&Customer> = t.customers.values().filter(|c| keep(c)).collect();
+    let mut rows: Vec<&Customer> = t.customers().filter(|c| keep(c)).collect();
     let sort = page.sort.as_str();
     rows.sort_by(|a, b| {
         let ord = match sort {

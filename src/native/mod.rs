@@ -89,13 +89,7 @@ pub fn with_next_key<T>(
     tenant: &mut Tenant,
     make: impl FnOnce(&mut Tenant, crate::ids::Key) -> NativeResult<T>,
 ) -> NativeResult<T> {
-    let saved = (tenant.ids.clone(), tenant.issued);
-    let key = tenant.next_key();
-    let made = make(tenant, key);
-    if made.is_err() {
-        (tenant.ids, tenant.issued) = saved;
-    }
-    made
+    tenant.try_with_next_key(make)
 }
 
 /// Adds the fields every stored object ends with (Go's embedded `BaseModel`).

@@ -38,7 +38,7 @@ pub fn render(env: &str, p: &Plan) -> Value {
 /// A plan by native id, or `Plan with ID … was not found`.
 pub fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
     key_of(id_, ids::PLAN)
-        .filter(|k| t.billing.plans.contains_key(k))
+        .filter(|k| t.plan(*k).is_some())
         .ok_or_else(|| {
             NativeError::not_found(format!("Plan with ID {id_} was not found"))
                 .details(vec![("plan_id", json!(id_))])
@@ -49,7 +49,9 @@ pub fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
 /// `Plan is not published` for an archived one.
 pub fn published(t: &Tenant, id_: &str) -> NativeResult<Key> {
     let key = lookup(t, id_)?;
-    if t.billing.plans[&key].status != PlanStatus::Published {
+    if t.plan(key)
+        .is_some_and(|p| p.status != PlanStatus::Published)
+    {
         return Err(
             NativeError::validation("Plan is not published").details(vec![("plan_id", json!(id_))])
         );
@@ -124,14 +126,17 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
             refs.plan = Some(key);
             tenant.create_grant_rule(credit_grants::to_new(input, &checked, refs));
         }
-        Ok(render(&env, &tenant.billing.plans[&key]))
+        Ok(render(&env, tenant.plan(key).expect("made above")))
     })
 }
 
 /// `GET /v1/plans/{id}`.
 pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
-    Ok(render(&ctx.env, &ctx.tenant.billing.plans[&key]))
+    Ok(render(
+        &ctx.env,
+        ctx.tenant.plan(key).expect("looked up above"),
+    ))
 }
 
 /// `DELETE /v1/plans/{id}`: archives the plan (its grant rules stay as they are).
@@ -146,9 +151,9 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
     let page = Page::read(&ctx.query)?;
     let t = &*ctx.tenant;
     let walk: Box<dyn Iterator<Item = &Plan>> = if page.ascending {
-        Box::new(t.billing.plans.values())
+        Box::new(t.plans())
     } else {
-        Box::new(t.billing.plans.values().rev())
+        Box::new(t.plans().rev())
     };
     let rows: Vec<&Plan> = walk
         .filter(|p| {

@@ -93,20 +93,17 @@ pub fn render(env: &str, t: &Tenant, s: &Subscription) -> Value {
         .put("enable_true_up", false);
     let o = base(o, "published", s.created, s.updated);
     let plan = t
-        .billing
-        .plans
-        .get(&s.plan)
+        .plan(s.plan)
         .map_or(Value::Null, |p| plans::render(env, p));
     let customer = t
-        .customers
-        .get(&s.customer)
+        .customer(s.customer)
         .map_or(Value::Null, |c| customers::render(env, c));
     o.put("plan", plan).put("customer", customer).done()
 }
 
 fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
     key_of(id_, ids::SUBSCRIPTION)
-        .filter(|k| t.billing.subscriptions.contains_key(k))
+        .filter(|k| t.subscription(*k).is_some())
         .ok_or_else(|| NativeError::not_found("Subscription not found"))
 }
 
@@ -294,7 +291,11 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
                 grants: rules,
             },
         );
-        Ok(render(&env, tenant, &tenant.billing.subscriptions[&key]))
+        Ok(render(
+            &env,
+            tenant,
+            tenant.subscription(key).expect("made above"),
+        ))
     })
 }
 
@@ -302,7 +303,11 @@ pub fn create(ctx: &mut Ctx) -> NativeResult<Value> {
 pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
     let t = &*ctx.tenant;
-    Ok(render(&ctx.env, t, &t.billing.subscriptions[&key]))
+    Ok(render(
+        &ctx.env,
+        t,
+        t.subscription(key).expect("looked up above"),
+    ))
 }
 
 /// `GET /v1/subscriptions`: newest first; filters `customer_id`, `plan_id`, `subscription_status`.
@@ -321,9 +326,9 @@ pub fn list(ctx: &mut Ctx) -> NativeResult<Value> {
     let status = q.first("subscription_status").filter(|s| !s.is_empty());
     let t = &*ctx.tenant;
     let walk: Box<dyn Iterator<Item = &Subscription>> = if page.ascending {
-        Box::new(t.billing.subscriptions.values())
+        Box::new(t.subscriptions())
     } else {
-        Box::new(t.billing.subscriptions.values().rev())
+        Box::new(t.subscriptions().rev())
     };
     let rows: Vec<&Subscription> = walk
         .filter(|s| {
@@ -361,12 +366,16 @@ pub fn cancel(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
         }
     }
     let key = lookup(ctx.tenant, id_)?;
-    if ctx.tenant.billing.subscriptions[&key].status == SubscriptionStatus::Cancelled {
+    if ctx
+        .tenant
+        .subscription(key)
+        .is_some_and(|s| s.status == SubscriptionStatus::Cancelled)
+    {
         return Err(NativeError::validation("Subscription is already cancelled")
             .details(vec![("subscription_id", json!(id_))]));
     }
     ctx.tenant.cancel_subscription(key);
-    let s = &ctx.tenant.billing.subscriptions[&key];
+    let s = ctx.tenant.subscription(key).expect("looked up above");
     let at = s.cancelled_at.unwrap_or(s.updated);
     let mut out = json!({
         "subscription_id": id(ids::SUBSCRIPTION, key),

@@ -62,7 +62,7 @@ pub fn render(env: &str, t: &Tenant, w: &Wallet) -> Value {
 
 fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
     key_of(id_, ids::WALLET)
-        .filter(|k| t.billing.wallets.contains_key(k))
+        .filter(|k| t.wallet(*k).is_some())
         .ok_or_else(|| {
             NativeError::not_found(format!("Wallet with ID {id_} was not found"))
                 .details(vec![("wallet_id", json!(id_))])
@@ -77,7 +77,7 @@ pub fn of_customer(ctx: &mut Ctx, customer_id: &str) -> NativeResult<Value> {
     let items: Vec<Value> = t
         .wallets_of(customer)
         .into_iter()
-        .filter_map(|k| t.billing.wallets.get(&k))
+        .filter_map(|k| t.wallet(k))
         .map(|w| render(&ctx.env, t, w))
         .collect();
     Ok(Value::Array(items))
@@ -87,14 +87,14 @@ pub fn of_customer(ctx: &mut Ctx, customer_id: &str) -> NativeResult<Value> {
 pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
     let t = &*ctx.tenant;
-    Ok(render(&ctx.env, t, &t.billing.wallets[&key]))
+    Ok(render(&ctx.env, t, t.wallet(key).expect("looked up above")))
 }
 
 /// `GET /v1/wallets/{id}/balance/real-time`: the wallet plus what can be spent now.
 pub fn balance(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let key = lookup(ctx.tenant, id_)?;
     let t = &*ctx.tenant;
-    let w = &t.billing.wallets[&key];
+    let w = t.wallet(key).expect("looked up above");
     let Balance { ledger, available } = t.wallet_balance(key);
     let o = wallet_fields(&ctx.env, w, ledger);
     let o = base(o, "published", w.created, w.updated)
@@ -125,7 +125,7 @@ fn lot_metadata(t: &Tenant, lot: &Lot) -> Metadata {
         LotOrigin::Application { grant, application } => {
             m.insert("cga_id".into(), id(ids::APPLICATION, application));
             m.insert("grant_id".into(), id(ids::CREDIT_GRANT, grant));
-            if let Some(a) = t.billing.applications.get(&application) {
+            if let Some(a) = t.application(application) {
                 m.insert(
                     "subscription_id".into(),
                     id(ids::SUBSCRIPTION, a.subscription),
@@ -147,7 +147,7 @@ fn render_transaction(
     before: Decimal,
     after: Decimal,
 ) -> Value {
-    let lot = &t.lots[&e.lot];
+    let lot = t.lot(e.lot).expect("an entry's lot exists");
     let credit = e.kind.is_credit();
     let (reference_type, reference_id) = match e.invoice {
         Some((invoice, _)) => ("INVOICE", id(ids::INVOICE, invoice)),
@@ -234,11 +234,11 @@ pub fn transactions(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
     let page = Page::read(&ctx.query)?;
     let key = lookup(ctx.tenant, id_)?;
     let t = &*ctx.tenant;
-    let w = &t.billing.wallets[&key];
+    let w = t.wallet(key).expect("looked up above");
     let mut running = Decimal::ZERO;
     let mut rows = Vec::new();
     for k in t.wallet_entries(key) {
-        let Some(e) = t.entries.get(&k) else { continue };
+        let Some(e) = t.entry(k) else { continue };
         let before = running;
         let delta = credits(e.amount, w);
         running = if e.kind.is_credit() {

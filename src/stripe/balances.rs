@@ -72,7 +72,7 @@ pub fn retrieve(ctx: &mut Ctx) -> StripeResult<Value> {
                 .ok_or_else(|| StripeError::missing_param("filter[credit_grant]"))?;
             // A grant of another customer is as good as missing: the summary is about this one.
             let key = ids::key_of(id, ids::CREDIT_GRANT)
-                .filter(|k| t.lots.get(k).is_some_and(|l| l.customer == customer))
+                .filter(|k| t.lot(*k).is_some_and(|l| l.customer == customer))
                 .ok_or_else(|| {
                     StripeError::no_such("credit grant", id, "filter[credit_grant]", 400)
                 })?;

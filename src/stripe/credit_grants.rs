@@ -230,13 +230,13 @@ impl<'a> GrantJson<'a> {
 
 fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
     ids::key_of(id, ids::CREDIT_GRANT)
-        .filter(|k| tenant.lots.contains_key(k))
+        .filter(|k| tenant.lot(*k).is_some())
         .ok_or_else(|| StripeError::no_such("credit grant", id, "id", 404))
 }
 
 fn respond(ctx: &mut Ctx, key: Key) -> Body {
     let expand = get_expand(ctx.params);
-    let lot = &ctx.tenant.lots[&key];
+    let lot = ctx.tenant.lot(key).expect("looked up above");
     if expand.is_empty() {
         return Body::Json(super::pretty(&GrantJson::of(lot, ctx.version), 1024));
     }
@@ -422,7 +422,7 @@ pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
     let p = ctx.params;
     expand::check(&get_expand(p), EXPANDABLE)?;
     let key = lookup(ctx.tenant, id)?;
-    let lot = &ctx.tenant.lots[&key];
+    let lot = ctx.tenant.lot(key).expect("looked up above");
     if lot.voided_at.is_some() {
         return Err(StripeError::invalid(
             "This credit grant has been voided and cannot be updated.",
@@ -486,49 +486,36 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
     let t = &*ctx.tenant;
     let version = ctx.version;
     let page = list::page(ctx.params, "credit grant", |id| {
-        ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lots.contains_key(k))
+        ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lot(*k).is_some())
     })?;
     let created = list::TimeRange::read(ctx.params, "created");
-    let created_of = |k: Key| t.lots.get(&k).map_or(i64::MIN, |l| l.created);
+    let created_of = |k: Key| t.lot(k).map_or(i64::MIN, |l| l.created);
     let in_range = |k: Key| created.is_none_or(|r| r.contains(created_of(k)));
     let (keys, more) = match get_str(ctx.params, "customer").filter(|s| !s.is_empty()) {
         Some(id) => {
             let customer = super::transactions::customer_param(t, Some(id))?;
-            match t.lots_by_customer.get(&customer) {
-                Some(set) => {
-                    // One customer's grants live on its one clock and, unless a native
-                    // subscription applied some of them later under older keys, got fresh keys
-                    // as they were made: then `created` grows with the key and the filter is a
-                    // key range. Otherwise it is checked along the walk.
-                    let fresh_keys = t
-                        .billing
-                        .subscriptions_by_customer
-                        .get(&customer)
-                        .is_none_or(|s| s.is_empty());
-                    let page = match created {
-                        Some(r) if fresh_keys => {
-                            page.within(r.keys(|a, b| set.range((a, b)).copied(), created_of))
-                        }
-                        _ => page,
-                    };
-                    list::paginate(|a, b| set.range((a, b)).copied(), &page, in_range)
-                }
-                None => (Vec::new(), false),
-            }
+            let set = t.lot_keys_of(customer);
+            // One customer's grants live on its one clock and, unless a native subscription
+            // applied some of them later under older keys, got fresh keys as they were made: then
+            // `created` grows with the key and the filter is a key range. Otherwise it is checked
+            // along the walk.
+            let fresh_keys = !t.has_subscriptions(customer);
+            let page = match created {
+                Some(r) if fresh_keys => page.within(r.keys(|a, b| set.range((a, b)), created_of)),
+                _ => page,
+            };
+            list::paginate(|a, b| set.range((a, b)), &page, in_range)
         }
         // Grants of customers on different clocks are not in `created` order across the tenant,
         // so the whole list checks the filter along its walk.
-        None => list::paginate(
-            |a, b| t.lots.range((a, b)).map(|(k, _)| *k),
-            &page,
-            in_range,
-        ),
+        None => list::paginate(|a, b| t.lots_in((a, b)).map(|l| l.key), &page, in_range),
     };
     let url = "/v1/billing/credit_grants";
     if expand_paths.is_empty() {
         let data: Vec<GrantJson> = keys
             .iter()
-            .map(|k| GrantJson::of(&t.lots[k], version))
+            .filter_map(|k| t.lot(*k))
+            .map(|lot| GrantJson::of(lot, version))
             .collect();
         let body = super::pretty(
             &list::ListJson::new(data, more, url),
@@ -536,7 +523,11 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
         );
         return Ok(Body::Json(body));
     }
-    let data = keys.iter().map(|k| render(&t.lots[k], version)).collect();
+    let data = keys
+        .iter()
+        .filter_map(|k| t.lot(*k))
+        .map(|lot| render(lot, version))
+        .collect();
     let mut v = list::render(data, more, url);
     super::expand_at(t, &mut v, &expand_paths, version);
     Ok(Body::Value(v))

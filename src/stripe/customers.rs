@@ -363,7 +363,7 @@ pub fn lookup_param(tenant: &Tenant, id: &str, param: &str) -> StripeResult<Key>
 
 fn lookup_path(tenant: &Tenant, id: &str) -> StripeResult<Key> {
     ids::key_of(id, ids::CUSTOMER)
-        .filter(|k| tenant.customers.contains_key(k))
+        .filter(|k| tenant.customer(*k).is_some())
         .ok_or_else(|| StripeError::no_such("customer", id, "id", 404))
 }
 
@@ -389,7 +389,10 @@ fn check_email(email: &Option<String>) -> StripeResult<()> {
 
 fn respond(ctx: &Ctx, key: Key) -> Value {
     let expand = get_expand(ctx.params);
-    let mut v = render(ctx.tenant, &ctx.tenant.customers[&key]);
+    let mut v = render(
+        ctx.tenant,
+        ctx.tenant.customer(key).expect("looked up by the caller"),
+    );
     super::expand_in(ctx.tenant, &mut v, &expand);
     v
 }
@@ -404,7 +407,7 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
     let test_clock = match get_str(p, "test_clock").filter(|s| !s.is_empty()) {
         Some(id) => Some(
             ids::key_of(id, ids::TEST_CLOCK)
-                .filter(|k| ctx.tenant.test_clocks.contains_key(k))
+                .filter(|k| ctx.tenant.test_clock(*k).is_some())
                 .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 400))?,
         ),
         None => None,
@@ -489,39 +492,40 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     expand::check(&expand_paths, LIST_EXPANDABLE)?;
     let t = &*ctx.tenant;
     let page = list::page(ctx.params, "customer", |id| {
-        ids::key_of(id, ids::CUSTOMER).filter(|k| t.customers.contains_key(k))
+        ids::key_of(id, ids::CUSTOMER).filter(|k| t.customer(*k).is_some())
     })?;
-    let empty = std::collections::BTreeSet::new();
     let index = match get_str(ctx.params, "test_clock").filter(|s| !s.is_empty()) {
         Some(id) => match ids::key_of(id, ids::TEST_CLOCK) {
-            Some(k) if t.test_clocks.contains_key(&k) => {
-                t.customers_by_clock.get(&k).unwrap_or(&empty)
-            }
+            Some(k) if t.test_clock(k).is_some() => t.customers_on_clock(k),
             _ => return Err(StripeError::no_such("test clock", id, "test_clock", 400)),
         },
-        None => &t.customers_unclocked,
+        None => t.customers_off_clocks(),
     };
     let created = TimeRange::read(ctx.params, "created");
-    let created_of = |k: Key| t.customers.get(&k).map_or(i64::MIN, |c| c.created);
+    let created_of = |k: Key| t.customer(k).map_or(i64::MIN, |c| c.created);
     // Every customer of one index lives on one clock and got a fresh key when it was made, so
     // `created` grows with the key: the filter is a key range. The check along the walk only
     // guards that reasoning.
     let page = match created {
-        Some(r) => page.within(r.keys(|a, b| index.range((a, b)).copied(), created_of)),
+        Some(r) => page.within(r.keys(|a, b| index.range((a, b)), created_of)),
         None => page,
     };
     let in_range = |k: Key| created.is_none_or(|r| r.contains(created_of(k)));
     let email = get_str(ctx.params, "email");
-    let by_email = email.map(|e| t.customers_by_email.get(e).unwrap_or(&empty));
+    let by_email = email.map(|e| t.customers_with_email(e));
     let (keys, more) = match by_email {
         Some(set) => list::paginate(
-            |a, b| set.range((a, b)).copied(),
+            |a, b| set.range((a, b)),
             &page,
-            |k| index.contains(&k) && in_range(k),
+            |k| index.contains(k) && in_range(k),
         ),
-        None => list::paginate(|a, b| index.range((a, b)).copied(), &page, in_range),
+        None => list::paginate(|a, b| index.range((a, b)), &page, in_range),
     };
-    let data = keys.iter().map(|k| render(t, &t.customers[k])).collect();
+    let data = keys
+        .iter()
+        .filter_map(|k| t.customer(*k))
+        .map(|c| render(t, c))
+        .collect();
     let mut v = list::render(data, more, "/v1/customers");
     super::expand_in(t, &mut v, &expand_paths);
     Ok(v)
@@ -553,27 +557,31 @@ pub fn search(ctx: &mut Ctx) -> StripeResult<Value> {
     let hit = |c: &Customer| !c.deleted && query.matches(|f| field_of(c, f));
     let mut keys = Vec::with_capacity(limit);
     let mut more = false;
-    for (k, c) in t.customers.range((Bound::Unbounded, after)).rev() {
+    for c in t.customers_in((Bound::Unbounded, after)).rev() {
         if hit(c) {
             if keys.len() == limit {
                 more = true;
                 break;
             }
-            keys.push(*k);
+            keys.push(c.key);
         }
     }
     let next_page = match (more, keys.last()) {
         (true, Some(last)) => json!(page_token(*last, text)),
         _ => Value::Null,
     };
-    let data: Vec<Value> = keys.iter().map(|k| render(t, &t.customers[k])).collect();
+    let data: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| t.customer(*k))
+        .map(|c| render(t, c))
+        .collect();
     let mut v = Map::new();
     v.insert("object".into(), json!("search_result"));
     v.insert("data".into(), Value::Array(data));
     v.insert("has_more".into(), json!(more));
     v.insert("next_page".into(), next_page);
     if expand_paths.iter().any(|e| e == "total_count") {
-        let total = t.customers.values().filter(|c| hit(c)).count();
+        let total = t.customers().filter(|c| hit(c)).count();
         v.insert("total_count".into(), json!(total));
     }
     v.insert("url".into(), json!(SEARCH_URL));

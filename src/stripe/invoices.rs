@@ -131,7 +131,7 @@ pub fn render(tenant: &Tenant, inv: &Invoice) -> Value {
         .take(EMBEDDED_LINES)
         .map(|l| render_line(inv, l))
         .collect();
-    let customer = tenant.customers.get(&inv.customer).filter(|c| !c.deleted);
+    let customer = tenant.live_customer(inv.customer);
     let created = to_secs(inv.created);
     // Built as pairs: one `json!` with this many fields exceeds the macro recursion limit.
     let fields: Vec<(&str, Value)> = vec![
@@ -268,13 +268,16 @@ pub fn render(tenant: &Tenant, inv: &Invoice) -> Value {
 /// The invoice named by a path id, or Stripe's 404.
 fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
     ids::key_of(id, ids::INVOICE)
-        .filter(|k| tenant.invoices.contains_key(k))
+        .filter(|k| tenant.invoice(*k).is_some())
         .ok_or_else(|| StripeError::no_such("invoice", id, "id", 404))
 }
 
 /// The rendered invoice with the request's `expand[]` applied.
 pub fn respond(ctx: &Ctx, key: Key) -> Value {
-    let mut v = render(ctx.tenant, &ctx.tenant.invoices[&key]);
+    let mut v = render(
+        ctx.tenant,
+        ctx.tenant.invoice(key).expect("looked up by the caller"),
+    );
     super::expand_in(ctx.tenant, &mut v, &get_expand(ctx.params));
     v
 }
@@ -309,7 +312,7 @@ pub fn lines(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
     validate(ctx.params, &LIST_FIELDS, "")?;
     expand::check(&get_expand(ctx.params), &[])?;
     let key = lookup(ctx.tenant, id)?;
-    let inv = &ctx.tenant.invoices[&key];
+    let inv = ctx.tenant.invoice(key).expect("looked up above");
     // Line keys grow in invoice order, so a cursor is found by binary search.
     let position = |k: Key| inv.lines.binary_search_by_key(&k, |l| l.key).ok();
     let page = list::page(ctx.params, "invoice line item", |c| {
@@ -353,7 +356,7 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     expand::check(&expand_paths, LIST_EXPANDABLE)?;
     let t = &*ctx.tenant;
     let page = list::page(p, "invoice", |id| {
-        ids::key_of(id, ids::INVOICE).filter(|k| t.invoices.contains_key(k))
+        ids::key_of(id, ids::INVOICE).filter(|k| t.invoice(*k).is_some())
     })?;
     let customer = match get_str(p, "customer").filter(|s| !s.is_empty()) {
         Some(id) => Some(super::transactions::customer_param(t, Some(id))?),
@@ -378,13 +381,17 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
         return Ok(empty_list());
     };
     // A cursor is a position in (created, key) order, the order every invoice list is kept in.
-    let position = |k: Key| (t.invoices[&k].created, k);
+    let position = |k: Key| (t.invoice(k).expect("a cursor names an invoice").created, k);
     let (keys, more) = list::paginate(
         |after, before| t.invoices_listed(which, window, after.map(position), before.map(position)),
         &page,
         |_| true,
     );
-    let data = keys.iter().map(|k| render(t, &t.invoices[k])).collect();
+    let data = keys
+        .iter()
+        .filter_map(|k| t.invoice(*k))
+        .map(|inv| render(t, inv))
+        .collect();
     let mut v = list::render(data, more, URL);
     super::expand_in(t, &mut v, &expand_paths);
     Ok(v)

@@ -418,16 +418,16 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str) -> Option<Value> {
 pub fn resolve_at(tenant: &Tenant, field: &str, id: &str, version: Version) -> Option<Value> {
     match field {
         "customer" => ids::key_of(id, ids::CUSTOMER)
-            .and_then(|k| tenant.customers.get(&k))
+            .and_then(|k| tenant.customer(k))
             .map(|c| customers::render(tenant, c)),
         "test_clock" => ids::key_of(id, ids::TEST_CLOCK)
-            .and_then(|k| tenant.test_clocks.get(&k))
+            .and_then(|k| tenant.test_clock(k))
             .map(test_clocks::render),
         "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
-            .and_then(|k| tenant.lots.get(&k))
+            .and_then(|k| tenant.lot(k))
             .map(|lot| credit_grants::render(lot, version)),
         "invoice" => ids::key_of(id, ids::INVOICE)
-            .and_then(|k| tenant.invoices.get(&k))
+            .and_then(|k| tenant.invoice(k))
             .map(|inv| invoices::render(tenant, inv)),
         _ => None,
     }

@@ -41,7 +41,7 @@ pub fn render(c: &TestClock) -> Value {
 
 fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
     ids::key_of(id, ids::TEST_CLOCK)
-        .filter(|k| tenant.test_clocks.contains_key(k))
+        .filter(|k| tenant.test_clock(*k).is_some())
         .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 404))
 }
 
@@ -64,7 +64,7 @@ pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
                 .map_err(|e| attach_error(e, id))?
         }
     };
-    Ok(render(&ctx.tenant.test_clocks[&key]))
+    Ok(render(ctx.tenant.test_clock(key).expect("made above")))
 }
 
 /// The refusal of an attach, worded as Stripe words its state conflicts: what is wrong and which
@@ -94,7 +94,7 @@ fn attach_error(e: AttachError, id: &str) -> StripeError {
 pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
     validate(ctx.params, ONLY_EXPAND, "")?;
     let key = lookup(ctx.tenant, id)?;
-    Ok(render(&ctx.tenant.test_clocks[&key]))
+    Ok(render(ctx.tenant.test_clock(key).expect("looked up above")))
 }
 
 /// `DELETE /v1/test_helpers/test_clocks/{id}`: the clock and its customers go.
@@ -116,7 +116,11 @@ pub fn advance(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
         get_int(ctx.params, "frozen_time").unwrap_or(0),
         "frozen_time",
     )?;
-    let current = ctx.tenant.test_clocks[&key].frozen_time;
+    let current = ctx
+        .tenant
+        .test_clock(key)
+        .expect("looked up above")
+        .frozen_time;
     if to > current.saturating_add(MAX_ADVANCE) {
         return Err(StripeError::invalid(
             "Cannot advance the test clock more than two years into the future from its current frozen_time.",
@@ -124,7 +128,7 @@ pub fn advance(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
         .param("frozen_time"));
     }
     match ctx.tenant.advance_test_clock(key, to) {
-        Ok(()) => Ok(render(&ctx.tenant.test_clocks[&key])),
+        Ok(()) => Ok(render(ctx.tenant.test_clock(key).expect("looked up above"))),
         Err(TestClockError::NotForward { frozen_time }) => Err(StripeError::invalid(format!(
             "The frozen_time must be after the test clock's current frozen_time ({}).",
             to_secs(frozen_time)
@@ -141,13 +145,17 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     validate(ctx.params, &LIST_FIELDS, "")?;
     let t = &*ctx.tenant;
     let page = list::page(ctx.params, "test clock", |id| {
-        ids::key_of(id, ids::TEST_CLOCK).filter(|k| t.test_clocks.contains_key(k))
+        ids::key_of(id, ids::TEST_CLOCK).filter(|k| t.test_clock(*k).is_some())
     })?;
     let (keys, more) = list::paginate(
-        |a, b| t.test_clocks.range((a, b)).map(|(k, _)| *k),
+        |a, b| t.test_clocks_in((a, b)).map(|c| c.key),
         &page,
         |_| true,
     );
-    let data = keys.iter().map(|k| render(&t.test_clocks[k])).collect();
+    let data = keys
+        .iter()
+        .filter_map(|k| t.test_clock(*k))
+        .map(render)
+        .collect();
     Ok(list::render(data, more, "/v1/test_helpers/test_clocks"))
 }

@@ -3,8 +3,6 @@
 //! Lists walk the per-customer or per-grant entry index backwards from the cursor, so a page costs
 //! O(log n + limit) however long the ledger is.
 
-use std::ops::Bound;
-
 use serde_json::{json, Value};
 
 use super::credit_grants::amount_json;
@@ -106,7 +104,7 @@ pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
     expand::check(&paths, EXPANDABLE)?;
     let t = &*ctx.tenant;
     let entry = ids::key_of(id, ids::TRANSACTION)
-        .and_then(|k| t.entries.get(&k))
+        .and_then(|k| t.entry(k))
         .ok_or_else(|| StripeError::no_such("credit balance transaction", id, "id", 404))?;
     let mut v = render(entry);
     super::expand_at(t, &mut v, &paths, ctx.version);
@@ -124,43 +122,33 @@ pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
     let grant = match get_str(ctx.params, "credit_grant").filter(|s| !s.is_empty()) {
         Some(id) => Some(
             ids::key_of(id, ids::CREDIT_GRANT)
-                .filter(|k| t.lots.get(k).is_some_and(|l| l.customer == customer))
+                .filter(|k| t.lot(*k).is_some_and(|l| l.customer == customer))
                 .ok_or_else(|| StripeError::no_such("credit grant", id, "credit_grant", 400))?,
         ),
         None => None,
     };
     let page = list::page(ctx.params, "credit balance transaction", |id| {
-        ids::key_of(id, ids::TRANSACTION).filter(|k| t.entries.contains_key(k))
+        ids::key_of(id, ids::TRANSACTION).filter(|k| t.entry(*k).is_some())
     })?;
     let (keys, more) = match grant {
         // A lot's entries are one range of the (lot, entry) pairs.
-        Some(lot) => list::paginate(
-            |a, b| {
-                let lo = pair_bound(lot, a, Bound::Included((lot, 0)));
-                let hi = pair_bound(lot, b, Bound::Included((lot, Key::MAX)));
-                t.entries_by_lot.range((lo, hi)).map(|&(_, e)| e)
-            },
-            &page,
-            |_| true,
-        ),
-        None => match t.entries_by_customer.get(&customer) {
-            Some(set) => list::paginate(|a, b| set.range((a, b)).copied(), &page, |_| true),
-            None => (Vec::new(), false),
-        },
+        Some(lot) => {
+            let entries = t.entry_keys_of_lot(lot);
+            list::paginate(|a, b| entries.range((a, b)), &page, |_| true)
+        }
+        None => {
+            let entries = t.entry_keys_of(customer);
+            list::paginate(|a, b| entries.range((a, b)), &page, |_| true)
+        }
     };
-    let data = keys.iter().map(|k| render(&t.entries[k])).collect();
+    let data = keys
+        .iter()
+        .filter_map(|k| t.entry(*k))
+        .map(render)
+        .collect();
     let mut v = list::render(data, more, URL);
     super::expand_at(t, &mut v, &paths, ctx.version);
     Ok(v)
-}
-
-/// An entry-key bound within one lot's range of `(lot, entry)` pairs.
-fn pair_bound(lot: Key, b: Bound<Key>, unbounded: Bound<(Key, Key)>) -> Bound<(Key, Key)> {
-    match b {
-        Bound::Included(k) => Bound::Included((lot, k)),
-        Bound::Excluded(k) => Bound::Excluded((lot, k)),
-        Bound::Unbounded => unbounded,
-    }
 }
 
 /// The `customer` a ledger read is about: required, and it must have existed (a deleted customer's
@@ -170,6 +158,6 @@ pub fn customer_param(t: &Tenant, id: Option<&str>) -> StripeResult<Key> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StripeError::missing_param("customer"))?;
     ids::key_of(id, ids::CUSTOMER)
-        .filter(|k| t.customers.contains_key(k))
+        .filter(|k| t.customer(*k).is_some())
         .ok_or_else(|| StripeError::no_such("customer", id, "customer", 400))
 }

@@ -290,14 +290,12 @@ pub fn ledger_ok(app: &App) -> Result<(), String> {
     let cell = app.store.tenant(KEY);
     let t = cell.state.lock();
     let mut by_invoice: HashMap<u128, (Decimal, Decimal)> = HashMap::new();
-    for (k, lot) in &t.lots {
+    t.check_indexes()?;
+    for lot in t.lots_in(..) {
+        let k = &lot.key;
         let mut sum = Decimal::ZERO;
         let mut n: HashMap<EntryKind, usize> = HashMap::new();
-        for e in t
-            .entries_by_lot
-            .range((*k, 0)..=(*k, u128::MAX))
-            .map(|(_, e)| &t.entries[e])
-        {
+        for e in t.entry_keys_of_lot(*k).iter().map(|e| t.entry(e).unwrap()) {
             if e.kind.is_credit() {
                 sum += e.amount;
             } else {
@@ -326,7 +324,8 @@ pub fn ledger_ok(app: &App) -> Result<(), String> {
             ));
         }
     }
-    for (k, inv) in &t.invoices {
+    for inv in t.invoices_in(..) {
+        let k = &inv.key;
         let (applied, returned) = by_invoice.remove(k).unwrap_or_default();
         let voided = inv.voided_at.is_some();
         if applied != Decimal::from(inv.credited())
