@@ -37,7 +37,8 @@ async fn bodies_bind_as_gin_binds_them() {
         "repeated_key": customer(r#"{"external_id":"first","external_id":"last"}"#.into()).await,
         "wrong_then_right": customer(r#"{"external_id":"b","name":1,"name":"Ada"}"#.into()).await,
         "right_then_wrong": customer(r#"{"external_id":"c","name":"Ada","name":1}"#.into()).await,
-        // Metadata keeps each key where it was first sent, with its last value; null is "".
+        // Metadata keeps the last value of a repeated key, null is "", and the answer lists the
+        // keys sorted, as Go marshals a map.
         "metadata_order": customer(r#"{"external_id":"d","metadata":{"z":"1","a":null,"z":"2"}}"#.into()).await,
         "metadata_number": customer(r#"{"external_id":"e","metadata":{"a":1}}"#.into()).await,
         // null is absent, so a null body binds nothing and the required field is missing.

@@ -20,11 +20,11 @@ use super::json::{self, json_object};
 use super::list::{invalid_filter, ListView, Page, Query, Rows};
 use super::names;
 use super::op::{Input, Operation};
-use super::view::{Dec, Id, Message, Stamp, Time};
+use super::view::{Dec, Id, Message, SortedMap, Stamp, Time};
 use crate::ids::{fnv1a64, Key};
 use crate::model::periods::DurationUnit;
 use crate::model::{
-    Application, Cadence, ExpiryRule, GrantRule, GrantScope, GrantStatus, Metadata, SkipReason,
+    Application, Cadence, ExpiryRule, GrantRule, GrantScope, GrantStatus, SkipReason,
     SubscriptionStatus, Tenant,
 };
 use crate::time::{parse_rfc3339, Nanos};
@@ -59,7 +59,7 @@ pub struct GrantView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     priority: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Metadata>,
+    metadata: Option<SortedMap<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     start_date: Option<Time>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,7 +114,7 @@ impl<'a> GrantView<'a> {
             expiration_duration_unit,
             expire_in_days,
             priority: g.priority,
-            metadata: (!g.metadata.is_empty()).then_some(&g.metadata),
+            metadata: (!g.metadata.is_empty()).then_some(SortedMap(&g.metadata)),
             start_date: g.start.map(Time),
             end_date: g.end.map(Time),
             credit_grant_anchor: g.anchor.map(Time),

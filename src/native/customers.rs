@@ -13,7 +13,7 @@ use super::ids;
 use super::json::{self, json_object, Sent};
 use super::list::{Page, Rows};
 use super::op::{Input, Operation};
-use super::view::{Id, Stamp};
+use super::view::{Id, SortedMap, Stamp};
 use crate::model::{Customer, Metadata, NewCustomer, Tenant};
 
 /// Flexprice's `CustomerResponse`. A deleted customer is `archived`.
@@ -30,7 +30,7 @@ pub struct CustomerView<'a> {
     address_postal_code: &'static str,
     address_country: &'static str,
     timezone: &'static str,
-    metadata: &'a Metadata,
+    metadata: SortedMap<'a>,
     environment_id: &'a str,
     #[serde(flatten)]
     stamp: Stamp,
@@ -51,7 +51,7 @@ impl<'a> CustomerView<'a> {
             address_postal_code: "",
             address_country: "",
             timezone: "UTC",
-            metadata: &c.metadata,
+            metadata: SortedMap(&c.metadata),
             environment_id: env,
             stamp: Stamp::new(status(c), c.created, c.updated),
         }

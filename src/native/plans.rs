@@ -10,8 +10,8 @@ use super::json::{self, json_object, Sent};
 use super::list::{Page, Rows};
 use super::names;
 use super::op::{with_next_key, Input, Operation};
-use super::view::{Id, Message, Stamp};
-use crate::model::{Metadata, NewPlan, Plan, Tenant};
+use super::view::{Id, Message, SortedMap, Stamp};
+use crate::model::{NewPlan, Plan, Tenant};
 
 /// Flexprice's `PlanResponse` (without expansions).
 #[derive(Debug, Serialize)]
@@ -21,7 +21,7 @@ pub struct PlanView<'a> {
     lookup_key: &'a str,
     description: &'a str,
     environment_id: &'a str,
-    metadata: &'a Metadata,
+    metadata: SortedMap<'a>,
     display_order: u32,
     #[serde(flatten)]
     stamp: Stamp,
@@ -36,7 +36,7 @@ impl<'a> PlanView<'a> {
             lookup_key: p.lookup_key.as_deref().unwrap_or_default(),
             description: p.description.as_deref().unwrap_or_default(),
             environment_id: env,
-            metadata: &p.metadata,
+            metadata: SortedMap(&p.metadata),
             display_order: 0,
             stamp: Stamp::new(names::plan_status(p.status), p.created, p.updated),
         }

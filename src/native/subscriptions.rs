@@ -15,7 +15,7 @@ use super::list::{Page, Rows};
 use super::names;
 use super::op::{with_next_key, Input, Operation};
 use super::plans::PlanView;
-use super::view::{Id, Stamp, Time};
+use super::view::{Id, SortedMap, Stamp, Time};
 use crate::ids::Key;
 use crate::model::periods::Period;
 use crate::model::{
@@ -52,7 +52,7 @@ pub struct SubscriptionView<'a> {
     billing_period_count: u32,
     version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Metadata>,
+    metadata: Option<SortedMap<'a>>,
     environment_id: &'a str,
     pause_status: &'static str,
     payment_behavior: &'static str,
@@ -93,7 +93,7 @@ impl<'a> SubscriptionView<'a> {
             billing_period: names::period(s.period),
             billing_period_count: s.period_count,
             version: 1,
-            metadata: (!s.metadata.is_empty()).then_some(&s.metadata),
+            metadata: (!s.metadata.is_empty()).then_some(SortedMap(&s.metadata)),
             environment_id: env,
             pause_status: "none",
             payment_behavior: "default_active",

@@ -12,6 +12,7 @@ use serde::{Serialize, Serializer};
 use super::ids;
 use crate::http::Reply;
 use crate::ids::Key;
+use crate::model::Metadata;
 use crate::time::Nanos;
 
 /// A JSON reply of `view`, compact, as gin writes it.
@@ -164,6 +165,19 @@ impl Stamp {
     }
 }
 
+/// Metadata as Go marshals a `map[string]string`: its keys sorted (byte order), whatever order
+/// they were sent in.
+#[derive(Debug, Clone, Copy)]
+pub struct SortedMap<'a>(pub &'a Metadata);
+
+impl Serialize for SortedMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(&String, &String)> = self.0.iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        s.collect_map(pairs)
+    }
+}
+
 /// `{"message": …}`, what deletes answer.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Message {
@@ -197,6 +211,18 @@ mod tests {
             assert_eq!(Time(t).to_string(), to_rfc3339(t), "{t}");
         }
         assert_eq!(Time(1_500_000_000).to_string(), "1970-01-01T00:00:01.5Z");
+    }
+
+    #[test]
+    fn maps_as_go_writes_them() {
+        let m: Metadata = [("b", "1"), ("a", "2"), ("B", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            serde_json::to_string(&SortedMap(&m)).ok().as_deref(),
+            Some(r#"{"B":"3","a":"2","b":"1"}"#)
+        );
     }
 
     #[test]
