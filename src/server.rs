@@ -367,7 +367,7 @@ fn dispatch(app: &App, api: Api, req: &Request) -> Reply {
     match api {
         Api::Admin => admin::handle(app, req),
         Api::Stripe => stripe::handle(app, req),
-        Api::Native => native::handle(app, req),
+        Api::Native => native::handle(&app.store, &app.config, req),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The native error envelope: `{code, message, http_status_code, details}`, `details` only when there
 //! are any, its keys sorted (Go marshals maps in key order).
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
+use super::view;
 use crate::http::Reply;
 
 /// An error on its way to a native client.
@@ -18,7 +20,7 @@ pub struct NativeError {
     pub details: Option<Map<String, Value>>,
 }
 
-/// Result of a native handler.
+/// Result of a native operation.
 pub type NativeResult<T> = Result<T, NativeError>;
 
 impl NativeError {
@@ -70,13 +72,39 @@ impl NativeError {
 
     /// The reply.
     pub fn reply(&self) -> Reply {
-        reply(
-            self.status,
-            self.code,
-            &self.message,
-            self.details.clone().map(Value::Object),
-        )
+        envelope(self.status, self.code, &self.message, self.details.as_ref())
     }
+}
+
+/// `Request validation failed` with go-playground's per-field texts (`details` keyed by the Go
+/// field name), as upstream answers a failed `binding` tag.
+pub fn request_validation_failed(fields: Vec<(&str, String)>) -> NativeError {
+    NativeError::validation("Request validation failed").details(
+        fields
+            .into_iter()
+            .map(|(field, text)| (field, Value::String(text)))
+            .collect(),
+    )
+}
+
+/// go-playground's text for a field of `request` that failed the validation `tag`.
+pub fn field_failed(request: &str, field: &str, tag: &str) -> String {
+    format!(
+        "Key: '{request}.{field}' Error:Field validation for '{field}' failed on the '{tag}' tag"
+    )
+}
+
+/// go-playground's text for a failed `required` tag.
+pub fn required(request: &str, field: &str) -> String {
+    field_failed(request, field, "required")
+}
+
+/// A clear 400 for a documented field the emulator does not model; `supported` lists what the
+/// resource does model.
+pub fn unsupported(field: &str, supported: &str) -> NativeError {
+    NativeError::validation(format!(
+        "The field {field} is not supported by the credit emulator ({supported})"
+    ))
 }
 
 /// gin's plain-text answer for a route that does not exist.
@@ -84,17 +112,31 @@ pub fn route_not_found() -> Reply {
     Reply::text(404, "404 page not found")
 }
 
-/// An error reply in the native envelope.
+/// The envelope as it is written.
+#[derive(Serialize)]
+struct Envelope<'a, D: Serialize> {
+    code: &'a str,
+    message: &'a str,
+    http_status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a D>,
+}
+
+fn envelope<D: Serialize>(status: u16, code: &str, message: &str, details: Option<&D>) -> Reply {
+    view::reply(
+        status,
+        &Envelope {
+            code,
+            message,
+            http_status_code: status,
+            details,
+        },
+    )
+}
+
+/// An error reply in the native envelope; `details` is written as given.
 pub fn reply(status: u16, code: &str, message: &str, details: Option<Value>) -> Reply {
-    let mut body = json!({
-        "code": code,
-        "message": message,
-        "http_status_code": status,
-    });
-    if let (Some(d), Some(obj)) = (details, body.as_object_mut()) {
-        obj.insert("details".into(), d);
-    }
-    Reply::json_compact(status, &body)
+    envelope(status, code, message, details.as_ref())
 }
 
 /// The body exceeded the limit.

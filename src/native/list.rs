@@ -4,7 +4,7 @@
 //! as upstream does, `offset` is the *next* offset (request offset + limit). `limit` defaults to 50;
 //! zero or a negative limit means no limit; a negative offset reads from the start.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::error::{NativeError, NativeResult};
 
@@ -105,28 +105,84 @@ impl Page {
         (self.limit > 0).then(|| self.offset.max(0) as usize + self.limit as usize)
     }
 
-    /// `{items, pagination}` for this page.
-    pub fn render(&self, items: Vec<Value>, total: usize) -> Value {
-        list(items, total, self.limit, self.offset)
+    /// This page of `rows`, already cut to the page, out of `total` matching rows.
+    pub fn cut<T>(&self, rows: Vec<T>, total: usize) -> Rows<T> {
+        Rows {
+            items: self.slice(rows),
+            total,
+            limit: self.limit,
+            offset: self.offset,
+        }
     }
 
-    /// `{items, pagination}` out of every matching row: `total` counts them all, and only the rows
-    /// of this page go through `item`.
-    pub fn render_rows<T>(&self, rows: Vec<T>, item: impl FnMut(T) -> Value) -> Value {
-        let total = rows.len();
-        let items = self.slice(rows).into_iter().map(item).collect();
-        self.render(items, total)
+    /// This page out of every matching row (`total` counts them all).
+    pub fn rows<T>(&self, all: Vec<T>) -> Rows<T> {
+        let total = all.len();
+        self.cut(all, total)
     }
 }
 
-/// `{items, pagination: {total, limit, offset: offset + limit}}`.
-pub fn list(items: Vec<Value>, total: usize, limit: i64, offset: i64) -> Value {
-    json!({
-        "items": items,
-        "pagination": {
-            "total": total,
-            "limit": limit,
-            "offset": offset.saturating_add(limit),
-        },
-    })
+/// The rows of one page, and where the page is: what a list's apply hands to its render.
+#[derive(Debug)]
+pub struct Rows<T> {
+    /// The page's rows.
+    pub items: Vec<T>,
+    /// Every matching row.
+    pub total: usize,
+    /// The limit as given.
+    pub limit: i64,
+    /// The offset as given.
+    pub offset: i64,
+}
+
+impl<T> Rows<T> {
+    /// The list's view, each row through `item`.
+    pub fn view<'a, V>(&'a self, item: impl FnMut(&'a T) -> V) -> ListView<V> {
+        ListView::new(
+            self.items.iter().map(item).collect(),
+            self.total,
+            self.limit,
+            self.offset,
+        )
+    }
+}
+
+/// `{items, pagination}`: Flexprice's `ListResponse`.
+#[derive(Debug, Serialize)]
+pub struct ListView<T> {
+    /// This page's rows.
+    pub items: Vec<T>,
+    /// Where the page is.
+    pub pagination: Pagination,
+}
+
+/// `{total, limit, offset}`, with upstream's quirk: `offset` is the next page's (offset + limit).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Pagination {
+    /// Every matching row.
+    pub total: usize,
+    /// The limit as given.
+    pub limit: i64,
+    /// The request's offset plus the limit.
+    pub offset: i64,
+}
+
+impl<T> ListView<T> {
+    /// `{items, pagination: {total, limit, offset: offset + limit}}`.
+    pub fn new(items: Vec<T>, total: usize, limit: i64, offset: i64) -> Self {
+        ListView {
+            items,
+            pagination: Pagination {
+                total,
+                limit,
+                offset: offset.saturating_add(limit),
+            },
+        }
+    }
+
+    /// Every row at once, as the unpaginated lists answer (`limit` and `offset` 0).
+    pub fn all(items: Vec<T>) -> Self {
+        let total = items.len();
+        ListView::new(items, total, 0, 0)
+    }
 }

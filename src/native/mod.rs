@@ -1,183 +1,139 @@
 //! The native facade: a JSON API modelled on Flexprice's credit grants, over the same model as the
 //! Stripe facade.
 //!
-//! [`handle`] matches the route first (an unknown route is gin's plain-text 404, whatever the
-//! credentials), then authenticates (`x-api-key`), locks the tenant, posts whatever is due on its
-//! clock, and calls one resource module. Each module parses its JSON or query into typed values in
-//! Flexprice's validation order, calls the model, and renders Go's JSON (decimals as strings, RFC 3339
-//! times, `omitempty` fields left out, map keys sorted).
+//! ## The pipeline
+//!
+//! [`handle`] finds the request's row in [`ROUTES`] (an unknown route is gin's plain-text 404,
+//! whatever the credentials), authenticates it (`x-api-key`), reads the query, and runs the row's
+//! operation through [`op::op`]: every endpoint is a type implementing [`op::Operation`] in three
+//! phases.
+//!
+//! 1. **parse**, with no lock: the JSON body is bound into a typed request struct as gin binds it
+//!    ([`json`]), the query and the path id are read, and every rule that needs no stored object is
+//!    checked, in Flexprice's order;
+//! 2. **apply** to the tenant, under its lock ([`Store::with_tenant`], the only lock owner):
+//!    lookups, the checks upstream makes after them, and the model call;
+//! 3. **render**: a typed `Serialize` view in Go's JSON shape (decimals as strings, RFC 3339
+//!    times, `omitempty` fields left out; see [`view`]).
+//!
+//! Errors are values ([`error::NativeError`]) in Flexprice's envelope; the first one wins.
+//!
+//! ## Adding a resource
+//!
+//! 1. the model method it needs, in `src/model/` (the model knows nothing of JSON or HTTP);
+//! 2. an operation type in the resource's file here (`pub struct Create { … }` with
+//!    `impl Operation for Create`): a [`json::json_object!`] struct for its body, parse, apply and a
+//!    view struct for render; lookups shared by several resources go in [`find`];
+//! 3. a row in [`ROUTES`], which also makes the path native if only this API has it;
+//! 4. a black-box test over a real socket (`tests/native_*.rs`) with `insta` snapshots of whole
+//!    answers, errors included.
 
 pub mod auth;
 pub mod credit_grants;
 pub mod customers;
 pub mod error;
+pub mod find;
+pub mod grant_rules;
 pub mod ids;
 pub mod json;
 pub mod list;
+pub mod names;
+pub mod op;
 pub mod plans;
+pub mod routes;
 pub mod subscriptions;
+pub mod view;
 pub mod wallets;
 
+use std::sync::LazyLock;
+
 use hyper::Method;
-use serde_json::Value;
 
+use crate::config::Config;
 use crate::http::{Reply, Request};
-use crate::model::Tenant;
-use crate::server::App;
-use crate::time::Nanos;
-use error::NativeResult;
-use json::{parse_body, ts, Body, Obj};
+use crate::model::Store;
 use list::Query;
+use op::{op, Call, Input};
+use routes::{route, shared, Owned, Route};
 
-/// Routes only the native API has; requests to them are native even without `x-api-key`.
+const GET: Method = Method::GET;
+const POST: Method = Method::POST;
+const PUT: Method = Method::PUT;
+const DELETE: Method = Method::DELETE;
+
+/// Every native route. `shared` rows are paths the Stripe facade serves too (they are native only
+/// with `x-api-key`); every other path is native whatever the headers.
+pub static ROUTES: &[Route] = &[
+    route(POST, "/v1/creditgrants", op::<credit_grants::Create>),
+    route(GET, "/v1/creditgrants", op::<credit_grants::List>),
+    route(GET, "/v1/creditgrants/{id}", op::<credit_grants::Retrieve>),
+    route(PUT, "/v1/creditgrants/{id}", op::<credit_grants::Update>),
+    route(DELETE, "/v1/creditgrants/{id}", op::<credit_grants::Delete>),
+    route(
+        GET,
+        "/v1/plans/{id}/creditgrants",
+        op::<credit_grants::OfPlan>,
+    ),
+    route(
+        GET,
+        "/v1/addons/{id}/creditgrants",
+        op::<credit_grants::OfAddon>,
+    ),
+    route(
+        GET,
+        "/v1/subscriptions/{id}/grants/upcoming",
+        op::<credit_grants::UpcomingOfSubscription>,
+    ),
+    route(
+        GET,
+        "/v1/customers/{id}/grants/upcoming",
+        op::<credit_grants::UpcomingOfCustomer>,
+    ),
+    shared(POST, "/v1/customers", op::<customers::Create>),
+    shared(GET, "/v1/customers", op::<customers::List>),
+    shared(GET, "/v1/customers/{id}", op::<customers::Retrieve>),
+    route(GET, "/v1/customers/{id}/wallets", op::<wallets::OfCustomer>),
+    route(POST, "/v1/plans", op::<plans::Create>),
+    route(GET, "/v1/plans", op::<plans::List>),
+    route(GET, "/v1/plans/{id}", op::<plans::Retrieve>),
+    route(DELETE, "/v1/plans/{id}", op::<plans::Delete>),
+    route(POST, "/v1/subscriptions", op::<subscriptions::Create>),
+    route(GET, "/v1/subscriptions", op::<subscriptions::List>),
+    route(GET, "/v1/subscriptions/{id}", op::<subscriptions::Retrieve>),
+    route(
+        POST,
+        "/v1/subscriptions/{id}/cancel",
+        op::<subscriptions::Cancel>,
+    ),
+    route(GET, "/v1/wallets/{id}", op::<wallets::Retrieve>),
+    route(
+        GET,
+        "/v1/wallets/{id}/balance/real-time",
+        op::<wallets::RealTimeBalance>,
+    ),
+    route(
+        GET,
+        "/v1/wallets/{id}/transactions",
+        op::<wallets::Transactions>,
+    ),
+];
+
+/// The paths [`ROUTES`] make native, worked out once.
+static OWNED: LazyLock<Owned> = LazyLock::new(|| Owned::of(ROUTES));
+
+/// Whether `path` (as sent, still percent-encoded) is the native API's even without `x-api-key`:
+/// it lies under a root only the native API has (`/v1/creditgrants`, `/v1/plans`, …), or is a
+/// native-only route under a shared root (`/v1/customers/{id}/wallets`).
 pub fn owns_path(path: &str) -> bool {
-    const ROOTS: [&str; 5] = [
-        "/v1/creditgrants",
-        "/v1/plans",
-        "/v1/subscriptions",
-        "/v1/wallets",
-        "/v1/addons",
-    ];
-    let rooted = ROOTS.iter().any(|r| {
-        path == *r
-            || path
-                .strip_prefix(r)
-                .is_some_and(|rest| rest.starts_with('/'))
-    });
-    // Customer sub-resources that exist only natively.
-    let customer_native = path.strip_prefix("/v1/customers/").is_some_and(|rest| {
-        let parts: Vec<&str> = rest.split('/').collect();
-        matches!(parts.as_slice(), [_, "wallets"] | [_, "grants", "upcoming"])
-    });
-    rooted || customer_native
-}
-
-/// Everything a resource handler needs.
-pub struct Ctx<'a> {
-    /// The caller's world, locked, with its clock caught up.
-    pub tenant: &'a mut Tenant,
-    /// The environment the caller's key is bound to.
-    pub env: String,
-    /// The query string.
-    pub query: Query,
-    /// The request.
-    pub req: &'a Request,
-    /// Deepest accepted JSON nesting.
-    pub max_json_depth: usize,
-}
-
-impl Ctx<'_> {
-    /// The JSON body, bound as gin's `ShouldBindJSON` does (an empty body fails).
-    pub fn body(&self) -> NativeResult<Body> {
-        parse_body(&self.req.body, self.max_json_depth)
-    }
-
-    /// The JSON body if one was sent (upstream reads it only when `Content-Length > 0`).
-    pub fn optional_body(&self) -> NativeResult<Body> {
-        if self.req.body.is_empty() {
-            return Ok(Body::default());
-        }
-        self.body()
-    }
-}
-
-/// Runs `make` with the key the next object will get. Creating a plan or a subscription checks its
-/// inline grant rules against that key; a refusal gives the key back, so that a refused request
-/// leaves the world exactly as it was (the ids of later objects, and whether the world counts as
-/// untouched for the tenant clock, included).
-pub fn with_next_key<T>(
-    tenant: &mut Tenant,
-    make: impl FnOnce(&mut Tenant, crate::ids::Key) -> NativeResult<T>,
-) -> NativeResult<T> {
-    tenant.try_with_next_key(make)
-}
-
-/// Adds the fields every stored object ends with (Go's embedded `BaseModel`).
-pub fn base(o: Obj, status: &str, created: Nanos, updated: Nanos) -> Obj {
-    o.put("tenant_id", ids::TENANT_ID)
-        .put("status", status)
-        .put("created_at", ts(created))
-        .put("updated_at", ts(updated))
-        .put("created_by", ids::TENANT_ID)
-        .put("updated_by", ids::TENANT_ID)
-}
-
-/// A matched route, with its path id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route<'a> {
-    CreateGrant,
-    ListGrants,
-    GetGrant(&'a str),
-    UpdateGrant(&'a str),
-    DeleteGrant(&'a str),
-    PlanGrants(&'a str),
-    AddonGrants(&'a str),
-    SubscriptionUpcoming(&'a str),
-    CustomerUpcoming(&'a str),
-    CreateCustomer,
-    ListCustomers,
-    GetCustomer(&'a str),
-    CustomerWallets(&'a str),
-    CreatePlan,
-    ListPlans,
-    GetPlan(&'a str),
-    DeletePlan(&'a str),
-    CreateSubscription,
-    ListSubscriptions,
-    GetSubscription(&'a str),
-    CancelSubscription(&'a str),
-    GetWallet(&'a str),
-    WalletBalance(&'a str),
-    WalletTransactions(&'a str),
-}
-
-fn route<'a>(method: &Method, segments: &[&'a str]) -> Option<Route<'a>> {
-    use Method as M;
-    use Route as R;
-    let id_ok = |id: &str| !id.is_empty();
-    let r = match (method, segments) {
-        (&M::POST, ["v1", "creditgrants"]) => R::CreateGrant,
-        (&M::GET, ["v1", "creditgrants"]) => R::ListGrants,
-        (&M::GET, ["v1", "creditgrants", id]) if id_ok(id) => R::GetGrant(id),
-        (&M::PUT, ["v1", "creditgrants", id]) if id_ok(id) => R::UpdateGrant(id),
-        (&M::DELETE, ["v1", "creditgrants", id]) if id_ok(id) => R::DeleteGrant(id),
-        (&M::GET, ["v1", "plans", id, "creditgrants"]) if id_ok(id) => R::PlanGrants(id),
-        (&M::GET, ["v1", "addons", id, "creditgrants"]) if id_ok(id) => R::AddonGrants(id),
-        (&M::GET, ["v1", "subscriptions", id, "grants", "upcoming"]) if id_ok(id) => {
-            R::SubscriptionUpcoming(id)
-        }
-        (&M::GET, ["v1", "customers", id, "grants", "upcoming"]) if id_ok(id) => {
-            R::CustomerUpcoming(id)
-        }
-        (&M::POST, ["v1", "customers"]) => R::CreateCustomer,
-        (&M::GET, ["v1", "customers"]) => R::ListCustomers,
-        (&M::GET, ["v1", "customers", id]) if id_ok(id) => R::GetCustomer(id),
-        (&M::GET, ["v1", "customers", id, "wallets"]) if id_ok(id) => R::CustomerWallets(id),
-        (&M::POST, ["v1", "plans"]) => R::CreatePlan,
-        (&M::GET, ["v1", "plans"]) => R::ListPlans,
-        (&M::GET, ["v1", "plans", id]) if id_ok(id) => R::GetPlan(id),
-        (&M::DELETE, ["v1", "plans", id]) if id_ok(id) => R::DeletePlan(id),
-        (&M::POST, ["v1", "subscriptions"]) => R::CreateSubscription,
-        (&M::GET, ["v1", "subscriptions"]) => R::ListSubscriptions,
-        (&M::GET, ["v1", "subscriptions", id]) if id_ok(id) => R::GetSubscription(id),
-        (&M::POST, ["v1", "subscriptions", id, "cancel"]) if id_ok(id) => R::CancelSubscription(id),
-        (&M::GET, ["v1", "wallets", id]) if id_ok(id) => R::GetWallet(id),
-        (&M::GET, ["v1", "wallets", id, "balance", "real-time"]) if id_ok(id) => {
-            R::WalletBalance(id)
-        }
-        (&M::GET, ["v1", "wallets", id, "transactions"]) if id_ok(id) => R::WalletTransactions(id),
-        _ => return None,
-    };
-    Some(r)
+    OWNED.contains(path)
 }
 
 /// Serves one native request.
-pub fn handle(app: &App, req: &Request) -> Reply {
+pub fn handle(store: &Store, config: &Config, req: &Request) -> Reply {
     // gin routes on the decoded path (`URL.Path`): `%2F` is a slash there, so an id holding one
-    // matches no route, and an id's other escapes reach the handler decoded.
+    // matches no route, and an id's other escapes reach the operation decoded.
     let path = percent_encoding::percent_decode_str(&req.path).decode_utf8_lossy();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let Some(route) = route(&req.method, &segments) else {
+    let Some((row, id)) = routes::find(ROUTES, &req.method, &path) else {
         return error::route_not_found();
     };
     let key = match auth::authenticate(req) {
@@ -188,49 +144,11 @@ pub fn handle(app: &App, req: &Request) -> Reply {
         Ok(q) => q,
         Err(e) => return e.reply(),
     };
-    let cell = app.store.tenant(&key);
-    let mut tenant = cell.state.lock();
-    tenant.catch_up();
-    let mut ctx = Ctx {
-        tenant: &mut tenant,
-        env: ids::environment_of(&key),
-        query,
-        req,
-        max_json_depth: app.config.max_json_depth,
-    };
-    match dispatch(&mut ctx, route) {
-        Ok((status, value)) => Reply::json_compact(status, &value),
-        Err(e) => e.reply(),
-    }
-}
-
-fn dispatch(ctx: &mut Ctx, route: Route) -> NativeResult<(u16, Value)> {
-    use Route as R;
-    let ok = |v: Value| Ok((200, v));
-    match route {
-        R::CreateGrant => credit_grants::create(ctx).map(|v| (201, v)),
-        R::ListGrants => ok(credit_grants::list(ctx)?),
-        R::GetGrant(id) => ok(credit_grants::retrieve(ctx, id)?),
-        R::UpdateGrant(id) => ok(credit_grants::update(ctx, id)?),
-        R::DeleteGrant(id) => ok(credit_grants::delete(ctx, id)?),
-        R::PlanGrants(id) => ok(credit_grants::of_plan(ctx, id)?),
-        R::AddonGrants(id) => ok(credit_grants::of_addon(ctx, id)?),
-        R::SubscriptionUpcoming(id) => ok(credit_grants::upcoming_of_subscription(ctx, id)?),
-        R::CustomerUpcoming(id) => ok(credit_grants::upcoming_of_customer(ctx, id)?),
-        R::CreateCustomer => customers::create(ctx).map(|v| (201, v)),
-        R::ListCustomers => ok(customers::list(ctx)?),
-        R::GetCustomer(id) => ok(customers::retrieve(ctx, id)?),
-        R::CustomerWallets(id) => ok(wallets::of_customer(ctx, id)?),
-        R::CreatePlan => plans::create(ctx).map(|v| (201, v)),
-        R::ListPlans => ok(plans::list(ctx)?),
-        R::GetPlan(id) => ok(plans::retrieve(ctx, id)?),
-        R::DeletePlan(id) => ok(plans::delete(ctx, id)?),
-        R::CreateSubscription => subscriptions::create(ctx).map(|v| (201, v)),
-        R::ListSubscriptions => ok(subscriptions::list(ctx)?),
-        R::GetSubscription(id) => ok(subscriptions::retrieve(ctx, id)?),
-        R::CancelSubscription(id) => ok(subscriptions::cancel(ctx, id)?),
-        R::GetWallet(id) => ok(wallets::retrieve(ctx, id)?),
-        R::WalletBalance(id) => ok(wallets::balance(ctx, id)?),
-        R::WalletTransactions(id) => ok(wallets::transactions(ctx, id)?),
-    }
+    let env = ids::environment_of(&key);
+    (row.handler)(&Call {
+        store,
+        key: &key,
+        env: &env,
+        input: Input::new(id, &query, &req.body, config.max_json_depth),
+    })
 }

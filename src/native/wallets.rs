@@ -6,15 +6,17 @@
 //! `amount`/`balance` in major units of the currency (ledger minor units / 10^exponent), credits
 //! in credits (that / the wallet's conversion rate), all as decimal strings.
 
-use rust_decimal::Decimal;
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
-use super::error::{NativeError, NativeResult};
-use super::ids::{self, key_of, render as id};
-use super::json::{dec, ts, Obj};
-use super::list::Page;
-use super::{base, customers, Ctx};
-use crate::ids::Key;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::error::NativeResult;
+use super::find;
+use super::ids;
+use super::list::{Page, Rows};
+use super::op::{Input, Operation};
+use super::view::{Dec, Id, Stamp, Time};
 use crate::model::{
     minor_to_credits, Balance, Category, Entry, EntryKind, Lot, LotOrigin, Metadata, Tenant, Wallet,
 };
@@ -31,79 +33,178 @@ fn credits(minor: Decimal, w: &Wallet) -> Decimal {
     minor_to_credits(minor, w.conversion_rate, w.currency.exponent())
 }
 
-/// The fields every wallet answer shares; `ledger` is the wallet's ledger balance in minor units.
-fn wallet_fields(env: &str, w: &Wallet, ledger: Decimal) -> Obj {
-    Obj::new()
-        .put("id", id(ids::WALLET, w.key))
-        .put("customer_id", id(ids::CUSTOMER, w.customer))
-        .put("currency", w.currency.as_str())
-        .put("balance", dec(major(ledger, w)))
-        .put("credit_balance", dec(credits(ledger, w)))
-        .put("wallet_status", "active")
-        .put(
-            "name",
-            format!("Prepaid Wallet - {}", w.currency.as_str().to_uppercase()),
-        )
-        .put("description", "")
-        .put("metadata", json!({}))
-        .put("wallet_type", "PRE_PAID")
-        .put("config", json!({"allowed_price_types": ["USAGE"]}))
-        .put("conversion_rate", dec(w.conversion_rate))
-        .put("topup_conversion_rate", dec(w.topup_conversion_rate))
-        .put("environment_id", env)
-        .put("alert_state", "ok")
+/// `config`: what a wallet's credits may pay for.
+#[derive(Debug, Serialize)]
+struct WalletConfig {
+    allowed_price_types: [&'static str; 1],
 }
 
-/// Renders a wallet as Flexprice's `WalletResponse`.
-pub fn render(env: &str, t: &Tenant, w: &Wallet) -> Value {
-    let o = wallet_fields(env, w, t.wallet_balance(w.key).ledger);
-    base(o, "published", w.created, w.updated).done()
+/// An empty JSON object (`metadata: {}`).
+#[derive(Debug, Serialize)]
+struct Empty {}
+
+/// Flexprice's `WalletResponse`, with the real-time fields of the balance route when `live` is set.
+#[derive(Debug, Serialize)]
+pub struct WalletView<'a> {
+    id: Id,
+    customer_id: Id,
+    currency: &'a str,
+    balance: Dec,
+    credit_balance: Dec,
+    wallet_status: &'static str,
+    name: String,
+    description: &'static str,
+    metadata: Empty,
+    wallet_type: &'static str,
+    config: WalletConfig,
+    conversion_rate: Dec,
+    topup_conversion_rate: Dec,
+    environment_id: &'a str,
+    alert_state: &'static str,
+    #[serde(flatten)]
+    stamp: Stamp,
+    #[serde(flatten)]
+    live: Option<RealTime>,
 }
 
-fn lookup(t: &Tenant, id_: &str) -> NativeResult<Key> {
-    key_of(id_, ids::WALLET)
-        .filter(|k| t.wallet(*k).is_some())
-        .ok_or_else(|| {
-            NativeError::not_found(format!("Wallet with ID {id_} was not found"))
-                .details(vec![("wallet_id", json!(id_))])
-        })
+/// What `GET /v1/wallets/{id}/balance/real-time` adds.
+#[derive(Debug, Serialize)]
+struct RealTime {
+    real_time_balance: Dec,
+    real_time_credit_balance: Dec,
+    balance_updated_at: Time,
+    current_period_usage: &'static str,
+    unpaid_invoices_amount: &'static str,
+}
+
+impl<'a> WalletView<'a> {
+    /// A wallet whose ledger balance is `ledger` (minor units).
+    fn new(env: &'a str, w: &'a Wallet, ledger: Decimal) -> Self {
+        WalletView {
+            id: Id(ids::WALLET, w.key),
+            customer_id: Id(ids::CUSTOMER, w.customer),
+            currency: w.currency.as_str(),
+            balance: Dec(major(ledger, w)),
+            credit_balance: Dec(credits(ledger, w)),
+            wallet_status: "active",
+            name: format!("Prepaid Wallet - {}", w.currency.as_str().to_uppercase()),
+            description: "",
+            metadata: Empty {},
+            wallet_type: "PRE_PAID",
+            config: WalletConfig {
+                allowed_price_types: ["USAGE"],
+            },
+            conversion_rate: Dec(w.conversion_rate),
+            topup_conversion_rate: Dec(w.topup_conversion_rate),
+            environment_id: env,
+            alert_state: "ok",
+            stamp: Stamp::new("published", w.created, w.updated),
+            live: None,
+        }
+    }
+
+    /// The view of a wallet, its balance read from the ledger.
+    pub fn of(env: &'a str, t: &Tenant, w: &'a Wallet) -> Self {
+        Self::new(env, w, t.wallet_balance(w.key).ledger)
+    }
 }
 
 /// `GET /v1/customers/{id}/wallets`: a JSON array, oldest wallet first.
-pub fn of_customer(ctx: &mut Ctx, customer_id: &str) -> NativeResult<Value> {
-    let customer = customers::lookup(ctx.tenant, customer_id)?;
-    ctx.tenant.ensure_wallets(customer);
-    let t = &*ctx.tenant;
-    let items: Vec<Value> = t
-        .wallets_of(customer)
-        .into_iter()
-        .filter_map(|k| t.wallet(k))
-        .map(|w| render(&ctx.env, t, w))
-        .collect();
-    Ok(Value::Array(items))
+#[derive(Debug)]
+pub struct OfCustomer {
+    id: String,
+}
+
+impl Operation for OfCustomer {
+    type Done<'t> = (&'t Tenant, Vec<&'t Wallet>);
+
+    fn parse(input: &Input<'_>) -> NativeResult<Self> {
+        Ok(OfCustomer {
+            id: input.id.to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> NativeResult<(&Tenant, Vec<&Wallet>)> {
+        let customer = find::customer(t, &self.id)?;
+        t.ensure_wallets(customer);
+        let t = &*t;
+        let wallets = t
+            .wallets_of(customer)
+            .into_iter()
+            .filter_map(|k| t.wallet(k))
+            .collect();
+        Ok((t, wallets))
+    }
+
+    fn render<'a>(done: &'a Self::Done<'_>, env: &'a str) -> impl Serialize + 'a {
+        let (t, wallets) = done;
+        wallets
+            .iter()
+            .map(|w| WalletView::of(env, t, w))
+            .collect::<Vec<_>>()
+    }
 }
 
 /// `GET /v1/wallets/{id}`.
-pub fn retrieve(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
-    let key = lookup(ctx.tenant, id_)?;
-    let t = &*ctx.tenant;
-    Ok(render(&ctx.env, t, t.wallet(key).expect("looked up above")))
+#[derive(Debug)]
+pub struct Retrieve {
+    id: String,
+}
+
+impl Operation for Retrieve {
+    type Done<'t> = (&'t Tenant, &'t Wallet);
+
+    fn parse(input: &Input<'_>) -> NativeResult<Self> {
+        Ok(Retrieve {
+            id: input.id.to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> NativeResult<(&Tenant, &Wallet)> {
+        let t = &*t;
+        let key = find::wallet(t, &self.id)?;
+        Ok((t, t.wallet(key).expect("looked up above")))
+    }
+
+    fn render<'a>(done: &'a Self::Done<'_>, env: &'a str) -> impl Serialize + 'a {
+        WalletView::of(env, done.0, done.1)
+    }
 }
 
 /// `GET /v1/wallets/{id}/balance/real-time`: the wallet plus what can be spent now.
-pub fn balance(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
-    let key = lookup(ctx.tenant, id_)?;
-    let t = &*ctx.tenant;
-    let w = t.wallet(key).expect("looked up above");
-    let Balance { ledger, available } = t.wallet_balance(key);
-    let o = wallet_fields(&ctx.env, w, ledger);
-    let o = base(o, "published", w.created, w.updated)
-        .put("real_time_balance", dec(major(available, w)))
-        .put("real_time_credit_balance", dec(credits(available, w)))
-        .put("balance_updated_at", ts(t.now_for(w.customer)))
-        .put("current_period_usage", "0")
-        .put("unpaid_invoices_amount", "0");
-    Ok(o.done())
+#[derive(Debug)]
+pub struct RealTimeBalance {
+    id: String,
+}
+
+impl Operation for RealTimeBalance {
+    type Done<'t> = (&'t Tenant, &'t Wallet);
+
+    fn parse(input: &Input<'_>) -> NativeResult<Self> {
+        Ok(RealTimeBalance {
+            id: input.id.to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> NativeResult<(&Tenant, &Wallet)> {
+        let t = &*t;
+        let key = find::wallet(t, &self.id)?;
+        Ok((t, t.wallet(key).expect("looked up above")))
+    }
+
+    fn render<'a>(done: &'a Self::Done<'_>, env: &'a str) -> impl Serialize + 'a {
+        let (t, w) = *done;
+        let Balance { ledger, available } = t.wallet_balance(w.key);
+        let mut view = WalletView::new(env, w, ledger);
+        view.live = Some(RealTime {
+            real_time_balance: Dec(major(available, w)),
+            real_time_credit_balance: Dec(credits(available, w)),
+            balance_updated_at: Time(t.now_for(w.customer)),
+            current_period_usage: "0",
+            unpaid_invoices_amount: "0",
+        });
+        view
+    }
 }
 
 fn reason(kind: EntryKind, lot: &Lot) -> &'static str {
@@ -123,135 +224,186 @@ fn lot_metadata(t: &Tenant, lot: &Lot) -> Metadata {
     let mut m = Metadata::new();
     match lot.origin {
         LotOrigin::Application { grant, application } => {
-            m.insert("cga_id".into(), id(ids::APPLICATION, application));
-            m.insert("grant_id".into(), id(ids::CREDIT_GRANT, grant));
+            m.insert("cga_id".into(), ids::render(ids::APPLICATION, application));
+            m.insert("grant_id".into(), ids::render(ids::CREDIT_GRANT, grant));
             if let Some(a) = t.application(application) {
                 m.insert(
                     "subscription_id".into(),
-                    id(ids::SUBSCRIPTION, a.subscription),
+                    ids::render(ids::SUBSCRIPTION, a.subscription),
                 );
             }
         }
         LotOrigin::Direct => {
-            m.insert("credit_grant_id".into(), id(STRIPE_GRANT, lot.key));
+            m.insert("credit_grant_id".into(), ids::render(STRIPE_GRANT, lot.key));
         }
     }
     m
 }
 
-fn render_transaction(
-    env: &str,
-    t: &Tenant,
-    w: &Wallet,
-    e: &Entry,
-    before: Decimal,
-    after: Decimal,
-) -> Value {
-    let lot = t.lot(e.lot).expect("an entry's lot exists");
-    let credit = e.kind.is_credit();
-    let (reference_type, reference_id) = match e.invoice {
-        Some((invoice, _)) => ("INVOICE", id(ids::INVOICE, invoice)),
-        None => match lot.origin {
-            LotOrigin::Application { application, .. } => {
-                ("REQUEST", id(ids::APPLICATION, application))
-            }
-            LotOrigin::Direct => ("EXTERNAL", id(STRIPE_GRANT, lot.key)),
-        },
-    };
-    let mut metadata = if e.kind == EntryKind::Granted {
-        lot_metadata(t, lot)
-    } else {
-        Metadata::new()
-    };
-    if e.kind == EntryKind::Voided {
-        metadata.insert("void".into(), "true".into());
-    }
-    let idempotency = match (e.kind, lot.origin) {
-        (EntryKind::Granted, LotOrigin::Application { application, .. }) => {
-            id(ids::APPLICATION, application)
-        }
-        _ => id(ids::TRANSACTION, e.key),
-    };
-    let available = if e.kind == EntryKind::Granted {
-        credits(lot.remaining, w)
-    } else {
-        Decimal::ZERO
-    };
-    let o = Obj::new()
-        .put("id", id(ids::TRANSACTION, e.key))
-        .put("wallet_id", id(ids::WALLET, w.key))
-        .put("customer_id", id(ids::CUSTOMER, e.customer))
-        .put("type", if credit { "credit" } else { "debit" })
-        .put("amount", dec(major(e.amount, w)))
-        .put("credit_amount", dec(credits(e.amount, w)))
-        .put("credit_balance_before", dec(before))
-        .put("credit_balance_after", dec(after))
-        .put("transaction_status", "completed")
-        .put("reference_type", reference_type)
-        .put("reference_id", reference_id)
-        .put("description", "")
-        .put("metadata", sorted(&metadata))
-        .put(
-            "expiry_date",
-            if credit {
-                lot.expires_at.map_or(Value::Null, ts)
-            } else {
-                Value::Null
-            },
-        )
-        .put("credits_available", dec(available))
-        .put("transaction_reason", reason(e.kind, lot))
-        .put(
-            "priority",
-            if credit {
-                lot.priority.map_or(Value::Null, |p| json!(p))
-            } else {
-                Value::Null
-            },
-        )
-        .put("currency", e.currency.as_str())
-        .put("conversion_rate", dec(w.conversion_rate))
-        .put("topup_conversion_rate", dec(w.topup_conversion_rate))
-        .put("idempotency_key", idempotency)
-        .put("environment_id", env);
-    base(o, "published", e.created, e.created).done()
+/// A wallet transaction (`WalletTransactionResponse`): one ledger entry of one of the wallet's
+/// lots.
+#[derive(Debug, Serialize)]
+pub struct TransactionView<'a> {
+    id: Id,
+    wallet_id: Id,
+    customer_id: Id,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    amount: Dec,
+    credit_amount: Dec,
+    credit_balance_before: Dec,
+    credit_balance_after: Dec,
+    transaction_status: &'static str,
+    reference_type: &'static str,
+    reference_id: String,
+    description: &'static str,
+    /// Go marshals a map with its keys sorted.
+    metadata: BTreeMap<String, String>,
+    expiry_date: Option<Time>,
+    credits_available: Dec,
+    transaction_reason: &'static str,
+    priority: Option<i64>,
+    currency: &'a str,
+    conversion_rate: Dec,
+    topup_conversion_rate: Dec,
+    idempotency_key: String,
+    environment_id: &'a str,
+    #[serde(flatten)]
+    stamp: Stamp,
 }
 
-/// Go marshals a map with its keys sorted.
-fn sorted(m: &Metadata) -> Value {
-    let mut pairs: Vec<(&String, &String)> = m.iter().collect();
-    pairs.sort();
-    let mut out = Map::new();
-    for (k, v) in pairs {
-        out.insert(k.clone(), Value::String(v.clone()));
+/// One row of a wallet's transaction list: an entry and the wallet's credit balance around it.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'t> {
+    entry: &'t Entry,
+    before: Decimal,
+    after: Decimal,
+}
+
+impl<'a> TransactionView<'a> {
+    fn new(env: &'a str, t: &'a Tenant, w: &'a Wallet, row: &Row<'a>) -> Self {
+        let e = row.entry;
+        let lot = t.lot(e.lot).expect("an entry's lot exists");
+        let credit = e.kind.is_credit();
+        let (reference_type, reference_id) = match e.invoice {
+            Some((invoice, _)) => ("INVOICE", ids::render(ids::INVOICE, invoice)),
+            None => match lot.origin {
+                LotOrigin::Application { application, .. } => {
+                    ("REQUEST", ids::render(ids::APPLICATION, application))
+                }
+                LotOrigin::Direct => ("EXTERNAL", ids::render(STRIPE_GRANT, lot.key)),
+            },
+        };
+        let mut metadata = if e.kind == EntryKind::Granted {
+            lot_metadata(t, lot)
+        } else {
+            Metadata::new()
+        };
+        if e.kind == EntryKind::Voided {
+            metadata.insert("void".into(), "true".into());
+        }
+        let idempotency_key = match (e.kind, lot.origin) {
+            (EntryKind::Granted, LotOrigin::Application { application, .. }) => {
+                ids::render(ids::APPLICATION, application)
+            }
+            _ => ids::render(ids::TRANSACTION, e.key),
+        };
+        let available = if e.kind == EntryKind::Granted {
+            credits(lot.remaining, w)
+        } else {
+            Decimal::ZERO
+        };
+        TransactionView {
+            id: Id(ids::TRANSACTION, e.key),
+            wallet_id: Id(ids::WALLET, w.key),
+            customer_id: Id(ids::CUSTOMER, e.customer),
+            kind: if credit { "credit" } else { "debit" },
+            amount: Dec(major(e.amount, w)),
+            credit_amount: Dec(credits(e.amount, w)),
+            credit_balance_before: Dec(row.before),
+            credit_balance_after: Dec(row.after),
+            transaction_status: "completed",
+            reference_type,
+            reference_id,
+            description: "",
+            metadata: metadata.into_iter().collect(),
+            expiry_date: if credit {
+                lot.expires_at.map(Time)
+            } else {
+                None
+            },
+            credits_available: Dec(available),
+            transaction_reason: reason(e.kind, lot),
+            priority: if credit { lot.priority } else { None },
+            currency: e.currency.as_str(),
+            conversion_rate: Dec(w.conversion_rate),
+            topup_conversion_rate: Dec(w.topup_conversion_rate),
+            idempotency_key,
+            environment_id: env,
+            stamp: Stamp::new("published", e.created, e.created),
+        }
     }
-    Value::Object(out)
 }
 
 /// `GET /v1/wallets/{id}/transactions`: the ledger entries of the wallet's lots, newest first (or
 /// oldest first with `order=asc`), each with the wallet's credit balance before and after it.
-pub fn transactions(ctx: &mut Ctx, id_: &str) -> NativeResult<Value> {
-    let page = Page::read(&ctx.query)?;
-    let key = lookup(ctx.tenant, id_)?;
-    let t = &*ctx.tenant;
-    let w = t.wallet(key).expect("looked up above");
-    let mut running = Decimal::ZERO;
-    let mut rows = Vec::new();
-    for k in t.wallet_entries(key) {
-        let Some(e) = t.entry(k) else { continue };
-        let before = running;
-        let delta = credits(e.amount, w);
-        running = if e.kind.is_credit() {
-            running + delta
-        } else {
-            running - delta
-        };
-        rows.push((e, before, running));
+#[derive(Debug)]
+pub struct Transactions {
+    id: String,
+    page: Page,
+}
+
+/// A wallet's transactions to show.
+#[derive(Debug)]
+pub struct Ledger<'t> {
+    t: &'t Tenant,
+    wallet: &'t Wallet,
+    rows: Rows<Row<'t>>,
+}
+
+impl Operation for Transactions {
+    type Done<'t> = Ledger<'t>;
+
+    fn parse(input: &Input<'_>) -> NativeResult<Self> {
+        Ok(Transactions {
+            page: Page::read(input.query)?,
+            id: input.id.to_string(),
+        })
     }
-    if !page.ascending {
-        rows.reverse();
+
+    fn apply(self, t: &mut Tenant) -> NativeResult<Ledger<'_>> {
+        let t = &*t;
+        let key = find::wallet(t, &self.id)?;
+        let w = t.wallet(key).expect("looked up above");
+        let mut running = Decimal::ZERO;
+        let mut rows = Vec::new();
+        for k in t.wallet_entries(key) {
+            let Some(e) = t.entry(k) else { continue };
+            let before = running;
+            let delta = credits(e.amount, w);
+            running = if e.kind.is_credit() {
+                running + delta
+            } else {
+                running - delta
+            };
+            rows.push(Row {
+                entry: e,
+                before,
+                after: running,
+            });
+        }
+        if !self.page.ascending {
+            rows.reverse();
+        }
+        Ok(Ledger {
+            t,
+            wallet: w,
+            rows: self.page.rows(rows),
+        })
     }
-    Ok(page.render_rows(rows, |(e, before, after)| {
-        render_transaction(&ctx.env, t, w, e, before, after)
-    }))
+
+    fn render<'a>(done: &'a Self::Done<'_>, env: &'a str) -> impl Serialize + 'a {
+        done.rows
+            .view(|row| TransactionView::new(env, done.t, done.wallet, row))
+    }
 }

@@ -62,7 +62,7 @@ pub fn call(
     match api_of(&req.path, &req.headers) {
         Api::Admin => admin::handle(app, &req),
         Api::Stripe => stripe::handle(app, &req),
-        Api::Native => native::handle(app, &req),
+        Api::Native => native::handle(&app.store, &app.config, &req),
     }
 }
 
