@@ -65,6 +65,7 @@
 //! O(log n + limit).
 
 pub mod admin;
+pub mod app;
 pub mod config;
 pub mod emulator;
 pub mod form;
@@ -73,13 +74,16 @@ pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod native;
+pub mod router;
 pub mod server;
 pub mod stripe;
 pub mod time;
+pub mod wire;
 
+pub use app::App;
 pub use config::Config;
 pub use emulator::{ClockInstant, Emulator, EmulatorBuilder, EmulatorError, Listener};
-pub use server::{serve, App};
+pub use server::serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

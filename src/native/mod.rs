@@ -21,9 +21,9 @@ pub mod wallets;
 use hyper::Method;
 use serde_json::Value;
 
+use crate::app::App;
 use crate::http::{Reply, Request};
 use crate::model::Tenant;
-use crate::server::App;
 use crate::time::Nanos;
 use error::NativeResult;
 use json::{parse_body, ts, Body, Obj};
