@@ -19,13 +19,13 @@ pub enum Api {
 
 /// The emulator's own route that spends credits: it speaks Stripe's language (form parameters,
 /// Stripe's objects and errors), so the Stripe facade serves it as one of its operations.
-const STRIPE_ADMIN_PATH: &str = "/_emulator/invoices";
+const EMULATOR_INVOICES: &str = "/_emulator/invoices";
 
 /// Decides the API from the path and headers: `/_emulator/*` is the emulator's own (except
-/// [`STRIPE_ADMIN_PATH`], which is the Stripe facade's); native requests carry `x-api-key` or use a
-/// route only the native API has; everything else under `/v1` is Stripe.
+/// `/_emulator/invoices`, which the Stripe facade serves); native requests carry `x-api-key` or use
+/// a route only the native API has; everything else under `/v1` is Stripe.
 pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
-    if path == STRIPE_ADMIN_PATH {
+    if path == EMULATOR_INVOICES {
         return Api::Stripe;
     }
     if path == "/_emulator" || path.starts_with("/_emulator/") {
