@@ -7,67 +7,63 @@
 //! `Stripe-Account: acct_…` they act on that connected account's world instead, as Stripe routes do.
 //! Errors are in Stripe's envelope.
 
-use hyper::Method;
 use serde::Serialize;
 
 use crate::app::App;
 use crate::form::Params;
 use crate::http::{Reply, Request};
 use crate::model::{Tenant, TenantClock, TenantClockError};
-use crate::time::{from_secs, to_secs};
+use crate::time::{from_secs, to_secs, Nanos};
 use crate::wire::decode::decode;
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::keys;
 use crate::wire::params::{get_int, get_str, opt, req, validate, Field, Spec};
 use crate::wire::versions::{self, Version};
 
-/// Serves one admin request.
-pub fn handle(app: &App, req: &Request) -> Reply {
-    match route(app, req) {
-        Ok(reply) => reply,
-        Err(e) => e.reply(),
-    }
+/// The routes, in the order they are tried: `(method, path, operation)`.
+#[rustfmt::skip]
+static ROUTES: &[(&str, &str, Run)] = &[
+    ("GET",  "/_emulator/health",         op::<ReadHealth>),
+    ("POST", "/_emulator/reset",          op::<Reset>),
+    ("GET",  "/_emulator/clock",          op::<ReadClock>),
+    ("POST", "/_emulator/clock",          op::<SetClock>),
+    ("GET",  "/_emulator/stripe_version", op::<ReadVersion>),
+    ("POST", "/_emulator/stripe_version", op::<SetVersion>),
+];
+
+/// What a row runs.
+type Run = fn(&App, &Request) -> StripeResult<Reply>;
+
+/// One admin endpoint: **parse** the caller and the parameters without any lock, then **apply**
+/// to the application (a world through `Store::with_tenant`, or the application itself), whose
+/// answer is a typed view.
+trait Operation: Sized {
+    /// The answer.
+    type View: Serialize;
+
+    /// Reads and checks the request.
+    fn parse(app: &App, req: &Request) -> StripeResult<Self>;
+
+    /// Acts, and says what the answer shows.
+    fn apply(self, app: &App) -> StripeResult<Self::View>;
 }
 
-fn route(app: &App, req: &Request) -> StripeResult<Reply> {
-    let segments = req.segments();
-    match (&req.method, segments.as_slice()) {
-        (&Method::GET, ["_emulator", "health"]) => Ok(json(&Health {
-            status: "ok",
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_ms: app.started.elapsed().as_millis() as u64,
-            tenants: app.store.tenant_count(),
-        })),
-        (&Method::POST, ["_emulator", "reset"]) => {
-            let world = tenant_key(req)?;
-            let existed = app.reset(&world);
-            Ok(json(&Reset {
-                reset: true,
-                existed,
-            }))
-        }
-        (&Method::GET, ["_emulator", "clock"]) => {
-            let world = tenant_key(req)?;
-            Ok(app.store.with_tenant(&world, |t| json(&ClockView::of(t))))
-        }
-        (&Method::POST, ["_emulator", "clock"]) => {
-            let world = tenant_key(req)?;
-            let params = params(app, req)?;
-            set_clock(app, &world, &params)
-        }
-        (&Method::GET, ["_emulator", "stripe_version"]) => {
-            let caller = caller(req)?;
-            let params = params(app, req)?;
-            validate(&params, &[], "")?;
-            Ok(json(&VersionView::of(app, &caller)))
-        }
-        (&Method::POST, ["_emulator", "stripe_version"]) => {
-            let caller = caller(req)?;
-            let params = params(app, req)?;
-            set_version(app, &caller, &params)
-        }
-        _ => Err(StripeError::unrecognized(req.method.as_str(), &req.path)),
-    }
+fn op<O: Operation>(app: &App, req: &Request) -> StripeResult<Reply> {
+    let operation = O::parse(app, req)?;
+    operation.apply(app).map(|view| json(&view))
+}
+
+/// Serves one admin request. An unknown route is answered before any key is read.
+pub fn handle(app: &App, req: &Request) -> Reply {
+    let method = req.method.as_str();
+    let found = ROUTES
+        .iter()
+        .find(|(m, path, _)| *m == method && *path == req.path);
+    let result = match found {
+        Some((_, _, run)) => run(app, req),
+        None => Err(StripeError::unrecognized(method, &req.path)),
+    };
+    result.unwrap_or_else(|e| e.reply())
 }
 
 /// The caller's tenant: the key from either API's header, or with `Stripe-Account` the connected
@@ -120,6 +116,8 @@ fn json(view: &impl Serialize) -> Reply {
 }
 
 /// `GET /_emulator/health`.
+struct ReadHealth;
+
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
@@ -128,11 +126,49 @@ struct Health {
     tenants: usize,
 }
 
-/// `POST /_emulator/reset`.
-#[derive(Serialize)]
+impl Operation for ReadHealth {
+    type View = Health;
+
+    fn parse(_: &App, _: &Request) -> StripeResult<Self> {
+        Ok(ReadHealth)
+    }
+
+    fn apply(self, app: &App) -> StripeResult<Health> {
+        Ok(Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_ms: app.started.elapsed().as_millis() as u64,
+            tenants: app.store.tenant_count(),
+        })
+    }
+}
+
+/// `POST /_emulator/reset`: the caller's world is forgotten, model and stored idempotent answers.
 struct Reset {
+    world: String,
+}
+
+#[derive(Serialize)]
+struct ResetView {
     reset: bool,
     existed: bool,
+}
+
+impl Operation for Reset {
+    type View = ResetView;
+
+    fn parse(_: &App, req: &Request) -> StripeResult<Self> {
+        Ok(Reset {
+            world: tenant_key(req)?,
+        })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ResetView> {
+        Ok(ResetView {
+            reset: true,
+            existed: app.reset(&self.world),
+        })
+    }
 }
 
 /// The tenant clock: `{object, mode, now, now_rfc3339}`.
@@ -159,6 +195,91 @@ impl ClockView {
     }
 }
 
+/// `GET /_emulator/clock`.
+struct ReadClock {
+    world: String,
+}
+
+impl Operation for ReadClock {
+    type View = ClockView;
+
+    fn parse(_: &App, req: &Request) -> StripeResult<Self> {
+        Ok(ReadClock {
+            world: tenant_key(req)?,
+        })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ClockView> {
+        Ok(app.store.with_tenant(&self.world, |t| ClockView::of(t)))
+    }
+}
+
+const CLOCK: &[Field] = &[opt("frozen_time", Spec::Int), opt("real_time", Spec::Bool)];
+
+/// `POST /_emulator/clock`: `frozen_time` freezes the tenant clock or moves it forward,
+/// `real_time=true` returns it to real time.
+struct SetClock {
+    world: String,
+    /// `Some(at)`: freeze at `at` (as sent, `secs`); `None`: back to real time.
+    to: Option<(Nanos, i64)>,
+}
+
+impl Operation for SetClock {
+    type View = ClockView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let world = tenant_key(req)?;
+        let params = params(app, req)?;
+        validate(&params, CLOCK, "")?;
+        let frozen = get_int(&params, "frozen_time");
+        let real = get_str(&params, "real_time") == Some("true");
+        let to = match (frozen, real) {
+            (Some(_), true) => {
+                return Err(StripeError::invalid(
+                    "You may only specify one of these parameters: frozen_time, real_time.",
+                ))
+            }
+            (Some(secs), false) => Some((
+                from_secs(secs).ok_or_else(|| {
+                    StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
+                        .param("frozen_time")
+                })?,
+                secs,
+            )),
+            (None, true) => None,
+            (None, false) => {
+                return Err(StripeError::invalid(
+                    "Pass frozen_time (unix seconds) to freeze or move the tenant clock, or real_time=true to return to real time.",
+                ))
+            }
+        };
+        Ok(SetClock { world, to })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ClockView> {
+        app.store.with_tenant(&self.world, |t| {
+            let moved = match self.to {
+                Some((at, _)) => t.freeze_clock(at),
+                None => t.unfreeze_clock(),
+            };
+            match (moved, self.to) {
+                (Ok(()), _) => Ok(ClockView::of(t)),
+                (Err(TenantClockError::Backwards { now }), None) => Err(StripeError::invalid(format!(
+                    "The tenant clock only moves forward: it is frozen at {}, later than real time ({}), so it cannot return to real time yet.",
+                    to_secs(now),
+                    to_secs(crate::time::real_now())
+                ))
+                .param("real_time")),
+                (Err(TenantClockError::Backwards { now }), Some((_, secs))) => Err(StripeError::invalid(format!(
+                    "The tenant clock only moves forward: it is at {} and cannot go back to {secs}. Only a tenant in which nothing has been created yet may start earlier (POST /_emulator/reset starts over).",
+                    to_secs(now),
+                ))
+                .param("frozen_time")),
+            }
+        })
+    }
+}
+
 /// `{object, default_version, source, newest_version}` for the caller's world.
 #[derive(Serialize)]
 struct VersionView {
@@ -180,67 +301,51 @@ impl VersionView {
     }
 }
 
+/// `GET /_emulator/stripe_version`.
+struct ReadVersion {
+    caller: Caller,
+}
+
+impl Operation for ReadVersion {
+    type View = VersionView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        validate(&params(app, req)?, &[], "")?;
+        Ok(ReadVersion { caller })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<VersionView> {
+        Ok(VersionView::of(app, &self.caller))
+    }
+}
+
 const VERSION: &[Field] = &[req("version", Spec::Str(5000))];
 
 /// `POST /_emulator/stripe_version`: `version=<known version>` sets the world's default,
 /// `version=` clears it (back to the platform's, or the newest).
-fn set_version(app: &App, caller: &Caller, params: &Params) -> StripeResult<Reply> {
-    validate(params, VERSION, "")?;
-    let value = get_str(params, "version").unwrap_or("");
-    let version = match value {
-        "" => None,
-        v => Some(Version::parse(v).ok_or_else(|| versions::invalid(v).param("version"))?),
-    };
-    let cell = app.store.tenant(&caller.world);
-    versions::set_default(&cell, version);
-    Ok(json(&VersionView::of(app, caller)))
+struct SetVersion {
+    caller: Caller,
+    version: Option<Version>,
 }
 
-const CLOCK: &[Field] = &[opt("frozen_time", Spec::Int), opt("real_time", Spec::Bool)];
+impl Operation for SetVersion {
+    type View = VersionView;
 
-/// `POST /_emulator/clock`: `frozen_time` freezes the tenant clock or moves it forward,
-/// `real_time=true` returns it to real time.
-fn set_clock(app: &App, world: &str, params: &Params) -> StripeResult<Reply> {
-    validate(params, CLOCK, "")?;
-    let frozen = get_int(params, "frozen_time");
-    let real = get_str(params, "real_time") == Some("true");
-    // Which of the two is asked for, and the instant, are settled before the tenant is locked.
-    let to = match (frozen, real) {
-        (Some(_), true) => {
-            return Err(StripeError::invalid(
-                "You may only specify one of these parameters: frozen_time, real_time.",
-            ))
-        }
-        (Some(secs), false) => Some(from_secs(secs).ok_or_else(|| {
-            StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
-                .param("frozen_time")
-        })?),
-        (None, true) => None,
-        (None, false) => {
-            return Err(StripeError::invalid(
-                "Pass frozen_time (unix seconds) to freeze or move the tenant clock, or real_time=true to return to real time.",
-            ))
-        }
-    };
-    app.store.with_tenant(world, |t| {
-        let moved = match to {
-            Some(at) => t.freeze_clock(at),
-            None => t.unfreeze_clock(),
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        let params = params(app, req)?;
+        validate(&params, VERSION, "")?;
+        let version = match get_str(&params, "version").unwrap_or("") {
+            "" => None,
+            v => Some(Version::parse(v).ok_or_else(|| versions::invalid(v).param("version"))?),
         };
-        match moved {
-            Ok(()) => Ok(json(&ClockView::of(t))),
-            Err(TenantClockError::Backwards { now }) if real => Err(StripeError::invalid(format!(
-                "The tenant clock only moves forward: it is frozen at {}, later than real time ({}), so it cannot return to real time yet.",
-                to_secs(now),
-                to_secs(crate::time::real_now())
-            ))
-            .param("real_time")),
-            Err(TenantClockError::Backwards { now }) => Err(StripeError::invalid(format!(
-                "The tenant clock only moves forward: it is at {} and cannot go back to {}. Only a tenant in which nothing has been created yet may start earlier (POST /_emulator/reset starts over).",
-                to_secs(now),
-                frozen.unwrap_or_default()
-            ))
-            .param("frozen_time")),
-        }
-    })
+        Ok(SetVersion { caller, version })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<VersionView> {
+        // The default is read before any world is locked, so it is kept beside the world's lock.
+        versions::set_default(&app.store.tenant(&self.caller.world), self.version);
+        Ok(VersionView::of(app, &self.caller))
+    }
 }
