@@ -592,8 +592,8 @@ pub struct List {
     expand: Expand,
 }
 
-/// A page of grants.
-pub struct Page {
+/// A page of grants, as the request's version shows them.
+pub struct GrantPage {
     keys: Vec<Key>,
     more: bool,
     version: Version,
@@ -601,7 +601,7 @@ pub struct Page {
 }
 
 impl Operation for List {
-    type Output = Page;
+    type Output = GrantPage;
 
     fn parse(input: &Input) -> StripeResult<Self> {
         let p = input.params;
@@ -618,7 +618,7 @@ impl Operation for List {
         })
     }
 
-    fn apply(self, t: &mut Tenant) -> StripeResult<Page> {
+    fn apply(self, t: &mut Tenant) -> StripeResult<GrantPage> {
         let t = &*t;
         let page = self.page.resolve("credit grant", |id| {
             ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lots.contains_key(k))
@@ -659,7 +659,7 @@ impl Operation for List {
                 in_range,
             ),
         };
-        Ok(Page {
+        Ok(GrantPage {
             keys,
             more,
             version: self.version,
@@ -667,7 +667,7 @@ impl Operation for List {
         })
     }
 
-    fn render(page: Page, t: &Tenant) -> Body {
+    fn render(page: GrantPage, t: &Tenant) -> Body {
         let data: Vec<GrantJson> = page
             .keys
             .iter()
