@@ -15,9 +15,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::app::App;
 use crate::config::Config;
 use crate::model::TenantClockError;
-use crate::server::{serve, App};
+use crate::server::serve;
 use crate::time::{from_secs, real_now, to_rfc3339, Nanos};
 
 /// A running emulator, serving on a loopback port (or wherever its builder said) until the handle
@@ -77,7 +78,7 @@ impl Emulator {
     /// from nothing (a real-time clock included). Returns whether the tenant existed.
     pub fn reset(&self, key: &str) -> Result<bool, EmulatorError> {
         check_key(key)?;
-        Ok(self.app.store.reset(key))
+        Ok(self.app.reset(key))
     }
 
     /// The tenant clock's now.
@@ -409,7 +410,7 @@ impl std::error::Error for EmulatorError {}
 
 /// The key check every route makes, with the API's own 401 message.
 fn check_key(key: &str) -> Result<(), EmulatorError> {
-    crate::stripe::auth::check_key(key).map_err(|e| EmulatorError::InvalidKey(e.message))
+    crate::wire::keys::check_key(key).map_err(|e| EmulatorError::InvalidKey(e.message))
 }
 
 /// A refused move of the tenant clock to `to`.

@@ -1,12 +1,17 @@
-//! Stored responses for idempotent requests, one store per tenant.
+//! Stored responses for idempotent requests, one store per world.
 //!
 //! A key is remembered with a fingerprint of the request (method, path and the decoded parameters in
 //! a canonical order) and, once the request is done, its status and body. Records live 24 hours.
+//!
+//! The stores sit beside the model, not in it: idempotency is a convention of Stripe's wire, and
+//! a replay never waits for the world's lock.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dashmap::DashMap;
 
 /// How long a key is remembered.
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -116,6 +121,42 @@ impl IdempotencyStore {
                 self.records.remove(&key);
             }
         }
+    }
+}
+
+/// One world's store behind its own lock. The lock does not poison: a request that panics while
+/// holding it leaves the records as they were, and the next request uses them.
+#[derive(Debug, Default)]
+pub struct WorldStore(Mutex<IdempotencyStore>);
+
+impl WorldStore {
+    /// Waits for the lock; a poisoned lock is taken as it is.
+    pub fn lock(&self) -> MutexGuard<'_, IdempotencyStore> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Every world's store, named as the model's tenants are (the key, or the key and a connected
+/// account), created on first use.
+#[derive(Debug, Default)]
+pub struct IdempotencyStores {
+    worlds: DashMap<String, Arc<WorldStore>>,
+}
+
+impl IdempotencyStores {
+    /// The store of the world named `world`, created empty if this is its first key.
+    pub fn of(&self, world: &str) -> Arc<WorldStore> {
+        if let Some(s) = self.worlds.get(world) {
+            return s.clone();
+        }
+        self.worlds.entry(world.to_string()).or_default().clone()
+    }
+
+    /// Forgets a world's records. Returns whether it had a store.
+    pub fn reset(&self, world: &str) -> bool {
+        self.worlds.remove(world).is_some()
     }
 }
 

@@ -42,17 +42,23 @@
 //! ```text
 //! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM (feature `cli`)
 //! emulator.rs    the library handle: start on the caller's runtime, reset, move clocks, shut down
-//! server.rs      hyper accept loop, connection cap, body limit, Request-Id, panic containment,
-//!                dispatch by path to one of the facades
+//! server.rs      the hyper layer: accept loop, connection cap, head and body limits, Request-Id,
+//!                panic containment, graceful shutdown; hands an owned Request to the router
+//! router.rs      which facade answers a request, from its path and headers
+//! app.rs         App: the worlds (model::Store), stored idempotent answers, settings; App::reset
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
 //! form.rs        form decoding with bracket nesting, strict about encoding, bounded
-//! idempotency.rs stored answers for Idempotency-Key, per tenant
-//! stripe/        the Stripe facade: auth (keys, Stripe-Account worlds), versions (the API version
-//!                table), params (schemas as data), errors, lists, expand, search,
-//!                one file per resource (customers, credit_grants, test_clocks, ...)
+//! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model
+//! wire/          Stripe's wire conventions, shared by stripe/ and admin/: the error envelope, API
+//!                keys and worlds, query + body decoding, parameter schemas (Field, Spec,
+//!                validate, getters), API versions
+//! stripe/        the Stripe facade: op.rs (the Operation trait), routes.rs (the route table),
+//!                mod.rs (the pipeline around operations), one file per resource (customers,
+//!                credit_grants, balances, transactions, invoices, test_clocks), lists, expand,
+//!                search
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
-//! admin/         /_emulator/*: health, reset, tenant clock, invoices that spend credits
+//! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
 //!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices,
 //!                plans, subscriptions, grant rules and their applications, wallets (views of lots);
@@ -62,11 +68,28 @@
 //! time.rs        nanosecond time and its renderings
 //! ```
 //!
-//! Rules of the house: the model never imports a facade, and facades never reach into each other;
-//! parsing and rendering happen once, at the edge; every list is an ordered index, so a page costs
-//! O(log n + limit).
+//! Rules of the house: the model never imports a facade, and facades never reach into each other
+//! (nor into the server); parsing and rendering happen once, at the edge; every list is an ordered
+//! index, so a page costs O(log n + limit); the model is reached only through
+//! `Store::with_tenant`, which locks a world and posts what is due on its clock.
+//!
+//! ### A Stripe request
+//!
+//! Every Stripe endpoint is an operation (`stripe::op::Operation`) in three phases: **parse** the
+//! path ids and the decoded parameters without any lock, in Stripe's error order (a check Stripe
+//! reports after a lookup is kept as a result for later); **apply** it to the world, locked;
+//! **render** typed `Serialize` views of what changed. `stripe::routes::ROUTES` maps
+//! `(method, path pattern)` to operations, one row each. The pipeline in `stripe/mod.rs` does what
+//! is common: key, `Stripe-Account`, version, decoding, `Idempotency-Key`, the route's operation,
+//! `expand[]`, headers.
+//!
+//! To add a Stripe resource: a model file (`model/`, its state and rules as `Tenant` methods), a
+//! facade file (`stripe/`, one type per operation with its parameter table and views), its rows in
+//! `stripe/routes.rs` (and its object in `stripe/objects.rs` if fields can expand to it), and a test
+//! file over real sockets (`tests/stripe_<resource>.rs`, with snapshots).
 
 pub mod admin;
+pub mod app;
 pub mod config;
 pub mod emulator;
 pub mod form;
@@ -75,13 +98,16 @@ pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod native;
+pub mod router;
 pub mod server;
 pub mod stripe;
 pub mod time;
+pub mod wire;
 
+pub use app::App;
 pub use config::Config;
 pub use emulator::{ClockInstant, Emulator, EmulatorBuilder, EmulatorError, Listener};
-pub use server::{serve, App};
+pub use server::serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

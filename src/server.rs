@@ -1,10 +1,12 @@
-//! The HTTP server: accept loop, limits, request ids, panic containment, and dispatch by path.
+//! The HTTP layer: accept loop, connection cap, limits on heads and bodies, request ids, panic
+//! containment, graceful shutdown. A request read whole becomes an owned [`Request`] and goes to
+//! [`router::dispatch`]; nothing past this file sees hyper.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -20,53 +22,10 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::http::{Reply, Request};
 use crate::ids::random_id;
-use crate::model::Store;
-use crate::{admin, native, stripe};
+use crate::router;
 
-/// Everything a request can reach.
-#[derive(Debug)]
-pub struct App {
-    /// All tenants.
-    pub store: Store,
-    /// Settings.
-    pub config: Config,
-    /// When the server started.
-    pub started: Instant,
-}
-
-impl App {
-    /// A fresh application with `config`.
-    pub fn new(config: Config) -> Arc<App> {
-        Arc::new(App {
-            store: Store::new(config.seed),
-            config,
-            started: Instant::now(),
-        })
-    }
-}
-
-/// Which wire language a request speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// `/_emulator/*`.
-    Admin,
-    /// Stripe's form-encoded API.
-    Stripe,
-    /// The Flexprice-style JSON API.
-    Native,
-}
-
-/// Decides the API from the path and headers: native requests carry `x-api-key` or use a route only
-/// the native API has; everything else under `/v1` is Stripe.
-pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
-    if path == "/_emulator" || path.starts_with("/_emulator/") {
-        return Api::Admin;
-    }
-    if headers.contains_key("x-api-key") || native::owns_path(path) {
-        return Api::Native;
-    }
-    Api::Stripe
-}
+pub use crate::app::App;
+pub use crate::router::{api_of, Api};
 
 /// Serves `listener` until `shutdown` completes. Then it stops accepting (the listener is closed at
 /// once), asks every open connection to close once its request in flight is answered (idle
@@ -301,11 +260,13 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
             };
             // A bug must cost one request, not the server: the model's locks do not poison, and the
             // client gets a 500 in its API's envelope.
-            match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(app, api, &request))) {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                router::dispatch(app, api, &request)
+            })) {
                 Ok(reply) => reply,
                 Err(_) => {
                     tracing::error!("request {request_id} panicked");
-                    internal_error(api)
+                    router::internal_error(api)
                 }
             }
         }
@@ -325,7 +286,7 @@ enum Refusal {
 /// The answer to a refused request, in its API's envelope.
 fn refused(api: Api, refusal: Refusal, config: &Config) -> Reply {
     let (status, message) = match refusal {
-        Refusal::Body(BodyError::TooLarge) => return too_large(api, config.max_body_bytes),
+        Refusal::Body(BodyError::TooLarge) => return router::too_large(api, config.max_body_bytes),
         Refusal::Head => (
             431,
             format!(
@@ -345,12 +306,7 @@ fn refused(api: Api, refusal: Refusal, config: &Config) -> Reply {
             "Invalid request: the request body could not be read (the connection closed before it was complete, or its chunked encoding is broken).".to_string(),
         ),
     };
-    match api {
-        Api::Native => native::error::reply(status, "validation_error", &message, None),
-        _ => stripe::error::StripeError::invalid(message)
-            .status(status)
-            .reply(),
-    }
+    router::refusal(api, status, &message)
 }
 
 /// `1 second`, `30 seconds`, `0.25 seconds`.
@@ -360,28 +316,6 @@ fn seconds(d: Duration) -> String {
         "1 second".to_string()
     } else {
         format!("{s} seconds")
-    }
-}
-
-fn dispatch(app: &App, api: Api, req: &Request) -> Reply {
-    match api {
-        Api::Admin => admin::handle(app, req),
-        Api::Stripe => stripe::handle(app, req),
-        Api::Native => native::handle(&app.store, &app.config, req),
-    }
-}
-
-fn too_large(api: Api, limit: usize) -> Reply {
-    match api {
-        Api::Native => native::error::too_large(limit),
-        _ => stripe::error::StripeError::too_large(limit).reply(),
-    }
-}
-
-fn internal_error(api: Api) -> Reply {
-    match api {
-        Api::Native => native::error::internal(),
-        _ => stripe::error::StripeError::internal().reply(),
     }
 }
 

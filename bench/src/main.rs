@@ -43,7 +43,7 @@ OPTIONS:
   --only create   measure row 1 alone (fresh processes, alternating with the baseline):
                   a quick check while working on the create path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
-                  kind of request (create, retrieve or list) for --secs seconds, or
+                  kind of request (create, retrieve, list or invoice) for --secs seconds, or
                   (memory) load --grants grants and report bytes per grant
 ";
 
@@ -1054,21 +1054,45 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         );
         return Ok(());
     }
-    let (ids, _) = b
-        .load("soak tenant", 1_000, 1, {
+    if row == "invoice" {
+        // As row 6: a customer with 100 metered grants, each invoice a line of 100 cents.
+        b.load("soak invoice tenant", 100, u64::MAX, {
+            let c = cus.clone();
+            Arc::new(move |i| {
+                stripe_post_plain(
+                    key,
+                    "/v1/billing/credit_grants",
+                    metered_grant_form(&c, 99_999_999, i % 10),
+                )
+            })
+        })
+        .await?;
+    }
+    let ids = if row == "invoice" {
+        Vec::new()
+    } else {
+        b.load("soak tenant", 1_000, 1, {
             let c = cus.clone();
             Arc::new(move |_| {
                 stripe_post_plain(key, "/v1/billing/credit_grants", realistic_grant_form(&c))
             })
         })
-        .await?;
+        .await?
+        .0
+    };
     let make = match row {
         "create" => create_make(key, cus),
         "retrieve" => retrieve_make(key, Arc::new(ids)),
         "list" => list_make(key),
+        "invoice" => {
+            let form = format!("customer={cus}&currency=usd&lines[0][amount]=100");
+            Arc::new(move |_| {
+                stripe_request(Method::POST, key, "/_emulator/invoices", Some(form.clone()))
+            })
+        }
         other => {
             return Err(format!(
-                "--soak takes create, retrieve or list, not {other}"
+                "--soak takes create, retrieve, list or invoice, not {other}"
             ))
         }
     };

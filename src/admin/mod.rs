@@ -1,91 +1,69 @@
-//! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
-//! invoices).
+//! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version).
+//! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
+//! `stripe::routes`).
 //!
 //! Routes that act on a tenant take the tenant's key the way either API sends it
 //! (`Authorization: Bearer sk_test_…` or `x-api-key: sk_test_…`) and act only on that tenant; with
 //! `Stripe-Account: acct_…` they act on that connected account's world instead, as Stripe routes do.
+//! Errors are in Stripe's envelope.
 
-pub mod invoices;
+use serde::Serialize;
 
-use hyper::Method;
-use serde_json::{json, Value};
-
+use crate::app::App;
 use crate::form::Params;
 use crate::http::{Reply, Request};
-use crate::model::TenantClock;
-use crate::server::App;
-use crate::stripe::error::{StripeError, StripeResult};
-use crate::stripe::params::{get_int, get_str, opt, req, validate, Field, Spec};
-use crate::stripe::versions::{self, Version};
-use crate::time::{from_secs, to_secs};
+use crate::model::{Tenant, TenantClock, TenantClockError};
+use crate::time::{from_secs, to_secs, Nanos};
+use crate::wire::decode::decode;
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::keys;
+use crate::wire::params::{get_int, get_str, opt, req, validate, Field, Spec};
+use crate::wire::versions::{self, Version};
 
-/// Serves one admin request.
-pub fn handle(app: &App, req: &Request) -> Reply {
-    match route(app, req) {
-        Ok(reply) => reply,
-        Err(e) => e.reply(),
-    }
+/// The routes, in the order they are tried: `(method, path, operation)`.
+#[rustfmt::skip]
+static ROUTES: &[(&str, &str, Run)] = &[
+    ("GET",  "/_emulator/health",         op::<ReadHealth>),
+    ("POST", "/_emulator/reset",          op::<Reset>),
+    ("GET",  "/_emulator/clock",          op::<ReadClock>),
+    ("POST", "/_emulator/clock",          op::<SetClock>),
+    ("GET",  "/_emulator/stripe_version", op::<ReadVersion>),
+    ("POST", "/_emulator/stripe_version", op::<SetVersion>),
+];
+
+/// What a row runs.
+type Run = fn(&App, &Request) -> StripeResult<Reply>;
+
+/// One admin endpoint: **parse** the caller and the parameters without any lock, then **apply**
+/// to the application (a world through `Store::with_tenant`, or the application itself), whose
+/// answer is a typed view.
+trait Operation: Sized {
+    /// The answer.
+    type View: Serialize;
+
+    /// Reads and checks the request.
+    fn parse(app: &App, req: &Request) -> StripeResult<Self>;
+
+    /// Acts, and says what the answer shows.
+    fn apply(self, app: &App) -> StripeResult<Self::View>;
 }
 
-fn route(app: &App, req: &Request) -> StripeResult<Reply> {
-    let segments = req.segments();
-    match (&req.method, segments.as_slice()) {
-        (&Method::GET, ["_emulator", "health"]) => Ok(Reply::json(
-            200,
-            &json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_ms": app.started.elapsed().as_millis() as u64,
-                "tenants": app.store.tenant_count(),
-            }),
-        )),
-        (&Method::POST, ["_emulator", "reset"]) => {
-            let key = tenant_key(req)?;
-            let existed = app.store.reset(&key);
-            Ok(Reply::json(
-                200,
-                &json!({"reset": true, "existed": existed}),
-            ))
-        }
-        (&Method::GET, ["_emulator", "clock"]) => {
-            let key = tenant_key(req)?;
-            let cell = app.store.tenant(&key);
-            let mut t = cell.state.lock();
-            t.catch_up();
-            Ok(Reply::json(200, &clock_json(&t)))
-        }
-        (&Method::POST, ["_emulator", "clock"]) => {
-            let key = tenant_key(req)?;
-            let params = params(app, req)?;
-            set_clock(app, &key, &params)
-        }
-        (&Method::POST, ["_emulator", "invoices"]) => {
-            let caller = caller(req)?;
-            let params = params(app, req)?;
-            let version = caller.default_version(app).0;
-            let cell = app.store.tenant(&caller.world);
-            let mut t = cell.state.lock();
-            t.catch_up();
-            let mut ctx = crate::stripe::Ctx {
-                tenant: &mut t,
-                params: &params,
-                version,
-            };
-            invoices::create(&mut ctx).map(|v| Reply::json(200, &v))
-        }
-        (&Method::GET, ["_emulator", "stripe_version"]) => {
-            let caller = caller(req)?;
-            let params = params(app, req)?;
-            validate(&params, &[], "")?;
-            Ok(Reply::json(200, &version_json(app, &caller)))
-        }
-        (&Method::POST, ["_emulator", "stripe_version"]) => {
-            let caller = caller(req)?;
-            let params = params(app, req)?;
-            set_version(app, &caller, &params)
-        }
-        _ => Err(StripeError::unrecognized(req.method.as_str(), &req.path)),
-    }
+fn op<O: Operation>(app: &App, req: &Request) -> StripeResult<Reply> {
+    let operation = O::parse(app, req)?;
+    operation.apply(app).map(|view| json(&view))
+}
+
+/// Serves one admin request. An unknown route is answered before any key is read.
+pub fn handle(app: &App, req: &Request) -> Reply {
+    let method = req.method.as_str();
+    let found = ROUTES
+        .iter()
+        .find(|(m, path, _)| *m == method && *path == req.path);
+    let result = match found {
+        Some((_, _, run)) => run(app, req),
+        None => Err(StripeError::unrecognized(method, &req.path)),
+    };
+    result.unwrap_or_else(|e| e.reply())
 }
 
 /// The caller's tenant: the key from either API's header, or with `Stripe-Account` the connected
@@ -113,15 +91,9 @@ impl Caller {
 }
 
 fn caller(req: &Request) -> StripeResult<Caller> {
-    let key = match req.header("x-api-key") {
-        Some(k) => {
-            crate::stripe::auth::check_key(k)?;
-            k.to_string()
-        }
-        None => crate::stripe::auth::authenticate(req)?,
-    };
-    let account = crate::stripe::auth::account(req, &key)?;
-    let world = crate::stripe::auth::world(&key, account).into_owned();
+    let key = keys::either_key(req)?;
+    let account = keys::account(req, &key)?;
+    let world = keys::world(&key, account).into_owned();
     Ok(Caller {
         key,
         world,
@@ -129,91 +101,251 @@ fn caller(req: &Request) -> StripeResult<Caller> {
     })
 }
 
-/// The query string and form body, decoded.
+/// The query string and form body, decoded with the same limits, Content-Type check and error
+/// wording as every Stripe route.
 pub fn params(app: &App, req: &Request) -> StripeResult<Params> {
-    // The same decoding, limits, Content-Type check and error wording as every Stripe route.
-    crate::stripe::decode(app, req)
+    decode(req, &app.config.form)
 }
 
-fn clock_json(t: &crate::model::Tenant) -> Value {
-    let now = t.tenant_now();
-    json!({
-        "object": "emulator.clock",
-        "mode": match t.clock() { TenantClock::Real => "real", TenantClock::Frozen(_) => "frozen" },
-        "now": to_secs(now),
-        "now_rfc3339": crate::time::to_rfc3339(now),
-    })
+/// Pretty JSON, 200.
+fn json(view: &impl Serialize) -> Reply {
+    let mut body = Vec::with_capacity(128);
+    // Writing to a Vec fails only if `Serialize` does; these views never do.
+    let _ = serde_json::to_writer_pretty(&mut body, view);
+    Reply::json_body(200, body)
+}
+
+/// `GET /_emulator/health`.
+struct ReadHealth;
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    uptime_ms: u64,
+    tenants: usize,
+}
+
+impl Operation for ReadHealth {
+    type View = Health;
+
+    fn parse(_: &App, _: &Request) -> StripeResult<Self> {
+        Ok(ReadHealth)
+    }
+
+    fn apply(self, app: &App) -> StripeResult<Health> {
+        Ok(Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_ms: app.started.elapsed().as_millis() as u64,
+            tenants: app.store.tenant_count(),
+        })
+    }
+}
+
+/// `POST /_emulator/reset`: the caller's world is forgotten, model and stored idempotent answers.
+struct Reset {
+    world: String,
+}
+
+#[derive(Serialize)]
+struct ResetView {
+    reset: bool,
+    existed: bool,
+}
+
+impl Operation for Reset {
+    type View = ResetView;
+
+    fn parse(_: &App, req: &Request) -> StripeResult<Self> {
+        Ok(Reset {
+            world: tenant_key(req)?,
+        })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ResetView> {
+        Ok(ResetView {
+            reset: true,
+            existed: app.reset(&self.world),
+        })
+    }
+}
+
+/// The tenant clock: `{object, mode, now, now_rfc3339}`.
+#[derive(Serialize)]
+struct ClockView {
+    object: &'static str,
+    mode: &'static str,
+    now: i64,
+    now_rfc3339: String,
+}
+
+impl ClockView {
+    fn of(t: &Tenant) -> ClockView {
+        let now = t.tenant_now();
+        ClockView {
+            object: "emulator.clock",
+            mode: match t.clock() {
+                TenantClock::Real => "real",
+                TenantClock::Frozen(_) => "frozen",
+            },
+            now: to_secs(now),
+            now_rfc3339: crate::time::to_rfc3339(now),
+        }
+    }
+}
+
+/// `GET /_emulator/clock`.
+struct ReadClock {
+    world: String,
+}
+
+impl Operation for ReadClock {
+    type View = ClockView;
+
+    fn parse(_: &App, req: &Request) -> StripeResult<Self> {
+        Ok(ReadClock {
+            world: tenant_key(req)?,
+        })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ClockView> {
+        Ok(app.store.with_tenant(&self.world, |t| ClockView::of(t)))
+    }
+}
+
+const CLOCK: &[Field] = &[opt("frozen_time", Spec::Int), opt("real_time", Spec::Bool)];
+
+/// `POST /_emulator/clock`: `frozen_time` freezes the tenant clock or moves it forward,
+/// `real_time=true` returns it to real time.
+struct SetClock {
+    world: String,
+    /// `Some(at)`: freeze at `at` (as sent, `secs`); `None`: back to real time.
+    to: Option<(Nanos, i64)>,
+}
+
+impl Operation for SetClock {
+    type View = ClockView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let world = tenant_key(req)?;
+        let params = params(app, req)?;
+        validate(&params, CLOCK, "")?;
+        let frozen = get_int(&params, "frozen_time");
+        let real = get_str(&params, "real_time") == Some("true");
+        let to = match (frozen, real) {
+            (Some(_), true) => {
+                return Err(StripeError::invalid(
+                    "You may only specify one of these parameters: frozen_time, real_time.",
+                ))
+            }
+            (Some(secs), false) => Some((
+                from_secs(secs).ok_or_else(|| {
+                    StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
+                        .param("frozen_time")
+                })?,
+                secs,
+            )),
+            (None, true) => None,
+            (None, false) => {
+                return Err(StripeError::invalid(
+                    "Pass frozen_time (unix seconds) to freeze or move the tenant clock, or real_time=true to return to real time.",
+                ))
+            }
+        };
+        Ok(SetClock { world, to })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ClockView> {
+        app.store.with_tenant(&self.world, |t| {
+            let moved = match self.to {
+                Some((at, _)) => t.freeze_clock(at),
+                None => t.unfreeze_clock(),
+            };
+            match (moved, self.to) {
+                (Ok(()), _) => Ok(ClockView::of(t)),
+                (Err(TenantClockError::Backwards { now }), None) => Err(StripeError::invalid(format!(
+                    "The tenant clock only moves forward: it is frozen at {}, later than real time ({}), so it cannot return to real time yet.",
+                    to_secs(now),
+                    to_secs(crate::time::real_now())
+                ))
+                .param("real_time")),
+                (Err(TenantClockError::Backwards { now }), Some((_, secs))) => Err(StripeError::invalid(format!(
+                    "The tenant clock only moves forward: it is at {} and cannot go back to {secs}. Only a tenant in which nothing has been created yet may start earlier (POST /_emulator/reset starts over).",
+                    to_secs(now),
+                ))
+                .param("frozen_time")),
+            }
+        })
+    }
 }
 
 /// `{object, default_version, source, newest_version}` for the caller's world.
-fn version_json(app: &App, caller: &Caller) -> Value {
-    let (version, source) = caller.default_version(app);
-    json!({
-        "object": "emulator.stripe_version",
-        "default_version": version.as_str(),
-        "source": source.as_str(),
-        "newest_version": Version::NEWEST.as_str(),
-    })
+#[derive(Serialize)]
+struct VersionView {
+    object: &'static str,
+    default_version: &'static str,
+    source: &'static str,
+    newest_version: &'static str,
+}
+
+impl VersionView {
+    fn of(app: &App, caller: &Caller) -> VersionView {
+        let (version, source) = caller.default_version(app);
+        VersionView {
+            object: "emulator.stripe_version",
+            default_version: version.as_str(),
+            source: source.as_str(),
+            newest_version: Version::NEWEST.as_str(),
+        }
+    }
+}
+
+/// `GET /_emulator/stripe_version`.
+struct ReadVersion {
+    caller: Caller,
+}
+
+impl Operation for ReadVersion {
+    type View = VersionView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        validate(&params(app, req)?, &[], "")?;
+        Ok(ReadVersion { caller })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<VersionView> {
+        Ok(VersionView::of(app, &self.caller))
+    }
 }
 
 const VERSION: &[Field] = &[req("version", Spec::Str(5000))];
 
 /// `POST /_emulator/stripe_version`: `version=<known version>` sets the world's default,
 /// `version=` clears it (back to the platform's, or the newest).
-fn set_version(app: &App, caller: &Caller, params: &Params) -> StripeResult<Reply> {
-    validate(params, VERSION, "")?;
-    let value = get_str(params, "version").unwrap_or("");
-    let version = match value {
-        "" => None,
-        v => Some(Version::parse(v).ok_or_else(|| versions::invalid(v).param("version"))?),
-    };
-    let cell = app.store.tenant(&caller.world);
-    versions::set_default(&cell, version);
-    Ok(Reply::json(200, &version_json(app, caller)))
+struct SetVersion {
+    caller: Caller,
+    version: Option<Version>,
 }
 
-const CLOCK: &[Field] = &[opt("frozen_time", Spec::Int), opt("real_time", Spec::Bool)];
+impl Operation for SetVersion {
+    type View = VersionView;
 
-fn set_clock(app: &App, key: &str, params: &Params) -> StripeResult<Reply> {
-    validate(params, CLOCK, "")?;
-    let cell = app.store.tenant(key);
-    let mut t = cell.state.lock();
-    t.catch_up();
-    let frozen = get_int(params, "frozen_time");
-    let real = get_str(params, "real_time") == Some("true");
-    let result = match (frozen, real) {
-        (Some(_), true) => {
-            return Err(StripeError::invalid(
-                "You may only specify one of these parameters: frozen_time, real_time.",
-            ))
-        }
-        (Some(secs), false) => {
-            let at = from_secs(secs).ok_or_else(|| {
-                StripeError::invalid(format!("Invalid timestamp: {secs} is out of range."))
-                    .param("frozen_time")
-            })?;
-            t.freeze_clock(at)
-        }
-        (None, true) => t.unfreeze_clock(),
-        (None, false) => {
-            return Err(StripeError::invalid(
-                "Pass frozen_time (unix seconds) to freeze or move the tenant clock, or real_time=true to return to real time.",
-            ))
-        }
-    };
-    match result {
-        Ok(()) => Ok(Reply::json(200, &clock_json(&t))),
-        Err(crate::model::TenantClockError::Backwards { now }) if real => Err(StripeError::invalid(format!(
-            "The tenant clock only moves forward: it is frozen at {}, later than real time ({}), so it cannot return to real time yet.",
-            to_secs(now),
-            to_secs(crate::time::real_now())
-        ))
-        .param("real_time")),
-        Err(crate::model::TenantClockError::Backwards { now }) => Err(StripeError::invalid(format!(
-            "The tenant clock only moves forward: it is at {} and cannot go back to {}. Only a tenant in which nothing has been created yet may start earlier (POST /_emulator/reset starts over).",
-            to_secs(now),
-            frozen.unwrap_or_default()
-        ))
-        .param("frozen_time")),
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        let params = params(app, req)?;
+        validate(&params, VERSION, "")?;
+        let version = match get_str(&params, "version").unwrap_or("") {
+            "" => None,
+            v => Some(Version::parse(v).ok_or_else(|| versions::invalid(v).param("version"))?),
+        };
+        Ok(SetVersion { caller, version })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<VersionView> {
+        // The default is read before any world is locked, so it is kept beside the world's lock.
+        versions::set_default(&app.store.tenant(&self.caller.world), self.version);
+        Ok(VersionView::of(app, &self.caller))
     }
 }

@@ -68,19 +68,14 @@ use dashmap::DashMap;
 use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 
-use crate::idempotency::IdempotencyStore;
-
 /// Key–value metadata in insertion order.
 pub type Metadata = indexmap::IndexMap<String, String>;
 
-/// One tenant's state and its idempotency records, each behind its own lock so that an idempotent
-/// replay never waits for the model.
+/// One tenant's state behind its lock, and the default version read without it.
 #[derive(Debug)]
 pub struct TenantCell {
     /// The world itself.
     pub state: Mutex<Tenant>,
-    /// Stored responses for idempotent POSTs.
-    pub idempotency: Mutex<IdempotencyStore>,
     /// The API version the Stripe facade applies to this world's requests that name none, as that
     /// facade numbers its versions; 0 when none was set. Outside the state lock, so that a request
     /// knows its version (and checks its parameters by it) before it waits for the model.
@@ -137,7 +132,6 @@ impl Store {
             .or_insert_with(|| {
                 Arc::new(TenantCell {
                     state: Mutex::new(Tenant::new(key, self.seed)),
-                    idempotency: Mutex::new(IdempotencyStore::default()),
                     default_version: AtomicU16::new(0),
                 })
             })

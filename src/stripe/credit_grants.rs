@@ -1,27 +1,28 @@
 //! `/v1/billing/credit_grants`: a credit grant is one lot of the model.
 //!
-//! Parameters and fields follow the request's API version ([`super::versions`]): `priority` and
-//! price scopes from 2025-02-24.acacia, `category` optional from 2025-10-29.clover,
+//! Parameters and fields follow the request's API version ([`crate::wire::versions`]): `priority`
+//! and price scopes from 2025-02-24.acacia, `category` optional from 2025-10-29.clover,
 //! `customer_account` from 2025-12-15.clover.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::error::{StripeError, StripeResult};
-use super::params::{
-    apply_metadata, currency, get_expand, get_int, get_metadata, get_obj, get_str, in_range,
-    list_items, opt, req, timestamp, validate_at, Field, Spec, EXPAND, LIST_FIELDS,
-};
-use super::versions::{Change, Version};
-use super::{customers, expand, ids, list, Body, Ctx};
-use crate::form::Node;
+use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::op::{Body, Expand, Input, Operation};
+use super::{customers, ids};
+use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::money::to_minor_i64;
 use crate::model::{
     Applicability, Category, Currency, Lot, LotError, LotOrigin, Metadata, NewLot, Tenant,
 };
-use crate::time::to_secs;
+use crate::time::{to_secs, Nanos};
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::params::{
+    apply_metadata, currency, get_int, get_metadata, get_obj, get_str, in_range, list_items, opt,
+    req, timestamp, validate_at, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+};
+use crate::wire::versions::{Change, Version};
 
 const HINT: &str = "";
 
@@ -71,20 +72,15 @@ const ONLY_EXPAND: &[Field] = &[EXPAND];
 const EXPANDABLE: &[&str] = &["customer", "test_clock"];
 const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.test_clock"];
 
-/// The `{monetary: {currency, value}, type: "monetary"}` object for an amount in minor units.
-pub fn amount_json(currency: Currency, minor: Decimal) -> Value {
-    serde_json::to_value(AmountJson::new(currency, minor)).unwrap_or(Value::Null)
-}
-
 /// `{monetary: {currency, value}, type: "monetary"}`, serialized without an intermediate `Value`.
-#[derive(Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct AmountJson {
     monetary: MonetaryJson,
     #[serde(rename = "type")]
     kind: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 struct MonetaryJson {
     #[serde(serialize_with = "currency_code")]
     currency: Currency,
@@ -106,12 +102,6 @@ impl AmountJson {
             kind: "monetary",
         }
     }
-}
-
-/// Renders a lot as a `billing.credit_grant` value as `version` shows it (for `expand[]`, which
-/// edits the tree).
-pub fn render(lot: &Lot, version: Version) -> Value {
-    serde_json::to_value(GrantJson::of(lot, version)).unwrap_or(Value::Null)
 }
 
 /// A lot as Stripe's `billing.credit_grant`, field by field in Stripe's order. Answers without
@@ -234,15 +224,23 @@ fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
         .ok_or_else(|| StripeError::no_such("credit grant", id, "id", 404))
 }
 
-fn respond(ctx: &mut Ctx, key: Key) -> Body {
-    let expand = get_expand(ctx.params);
-    let lot = ctx.tenant.lot(key).expect("looked up above");
-    if expand.is_empty() {
-        return Body::Json(super::pretty(&GrantJson::of(lot, ctx.version), 1024));
-    }
-    let mut v = render(lot, ctx.version);
-    super::expand_at(ctx.tenant, &mut v, &expand, ctx.version);
-    Body::Value(v)
+/// What the operations on one grant answer: the grant, as the request's version shows it.
+pub struct Answer {
+    key: Key,
+    version: Version,
+    expand: Expand,
+}
+
+/// The grant of `out` as the answer.
+fn respond(out: Answer, t: &Tenant) -> Body {
+    Body::of(
+        &GrantJson::of(
+            t.lot(out.key).expect("made or looked up above"),
+            out.version,
+        ),
+        out.expand,
+        1024,
+    )
 }
 
 fn lot_error(e: LotError, id: &str) -> StripeError {
@@ -257,122 +255,135 @@ fn lot_error(e: LotError, id: &str) -> StripeError {
     StripeError::invalid(message).executed()
 }
 
-/// A create request, checked as far as it can be without the tenant.
+/// `POST /v1/billing/credit_grants`.
 ///
 /// Stripe reports the first error in a fixed order: the parameter checks, then the customer (which
-/// needs the tenant), then timestamps. [`draft`] runs everything before the customer lookup and
-/// stops at the first error; the timestamps need no tenant either and are worked out here too, but
-/// kept as results, so that [`create`] reports them only after the lookup succeeded.
-pub struct Draft<'p> {
-    customer_id: &'p str,
+/// needs the tenant), then timestamps. `parse` runs everything before the customer lookup and
+/// stops at the first error; the timestamps need no tenant either and are worked out there too, but
+/// kept as results, so that `apply` reports them only after the lookup succeeded.
+pub struct Create {
+    customer_id: String,
     currency: Currency,
     value: i64,
     applicability: Applicability,
     priority: i64,
-    effective_at: StripeResult<Option<i64>>,
-    expires_at: StripeResult<Option<i64>>,
+    effective_at: StripeResult<Option<Nanos>>,
+    expires_at: StripeResult<Option<Nanos>>,
     metadata: Metadata,
     category: Category,
     name: Option<String>,
+    version: Version,
+    expand: Expand,
 }
 
-/// Checks a create's parameters (everything but the customer's existence and the times that depend
-/// on its clock) as `version` knows them. Runs before the tenant is locked.
-pub fn draft(p: &crate::form::Params, version: Version) -> StripeResult<Draft<'_>> {
-    validate_at(p, CREATE, HINT, version)?;
-    expand::check(&get_expand(p), EXPANDABLE)?;
+impl Operation for Create {
+    type Output = Answer;
 
-    let amount = get_obj(p, "amount").ok_or_else(|| StripeError::missing_param("amount"))?;
-    let monetary = get_obj(amount, "monetary")
-        .ok_or_else(|| StripeError::missing_param("amount[monetary]"))?;
-    let currency = currency(
-        get_str(monetary, "currency").unwrap_or(""),
-        "amount[monetary][currency]",
-    )?;
-    let value = in_range(
-        get_int(monetary, "value").unwrap_or(0),
-        1,
-        i64::MAX,
-        "amount[monetary][value]",
-    )?;
+    /// Checks a create's parameters (everything but the customer's existence and the times that
+    /// depend on its clock) as the request's version knows them.
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let (p, version) = (input.params, input.version);
+        validate_at(p, CREATE, HINT, version)?;
+        let expand = Expand::read(p, EXPANDABLE, version)?;
 
-    let applicability = applicability(p)?;
+        let amount = get_obj(p, "amount").ok_or_else(|| StripeError::missing_param("amount"))?;
+        let monetary = get_obj(amount, "monetary")
+            .ok_or_else(|| StripeError::missing_param("amount[monetary]"))?;
+        let currency = currency(
+            get_str(monetary, "currency").unwrap_or(""),
+            "amount[monetary][currency]",
+        )?;
+        let value = in_range(
+            get_int(monetary, "value").unwrap_or(0),
+            1,
+            i64::MAX,
+            "amount[monetary][value]",
+        )?;
 
-    let priority = in_range(get_int(p, "priority").unwrap_or(50), 0, 100, "priority")?;
+        let applicability = applicability(p)?;
 
-    let customer_id = get_str(p, "customer")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| StripeError::missing_param("customer"))?;
+        let priority = in_range(get_int(p, "priority").unwrap_or(50), 0, 100, "priority")?;
 
-    Ok(Draft {
-        customer_id,
-        currency,
-        value,
-        applicability,
-        priority,
-        effective_at: get_int(p, "effective_at")
-            .map(|s| timestamp(s, "effective_at"))
-            .transpose(),
-        expires_at: get_int(p, "expires_at")
-            .map(|s| timestamp(s, "expires_at"))
-            .transpose(),
-        // Parameter checks already limit the keys, so merging them into nothing cannot fail.
-        metadata: match get_metadata(p, "metadata") {
-            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-            None => Metadata::new(),
-        },
-        category: match get_str(p, "category") {
-            Some("promotional") => Category::Promotional,
-            _ => Category::Paid,
-        },
-        name: get_str(p, "name")
+        let customer_id = get_str(p, "customer")
             .filter(|s| !s.is_empty())
-            .map(str::to_string),
-    })
-}
+            .ok_or_else(|| StripeError::missing_param("customer"))?;
 
-/// `POST /v1/billing/credit_grants`, with its parameters checked by [`draft`].
-pub fn create(ctx: &mut Ctx, d: Draft) -> StripeResult<Body> {
-    let customer = customers::lookup_param(ctx.tenant, d.customer_id, "customer")?;
-    let effective_at = d.effective_at?;
-    let expires_at = d.expires_at?;
-    let effective = effective_at.unwrap_or_else(|| ctx.tenant.now_for(customer));
-    if let Some(exp) = expires_at {
-        if exp <= effective {
-            return Err(StripeError::invalid(
-                "The expires_at timestamp must be after the effective_at timestamp.",
-            )
-            .param("expires_at"));
-        }
+        Ok(Create {
+            customer_id: customer_id.to_string(),
+            currency,
+            value,
+            applicability,
+            priority,
+            effective_at: get_int(p, "effective_at")
+                .map(|s| timestamp(s, "effective_at"))
+                .transpose(),
+            expires_at: get_int(p, "expires_at")
+                .map(|s| timestamp(s, "expires_at"))
+                .transpose(),
+            // Parameter checks already limit the keys, so merging them into nothing cannot fail.
+            metadata: match get_metadata(p, "metadata") {
+                Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+                None => Metadata::new(),
+            },
+            category: match get_str(p, "category") {
+                Some("promotional") => Category::Promotional,
+                _ => Category::Paid,
+            },
+            name: get_str(p, "name")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            version,
+            expand,
+        })
     }
-    let key = ctx.tenant.create_lot(NewLot {
-        customer,
-        currency: d.currency,
-        amount: Decimal::from(d.value),
-        category: d.category,
-        applicability: d.applicability,
-        priority: Some(d.priority),
-        name: d.name,
-        metadata: d.metadata,
-        effective_at,
-        expires_at,
-        origin: LotOrigin::Direct,
-    });
-    Ok(respond(ctx, key))
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Answer> {
+        let customer = customers::lookup_param(t, &self.customer_id, "customer")?;
+        let effective_at = self.effective_at?;
+        let expires_at = self.expires_at?;
+        let effective = effective_at.unwrap_or_else(|| t.now_for(customer));
+        if let Some(exp) = expires_at {
+            if exp <= effective {
+                return Err(StripeError::invalid(
+                    "The expires_at timestamp must be after the effective_at timestamp.",
+                )
+                .param("expires_at"));
+            }
+        }
+        let key = t.create_lot(NewLot {
+            customer,
+            currency: self.currency,
+            amount: Decimal::from(self.value),
+            category: self.category,
+            applicability: self.applicability,
+            priority: Some(self.priority),
+            name: self.name,
+            metadata: self.metadata,
+            effective_at,
+            expires_at,
+            origin: LotOrigin::Direct,
+        });
+        Ok(Answer {
+            key,
+            version: self.version,
+            expand: self.expand,
+        })
+    }
+
+    fn render(out: Answer, t: &Tenant) -> Body {
+        respond(out, t)
+    }
 }
 
 /// Reads `applicability_config[scope]`: exactly one of `price_type` and `prices`.
-fn applicability(p: &crate::form::Params) -> StripeResult<Applicability> {
+fn applicability(p: &Params) -> StripeResult<Applicability> {
     let scope = get_obj(p, "applicability_config").and_then(|a| get_obj(a, "scope"));
     scope_param(scope, "applicability_config[scope]")
 }
 
 /// A validated scope hash (`{price_type}` or `{prices: [{id}]}`) named `param`: exactly one of the
 /// two, as on a grant's `applicability_config[scope]` and the summary's `filter[applicability_scope]`.
-pub fn scope_param(
-    scope: Option<&crate::form::Params>,
-    param: &str,
-) -> StripeResult<Applicability> {
+pub fn scope_param(scope: Option<&Params>, param: &str) -> StripeResult<Applicability> {
     let scope = scope.ok_or_else(|| StripeError::missing_param(param))?;
     let price_type = get_str(scope, "price_type").filter(|s| !s.is_empty());
     let prices: Vec<String> = scope
@@ -408,127 +419,256 @@ pub fn scope_param(
     }
 }
 
+/// A request about one grant named in the path, with only `expand[]` as parameters.
+struct OneGrant {
+    id: String,
+    version: Version,
+    expand: Expand,
+}
+
+impl OneGrant {
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate_at(input.params, ONLY_EXPAND, HINT, input.version)?;
+        Ok(OneGrant {
+            id: input.id().to_string(),
+            version: input.version,
+            expand: Expand::read(input.params, EXPANDABLE, input.version)?,
+        })
+    }
+
+    fn shown(self, key: Key) -> Answer {
+        Answer {
+            key,
+            version: self.version,
+            expand: self.expand,
+        }
+    }
+}
+
 /// `GET /v1/billing/credit_grants/{id}`.
-pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate_at(ctx.params, ONLY_EXPAND, HINT, ctx.version)?;
-    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
-    let key = lookup(ctx.tenant, id)?;
-    Ok(respond(ctx, key))
+pub struct Retrieve(OneGrant);
+
+impl Operation for Retrieve {
+    type Output = Answer;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        OneGrant::parse(input).map(Retrieve)
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Answer> {
+        let key = lookup(t, &self.0.id)?;
+        Ok(self.0.shown(key))
+    }
+
+    fn render(out: Answer, t: &Tenant) -> Body {
+        respond(out, t)
+    }
 }
 
 /// `POST /v1/billing/credit_grants/{id}`: only `expires_at` and `metadata` change.
-pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate_at(ctx.params, UPDATE, HINT, ctx.version)?;
-    let p = ctx.params;
-    expand::check(&get_expand(p), EXPANDABLE)?;
-    let key = lookup(ctx.tenant, id)?;
-    let lot = ctx.tenant.lot(key).expect("looked up above");
-    if lot.voided_at.is_some() {
-        return Err(StripeError::invalid(
-            "This credit grant has been voided and cannot be updated.",
-        )
-        .executed());
+pub struct Update {
+    id: String,
+    metadata: Option<MetadataUpdate>,
+    /// `None`: unchanged; `Some(Ok(None))`: never expires; `Some(Ok(Some(at)))`: a new expiry.
+    /// Checked after the grant is found.
+    expires_at: Option<StripeResult<Option<Nanos>>>,
+    version: Version,
+    expand: Expand,
+}
+
+impl Operation for Update {
+    type Output = Answer;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate_at(p, UPDATE, HINT, input.version)?;
+        let expand = Expand::read(p, EXPANDABLE, input.version)?;
+        Ok(Update {
+            id: input.id().to_string(),
+            metadata: get_metadata(p, "metadata"),
+            expires_at: match get_str(p, "expires_at") {
+                None => None,
+                Some("") => Some(Ok(None)),
+                Some(_) => {
+                    Some(timestamp(get_int(p, "expires_at").unwrap_or(0), "expires_at").map(Some))
+                }
+            },
+            version: input.version,
+            expand,
+        })
     }
-    let metadata = match get_metadata(p, "metadata") {
-        Some(u) => Some(apply_metadata(&lot.metadata, u, "metadata")?),
-        None => None,
-    };
-    let expiry = match get_str(p, "expires_at") {
-        None => None,
-        Some("") => Some(None),
-        Some(_) => {
-            let at = timestamp(get_int(p, "expires_at").unwrap_or(0), "expires_at")?;
-            if at <= lot.effective_at {
-                return Err(StripeError::invalid(
-                    "The expires_at timestamp must be after the effective_at timestamp.",
-                )
-                .param("expires_at"));
-            }
-            Some(Some(at))
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Answer> {
+        let id = &self.id;
+        let key = lookup(t, id)?;
+        let lot = t.lot(key).expect("looked up above");
+        if lot.voided_at.is_some() {
+            return Err(StripeError::invalid(
+                "This credit grant has been voided and cannot be updated.",
+            )
+            .executed());
         }
-    };
-    if let Some(expiry) = expiry {
-        ctx.tenant
-            .set_lot_expiry(key, expiry)
-            .map_err(|e| lot_error(e, id))?;
+        let metadata = match self.metadata {
+            Some(u) => Some(apply_metadata(&lot.metadata, u, "metadata")?),
+            None => None,
+        };
+        let expiry = match self.expires_at {
+            None => None,
+            Some(at) => {
+                let at = at?;
+                if at.is_some_and(|at| at <= lot.effective_at) {
+                    return Err(StripeError::invalid(
+                        "The expires_at timestamp must be after the effective_at timestamp.",
+                    )
+                    .param("expires_at"));
+                }
+                Some(at)
+            }
+        };
+        if let Some(expiry) = expiry {
+            t.set_lot_expiry(key, expiry)
+                .map_err(|e| lot_error(e, id))?;
+        }
+        if let Some(m) = metadata {
+            t.set_lot_metadata(key, m).map_err(|e| lot_error(e, id))?;
+        }
+        Ok(Answer {
+            key,
+            version: self.version,
+            expand: self.expand,
+        })
     }
-    if let Some(m) = metadata {
-        ctx.tenant
-            .set_lot_metadata(key, m)
-            .map_err(|e| lot_error(e, id))?;
+
+    fn render(out: Answer, t: &Tenant) -> Body {
+        respond(out, t)
     }
-    Ok(respond(ctx, key))
 }
 
 /// `POST /v1/billing/credit_grants/{id}/expire`.
-pub fn expire(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate_at(ctx.params, ONLY_EXPAND, HINT, ctx.version)?;
-    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
-    let key = lookup(ctx.tenant, id)?;
-    ctx.tenant.expire_lot(key).map_err(|e| lot_error(e, id))?;
-    Ok(respond(ctx, key))
+pub struct Expire(OneGrant);
+
+impl Operation for Expire {
+    type Output = Answer;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        OneGrant::parse(input).map(Expire)
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Answer> {
+        let key = lookup(t, &self.0.id)?;
+        t.expire_lot(key).map_err(|e| lot_error(e, &self.0.id))?;
+        Ok(self.0.shown(key))
+    }
+
+    fn render(out: Answer, t: &Tenant) -> Body {
+        respond(out, t)
+    }
 }
 
 /// `POST /v1/billing/credit_grants/{id}/void`.
-pub fn void(ctx: &mut Ctx, id: &str) -> StripeResult<Body> {
-    validate_at(ctx.params, ONLY_EXPAND, HINT, ctx.version)?;
-    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
-    let key = lookup(ctx.tenant, id)?;
-    ctx.tenant.void_lot(key).map_err(|e| lot_error(e, id))?;
-    Ok(respond(ctx, key))
+pub struct Void(OneGrant);
+
+impl Operation for Void {
+    type Output = Answer;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        OneGrant::parse(input).map(Void)
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Answer> {
+        let key = lookup(t, &self.0.id)?;
+        t.void_lot(key).map_err(|e| lot_error(e, &self.0.id))?;
+        Ok(self.0.shown(key))
+    }
+
+    fn render(out: Answer, t: &Tenant) -> Body {
+        respond(out, t)
+    }
 }
 
 /// `GET /v1/billing/credit_grants`, optionally for one customer and a `created` range.
-pub fn list(ctx: &mut Ctx) -> StripeResult<Body> {
-    validate_at(ctx.params, LIST, HINT, ctx.version)?;
-    let expand_paths = get_expand(ctx.params);
-    expand::check(&expand_paths, LIST_EXPANDABLE)?;
-    let t = &*ctx.tenant;
-    let version = ctx.version;
-    let page = list::page(ctx.params, "credit grant", |id| {
-        ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lot(*k).is_some())
-    })?;
-    let created = list::TimeRange::read(ctx.params, "created");
-    let created_of = |k: Key| t.lot(k).map_or(i64::MIN, |l| l.created);
-    let in_range = |k: Key| created.is_none_or(|r| r.contains(created_of(k)));
-    let (keys, more) = match get_str(ctx.params, "customer").filter(|s| !s.is_empty()) {
-        Some(id) => {
-            let customer = super::transactions::customer_param(t, Some(id))?;
-            let set = t.lot_keys_of(customer);
-            // One customer's grants live on its one clock and, unless a native subscription
-            // applied some of them later under older keys, got fresh keys as they were made: then
-            // `created` grows with the key and the filter is a key range. Otherwise it is checked
-            // along the walk.
-            let fresh_keys = !t.has_subscriptions(customer);
-            let page = match created {
-                Some(r) if fresh_keys => page.within(r.keys(|a, b| set.range((a, b)), created_of)),
-                _ => page,
-            };
-            list::paginate(|a, b| set.range((a, b)), &page, in_range)
-        }
-        // Grants of customers on different clocks are not in `created` order across the tenant,
-        // so the whole list checks the filter along its walk.
-        None => list::paginate(|a, b| t.lots_in((a, b)).map(|l| l.key), &page, in_range),
-    };
-    let url = "/v1/billing/credit_grants";
-    if expand_paths.is_empty() {
-        let data: Vec<GrantJson> = keys
+pub struct List {
+    page: PageRequest,
+    created: Option<TimeRange>,
+    customer: Option<String>,
+    version: Version,
+    expand: Expand,
+}
+
+/// A page of grants, as the request's version shows them.
+pub struct GrantPage {
+    keys: Vec<Key>,
+    more: bool,
+    version: Version,
+    expand: Expand,
+}
+
+impl Operation for List {
+    type Output = GrantPage;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate_at(p, LIST, HINT, input.version)?;
+        let expand = Expand::read(p, LIST_EXPANDABLE, input.version)?;
+        Ok(List {
+            page: PageRequest::read(p)?,
+            created: TimeRange::read(p, "created"),
+            customer: get_str(p, "customer")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            version: input.version,
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<GrantPage> {
+        let t = &*t;
+        let page = self.page.resolve("credit grant", |id| {
+            ids::key_of(id, ids::CREDIT_GRANT).filter(|k| t.lot(*k).is_some())
+        })?;
+        let created = self.created;
+        let created_of = |k: Key| t.lot(k).map_or(i64::MIN, |l| l.created);
+        let in_range = |k: Key| created.is_none_or(|r| r.contains(created_of(k)));
+        let (keys, more) = match &self.customer {
+            Some(id) => {
+                let customer = customers::ledger_owner(t, id)?;
+                let set = t.lot_keys_of(customer);
+                // One customer's grants live on its one clock and, unless a native subscription
+                // applied some of them later under older keys, got fresh keys as they were made:
+                // then `created` grows with the key and the filter is a key range. Otherwise it is
+                // checked along the walk.
+                let fresh_keys = !t.has_subscriptions(customer);
+                let page = match created {
+                    Some(r) if fresh_keys => {
+                        page.within(r.keys(|a, b| set.range((a, b)), created_of))
+                    }
+                    _ => page,
+                };
+                list::paginate(|a, b| set.range((a, b)), &page, in_range)
+            }
+            // Grants of customers on different clocks are not in `created` order across the
+            // tenant, so the whole list checks the filter along its walk.
+            None => list::paginate(|a, b| t.lots_in((a, b)).map(|l| l.key), &page, in_range),
+        };
+        Ok(GrantPage {
+            keys,
+            more,
+            version: self.version,
+            expand: self.expand,
+        })
+    }
+
+    fn render(page: GrantPage, t: &Tenant) -> Body {
+        let data: Vec<GrantJson> = page
+            .keys
             .iter()
             .filter_map(|k| t.lot(*k))
-            .map(|lot| GrantJson::of(lot, version))
+            .map(|lot| GrantJson::of(lot, page.version))
             .collect();
-        let body = super::pretty(
-            &list::ListJson::new(data, more, url),
-            1024 * (keys.len() + 1),
-        );
-        return Ok(Body::Json(body));
+        Body::of(
+            &ListJson::new(data, page.more, "/v1/billing/credit_grants"),
+            page.expand,
+            1024 * (page.keys.len() + 1),
+        )
     }
-    let data = keys
-        .iter()
-        .filter_map(|k| t.lot(*k))
-        .map(|lot| render(lot, version))
-        .collect();
-    let mut v = list::render(data, more, url);
-    super::expand_at(t, &mut v, &expand_paths, version);
-    Ok(Body::Value(v))
 }

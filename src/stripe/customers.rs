@@ -5,16 +5,12 @@
 use std::ops::Bound;
 
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
-use super::error::{StripeError, StripeResult};
-use super::list::TimeRange;
-use super::params::{
-    apply_metadata, cannot_unset, get_expand, get_int, get_metadata, get_nullable_str, get_obj,
-    get_str, in_range, join, list_items, opt, req, validate, Field, Spec, EXPAND, LIST_FIELDS,
-};
-use super::search::{self, Found, Kind, Schema};
-use super::{expand, ids, list, Ctx};
+use super::ids;
+use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::op::{Body, Deleted, EmptyObject, Expand, Input, Null, Operation, NULL};
+use super::search::{self, Found, Kind, Query, Schema};
 use crate::form::{Node, Params};
 use crate::ids::{fnv1a64, Key};
 use crate::model::{
@@ -22,6 +18,13 @@ use crate::model::{
     RenderingOptions, Shipping, TaxExempt, Tenant,
 };
 use crate::time::to_secs;
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
+use crate::wire::params::{
+    apply_metadata, cannot_unset, get_int, get_metadata, get_nullable_str, get_obj, get_str,
+    in_range, join, list_items, opt, req, validate, Field, MetadataUpdate, Spec, EXPAND,
+    LIST_FIELDS,
+};
+use crate::wire::versions::Version;
 
 const HINT: &str =
     " (it needs payment methods, tax calculation or cash balances, which the emulator does not model)";
@@ -129,163 +132,331 @@ const LIST_EXPANDABLE: &[&str] = &["data.test_clock"];
 const SEARCH_EXPANDABLE: &[&str] = &["data.test_clock", "total_count"];
 const SEARCH_URL: &str = "/v1/customers/search";
 
-/// Renders a customer (or the `deleted: true` stub of a deleted one), fields in Stripe's order.
-/// `business_name` and `individual_name` appear only when set, as in Stripe's own examples.
-pub fn render(tenant: &Tenant, c: &Customer) -> Value {
-    let _ = tenant;
+/// A customer as Stripe shows it: the whole object, or the `deleted: true` stub of a deleted one.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum CustomerView<'a> {
+    /// A live customer.
+    Live(Box<LiveView<'a>>),
+    /// A deleted one.
+    Deleted(Deleted<'a>),
+}
+
+/// A live customer, fields in Stripe's order. `business_name` and `individual_name` appear only
+/// when set, as in Stripe's own examples.
+#[derive(Serialize)]
+pub struct LiveView<'a> {
+    id: &'a str,
+    object: &'static str,
+    address: Option<AddressView<'a>>,
+    balance: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    business_name: Option<&'a str>,
+    created: i64,
+    currency: Null,
+    customer_account: Null,
+    default_source: Null,
+    delinquent: bool,
+    description: Option<&'a str>,
+    discount: Null,
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    individual_name: Option<&'a str>,
+    invoice_credit_balance: EmptyObject,
+    invoice_prefix: &'a str,
+    invoice_settings: InvoiceSettingsView<'a>,
+    livemode: bool,
+    metadata: &'a Metadata,
+    name: Option<&'a str>,
+    next_invoice_sequence: i64,
+    phone: Option<&'a str>,
+    preferred_locales: &'a [String],
+    shipping: Option<ShippingView<'a>>,
+    tax_exempt: &'static str,
+    test_clock: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AddressView<'a> {
+    city: Option<&'a str>,
+    country: Option<&'a str>,
+    line1: Option<&'a str>,
+    line2: Option<&'a str>,
+    postal_code: Option<&'a str>,
+    state: Option<&'a str>,
+}
+
+impl<'a> AddressView<'a> {
+    fn of(a: &'a Address) -> Self {
+        AddressView {
+            city: a.city.as_deref(),
+            country: a.country.as_deref(),
+            line1: a.line1.as_deref(),
+            line2: a.line2.as_deref(),
+            postal_code: a.postal_code.as_deref(),
+            state: a.state.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ShippingView<'a> {
+    address: AddressView<'a>,
+    name: &'a str,
+    phone: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct InvoiceSettingsView<'a> {
+    custom_fields: Option<Vec<CustomFieldView<'a>>>,
+    default_payment_method: Option<&'a str>,
+    footer: Option<&'a str>,
+    rendering_options: Option<RenderingOptionsView<'a>>,
+}
+
+#[derive(Serialize)]
+struct CustomFieldView<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct RenderingOptionsView<'a> {
+    amount_tax_display: Option<&'a str>,
+    template: Option<&'a str>,
+}
+
+impl<'a> CustomerView<'a> {
+    /// The view of `c`, whose id is `id` (rendered by the caller, who owns the string).
+    pub fn of(c: &'a Customer, id: &'a str) -> Self {
+        if c.deleted {
+            return CustomerView::Deleted(Deleted::new(id, "customer"));
+        }
+        let p = &c.profile;
+        let s = &p.invoice_settings;
+        CustomerView::Live(Box::new(LiveView {
+            id,
+            object: "customer",
+            address: p.address.as_ref().map(AddressView::of),
+            balance: p.balance,
+            business_name: p.business_name.as_deref(),
+            created: to_secs(c.created),
+            currency: NULL,
+            customer_account: NULL,
+            default_source: NULL,
+            delinquent: false,
+            description: c.description.as_deref(),
+            discount: NULL,
+            email: c.email.as_deref(),
+            individual_name: p.individual_name.as_deref(),
+            invoice_credit_balance: EmptyObject {},
+            invoice_prefix: &p.invoice_prefix,
+            invoice_settings: InvoiceSettingsView {
+                custom_fields: s.custom_fields.as_ref().map(|fields| {
+                    fields
+                        .iter()
+                        .map(|(name, value)| CustomFieldView { name, value })
+                        .collect()
+                }),
+                default_payment_method: s.default_payment_method.as_deref(),
+                footer: s.footer.as_deref(),
+                rendering_options: s.rendering_options.as_ref().map(|r| RenderingOptionsView {
+                    amount_tax_display: r.amount_tax_display.as_deref(),
+                    template: r.template.as_deref(),
+                }),
+            },
+            livemode: false,
+            metadata: &c.metadata,
+            name: c.name.as_deref(),
+            next_invoice_sequence: p.next_invoice_sequence,
+            phone: c.phone.as_deref(),
+            preferred_locales: &p.preferred_locales,
+            shipping: p.shipping.as_ref().map(|s| ShippingView {
+                address: AddressView::of(&s.address),
+                name: &s.name,
+                phone: s.phone.as_deref(),
+            }),
+            tax_exempt: match p.tax_exempt {
+                TaxExempt::None => "none",
+                TaxExempt::Exempt => "exempt",
+                TaxExempt::Reverse => "reverse",
+            },
+            test_clock: c.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
+        }))
+    }
+}
+
+/// The customer `key` of `t` as the answer, with `expand`.
+fn respond(t: &Tenant, key: Key, expand: Expand) -> Body {
+    let c = t.customer(key).expect("looked up above");
     let id = ids::render(ids::CUSTOMER, c.key);
-    if c.deleted {
-        return json!({"id": id, "object": "customer", "deleted": true});
-    }
-    let p = &c.profile;
-    let mut v = Map::new();
-    let mut put = |k: &str, x: Value| {
-        v.insert(k.to_string(), x);
-    };
-    put("id", json!(id));
-    put("object", json!("customer"));
-    put(
-        "address",
-        p.address.as_ref().map_or(Value::Null, address_json),
-    );
-    put("balance", json!(p.balance));
-    if let Some(b) = &p.business_name {
-        put("business_name", json!(b));
-    }
-    put("created", json!(to_secs(c.created)));
-    put("currency", Value::Null);
-    put("customer_account", Value::Null);
-    put("default_source", Value::Null);
-    put("delinquent", json!(false));
-    put("description", json!(c.description));
-    put("discount", Value::Null);
-    put("email", json!(c.email));
-    if let Some(n) = &p.individual_name {
-        put("individual_name", json!(n));
-    }
-    put("invoice_credit_balance", json!({}));
-    put("invoice_prefix", json!(p.invoice_prefix));
-    put(
-        "invoice_settings",
-        invoice_settings_json(&p.invoice_settings),
-    );
-    put("livemode", json!(false));
-    put("metadata", json!(c.metadata));
-    put("name", json!(c.name));
-    put("next_invoice_sequence", json!(p.next_invoice_sequence));
-    put("phone", json!(c.phone));
-    put("preferred_locales", json!(p.preferred_locales));
-    put(
-        "shipping",
-        p.shipping.as_ref().map_or(
-            Value::Null,
-            |s| json!({"address": address_json(&s.address), "name": s.name, "phone": s.phone}),
-        ),
-    );
-    put(
-        "tax_exempt",
-        json!(match p.tax_exempt {
-            TaxExempt::None => "none",
-            TaxExempt::Exempt => "exempt",
-            TaxExempt::Reverse => "reverse",
-        }),
-    );
-    put(
-        "test_clock",
-        json!(c.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k))),
-    );
-    Value::Object(v)
+    Body::of(&CustomerView::of(c, &id), expand, 1536)
 }
 
-fn address_json(a: &Address) -> Value {
-    json!({
-        "city": a.city,
-        "country": a.country,
-        "line1": a.line1,
-        "line2": a.line2,
-        "postal_code": a.postal_code,
-        "state": a.state,
-    })
+/// A page of customers as a list's or a search's `data`; the ids are rendered into `ids` first,
+/// which the views borrow.
+fn page_views<'a>(t: &'a Tenant, keys: &[Key], ids: &'a [String]) -> Vec<CustomerView<'a>> {
+    keys.iter()
+        .zip(ids)
+        .filter_map(|(k, id)| t.customer(*k).map(|c| CustomerView::of(c, id)))
+        .collect()
 }
 
-fn invoice_settings_json(s: &InvoiceSettings) -> Value {
-    json!({
-        "custom_fields": s.custom_fields.as_ref().map(|fields| {
-            fields
-                .iter()
-                .map(|(name, value)| json!({"name": name, "value": value}))
-                .collect::<Vec<_>>()
-        }),
-        "default_payment_method": s.default_payment_method,
-        "footer": s.footer,
-        "rendering_options": s.rendering_options.as_ref().map(|r| {
-            json!({"amount_tax_display": r.amount_tax_display, "template": r.template})
-        }),
-    })
+/// The ids of `keys`, rendered.
+fn rendered_ids(keys: &[Key]) -> Vec<String> {
+    keys.iter()
+        .map(|k| ids::render(ids::CUSTOMER, *k))
+        .collect()
 }
 
-/// Applies the profile parameters of a validated create or update to `profile`. Hashes given
-/// whole (`address`, `shipping`, `invoice_settings[rendering_options]`) replace what was there;
-/// `invoice_settings` changes only the settings it names; `""` clears where Stripe allows it.
-fn apply_profile(p: &Params, profile: &mut Profile) -> StripeResult<()> {
-    if let Some(node) = p.get("address") {
-        profile.address = match node {
-            Node::Map(m) => Some(address_of(m)),
-            _ => None,
-        };
-    }
-    if let Some(node) = p.get("shipping") {
-        profile.shipping = match node {
-            Node::Map(m) => {
-                let name = get_str(m, "name").unwrap_or("");
-                if name.is_empty() {
-                    return Err(cannot_unset("shipping[name]"));
-                }
-                Some(Shipping {
-                    address: get_obj(m, "address").map(address_of).unwrap_or_default(),
-                    name: name.to_string(),
-                    phone: get_nullable_str(m, "phone").flatten(),
-                })
-            }
-            _ => None,
-        };
-    }
-    if let Some(node) = p.get("preferred_locales") {
-        profile.preferred_locales = list_items(node)
-            .into_iter()
-            .filter_map(|n| match n {
-                Node::Value(s) if !s.is_empty() => Some(s.clone()),
+/// The profile parameters of a validated create or update, read before the tenant is locked:
+/// `None` leaves a field as it is, `Some(None)` clears it. Hashes given whole (`address`,
+/// `shipping`, `invoice_settings[rendering_options]`) replace what was there; `invoice_settings`
+/// changes only the settings it names.
+#[derive(Debug, Default)]
+struct ProfileChanges {
+    address: Option<Option<Address>>,
+    shipping: Option<Option<Shipping>>,
+    preferred_locales: Option<Vec<String>>,
+    invoice_prefix: Option<String>,
+    invoice_settings: Option<InvoiceSettingsChanges>,
+    tax_exempt: Option<TaxExempt>,
+    balance: Option<i64>,
+    next_invoice_sequence: Option<i64>,
+    business_name: Option<Option<String>>,
+    individual_name: Option<Option<String>>,
+}
+
+/// What `invoice_settings` asks for.
+#[derive(Debug)]
+enum InvoiceSettingsChanges {
+    /// `invoice_settings=`: back to the defaults.
+    Reset,
+    /// The settings named, each set or cleared.
+    Merge {
+        custom_fields: Option<Option<Vec<(String, String)>>>,
+        default_payment_method: Option<Option<String>>,
+        footer: Option<Option<String>>,
+        rendering_options: Option<Option<RenderingOptions>>,
+    },
+}
+
+impl ProfileChanges {
+    /// Reads the profile parameters; `""` clears where Stripe allows it, and is refused where it
+    /// does not (`shipping[name]`, `invoice_prefix`).
+    fn read(p: &Params) -> StripeResult<ProfileChanges> {
+        let mut c = ProfileChanges::default();
+        if let Some(node) = p.get("address") {
+            c.address = Some(match node {
+                Node::Map(m) => Some(address_of(m)),
                 _ => None,
-            })
-            .collect();
+            });
+        }
+        if let Some(node) = p.get("shipping") {
+            c.shipping = Some(match node {
+                Node::Map(m) => {
+                    let name = get_str(m, "name").unwrap_or("");
+                    if name.is_empty() {
+                        return Err(cannot_unset("shipping[name]"));
+                    }
+                    Some(Shipping {
+                        address: get_obj(m, "address").map(address_of).unwrap_or_default(),
+                        name: name.to_string(),
+                        phone: get_nullable_str(m, "phone").flatten(),
+                    })
+                }
+                _ => None,
+            });
+        }
+        if let Some(node) = p.get("preferred_locales") {
+            c.preferred_locales = Some(
+                list_items(node)
+                    .into_iter()
+                    .filter_map(|n| match n {
+                        Node::Value(s) if !s.is_empty() => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(prefix) = get_str(p, "invoice_prefix") {
+            c.invoice_prefix = Some(invoice_prefix(prefix)?);
+        }
+        c.invoice_settings = match p.get("invoice_settings") {
+            Some(Node::Map(m)) => Some(invoice_settings_changes(m)),
+            Some(_) => Some(InvoiceSettingsChanges::Reset),
+            None => None,
+        };
+        c.tax_exempt = get_str(p, "tax_exempt").map(|v| match v {
+            "exempt" => TaxExempt::Exempt,
+            "reverse" => TaxExempt::Reverse,
+            _ => TaxExempt::None,
+        });
+        c.balance = get_int(p, "balance");
+        if let Some(n) = get_int(p, "next_invoice_sequence") {
+            c.next_invoice_sequence = Some(in_range(n, 1, i64::MAX, "next_invoice_sequence")?);
+        }
+        c.business_name = get_nullable_str(p, "business_name");
+        c.individual_name = get_nullable_str(p, "individual_name");
+        Ok(c)
     }
-    if let Some(prefix) = get_str(p, "invoice_prefix") {
-        profile.invoice_prefix = invoice_prefix(prefix)?;
+
+    /// Applies the changes to `profile`.
+    fn apply(self, profile: &mut Profile) {
+        if let Some(v) = self.address {
+            profile.address = v;
+        }
+        if let Some(v) = self.shipping {
+            profile.shipping = v;
+        }
+        if let Some(v) = self.preferred_locales {
+            profile.preferred_locales = v;
+        }
+        if let Some(v) = self.invoice_prefix {
+            profile.invoice_prefix = v;
+        }
+        match self.invoice_settings {
+            Some(InvoiceSettingsChanges::Reset) => {
+                profile.invoice_settings = InvoiceSettings::default()
+            }
+            Some(InvoiceSettingsChanges::Merge {
+                custom_fields,
+                default_payment_method,
+                footer,
+                rendering_options,
+            }) => {
+                let s = &mut profile.invoice_settings;
+                if let Some(v) = custom_fields {
+                    s.custom_fields = v;
+                }
+                if let Some(v) = default_payment_method {
+                    s.default_payment_method = v;
+                }
+                if let Some(v) = footer {
+                    s.footer = v;
+                }
+                if let Some(v) = rendering_options {
+                    s.rendering_options = v;
+                }
+            }
+            None => {}
+        }
+        if let Some(v) = self.tax_exempt {
+            profile.tax_exempt = v;
+        }
+        if let Some(v) = self.balance {
+            profile.balance = v;
+        }
+        if let Some(v) = self.next_invoice_sequence {
+            profile.next_invoice_sequence = v;
+        }
+        if let Some(v) = self.business_name {
+            profile.business_name = v;
+        }
+        if let Some(v) = self.individual_name {
+            profile.individual_name = v;
+        }
     }
-    match p.get("invoice_settings") {
-        Some(Node::Map(m)) => apply_invoice_settings(m, &mut profile.invoice_settings),
-        Some(_) => profile.invoice_settings = InvoiceSettings::default(),
-        None => {}
-    }
-    match get_str(p, "tax_exempt") {
-        Some("exempt") => profile.tax_exempt = TaxExempt::Exempt,
-        Some("reverse") => profile.tax_exempt = TaxExempt::Reverse,
-        Some(_) => profile.tax_exempt = TaxExempt::None,
-        None => {}
-    }
-    if let Some(n) = get_int(p, "balance") {
-        profile.balance = n;
-    }
-    if let Some(n) = get_int(p, "next_invoice_sequence") {
-        profile.next_invoice_sequence = in_range(n, 1, i64::MAX, "next_invoice_sequence")?;
-    }
-    if let Some(v) = get_nullable_str(p, "business_name") {
-        profile.business_name = v;
-    }
-    if let Some(v) = get_nullable_str(p, "individual_name") {
-        profile.individual_name = v;
-    }
-    Ok(())
 }
 
 fn address_of(m: &Params) -> Address {
@@ -300,9 +471,9 @@ fn address_of(m: &Params) -> Address {
     }
 }
 
-fn apply_invoice_settings(m: &Params, s: &mut InvoiceSettings) {
-    if let Some(node) = m.get("custom_fields") {
-        s.custom_fields = match node {
+fn invoice_settings_changes(m: &Params) -> InvoiceSettingsChanges {
+    InvoiceSettingsChanges::Merge {
+        custom_fields: m.get("custom_fields").map(|node| match node {
             Node::Value(_) => None,
             _ => Some(
                 list_items(node)
@@ -316,22 +487,16 @@ fn apply_invoice_settings(m: &Params, s: &mut InvoiceSettings) {
                     })
                     .collect(),
             ),
-        };
-    }
-    if let Some(v) = get_nullable_str(m, "default_payment_method") {
-        s.default_payment_method = v;
-    }
-    if let Some(v) = get_nullable_str(m, "footer") {
-        s.footer = v;
-    }
-    if let Some(node) = m.get("rendering_options") {
-        s.rendering_options = match node {
+        }),
+        default_payment_method: get_nullable_str(m, "default_payment_method"),
+        footer: get_nullable_str(m, "footer"),
+        rendering_options: m.get("rendering_options").map(|node| match node {
             Node::Map(r) => Some(RenderingOptions {
                 amount_tax_display: get_nullable_str(r, "amount_tax_display").flatten(),
                 template: get_nullable_str(r, "template").flatten(),
             }),
             _ => None,
-        };
+        }),
     }
 }
 
@@ -347,7 +512,7 @@ fn invoice_prefix(prefix: &str) -> StripeResult<String> {
     if !ok {
         return Err(StripeError::invalid(format!(
             "Invalid invoice_prefix: {}; must be 3-12 uppercase letters or numbers",
-            super::error::shorten(prefix)
+            shorten(prefix)
         ))
         .param("invoice_prefix"));
     }
@@ -359,6 +524,21 @@ pub fn lookup_param(tenant: &Tenant, id: &str, param: &str) -> StripeResult<Key>
     ids::key_of(id, ids::CUSTOMER)
         .filter(|k| tenant.live_customer(*k).is_some())
         .ok_or_else(|| StripeError::no_such("customer", id, param, 400))
+}
+
+/// The `customer` a ledger read is about (credit balance summary, transactions, a filter of grants
+/// or invoices), as sent: required.
+pub fn ledger_owner_id(id: Option<&str>) -> StripeResult<&str> {
+    id.filter(|s| !s.is_empty())
+        .ok_or_else(|| StripeError::missing_param("customer"))
+}
+
+/// The customer named `id` in parameter `customer` of a ledger read: it must have existed (a
+/// deleted customer's ledger stays readable, as its grants do).
+pub fn ledger_owner(t: &Tenant, id: &str) -> StripeResult<Key> {
+    ids::key_of(id, ids::CUSTOMER)
+        .filter(|k| t.customer(*k).is_some())
+        .ok_or_else(|| StripeError::no_such("customer", id, "customer", 400))
 }
 
 fn lookup_path(tenant: &Tenant, id: &str) -> StripeResult<Key> {
@@ -376,218 +556,380 @@ fn check_email(email: &Option<String>) -> StripeResult<()> {
             None => false,
         };
         if !ok {
-            return Err(StripeError::invalid(format!(
-                "Invalid email address: {}",
-                super::error::shorten(e)
-            ))
-            .param("email")
-            .code("email_invalid"));
+            return Err(
+                StripeError::invalid(format!("Invalid email address: {}", shorten(e)))
+                    .param("email")
+                    .code("email_invalid"),
+            );
         }
     }
     Ok(())
 }
 
-fn respond(ctx: &Ctx, key: Key) -> Value {
-    let expand = get_expand(ctx.params);
-    let mut v = render(
-        ctx.tenant,
-        ctx.tenant.customer(key).expect("looked up by the caller"),
-    );
-    super::expand_in(ctx.tenant, &mut v, &expand);
-    v
+/// `POST /v1/customers`.
+pub struct Create {
+    new: NewCustomer,
+    test_clock: Option<String>,
+    /// Metadata and profile, whose errors Stripe reports after the test clock is found.
+    rest: StripeResult<(Metadata, Profile)>,
+    expand: Expand,
 }
 
-/// `POST /v1/customers`.
-pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, CREATE, HINT)?;
-    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
-    let p = ctx.params;
-    let email = get_nullable_str(p, "email").flatten();
-    check_email(&email)?;
-    let test_clock = match get_str(p, "test_clock").filter(|s| !s.is_empty()) {
-        Some(id) => Some(
-            ids::key_of(id, ids::TEST_CLOCK)
-                .filter(|k| ctx.tenant.test_clock(*k).is_some())
-                .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 400))?,
-        ),
-        None => None,
-    };
-    let metadata = match get_metadata(p, "metadata") {
-        Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-        None => Metadata::new(),
-    };
-    let mut profile = Profile::default();
-    apply_profile(p, &mut profile)?;
-    let key = ctx.tenant.create_customer_with(
-        NewCustomer {
-            email,
-            name: get_nullable_str(p, "name").flatten(),
-            description: get_nullable_str(p, "description").flatten(),
-            phone: get_nullable_str(p, "phone").flatten(),
-            external_id: None,
-            metadata,
-            test_clock,
-        },
-        profile,
-    );
-    Ok(respond(ctx, key))
+impl Operation for Create {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, CREATE, HINT)?;
+        let expand = Expand::read(p, EXPANDABLE, Version::NEWEST)?;
+        let email = get_nullable_str(p, "email").flatten();
+        check_email(&email)?;
+        let rest = (|| {
+            let metadata = match get_metadata(p, "metadata") {
+                Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+                None => Metadata::new(),
+            };
+            let mut profile = Profile::default();
+            ProfileChanges::read(p)?.apply(&mut profile);
+            Ok((metadata, profile))
+        })();
+        Ok(Create {
+            new: NewCustomer {
+                email,
+                name: get_nullable_str(p, "name").flatten(),
+                description: get_nullable_str(p, "description").flatten(),
+                phone: get_nullable_str(p, "phone").flatten(),
+                external_id: None,
+                metadata: Metadata::new(),
+                test_clock: None,
+            },
+            test_clock: get_str(p, "test_clock")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            rest,
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let mut new = self.new;
+        new.test_clock = match self.test_clock {
+            Some(id) => Some(
+                ids::key_of(&id, ids::TEST_CLOCK)
+                    .filter(|k| t.test_clock(*k).is_some())
+                    .ok_or_else(|| StripeError::no_such("test clock", &id, "test_clock", 400))?,
+            ),
+            None => None,
+        };
+        let (metadata, profile) = self.rest?;
+        new.metadata = metadata;
+        let key = t.create_customer_with(new, profile);
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
 }
 
 /// `GET /v1/customers/{id}`.
-pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, RETRIEVE, HINT)?;
-    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
-    let key = lookup_path(ctx.tenant, id)?;
-    Ok(respond(ctx, key))
+pub struct Retrieve {
+    id: String,
+    expand: Expand,
+}
+
+impl Operation for Retrieve {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, RETRIEVE, HINT)?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+            expand: Expand::read(input.params, EXPANDABLE, Version::NEWEST)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        Ok((lookup_path(t, &self.id)?, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
 }
 
 /// `POST /v1/customers/{id}`.
-pub fn update(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, UPDATE, HINT)?;
-    expand::check(&get_expand(ctx.params), EXPANDABLE)?;
-    let key = lookup_path(ctx.tenant, id)?;
-    let (existing, mut profile) = match ctx.tenant.live_customer(key) {
-        Some(c) => (c.metadata.clone(), c.profile.clone()),
-        None => return Err(StripeError::no_such("customer", id, "id", 404)),
-    };
-    let p = ctx.params;
-    let email = get_nullable_str(p, "email");
-    if let Some(e) = &email {
-        check_email(e)?;
-    }
-    let metadata = match get_metadata(p, "metadata") {
-        Some(u) => Some(apply_metadata(&existing, u, "metadata")?),
-        None => None,
-    };
-    apply_profile(p, &mut profile)?;
-    ctx.tenant.update_customer(
-        key,
-        CustomerChanges {
-            email,
+pub struct Update {
+    id: String,
+    /// Checked only once the customer is found.
+    email: StripeResult<Option<Option<String>>>,
+    name: Option<Option<String>>,
+    description: Option<Option<String>>,
+    phone: Option<Option<String>>,
+    metadata: Option<MetadataUpdate>,
+    /// Checked after the metadata, which needs the customer.
+    profile: StripeResult<ProfileChanges>,
+    expand: Expand,
+}
+
+impl Operation for Update {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, UPDATE, HINT)?;
+        let expand = Expand::read(p, EXPANDABLE, Version::NEWEST)?;
+        let email = get_nullable_str(p, "email");
+        let email_checked = email.as_ref().map_or(Ok(()), check_email);
+        Ok(Update {
+            id: input.id().to_string(),
+            email: email_checked.map(|()| email),
             name: get_nullable_str(p, "name"),
             description: get_nullable_str(p, "description"),
             phone: get_nullable_str(p, "phone"),
-            external_id: None,
-            metadata,
-            profile: Some(profile),
-        },
-    );
-    Ok(respond(ctx, key))
+            metadata: get_metadata(p, "metadata"),
+            profile: ProfileChanges::read(p),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup_path(t, &self.id)?;
+        let (existing, mut profile) = match t.live_customer(key) {
+            Some(c) => (c.metadata.clone(), c.profile.clone()),
+            None => return Err(StripeError::no_such("customer", &self.id, "id", 404)),
+        };
+        let email = self.email?;
+        let metadata = match self.metadata {
+            Some(u) => Some(apply_metadata(&existing, u, "metadata")?),
+            None => None,
+        };
+        self.profile?.apply(&mut profile);
+        t.update_customer(
+            key,
+            CustomerChanges {
+                email,
+                name: self.name,
+                description: self.description,
+                phone: self.phone,
+                external_id: None,
+                metadata,
+                profile: Some(profile),
+            },
+        );
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
 }
 
 /// `DELETE /v1/customers/{id}`.
-pub fn delete(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, &[], HINT)?;
-    let key = ids::key_of(id, ids::CUSTOMER)
-        .filter(|k| ctx.tenant.live_customer(*k).is_some())
-        .ok_or_else(|| StripeError::no_such("customer", id, "id", 404))?;
-    ctx.tenant.delete_customer(key);
-    Ok(json!({"id": id, "object": "customer", "deleted": true}))
+pub struct Delete {
+    id: String,
+}
+
+impl Operation for Delete {
+    type Output = String;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, &[], HINT)?;
+        Ok(Delete {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<String> {
+        let key = ids::key_of(&self.id, ids::CUSTOMER)
+            .filter(|k| t.live_customer(*k).is_some())
+            .ok_or_else(|| StripeError::no_such("customer", &self.id, "id", 404))?;
+        t.delete_customer(key);
+        Ok(self.id)
+    }
+
+    fn render(id: String, _: &Tenant) -> Body {
+        Body::Json(super::op::pretty(&Deleted::new(&id, "customer"), 96))
+    }
 }
 
 /// `GET /v1/customers`: live customers, newest first; those on a test clock only with `test_clock`.
-pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, LIST, HINT)?;
-    let expand_paths = get_expand(ctx.params);
-    expand::check(&expand_paths, LIST_EXPANDABLE)?;
-    let t = &*ctx.tenant;
-    let page = list::page(ctx.params, "customer", |id| {
-        ids::key_of(id, ids::CUSTOMER).filter(|k| t.customer(*k).is_some())
-    })?;
-    let index = match get_str(ctx.params, "test_clock").filter(|s| !s.is_empty()) {
-        Some(id) => match ids::key_of(id, ids::TEST_CLOCK) {
-            Some(k) if t.test_clock(k).is_some() => t.customers_on_clock(k),
-            _ => return Err(StripeError::no_such("test clock", id, "test_clock", 400)),
-        },
-        None => t.customers_off_clocks(),
-    };
-    let created = TimeRange::read(ctx.params, "created");
-    let created_of = |k: Key| t.customer(k).map_or(i64::MIN, |c| c.created);
-    // Every customer of one index lives on one clock and got a fresh key when it was made, so
-    // `created` grows with the key: the filter is a key range. The check along the walk only
-    // guards that reasoning.
-    let page = match created {
-        Some(r) => page.within(r.keys(|a, b| index.range((a, b)), created_of)),
-        None => page,
-    };
-    let in_range = |k: Key| created.is_none_or(|r| r.contains(created_of(k)));
-    let email = get_str(ctx.params, "email");
-    let by_email = email.map(|e| t.customers_with_email(e));
-    let (keys, more) = match by_email {
-        Some(set) => list::paginate(
-            |a, b| set.range((a, b)),
-            &page,
-            |k| index.contains(k) && in_range(k),
-        ),
-        None => list::paginate(|a, b| index.range((a, b)), &page, in_range),
-    };
-    let data = keys
-        .iter()
-        .filter_map(|k| t.customer(*k))
-        .map(|c| render(t, c))
-        .collect();
-    let mut v = list::render(data, more, "/v1/customers");
-    super::expand_in(t, &mut v, &expand_paths);
-    Ok(v)
+pub struct List {
+    page: PageRequest,
+    test_clock: Option<String>,
+    created: Option<TimeRange>,
+    email: Option<String>,
+    expand: Expand,
+}
+
+impl Operation for List {
+    type Output = (Vec<Key>, bool, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, LIST, HINT)?;
+        let expand = Expand::read(p, LIST_EXPANDABLE, Version::NEWEST)?;
+        Ok(List {
+            page: PageRequest::read(p)?,
+            test_clock: get_str(p, "test_clock")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            created: TimeRange::read(p, "created"),
+            email: get_str(p, "email").map(str::to_string),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let t = &*t;
+        let page = self.page.resolve("customer", |id| {
+            ids::key_of(id, ids::CUSTOMER).filter(|k| t.customer(*k).is_some())
+        })?;
+        let index = match &self.test_clock {
+            Some(id) => match ids::key_of(id, ids::TEST_CLOCK) {
+                Some(k) if t.test_clock(k).is_some() => t.customers_on_clock(k),
+                _ => return Err(StripeError::no_such("test clock", id, "test_clock", 400)),
+            },
+            None => t.customers_off_clocks(),
+        };
+        let created = self.created;
+        let created_of = |k: Key| t.customer(k).map_or(i64::MIN, |c| c.created);
+        // Every customer of one index lives on one clock and got a fresh key when it was made, so
+        // `created` grows with the key: the filter is a key range. The check along the walk only
+        // guards that reasoning.
+        let page = match created {
+            Some(r) => page.within(r.keys(|a, b| index.range((a, b)), created_of)),
+            None => page,
+        };
+        let in_range = |k: Key| created.is_none_or(|r| r.contains(created_of(k)));
+        let by_email = self.email.as_deref().map(|e| t.customers_with_email(e));
+        let (keys, more) = match by_email {
+            Some(set) => list::paginate(
+                |a, b| set.range((a, b)),
+                &page,
+                |k| index.contains(k) && in_range(k),
+            ),
+            None => list::paginate(|a, b| index.range((a, b)), &page, in_range),
+        };
+        Ok((keys, more, self.expand))
+    }
+
+    fn render((keys, more, expand): Self::Output, t: &Tenant) -> Body {
+        let ids = rendered_ids(&keys);
+        let data = page_views(t, &keys, &ids);
+        Body::of(
+            &ListJson::new(data, more, "/v1/customers"),
+            expand,
+            1536 * (keys.len() + 1),
+        )
+    }
 }
 
 /// `GET /v1/customers/search`: live customers matching a query in Stripe's search language
 /// (see [`search`]), newest first, on test clocks or not. Each page walks the customers from the
 /// cursor down until it has `limit + 1` matches.
-pub fn search(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, SEARCH, HINT)?;
-    let expand_paths = get_expand(ctx.params);
-    expand::check(&expand_paths, SEARCH_EXPANDABLE)?;
-    let p = ctx.params;
-    let text = get_str(p, "query").unwrap_or("");
-    if text.is_empty() {
-        return Err(StripeError::missing_param("query"));
-    }
-    let query = search::parse(text, &SEARCH_SCHEMA)
-        .map_err(|e| StripeError::invalid(e.to_string()).param("query"))?;
-    let limit = match get_int(p, "limit") {
-        None => 10,
-        Some(n) => in_range(n, 1, 100, "limit")? as usize,
-    };
-    let after = match get_str(p, "page").filter(|s| !s.is_empty()) {
-        Some(token) => Bound::Excluded(page_cursor(token, text)?),
-        None => Bound::Unbounded,
-    };
-    let t = &*ctx.tenant;
-    let hit = |c: &Customer| !c.deleted && query.matches(|f| field_of(c, f));
-    let mut keys = Vec::with_capacity(limit);
-    let mut more = false;
-    for c in t.customers_in((Bound::Unbounded, after)).rev() {
-        if hit(c) {
-            if keys.len() == limit {
-                more = true;
-                break;
-            }
-            keys.push(c.key);
+pub struct Search {
+    text: String,
+    query: Query,
+    limit: usize,
+    after: Bound<Key>,
+    expand: Expand,
+}
+
+/// What a search found.
+pub struct Hits {
+    keys: Vec<Key>,
+    more: bool,
+    next_page: Option<String>,
+    total_count: Option<usize>,
+    expand: Expand,
+}
+
+/// `{object: "search_result", data, has_more, next_page, [total_count], url}`.
+#[derive(Serialize)]
+struct SearchResultView<'a> {
+    object: &'static str,
+    data: Vec<CustomerView<'a>>,
+    has_more: bool,
+    next_page: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_count: Option<usize>,
+    url: &'static str,
+}
+
+impl Operation for Search {
+    type Output = Hits;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, SEARCH, HINT)?;
+        let expand = Expand::read(p, SEARCH_EXPANDABLE, Version::NEWEST)?;
+        let text = get_str(p, "query").unwrap_or("");
+        if text.is_empty() {
+            return Err(StripeError::missing_param("query"));
         }
+        let query = search::parse(text, &SEARCH_SCHEMA)
+            .map_err(|e| StripeError::invalid(e.to_string()).param("query"))?;
+        let limit = match get_int(p, "limit") {
+            None => 10,
+            Some(n) => in_range(n, 1, 100, "limit")? as usize,
+        };
+        let after = match get_str(p, "page").filter(|s| !s.is_empty()) {
+            Some(token) => Bound::Excluded(page_cursor(token, text)?),
+            None => Bound::Unbounded,
+        };
+        Ok(Search {
+            text: text.to_string(),
+            query,
+            limit,
+            after,
+            expand,
+        })
     }
-    let next_page = match (more, keys.last()) {
-        (true, Some(last)) => json!(page_token(*last, text)),
-        _ => Value::Null,
-    };
-    let data: Vec<Value> = keys
-        .iter()
-        .filter_map(|k| t.customer(*k))
-        .map(|c| render(t, c))
-        .collect();
-    let mut v = Map::new();
-    v.insert("object".into(), json!("search_result"));
-    v.insert("data".into(), Value::Array(data));
-    v.insert("has_more".into(), json!(more));
-    v.insert("next_page".into(), next_page);
-    if expand_paths.iter().any(|e| e == "total_count") {
-        let total = t.customers().filter(|c| hit(c)).count();
-        v.insert("total_count".into(), json!(total));
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Hits> {
+        let query = &self.query;
+        let hit = |c: &Customer| !c.deleted && query.matches(|f| field_of(c, f));
+        let mut keys = Vec::with_capacity(self.limit);
+        let mut more = false;
+        for c in t.customers_in((Bound::Unbounded, self.after)).rev() {
+            if hit(c) {
+                if keys.len() == self.limit {
+                    more = true;
+                    break;
+                }
+                keys.push(c.key);
+            }
+        }
+        let next_page = match (more, keys.last()) {
+            (true, Some(last)) => Some(page_token(*last, &self.text)),
+            _ => None,
+        };
+        let total_count = self
+            .expand
+            .wants("total_count")
+            .then(|| t.customers().filter(|c| hit(c)).count());
+        Ok(Hits {
+            keys,
+            more,
+            next_page,
+            total_count,
+            expand: self.expand,
+        })
     }
-    v.insert("url".into(), json!(SEARCH_URL));
-    let mut v = Value::Object(v);
-    super::expand_in(t, &mut v, &expand_paths);
-    Ok(v)
+
+    fn render(found: Hits, t: &Tenant) -> Body {
+        let ids = rendered_ids(&found.keys);
+        let view = SearchResultView {
+            object: "search_result",
+            data: page_views(t, &found.keys, &ids),
+            has_more: found.more,
+            next_page: found.next_page,
+            total_count: found.total_count,
+            url: SEARCH_URL,
+        };
+        Body::of(&view, found.expand, 1536 * (found.keys.len() + 1))
+    }
 }
 
 /// A customer's value for a search field.
@@ -628,7 +970,7 @@ fn page_cursor(token: &str, query: &str) -> StripeResult<Key> {
     key.ok_or_else(|| {
         StripeError::invalid(format!(
             "Invalid page: {} is not a cursor of this search. Pass the next_page of the previous page, with the same query.",
-            super::error::shorten(token)
+            shorten(token)
         ))
         .param("page")
     })

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::error::{StripeError, StripeResult};
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
 
 /// Checks every requested path against the expandable ones.
 pub fn check(paths: &[String], allowed: &[&str]) -> StripeResult<()> {
@@ -10,7 +10,7 @@ pub fn check(paths: &[String], allowed: &[&str]) -> StripeResult<()> {
         if !allowed.contains(&p.as_str()) {
             return Err(StripeError::invalid(format!(
                 "This property cannot be expanded ({}).",
-                super::error::shorten(p)
+                shorten(p)
             )));
         }
     }

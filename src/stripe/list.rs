@@ -10,13 +10,11 @@
 
 use std::ops::Bound;
 
-use serde_json::{json, Value};
-
-use super::error::{StripeError, StripeResult};
-use super::params::{get_int, get_str, in_range, parse_int, RANGE_KEYS};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::time::{Nanos, NANOS_PER_SEC};
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::params::{get_int, get_str, in_range, parse_int, RANGE_KEYS};
 
 /// A validated page request.
 #[derive(Debug, Clone, Copy)]
@@ -39,33 +37,62 @@ impl Page {
     }
 }
 
-/// Reads `limit`, `starting_after` and `ending_before`. `cursor` turns a cursor id into a key if it
-/// names an existing object of the listed kind; `object` names that kind in the error.
-pub fn page(
-    params: &Params,
-    object: &str,
-    cursor: impl Fn(&str) -> Option<Key>,
-) -> StripeResult<Page> {
-    let limit = match get_int(params, "limit") {
-        None => 10,
-        Some(n) => in_range(n, 1, 100, "limit")? as usize,
-    };
-    let sa = get_str(params, "starting_after").filter(|s| !s.is_empty());
-    let eb = get_str(params, "ending_before").filter(|s| !s.is_empty());
-    if sa.is_some() && eb.is_some() {
-        return Err(StripeError::invalid(
-            "You may only specify one of these parameters: ending_before, starting_after.",
-        ));
+/// `limit`, `starting_after` and `ending_before` as sent, checked as far as they can be without
+/// the tenant: the cursors are still ids.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// 1..=100.
+    pub limit: usize,
+    /// The id of `starting_after`, if sent and not empty.
+    pub starting_after: Option<String>,
+    /// The id of `ending_before`, if sent and not empty.
+    pub ending_before: Option<String>,
+}
+
+impl PageRequest {
+    /// Reads `limit` (default 10) and the cursors; both cursors at once is Stripe's 400.
+    pub fn read(params: &Params) -> StripeResult<PageRequest> {
+        let limit = match get_int(params, "limit") {
+            None => 10,
+            Some(n) => in_range(n, 1, 100, "limit")? as usize,
+        };
+        let cursor = |name| {
+            get_str(params, name)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let (starting_after, ending_before) = (cursor("starting_after"), cursor("ending_before"));
+        if starting_after.is_some() && ending_before.is_some() {
+            return Err(StripeError::invalid(
+                "You may only specify one of these parameters: ending_before, starting_after.",
+            ));
+        }
+        Ok(PageRequest {
+            limit,
+            starting_after,
+            ending_before,
+        })
     }
-    let resolve = |id: &str, param: &str| {
-        cursor(id).ok_or_else(|| StripeError::no_such(object, id, param, 400))
-    };
-    Ok(Page {
-        limit,
-        starting_after: sa.map(|id| resolve(id, "starting_after")).transpose()?,
-        ending_before: eb.map(|id| resolve(id, "ending_before")).transpose()?,
-        window: (Bound::Unbounded, Bound::Unbounded),
-    })
+
+    /// The page, with its cursors resolved: `cursor` turns a cursor id into a key if it names an
+    /// existing object of the listed kind; `object` names that kind in the error.
+    pub fn resolve(
+        &self,
+        object: &str,
+        cursor: impl Fn(&str) -> Option<Key>,
+    ) -> StripeResult<Page> {
+        let resolve = |id: &Option<String>, param: &str| {
+            id.as_deref()
+                .map(|id| cursor(id).ok_or_else(|| StripeError::no_such(object, id, param, 400)))
+                .transpose()
+        };
+        Ok(Page {
+            limit: self.limit,
+            starting_after: resolve(&self.starting_after, "starting_after")?,
+            ending_before: resolve(&self.ending_before, "ending_before")?,
+            window: (Bound::Unbounded, Bound::Unbounded),
+        })
+    }
 }
 
 /// One page of keys, newest first, from an index that can be walked over a key range, keeping only
@@ -173,7 +200,7 @@ impl TimeRange {
         until: i128::MAX,
     };
 
-    /// Reads a validated [`Spec::Range`](super::params::Spec::Range) parameter: `name=T` is the
+    /// Reads a validated [`Spec::Range`](crate::wire::params::Spec::Range) parameter: `name=T` is the
     /// second `T`, and `gt`, `gte`, `lt`, `lte` bound it in whole seconds as Stripe compares them
     /// (`lte=T` takes all of second `T`). Absent: `None`.
     pub fn read(params: &Params, name: &str) -> Option<TimeRange> {
@@ -296,16 +323,6 @@ impl<'a, T: serde::Serialize> ListJson<'a, T> {
             url,
         }
     }
-}
-
-/// `{object: "list", data, has_more, url}`.
-pub fn render(data: Vec<Value>, has_more: bool, url: &str) -> Value {
-    json!({
-        "object": "list",
-        "data": data,
-        "has_more": has_more,
-        "url": url,
-    })
 }
 
 #[cfg(test)]

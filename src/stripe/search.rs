@@ -434,7 +434,7 @@ fn typed(name: &str, kind: Kind, op: Op, raw: Raw) -> Result<Term, SearchError> 
         return Err(SearchError::Unsupported(format!(
             "The `{}` operator cannot be used with field `{name}`, which supports {}.",
             op.symbol(),
-            super::params::one_of(&list.iter().map(String::as_str).collect::<Vec<_>>())
+            crate::wire::params::one_of(&list.iter().map(String::as_str).collect::<Vec<_>>())
         )));
     }
     match raw {
@@ -448,19 +448,19 @@ fn typed(name: &str, kind: Kind, op: Op, raw: Raw) -> Result<Term, SearchError> 
             }
         }
         Raw::Bare(word) | Raw::Quoted(word) if kind == Kind::Numeric => {
-            super::params::parse_int(&word)
+            crate::wire::params::parse_int(&word)
                 .map(Term::Num)
                 .ok_or_else(|| {
                     SearchError::Unsupported(format!(
                         "Field `{name}` takes an integer value, not `{}`.",
-                        super::error::shorten(&word)
+                        crate::wire::envelope::shorten(&word)
                     ))
                 })
         }
         Raw::Bare(word) => Err(syntax(format!(
             "The value `{}` for `{name}` must be in quotes (`{name}:\"{}\"`).",
-            super::error::shorten(&word),
-            super::error::shorten(&word)
+            crate::wire::envelope::shorten(&word),
+            crate::wire::envelope::shorten(&word)
         ))),
         Raw::Quoted(text) => {
             if op == Op::Substring && text.chars().count() < MIN_SUBSTRING {

@@ -1,16 +1,18 @@
 //! `/v1/test_helpers/test_clocks`: clocks that move only when advanced.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use super::error::{StripeError, StripeResult};
-use super::params::{
+use super::list::{self, ListJson, PageRequest};
+use super::op::{pretty, Body, Deleted, EmptyObject, Input, Operation};
+use super::{customers, ids};
+use crate::ids::Key;
+use crate::model::{AttachError, Tenant, TestClock, TestClockError};
+use crate::time::{to_secs, Nanos, NANOS_PER_SEC};
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
+use crate::wire::params::{
     get_int, get_nullable_str, get_str, opt, req, timestamp, validate, Field, Spec, EXPAND,
     LIST_FIELDS,
 };
-use super::{ids, list, Ctx};
-use crate::ids::Key;
-use crate::model::{AttachError, Tenant, TestClock, TestClockError};
-use crate::time::{to_secs, NANOS_PER_SEC};
 
 const CREATE: &[Field] = &[
     opt("customer", Spec::Str(5000)),
@@ -24,19 +26,43 @@ const ONLY_EXPAND: &[Field] = &[EXPAND];
 /// How far one advance may go when the clock has no subscriptions (the emulator never has any).
 const MAX_ADVANCE: i64 = 2 * 366 * 24 * 3600 * NANOS_PER_SEC;
 
-/// Renders a test clock.
-pub fn render(c: &TestClock) -> Value {
-    json!({
-        "id": ids::render(ids::TEST_CLOCK, c.key),
-        "object": "test_helpers.test_clock",
-        "created": to_secs(c.created),
-        "deletes_after": to_secs(c.deletes_after),
-        "frozen_time": to_secs(c.frozen_time),
-        "livemode": false,
-        "name": c.name,
-        "status": "ready",
-        "status_details": {},
-    })
+/// A test clock as Stripe shows it.
+#[derive(Serialize)]
+pub struct TestClockView<'a> {
+    id: String,
+    object: &'static str,
+    created: i64,
+    deletes_after: i64,
+    frozen_time: i64,
+    livemode: bool,
+    name: Option<&'a str>,
+    status: &'static str,
+    status_details: EmptyObject,
+}
+
+impl<'a> TestClockView<'a> {
+    /// The view of `c`.
+    pub fn of(c: &'a TestClock) -> Self {
+        TestClockView {
+            id: ids::render(ids::TEST_CLOCK, c.key),
+            object: "test_helpers.test_clock",
+            created: to_secs(c.created),
+            deletes_after: to_secs(c.deletes_after),
+            frozen_time: to_secs(c.frozen_time),
+            livemode: false,
+            name: c.name.as_deref(),
+            status: "ready",
+            status_details: EmptyObject {},
+        }
+    }
+}
+
+/// The clock `key` as the answer. Test clocks take `expand[]` but have nothing to expand.
+fn respond(t: &Tenant, key: Key) -> Body {
+    Body::Json(pretty(
+        &TestClockView::of(t.test_clock(key).expect("made or looked up above")),
+        384,
+    ))
 }
 
 fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
@@ -47,30 +73,48 @@ fn lookup(tenant: &Tenant, id: &str) -> StripeResult<Key> {
 
 /// `POST /v1/test_helpers/test_clocks`; with `customer`, an existing customer moves onto the new
 /// clock (see [`Tenant::create_test_clock_with`] for what moves and when that is refused).
-pub fn create(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, CREATE, "")?;
-    let at = timestamp(
-        get_int(ctx.params, "frozen_time").unwrap_or(0),
-        "frozen_time",
-    )?;
-    let name = get_nullable_str(ctx.params, "name").flatten();
-    let key = match get_str(ctx.params, "customer").filter(|s| !s.is_empty()) {
-        None => ctx.tenant.create_test_clock(at, name),
-        Some(id) => {
-            // Deleted customers are missing here, as in every other parameter that names one.
-            let customer = super::customers::lookup_param(ctx.tenant, id, "customer")?;
-            ctx.tenant
-                .create_test_clock_with(at, name, customer)
-                .map_err(|e| attach_error(e, id))?
+pub struct Create {
+    frozen_time: Nanos,
+    name: Option<String>,
+    customer: Option<String>,
+}
+
+impl Operation for Create {
+    type Output = Key;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, CREATE, "")?;
+        Ok(Create {
+            frozen_time: timestamp(get_int(p, "frozen_time").unwrap_or(0), "frozen_time")?,
+            name: get_nullable_str(p, "name").flatten(),
+            customer: get_str(p, "customer")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
+        match self.customer {
+            None => Ok(t.create_test_clock(self.frozen_time, self.name)),
+            Some(id) => {
+                // Deleted customers are missing here, as in every other parameter that names one.
+                let customer = customers::lookup_param(t, &id, "customer")?;
+                t.create_test_clock_with(self.frozen_time, self.name, customer)
+                    .map_err(|e| attach_error(e, &id))
+            }
         }
-    };
-    Ok(render(ctx.tenant.test_clock(key).expect("made above")))
+    }
+
+    fn render(key: Key, t: &Tenant) -> Body {
+        respond(t, key)
+    }
 }
 
 /// The refusal of an attach, worded as Stripe words its state conflicts: what is wrong and which
 /// parameter caused it. Nothing has changed when one is returned.
 fn attach_error(e: AttachError, id: &str) -> StripeError {
-    let id = super::error::shorten(id);
+    let id = shorten(id);
     match e {
         AttachError::NoSuchCustomer => StripeError::no_such("customer", &id, "customer", 400),
         AttachError::OnClock(clock) => StripeError::invalid(format!(
@@ -91,71 +135,143 @@ fn attach_error(e: AttachError, id: &str) -> StripeError {
 }
 
 /// `GET /v1/test_helpers/test_clocks/{id}`.
-pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, ONLY_EXPAND, "")?;
-    let key = lookup(ctx.tenant, id)?;
-    Ok(render(ctx.tenant.test_clock(key).expect("looked up above")))
+pub struct Retrieve {
+    id: String,
+}
+
+impl Operation for Retrieve {
+    type Output = Key;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, ONLY_EXPAND, "")?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
+        lookup(t, &self.id)
+    }
+
+    fn render(key: Key, t: &Tenant) -> Body {
+        respond(t, key)
+    }
 }
 
 /// `DELETE /v1/test_helpers/test_clocks/{id}`: the clock and its customers go.
-pub fn delete(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, &[], "")?;
-    let key = lookup(ctx.tenant, id)?;
-    ctx.tenant
-        .delete_test_clock(key)
-        .map_err(|_| StripeError::no_such("test clock", id, "test_clock", 404))?;
-    Ok(json!({"id": id, "object": "test_helpers.test_clock", "deleted": true}))
+pub struct Delete {
+    id: String,
+}
+
+impl Operation for Delete {
+    type Output = String;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, &[], "")?;
+        Ok(Delete {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<String> {
+        let key = lookup(t, &self.id)?;
+        t.delete_test_clock(key)
+            .map_err(|_| StripeError::no_such("test clock", &self.id, "test_clock", 404))?;
+        Ok(self.id)
+    }
+
+    fn render(id: String, _: &Tenant) -> Body {
+        Body::Json(pretty(&Deleted::new(&id, "test_helpers.test_clock"), 128))
+    }
 }
 
 /// `POST /v1/test_helpers/test_clocks/{id}/advance`: synchronous; every entry due up to the new time
 /// is posted, in time order, before the answer (status `ready`).
-pub fn advance(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate(ctx.params, ADVANCE, "")?;
-    let key = lookup(ctx.tenant, id)?;
-    let to = timestamp(
-        get_int(ctx.params, "frozen_time").unwrap_or(0),
-        "frozen_time",
-    )?;
-    let current = ctx
-        .tenant
-        .test_clock(key)
-        .expect("looked up above")
-        .frozen_time;
-    if to > current.saturating_add(MAX_ADVANCE) {
-        return Err(StripeError::invalid(
-            "Cannot advance the test clock more than two years into the future from its current frozen_time.",
-        )
-        .param("frozen_time"));
+pub struct Advance {
+    id: String,
+    /// Checked once the clock is found.
+    to: StripeResult<Nanos>,
+}
+
+impl Operation for Advance {
+    type Output = Key;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, ADVANCE, "")?;
+        Ok(Advance {
+            id: input.id().to_string(),
+            to: timestamp(get_int(p, "frozen_time").unwrap_or(0), "frozen_time"),
+        })
     }
-    match ctx.tenant.advance_test_clock(key, to) {
-        Ok(()) => Ok(render(ctx.tenant.test_clock(key).expect("looked up above"))),
-        Err(TestClockError::NotForward { frozen_time }) => Err(StripeError::invalid(format!(
-            "The frozen_time must be after the test clock's current frozen_time ({}).",
-            to_secs(frozen_time)
-        ))
-        .param("frozen_time")),
-        Err(TestClockError::NotFound) => {
-            Err(StripeError::no_such("test clock", id, "test_clock", 404))
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
+        let key = lookup(t, &self.id)?;
+        let to = self.to?;
+        let current = t.test_clock(key).expect("looked up above").frozen_time;
+        if to > current.saturating_add(MAX_ADVANCE) {
+            return Err(StripeError::invalid(
+                "Cannot advance the test clock more than two years into the future from its current frozen_time.",
+            )
+            .param("frozen_time"));
         }
+        match t.advance_test_clock(key, to) {
+            Ok(()) => Ok(key),
+            Err(TestClockError::NotForward { frozen_time }) => Err(StripeError::invalid(format!(
+                "The frozen_time must be after the test clock's current frozen_time ({}).",
+                to_secs(frozen_time)
+            ))
+            .param("frozen_time")),
+            Err(TestClockError::NotFound) => Err(StripeError::no_such(
+                "test clock",
+                &self.id,
+                "test_clock",
+                404,
+            )),
+        }
+    }
+
+    fn render(key: Key, t: &Tenant) -> Body {
+        respond(t, key)
     }
 }
 
 /// `GET /v1/test_helpers/test_clocks`.
-pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate(ctx.params, &LIST_FIELDS, "")?;
-    let t = &*ctx.tenant;
-    let page = list::page(ctx.params, "test clock", |id| {
-        ids::key_of(id, ids::TEST_CLOCK).filter(|k| t.test_clock(*k).is_some())
-    })?;
-    let (keys, more) = list::paginate(
-        |a, b| t.test_clocks_in((a, b)).map(|c| c.key),
-        &page,
-        |_| true,
-    );
-    let data = keys
-        .iter()
-        .filter_map(|k| t.test_clock(*k))
-        .map(render)
-        .collect();
-    Ok(list::render(data, more, "/v1/test_helpers/test_clocks"))
+pub struct List {
+    page: PageRequest,
+}
+
+impl Operation for List {
+    type Output = (Vec<Key>, bool);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, &LIST_FIELDS, "")?;
+        Ok(List {
+            page: PageRequest::read(input.params)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let t = &*t;
+        let page = self.page.resolve("test clock", |id| {
+            ids::key_of(id, ids::TEST_CLOCK).filter(|k| t.test_clock(*k).is_some())
+        })?;
+        Ok(list::paginate(
+            |a, b| t.test_clocks_in((a, b)).map(|c| c.key),
+            &page,
+            |_| true,
+        ))
+    }
+
+    fn render((keys, more): Self::Output, t: &Tenant) -> Body {
+        let data: Vec<TestClockView> = keys
+            .iter()
+            .filter_map(|k| t.test_clock(*k))
+            .map(TestClockView::of)
+            .collect();
+        Body::Json(pretty(
+            &ListJson::new(data, more, "/v1/test_helpers/test_clocks"),
+            384 * (keys.len() + 1),
+        ))
+    }
 }

@@ -3,16 +3,18 @@
 //! Lists walk the per-customer or per-grant entry index backwards from the cursor, so a page costs
 //! O(log n + limit) however long the ledger is.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use super::credit_grants::amount_json;
-use super::error::{StripeError, StripeResult};
-use super::params::{get_expand, get_str, opt, validate_at, Field, Spec, EXPAND, LIST_FIELDS};
-use super::versions::Change;
-use super::{expand, ids, list, Ctx};
+use super::credit_grants::AmountJson;
+use super::list::{self, ListJson, PageRequest};
+use super::op::{Body, Expand, Input, Operation};
+use super::{customers, ids};
 use crate::ids::Key;
 use crate::model::{Entry, EntryKind, Tenant};
 use crate::time::to_secs;
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::params::{get_str, opt, validate_at, Field, Spec, EXPAND, LIST_FIELDS};
+use crate::wire::versions::Change;
 
 const LIST: &[Field] = &[
     opt("credit_grant", Spec::Str(5000)),
@@ -43,121 +45,196 @@ const LIST_EXPANDABLE: &[&str] = &[
 /// The list `url` (the spec's pattern names the grants path, which is a copy-paste slip there).
 const URL: &str = "/v1/billing/credit_balance_transactions";
 
-/// Renders a ledger entry as a `billing.credit_balance_transaction`.
-pub fn render(e: &Entry) -> Value {
-    let amount = amount_json(e.currency, e.amount);
-    let invoice_ref = e.invoice.map(|(invoice, line)| {
-        json!({
-            "invoice": ids::render(ids::INVOICE, invoice),
-            "invoice_line_item": ids::render(ids::INVOICE_LINE, line),
-        })
-    });
-    let (kind, credit, debit) = match e.kind {
-        EntryKind::Granted => (
-            "credit",
-            json!({"amount": amount, "credits_application_invoice_voided": null, "type": "credits_granted"}),
-            Value::Null,
-        ),
-        EntryKind::InvoiceVoided => (
-            "credit",
-            json!({
-                "amount": amount,
-                "credits_application_invoice_voided": invoice_ref,
-                "type": "credits_application_invoice_voided",
-            }),
-            Value::Null,
-        ),
-        EntryKind::Applied => (
-            "debit",
-            Value::Null,
-            json!({"amount": amount, "credits_applied": invoice_ref, "type": "credits_applied"}),
-        ),
-        EntryKind::Expired => (
-            "debit",
-            Value::Null,
-            json!({"amount": amount, "credits_applied": null, "type": "credits_expired"}),
-        ),
-        EntryKind::Voided => (
-            "debit",
-            Value::Null,
-            json!({"amount": amount, "credits_applied": null, "type": "credits_voided"}),
-        ),
-    };
-    json!({
-        "id": ids::render(ids::TRANSACTION, e.key),
-        "object": "billing.credit_balance_transaction",
-        "created": to_secs(e.created),
-        "credit": credit,
-        "credit_grant": ids::render(ids::CREDIT_GRANT, e.lot),
-        "debit": debit,
-        "effective_at": to_secs(e.effective_at),
-        "livemode": false,
-        "test_clock": e.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
-        "type": kind,
-    })
+/// A ledger entry as a `billing.credit_balance_transaction`.
+#[derive(Serialize)]
+pub struct TransactionView {
+    id: String,
+    object: &'static str,
+    created: i64,
+    credit: Option<CreditView>,
+    credit_grant: String,
+    debit: Option<DebitView>,
+    effective_at: i64,
+    livemode: bool,
+    test_clock: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct CreditView {
+    amount: AmountJson,
+    credits_application_invoice_voided: Option<InvoiceRef>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct DebitView {
+    amount: AmountJson,
+    credits_applied: Option<InvoiceRef>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The invoice line an entry is about.
+#[derive(Serialize)]
+struct InvoiceRef {
+    invoice: String,
+    invoice_line_item: String,
+}
+
+impl TransactionView {
+    /// The view of `e`.
+    pub fn of(e: &Entry) -> Self {
+        let amount = AmountJson::new(e.currency, e.amount);
+        let invoice_ref = e.invoice.map(|(invoice, line)| InvoiceRef {
+            invoice: ids::render(ids::INVOICE, invoice),
+            invoice_line_item: ids::render(ids::INVOICE_LINE, line),
+        });
+        let credit = |kind, voided| CreditView {
+            amount,
+            credits_application_invoice_voided: voided,
+            kind,
+        };
+        let (kind, credit, debit) = match e.kind {
+            EntryKind::Granted => ("credit", Some(credit("credits_granted", None)), None),
+            EntryKind::InvoiceVoided => (
+                "credit",
+                Some(credit("credits_application_invoice_voided", invoice_ref)),
+                None,
+            ),
+            EntryKind::Applied => (
+                "debit",
+                None,
+                Some(debit("credits_applied", amount, invoice_ref)),
+            ),
+            EntryKind::Expired => ("debit", None, Some(debit("credits_expired", amount, None))),
+            EntryKind::Voided => ("debit", None, Some(debit("credits_voided", amount, None))),
+        };
+        TransactionView {
+            id: ids::render(ids::TRANSACTION, e.key),
+            object: "billing.credit_balance_transaction",
+            created: to_secs(e.created),
+            credit,
+            credit_grant: ids::render(ids::CREDIT_GRANT, e.lot),
+            debit,
+            effective_at: to_secs(e.effective_at),
+            livemode: false,
+            test_clock: e.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
+            kind,
+        }
+    }
+}
+
+fn debit(kind: &'static str, amount: AmountJson, applied: Option<InvoiceRef>) -> DebitView {
+    DebitView {
+        amount,
+        credits_applied: applied,
+        kind,
+    }
 }
 
 /// `GET /v1/billing/credit_balance_transactions/{id}`.
-pub fn retrieve(ctx: &mut Ctx, id: &str) -> StripeResult<Value> {
-    validate_at(ctx.params, ONLY_EXPAND, "", ctx.version)?;
-    let paths = get_expand(ctx.params);
-    expand::check(&paths, EXPANDABLE)?;
-    let t = &*ctx.tenant;
-    let entry = ids::key_of(id, ids::TRANSACTION)
-        .and_then(|k| t.entry(k))
-        .ok_or_else(|| StripeError::no_such("credit balance transaction", id, "id", 404))?;
-    let mut v = render(entry);
-    super::expand_at(t, &mut v, &paths, ctx.version);
-    Ok(v)
+pub struct Retrieve {
+    id: String,
+    expand: Expand,
+}
+
+impl Operation for Retrieve {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate_at(input.params, ONLY_EXPAND, "", input.version)?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+            expand: Expand::read(input.params, EXPANDABLE, input.version)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = ids::key_of(&self.id, ids::TRANSACTION)
+            .filter(|k| t.entry(*k).is_some())
+            .ok_or_else(|| {
+                StripeError::no_such("credit balance transaction", &self.id, "id", 404)
+            })?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        Body::of(
+            &TransactionView::of(t.entry(key).expect("looked up above")),
+            expand,
+            768,
+        )
+    }
 }
 
 /// `GET /v1/billing/credit_balance_transactions`: a customer's transactions, optionally of one
 /// grant, newest first.
-pub fn list(ctx: &mut Ctx) -> StripeResult<Value> {
-    validate_at(ctx.params, LIST, "", ctx.version)?;
-    let paths = get_expand(ctx.params);
-    expand::check(&paths, LIST_EXPANDABLE)?;
-    let t = &*ctx.tenant;
-    let customer = customer_param(t, get_str(ctx.params, "customer"))?;
-    let grant = match get_str(ctx.params, "credit_grant").filter(|s| !s.is_empty()) {
-        Some(id) => Some(
-            ids::key_of(id, ids::CREDIT_GRANT)
-                .filter(|k| t.lot(*k).is_some_and(|l| l.customer == customer))
-                .ok_or_else(|| StripeError::no_such("credit grant", id, "credit_grant", 400))?,
-        ),
-        None => None,
-    };
-    let page = list::page(ctx.params, "credit balance transaction", |id| {
-        ids::key_of(id, ids::TRANSACTION).filter(|k| t.entry(*k).is_some())
-    })?;
-    let (keys, more) = match grant {
-        // A lot's entries are one range of the (lot, entry) pairs.
-        Some(lot) => {
-            let entries = t.entry_keys_of_lot(lot);
-            list::paginate(|a, b| entries.range((a, b)), &page, |_| true)
-        }
-        None => {
-            let entries = t.entry_keys_of(customer);
-            list::paginate(|a, b| entries.range((a, b)), &page, |_| true)
-        }
-    };
-    let data = keys
-        .iter()
-        .filter_map(|k| t.entry(*k))
-        .map(render)
-        .collect();
-    let mut v = list::render(data, more, URL);
-    super::expand_at(t, &mut v, &paths, ctx.version);
-    Ok(v)
+pub struct List {
+    customer: String,
+    credit_grant: Option<String>,
+    /// Read after the customer and the grant are found.
+    page: StripeResult<PageRequest>,
+    expand: Expand,
 }
 
-/// The `customer` a ledger read is about: required, and it must have existed (a deleted customer's
-/// ledger stays readable, as its grants do).
-pub fn customer_param(t: &Tenant, id: Option<&str>) -> StripeResult<Key> {
-    let id = id
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| StripeError::missing_param("customer"))?;
-    ids::key_of(id, ids::CUSTOMER)
-        .filter(|k| t.customer(*k).is_some())
-        .ok_or_else(|| StripeError::no_such("customer", id, "customer", 400))
+impl Operation for List {
+    type Output = (Vec<Key>, bool, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate_at(p, LIST, "", input.version)?;
+        let expand = Expand::read(p, LIST_EXPANDABLE, input.version)?;
+        Ok(List {
+            customer: customers::ledger_owner_id(get_str(p, "customer"))?.to_string(),
+            credit_grant: get_str(p, "credit_grant")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            page: PageRequest::read(p),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let t = &*t;
+        let customer = customers::ledger_owner(t, &self.customer)?;
+        let grant = match &self.credit_grant {
+            Some(id) => Some(
+                ids::key_of(id, ids::CREDIT_GRANT)
+                    .filter(|k| t.lot(*k).is_some_and(|l| l.customer == customer))
+                    .ok_or_else(|| StripeError::no_such("credit grant", id, "credit_grant", 400))?,
+            ),
+            None => None,
+        };
+        let page = self.page?.resolve("credit balance transaction", |id| {
+            ids::key_of(id, ids::TRANSACTION).filter(|k| t.entry(*k).is_some())
+        })?;
+        let (keys, more) = match grant {
+            // A lot's entries are one range of the (lot, entry) pairs.
+            Some(lot) => {
+                let entries = t.entry_keys_of_lot(lot);
+                list::paginate(|a, b| entries.range((a, b)), &page, |_| true)
+            }
+            None => {
+                let entries = t.entry_keys_of(customer);
+                list::paginate(|a, b| entries.range((a, b)), &page, |_| true)
+            }
+        };
+        Ok((keys, more, self.expand))
+    }
+
+    fn render((keys, more, expand): Self::Output, t: &Tenant) -> Body {
+        let data: Vec<TransactionView> = keys
+            .iter()
+            .filter_map(|k| t.entry(*k))
+            .map(TransactionView::of)
+            .collect();
+        Body::of(
+            &ListJson::new(data, more, URL),
+            expand,
+            768 * (keys.len() + 1),
+        )
+    }
 }

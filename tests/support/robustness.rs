@@ -795,7 +795,7 @@ pub async fn dump(emu: &Emu, key: &str, clock: &str) -> Value {
 pub fn fingerprint(emu: &Emu, key: &str) -> String {
     let cell = emu.running.app.store.tenant(key);
     let state = format!("{:?}", *cell.state.lock());
-    let stored = format!("{:?}", *cell.idempotency.lock());
+    let stored = format!("{:?}", *emu.running.app.idempotency.of(key).lock());
     state + &stored
 }
 

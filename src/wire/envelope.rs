@@ -1,7 +1,7 @@
 //! Stripe's error envelope: `{"error": {code, doc_url, message, param, type}}`, fields present only when
 //! they apply, in Stripe's (alphabetical) order.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::http::Reply;
 
@@ -132,33 +132,53 @@ impl StripeError {
         }
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> Value {
-        let mut e = Map::new();
-        if let Some(code) = self.code {
-            e.insert("code".into(), json!(code));
-            e.insert(
-                "doc_url".into(),
-                json!(format!(
-                    "https://stripe.com/docs/error-codes/{}",
-                    code.replace('_', "-")
-                )),
-            );
+    /// The envelope as it is serialized.
+    pub fn body(&self) -> Envelope<'_> {
+        Envelope {
+            error: Fields {
+                code: self.code,
+                doc_url: self.code.map(|code| {
+                    format!(
+                        "https://stripe.com/docs/error-codes/{}",
+                        code.replace('_', "-")
+                    )
+                }),
+                message: &self.message,
+                param: self.param.as_deref(),
+                kind: self.kind,
+            },
         }
-        e.insert("message".into(), json!(self.message));
-        if let Some(param) = &self.param {
-            e.insert("param".into(), json!(param));
-        }
-        e.insert("type".into(), json!(self.kind));
-        json!({ "error": Value::Object(e) })
     }
 
     /// The reply.
     pub fn reply(&self) -> Reply {
-        let mut reply = Reply::json(self.status, &self.body());
+        let mut body = Vec::with_capacity(256);
+        // Writing to a Vec fails only if `Serialize` does, and these fields never do.
+        let _ = serde_json::to_writer_pretty(&mut body, &self.body());
+        let mut reply = Reply::json_body(self.status, body);
         reply.headers.extend(self.headers.iter().cloned());
         reply
     }
+}
+
+/// `{"error": {…}}`.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    error: Fields<'a>,
+}
+
+/// The error's fields in Stripe's (alphabetical) order; absent ones are left out.
+#[derive(Debug, Serialize)]
+struct Fields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    doc_url: Option<String>,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// Long values are cut in messages so that an error never echoes a megabyte back.

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 
-use super::error::{shorten, StripeError};
+use super::envelope::{shorten, StripeError};
 use crate::http::Request;
 
 const NO_KEY: &str = "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
@@ -21,6 +21,18 @@ pub fn authenticate(req: &Request) -> Result<String, StripeError> {
     let key = key_from_header(header).ok_or_else(|| unauthorized(NO_KEY.to_string()))?;
     check_key(&key)?;
     Ok(key)
+}
+
+/// The API key of a request to one of the emulator's own routes, which clients of either API call:
+/// `x-api-key` (the native API's header) if present, else `Authorization` as Stripe reads it.
+pub fn either_key(req: &Request) -> Result<String, StripeError> {
+    match req.header("x-api-key") {
+        Some(key) => {
+            check_key(key)?;
+            Ok(key.to_string())
+        }
+        None => authenticate(req),
+    }
 }
 
 /// Extracts the key from `Bearer KEY` or `Basic base64(KEY:)`.

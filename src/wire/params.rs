@@ -11,7 +11,7 @@ use crate::form::{Node, Params};
 use crate::model::{money, Currency};
 use crate::time::from_secs;
 
-use super::error::{shorten, StripeError, StripeResult};
+use super::envelope::{shorten, StripeError, StripeResult};
 use super::versions::{Change, Version};
 
 /// The type of one parameter.

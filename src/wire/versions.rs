@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
-use super::error::{shorten, StripeError, StripeResult};
+use super::envelope::{shorten, StripeError, StripeResult};
 use crate::http::Request;
 use crate::model::{Store, TenantCell};
 
@@ -104,6 +104,13 @@ impl Version {
         n.checked_sub(1)
             .filter(|i| usize::from(*i) < KNOWN.len())
             .map(Version)
+    }
+}
+
+impl Default for Version {
+    /// [`Version::NEWEST`], every world's default until one is set.
+    fn default() -> Self {
+        Version::NEWEST
     }
 }
 

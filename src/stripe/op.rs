@@ -1,0 +1,203 @@
+//! The shape of every Stripe endpoint: an [`Operation`] in three phases.
+//!
+//! 1. **parse**, with no lock: read the request's path ids and parameters (already decoded, as the
+//!    request's API version knows them) into the operation's own typed value, checking everything
+//!    that needs no tenant, in Stripe's order. A check that Stripe reports only after a lookup (a
+//!    timestamp after the customer is found, say) is kept as a `StripeResult` field and reported
+//!    by `apply` at its place.
+//! 2. **apply**, under the tenant's lock: look up, change the model, and return what the answer
+//!    shows (keys, a page of keys), or an error.
+//! 3. **render**, still under the lock: typed `Serialize` views of the model, serialized straight to
+//!    bytes; with `expand[]`, the view becomes a tree whose ids the pipeline replaces with the
+//!    objects they name.
+//!
+//! A resource file holds its operations (`pub struct Create { … }` with `impl Operation for
+//! Create`); the route table (`super::routes`) names them.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::expand;
+use crate::form::Params;
+use crate::model::{Store, Tenant};
+use crate::wire::envelope::StripeResult;
+use crate::wire::params::get_expand;
+use crate::wire::versions::Version;
+
+/// What an operation may read of its request before the tenant is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'r> {
+    /// Query string and body, decoded together.
+    pub params: &'r Params,
+    /// The API version the request runs under: which parameters exist and which fields are shown.
+    pub version: Version,
+    /// The path's `{…}` segments, in order (unused places are empty).
+    captures: Captures<'r>,
+}
+
+/// How many `{…}` segments one route pattern may capture.
+pub const MAX_CAPTURES: usize = 2;
+
+/// The `{…}` segments a route pattern captured.
+pub type Captures<'r> = [&'r str; MAX_CAPTURES];
+
+impl<'r> Input<'r> {
+    /// The input of a request with `params`, under `version`, with the path's captured segments.
+    pub fn new(params: &'r Params, version: Version, captures: Captures<'r>) -> Self {
+        Input {
+            params,
+            version,
+            captures,
+        }
+    }
+
+    /// The path's first `{…}` segment (the object's id in `/v1/customers/{id}`), as sent.
+    pub fn id(&self) -> &'r str {
+        self.captures[0]
+    }
+
+    /// The path's `i`-th `{…}` segment, or `""`.
+    pub fn capture(&self, i: usize) -> &'r str {
+        self.captures.get(i).copied().unwrap_or("")
+    }
+}
+
+/// One endpoint.
+pub trait Operation: Sized {
+    /// What `apply` hands to `render`.
+    type Output;
+
+    /// Reads and checks the request without the tenant.
+    fn parse(input: &Input) -> StripeResult<Self>;
+
+    /// Runs against the caller's world, locked, with its clock caught up.
+    fn apply(self, tenant: &mut Tenant) -> StripeResult<Self::Output>;
+
+    /// The answer's body, from what `apply` returned and the world it changed.
+    fn render(output: Self::Output, tenant: &Tenant) -> Body;
+}
+
+/// The world a request acts in, reached only through [`World::with`], which locks it the one way
+/// every request does ([`Store::with_tenant`]).
+#[derive(Debug, Clone, Copy)]
+pub struct World<'a> {
+    store: &'a Store,
+    name: &'a str,
+    panic: bool,
+}
+
+impl<'a> World<'a> {
+    /// The world named `name` in `store`. With `panic`, the request panics once the world is
+    /// locked (the server's `X-Emulator-Panic` switch, off by default, which proves that a panic
+    /// there costs one request and nothing more).
+    pub fn new(store: &'a Store, name: &'a str, panic: bool) -> Self {
+        World { store, name, panic }
+    }
+
+    /// Runs `f` on the world, locked, with everything due on its clock posted first.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Tenant) -> R) -> R {
+        self.store.with_tenant(self.name, |tenant| {
+            if self.panic {
+                panic!("panic requested with X-Emulator-Panic");
+            }
+            f(tenant)
+        })
+    }
+}
+
+/// An answer's body as `render` leaves it.
+#[derive(Debug)]
+pub enum Body {
+    /// Pretty JSON, ready to send.
+    Json(Vec<u8>),
+    /// A tree in which `expand[]` still has to replace ids with the objects they name.
+    Expand {
+        /// The answer, as a tree.
+        value: Value,
+        /// Which ids to expand, and as which version shows the objects.
+        expand: Expand,
+    },
+}
+
+impl Body {
+    /// `view` as the answer: serialized straight to a buffer of `capacity` bytes to start with, or,
+    /// when `expand` asks for something, as a tree to expand.
+    pub fn of(view: &impl Serialize, expand: Expand, capacity: usize) -> Body {
+        if expand.paths.is_empty() {
+            return Body::Json(pretty(view, capacity));
+        }
+        Body::Expand {
+            value: serde_json::to_value(view).unwrap_or(Value::Null),
+            expand,
+        }
+    }
+}
+
+/// A request's `expand[]`: the paths, already checked, and the version whose view of the expanded
+/// objects applies.
+#[derive(Debug, Clone, Default)]
+pub struct Expand {
+    /// The paths (`customer`, `data.test_clock`, …).
+    pub paths: Vec<String>,
+    /// The version the objects are shown as.
+    pub version: Version,
+}
+
+impl Expand {
+    /// Reads `expand[]` and checks each path against `allowed` (Stripe's `This property cannot be
+    /// expanded`). Expanded objects are shown as `version` shows them.
+    pub fn read(params: &Params, allowed: &[&str], version: Version) -> StripeResult<Expand> {
+        let paths = get_expand(params);
+        expand::check(&paths, allowed)?;
+        Ok(Expand { paths, version })
+    }
+
+    /// Whether `expand[]` asks for `path`.
+    pub fn wants(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| p == path)
+    }
+}
+
+/// Serializes `value` as Stripe's pretty JSON into a buffer of `capacity` bytes to start with.
+pub fn pretty(value: &impl Serialize, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    // Writing to a Vec fails only if `Serialize` does; the derived views here never do.
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    out
+}
+
+/// A field Stripe always shows as `null` here (`"discount": null`).
+pub type Null = Option<()>;
+
+/// `null`, for [`Null`] fields.
+pub const NULL: Null = None;
+
+/// `{}`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct EmptyObject {}
+
+/// `[]`.
+pub const EMPTY_LIST: [(); 0] = [];
+
+/// `{"id": …, "object": …, "deleted": true}`: what a delete answers, and what a deleted object
+/// reads as.
+#[derive(Debug, Serialize)]
+pub struct Deleted<'a> {
+    /// The id, as the request spelled it.
+    pub id: &'a str,
+    /// The object's type.
+    pub object: &'static str,
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+impl<'a> Deleted<'a> {
+    /// The stub of the `object` named `id`.
+    pub fn new(id: &'a str, object: &'static str) -> Self {
+        Deleted {
+            id,
+            object,
+            deleted: true,
+        }
+    }
+}

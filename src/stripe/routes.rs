@@ -1,0 +1,254 @@
+//! The Stripe facade's routes, as data: one row per endpoint, `(method, path pattern) →
+//! operation`, read top to bottom; the first row that matches wins (so `/v1/customers/search`
+//! comes before `/v1/customers/{id}`). A `{…}` segment captures one path segment (1 to 5000
+//! bytes, as sent) for the operation's [`Input::id`].
+//!
+//! To add an endpoint: write its operation in the resource's file (`impl Operation for …`) and add
+//! its row here.
+
+use hyper::Method;
+
+use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
+use super::{balances, credit_grants, customers, invoices, objects, test_clocks, transactions};
+use crate::wire::envelope::StripeResult;
+use Verb::{Delete, Get, Post};
+
+/// The routes, in the order they are tried.
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    route(Post,   "/v1/customers",                                  op::<customers::Create>),
+    route(Get,    "/v1/customers",                                  op::<customers::List>),
+    route(Get,    "/v1/customers/search",                           op::<customers::Search>),
+    route(Get,    "/v1/customers/{id}",                             op::<customers::Retrieve>),
+    route(Post,   "/v1/customers/{id}",                             op::<customers::Update>),
+    route(Delete, "/v1/customers/{id}",                             op::<customers::Delete>),
+
+    route(Post,   "/v1/billing/credit_grants",                      op::<credit_grants::Create>),
+    route(Get,    "/v1/billing/credit_grants",                      op::<credit_grants::List>),
+    route(Get,    "/v1/billing/credit_grants/{id}",                 op::<credit_grants::Retrieve>),
+    route(Post,   "/v1/billing/credit_grants/{id}",                 op::<credit_grants::Update>),
+    route(Post,   "/v1/billing/credit_grants/{id}/expire",          op::<credit_grants::Expire>),
+    route(Post,   "/v1/billing/credit_grants/{id}/void",            op::<credit_grants::Void>),
+
+    route(Get,    "/v1/billing/credit_balance_summary",             op::<balances::Retrieve>),
+    route(Get,    "/v1/billing/credit_balance_transactions",        op::<transactions::List>),
+    route(Get,    "/v1/billing/credit_balance_transactions/{id}",   op::<transactions::Retrieve>),
+
+    route(Get,    "/v1/invoices",                                   op::<invoices::List>),
+    route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
+    route(Get,    "/v1/invoices/{id}/lines",                        op::<invoices::Lines>),
+    route(Post,   "/v1/invoices/{id}/void",                         op::<invoices::Void>),
+
+    route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
+    route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),
+    route(Get,    "/v1/test_helpers/test_clocks/{id}",              op::<test_clocks::Retrieve>),
+    route(Delete, "/v1/test_helpers/test_clocks/{id}",              op::<test_clocks::Delete>),
+    route(Post,   "/v1/test_helpers/test_clocks/{id}/advance",      op::<test_clocks::Advance>),
+
+    // The emulator's own route for spending credits (there is no billing engine to make invoices).
+    route(Post,   "/_emulator/invoices",                            op::<invoices::CreateFinalized>).emulator(),
+];
+
+/// An HTTP method a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Verb {
+    fn of(method: &Method) -> Option<Verb> {
+        match *method {
+            Method::GET => Some(Get),
+            Method::POST => Some(Post),
+            Method::DELETE => Some(Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Whose route a row is, which decides what the pipeline does around the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// One of Stripe's routes: the key from `Authorization`, the version from `Stripe-Version`
+    /// (else the world's default), and POSTs idempotent under `Idempotency-Key`.
+    Stripe,
+    /// One of the emulator's own routes (`/_emulator/…`), in Stripe's language: the key from
+    /// either API's header, the world's default version, and no idempotency (SDKs never call it;
+    /// a key sent is neither stored nor echoed). Matched only as spelled, with one leading `/`.
+    Emulator,
+}
+
+/// What a row runs once the request is decoded: parse, then apply and render in the caller's
+/// world. The answer is the body's bytes.
+pub type Run = fn(&Input, &World) -> StripeResult<Vec<u8>>;
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The method.
+    pub verb: Verb,
+    /// The path, with `{…}` for a captured segment.
+    pub pattern: &'static str,
+    /// The operation.
+    pub run: Run,
+    /// Stripe's route or the emulator's.
+    pub origin: Origin,
+}
+
+/// A Stripe route.
+const fn route(verb: Verb, pattern: &'static str, run: Run) -> Route {
+    Route {
+        verb,
+        pattern,
+        run,
+        origin: Origin::Stripe,
+    }
+}
+
+impl Route {
+    /// The same route, as one of the emulator's own.
+    const fn emulator(mut self) -> Route {
+        self.origin = Origin::Emulator;
+        self
+    }
+
+    /// The segments this route captures from `path` (without its leading slashes; `slashes` is
+    /// how many there were), if it matches. The pattern and the path are walked byte by byte: a
+    /// route that does not match is usually told apart by its first few bytes, and nothing is
+    /// split or allocated.
+    fn captures<'p>(&self, path: &'p str, slashes: usize) -> Option<Captures<'p>> {
+        if self.origin == Origin::Emulator && slashes != 1 {
+            return None;
+        }
+        // Every pattern starts with one `/` (a unit test checks it).
+        let pattern = self.pattern.as_bytes().get(1..).unwrap_or_default();
+        let bytes = path.as_bytes();
+        let segment_end = |b: &[u8], from: usize| {
+            b[from..]
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(b.len(), |k| from + k)
+        };
+        let mut captured = [""; MAX_CAPTURES];
+        let (mut i, mut j, mut n) = (0, 0, 0);
+        while i < pattern.len() {
+            if pattern[i] == b'{' {
+                let end = segment_end(bytes, j);
+                // `j` follows an ASCII byte of the pattern (or is 0) and `end` is at a `/` or the
+                // end, so both are character boundaries.
+                let segment = path.get(j..end)?;
+                if segment.is_empty() || segment.len() > MAX_ID_LEN {
+                    return None;
+                }
+                *captured.get_mut(n)? = segment;
+                n += 1;
+                i = segment_end(pattern, i);
+                j = end;
+            } else if bytes.get(j) == Some(&pattern[i]) {
+                i += 1;
+                j += 1;
+            } else {
+                return None;
+            }
+        }
+        (j == bytes.len()).then_some(captured)
+    }
+}
+
+/// The longest id a path segment may carry; longer ones are no route at all.
+const MAX_ID_LEN: usize = 5000;
+
+/// The first route that answers `method` on `path`, with the segments it captures.
+pub fn find<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, Captures<'p>)> {
+    let verb = Verb::of(method)?;
+    // Stripe's routes are found however many slashes lead the path, the emulator's only with one.
+    let trimmed = path.trim_start_matches('/');
+    let slashes = path.len() - trimmed.len();
+    ROUTES
+        .iter()
+        .filter(|r| r.verb == verb)
+        .find_map(|r| r.captures(trimmed, slashes).map(|c| (r, c)))
+}
+
+/// Runs operation `O`: parse without the lock, then apply and render in the caller's world, and
+/// expand what `expand[]` asks for while the world is still locked.
+fn op<O: Operation>(input: &Input, world: &World) -> StripeResult<Vec<u8>> {
+    let operation = O::parse(input)?;
+    world.with(|tenant| {
+        let output = operation.apply(tenant)?;
+        Ok(match O::render(output, tenant) {
+            Body::Json(bytes) => bytes,
+            Body::Expand { mut value, expand } => {
+                objects::expand_in(tenant, &mut value, &expand);
+                pretty(&value, 2048)
+            }
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matched(method: Method, path: &str) -> Option<(&'static str, Captures<'_>)> {
+        find(&method, path).map(|(r, c)| (r.pattern, c))
+    }
+
+    #[test]
+    fn the_first_matching_row_wins_and_captures_its_segments() {
+        assert_eq!(
+            matched(Method::GET, "/v1/customers/search"),
+            Some(("/v1/customers/search", ["", ""]))
+        );
+        assert_eq!(
+            matched(Method::POST, "/v1/customers/search"),
+            Some(("/v1/customers/{id}", ["search", ""]))
+        );
+        assert_eq!(
+            matched(Method::POST, "/v1/billing/credit_grants/credgr_1/void"),
+            Some(("/v1/billing/credit_grants/{id}/void", ["credgr_1", ""]))
+        );
+        assert_eq!(matched(Method::PUT, "/v1/customers"), None);
+        assert_eq!(matched(Method::GET, "/v1/customers/"), None);
+        assert_eq!(matched(Method::GET, "/v1/customers/a/b"), None);
+        let long = format!("/v1/customers/{}", "c".repeat(MAX_ID_LEN + 1));
+        assert_eq!(matched(Method::GET, &long), None);
+    }
+
+    #[test]
+    fn emulator_routes_match_only_as_spelled() {
+        assert_eq!(
+            matched(Method::POST, "/_emulator/invoices").map(|m| m.0),
+            Some("/_emulator/invoices")
+        );
+        assert_eq!(matched(Method::POST, "//_emulator/invoices"), None);
+        assert_eq!(
+            matched(Method::GET, "//v1/customers").map(|m| m.0),
+            Some("/v1/customers")
+        );
+    }
+
+    #[test]
+    fn every_row_is_reachable() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(
+                r.pattern.starts_with('/') && !r.pattern.starts_with("//"),
+                "{}",
+                r.pattern
+            );
+            let path = r.pattern.replace("{id}", "x_1");
+            let method = match r.verb {
+                Get => Method::GET,
+                Post => Method::POST,
+                Delete => Method::DELETE,
+            };
+            let (found, _) = find(&method, &path).expect("a route for its own pattern");
+            assert!(std::ptr::eq(found, &ROUTES[i]), "{} is shadowed", r.pattern);
+        }
+    }
+}
