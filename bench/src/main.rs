@@ -43,7 +43,8 @@ OPTIONS:
   --only create   measure row 1 alone (fresh processes, alternating with the baseline):
                   a quick check while working on the create path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
-                  kind of request (create, retrieve, list or invoice) for --secs seconds, or
+                  kind of request (create, retrieve, list, invoice, or native: row 5's native
+                  create) for --secs seconds, or
                   (memory) load --grants grants and report bytes per grant
 ";
 
@@ -1068,6 +1069,18 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         })
         .await?;
     }
+    if row == "native" {
+        // As row 5: grants on a subscription, in a tenant of their own.
+        let key = "sk_test_bench_soak_native";
+        let subscription = native_setup(&b, key).await.0?;
+        let body = native_grant_body(
+            serde_json::json!({"scope": "SUBSCRIPTION", "subscription_id": subscription, "start_date": NATIVE_START}),
+        );
+        let make: Make = Arc::new(move |_| {
+            native_request(Method::POST, key, "/v1/creditgrants", Some(body.clone()))
+        });
+        return soak_load(&b, row, make).await;
+    }
     let ids = if row == "invoice" {
         Vec::new()
     } else {
@@ -1092,10 +1105,15 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         }
         other => {
             return Err(format!(
-                "--soak takes create, retrieve, list or invoice, not {other}"
+                "--soak takes create, retrieve, list, invoice or native, not {other}"
             ))
         }
     };
+    soak_load(&b, row, make).await
+}
+
+/// Loads the emulator with `make`'s requests for `--secs` and prints what it managed.
+async fn soak_load(b: &Bench, row: &str, make: Make) -> Result<(), String> {
     eprintln!("emulator pid {}: {row} for {} s", b.emu.pid(), b.o.secs);
     let c0 = b.emu.cpu_ticks();
     let out = load::run(
@@ -1119,14 +1137,19 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Row 5: native create, or whatever native route this build has.
-async fn native_row(b: &Bench) -> Row {
-    let key = "sk_test_bench_native";
+/// When row 5's subscription and grants start (in the past, so grants are effective at once).
+const NATIVE_START: &str = "2025-01-01T00:00:00Z";
+
+/// Row 5's setup in the tenant `key`: a customer, a plan and a subscription to hang grants on.
+/// Returns the subscription and the plan, or why each could not be made.
+async fn native_setup(
+    b: &Bench,
+    key: &'static str,
+) -> (Result<String, String>, Result<String, String>) {
     let post = |uri: &str, body: serde_json::Value| {
         native_request(Method::POST, key, uri, Some(body.to_string()))
     };
-    let name = "5. Native POST /v1/creditgrants".to_string();
-    let start = "2025-01-01T00:00:00Z";
+    let start = NATIVE_START;
     // The documented setup: customer, plan, subscription; then grants on the subscription.
     let customer = b
         .probe(post(
@@ -1154,14 +1177,26 @@ async fn native_row(b: &Bench) -> Row {
             .map(|body| json_id(&body).unwrap_or_default()),
         (Err(e), _) | (_, Err(e)) => Err(e.clone()),
     };
-    let grant = |scope: serde_json::Value| {
-        let mut body = serde_json::json!({"name": "Bench credits", "credits": "100", "cadence": "ONETIME",
-            "expiration_type": "NEVER", "priority": 1, "metadata": {"order": "42"}});
-        if let (Some(b), Some(s)) = (body.as_object_mut(), scope.as_object()) {
-            b.extend(s.clone());
-        }
-        body.to_string()
-    };
+    (subscription, plan)
+}
+
+/// Row 5's grant body, with `scope`'s fields added.
+fn native_grant_body(scope: serde_json::Value) -> String {
+    let mut body = serde_json::json!({"name": "Bench credits", "credits": "100", "cadence": "ONETIME",
+        "expiration_type": "NEVER", "priority": 1, "metadata": {"order": "42"}});
+    if let (Some(b), Some(s)) = (body.as_object_mut(), scope.as_object()) {
+        b.extend(s.clone());
+    }
+    body.to_string()
+}
+
+/// Row 5: native create, or whatever native route this build has.
+async fn native_row(b: &Bench) -> Row {
+    let key = "sk_test_bench_native";
+    let name = "5. Native POST /v1/creditgrants".to_string();
+    let (subscription, plan) = native_setup(b, key).await;
+    let start = NATIVE_START;
+    let grant = native_grant_body;
     let (label, body): (String, String) = match (&subscription, &plan) {
         (Ok(s), _) => (
             "SUBSCRIPTION scope".into(),
