@@ -161,19 +161,37 @@ impl Tenant {
         let now = self.now_in(domain);
         self.run_due(domain, now);
         let key = self.next_key();
-        // The order does not change while the invoice is built (only balances do), so sort once.
-        let order = self.lots_in_spend_order(customer, |l: &Lot| {
-            l.currency == currency && l.is_spendable(now)
-        });
+        let eligible = |l: &Lot| l.currency == currency && l.is_spendable(now);
+        // The order does not change while the invoice is built (only balances do). Most lines are
+        // covered by the first lot, so that one is found without sorting; the whole order is sorted
+        // only when a line needs more, and at most once. Sorted later, it leaves out lots emptied
+        // meanwhile, which the walk would have passed over anyway (nothing left to take).
+        let first = self.first_in_spend_order(customer, eligible);
+        let mut rest: Option<Vec<Key>> = None;
         let mut out = Vec::with_capacity(lines.len());
         for line in lines {
             let line_key = self.next_key();
             let mut left = Decimal::from(line.amount.max(0));
             let mut credits = Vec::new();
-            for &lot in &order {
+            let mut at = 0;
+            loop {
                 if left <= Decimal::ZERO {
                     break;
                 }
+                let lot = if at == 0 {
+                    first
+                } else {
+                    let order = rest.get_or_insert_with(|| {
+                        let mut order = self.lots_in_spend_order(customer, eligible);
+                        order.retain(|k| Some(*k) != first);
+                        order
+                    });
+                    order.get(at - 1).copied()
+                };
+                at += 1;
+                let Some(lot) = lot else {
+                    break;
+                };
                 let l = &self.lots[&lot];
                 if !l.applicability.covers(line.price.as_deref()) {
                     continue;

@@ -410,6 +410,16 @@ impl Tenant {
             .filter_map(|k| self.lot(k))
     }
 
+    /// The first of a customer's lots in spending order among those `keep` accepts: what
+    /// [`Tenant::lots_in_spend_order`] would put first, found in one pass without collecting or
+    /// sorting (an invoice line is usually covered by its first lot).
+    pub fn first_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Option<Key> {
+        self.lots_of(customer)
+            .filter(|l| keep(l))
+            .min_by(|a, b| Lot::spend_order(a, b))
+            .map(|l| l.key)
+    }
+
     /// Lots of a customer sorted in spending order, filtered by `keep`.
     pub fn lots_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Vec<Key> {
         let mut lots: Vec<&Lot> = self.lots_of(customer).filter(|l| keep(l)).collect();
