@@ -24,8 +24,10 @@ pub(super) struct Billing {
     pub(super) rules_by_subscription: HashMap<Key, BTreeSet<Key>>,
     /// Every application by key; an applied application's lot has the same key.
     pub(super) applications: BTreeMap<Key, Application>,
-    /// Applications per grant rule.
-    pub(super) applications_by_rule: HashMap<Key, BTreeSet<Key>>,
+    /// Applications per grant rule. Ordered maps here and in `lot_wallet`: one entry is added per
+    /// grant, and keys are time-ordered, so an insert lands at the right edge, near the last one,
+    /// where a hash table would touch a cold bucket and rehash everything as it grows.
+    pub(super) applications_by_rule: BTreeMap<Key, BTreeSet<Key>>,
     /// Applications still to run (pending or failed) per subscription.
     pub(super) open_applications_by_subscription: HashMap<Key, BTreeSet<Key>>,
     /// Every wallet by key.
@@ -34,5 +36,5 @@ pub(super) struct Billing {
     pub(super) wallets_by_customer: HashMap<Key, BTreeSet<Key>>,
     /// The wallet an application's lot was put in. Lots not listed here (granted directly) belong
     /// to the customer's first wallet in their currency.
-    pub(super) lot_wallet: HashMap<Key, Key>,
+    pub(super) lot_wallet: BTreeMap<Key, Key>,
 }

@@ -350,7 +350,11 @@ impl Tenant {
             open += usize::from(listed);
         }
         ensure(
-            count(&b.applications_by_rule) == b.applications.len(),
+            b.applications_by_rule
+                .values()
+                .map(BTreeSet::len)
+                .sum::<usize>()
+                == b.applications.len(),
             || "the rules' applications name unknown ones".into(),
         )?;
         ensure(count(&b.open_applications_by_subscription) == open, || {
