@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::list::{self, ListJson, PageRequest};
+use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, EmptyObject, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
 use super::{customers, ids};
 use crate::form::{Node, Params};
@@ -16,11 +16,11 @@ use crate::model::{
     Currency, Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, NewInvoiceLine,
     Tenant,
 };
-use crate::time::{to_secs, Nanos, NANOS_PER_SEC};
+use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
-    currency, get_int, get_obj, get_str, in_range, list_items, opt, req, validate, Field, Spec,
-    EXPAND, LIST_FIELDS,
+    currency, get_int, get_str, in_range, list_items, opt, req, validate, Field, Spec, EXPAND,
+    LIST_FIELDS,
 };
 use crate::wire::versions::Version;
 
@@ -655,7 +655,9 @@ impl Operation for List {
             }),
             // Every invoice here is charged automatically.
             send_invoice: get_str(p, "collection_method") == Some("send_invoice"),
-            window: created_window(p),
+            window: TimeRange::read(p, "created")
+                .unwrap_or(TimeRange::ALL)
+                .window(),
             expand,
         })
     }
@@ -741,39 +743,4 @@ fn read_lines(p: &Params) -> StripeResult<Vec<NewInvoiceLine>> {
         });
     }
     Ok(out)
-}
-
-/// The validated `created` filter as a window `[from, until)` of model time (`until` `None`: no
-/// end), or `None` when no instant can match. `created=N` is the whole second N; `gt`, `gte`,
-/// `lt` and `lte` combine, each narrowing the window.
-fn created_window(p: &Params) -> Option<(Nanos, Option<Nanos>)> {
-    // Seconds to nanoseconds without overflow: a bound past the model's range is past every invoice.
-    let at = |secs: i64| i128::from(secs) * i128::from(NANOS_PER_SEC);
-    let second = i128::from(NANOS_PER_SEC);
-    let (mut from, mut until) = (i128::from(Nanos::MIN), i128::from(Nanos::MAX) + 1);
-    if let Some(exact) = get_int(p, "created") {
-        from = at(exact);
-        until = at(exact) + second;
-    }
-    if let Some(range) = get_obj(p, "created") {
-        let bound = |name| get_int(range, name).map(at);
-        if let Some(b) = bound("gt") {
-            from = from.max(b + second);
-        }
-        if let Some(b) = bound("gte") {
-            from = from.max(b);
-        }
-        if let Some(b) = bound("lt") {
-            until = until.min(b);
-        }
-        if let Some(b) = bound("lte") {
-            until = until.min(b + second);
-        }
-    }
-    if from >= until || from > i128::from(Nanos::MAX) || until <= i128::from(Nanos::MIN) {
-        return None;
-    }
-    let from = Nanos::try_from(from).unwrap_or(Nanos::MIN);
-    let until = Nanos::try_from(until).ok();
-    Some((from, until))
 }

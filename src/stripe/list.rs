@@ -231,6 +231,19 @@ impl TimeRange {
         Some(r)
     }
 
+    /// The range as a window `[from, until)` of model time (`until` `None`: no end), or `None`
+    /// when no instant of the model can be in it.
+    pub fn window(&self) -> Option<(Nanos, Option<Nanos>)> {
+        if self.from >= self.until
+            || self.from > i128::from(Nanos::MAX)
+            || self.until <= i128::from(Nanos::MIN)
+        {
+            return None;
+        }
+        let from = Nanos::try_from(self.from).unwrap_or(Nanos::MIN);
+        Some((from, Nanos::try_from(self.until).ok()))
+    }
+
     /// Whether `t` is in range.
     pub fn contains(&self, t: Nanos) -> bool {
         let t = t as i128;
