@@ -24,17 +24,20 @@
 //!
 //! One file per kind of object, each holding the object's types and the `impl Tenant` block of its
 //! queries and commands: `customer`, `lot`, `ledger` (entries, events, balances), `test_clock`,
-//! `invoice`, `plans`, `subscriptions`, `grant_rules` (rules and applications), `wallets`;
+//! `invoice`, `plans`, `subscriptions`, `grant_rules` (rules and applications), `wallets`,
+//! `catalog` (products and prices), `meters` (meters and their usage);
 //! `tenant` holds the world and its clocks, `billing` the subscription side's maps, `index` the
 //! read-only index views, `periods` calendar arithmetic and `money` currencies.
 
 mod billing;
+mod catalog;
 mod customer;
 mod grant_rules;
 mod index;
 mod invoice;
 mod ledger;
 mod lot;
+mod meters;
 pub mod money;
 pub mod periods;
 mod plans;
@@ -44,6 +47,11 @@ mod test_clock;
 mod wallets;
 
 use billing::Billing;
+use catalog::Catalog;
+pub use catalog::{
+    Interval, NewPrice, Price, Product, Recurring, Round, Scheme, Tier, TiersMode,
+    TransformQuantity, UsageType,
+};
 pub use customer::{
     default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
     Profile, RenderingOptions, Shipping, TaxExempt,
@@ -57,6 +65,8 @@ use invoice::InvoiceListEntry;
 pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, NewInvoiceLine};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
+use meters::Metering;
+pub use meters::{EventTimeWindow, Formula, Meter, MeterStatus, NewMeter};
 pub use money::Currency;
 pub use plans::{NewPlan, Plan, PlanStatus};
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};

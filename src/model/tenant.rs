@@ -5,7 +5,10 @@ use std::ops::RangeInclusive;
 
 use rust_decimal::Decimal;
 
-use super::{Billing, Currency, Customer, Entry, Event, Invoice, InvoiceListEntry, Lot, TestClock};
+use super::{
+    Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceListEntry, Lot, Metering,
+    TestClock,
+};
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
 
@@ -85,6 +88,10 @@ pub struct Tenant {
     pub(super) issued: u64,
     /// Plans, subscriptions, grant rules, their applications, and wallets.
     pub(super) billing: Billing,
+    /// Products and prices.
+    pub(super) catalog: Catalog,
+    /// Meters and their usage.
+    pub(super) metering: Metering,
 }
 
 impl Tenant {
@@ -111,6 +118,8 @@ impl Tenant {
             invoice_lists: BTreeSet::new(),
             issued: 0,
             billing: Billing::default(),
+            catalog: Catalog::default(),
+            metering: Metering::default(),
         }
     }
 
