@@ -313,7 +313,6 @@ async fn list_errors() {
         ("customer_unknown", "customer=cus_nope".to_string()),
         ("customer_of_other_kind", format!("customer={}", w.clock)),
         ("customer_hash", "customer[id]=1".to_string()),
-        ("subscription", "subscription=sub_1".to_string()),
         ("customer_account", "customer_account=acct_1".to_string()),
         ("due_date", "due_date=1".to_string()),
         ("limit_zero", "limit=0".to_string()),
@@ -335,8 +334,13 @@ async fn list_errors() {
     }
     insta::assert_json_snapshot!("invoice_list_errors", out);
 
-    // POST to the list is not a route the emulator has: invoices are made by
-    // `POST /_emulator/invoices`.
+    // A subscription that does not exist has no invoices.
+    let r = emu.get(&w.key, "/v1/invoices?subscription=sub_1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["data"], serde_json::json!([]));
+
+    // Creating one names a customer that must exist.
     let r = emu.post(&w.key, "/v1/invoices", "customer=x").await;
-    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["error"]["param"], "customer");
 }

@@ -1,7 +1,10 @@
-//! Invoices that spend credits, and voiding them.
+//! Invoices: drafts, finalization (where credits are spent), payment, and voiding.
 //!
-//! The emulator has no billing engine: an invoice is created already finalized, with the lines the
-//! caller gives, and credits are applied at once the way Stripe applies them at finalization.
+//! An invoice is made as a draft (by a subscription's cycle, or by the caller from pending invoice
+//! items) or already finalized (the emulator's one-shot helper). Finalizing recomputes usage lines
+//! from their meters (late events count), applies credits to the lines they may pay, numbers the
+//! invoice and, when something is due and the invoice is charged automatically, pays it as a test
+//! card would (or fails, for a customer whose payment method is one of Stripe's failing test cards).
 
 use std::cmp::Ordering;
 use std::collections::{btree_set, BTreeSet};
@@ -10,17 +13,74 @@ use std::ops::{Bound, RangeBounds};
 use rust_decimal::Decimal;
 
 use super::index::values_in;
-use super::{Currency, Domain, EntryKind, Lot, Tenant};
+use super::{Currency, Domain, EntryKind, Event, Lot, Metadata, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
 /// An invoice's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InvoiceStatus {
-    /// Finalized, not paid.
+    /// Being prepared: lines may still change; no credits applied.
+    Draft,
+    /// Finalized, something still due.
     Open,
+    /// Finalized and settled.
+    Paid,
+    /// Finalized, written off as not collectable.
+    Uncollectible,
     /// Voided; its credits were reinstated.
     Void,
+}
+
+/// Why an invoice was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillingReason {
+    /// By the caller (one-off invoices, the emulator's helper).
+    Manual,
+    /// A subscription's first invoice.
+    SubscriptionCreate,
+    /// A subscription's period ended.
+    SubscriptionCycle,
+    /// A subscription changed, or ended with its usage billed at once.
+    SubscriptionUpdate,
+    /// A projection, never stored.
+    Upcoming,
+}
+
+/// How an invoice is collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CollectionMethod {
+    /// Charged to the customer's payment method at finalization.
+    #[default]
+    ChargeAutomatically,
+    /// Sent; paid when the customer pays (out of band, here).
+    SendInvoice,
+}
+
+/// What made a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineSource {
+    /// Given directly (the emulator's helper).
+    Direct,
+    /// A subscription item's charge for a period.
+    SubscriptionItem {
+        /// The subscription.
+        subscription: Key,
+        /// The item.
+        item: Key,
+    },
+    /// A pending invoice item swept into the invoice.
+    InvoiceItem(Key),
+}
+
+/// A line billed from a meter's usage: recomputed at finalization from what the meter aggregated
+/// over the line's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// The meter.
+    pub meter: Key,
+    /// The price that turns usage into an amount.
+    pub price: Key,
 }
 
 /// One line of an invoice.
@@ -30,15 +90,38 @@ pub struct InvoiceLine {
     pub key: Key,
     /// Amount before credits, in minor units.
     pub amount: i64,
-    /// Price id, matched against price-scoped lots.
+    /// The price's id as the caller named it, matched against price-scoped lots (helper lines).
     pub price: Option<String>,
+    /// The catalog price billed, if any.
+    pub price_key: Option<Key>,
+    /// That price's product.
+    pub product: Option<Key>,
+    /// Quantity billed (usage for metered lines).
+    pub quantity: Decimal,
     /// Free text.
     pub description: Option<String>,
+    /// The period billed, `[start, end)`.
+    pub period: (Nanos, Nanos),
+    /// What made it.
+    pub source: LineSource,
+    /// Set for metered lines: how finalization recomputes the amount.
+    pub usage: Option<Usage>,
+    /// Whether billing credits may pay it (metered subscription lines, and the helper's lines).
+    pub creditable: bool,
+    /// Key–value metadata.
+    pub metadata: Metadata,
     /// `Applied` entries that paid this line, with their amounts.
     pub credits: Vec<(Key, i64)>,
 }
 
-/// A finalized invoice.
+impl InvoiceLine {
+    /// Whether a lot with scope `applicability` may pay this line.
+    fn covered_by(&self, applicability: &super::Applicability) -> bool {
+        self.creditable && applicability.covers(self.price.as_deref(), self.price_key)
+    }
+}
+
+/// An invoice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invoice {
     /// Identity.
@@ -47,20 +130,50 @@ pub struct Invoice {
     pub customer: Key,
     /// The customer's test clock, if any.
     pub test_clock: Option<Key>,
+    /// The subscription that made it, if one did.
+    pub subscription: Option<Key>,
+    /// Why it was made.
+    pub billing_reason: BillingReason,
+    /// How it is collected.
+    pub collection_method: CollectionMethod,
+    /// Whether it finalizes and is collected without being asked.
+    pub auto_advance: bool,
+    /// When a draft finalizes by itself.
+    pub finalizes_at: Option<Nanos>,
+    /// Days after finalization it is due (`send_invoice`).
+    pub days_until_due: Option<u32>,
     /// Currency of every line.
     pub currency: Currency,
-    /// Creation and finalization time (the customer's now).
+    /// Creation time (the customer's now).
     pub created: Nanos,
-    /// Start of the billed period (the creation time: the emulator bills no subscription periods).
+    /// Start of the billed period.
     pub period_start: Nanos,
-    /// End of the billed period (the creation time); grant eligibility is judged at this instant.
+    /// End of the billed period; grant eligibility is judged at this instant.
     pub period_end: Nanos,
     /// Lines in order.
     pub lines: Vec<InvoiceLine>,
     /// State.
     pub status: InvoiceStatus,
+    /// Set at finalization: the customer's prefix and sequence.
+    pub number: Option<String>,
+    /// When it was finalized.
+    pub finalized_at: Option<Nanos>,
+    /// When it was paid.
+    pub paid_at: Option<Nanos>,
+    /// When it was marked uncollectible.
+    pub uncollectible_at: Option<Nanos>,
     /// When it was voided.
     pub voided_at: Option<Nanos>,
+    /// When payment is due.
+    pub due_date: Option<Nanos>,
+    /// Payment attempts made.
+    pub attempt_count: u32,
+    /// What was paid, in minor units.
+    pub amount_paid: i64,
+    /// Free text.
+    pub description: Option<String>,
+    /// Key–value metadata.
+    pub metadata: Metadata,
 }
 
 impl Invoice {
@@ -77,6 +190,19 @@ impl Invoice {
             .map(|c| c.1)
             .sum()
     }
+
+    /// What the customer owes once credits are applied.
+    pub fn amount_due(&self) -> i64 {
+        (self.subtotal() - self.credited()).max(0)
+    }
+
+    /// What is still owed.
+    pub fn amount_remaining(&self) -> i64 {
+        match self.status {
+            InvoiceStatus::Void => 0,
+            _ => (self.amount_due() - self.amount_paid).max(0),
+        }
+    }
 }
 
 /// One of the lists invoices are paged through, each kept in order of `(created, key)`.
@@ -90,6 +216,8 @@ pub enum InvoiceList {
     Unclocked(Option<InvoiceStatus>),
     /// One customer's invoices, clock or not; all of them or those in one status.
     Customer(Key, Option<InvoiceStatus>),
+    /// One subscription's invoices; all of them or those in one status.
+    Subscription(Key, Option<InvoiceStatus>),
 }
 
 /// A position in the tenant's invoice lists: the list, then the invoice's `(created, key)`.
@@ -106,6 +234,10 @@ impl Invoice {
             lists.push(InvoiceList::Unclocked(None));
             lists.push(InvoiceList::Unclocked(Some(self.status)));
         }
+        if let Some(sub) = self.subscription {
+            lists.push(InvoiceList::Subscription(sub, None));
+            lists.push(InvoiceList::Subscription(sub, Some(self.status)));
+        }
         lists
             .into_iter()
             .map(|l| (l, self.created, self.key))
@@ -118,8 +250,16 @@ impl Invoice {
 pub enum InvoiceError {
     /// No such invoice.
     NotFound,
-    /// Only open invoices can be voided; this one is not open.
-    NotOpen,
+    /// Only open (or uncollectible) invoices can be voided; this one is in the given status.
+    NotOpen(InvoiceStatus),
+    /// Only drafts can be finalized or deleted; this one is in the given status.
+    NotDraft(InvoiceStatus),
+    /// Only open invoices can be paid; this one is in the given status.
+    NotPayable(InvoiceStatus),
+    /// Only one-off drafts can be deleted; a subscription's must be voided once finalized.
+    FromSubscription,
+    /// The customer's payment method declined the charge (the invoice stays open).
+    PaymentFailed,
 }
 
 /// A line to bill.
@@ -131,6 +271,71 @@ pub struct NewInvoiceLine {
     pub price: Option<String>,
     /// See [`InvoiceLine`].
     pub description: Option<String>,
+}
+
+/// A line of a new draft; quantities and amounts as the caller worked them out.
+#[derive(Debug, Clone)]
+pub struct DraftLine {
+    /// See [`InvoiceLine`].
+    pub amount: i64,
+    /// See [`InvoiceLine`].
+    pub price_key: Option<Key>,
+    /// See [`InvoiceLine`].
+    pub product: Option<Key>,
+    /// See [`InvoiceLine`].
+    pub quantity: Decimal,
+    /// See [`InvoiceLine`].
+    pub description: Option<String>,
+    /// See [`InvoiceLine`].
+    pub period: (Nanos, Nanos),
+    /// See [`InvoiceLine`].
+    pub source: LineSource,
+    /// See [`InvoiceLine`].
+    pub usage: Option<Usage>,
+    /// See [`InvoiceLine`].
+    pub creditable: bool,
+    /// See [`InvoiceLine`].
+    pub metadata: Metadata,
+}
+
+/// A new draft invoice.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    /// See [`Invoice`].
+    pub customer: Key,
+    /// See [`Invoice`].
+    pub currency: Currency,
+    /// See [`Invoice`].
+    pub subscription: Option<Key>,
+    /// See [`Invoice`].
+    pub billing_reason: BillingReason,
+    /// See [`Invoice`].
+    pub collection_method: CollectionMethod,
+    /// See [`Invoice`].
+    pub auto_advance: bool,
+    /// See [`Invoice`].
+    pub days_until_due: Option<u32>,
+    /// See [`Invoice`]; defaults to the creation time.
+    pub period: Option<(Nanos, Nanos)>,
+    /// See [`Invoice`].
+    pub lines: Vec<DraftLine>,
+    /// See [`Invoice`].
+    pub description: Option<String>,
+    /// See [`Invoice`].
+    pub metadata: Metadata,
+}
+
+/// Payment methods that decline every charge: Stripe's test cards for a failing customer.
+const FAILING_PAYMENT_METHODS: &[&str] = &[
+    "pm_card_chargeCustomerFail",
+    "pm_card_visa_chargeDeclined",
+    "pm_card_chargeDeclined",
+    "pm_card_chargeDeclinedInsufficientFunds",
+];
+
+/// Whether `payment_method` is one of the test payment methods whose charges are declined.
+pub fn declines(payment_method: &str) -> bool {
+    FAILING_PAYMENT_METHODS.contains(&payment_method)
 }
 
 impl Tenant {
@@ -148,9 +353,8 @@ impl Tenant {
     }
 
     /// Creates and finalizes an invoice at the customer's now and spends eligible credits on it, line
-    /// by line in order, each line drawing from lots in spending order. A lot is eligible when it is
-    /// in the invoice's currency, effective and unexpired at `period_end`, not voided, has something
-    /// left, and its scope covers the line's price.
+    /// by line in order (see [`Tenant::finalize_invoice`] for the rules). It stays `open`, whatever
+    /// is due: the emulator's one-shot invoice, which a test voids or reads.
     pub fn create_invoice(
         &mut self,
         customer: Key,
@@ -161,6 +365,229 @@ impl Tenant {
         let now = self.now_in(domain);
         self.run_due(domain, now);
         let key = self.next_key();
+        let lines = lines
+            .into_iter()
+            .map(|l| InvoiceLine {
+                key: self.next_key(),
+                amount: l.amount,
+                price: l.price,
+                price_key: None,
+                product: None,
+                quantity: Decimal::ONE,
+                description: l.description,
+                period: (now, now),
+                source: LineSource::Direct,
+                usage: None,
+                creditable: true,
+                metadata: Metadata::new(),
+                credits: Vec::new(),
+            })
+            .collect();
+        let invoice = Invoice {
+            key,
+            customer,
+            test_clock: clock_of(domain),
+            subscription: None,
+            billing_reason: BillingReason::Manual,
+            collection_method: CollectionMethod::ChargeAutomatically,
+            auto_advance: false,
+            finalizes_at: None,
+            days_until_due: None,
+            currency,
+            created: now,
+            period_start: now,
+            period_end: now,
+            lines,
+            status: InvoiceStatus::Draft,
+            number: None,
+            finalized_at: None,
+            paid_at: None,
+            uncollectible_at: None,
+            voided_at: None,
+            due_date: None,
+            attempt_count: 0,
+            amount_paid: 0,
+            description: None,
+            metadata: Metadata::new(),
+        };
+        self.insert_invoice(invoice);
+        self.apply_credits(key, now);
+        self.set_invoice_status(key, InvoiceStatus::Open);
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.finalized_at = Some(now);
+        }
+        key
+    }
+
+    /// Creates a draft at the customer's now. With `auto_advance`, it finalizes by itself
+    /// `grace` later (at once when `grace` is zero).
+    pub fn create_draft_invoice(&mut self, new: NewInvoice, grace: Nanos) -> Key {
+        let domain = self.domain_of(new.customer);
+        let now = self.now_in(domain);
+        self.create_draft_invoice_at(new, now, grace)
+    }
+
+    /// [`Tenant::create_draft_invoice`] at `now` (a clock's instant while it is being advanced).
+    pub(super) fn create_draft_invoice_at(
+        &mut self,
+        new: NewInvoice,
+        now: Nanos,
+        grace: Nanos,
+    ) -> Key {
+        let domain = self.domain_of(new.customer);
+        let key = self.next_key();
+        let lines = new
+            .lines
+            .into_iter()
+            .map(|l| InvoiceLine {
+                key: self.next_key(),
+                amount: l.amount,
+                price: None,
+                price_key: l.price_key,
+                product: l.product,
+                quantity: l.quantity,
+                description: l.description,
+                period: l.period,
+                source: l.source,
+                usage: l.usage,
+                creditable: l.creditable,
+                metadata: l.metadata,
+                credits: Vec::new(),
+            })
+            .collect();
+        let (period_start, period_end) = new.period.unwrap_or((now, now));
+        let finalizes_at = new.auto_advance.then(|| now.saturating_add(grace));
+        let invoice = Invoice {
+            key,
+            customer: new.customer,
+            test_clock: clock_of(domain),
+            subscription: new.subscription,
+            billing_reason: new.billing_reason,
+            collection_method: new.collection_method,
+            auto_advance: new.auto_advance,
+            finalizes_at,
+            days_until_due: new.days_until_due,
+            currency: new.currency,
+            created: now,
+            period_start,
+            period_end,
+            lines,
+            status: InvoiceStatus::Draft,
+            number: None,
+            finalized_at: None,
+            paid_at: None,
+            uncollectible_at: None,
+            voided_at: None,
+            due_date: None,
+            attempt_count: 0,
+            amount_paid: 0,
+            description: new.description,
+            metadata: new.metadata,
+        };
+        self.insert_invoice(invoice);
+        if let Some(at) = finalizes_at {
+            self.schedule_event(domain, at, Event::FinalizeInvoice(key));
+        }
+        key
+    }
+
+    fn insert_invoice(&mut self, invoice: Invoice) {
+        self.invoice_lists.extend(invoice.list_entries());
+        self.invoices.insert(invoice.key, invoice);
+    }
+
+    /// Moves an invoice to `status`, keeping its list positions in step.
+    fn set_invoice_status(&mut self, key: Key, status: InvoiceStatus) {
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            for entry in inv.list_entries() {
+                self.invoice_lists.remove(&entry);
+            }
+            inv.status = status;
+            self.invoice_lists.extend(inv.list_entries());
+        }
+    }
+
+    /// Finalizes a draft at the customer's now (see [`Tenant::finalize_invoice_at`]).
+    pub fn finalize_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        let domain = self.domain_of(inv.customer);
+        let now = self.now_in(domain);
+        self.run_due(domain, now);
+        self.finalize_invoice_at(key, now)
+    }
+
+    /// Finalizes a draft at `now`:
+    /// 1. metered lines are recomputed from their meters over their periods (late usage counts);
+    /// 2. credits are applied to the lines they may pay, line by line in order, each line drawing
+    ///    from lots in spending order (a lot is eligible when it is in the invoice's currency,
+    ///    effective and unexpired at `period_end`, not voided, has something left, and its scope
+    ///    covers the line);
+    /// 3. the invoice is numbered and becomes `open`;
+    /// 4. nothing due: `paid`; charged automatically: paid by the customer's payment method, or
+    ///    left open with one more attempt when that method declines (and its subscription goes
+    ///    `past_due`); sent: open, due `days_until_due` later.
+    pub(super) fn finalize_invoice_at(&mut self, key: Key, now: Nanos) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        if inv.status != InvoiceStatus::Draft {
+            return Err(InvoiceError::NotDraft(inv.status));
+        }
+        self.recompute_usage(key);
+        self.apply_credits(key, now);
+        let customer = self.invoices[&key].customer;
+        let number = self.customers.get_mut(&customer).map(|c| {
+            let n = format!(
+                "{}-{:04}",
+                c.profile.invoice_prefix, c.profile.next_invoice_sequence
+            );
+            c.profile.next_invoice_sequence += 1;
+            n
+        });
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.number = number;
+            inv.finalized_at = Some(now);
+            inv.finalizes_at = None;
+            if inv.collection_method == CollectionMethod::SendInvoice {
+                let days = inv.days_until_due.unwrap_or(30) as i64;
+                inv.due_date = Some(now.saturating_add(days * NANOS_PER_DAY));
+            }
+        }
+        self.set_invoice_status(key, InvoiceStatus::Open);
+        let inv = &self.invoices[&key];
+        if inv.amount_due() == 0 {
+            self.mark_paid(key, now);
+        } else if inv.collection_method == CollectionMethod::ChargeAutomatically {
+            let _ = self.attempt_payment(key, now);
+        }
+        Ok(())
+    }
+
+    /// Recomputes every metered line of a draft from its meter.
+    fn recompute_usage(&mut self, key: Key) {
+        let inv = &self.invoices[&key];
+        let customer = inv.customer;
+        let updates: Vec<(usize, Decimal, i64)> = inv
+            .lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let usage = l.usage?;
+                let price = self.price(usage.price)?;
+                let quantity = self.meter_usage(usage.meter, customer, l.period.0, l.period.1);
+                Some((i, quantity, minor_units(price.amount_for(quantity))))
+            })
+            .collect();
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            for (i, quantity, amount) in updates {
+                inv.lines[i].quantity = quantity;
+                inv.lines[i].amount = amount;
+            }
+        }
+    }
+
+    /// Spends eligible credits on the creditable lines of `key` at `now`.
+    fn apply_credits(&mut self, key: Key, now: Nanos) {
+        let inv = &self.invoices[&key];
+        let (customer, currency) = (inv.customer, inv.currency);
         let eligible = |l: &Lot| l.currency == currency && l.is_spendable(now);
         // The order does not change while the invoice is built (only balances do). Most lines are
         // covered by the first lot, so that one is found without sorting; the whole order is sorted
@@ -168,9 +595,12 @@ impl Tenant {
         // meanwhile, which the walk would have passed over anyway (nothing left to take).
         let first = self.first_in_spend_order(customer, eligible);
         let mut rest: Option<Vec<Key>> = None;
-        let mut out = Vec::with_capacity(lines.len());
-        for line in lines {
-            let line_key = self.next_key();
+        for index in 0..self.invoices[&key].lines.len() {
+            let line = &self.invoices[&key].lines[index];
+            if !line.creditable {
+                continue;
+            }
+            let line_key = line.key;
             let mut left = Decimal::from(line.amount.max(0));
             let mut credits = Vec::new();
             let mut at = 0;
@@ -193,7 +623,7 @@ impl Tenant {
                     break;
                 };
                 let l = &self.lots[&lot];
-                if !l.applicability.covers(line.price.as_deref()) {
+                if !self.invoices[&key].lines[index].covered_by(&l.applicability) {
                     continue;
                 }
                 // Whole minor units only: a native lot may hold a fraction of a cent.
@@ -206,40 +636,183 @@ impl Tenant {
                 left -= take;
                 credits.push((entry, crate::model::money::to_minor_i64(take)));
             }
-            out.push(InvoiceLine {
-                key: line_key,
-                amount: line.amount,
-                price: line.price,
-                description: line.description,
-                credits,
-            });
+            if let Some(inv) = self.invoices.get_mut(&key) {
+                inv.lines[index].credits = credits;
+            }
         }
-        let invoice = Invoice {
-            key,
-            customer,
-            test_clock: match domain {
-                Domain::Clock(c) => Some(c),
-                Domain::Tenant => None,
-            },
-            currency,
-            created: now,
-            period_start: now,
-            period_end: now,
-            lines: out,
-            status: InvoiceStatus::Open,
-            voided_at: None,
-        };
-        self.invoice_lists.extend(invoice.list_entries());
-        self.invoices.insert(key, invoice);
+    }
+
+    fn mark_paid(&mut self, key: Key, now: Nanos) {
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.amount_paid = inv.amount_due();
+            inv.paid_at = Some(now);
+        }
+        self.set_invoice_status(key, InvoiceStatus::Paid);
+        if let Some(sub) = self.invoices[&key].subscription {
+            self.subscription_payment_settled(sub);
+        }
+    }
+
+    /// Charges an open invoice to the customer's payment method.
+    fn attempt_payment(&mut self, key: Key, now: Nanos) -> Result<(), InvoiceError> {
+        let inv = &self.invoices[&key];
+        let declined = self
+            .customers
+            .get(&inv.customer)
+            .and_then(|c| c.profile.invoice_settings.default_payment_method.as_deref())
+            .is_some_and(declines);
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.attempt_count += 1;
+        }
+        if declined {
+            if let Some(sub) = self.invoices[&key].subscription {
+                self.subscription_payment_failed(sub);
+            }
+            return Err(InvoiceError::PaymentFailed);
+        }
+        self.mark_paid(key, now);
+        Ok(())
+    }
+
+    /// Pays an open invoice: recorded as paid outside Stripe (`out_of_band`), or charged to the
+    /// customer's payment method.
+    pub fn pay_invoice(&mut self, key: Key, out_of_band: bool) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        let domain = self.domain_of(inv.customer);
+        let now = self.now_in(domain);
+        self.run_due(domain, now);
+        let inv = &self.invoices[&key];
+        if inv.status == InvoiceStatus::Draft {
+            self.finalize_invoice_at(key, now)?;
+            if self.invoices[&key].status == InvoiceStatus::Paid {
+                return Ok(());
+            }
+        }
+        let inv = &self.invoices[&key];
+        if !matches!(
+            inv.status,
+            InvoiceStatus::Open | InvoiceStatus::Uncollectible
+        ) {
+            return Err(InvoiceError::NotPayable(inv.status));
+        }
+        if out_of_band {
+            self.mark_paid(key, now);
+            return Ok(());
+        }
+        self.attempt_payment(key, now)
+    }
+
+    /// Turns a draft's automatic finalization on or off.
+    pub fn set_invoice_auto_advance(&mut self, key: Key, auto: bool) {
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.auto_advance = auto;
+        }
+    }
+
+    /// Marks an open invoice uncollectible.
+    pub fn mark_invoice_uncollectible(&mut self, key: Key) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        if inv.status != InvoiceStatus::Open {
+            return Err(InvoiceError::NotPayable(inv.status));
+        }
+        let now = self.now_for(inv.customer);
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.uncollectible_at = Some(now);
+        }
+        self.set_invoice_status(key, InvoiceStatus::Uncollectible);
+        Ok(())
+    }
+
+    /// Creates a one-off draft for `customer` at its now, with its pending invoice items in
+    /// `currency` when `include_pending` (the invoice's currency is `currency`, else that of the
+    /// oldest pending item, else `fallback`).
+    pub fn create_one_off_invoice(
+        &mut self,
+        mut new: NewInvoice,
+        currency: Option<Currency>,
+        fallback: Currency,
+        include_pending: bool,
+        grace: Nanos,
+    ) -> Key {
+        let now = self.now_for(new.customer);
+        new.currency = currency
+            .or_else(|| {
+                let first = *self.invoice_items.pending.get(&new.customer)?.first()?;
+                Some(self.invoice_items.items.get(&first)?.currency)
+            })
+            .unwrap_or(fallback);
+        let key = self.create_draft_invoice_at(new, now, grace);
+        if include_pending {
+            let (customer, currency) = (self.invoices[&key].customer, self.invoices[&key].currency);
+            let lines = self.take_pending_items(customer, currency, key, now);
+            let lines: Vec<InvoiceLine> = lines
+                .into_iter()
+                .map(|l| InvoiceLine {
+                    key: self.next_key(),
+                    amount: l.amount,
+                    price: None,
+                    price_key: l.price_key,
+                    product: l.product,
+                    quantity: l.quantity,
+                    description: l.description,
+                    period: l.period,
+                    source: l.source,
+                    usage: l.usage,
+                    creditable: l.creditable,
+                    metadata: l.metadata,
+                    credits: Vec::new(),
+                })
+                .collect();
+            if let Some(inv) = self.invoices.get_mut(&key) {
+                inv.lines.extend(lines);
+            }
+        }
         key
     }
 
-    /// Voids an open invoice and reinstates every credit it spent, each with its own entry. Credit
-    /// returned to a lot that has expired (or been voided) meanwhile is written off at once.
+    /// Takes the line made by `source` off draft `key`; false when the invoice is not a draft.
+    pub(super) fn remove_draft_line(&mut self, key: Key, source: LineSource) -> bool {
+        match self.invoices.get_mut(&key) {
+            Some(inv) if inv.status == InvoiceStatus::Draft => {
+                inv.lines.retain(|l| l.source != source);
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// Deletes a one-off draft; its invoice items become pending again.
+    pub fn delete_draft_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        if inv.status != InvoiceStatus::Draft {
+            return Err(InvoiceError::NotDraft(inv.status));
+        }
+        if inv.subscription.is_some() {
+            return Err(InvoiceError::FromSubscription);
+        }
+        let inv = self.invoices.remove(&key).expect("found above");
+        for entry in inv.list_entries() {
+            self.invoice_lists.remove(&entry);
+        }
+        for line in &inv.lines {
+            if let LineSource::InvoiceItem(item) = line.source {
+                self.release_invoice_item(item);
+            }
+        }
+        Ok(())
+    }
+
+    /// Voids an open (or uncollectible) invoice and reinstates every credit it spent, each with its
+    /// own entry. Credit returned to a lot that has expired (or been voided) meanwhile is written
+    /// off at once.
     pub fn void_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
         let invoice = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
-        if invoice.status != InvoiceStatus::Open {
-            return Err(InvoiceError::NotOpen);
+        if !matches!(
+            invoice.status,
+            InvoiceStatus::Open | InvoiceStatus::Uncollectible
+        ) {
+            return Err(InvoiceError::NotOpen(invoice.status));
         }
         let domain = self.domain_of(invoice.customer);
         let now = self.now_in(domain);
@@ -266,13 +839,9 @@ impl Tenant {
             }
         }
         if let Some(inv) = self.invoices.get_mut(&key) {
-            for entry in inv.list_entries() {
-                self.invoice_lists.remove(&entry);
-            }
-            inv.status = InvoiceStatus::Void;
             inv.voided_at = Some(now);
-            self.invoice_lists.extend(inv.list_entries());
         }
+        self.set_invoice_status(key, InvoiceStatus::Void);
         Ok(())
     }
 
@@ -296,6 +865,22 @@ impl Tenant {
         let hi = tighter(window_hi, before.map(at), Ordering::Less);
         range_or_empty(&self.invoice_lists, lo, hi).map(|(_, _, k)| *k)
     }
+}
+
+/// Nanoseconds in a day.
+const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// The test clock of a domain.
+fn clock_of(domain: Domain) -> Option<Key> {
+    match domain {
+        Domain::Clock(c) => Some(c),
+        Domain::Tenant => None,
+    }
+}
+
+/// A computed amount in whole minor units, half away from zero.
+pub fn minor_units(amount: Decimal) -> i64 {
+    crate::model::money::to_minor_i64(amount)
 }
 
 /// Of two bounds on one side of a range, the one that admits less: the greater lower bound

@@ -66,6 +66,10 @@ pub enum Event {
     Expire(Key),
     /// A grant rule's application is due (handled in `grant_rules.rs`).
     Application(Key),
+    /// A draft invoice finalizes by itself (see `invoice.rs`).
+    FinalizeInvoice(Key),
+    /// A subscription's period ends (the cycle, see `cycles.rs`).
+    SubscriptionCycle(Key),
 }
 
 /// One currency's balances.
@@ -217,6 +221,10 @@ impl Tenant {
             }
             // A grant application is due: the grant rules apply it (see `grant_rules`).
             Event::Application(key) => self.run_application(key, at),
+            Event::FinalizeInvoice(key) => {
+                let _ = self.finalize_invoice_at(key, at);
+            }
+            Event::SubscriptionCycle(key) => self.run_cycle(key, at),
         }
     }
 

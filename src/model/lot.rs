@@ -29,15 +29,38 @@ pub enum Applicability {
     /// Every metered line (Stripe `price_type=metered`; native wallets' `USAGE`).
     Metered,
     /// Only lines whose price is in the list.
-    Prices(Vec<String>),
+    Prices(Vec<ScopedPrice>),
+}
+
+impl From<&str> for ScopedPrice {
+    /// A price named only by its id (no catalog price).
+    fn from(id: &str) -> Self {
+        ScopedPrice {
+            id: id.to_string(),
+            key: None,
+        }
+    }
+}
+
+/// A price a lot's scope names: its id as the caller wrote it, and the catalog price it names when
+/// it names one (the facade resolves that), so that lines billed from the catalog match by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedPrice {
+    /// As written.
+    pub id: String,
+    /// The catalog price, if `id` names one.
+    pub key: Option<crate::ids::Key>,
 }
 
 impl Applicability {
-    /// Whether a line with this price (or none) is covered.
-    pub fn covers(&self, price: Option<&str>) -> bool {
+    /// Whether a line with this price (named `price`, or the catalog price `key`; or none) is
+    /// covered.
+    pub fn covers(&self, price: Option<&str>, key: Option<crate::ids::Key>) -> bool {
         match self {
             Applicability::Metered => true,
-            Applicability::Prices(list) => price.is_some_and(|p| list.iter().any(|x| x == p)),
+            Applicability::Prices(list) => list
+                .iter()
+                .any(|x| (key.is_some() && x.key == key) || price.is_some_and(|p| p == x.id)),
         }
     }
 
@@ -46,7 +69,9 @@ impl Applicability {
     pub fn intersects(&self, other: &Applicability) -> bool {
         match (self, other) {
             (Applicability::Metered, Applicability::Metered) => true,
-            (Applicability::Prices(a), Applicability::Prices(b)) => a.iter().any(|p| b.contains(p)),
+            (Applicability::Prices(a), Applicability::Prices(b)) => {
+                a.iter().any(|p| b.iter().any(|q| p.id == q.id))
+            }
             (Applicability::Metered, Applicability::Prices(p))
             | (Applicability::Prices(p), Applicability::Metered) => !p.is_empty(),
         }

@@ -32,9 +32,11 @@
 mod billing;
 mod catalog;
 mod customer;
+mod cycles;
 mod grant_rules;
 mod index;
 mod invoice;
+mod invoice_items;
 mod ledger;
 mod lot;
 mod meters;
@@ -62,9 +64,14 @@ pub use grant_rules::{
 };
 pub use index::{KeyIndex, KeyIter};
 use invoice::InvoiceListEntry;
-pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, NewInvoiceLine};
+pub use invoice::{
+    declines, minor_units, BillingReason, CollectionMethod, DraftLine, Invoice, InvoiceError,
+    InvoiceLine, InvoiceList, InvoiceStatus, LineSource, NewInvoice, NewInvoiceLine, Usage,
+};
+use invoice_items::InvoiceItems;
+pub use invoice_items::{InvoiceItem, InvoiceItemError, NewInvoiceItem};
 pub use ledger::{Balance, Entry, EntryKind, Event};
-pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
+pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot, ScopedPrice};
 use meters::Metering;
 pub use meters::{EventTimeWindow, Formula, Meter, MeterStatus, NewMeter};
 pub use money::Currency;

@@ -6,8 +6,8 @@ use std::ops::RangeInclusive;
 use rust_decimal::Decimal;
 
 use super::{
-    Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceListEntry, Lot, Metering,
-    TestClock,
+    Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems, InvoiceListEntry,
+    Lot, Metering, TestClock,
 };
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
@@ -92,6 +92,8 @@ pub struct Tenant {
     pub(super) catalog: Catalog,
     /// Meters and their usage.
     pub(super) metering: Metering,
+    /// One-off charges waiting for an invoice.
+    pub(super) invoice_items: InvoiceItems,
 }
 
 impl Tenant {
@@ -120,6 +122,7 @@ impl Tenant {
             billing: Billing::default(),
             catalog: Catalog::default(),
             metering: Metering::default(),
+            invoice_items: InvoiceItems::default(),
         }
     }
 

@@ -14,7 +14,8 @@ use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::money::to_minor_i64;
 use crate::model::{
-    Applicability, Category, Currency, Lot, LotError, LotOrigin, Metadata, NewLot, Tenant,
+    Applicability, Category, Currency, Lot, LotError, LotOrigin, Metadata, NewLot, ScopedPrice,
+    Tenant,
 };
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{StripeError, StripeResult};
@@ -190,7 +191,7 @@ impl<'a> GrantJson<'a> {
             },
             Applicability::Prices(_) if !version.has(Change::PriceScope) => ScopeJson::Unknown {},
             Applicability::Prices(prices) => ScopeJson::Prices {
-                prices: prices.iter().map(|id| PriceJson { id }).collect(),
+                prices: prices.iter().map(|p| PriceJson { id: &p.id }).collect(),
             },
         };
         GrantJson {
@@ -410,7 +411,15 @@ pub fn scope_param(scope: Option<&Params>, param: &str) -> StripeResult<Applicab
                     "{param}[prices][{bad}][id]"
                 )));
             }
-            Ok(Applicability::Prices(prices))
+            Ok(Applicability::Prices(
+                prices
+                    .into_iter()
+                    .map(|id| ScopedPrice {
+                        key: ids::key_of(&id, ids::PRICE),
+                        id,
+                    })
+                    .collect(),
+            ))
         }
         (None, true) => Err(StripeError::invalid(
             "You must specify exactly one of these parameters: price_type, prices.",

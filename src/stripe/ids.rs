@@ -12,6 +12,18 @@ pub const TEST_CLOCK: &str = "clock_";
 pub const INVOICE: &str = "in_";
 /// Invoice line item prefix.
 pub const INVOICE_LINE: &str = "il_";
+/// Prices.
+pub const PRICE: &str = "price_";
+/// Products.
+pub const PRODUCT: &str = "prod_";
+/// Subscriptions.
+pub const SUBSCRIPTION: &str = "sub_";
+/// Subscription items.
+pub const SUBSCRIPTION_ITEM: &str = "si_";
+/// Invoice items.
+pub const INVOICE_ITEM: &str = "ii_";
+/// Preview invoices, which are never stored.
+pub const UPCOMING_INVOICE: &str = "upcoming_in_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};

@@ -1,26 +1,24 @@
-//! Invoices that spend credits, rendered as Stripe's `invoice` object.
-//!
-//! The emulator has no billing engine: invoices are made, already finalized, by the emulator's own
-//! `POST /_emulator/invoices` ([`CreateFinalized`]): form-encoded, with the tenant's Stripe key,
-//! errors in Stripe's envelope. Stripe's own routes here list and read them, page their lines and
-//! void them (which reinstates their credits).
+//! Invoices, rendered as Stripe's `invoice` object: made by subscriptions' cycles, by the caller
+//! (`POST /v1/invoices`, one-off drafts from pending invoice items), or already finalized by the
+//! emulator's own `POST /_emulator/invoices` ([`CreateFinalized`]). Drafts are finalized (which
+//! spends credits), paid, voided (which reinstates them), marked uncollectible or deleted.
 
 use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest, TimeRange};
-use super::op::{pretty, Body, EmptyObject, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
+use super::op::{pretty, Body, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
 use super::{customers, ids};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
-    Currency, Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, NewInvoiceLine,
-    Tenant,
+    BillingReason, CollectionMethod, Currency, Invoice, InvoiceError, InvoiceLine, InvoiceList,
+    InvoiceStatus, LineSource, Metadata, NewInvoice, NewInvoiceLine, Tenant,
 };
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
-    currency, get_int, get_str, in_range, list_items, opt, req, validate, Field, Spec, EXPAND,
-    LIST_FIELDS,
+    apply_metadata, currency, get_int, get_metadata, get_str, in_range, list_items, opt, req,
+    validate, Field, Spec, EXPAND, LIST_FIELDS,
 };
 use crate::wire::versions::Version;
 
@@ -29,7 +27,7 @@ const ONLY_EXPAND: &[Field] = &[EXPAND];
 pub const EXPANDABLE: &[&str] = &["customer", "test_clock"];
 const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.test_clock"];
 
-/// Every status Stripe's invoices can have; the emulator's are only ever `open` or `void`.
+/// Every status Stripe's invoices can have.
 const STATUSES: &[&str] = &["draft", "open", "paid", "uncollectible", "void"];
 
 /// `created[gt]` and its siblings.
@@ -57,7 +55,7 @@ const fn list_fields(created: Spec) -> [Field; 11] {
         LIST_FIELDS[0],
         LIST_FIELDS[1],
         opt("status", Spec::Enum(STATUSES)),
-        opt("subscription", Spec::Unsupported),
+        opt("subscription", Spec::Str(5000)),
     ]
 }
 const LIST_CREATED_INT: &[Field] = &list_fields(Spec::Int);
@@ -100,11 +98,11 @@ pub struct InvoiceView<'a> {
     amount_remaining: i64,
     amount_shipping: i64,
     application: Null,
-    attempt_count: i64,
+    attempt_count: u32,
     attempted: bool,
     auto_advance: bool,
     automatic_tax: AutomaticTax,
-    automatically_finalizes_at: Null,
+    automatically_finalizes_at: Option<i64>,
     billing_reason: &'static str,
     collection_method: &'static str,
     confirmation_secret: Null,
@@ -123,11 +121,11 @@ pub struct InvoiceView<'a> {
     default_payment_method: Null,
     default_source: Null,
     default_tax_rates: [(); 0],
-    description: Null,
+    description: Option<&'a str>,
     discounts: [(); 0],
-    due_date: Null,
-    effective_at: i64,
-    ending_balance: i64,
+    due_date: Option<i64>,
+    effective_at: Option<i64>,
+    ending_balance: Option<i64>,
     footer: Null,
     from_invoice: Null,
     hosted_invoice_url: Null,
@@ -137,11 +135,11 @@ pub struct InvoiceView<'a> {
     latest_revision: Null,
     lines: ListJson<'a, LineView<'a>>,
     livemode: bool,
-    metadata: EmptyObject,
+    metadata: &'a Metadata,
     next_payment_attempt: Null,
-    number: Null,
+    number: Option<&'a str>,
     on_behalf_of: Null,
-    parent: Null,
+    parent: Option<InvoiceParent>,
     payment_settings: PaymentSettings,
     period_end: i64,
     period_start: i64,
@@ -164,7 +162,7 @@ pub struct InvoiceView<'a> {
     total_excluding_tax: i64,
     total_pretax_credit_amounts: Vec<PretaxCredit>,
     total_taxes: [(); 0],
-    webhooks_delivered_at: i64,
+    webhooks_delivered_at: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -191,10 +189,25 @@ struct PaymentSettings {
 
 #[derive(Serialize)]
 struct StatusTransitions {
-    finalized_at: i64,
-    marked_uncollectible_at: Null,
-    paid_at: Null,
+    finalized_at: Option<i64>,
+    marked_uncollectible_at: Option<i64>,
+    paid_at: Option<i64>,
     voided_at: Option<i64>,
+}
+
+/// `parent` of an invoice a subscription made.
+#[derive(Serialize)]
+struct InvoiceParent {
+    quote_details: Null,
+    subscription_details: SubscriptionDetails,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct SubscriptionDetails {
+    metadata: Null,
+    subscription: String,
 }
 
 /// One credit applied to a line: `{amount, credit_balance_transaction, discount, type}`.
@@ -231,13 +244,13 @@ pub struct LineView<'a> {
     discounts: [(); 0],
     invoice: &'a str,
     livemode: bool,
-    metadata: EmptyObject,
-    parent: Null,
+    metadata: &'a Metadata,
+    parent: Option<LineParent>,
     period: Period,
     pretax_credit_amounts: Vec<PretaxCredit>,
     pricing: Option<Pricing<'a>>,
     quantity: i64,
-    quantity_decimal: &'static str,
+    quantity_decimal: String,
     subtotal: i64,
     taxes: [(); 0],
 }
@@ -248,25 +261,120 @@ struct Period {
     start: i64,
 }
 
-/// What the line is priced by. The emulator has no price catalogue, so the product behind a price
-/// is unknown (empty).
+/// `parent` of a line: the subscription item or invoice item that made it.
+#[derive(Serialize)]
+struct LineParent {
+    invoice_item_details: Option<InvoiceItemDetails>,
+    subscription_item_details: Option<SubscriptionItemDetails>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct InvoiceItemDetails {
+    invoice_item: String,
+    proration: bool,
+    proration_details: ProrationDetails,
+    subscription: Null,
+}
+
+#[derive(Serialize)]
+struct ProrationDetails {
+    credited_items: Null,
+}
+
+#[derive(Serialize)]
+struct SubscriptionItemDetails {
+    invoice_item: Null,
+    proration: bool,
+    proration_details: ProrationDetails,
+    subscription: String,
+    subscription_item: String,
+}
+
+/// What the line is priced by.
 #[derive(Serialize)]
 struct Pricing<'a> {
     price_details: PriceDetails<'a>,
     #[serde(rename = "type")]
     kind: &'static str,
-    unit_amount_decimal: String,
+    unit_amount_decimal: Option<String>,
 }
 
 #[derive(Serialize)]
 struct PriceDetails<'a> {
-    price: &'a str,
-    product: &'static str,
+    price: std::borrow::Cow<'a, str>,
+    product: String,
+}
+
+/// A product's id: the one its creator chose, or the key's spelling.
+fn product_id(t: &Tenant, key: Key) -> String {
+    t.product(key)
+        .and_then(|p| p.custom_id.clone())
+        .unwrap_or_else(|| ids::render(ids::PRODUCT, key))
+}
+
+/// Stripe's spelling of a decimal: no exponent, no trailing zeros.
+fn decimal_text(d: rust_decimal::Decimal) -> String {
+    d.normalize().to_string()
 }
 
 impl<'a> LineView<'a> {
     /// The view of `line` of `inv`, whose id is `invoice`.
-    pub fn of(inv: &'a Invoice, line: &'a InvoiceLine, invoice: &'a str) -> Self {
+    pub fn of(t: &'a Tenant, inv: &'a Invoice, line: &'a InvoiceLine, invoice: &'a str) -> Self {
+        let pricing = match (line.price_key, line.price.as_deref()) {
+            (Some(price), _) => Some(Pricing {
+                price_details: PriceDetails {
+                    price: ids::render(ids::PRICE, price).into(),
+                    product: line.product.map(|p| product_id(t, p)).unwrap_or_default(),
+                },
+                kind: "price_details",
+                unit_amount_decimal: t.price(price).and_then(|p| match &p.scheme {
+                    crate::model::Scheme::PerUnit { unit_amount } => {
+                        Some(decimal_text(*unit_amount))
+                    }
+                    crate::model::Scheme::Tiered { .. } => None,
+                }),
+            }),
+            // A helper line names a price the catalog may not have: its product is unknown.
+            (None, Some(price)) => Some(Pricing {
+                price_details: PriceDetails {
+                    price: price.into(),
+                    product: String::new(),
+                },
+                kind: "price_details",
+                unit_amount_decimal: Some(line.amount.to_string()),
+            }),
+            (None, None) => None,
+        };
+        let no_proration = || ProrationDetails {
+            credited_items: NULL,
+        };
+        let parent = match line.source {
+            LineSource::Direct => None,
+            LineSource::SubscriptionItem { subscription, item } => Some(LineParent {
+                invoice_item_details: None,
+                subscription_item_details: Some(SubscriptionItemDetails {
+                    invoice_item: NULL,
+                    proration: false,
+                    proration_details: no_proration(),
+                    subscription: ids::render(ids::SUBSCRIPTION, subscription),
+                    subscription_item: ids::render(ids::SUBSCRIPTION_ITEM, item),
+                }),
+                kind: "subscription_item_details",
+            }),
+            LineSource::InvoiceItem(item) => Some(LineParent {
+                invoice_item_details: Some(InvoiceItemDetails {
+                    invoice_item: ids::render(ids::INVOICE_ITEM, item),
+                    proration: false,
+                    proration_details: no_proration(),
+                    subscription: NULL,
+                }),
+                subscription_item_details: None,
+                kind: "invoice_item_details",
+            }),
+        };
+        use rust_decimal::prelude::ToPrimitive;
         LineView {
             id: ids::render(ids::INVOICE_LINE, line.key),
             object: "line_item",
@@ -278,20 +386,16 @@ impl<'a> LineView<'a> {
             discounts: EMPTY_LIST,
             invoice,
             livemode: false,
-            metadata: EmptyObject {},
-            parent: NULL,
+            metadata: &line.metadata,
+            parent,
             period: Period {
-                end: to_secs(inv.period_end),
-                start: to_secs(inv.period_start),
+                end: to_secs(line.period.1),
+                start: to_secs(line.period.0),
             },
             pretax_credit_amounts: line.credits.iter().map(PretaxCredit::of).collect(),
-            pricing: line.price.as_deref().map(|price| Pricing {
-                price_details: PriceDetails { price, product: "" },
-                kind: "price_details",
-                unit_amount_decimal: line.amount.to_string(),
-            }),
-            quantity: 1,
-            quantity_decimal: "1",
+            pricing,
+            quantity: line.quantity.trunc().to_i64().unwrap_or(i64::MAX),
+            quantity_decimal: decimal_text(line.quantity),
             subtotal: line.amount,
             taxes: EMPTY_LIST,
         }
@@ -318,6 +422,26 @@ impl InvoiceIds {
             id,
         }
     }
+
+    /// The rendered ids of a preview, which is never stored (`upcoming_in_…`).
+    pub fn preview(inv: &Invoice) -> Self {
+        let id = ids::render(ids::UPCOMING_INVOICE, inv.key);
+        InvoiceIds {
+            lines_url: lines_url(&id),
+            id,
+        }
+    }
+}
+
+/// Stripe's word for a status.
+pub fn status_word(status: InvoiceStatus) -> &'static str {
+    match status {
+        InvoiceStatus::Draft => "draft",
+        InvoiceStatus::Open => "open",
+        InvoiceStatus::Paid => "paid",
+        InvoiceStatus::Uncollectible => "uncollectible",
+        InvoiceStatus::Void => "void",
+    }
 }
 
 impl<'a> InvoiceView<'a> {
@@ -327,21 +451,22 @@ impl<'a> InvoiceView<'a> {
         let total = subtotal - inv.credited();
         let customer = tenant.live_customer(inv.customer);
         let created = to_secs(inv.created);
+        let finalized = inv.finalized_at.map(to_secs);
         InvoiceView {
             id: &rendered.id,
             object: "invoice",
             account_country: NULL,
             account_name: NULL,
             account_tax_ids: NULL,
-            amount_due: total,
+            amount_due: inv.amount_due(),
             amount_overpaid: 0,
-            amount_paid: 0,
-            amount_remaining: total,
+            amount_paid: inv.amount_paid,
+            amount_remaining: inv.amount_remaining(),
             amount_shipping: 0,
             application: NULL,
-            attempt_count: 0,
-            attempted: false,
-            auto_advance: false,
+            attempt_count: inv.attempt_count,
+            attempted: inv.attempt_count > 0,
+            auto_advance: inv.auto_advance,
             automatic_tax: AutomaticTax {
                 disabled_reason: NULL,
                 enabled: false,
@@ -349,9 +474,18 @@ impl<'a> InvoiceView<'a> {
                 provider: NULL,
                 status: NULL,
             },
-            automatically_finalizes_at: NULL,
-            billing_reason: "manual",
-            collection_method: "charge_automatically",
+            automatically_finalizes_at: inv.finalizes_at.map(to_secs),
+            billing_reason: match inv.billing_reason {
+                BillingReason::Manual => "manual",
+                BillingReason::SubscriptionCreate => "subscription_create",
+                BillingReason::SubscriptionCycle => "subscription_cycle",
+                BillingReason::SubscriptionUpdate => "subscription_update",
+                BillingReason::Upcoming => "upcoming",
+            },
+            collection_method: match inv.collection_method {
+                CollectionMethod::ChargeAutomatically => "charge_automatically",
+                CollectionMethod::SendInvoice => "send_invoice",
+            },
             confirmation_secret: NULL,
             created,
             currency: inv.currency.as_str(),
@@ -368,11 +502,11 @@ impl<'a> InvoiceView<'a> {
             default_payment_method: NULL,
             default_source: NULL,
             default_tax_rates: EMPTY_LIST,
-            description: NULL,
+            description: inv.description.as_deref(),
             discounts: EMPTY_LIST,
-            due_date: NULL,
-            effective_at: created,
-            ending_balance: 0,
+            due_date: inv.due_date.map(to_secs),
+            effective_at: finalized,
+            ending_balance: finalized.map(|_| 0),
             footer: NULL,
             from_invoice: NULL,
             hosted_invoice_url: NULL,
@@ -384,17 +518,24 @@ impl<'a> InvoiceView<'a> {
                 inv.lines
                     .iter()
                     .take(EMBEDDED_LINES)
-                    .map(|l| LineView::of(inv, l, &rendered.id))
+                    .map(|l| LineView::of(tenant, inv, l, &rendered.id))
                     .collect(),
                 inv.lines.len() > EMBEDDED_LINES,
                 &rendered.lines_url,
             ),
             livemode: false,
-            metadata: EmptyObject {},
+            metadata: &inv.metadata,
             next_payment_attempt: NULL,
-            number: NULL,
+            number: inv.number.as_deref(),
             on_behalf_of: NULL,
-            parent: NULL,
+            parent: inv.subscription.map(|sub| InvoiceParent {
+                quote_details: NULL,
+                subscription_details: SubscriptionDetails {
+                    metadata: NULL,
+                    subscription: ids::render(ids::SUBSCRIPTION, sub),
+                },
+                kind: "subscription_details",
+            }),
             payment_settings: PaymentSettings {
                 default_mandate: NULL,
                 payment_method_options: NULL,
@@ -410,14 +551,11 @@ impl<'a> InvoiceView<'a> {
             shipping_details: NULL,
             starting_balance: 0,
             statement_descriptor: NULL,
-            status: match inv.status {
-                InvoiceStatus::Open => "open",
-                InvoiceStatus::Void => "void",
-            },
+            status: status_word(inv.status),
             status_transitions: StatusTransitions {
-                finalized_at: created,
-                marked_uncollectible_at: NULL,
-                paid_at: NULL,
+                finalized_at: finalized,
+                marked_uncollectible_at: inv.uncollectible_at.map(to_secs),
+                paid_at: inv.paid_at.map(to_secs),
                 voided_at: inv.voided_at.map(to_secs),
             },
             subtotal,
@@ -434,7 +572,7 @@ impl<'a> InvoiceView<'a> {
                 .map(PretaxCredit::of)
                 .collect(),
             total_taxes: EMPTY_LIST,
-            webhooks_delivered_at: created,
+            webhooks_delivered_at: finalized.map(|_| created),
         }
     }
 }
@@ -542,14 +680,7 @@ impl Operation for Void {
         let key = lookup(t, &self.id)?;
         match t.void_invoice(key) {
             Ok(()) => Ok((key, self.expand)),
-            Err(InvoiceError::NotFound) => {
-                Err(StripeError::no_such("invoice", &self.id, "id", 404))
-            }
-            Err(InvoiceError::NotOpen) => Err(StripeError::invalid(format!(
-                "You can only void an invoice whose status is open or uncollectible; invoice {} is void.",
-                shorten(&self.id)
-            ))
-            .executed()),
+            Err(e) => Err(refusal(e, &self.id)),
         }
     }
 
@@ -611,7 +742,7 @@ impl Operation for Lines {
         let ids = InvoiceIds::of(inv);
         let data: Vec<LineView> = inv.lines[range]
             .iter()
-            .map(|l| LineView::of(inv, l, &ids.id))
+            .map(|l| LineView::of(t, inv, l, &ids.id))
             .collect();
         let capacity = 1536 * (data.len() + 1);
         Body::Json(pretty(&ListJson::new(data, more, &ids.lines_url), capacity))
@@ -624,9 +755,10 @@ impl Operation for Lines {
 pub struct List {
     page: PageRequest,
     customer: Option<String>,
-    /// `None`: every status; `Some(None)`: a status the emulator never gives an invoice.
+    /// `None`: every status; `Some(None)`: no status at all (refused by validation first).
     status: Option<Option<InvoiceStatus>>,
-    send_invoice: bool,
+    collection_method: Option<CollectionMethod>,
+    subscription: Option<String>,
     window: Option<(Nanos, Option<Nanos>)>,
     expand: Expand,
 }
@@ -648,13 +780,20 @@ impl Operation for List {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             status: get_str(p, "status").map(|s| match s {
+                "draft" => Some(InvoiceStatus::Draft),
                 "open" => Some(InvoiceStatus::Open),
+                "paid" => Some(InvoiceStatus::Paid),
+                "uncollectible" => Some(InvoiceStatus::Uncollectible),
                 "void" => Some(InvoiceStatus::Void),
-                // Draft, paid and uncollectible invoices are never made here.
                 _ => None,
             }),
-            // Every invoice here is charged automatically.
-            send_invoice: get_str(p, "collection_method") == Some("send_invoice"),
+            collection_method: get_str(p, "collection_method").map(|m| match m {
+                "send_invoice" => CollectionMethod::SendInvoice,
+                _ => CollectionMethod::ChargeAutomatically,
+            }),
+            subscription: get_str(p, "subscription")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             window: TimeRange::read(p, "created")
                 .unwrap_or(TimeRange::ALL)
                 .window(),
@@ -671,16 +810,29 @@ impl Operation for List {
             Some(id) => Some(customers::ledger_owner(t, id)?),
             None => None,
         };
-        // A status the emulator never gives, `send_invoice`, or a window no instant is in.
-        let (status, window) = match (self.status, self.send_invoice, self.window) {
-            (Some(None), _, _) | (_, true, _) | (_, _, None) => {
+        // A subscription that does not exist has no invoices (Stripe answers an empty list).
+        let subscription = self
+            .subscription
+            .as_deref()
+            .map(|id| ids::key_of(id, ids::SUBSCRIPTION));
+        // No status, or a window no instant is in.
+        let (status, window) = match (self.status, self.window, subscription) {
+            (Some(None), _, _) | (_, None, _) | (_, _, Some(None)) => {
                 return Ok((Vec::new(), false, self.expand))
             }
-            (status, false, Some(window)) => (status.flatten(), window),
+            (status, Some(window), _) => (status.flatten(), window),
         };
-        let which = match customer {
-            Some(c) => InvoiceList::Customer(c, status),
-            None => InvoiceList::Unclocked(status),
+        let which = match (subscription.flatten(), customer) {
+            (Some(s), _) => InvoiceList::Subscription(s, status),
+            (None, Some(c)) => InvoiceList::Customer(c, status),
+            (None, None) => InvoiceList::Unclocked(status),
+        };
+        let method = self.collection_method;
+        let keep = |k: Key| {
+            t.invoice(k).is_some_and(|inv| {
+                method.is_none_or(|m| inv.collection_method == m)
+                    && customer.is_none_or(|c| inv.customer == c)
+            })
         };
         // A cursor is a position in (created, key) order, the order every invoice list is kept in.
         let position = |k: Key| (t.invoice(k).expect("a cursor names an invoice").created, k);
@@ -689,7 +841,7 @@ impl Operation for List {
                 t.invoices_listed(which, window, after.map(position), before.map(position))
             },
             &page,
-            |_| true,
+            keep,
         );
         Ok((keys, more, self.expand))
     }
@@ -743,4 +895,300 @@ fn read_lines(p: &Params) -> StripeResult<Vec<NewInvoiceLine>> {
         });
     }
     Ok(out)
+}
+
+/// Stripe's error for a change an invoice refused.
+fn refusal(e: InvoiceError, id: &str) -> StripeError {
+    let id = shorten(id);
+    match e {
+        InvoiceError::NotFound => StripeError::no_such("invoice", &id, "id", 404),
+        InvoiceError::NotOpen(status) => StripeError::invalid(format!(
+            "You can only void an invoice whose status is open or uncollectible; invoice {id} is {}.",
+            status_word(status)
+        )),
+        InvoiceError::NotDraft(_) => StripeError::invalid(
+            "This invoice is already finalized, you can't re-finalize a non-draft invoice.",
+        ),
+        InvoiceError::NotPayable(InvoiceStatus::Paid) => {
+            StripeError::invalid("Invoice is already paid")
+        }
+        InvoiceError::NotPayable(status) => StripeError::invalid(format!(
+            "You can only pay an invoice whose status is open or uncollectible; invoice {id} is {}.",
+            status_word(status)
+        )),
+        InvoiceError::FromSubscription => StripeError::invalid(
+            "You can only delete draft invoices that were not created by a subscription; void it once it is finalized.",
+        ),
+        InvoiceError::PaymentFailed => {
+            let mut e = StripeError::invalid("Your card was declined.")
+                .code("card_declined")
+                .status(402);
+            e.kind = "card_error";
+            e
+        }
+    }
+    .executed()
+}
+
+/// `expand[]` only, for the invoice named in the path.
+fn one_invoice(input: &Input) -> StripeResult<(String, Expand)> {
+    Ok((
+        input.id().to_string(),
+        Expand::read(input.params, EXPANDABLE, Version::NEWEST)?,
+    ))
+}
+
+const FINALIZE: &[Field] = &[opt("auto_advance", Spec::Bool), EXPAND];
+
+/// `POST /v1/invoices/{id}/finalize`: a draft becomes open (or paid), spending credits.
+pub struct Finalize {
+    id: String,
+    auto_advance: Option<bool>,
+    expand: Expand,
+}
+
+impl Operation for Finalize {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, FINALIZE, "")?;
+        let (id, expand) = one_invoice(input)?;
+        Ok(Finalize {
+            id,
+            auto_advance: get_str(input.params, "auto_advance").map(|v| v == "true"),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        if let Some(auto) = self.auto_advance {
+            t.set_invoice_auto_advance(key, auto);
+        }
+        t.finalize_invoice(key).map_err(|e| refusal(e, &self.id))?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+const PAY: &[Field] = &[
+    EXPAND,
+    opt("forgive", Spec::Bool),
+    opt("mandate", Spec::Unsupported),
+    opt("off_session", Spec::Bool),
+    opt("paid_out_of_band", Spec::Bool),
+    opt("payment_method", Spec::Str(5000)),
+    opt("source", Spec::Unsupported),
+];
+
+/// `POST /v1/invoices/{id}/pay`: paid out of band, or charged to the customer's payment method
+/// (`payment_method` overrides it for this attempt).
+pub struct Pay {
+    id: String,
+    out_of_band: bool,
+    expand: Expand,
+}
+
+impl Operation for Pay {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, PAY, "")?;
+        let (id, expand) = one_invoice(input)?;
+        Ok(Pay {
+            id,
+            out_of_band: get_str(input.params, "paid_out_of_band") == Some("true"),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        t.pay_invoice(key, self.out_of_band)
+            .map_err(|e| refusal(e, &self.id))?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+/// `POST /v1/invoices/{id}/mark_uncollectible`.
+pub struct MarkUncollectible {
+    id: String,
+    expand: Expand,
+}
+
+impl Operation for MarkUncollectible {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, ONLY_EXPAND, "")?;
+        let (id, expand) = one_invoice(input)?;
+        Ok(MarkUncollectible { id, expand })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        t.mark_invoice_uncollectible(key).map_err(|e| match e {
+            InvoiceError::NotPayable(_) => StripeError::invalid(
+                "You can only mark an invoice as uncollectible if its status is open.",
+            )
+            .executed(),
+            e => refusal(e, &self.id),
+        })?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+/// `DELETE /v1/invoices/{id}`: one-off drafts only.
+pub struct Delete {
+    id: String,
+}
+
+impl Operation for Delete {
+    type Output = String;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, &[], "")?;
+        Ok(Delete {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        t.delete_draft_invoice(key).map_err(|e| match e {
+            InvoiceError::NotDraft(_) => {
+                StripeError::invalid("You can only delete draft invoices.").executed()
+            }
+            e => refusal(e, &self.id),
+        })?;
+        Ok(self.id)
+    }
+
+    fn render(id: Self::Output, _: &Tenant) -> Body {
+        Body::Json(pretty(&super::op::Deleted::new(&id, "invoice"), 128))
+    }
+}
+
+const CREATE_ONE_OFF: &[Field] = &[
+    opt("auto_advance", Spec::Bool),
+    opt(
+        "collection_method",
+        Spec::Enum(&["charge_automatically", "send_invoice"]),
+    ),
+    opt("currency", Spec::Str(5000)),
+    req("customer", Spec::Str(5000)),
+    opt("days_until_due", Spec::Int),
+    opt("description", Spec::Str(1500)),
+    opt("due_date", Spec::Unsupported),
+    EXPAND,
+    opt("metadata", Spec::Metadata),
+    opt(
+        "pending_invoice_items_behavior",
+        Spec::Enum(&["exclude", "include"]),
+    ),
+    opt("subscription", Spec::Unsupported),
+];
+
+/// The grace period before a draft the caller made with `auto_advance` finalizes by itself.
+const ONE_OFF_GRACE: Nanos = 3600 * 1_000_000_000;
+
+/// `POST /v1/invoices`: a one-off draft for a customer, with its pending invoice items when
+/// `pending_invoice_items_behavior=include`.
+pub struct Create {
+    customer: String,
+    auto_advance: bool,
+    collection_method: CollectionMethod,
+    currency: Option<Currency>,
+    days_until_due: Option<u32>,
+    description: Option<String>,
+    metadata: Metadata,
+    include_pending: bool,
+    expand: Expand,
+}
+
+impl Operation for Create {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, CREATE_ONE_OFF, "")?;
+        let expand = Expand::read(p, EXPANDABLE, input.version)?;
+        let customer = get_str(p, "customer")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| StripeError::missing_param("customer"))?;
+        let collection_method = match get_str(p, "collection_method") {
+            Some("send_invoice") => CollectionMethod::SendInvoice,
+            _ => CollectionMethod::ChargeAutomatically,
+        };
+        let days_until_due = match get_int(p, "days_until_due") {
+            Some(_) if collection_method == CollectionMethod::ChargeAutomatically => {
+                return Err(StripeError::invalid(
+                    "You can only set `days_until_due` when `collection_method` is `send_invoice`.",
+                )
+                .param("days_until_due"))
+            }
+            Some(d) => Some(in_range(d, 0, 730, "days_until_due")? as u32),
+            None => None,
+        };
+        let metadata = match get_metadata(p, "metadata") {
+            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+            None => Metadata::new(),
+        };
+        Ok(Create {
+            customer: customer.to_string(),
+            auto_advance: get_str(p, "auto_advance") == Some("true"),
+            collection_method,
+            currency: match get_str(p, "currency") {
+                Some(c) => Some(currency(c, "currency")?),
+                None => None,
+            },
+            days_until_due,
+            description: get_str(p, "description")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            metadata,
+            include_pending: get_str(p, "pending_invoice_items_behavior") == Some("include"),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let customer = customers::lookup_param(t, &self.customer, "customer")?;
+        let usd = Currency::parse("usd").expect("usd is a currency");
+        let key = t.create_one_off_invoice(
+            NewInvoice {
+                customer,
+                currency: usd,
+                subscription: None,
+                billing_reason: BillingReason::Manual,
+                collection_method: self.collection_method,
+                auto_advance: self.auto_advance,
+                days_until_due: self.days_until_due,
+                period: None,
+                lines: Vec::new(),
+                description: self.description,
+                metadata: self.metadata,
+            },
+            self.currency,
+            usd,
+            self.include_pending,
+            ONE_OFF_GRACE,
+        );
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
 }

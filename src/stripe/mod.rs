@@ -24,6 +24,7 @@ pub mod credit_grants;
 pub mod customers;
 pub mod expand;
 pub mod ids;
+pub mod invoice_items;
 pub mod invoices;
 pub mod list;
 pub mod objects;

@@ -9,7 +9,9 @@
 use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
-use super::{balances, credit_grants, customers, invoices, objects, test_clocks, transactions};
+use super::{
+    balances, credit_grants, customers, invoice_items, invoices, objects, test_clocks, transactions,
+};
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
 
@@ -34,10 +36,20 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/billing/credit_balance_transactions",        op::<transactions::List>),
     route(Get,    "/v1/billing/credit_balance_transactions/{id}",   op::<transactions::Retrieve>),
 
+    route(Post,   "/v1/invoices",                                   op::<invoices::Create>),
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),
     route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
+    route(Delete, "/v1/invoices/{id}",                              op::<invoices::Delete>),
     route(Get,    "/v1/invoices/{id}/lines",                        op::<invoices::Lines>),
+    route(Post,   "/v1/invoices/{id}/finalize",                     op::<invoices::Finalize>),
+    route(Post,   "/v1/invoices/{id}/pay",                          op::<invoices::Pay>),
+    route(Post,   "/v1/invoices/{id}/mark_uncollectible",           op::<invoices::MarkUncollectible>),
     route(Post,   "/v1/invoices/{id}/void",                         op::<invoices::Void>),
+
+    route(Post,   "/v1/invoiceitems",                               op::<invoice_items::Create>),
+    route(Get,    "/v1/invoiceitems",                               op::<invoice_items::List>),
+    route(Get,    "/v1/invoiceitems/{id}",                          op::<invoice_items::Retrieve>),
+    route(Delete, "/v1/invoiceitems/{id}",                          op::<invoice_items::Delete>),
 
     route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
     route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),

@@ -1,0 +1,473 @@
+//! Invoice items (`/v1/invoiceitems`): one-off charges that wait, pending, for the customer's next
+//! invoice that takes pending items (`POST /v1/invoices` with
+//! `pending_invoice_items_behavior=include`). This is how a customer buys a credit pack: an item for
+//! the pack's one-time price, an invoice, finalized and paid; the application then grants `paid`
+//! credits, reading `pricing.price_details.product` off the paid invoice's lines.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::op::{pretty, Body, Deleted, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
+use super::{customers, ids};
+use crate::ids::Key;
+use crate::model::{
+    Currency, InvoiceItem, InvoiceItemError, Metadata, NewInvoiceItem, Scheme, Tenant,
+};
+use crate::time::to_secs;
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::params::{
+    apply_metadata, currency, get_int, get_metadata, get_obj, get_str, in_range, opt, req,
+    validate, Field, Spec, EXPAND, LIST_FIELDS,
+};
+
+/// Paths `expand[]` accepts on an invoice item.
+const EXPANDABLE: &[&str] = &["customer", "invoice"];
+const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.invoice"];
+
+/// Per-item ceiling, as on invoice lines, so that sums cannot overflow.
+const MAX_AMOUNT: i64 = 999_999_999_999;
+
+const PRICING: &[Field] = &[opt("price", Spec::Str(5000))];
+const CREATE: &[Field] = &[
+    opt("amount", Spec::Int),
+    opt("currency", Spec::Str(5000)),
+    req("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    opt("description", Spec::Str(5000)),
+    opt("discountable", Spec::Bool),
+    opt("discounts", Spec::Unsupported),
+    EXPAND,
+    opt("invoice", Spec::Unsupported),
+    opt("metadata", Spec::Metadata),
+    opt("period", Spec::Unsupported),
+    opt("price", Spec::Str(5000)),
+    opt("price_data", Spec::Unsupported),
+    opt("pricing", Spec::Obj(PRICING)),
+    opt("quantity", Spec::Int),
+    opt("subscription", Spec::Unsupported),
+    opt("tax_behavior", Spec::Unsupported),
+    opt("tax_code", Spec::Unsupported),
+    opt("tax_rates", Spec::Unsupported),
+    opt("unit_amount_decimal", Spec::Str(5000)),
+];
+const LIST: &[Field] = &[
+    opt("created", Spec::Range),
+    opt("customer", Spec::Str(5000)),
+    LIST_FIELDS[2],
+    LIST_FIELDS[3],
+    opt("invoice", Spec::Str(5000)),
+    LIST_FIELDS[0],
+    opt("pending", Spec::Bool),
+    LIST_FIELDS[1],
+];
+const ONLY_EXPAND: &[Field] = &[EXPAND];
+
+/// An invoice item as Stripe's `invoiceitem`.
+#[derive(Serialize)]
+struct ItemView<'a> {
+    id: String,
+    object: &'static str,
+    amount: i64,
+    currency: &'a str,
+    customer: String,
+    customer_account: Null,
+    date: i64,
+    description: Option<&'a str>,
+    discountable: bool,
+    discounts: [(); 0],
+    invoice: Option<String>,
+    livemode: bool,
+    metadata: &'a Metadata,
+    net_amount: i64,
+    parent: Null,
+    period: Period,
+    pricing: Option<Pricing>,
+    proration: bool,
+    quantity: u64,
+    quantity_decimal: String,
+    tax_rates: [(); 0],
+    test_clock: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Period {
+    end: i64,
+    start: i64,
+}
+
+#[derive(Serialize)]
+struct Pricing {
+    price_details: PriceDetails,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    unit_amount_decimal: String,
+}
+
+#[derive(Serialize)]
+struct PriceDetails {
+    price: String,
+    product: String,
+}
+
+impl<'a> ItemView<'a> {
+    fn of(t: &Tenant, item: &'a InvoiceItem) -> Self {
+        let date = to_secs(item.created);
+        ItemView {
+            id: ids::render(ids::INVOICE_ITEM, item.key),
+            object: "invoiceitem",
+            amount: item.amount,
+            currency: item.currency.as_str(),
+            customer: ids::render(ids::CUSTOMER, item.customer),
+            customer_account: NULL,
+            date,
+            description: item.description.as_deref(),
+            discountable: true,
+            discounts: EMPTY_LIST,
+            invoice: item.invoice.map(|k| ids::render(ids::INVOICE, k)),
+            livemode: false,
+            metadata: &item.metadata,
+            net_amount: item.amount,
+            parent: NULL,
+            period: Period {
+                end: date,
+                start: date,
+            },
+            pricing: item.price.map(|price| Pricing {
+                price_details: PriceDetails {
+                    price: ids::render(ids::PRICE, price),
+                    product: item
+                        .product
+                        .and_then(|p| t.product(p))
+                        .map(|p| {
+                            p.custom_id
+                                .clone()
+                                .unwrap_or_else(|| ids::render(ids::PRODUCT, p.key))
+                        })
+                        .unwrap_or_default(),
+                },
+                kind: "price_details",
+                unit_amount_decimal: item.unit_amount.normalize().to_string(),
+            }),
+            proration: false,
+            quantity: item.quantity,
+            quantity_decimal: item.quantity.to_string(),
+            tax_rates: EMPTY_LIST,
+            test_clock: t
+                .customer(item.customer)
+                .and_then(|c| c.test_clock)
+                .map(|k| ids::render(ids::TEST_CLOCK, k)),
+        }
+    }
+}
+
+fn respond(t: &Tenant, key: Key, expand: Expand) -> Body {
+    let item = t.invoice_item(key).expect("looked up above");
+    Body::of(&ItemView::of(t, item), expand, 2048)
+}
+
+fn lookup(t: &Tenant, id: &str) -> StripeResult<Key> {
+    ids::key_of(id, ids::INVOICE_ITEM)
+        .filter(|k| t.invoice_item(*k).is_some())
+        .ok_or_else(|| StripeError::no_such("invoiceitem", id, "id", 404))
+}
+
+/// How the item is priced, as sent.
+enum Priced {
+    /// A total in minor units, in a currency.
+    Amount(i64),
+    /// Units of a catalog price.
+    Price(String, &'static str),
+    /// Units at a decimal unit amount.
+    UnitAmount(Decimal),
+}
+
+/// `POST /v1/invoiceitems`.
+pub struct Create {
+    customer: String,
+    currency: Option<Currency>,
+    priced: Priced,
+    quantity: Option<u64>,
+    description: Option<String>,
+    metadata: Metadata,
+    expand: Expand,
+}
+
+impl Operation for Create {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, CREATE, "")?;
+        let expand = Expand::read(p, EXPANDABLE, input.version)?;
+        let customer = get_str(p, "customer")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| StripeError::missing_param("customer"))?;
+        let price = match (
+            get_str(p, "price"),
+            get_obj(p, "pricing").and_then(|o| get_str(o, "price")),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(StripeError::invalid(
+                    "You may only specify one of these parameters: price, pricing[price].",
+                ))
+            }
+            (Some(id), None) => Some((id.to_string(), "price")),
+            (None, Some(id)) => Some((id.to_string(), "pricing[price]")),
+            (None, None) => None,
+        };
+        let amount = get_int(p, "amount");
+        let unit = get_str(p, "unit_amount_decimal");
+        let quantity = match get_int(p, "quantity") {
+            Some(q) => Some(in_range(q, 0, 1_000_000_000, "quantity")? as u64),
+            None => None,
+        };
+        let priced = match (amount, price, unit) {
+            (Some(a), None, None) => {
+                if quantity.is_some() {
+                    return Err(StripeError::invalid(
+                        "You may only specify one of these parameters: amount, quantity.",
+                    ));
+                }
+                Priced::Amount(in_range(a, -MAX_AMOUNT, MAX_AMOUNT, "amount")?)
+            }
+            (None, Some((id, param)), None) => Priced::Price(id, param),
+            (None, None, Some(u)) => {
+                // Digits with at most one point: no sign, exponent or spaces.
+                let plain = !u.is_empty()
+                    && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && u.bytes().filter(|b| *b == b'.').count() <= 1;
+                let d = plain
+                    .then(|| u.parse::<Decimal>().ok())
+                    .flatten()
+                    .filter(|d| *d >= Decimal::ZERO && d.scale() <= 12)
+                    .ok_or_else(|| {
+                        StripeError::invalid(format!("Invalid decimal: {u}"))
+                            .param("unit_amount_decimal")
+                    })?;
+                Priced::UnitAmount(d)
+            }
+            (None, None, None) => {
+                return Err(StripeError::invalid(
+                    "You must specify one of these parameters: amount, pricing[price], unit_amount_decimal.",
+                ))
+            }
+            _ => {
+                return Err(StripeError::invalid(
+                    "You may only specify one of these parameters: amount, pricing[price], unit_amount_decimal.",
+                ))
+            }
+        };
+        let currency = match get_str(p, "currency") {
+            Some(c) => Some(currency(c, "currency")?),
+            None if !matches!(priced, Priced::Price(..)) => {
+                return Err(StripeError::missing_param("currency"))
+            }
+            None => None,
+        };
+        let metadata = match get_metadata(p, "metadata") {
+            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+            None => Metadata::new(),
+        };
+        Ok(Create {
+            customer: customer.to_string(),
+            currency,
+            priced,
+            quantity,
+            description: get_str(p, "description")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            metadata,
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let customer = customers::lookup_param(t, &self.customer, "customer")?;
+        let quantity = self.quantity.unwrap_or(1);
+        let (currency, price, product, unit_amount) = match &self.priced {
+            Priced::Amount(a) => (self.currency, None, None, Decimal::from(*a)),
+            Priced::UnitAmount(u) => (self.currency, None, None, *u),
+            Priced::Price(id, param) => {
+                let price = ids::key_of(id, ids::PRICE)
+                    .and_then(|k| t.price(k))
+                    .ok_or_else(|| StripeError::no_such("price", id, param, 400))?;
+                if price.recurring.is_some() {
+                    return Err(StripeError::invalid(
+                        "The price specified is set to `type=recurring` but this field only accepts prices with `type=one_time`.",
+                    )
+                    .param(*param));
+                }
+                if !price.active {
+                    return Err(StripeError::invalid(format!(
+                        "The price specified ({id}) is inactive. This field only accepts active prices."
+                    ))
+                    .param(*param));
+                }
+                if self.currency.is_some_and(|c| c != price.currency) {
+                    return Err(StripeError::invalid(format!(
+                        "The price specified ({id}) is in {}, but the invoice item's currency is {}.",
+                        price.currency.as_str(),
+                        self.currency.map(|c| c.as_str().to_string()).unwrap_or_default()
+                    ))
+                    .param("currency"));
+                }
+                let unit = match &price.scheme {
+                    Scheme::PerUnit { unit_amount } => *unit_amount,
+                    Scheme::Tiered { .. } => {
+                        price.amount_for(Decimal::from(quantity)) / Decimal::from(quantity.max(1))
+                    }
+                };
+                (
+                    Some(price.currency),
+                    Some(price.key),
+                    Some(price.product),
+                    unit,
+                )
+            }
+        };
+        let key = t.create_invoice_item(NewInvoiceItem {
+            customer,
+            currency: currency.expect("checked in parse or taken from the price"),
+            price,
+            product,
+            quantity,
+            unit_amount,
+            description: self.description,
+            metadata: self.metadata,
+        });
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+/// `GET /v1/invoiceitems/{id}`.
+pub struct Retrieve {
+    id: String,
+    expand: Expand,
+}
+
+impl Operation for Retrieve {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, ONLY_EXPAND, "")?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+            expand: Expand::read(input.params, EXPANDABLE, input.version)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        Ok((lookup(t, &self.id)?, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+/// `DELETE /v1/invoiceitems/{id}`: while pending or on a draft.
+pub struct Delete {
+    id: String,
+}
+
+impl Operation for Delete {
+    type Output = String;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, &[], "")?;
+        Ok(Delete {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        t.delete_invoice_item(key).map_err(|e| match e {
+            InvoiceItemError::NotFound => StripeError::no_such("invoiceitem", &self.id, "id", 404),
+            InvoiceItemError::Invoiced => StripeError::invalid(
+                "This invoice item has already been invoiced and cannot be deleted. You can only delete invoice items that are pending or attached to a draft invoice.",
+            )
+            .executed(),
+        })?;
+        Ok(self.id)
+    }
+
+    fn render(id: Self::Output, _: &Tenant) -> Body {
+        Body::Json(pretty(&Deleted::new(&id, "invoiceitem"), 128))
+    }
+}
+
+/// `GET /v1/invoiceitems`: newest first, filtered on customer, pending, invoice and created.
+pub struct List {
+    page: PageRequest,
+    customer: Option<String>,
+    pending: Option<bool>,
+    invoice: Option<String>,
+    created: TimeRange,
+    expand: Expand,
+}
+
+impl Operation for List {
+    type Output = (Vec<Key>, bool, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, LIST, "")?;
+        let text = |n: &str| get_str(p, n).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(List {
+            page: PageRequest::read(p)?,
+            customer: text("customer"),
+            pending: get_str(p, "pending").map(|v| v == "true"),
+            invoice: text("invoice"),
+            created: TimeRange::read(p, "created").unwrap_or(TimeRange::ALL),
+            expand: Expand::read(p, LIST_EXPANDABLE, input.version)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let t = &*t;
+        let page = self.page.resolve("invoiceitem", |id| {
+            ids::key_of(id, ids::INVOICE_ITEM).filter(|k| t.invoice_item(*k).is_some())
+        })?;
+        let customer = match &self.customer {
+            Some(id) => Some(customers::ledger_owner(t, id)?),
+            None => None,
+        };
+        let invoice = self
+            .invoice
+            .as_deref()
+            .map(|id| ids::key_of(id, ids::INVOICE));
+        let keep = |k: Key| {
+            t.invoice_item(k).is_some_and(|i| {
+                customer.is_none_or(|c| i.customer == c)
+                    && self.pending.is_none_or(|p| p == i.invoice.is_none())
+                    && invoice.is_none_or(|inv| inv.is_some() && i.invoice == inv)
+                    && self.created.contains(i.created)
+            })
+        };
+        let (keys, more) = list::paginate(
+            |a, b| t.invoice_items_in((a, b)).map(|i| i.key),
+            &page,
+            keep,
+        );
+        Ok((keys, more, self.expand))
+    }
+
+    fn render((keys, more, expand): Self::Output, t: &Tenant) -> Body {
+        let data: Vec<ItemView> = keys
+            .iter()
+            .filter_map(|k| t.invoice_item(*k))
+            .map(|i| ItemView::of(t, i))
+            .collect();
+        Body::of(
+            &ListJson::new(data, more, "/v1/invoiceitems"),
+            expand,
+            2048 * (keys.len() + 1),
+        )
+    }
+}
