@@ -25,7 +25,7 @@ impl App {
     /// A fresh application with `config`.
     pub fn new(config: Config) -> Arc<App> {
         Arc::new(App {
-            store: Store::new(config.seed),
+            store: Store::new(config.seed).with_invoice_grace(config.invoice_grace),
             idempotency: IdempotencyStores::default(),
             config,
             started: Instant::now(),

@@ -27,6 +27,10 @@ pub struct Config {
     /// request and never the server or a tenant. Off unless asked for (hidden CLI flag
     /// `--enable-panic-trigger`); tests turn it on.
     pub panic_trigger: bool,
+    /// How long a subscription's cycle invoice stays a draft before it finalizes by itself
+    /// (Stripe's one hour by default; zero finalizes at once). A world may set its own
+    /// (`POST /_emulator/invoice_grace_period`).
+    pub invoice_grace: Duration,
 }
 
 impl Default for Config {
@@ -41,6 +45,7 @@ impl Default for Config {
             max_connections: 1024,
             max_header_bytes: 64 * 1024,
             panic_trigger: false,
+            invoice_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -83,6 +88,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The longest invoice grace period, in seconds: Stripe allows up to 72 hours.
+pub const MAX_GRACE_SECS: u64 = 72 * 3600;
 
 /// Most form parameters one request may be allowed.
 pub const MAX_PARAMS: usize = 1_000_000;

@@ -184,6 +184,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// How long a subscription's cycle invoice stays a draft before it finalizes by itself
+    /// (Stripe's grace period; zero finalizes at once). Default one hour.
+    pub fn invoice_grace(mut self, grace: Duration) -> Self {
+        self.config.invoice_grace = grace;
+        self
+    }
+
     /// Largest accepted request body, in bytes (larger bodies get a 413). Default 1 MiB.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.config.max_body_bytes = bytes;

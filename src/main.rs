@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
-use credit_emulator::config::{MAX_DEPTH, MAX_JSON_DEPTH, MAX_PARAMS};
+use credit_emulator::config::{MAX_DEPTH, MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS};
 use credit_emulator::form::FormLimits;
 use credit_emulator::{serve, App, Config};
 
@@ -70,6 +70,12 @@ struct Cli {
     max_header_bytes: usize,
 
     /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
+    /// Seconds a subscription's cycle invoice stays a draft before it finalizes by itself (Stripe's
+    /// grace period; 0 finalizes at once, at most 72 hours). A world may set its own with
+    /// `POST /_emulator/invoice_grace_period`.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE_SECS))]
+    invoice_grace_period: u64,
+
     #[arg(long, hide = true)]
     enable_panic_trigger: bool,
 
@@ -97,6 +103,7 @@ fn main() {
         max_connections: cli.max_connections.max(1),
         max_header_bytes: cli.max_header_bytes,
         panic_trigger: cli.enable_panic_trigger,
+        invoice_grace: Duration::from_secs(cli.invoice_grace_period),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -110,6 +110,7 @@ fn help_documents_every_flag() {
         "--header-read-timeout",
         "--help",
         "--host",
+        "--invoice-grace-period",
         "--log",
         "--max-body-bytes",
         "--max-connections",

@@ -29,6 +29,8 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("POST", "/_emulator/clock",          op::<SetClock>),
     ("GET",  "/_emulator/stripe_version", op::<ReadVersion>),
     ("POST", "/_emulator/stripe_version", op::<SetVersion>),
+    ("GET",  "/_emulator/invoice_grace_period", op::<ReadGrace>),
+    ("POST", "/_emulator/invoice_grace_period", op::<SetGrace>),
 ];
 
 /// What a row runs.
@@ -347,5 +349,74 @@ impl Operation for SetVersion {
         // The default is read before any world is locked, so it is kept beside the world's lock.
         versions::set_default(&app.store.tenant(&self.caller.world), self.version);
         Ok(VersionView::of(app, &self.caller))
+    }
+}
+
+/// `{object, seconds}`: how long the caller's world keeps a cycle invoice a draft.
+#[derive(Serialize)]
+struct GraceView {
+    object: &'static str,
+    seconds: i64,
+}
+
+impl GraceView {
+    fn of(app: &App, caller: &Caller) -> GraceView {
+        let grace = app.store.with_tenant(&caller.world, |t| t.invoice_grace());
+        GraceView {
+            object: "emulator.invoice_grace_period",
+            seconds: grace / 1_000_000_000,
+        }
+    }
+}
+
+/// `GET /_emulator/invoice_grace_period`.
+struct ReadGrace {
+    caller: Caller,
+}
+
+impl Operation for ReadGrace {
+    type View = GraceView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        validate(&params(app, req)?, &[], "")?;
+        Ok(ReadGrace { caller })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<GraceView> {
+        Ok(GraceView::of(app, &self.caller))
+    }
+}
+
+const GRACE: &[Field] = &[req("seconds", Spec::Int)];
+
+/// `POST /_emulator/invoice_grace_period`: `seconds=N` (0 to 259200, Stripe's 72 hours) for cycle
+/// invoices made from now on; 0 finalizes them at once.
+struct SetGrace {
+    caller: Caller,
+    seconds: i64,
+}
+
+impl Operation for SetGrace {
+    type View = GraceView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        let params = params(app, req)?;
+        validate(&params, GRACE, "")?;
+        let seconds = crate::wire::params::in_range(
+            get_int(&params, "seconds").unwrap_or(0),
+            0,
+            crate::config::MAX_GRACE_SECS as i64,
+            "seconds",
+        )?;
+        Ok(SetGrace { caller, seconds })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<GraceView> {
+        app.store.with_tenant(&self.caller.world, |t| {
+            t.set_invoice_grace(self.seconds * 1_000_000_000)
+        });
+        Ok(GraceView::of(app, &self.caller))
     }
 }

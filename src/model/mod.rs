@@ -85,6 +85,12 @@ use dashmap::DashMap;
 use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 
+/// Stripe's default grace period between a cycle invoice's creation and its finalization.
+pub const DEFAULT_GRACE: crate::time::Nanos = 3600 * 1_000_000_000;
+
+/// The longest grace period Stripe allows (72 hours).
+pub const MAX_GRACE: crate::time::Nanos = 72 * DEFAULT_GRACE;
+
 /// Key–value metadata in insertion order.
 pub type Metadata = indexmap::IndexMap<String, String>;
 
@@ -127,6 +133,8 @@ impl<T> Mutex<T> {
 #[derive(Debug)]
 pub struct Store {
     seed: Option<u64>,
+    /// The grace period new worlds start with (see [`Tenant::invoice_grace`]).
+    invoice_grace: crate::time::Nanos,
     tenants: DashMap<String, Arc<TenantCell>>,
 }
 
@@ -135,8 +143,15 @@ impl Store {
     pub fn new(seed: Option<u64>) -> Self {
         Store {
             seed,
+            invoice_grace: DEFAULT_GRACE,
             tenants: DashMap::new(),
         }
+    }
+
+    /// This store, with new worlds starting with `grace` as their invoice grace period.
+    pub fn with_invoice_grace(mut self, grace: std::time::Duration) -> Self {
+        self.invoice_grace = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
+        self
     }
 
     /// The tenant named `key`, created empty if this is the first time it is seen.
@@ -147,8 +162,10 @@ impl Store {
         self.tenants
             .entry(key.to_string())
             .or_insert_with(|| {
+                let mut tenant = Tenant::new(key, self.seed);
+                tenant.set_invoice_grace(self.invoice_grace);
                 Arc::new(TenantCell {
-                    state: Mutex::new(Tenant::new(key, self.seed)),
+                    state: Mutex::new(tenant),
                     default_version: AtomicU16::new(0),
                 })
             })

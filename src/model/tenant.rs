@@ -94,6 +94,8 @@ pub struct Tenant {
     pub(super) metering: Metering,
     /// One-off charges waiting for an invoice.
     pub(super) invoice_items: InvoiceItems,
+    /// How long a cycle invoice stays a draft before it finalizes by itself.
+    pub(super) invoice_grace: Nanos,
 }
 
 impl Tenant {
@@ -123,6 +125,7 @@ impl Tenant {
             catalog: Catalog::default(),
             metering: Metering::default(),
             invoice_items: InvoiceItems::default(),
+            invoice_grace: super::DEFAULT_GRACE,
         }
     }
 
@@ -152,6 +155,17 @@ impl Tenant {
             (self.ids, self.issued) = saved;
         }
         made
+    }
+
+    /// How long a subscription's cycle invoice stays a draft before it finalizes by itself.
+    pub fn invoice_grace(&self) -> Nanos {
+        self.invoice_grace
+    }
+
+    /// Sets the grace period for cycle invoices made from now on (drafts already scheduled keep
+    /// theirs), clamped to Stripe's 0 to 72 hours.
+    pub fn set_invoice_grace(&mut self, grace: Nanos) {
+        self.invoice_grace = grace.clamp(0, super::MAX_GRACE);
     }
 
     /// Whether nothing has been created in this world yet.
