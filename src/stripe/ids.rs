@@ -12,6 +12,12 @@ pub const TEST_CLOCK: &str = "clock_";
 pub const INVOICE: &str = "in_";
 /// Invoice line item prefix.
 pub const INVOICE_LINE: &str = "il_";
+/// Product prefix (a product may instead carry the id its creator chose).
+pub const PRODUCT: &str = "prod_";
+/// Price prefix.
+pub const PRICE: &str = "price_";
+/// Billing meter prefix.
+pub const METER: &str = "mtr_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};

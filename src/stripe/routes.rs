@@ -9,7 +9,10 @@
 use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
-use super::{balances, credit_grants, customers, invoices, objects, test_clocks, transactions};
+use super::{
+    balances, credit_grants, customers, invoices, objects, prices, products, test_clocks,
+    transactions,
+};
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
 
@@ -38,6 +41,17 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
     route(Get,    "/v1/invoices/{id}/lines",                        op::<invoices::Lines>),
     route(Post,   "/v1/invoices/{id}/void",                         op::<invoices::Void>),
+
+    route(Post,   "/v1/products",                                   op::<products::Create>),
+    route(Get,    "/v1/products",                                   op::<products::List>),
+    route(Get,    "/v1/products/{id}",                              op::<products::Retrieve>),
+    route(Post,   "/v1/products/{id}",                              op::<products::Update>),
+    route(Delete, "/v1/products/{id}",                              op::<products::Delete>),
+
+    route(Post,   "/v1/prices",                                     op::<prices::Create>),
+    route(Get,    "/v1/prices",                                     op::<prices::List>),
+    route(Get,    "/v1/prices/{id}",                                op::<prices::Retrieve>),
+    route(Post,   "/v1/prices/{id}",                                op::<prices::Update>),
 
     route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
     route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),
