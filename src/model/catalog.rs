@@ -1150,4 +1150,46 @@ mod tests {
         assert!(t.product(bare).is_none());
         t.check_indexes().expect("indexes in step");
     }
+
+    #[test]
+    fn a_metered_price_needs_an_existing_active_meter() {
+        use crate::model::{Formula, NewMeter};
+        let mut t = Tenant::new("sk_test_catalog", Some(1));
+        let product = t.create_product("Calls".into(), Metadata::new());
+        let meter = t.create_meter(NewMeter {
+            display_name: "Calls".into(),
+            event_name: "calls".into(),
+            formula: Formula::Sum,
+            customer_key: "stripe_customer_id".into(),
+            value_key: "value".into(),
+            event_time_window: None,
+        });
+        let metered = |meter| NewPrice {
+            recurring: Some(Recurring {
+                interval: Interval::Month,
+                interval_count: 1,
+                usage_type: UsageType::Metered,
+                meter: Some(meter),
+            }),
+            ..new_price(product, None)
+        };
+        assert_eq!(
+            t.add_price(metered(meter + 1_000), PriceTerms::default(), false),
+            Err(CatalogError::NoSuchMeter)
+        );
+        let key = t
+            .add_price(metered(meter), PriceTerms::default(), false)
+            .expect("an active meter");
+        assert!(t.price(key).is_some_and(Price::is_metered));
+        assert_eq!(t.price(key).and_then(Price::meter), Some(meter));
+        // A deactivated meter takes no new prices (the meters' own commands are elsewhere).
+        if let Some(m) = t.metering.meters.get_mut(&meter) {
+            m.status = MeterStatus::Inactive;
+        }
+        assert_eq!(
+            t.add_price(metered(meter), PriceTerms::default(), false),
+            Err(CatalogError::MeterInactive)
+        );
+        t.check_indexes().expect("indexes in step");
+    }
 }

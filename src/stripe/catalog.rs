@@ -11,7 +11,7 @@ use crate::model::{
     CatalogError, Interval, Metadata, Product, Recurring, TaxBehavior, Tenant, UsageType,
 };
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
-use crate::wire::params::{get_int, get_obj, get_str, in_range};
+use crate::wire::params::{get_int, get_str, in_range};
 
 /// At most this many decimal places in a `…_decimal` amount.
 pub const MAX_DECIMAL_PLACES: u32 = 12;
@@ -86,14 +86,23 @@ pub fn integer_amount(n: i64, param: &str) -> StripeResult<Decimal> {
     in_range(n, 0, i64::MAX, param).map(Decimal::from)
 }
 
-/// `You may only specify one of these parameters: a, b.` for the pair `a`, `b` of `p` (named
-/// `prefix` + name in `param`), when both are sent.
+/// `name` inside the hash at `prefix` (`tiers[0]` + `unit_amount` = `tiers[0][unit_amount]`).
+fn nested(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}[{name}]")
+    }
+}
+
+/// `You may only specify one of these parameters: a, b.` for the pair `a`, `b` of `p` (the hash
+/// at `prefix`), when both are sent; `param` names `a`.
 pub fn only_one(p: &Params, a: &str, b: &str, prefix: &str) -> StripeResult<()> {
     if p.contains_key(a) && p.contains_key(b) {
         return Err(StripeError::invalid(format!(
             "You may only specify one of these parameters: {a}, {b}."
         ))
-        .param(format!("{prefix}{a}")));
+        .param(nested(prefix, a)));
     }
     Ok(())
 }
@@ -103,18 +112,11 @@ pub fn only_one(p: &Params, a: &str, b: &str, prefix: &str) -> StripeResult<()> 
 pub fn amount_pair(p: &Params, name: &str, prefix: &str) -> StripeResult<Option<Decimal>> {
     let decimal_name = format!("{name}_decimal");
     only_one(p, name, &decimal_name, prefix)?;
-    let path = |n: &str| {
-        if prefix.is_empty() {
-            n.to_string()
-        } else {
-            format!("{prefix}[{n}]")
-        }
-    };
     if let Some(n) = get_int(p, name) {
-        return integer_amount(n, &path(name)).map(Some);
+        return integer_amount(n, &nested(prefix, name)).map(Some);
     }
     match get_str(p, &decimal_name) {
-        Some(s) => decimal(s, &path(&decimal_name)).map(Some),
+        Some(s) => decimal(s, &nested(prefix, &decimal_name)).map(Some),
         None => Ok(None),
     }
 }
@@ -192,11 +194,12 @@ pub fn recurring(r: &Params, path: &str) -> StripeResult<Recurring> {
     })
 }
 
-/// A validated `metadata` hash as the metadata of a new object (`""` values are left out).
-pub fn new_metadata(p: &Params, name: &str) -> StripeResult<Metadata> {
+/// The validated `metadata` hash of `p` as the metadata of a new object (`""` values are left
+/// out); `param` spells where it is (`product_data[metadata]`).
+pub fn new_metadata(p: &Params, param: &str) -> StripeResult<Metadata> {
     use crate::wire::params::{apply_metadata, get_metadata};
-    match get_metadata(p, name) {
-        Some(u) => apply_metadata(&Metadata::new(), u, name),
+    match get_metadata(p, "metadata") {
+        Some(u) => apply_metadata(&Metadata::new(), u, param),
         None => Ok(Metadata::new()),
     }
 }
@@ -238,8 +241,8 @@ pub fn statement_descriptor(s: &str, param: &str) -> StripeResult<String> {
     Ok(s.to_string())
 }
 
-/// The refusal of a catalogue command, worded as Stripe words it; `lookup_key_param` and
-/// `meter_id` name what the request sent.
+/// The refusal of a catalogue command, worded as Stripe words it; `meter_id` is the meter the
+/// request named, if any.
 pub fn catalog_error(e: CatalogError, meter_id: &str) -> StripeError {
     match e {
         CatalogError::LookupKeyTaken(holder) => StripeError::invalid(format!(
@@ -255,8 +258,7 @@ pub fn catalog_error(e: CatalogError, meter_id: &str) -> StripeError {
         ),
         CatalogError::DefaultPriceArchived => StripeError::invalid(
             "This price cannot be archived because it is the default price of its product.",
-        )
-        .param("active"),
+        ),
         CatalogError::TaxBehaviorFixed => StripeError::invalid(
             "The tax_behavior of a price cannot be changed once it is inclusive or exclusive.",
         )
@@ -276,11 +278,6 @@ pub fn catalog_error(e: CatalogError, meter_id: &str) -> StripeError {
         CatalogError::NoSuchProduct => StripeError::internal(),
         CatalogError::NoSuchPrice => StripeError::internal(),
     }
-}
-
-/// A validated `recurring` hash of `p`.
-pub fn recurring_params<'a>(p: &'a Params, name: &str) -> Option<&'a Params> {
-    get_obj(p, name)
 }
 
 #[cfg(test)]
