@@ -151,7 +151,10 @@ async fn tiered_prices_show_their_tiers_when_expanded() {
 
     // On a list, data.tiers.
     let listed = emu
-        .get(&key, &format!("/v1/prices?product={prod}&expand[]=data.tiers"))
+        .get(
+            &key,
+            &format!("/v1/prices?product={prod}&expand[]=data.tiers"),
+        )
         .await;
     assert_eq!(listed.body["data"][0]["tiers"], tiered["tiers"]);
 
@@ -199,14 +202,23 @@ async fn updates_change_only_bookkeeping_and_lookup_keys_move_when_asked() {
     let key = emu.tenant("prices_update").await;
     let prod = product(&emu, &key, "Plan").await;
     let form = |extra: &str| format!("product={prod}&currency=usd&unit_amount=100&{extra}");
-    let old = price(&emu, &key, &form("lookup_key=standard&metadata[a]=1&metadata[b]=2")).await;
+    let old = price(
+        &emu,
+        &key,
+        &form("lookup_key=standard&metadata[a]=1&metadata[b]=2"),
+    )
+    .await;
     let old_id = old["id"].as_str().unwrap_or_default().to_string();
 
-    let taken = emu.post(&key, "/v1/prices", &form("lookup_key=standard")).await;
+    let taken = emu
+        .post(&key, "/v1/prices", &form("lookup_key=standard"))
+        .await;
     assert_eq!(taken.status, 400);
     assert_eq!(
         taken.body["error"]["message"],
-        json!(format!("A price (`{old_id}`) already uses that lookup key."))
+        json!(format!(
+            "A price (`{old_id}`) already uses that lookup key."
+        ))
     );
     assert_eq!(taken.body["error"]["param"], json!("lookup_key"));
 
@@ -235,11 +247,19 @@ async fn updates_change_only_bookkeeping_and_lookup_keys_move_when_asked() {
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_json_snapshot!("price_updated", updated.body);
     let fixed = emu
-        .post(&key, &format!("/v1/prices/{old_id}"), "tax_behavior=exclusive")
+        .post(
+            &key,
+            &format!("/v1/prices/{old_id}"),
+            "tax_behavior=exclusive",
+        )
         .await;
     assert_eq!(fixed.status, 400, "{}", fixed.text);
     let cleared = emu
-        .post(&key, &format!("/v1/prices/{old_id}"), "lookup_key=&nickname=")
+        .post(
+            &key,
+            &format!("/v1/prices/{old_id}"),
+            "lookup_key=&nickname=",
+        )
         .await;
     assert_eq!(
         (&cleared.body["lookup_key"], &cleared.body["nickname"]),
@@ -251,12 +271,42 @@ async fn updates_change_only_bookkeeping_and_lookup_keys_move_when_asked() {
         &emu,
         &key,
         &[
-            ("unit_amount", "POST", format!("/v1/prices/{new_id}"), "unit_amount=5".into()),
-            ("recurring", "POST", format!("/v1/prices/{new_id}"), "recurring[interval]=day".into()),
-            ("product", "POST", format!("/v1/prices/{new_id}"), format!("product={prod}")),
-            ("currency_options", "POST", format!("/v1/prices/{new_id}"), "currency_options[eur][unit_amount]=5".into()),
-            ("unknown_price", "POST", "/v1/prices/price_nope".into(), "nickname=x".into()),
-            ("delete", "DELETE", format!("/v1/prices/{new_id}"), String::new()),
+            (
+                "unit_amount",
+                "POST",
+                format!("/v1/prices/{new_id}"),
+                "unit_amount=5".into(),
+            ),
+            (
+                "recurring",
+                "POST",
+                format!("/v1/prices/{new_id}"),
+                "recurring[interval]=day".into(),
+            ),
+            (
+                "product",
+                "POST",
+                format!("/v1/prices/{new_id}"),
+                format!("product={prod}"),
+            ),
+            (
+                "currency_options",
+                "POST",
+                format!("/v1/prices/{new_id}"),
+                "currency_options[eur][unit_amount]=5".into(),
+            ),
+            (
+                "unknown_price",
+                "POST",
+                "/v1/prices/price_nope".into(),
+                "nickname=x".into(),
+            ),
+            (
+                "delete",
+                "DELETE",
+                format!("/v1/prices/{new_id}"),
+                String::new(),
+            ),
         ],
     )
     .await;
@@ -275,11 +325,17 @@ async fn the_default_price_of_a_product_cannot_be_archived() {
              &default_price_data[recurring][interval]=year",
         )
         .await;
-    let default = r.body["default_price"].as_str().unwrap_or_default().to_string();
+    let default = r.body["default_price"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let archive = emu
         .post(&key, &format!("/v1/prices/{default}"), "active=false")
         .await;
-    assert_json_snapshot!("archive_default_price", json!({"status": archive.status, "body": archive.body}));
+    assert_json_snapshot!(
+        "archive_default_price",
+        json!({"status": archive.status, "body": archive.body})
+    );
     let prod = r.id();
     let unset = emu
         .post(&key, &format!("/v1/products/{prod}"), "default_price=")
@@ -300,14 +356,29 @@ async fn lists_show_active_prices_newest_first_with_filters() {
     let mtr = meter(&emu, &key, "calls");
     let mk = |prod: &str, extra: &str| format!("product={prod}&currency=usd&unit_amount=1&{extra}");
     let p1 = price(&emu, &key, &mk(&a, "lookup_key=one")).await;
-    let p2 = price(&emu, &key, &mk(&a, "recurring[interval]=month&lookup_key=two")).await;
+    let p2 = price(
+        &emu,
+        &key,
+        &mk(&a, "recurring[interval]=month&lookup_key=two"),
+    )
+    .await;
     let p3 = price(
         &emu,
         &key,
-        &mk(&b, &format!("recurring[interval]=month&recurring[usage_type]=metered&recurring[meter]={mtr}")),
+        &mk(
+            &b,
+            &format!(
+                "recurring[interval]=month&recurring[usage_type]=metered&recurring[meter]={mtr}"
+            ),
+        ),
     )
     .await;
-    let p4 = price(&emu, &key, &format!("product={b}&currency=eur&unit_amount=1&active=false")).await;
+    let p4 = price(
+        &emu,
+        &key,
+        &format!("product={b}&currency=eur&unit_amount=1&active=false"),
+    )
+    .await;
     let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
     let (p1, p2, p3, p4) = (id(&p1), id(&p2), id(&p3), id(&p4));
 
@@ -323,25 +394,52 @@ async fn lists_show_active_prices_newest_first_with_filters() {
     };
     assert_eq!(list("").await, vec![p3.clone(), p2.clone(), p1.clone()]);
     assert_eq!(list("active=false").await, vec![p4.clone()]);
-    assert_eq!(list(&format!("product={a}")).await, vec![p2.clone(), p1.clone()]);
-    assert_eq!(list(&format!("product={b}&active=false")).await, vec![p4.clone()]);
+    assert_eq!(
+        list(&format!("product={a}")).await,
+        vec![p2.clone(), p1.clone()]
+    );
+    assert_eq!(
+        list(&format!("product={b}&active=false")).await,
+        vec![p4.clone()]
+    );
     assert_eq!(list("type=one_time").await, vec![p1.clone()]);
     assert_eq!(list("type=recurring").await, vec![p3.clone(), p2.clone()]);
-    assert_eq!(list("recurring[usage_type]=metered").await, vec![p3.clone()]);
-    assert_eq!(list(&format!("recurring[meter]={mtr}")).await, vec![p3.clone()]);
-    assert_eq!(list("recurring[interval]=month&recurring[usage_type]=licensed").await, vec![p2.clone()]);
+    assert_eq!(
+        list("recurring[usage_type]=metered").await,
+        vec![p3.clone()]
+    );
+    assert_eq!(
+        list(&format!("recurring[meter]={mtr}")).await,
+        vec![p3.clone()]
+    );
+    assert_eq!(
+        list("recurring[interval]=month&recurring[usage_type]=licensed").await,
+        vec![p2.clone()]
+    );
     assert_eq!(list("currency=eur").await, Vec::<String>::new());
     assert_eq!(list("currency=EUR&active=false").await, vec![p4.clone()]);
-    assert_eq!(list("lookup_keys[0]=two&lookup_keys[1]=one&lookup_keys[2]=none").await, vec![p2.clone(), p1.clone()]);
+    assert_eq!(
+        list("lookup_keys[0]=two&lookup_keys[1]=one&lookup_keys[2]=none").await,
+        vec![p2.clone(), p1.clone()]
+    );
     assert_eq!(list(&format!("created={}", support::T0)).await.len(), 3);
     assert_eq!(list(&format!("created[gt]={}", support::T0)).await.len(), 0);
     // Pages.
     assert_eq!(list("limit=2").await, vec![p3.clone(), p2.clone()]);
-    assert_eq!(list(&format!("limit=2&starting_after={p2}")).await, vec![p1.clone()]);
-    assert_eq!(list(&format!("ending_before={p1}")).await, vec![p3.clone(), p2.clone()]);
+    assert_eq!(
+        list(&format!("limit=2&starting_after={p2}")).await,
+        vec![p1.clone()]
+    );
+    assert_eq!(
+        list(&format!("ending_before={p1}")).await,
+        vec![p3.clone(), p2.clone()]
+    );
 
     let page = emu
-        .get(&key, &format!("/v1/prices?limit=1&product={b}&expand[]=data.product"))
+        .get(
+            &key,
+            &format!("/v1/prices?limit=1&product={b}&expand[]=data.product"),
+        )
         .await;
     assert_json_snapshot!("price_list_page", page.body);
 
@@ -349,12 +447,48 @@ async fn lists_show_active_prices_newest_first_with_filters() {
         &emu,
         &key,
         &[
-            ("too_many_lookup_keys", "GET", format!("/v1/prices?{}", (0..11).map(|i| format!("lookup_keys[]=k{i}")).collect::<Vec<_>>().join("&")), String::new()),
-            ("unknown_product", "GET", "/v1/prices?product=prod_missing".into(), String::new()),
-            ("bad_type", "GET", "/v1/prices?type=forever".into(), String::new()),
-            ("bad_cursor", "GET", "/v1/prices?starting_after=price_missing".into(), String::new()),
-            ("unknown_filter", "GET", "/v1/prices?recurring[aggregate_usage]=sum".into(), String::new()),
-            ("expand_tiers_on_list", "GET", "/v1/prices?expand[]=tiers".into(), String::new()),
+            (
+                "too_many_lookup_keys",
+                "GET",
+                format!(
+                    "/v1/prices?{}",
+                    (0..11)
+                        .map(|i| format!("lookup_keys[]=k{i}"))
+                        .collect::<Vec<_>>()
+                        .join("&")
+                ),
+                String::new(),
+            ),
+            (
+                "unknown_product",
+                "GET",
+                "/v1/prices?product=prod_missing".into(),
+                String::new(),
+            ),
+            (
+                "bad_type",
+                "GET",
+                "/v1/prices?type=forever".into(),
+                String::new(),
+            ),
+            (
+                "bad_cursor",
+                "GET",
+                "/v1/prices?starting_after=price_missing".into(),
+                String::new(),
+            ),
+            (
+                "unknown_filter",
+                "GET",
+                "/v1/prices?recurring[aggregate_usage]=sum".into(),
+                String::new(),
+            ),
+            (
+                "expand_tiers_on_list",
+                "GET",
+                "/v1/prices?expand[]=tiers".into(),
+                String::new(),
+            ),
         ],
     )
     .await;
@@ -434,13 +568,25 @@ async fn metered_prices_need_a_meter_only_from_basil() {
         "product={prod}&currency=usd&unit_amount=3&recurring[interval]=month&recurring[usage_type]=metered"
     );
     let before = emu
-        .stripe_with("POST", &key, "/v1/prices", &form, &[("stripe-version", "2025-02-24.acacia")])
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/prices",
+            &form,
+            &[("stripe-version", "2025-02-24.acacia")],
+        )
         .await;
     assert_eq!(before.status, 200, "{}", before.text);
     assert_eq!(before.body["recurring"]["meter"], Value::Null);
     assert_eq!(before.body["recurring"]["usage_type"], json!("metered"));
     let from = emu
-        .stripe_with("POST", &key, "/v1/prices", &form, &[("stripe-version", "2025-03-31.basil")])
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/prices",
+            &form,
+            &[("stripe-version", "2025-03-31.basil")],
+        )
         .await;
     assert_eq!(from.status, 400, "{}", from.text);
     assert_eq!(from.body["error"]["param"], json!("recurring[meter]"));

@@ -78,7 +78,10 @@ async fn chosen_ids_and_default_prices() {
 
     let got = emu.get(&key, "/v1/products/gold-plan").await;
     assert_eq!(got.status, 200, "{}", got.text);
-    let price = got.body["default_price"].as_str().unwrap_or_default().to_string();
+    let price = got.body["default_price"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(price.starts_with("price_"), "{price}");
     // The price names the product by its chosen id, and expands to it.
     let p = emu
@@ -87,7 +90,9 @@ async fn chosen_ids_and_default_prices() {
     assert_eq!(p.body["product"]["id"], json!("gold-plan"));
 
     // The id is taken, by a chosen id or by a generated one.
-    let taken = emu.post(&key, "/v1/products", "name=Again&id=gold-plan").await;
+    let taken = emu
+        .post(&key, "/v1/products", "name=Again&id=gold-plan")
+        .await;
     let generated = emu.post(&key, "/v1/products", "name=G").await.id();
     let taken_generated = emu
         .post(&key, "/v1/products", &format!("name=Copy&id={generated}"))
@@ -142,13 +147,48 @@ async fn updates_set_and_clear_fields() {
         &emu,
         &key,
         &[
-            ("default_price_of_other_product", "POST", format!("/v1/products/{id}"), format!("default_price={theirs}")),
-            ("default_price_unknown", "POST", format!("/v1/products/{id}"), "default_price=price_missing".into()),
-            ("empty_name", "POST", format!("/v1/products/{id}"), "name=".into()),
-            ("empty_statement_descriptor", "POST", format!("/v1/products/{id}"), "statement_descriptor=".into()),
-            ("type_is_fixed", "POST", format!("/v1/products/{id}"), "type=service".into()),
-            ("chosen_id_is_fixed", "POST", format!("/v1/products/{id}"), "id=new".into()),
-            ("unknown_product", "POST", "/v1/products/prod_missing".into(), "name=x".into()),
+            (
+                "default_price_of_other_product",
+                "POST",
+                format!("/v1/products/{id}"),
+                format!("default_price={theirs}"),
+            ),
+            (
+                "default_price_unknown",
+                "POST",
+                format!("/v1/products/{id}"),
+                "default_price=price_missing".into(),
+            ),
+            (
+                "empty_name",
+                "POST",
+                format!("/v1/products/{id}"),
+                "name=".into(),
+            ),
+            (
+                "empty_statement_descriptor",
+                "POST",
+                format!("/v1/products/{id}"),
+                "statement_descriptor=".into(),
+            ),
+            (
+                "type_is_fixed",
+                "POST",
+                format!("/v1/products/{id}"),
+                "type=service".into(),
+            ),
+            (
+                "chosen_id_is_fixed",
+                "POST",
+                format!("/v1/products/{id}"),
+                "id=new".into(),
+            ),
+            (
+                "unknown_product",
+                "POST",
+                "/v1/products/prod_missing".into(),
+                "name=x".into(),
+            ),
         ],
     )
     .await;
@@ -159,7 +199,10 @@ async fn updates_set_and_clear_fields() {
 async fn only_a_product_without_prices_can_be_deleted() {
     let emu = Emu::start().await;
     let key = emu.tenant("products_delete").await;
-    let bare = emu.post(&key, "/v1/products", "name=Bare&id=bare").await.id();
+    let bare = emu
+        .post(&key, "/v1/products", "name=Bare&id=bare")
+        .await
+        .id();
     let priced = emu
         .post(
             &key,
@@ -185,7 +228,9 @@ async fn only_a_product_without_prices_can_be_deleted() {
     let again = emu.post(&key, "/v1/products", "name=Again&id=bare").await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(
-        emu.get(&key, &format!("/v1/products/{priced}")).await.status,
+        emu.get(&key, &format!("/v1/products/{priced}"))
+            .await
+            .status,
         200
     );
 }
@@ -195,7 +240,11 @@ async fn lists_filter_and_page_newest_first() {
     let emu = Emu::start().await;
     let key = emu.tenant("products_list").await;
     let a = emu
-        .post(&key, "/v1/products", "name=A&type=good&shippable=true&url=https%3A%2F%2Fa.example")
+        .post(
+            &key,
+            "/v1/products",
+            "name=A&type=good&shippable=true&url=https%3A%2F%2Fa.example",
+        )
         .await
         .id();
     emu.freeze(&key, T0 + 10).await;
@@ -224,14 +273,29 @@ async fn lists_filter_and_page_newest_first() {
     assert_eq!(list("shippable=true").await, vec![a.clone()]);
     assert_eq!(list("shippable=false").await, Vec::<String>::new());
     assert_eq!(list("url=https%3A%2F%2Fa.example").await, vec![a.clone()]);
-    assert_eq!(list(&format!("ids[]={a}&ids[]=b&ids[]=prod_missing")).await, vec![b.clone(), a.clone()]);
-    assert_eq!(list(&format!("created[gte]={}", T0 + 10)).await, vec![c.clone(), b.clone()]);
-    assert_eq!(list(&format!("created[lt]={}", T0 + 20)).await, vec![b.clone(), a.clone()]);
+    assert_eq!(
+        list(&format!("ids[]={a}&ids[]=b&ids[]=prod_missing")).await,
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(
+        list(&format!("created[gte]={}", T0 + 10)).await,
+        vec![c.clone(), b.clone()]
+    );
+    assert_eq!(
+        list(&format!("created[lt]={}", T0 + 20)).await,
+        vec![b.clone(), a.clone()]
+    );
     assert_eq!(list(&format!("created={}", T0 + 10)).await, vec![b.clone()]);
     assert_eq!(list("limit=1").await, vec![c.clone()]);
-    assert_eq!(list(&format!("starting_after={c}&limit=1")).await, vec![b.clone()]);
+    assert_eq!(
+        list(&format!("starting_after={c}&limit=1")).await,
+        vec![b.clone()]
+    );
     assert_eq!(list("starting_after=b").await, vec![a.clone()]);
-    assert_eq!(list(&format!("ending_before={a}")).await, vec![c.clone(), b.clone()]);
+    assert_eq!(
+        list(&format!("ending_before={a}")).await,
+        vec![c.clone(), b.clone()]
+    );
 
     let page = emu.get(&key, "/v1/products?limit=2&active=true").await;
     assert_json_snapshot!("product_list_page", page.body);
@@ -240,12 +304,42 @@ async fn lists_filter_and_page_newest_first() {
         &emu,
         &key,
         &[
-            ("ids_with_cursor", "GET", format!("/v1/products?ids[]={a}&starting_after={c}"), String::new()),
-            ("bad_type", "GET", "/v1/products?type=digital".into(), String::new()),
-            ("bad_active", "GET", "/v1/products?active=yes".into(), String::new()),
-            ("bad_cursor", "GET", "/v1/products?ending_before=prod_missing".into(), String::new()),
-            ("bad_created", "GET", "/v1/products?created[after]=1".into(), String::new()),
-            ("expand_default_price_on_list", "GET", "/v1/products?expand[]=default_price".into(), String::new()),
+            (
+                "ids_with_cursor",
+                "GET",
+                format!("/v1/products?ids[]={a}&starting_after={c}"),
+                String::new(),
+            ),
+            (
+                "bad_type",
+                "GET",
+                "/v1/products?type=digital".into(),
+                String::new(),
+            ),
+            (
+                "bad_active",
+                "GET",
+                "/v1/products?active=yes".into(),
+                String::new(),
+            ),
+            (
+                "bad_cursor",
+                "GET",
+                "/v1/products?ending_before=prod_missing".into(),
+                String::new(),
+            ),
+            (
+                "bad_created",
+                "GET",
+                "/v1/products?created[after]=1".into(),
+                String::new(),
+            ),
+            (
+                "expand_default_price_on_list",
+                "GET",
+                "/v1/products?expand[]=default_price".into(),
+                String::new(),
+            ),
         ],
     )
     .await;

@@ -482,7 +482,10 @@ impl Tenant {
     }
 
     /// The products whose keys are in `range`, oldest first.
-    pub fn products_in(&self, range: impl RangeBounds<Key>) -> impl DoubleEndedIterator<Item = &Product> {
+    pub fn products_in(
+        &self,
+        range: impl RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &Product> {
         values_in(&self.catalog.products, range)
     }
 
@@ -496,7 +499,10 @@ impl Tenant {
     }
 
     /// The prices whose keys are in `range`, oldest first.
-    pub fn prices_in(&self, range: impl RangeBounds<Key>) -> impl DoubleEndedIterator<Item = &Price> {
+    pub fn prices_in(
+        &self,
+        range: impl RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &Price> {
         values_in(&self.catalog.prices, range)
     }
 
@@ -585,7 +591,11 @@ impl Tenant {
     }
 
     /// Applies `changes` to a product.
-    pub fn update_product(&mut self, key: Key, changes: ProductChanges) -> Result<(), CatalogError> {
+    pub fn update_product(
+        &mut self,
+        key: Key,
+        changes: ProductChanges,
+    ) -> Result<(), CatalogError> {
         if !self.catalog.products.contains_key(&key) {
             return Err(CatalogError::NoSuchProduct);
         }
@@ -682,7 +692,11 @@ impl Tenant {
 
     /// What refuses a new price whatever its product: a meter that does not exist or is inactive,
     /// a lookup key held by another price (unless transferred).
-    fn check_new_price(&self, new: &NewPrice, transfer_lookup_key: bool) -> Result<(), CatalogError> {
+    fn check_new_price(
+        &self,
+        new: &NewPrice,
+        transfer_lookup_key: bool,
+    ) -> Result<(), CatalogError> {
         if let Some(meter) = new.recurring.and_then(|r| r.meter) {
             match self.meter(meter) {
                 None => return Err(CatalogError::NoSuchMeter),
@@ -968,7 +982,11 @@ mod tests {
         );
         assert_eq!(p.amount_for(d("3")), d("0.375"));
         assert_eq!(p.minor_amount_for(d("3")), 0);
-        assert_eq!(p.minor_amount_for(d("4")), 1, "0.5 rounds half away from zero");
+        assert_eq!(
+            p.minor_amount_for(d("4")),
+            1,
+            "0.5 rounds half away from zero"
+        );
         assert_eq!(p.amount_for(d("2.5")), d("0.3125"));
         assert_eq!(p.amount_for(Decimal::ZERO), Decimal::ZERO);
     }
@@ -1059,10 +1077,18 @@ mod tests {
         let mut t = Tenant::new("sk_test_catalog", Some(1));
         let product = t.create_product("Widget".into(), Metadata::new());
         let first = t
-            .add_price(new_price(product, Some("std")), PriceTerms::default(), false)
+            .add_price(
+                new_price(product, Some("std")),
+                PriceTerms::default(),
+                false,
+            )
             .expect("free key");
         assert_eq!(
-            t.add_price(new_price(product, Some("std")), PriceTerms::default(), false),
+            t.add_price(
+                new_price(product, Some("std")),
+                PriceTerms::default(),
+                false
+            ),
             Err(CatalogError::LookupKeyTaken(first))
         );
         let second = t
@@ -1113,7 +1139,10 @@ mod tests {
             )
             .expect("made")
             .0;
-        let default = t.product(product).and_then(|p| p.default_price).expect("default");
+        let default = t
+            .product(product)
+            .and_then(|p| p.default_price)
+            .expect("default");
         assert_eq!(t.price(default).map(|p| p.product), Some(product));
         assert_eq!(t.product_with_custom_id("gold"), Some(product));
         assert_eq!(
@@ -1126,7 +1155,10 @@ mod tests {
             ),
             Err(CatalogError::ProductIdTaken)
         );
-        assert_eq!(t.delete_product(product), Err(CatalogError::ProductHasPrices));
+        assert_eq!(
+            t.delete_product(product),
+            Err(CatalogError::ProductHasPrices)
+        );
         let archive = PriceChanges {
             active: Some(false),
             ..PriceChanges::default()

@@ -49,8 +49,8 @@ mod wallets;
 use billing::Billing;
 use catalog::Catalog;
 pub use catalog::{
-    CatalogError, FirstPrice, Interval, NewPrice, NewProduct, Price, PriceChanges, PriceTerms, Product,
-    ProductChanges, ProductType, Recurring, Round, Scheme, TaxBehavior, Tier, TiersMode,
+    CatalogError, FirstPrice, Interval, NewPrice, NewProduct, Price, PriceChanges, PriceTerms,
+    Product, ProductChanges, ProductType, Recurring, Round, Scheme, TaxBehavior, Tier, TiersMode,
     TransformQuantity, UsageType,
 };
 pub use customer::{

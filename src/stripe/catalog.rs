@@ -72,9 +72,7 @@ pub fn decimal(s: &str, param: &str) -> StripeResult<Decimal> {
     if fraction.len() > MAX_DECIMAL_PLACES as usize {
         return Err(invalid("; must have at most 12 decimal places"));
     }
-    let value: Decimal = s
-        .parse()
-        .map_err(|_| invalid("; the value is too large"))?;
+    let value: Decimal = s.parse().map_err(|_| invalid("; the value is too large"))?;
     if value.is_sign_negative() && !value.is_zero() {
         return Err(invalid("; must be greater than or equal to 0"));
     }
@@ -230,7 +228,9 @@ pub fn chosen_product_id(id: &str, param: &str) -> StripeResult<String> {
 /// A statement descriptor as Stripe accepts it: none of `<`, `>`, `\`, `"`, `'`, and at least one
 /// letter (the length is checked by the parameter table).
 pub fn statement_descriptor(s: &str, param: &str) -> StripeResult<String> {
-    let forbidden = s.chars().any(|c| matches!(c, '<' | '>' | '\\' | '"' | '\''));
+    let forbidden = s
+        .chars()
+        .any(|c| matches!(c, '<' | '>' | '\\' | '"' | '\''));
     if forbidden || !s.chars().any(char::is_alphabetic) {
         return Err(StripeError::invalid(format!(
             "Invalid {param}: {}; a statement descriptor may not contain <, >, \\, \" or ' and must contain at least one letter.",
@@ -300,7 +300,10 @@ mod tests {
             .contains("12 decimal places"));
         assert!(decimal("-1", "x").unwrap_err().message.contains("greater"));
         assert!(decimal(&"9".repeat(40), "x").is_err());
-        assert_eq!(shown_amount(Decimal::from(2000)), (Some(2000), "2000".into()));
+        assert_eq!(
+            shown_amount(Decimal::from(2000)),
+            (Some(2000), "2000".into())
+        );
         assert_eq!(
             shown_amount("12.5".parse().unwrap()),
             (None, "12.5".to_string())

@@ -33,7 +33,8 @@ use crate::wire::params::{
 };
 use crate::wire::versions::Change;
 
-const HINT: &str = " (the emulator prices in one currency, at amounts fixed when the price is made)";
+const HINT: &str =
+    " (the emulator prices in one currency, at amounts fixed when the price is made)";
 
 const TIER: &[Field] = &[
     opt("flat_amount", Spec::Int),
@@ -109,10 +110,7 @@ const LIST: &[Field] = &[
     LIST_FIELDS[2],
     LIST_FIELDS[3],
     LIST_FIELDS[0],
-    opt(
-        "lookup_keys",
-        Spec::Array(&Spec::Str(200), MAX_LOOKUP_KEYS),
-    ),
+    opt("lookup_keys", Spec::Array(&Spec::Str(200), MAX_LOOKUP_KEYS)),
     opt("product", Spec::Str(5000)),
     opt("recurring", Spec::Obj(LIST_RECURRING)),
     LIST_FIELDS[1],
@@ -271,11 +269,7 @@ pub fn price_view_with<'a>(price: &'a Price, tenant: &Tenant, with_tiers: bool) 
 /// The price `key` of `t` as the answer, with `expand`.
 fn respond(t: &Tenant, key: Key, expand: Expand) -> Body {
     match t.price(key) {
-        Some(p) => Body::of(
-            &price_view_with(p, t, expand.wants("tiers")),
-            expand,
-            1024,
-        ),
+        Some(p) => Body::of(&price_view_with(p, t, expand.wants("tiers")), expand, 1024),
         None => Body::Json(b"{}".to_vec()),
     }
 }
@@ -289,7 +283,7 @@ enum ProductRef {
     /// An existing product, by id.
     Id(String),
     /// A product made with the price (`product_data`).
-    Data(NewProduct),
+    Data(Box<NewProduct>),
 }
 
 /// What a create or a product's `default_price_data` makes: the price (its product still
@@ -367,9 +361,9 @@ fn tiers(node: &Node) -> StripeResult<Vec<Tier>> {
     }
     match out.last() {
         None => Err(StripeError::missing_param("tiers")),
-        Some(t) if t.up_to.is_some() => Err(StripeError::invalid(format!(
-            "The last tier must have up_to=inf, so that every quantity falls in a tier."
-        ))
+        Some(t) if t.up_to.is_some() => Err(StripeError::invalid(
+            "The last tier must have up_to=inf, so that every quantity falls in a tier.",
+        )
         .param(format!("tiers[{}][up_to]", out.len() - 1))),
         Some(_) => Ok(out),
     }
@@ -404,8 +398,8 @@ fn scheme(p: &Params) -> StripeResult<(Scheme, Option<TransformQuantity>)> {
                 .param(name));
             }
         }
-        let unit_amount =
-            amount_pair(p, "unit_amount", "")?.ok_or_else(|| StripeError::missing_param("unit_amount"))?;
+        let unit_amount = amount_pair(p, "unit_amount", "")?
+            .ok_or_else(|| StripeError::missing_param("unit_amount"))?;
         return Ok((Scheme::PerUnit { unit_amount }, transform));
     }
     for name in ["unit_amount", "unit_amount_decimal"] {
@@ -496,7 +490,7 @@ impl Operation for Create {
             }
             (None, None) => return Err(StripeError::missing_param("product")),
             (Some(id), None) => ProductRef::Id(id.to_string()),
-            (None, Some(d)) => ProductRef::Data(products::product_data(d)?),
+            (None, Some(d)) => ProductRef::Data(Box::new(products::product_data(d)?)),
         };
         let (scheme, transform_quantity) = scheme(p)?;
         let (recurring, meter, trial_period_days) = Create::recurring(p, input)?;
@@ -550,7 +544,7 @@ impl Operation for Create {
                     transfer_lookup_key: self.transfer_lookup_key,
                     default: false,
                 };
-                let (_, price) = t.add_product(new, Some(first)).map_err(|e| {
+                let (_, price) = t.add_product(*new, Some(first)).map_err(|e| {
                     let err = catalog_error(e, &meter_id);
                     if e == crate::model::CatalogError::ProductIdTaken {
                         err.param("product_data[id]")
@@ -733,7 +727,9 @@ impl Operation for List {
         let t = &*t;
         let page = self.page.resolve("price", |id| find_price(t, id))?;
         let product = match &self.product {
-            Some(id) => Some(find_product(t, id).ok_or_else(|| no_such_product(id, "product", 400))?),
+            Some(id) => {
+                Some(find_product(t, id).ok_or_else(|| no_such_product(id, "product", 400))?)
+            }
             None => None,
         };
         let created_of = |k: Key| t.price(k).map_or(i64::MIN, |p| p.created);

@@ -280,7 +280,10 @@ pub fn product_data(d: &Params) -> StripeResult<NewProduct> {
 /// The default price of a validated `default_price_data`: per unit, licensed if recurring.
 fn default_price(d: &Params) -> StripeResult<FirstPrice> {
     const P: &str = "default_price_data";
-    let currency = currency(get_str(d, "currency").unwrap_or(""), &format!("{P}[currency]"))?;
+    let currency = currency(
+        get_str(d, "currency").unwrap_or(""),
+        &format!("{P}[currency]"),
+    )?;
     let unit_amount = amount_pair(d, "unit_amount", P)?
         .ok_or_else(|| StripeError::missing_param(&format!("{P}[unit_amount]")))?;
     let recurring = match get_obj(d, "recurring") {
@@ -445,7 +448,10 @@ impl Operation for Update {
             None => None,
         };
         if let Some(u) = self.metadata {
-            let existing = t.product(key).map(|p| p.metadata.clone()).unwrap_or_default();
+            let existing = t
+                .product(key)
+                .map(|p| p.metadata.clone())
+                .unwrap_or_default();
             changes.metadata = Some(apply_metadata(&existing, u, "metadata")?);
         }
         t.update_product(key, changes)
@@ -530,9 +536,7 @@ impl Operation for List {
         // Products are made on the tenant clock with fresh keys, so `created` grows with the key
         // and the filter is a key range; the check along the walk only guards that reasoning.
         let page = match self.created {
-            Some(r) => {
-                page.within(r.keys(|a, b| t.products_in((a, b)).map(|p| p.key), created_of))
-            }
+            Some(r) => page.within(r.keys(|a, b| t.products_in((a, b)).map(|p| p.key), created_of)),
             None => page,
         };
         let keep = |k: Key| {
@@ -540,9 +544,7 @@ impl Operation for List {
                 self.active.is_none_or(|a| a == p.active)
                     && self.created.is_none_or(|r| r.contains(p.created))
                     && self.shippable.is_none_or(|s| p.shippable == Some(s))
-                    && self
-                        .good
-                        .is_none_or(|g| g == (p.kind == ProductType::Good))
+                    && self.good.is_none_or(|g| g == (p.kind == ProductType::Good))
                     && self
                         .url
                         .as_deref()
@@ -558,11 +560,9 @@ impl Operation for List {
                 let index = t.products_with_active(active);
                 list::paginate(|a, b| index.range((a, b)), &page, keep)
             }
-            (None, None) => list::paginate(
-                |a, b| t.products_in((a, b)).map(|p| p.key),
-                &page,
-                keep,
-            ),
+            (None, None) => {
+                list::paginate(|a, b| t.products_in((a, b)).map(|p| p.key), &page, keep)
+            }
         };
         Ok((keys, more, self.expand))
     }
