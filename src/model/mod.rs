@@ -51,7 +51,8 @@ mod wallets;
 use billing::Billing;
 use catalog::Catalog;
 pub use catalog::{
-    Interval, NewPrice, Price, Product, Recurring, Round, Scheme, Tier, TiersMode,
+    CatalogError, FirstPrice, Interval, NewPrice, NewProduct, Price, PriceChanges, PriceTerms,
+    Product, ProductChanges, ProductType, Recurring, Round, Scheme, TaxBehavior, Tier, TiersMode,
     TransformQuantity, UsageType,
 };
 pub use customer::{

@@ -12,10 +12,12 @@ pub const TEST_CLOCK: &str = "clock_";
 pub const INVOICE: &str = "in_";
 /// Invoice line item prefix.
 pub const INVOICE_LINE: &str = "il_";
-/// Prices.
-pub const PRICE: &str = "price_";
-/// Products.
+/// Product prefix (a product may instead carry the id its creator chose).
 pub const PRODUCT: &str = "prod_";
+/// Price prefix.
+pub const PRICE: &str = "price_";
+/// Billing meter prefix.
+pub const METER: &str = "mtr_";
 /// Subscriptions.
 pub const SUBSCRIPTION: &str = "sub_";
 /// Subscription items.

@@ -139,11 +139,7 @@ impl<'a> ItemView<'a> {
                     product: item
                         .product
                         .and_then(|p| t.product(p))
-                        .map(|p| {
-                            p.custom_id
-                                .clone()
-                                .unwrap_or_else(|| ids::render(ids::PRODUCT, p.key))
-                        })
+                        .map(super::catalog::product_id)
                         .unwrap_or_default(),
                 },
                 kind: "price_details",
@@ -289,9 +285,9 @@ impl Operation for Create {
             Priced::Amount(a) => (self.currency, None, None, Decimal::from(*a)),
             Priced::UnitAmount(u) => (self.currency, None, None, *u),
             Priced::Price(id, param) => {
-                let price = ids::key_of(id, ids::PRICE)
+                let price = super::catalog::find_price(t, id)
                     .and_then(|k| t.price(k))
-                    .ok_or_else(|| StripeError::no_such("price", id, param, 400))?;
+                    .ok_or_else(|| super::catalog::no_such_price(id, param, 400))?;
                 if price.recurring.is_some() {
                     return Err(StripeError::invalid(
                         "The price specified is set to `type=recurring` but this field only accepts prices with `type=one_time`.",

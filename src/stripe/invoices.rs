@@ -310,7 +310,7 @@ struct PriceDetails<'a> {
 /// A product's id: the one its creator chose, or the key's spelling.
 fn product_id(t: &Tenant, key: Key) -> String {
     t.product(key)
-        .and_then(|p| p.custom_id.clone())
+        .map(super::catalog::product_id)
         .unwrap_or_else(|| ids::render(ids::PRODUCT, key))
 }
 

@@ -20,6 +20,7 @@
 //! are in [`crate::wire`], shared with the admin routes.
 
 pub mod balances;
+pub mod catalog;
 pub mod credit_grants;
 pub mod customers;
 pub mod expand;
@@ -29,6 +30,8 @@ pub mod invoices;
 pub mod list;
 pub mod objects;
 pub mod op;
+pub mod prices;
+pub mod products;
 pub mod routes;
 pub mod search;
 pub mod test_clocks;

@@ -6,8 +6,10 @@ use super::credit_grants::GrantJson;
 use super::customers::CustomerView;
 use super::invoices::{InvoiceIds, InvoiceView};
 use super::op::Expand;
+use super::prices::price_view;
+use super::products::ProductView;
 use super::test_clocks::TestClockView;
-use super::{expand, ids};
+use super::{catalog, expand, ids};
 use crate::model::Tenant;
 use crate::wire::versions::Version;
 
@@ -29,6 +31,12 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str, version: Version) -> Opti
                 let rendered = InvoiceIds::of(inv);
                 value(&InvoiceView::of(tenant, inv, &rendered))
             }),
+        "product" => catalog::find_product(tenant, id)
+            .and_then(|k| tenant.product(k))
+            .map(|p| value(&ProductView::of(p))),
+        "default_price" => catalog::find_price(tenant, id)
+            .and_then(|k| tenant.price(k))
+            .map(|p| value(&price_view(p, tenant))),
         _ => None,
     }
 }

@@ -10,7 +10,8 @@ use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
-    balances, credit_grants, customers, invoice_items, invoices, objects, test_clocks, transactions,
+    balances, credit_grants, customers, invoice_items, invoices, objects, prices, products,
+    test_clocks, transactions,
 };
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
@@ -50,6 +51,17 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/invoiceitems",                               op::<invoice_items::List>),
     route(Get,    "/v1/invoiceitems/{id}",                          op::<invoice_items::Retrieve>),
     route(Delete, "/v1/invoiceitems/{id}",                          op::<invoice_items::Delete>),
+
+    route(Post,   "/v1/products",                                   op::<products::Create>),
+    route(Get,    "/v1/products",                                   op::<products::List>),
+    route(Get,    "/v1/products/{id}",                              op::<products::Retrieve>),
+    route(Post,   "/v1/products/{id}",                              op::<products::Update>),
+    route(Delete, "/v1/products/{id}",                              op::<products::Delete>),
+
+    route(Post,   "/v1/prices",                                     op::<prices::Create>),
+    route(Get,    "/v1/prices",                                     op::<prices::List>),
+    route(Get,    "/v1/prices/{id}",                                op::<prices::Retrieve>),
+    route(Post,   "/v1/prices/{id}",                                op::<prices::Update>),
 
     route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
     route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),

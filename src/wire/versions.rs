@@ -144,11 +144,14 @@ pub enum Change {
     /// transaction list) and as a field (grant, balance summary); `customer` stops being required on
     /// grant create, the balance summary and the transaction list.
     CustomerAccount,
+    /// Legacy usage-based billing is gone: a price with `recurring[usage_type]=metered` must name
+    /// a meter (`recurring[meter]`). Before it, a metered price without a meter was accepted.
+    MeteredPriceMeter,
 }
 
 /// Each [`Change`] (in declaration order) and the first version that has it. This table and
 /// [`KNOWN`] are the only places where versions are named.
-pub const CHANGES: [(Change, Version); 4] = [
+pub const CHANGES: [(Change, Version); 5] = [
     (Change::Priority, Version::named("2025-02-24.acacia")),
     (Change::PriceScope, Version::named("2025-02-24.acacia")),
     (
@@ -156,6 +159,10 @@ pub const CHANGES: [(Change, Version); 4] = [
         Version::named("2025-10-29.clover"),
     ),
     (Change::CustomerAccount, Version::named("2025-12-15.clover")),
+    (
+        Change::MeteredPriceMeter,
+        Version::named("2025-03-31.basil"),
+    ),
 ];
 
 impl Change {
