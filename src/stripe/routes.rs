@@ -175,6 +175,18 @@ pub fn find<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, Captu
         .find_map(|r| r.captures(trimmed, slashes).map(|c| (r, c)))
 }
 
+/// Whether a row of Stripe's own (not the emulator's) answers `path` with any method: the paths
+/// the Stripe facade serves, which the router sends it unless `x-api-key` asks for the native API.
+/// Matched as [`find`] matches, however many slashes lead the path.
+pub fn serves_path(path: &str) -> bool {
+    let trimmed = path.trim_start_matches('/');
+    let slashes = path.len() - trimmed.len();
+    ROUTES
+        .iter()
+        .filter(|r| r.origin == Origin::Stripe)
+        .any(|r| r.captures(trimmed, slashes).is_some())
+}
+
 /// Runs operation `O`: parse without the lock, then apply and render in the caller's world, and
 /// expand what `expand[]` asks for while the world is still locked.
 fn op<O: Operation>(input: &Input, world: &World) -> StripeResult<Vec<u8>> {
@@ -231,6 +243,27 @@ mod tests {
             matched(Method::GET, "//v1/customers").map(|m| m.0),
             Some("/v1/customers")
         );
+    }
+
+    #[test]
+    fn served_paths_are_those_of_stripes_rows_whatever_the_method() {
+        for path in [
+            "/v1/customers",
+            "/v1/customers/cus_1",
+            "//v1/customers/search",
+            "/v1/billing/credit_grants/credgr_1/void",
+        ] {
+            assert!(serves_path(path), "{path}");
+        }
+        for path in [
+            "/v1/customers/cus_1/wallets",
+            "/v1/customers/",
+            "/v1/creditgrants",
+            "/_emulator/invoices",
+            "/v1",
+        ] {
+            assert!(!serves_path(path), "{path}");
+        }
     }
 
     #[test]
