@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{
     Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceListEntry, Lot, Metering,
-    TestClock,
+    PricedBilling, TestClock,
 };
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
@@ -92,6 +92,8 @@ pub struct Tenant {
     pub(super) catalog: Catalog,
     /// Meters and their usage.
     pub(super) metering: Metering,
+    /// Subscriptions billed for prices, and their items.
+    pub(super) priced: PricedBilling,
 }
 
 impl Tenant {
@@ -120,6 +122,7 @@ impl Tenant {
             billing: Billing::default(),
             catalog: Catalog::default(),
             metering: Metering::default(),
+            priced: PricedBilling::default(),
         }
     }
 

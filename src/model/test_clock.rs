@@ -48,7 +48,8 @@ pub enum AttachError {
     NoSuchCustomer,
     /// The customer already lives on a test clock, this one.
     OnClock(Key),
-    /// The customer has subscriptions, whose periods are anchored in the time it lives in now.
+    /// The customer has subscriptions (native or priced, ended ones included), whose periods
+    /// are anchored in the time it lives in now.
     HasSubscriptions,
     /// The clock would start before `last`, the latest instant of the customer's credit history
     /// (a grant made, granted, expired or voided, a ledger entry, an invoice made or voided).
@@ -115,7 +116,7 @@ impl Tenant {
         if let Some(clock) = c.test_clock {
             return Err(AttachError::OnClock(clock));
         }
-        if self.has_subscriptions(customer) {
+        if self.has_subscriptions(customer) || !self.priced_subscriptions_of(customer).is_empty() {
             return Err(AttachError::HasSubscriptions);
         }
         let last = self.credit_history_end(customer);
