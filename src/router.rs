@@ -102,7 +102,11 @@ mod tests {
         let none = HeaderMap::new();
         let bearer = with("authorization");
         let native = with("x-api-key");
-        for path in ["/v1/customers", "/v1/customers/cus_1"] {
+        for path in [
+            "/v1/subscriptions",
+            "/v1/subscriptions/sub_1",
+            "/v1/customers",
+        ] {
             assert_eq!(api_of(path, &bearer), Api::Stripe, "{path}");
             assert_eq!(api_of(path, &none), Api::Stripe, "{path}");
             assert_eq!(api_of(path, &native), Api::Native, "{path}");
@@ -111,7 +115,8 @@ mod tests {
             "/v1/creditgrants",
             "/v1/wallets/wallet_1",
             "/v1/customers/cust_1/wallets",
-            "/v1/plans",
+            "/v1/subscriptions/subs_1/cancel",
+            "/v1/subscriptions/subs_1/grants/upcoming",
         ] {
             assert_eq!(api_of(path, &none), Api::Native, "{path}");
             assert_eq!(api_of(path, &bearer), Api::Native, "{path}");

@@ -291,8 +291,10 @@ pub struct End {
     pub at: Nanos,
     /// Why.
     pub reason: CancellationReason,
-    /// Whether this is the cancellation request itself (its instant becomes `canceled_at`), or a
-    /// cancellation asked for earlier being carried out (`canceled_at` stays the request's).
+    /// Whether this is the cancellation request itself (its instant becomes `canceled_at`, and a
+    /// cancellation scheduled earlier is withdrawn), or a cancellation asked for earlier being
+    /// carried out (`canceled_at` stays the request's, `cancel_at` and `cancel_at_period_end`
+    /// say how it was asked for).
     pub requested: bool,
     /// Whether a final invoice is to bill what the period has not billed yet (see
     /// [`Tenant::invoice_on_end`]).
@@ -471,6 +473,19 @@ impl Tenant {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// How far test clock `clock` may be advanced in one step because of the subscriptions on
+    /// it: two periods of its shortest subscription that has not ended, counted from the clock's
+    /// frozen time (`None` when it has no such subscription).
+    pub fn clock_advance_limit(&self, clock: Key) -> Option<Nanos> {
+        let frozen = self.test_clock(clock)?.frozen_time;
+        self.priced_subscriptions_on_clock(clock)
+            .into_iter()
+            .filter_map(|k| self.priced.subscriptions.get(&k))
+            .filter(|s| !s.status.is_ended())
+            .filter_map(|s| boundary(frozen, period_of(s.interval), s.interval_count, 2))
+            .min()
     }
 
     /// The currency and interval of a price usable by a subscription item, or what is wrong
@@ -822,6 +837,11 @@ impl Tenant {
             (false, Some(asked)) => Some(asked),
             _ => Some(end.at),
         };
+        if end.requested {
+            // Ended at once, not at a scheduled instant: nothing is scheduled any more.
+            sub.cancel_at_period_end = false;
+            sub.cancel_at = None;
+        }
         sub.ended_at = Some(end.at);
         sub.cancellation_details.reason = Some(end.reason);
         if end.comment.is_some() {

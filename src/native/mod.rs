@@ -99,9 +99,9 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/v1/plans", op::<plans::List>),
     route(GET, "/v1/plans/{id}", op::<plans::Retrieve>),
     route(DELETE, "/v1/plans/{id}", op::<plans::Delete>),
-    route(POST, "/v1/subscriptions", op::<subscriptions::Create>),
-    route(GET, "/v1/subscriptions", op::<subscriptions::List>),
-    route(GET, "/v1/subscriptions/{id}", op::<subscriptions::Retrieve>),
+    shared(POST, "/v1/subscriptions", op::<subscriptions::Create>),
+    shared(GET, "/v1/subscriptions", op::<subscriptions::List>),
+    shared(GET, "/v1/subscriptions/{id}", op::<subscriptions::Retrieve>),
     route(
         POST,
         "/v1/subscriptions/{id}/cancel",

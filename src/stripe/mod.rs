@@ -30,6 +30,8 @@ pub mod objects;
 pub mod op;
 pub mod routes;
 pub mod search;
+pub mod subscription_items;
+pub mod subscriptions;
 pub mod test_clocks;
 pub mod transactions;
 

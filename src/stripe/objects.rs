@@ -6,6 +6,7 @@ use super::credit_grants::GrantJson;
 use super::customers::CustomerView;
 use super::invoices::{InvoiceIds, InvoiceView};
 use super::op::Expand;
+use super::subscriptions::SubscriptionView;
 use super::test_clocks::TestClockView;
 use super::{expand, ids};
 use crate::model::Tenant;
@@ -23,12 +24,15 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str, version: Version) -> Opti
         "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
             .and_then(|k| tenant.lot(k))
             .map(|lot| value(&GrantJson::of(lot, version))),
-        "invoice" => ids::key_of(id, ids::INVOICE)
+        "invoice" | "latest_invoice" => ids::key_of(id, ids::INVOICE)
             .and_then(|k| tenant.invoice(k))
             .map(|inv| {
                 let rendered = InvoiceIds::of(inv);
                 value(&InvoiceView::of(tenant, inv, &rendered))
             }),
+        "subscription" => ids::key_of(id, ids::SUBSCRIPTION)
+            .and_then(|k| tenant.priced_subscription(k))
+            .map(|s| value(&SubscriptionView::of(tenant, s))),
         _ => None,
     }
 }

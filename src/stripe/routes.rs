@@ -9,7 +9,10 @@
 use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
-use super::{balances, credit_grants, customers, invoices, objects, test_clocks, transactions};
+use super::{
+    balances, credit_grants, customers, invoices, objects, subscription_items, subscriptions,
+    test_clocks, transactions,
+};
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
 
@@ -38,6 +41,14 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
     route(Get,    "/v1/invoices/{id}/lines",                        op::<invoices::Lines>),
     route(Post,   "/v1/invoices/{id}/void",                         op::<invoices::Void>),
+
+    route(Post,   "/v1/subscriptions",                              op::<subscriptions::Create>),
+    route(Get,    "/v1/subscriptions",                              op::<subscriptions::List>),
+    route(Get,    "/v1/subscriptions/{id}",                         op::<subscriptions::Retrieve>),
+    route(Post,   "/v1/subscriptions/{id}",                         op::<subscriptions::Update>),
+    route(Delete, "/v1/subscriptions/{id}",                         op::<subscriptions::Cancel>),
+    route(Get,    "/v1/subscription_items",                         op::<subscription_items::List>),
+    route(Get,    "/v1/subscription_items/{id}",                    op::<subscription_items::Retrieve>),
 
     route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
     route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),
