@@ -1042,6 +1042,34 @@ async fn test_clock_and_customer_limits() {
         )
         .await;
     assert_eq!(over.status, 400, "{}", over.text);
+    // Deleting the clock deletes its customer, whose subscriptions end at the clock's time.
+    let deleted = emu
+        .delete(&key, &format!("/v1/test_helpers/test_clocks/{clock}"))
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let ended = emu
+        .get(
+            &key,
+            &format!("/v1/subscriptions?customer={cus}&status=all"),
+        )
+        .await;
+    let states: Vec<(Value, Value)> = ended.body["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| (s["status"].clone(), s["ended_at"].clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        states,
+        [
+            (json!("canceled"), json!(aug15)),
+            (json!("canceled"), json!(aug15)),
+            (json!("canceled"), json!(aug15)),
+            (json!("canceled"), json!(T0)),
+        ]
+    );
     insta::assert_json_snapshot!(
         "limit_errors",
         json!({"clock": fourth.body, "advance": too_far.body, "attach": attach.body, "customer": over.body})

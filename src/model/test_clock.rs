@@ -231,13 +231,16 @@ impl Tenant {
     /// Deletes a clock and, as Stripe does, the customers on it. Their ledger stays readable; nothing
     /// more is ever posted for them.
     pub fn delete_test_clock(&mut self, key: Key) -> Result<(), TestClockError> {
-        if self.test_clocks.remove(&key).is_none() {
+        if !self.test_clocks.contains_key(&key) {
             return Err(TestClockError::NotFound);
         }
+        // The customers go first, while the clock still gives their time (their subscriptions end
+        // at the clock's frozen time).
         let customers: Vec<Key> = self.customers_on_clock(key).into_iter().collect();
         for c in customers {
             self.delete_customer(c);
         }
+        self.test_clocks.remove(&key);
         self.customers_by_clock.remove(&key);
         let handles: Vec<_> = self
             .schedule
