@@ -1249,3 +1249,86 @@ async fn async_stripe_reads_and_writes_subscriptions() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn another_key_sees_nothing_of_a_subscription() {
+    let emu = Emu::start().await;
+    let a = emu.tenant("subs_iso_a").await;
+    let b = emu.tenant("subs_iso_b").await;
+    let p = catalog(&emu, &a);
+    let cus = emu.customer(&a, "").await;
+    let s = subscribe(
+        &emu,
+        &a,
+        &format!("customer={cus}&items[0][price]={}", p.seat),
+    )
+    .await;
+    let (sub, item) = (id(&s), id(&s["items"]["data"][0]));
+    let b_cus = emu.customer(&b, "").await;
+    let before = emu.get(&a, &format!("/v1/subscriptions/{sub}")).await.body;
+    let mut seen = Vec::new();
+    for (method, path, form) in [
+        ("GET", format!("/v1/subscriptions/{sub}"), String::new()),
+        (
+            "POST",
+            format!("/v1/subscriptions/{sub}"),
+            "metadata[x]=y".to_string(),
+        ),
+        ("DELETE", format!("/v1/subscriptions/{sub}"), String::new()),
+        (
+            "GET",
+            format!("/v1/subscription_items?subscription={sub}"),
+            String::new(),
+        ),
+        (
+            "GET",
+            format!("/v1/subscription_items/{item}"),
+            String::new(),
+        ),
+        (
+            "GET",
+            format!("/v1/subscriptions?customer={cus}"),
+            String::new(),
+        ),
+        (
+            "GET",
+            format!("/v1/subscriptions?price={}", p.seat),
+            String::new(),
+        ),
+        (
+            "POST",
+            "/v1/subscriptions".to_string(),
+            format!("customer={cus}&items[0][price]={}", p.seat),
+        ),
+        (
+            "POST",
+            "/v1/subscriptions".to_string(),
+            format!("customer={b_cus}&items[0][price]={}", p.seat),
+        ),
+    ] {
+        let r = emu.stripe(method, &b, &path, &form).await;
+        assert!(
+            matches!(r.status, 400 | 404) && r.body["error"]["code"] == "resource_missing",
+            "B {method} {path}: {}",
+            r.text
+        );
+        seen.push(format!(
+            "{method} {} -> {} {}",
+            path.replace(&sub, "{sub}")
+                .replace(&item, "{item}")
+                .replace(&cus, "{cus}")
+                .replace(&p.seat, "{price}"),
+            r.status,
+            r.body["error"]["param"]
+        ));
+    }
+    assert_eq!(
+        ids_of(&emu.get(&b, "/v1/subscriptions?status=all").await.body),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        emu.get(&a, &format!("/v1/subscriptions/{sub}")).await.body,
+        before
+    );
+    insta::assert_json_snapshot!("isolation", seen);
+}
