@@ -1106,7 +1106,7 @@ async fn shared_paths_are_routed_by_credentials() {
         "{}",
         stripe.text
     );
-    assert_eq!(ids_of(&stripe.body), [sub.clone()]);
+    assert_eq!(ids_of(&stripe.body), std::slice::from_ref(&sub));
     // x-api-key: the native list of plan subscriptions, which has none.
     let native = emu.native("GET", &key, "/v1/subscriptions", None).await;
     assert_eq!(
