@@ -21,9 +21,18 @@ pub enum Api {
 /// Stripe's objects and errors), so the Stripe facade serves it as one of its operations.
 const EMULATOR_INVOICES: &str = "/_emulator/invoices";
 
-/// Decides the API from the path and headers: `/_emulator/*` is the emulator's own (except
-/// `/_emulator/invoices`, which the Stripe facade serves); native requests carry `x-api-key` or use
-/// a route only the native API has; everything else under `/v1` is Stripe.
+/// Decides the API from the path and headers, by the credentials first and the path second:
+///
+/// 1. `/_emulator/*` is the emulator's own (except `/_emulator/invoices`, which the Stripe facade
+///    serves);
+/// 2. a request with `x-api-key` is native, whatever its path;
+/// 3. a path Stripe's route table serves (with any method) is Stripe's, so that an SDK sending
+///    `Authorization: Bearer sk_test_…` to a path both APIs have (`/v1/customers`,
+///    `/v1/subscriptions`) reaches Stripe, and so does a request with no credentials at all (it
+///    gets Stripe's 401);
+/// 4. a path only the native API has (`/v1/creditgrants`, `/v1/wallets/…`,
+///    `/v1/customers/{id}/wallets`) is native;
+/// 5. everything else is Stripe's (its unknown-route 404).
 pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
     if path == EMULATOR_INVOICES {
         return Api::Stripe;
@@ -31,7 +40,13 @@ pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
     if path == "/_emulator" || path.starts_with("/_emulator/") {
         return Api::Admin;
     }
-    if headers.contains_key("x-api-key") || native::owns_path(path) {
+    if headers.contains_key("x-api-key") {
+        return Api::Native;
+    }
+    if stripe::routes::serves_path(path) {
+        return Api::Stripe;
+    }
+    if native::owns_path(path) {
         return Api::Native;
     }
     Api::Stripe
@@ -68,5 +83,66 @@ pub fn internal_error(api: Api) -> Reply {
     match api {
         Api::Native => native::error::internal(),
         _ => StripeError::internal().reply(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::{HeaderMap, HeaderValue};
+
+    fn with(name: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_static("sk_test_1"));
+        h
+    }
+
+    #[test]
+    fn credentials_then_the_stripe_table_then_native_paths() {
+        let none = HeaderMap::new();
+        let bearer = with("authorization");
+        let native = with("x-api-key");
+        for path in [
+            "/v1/subscriptions",
+            "/v1/subscriptions/sub_1",
+            "/v1/customers",
+        ] {
+            assert_eq!(api_of(path, &bearer), Api::Stripe, "{path}");
+            assert_eq!(api_of(path, &none), Api::Stripe, "{path}");
+            assert_eq!(api_of(path, &native), Api::Native, "{path}");
+        }
+        for path in [
+            "/v1/creditgrants",
+            "/v1/wallets/wallet_1",
+            "/v1/customers/cust_1/wallets",
+            "/v1/subscriptions/subs_1/cancel",
+            "/v1/subscriptions/subs_1/grants/upcoming",
+        ] {
+            assert_eq!(api_of(path, &none), Api::Native, "{path}");
+            assert_eq!(api_of(path, &bearer), Api::Native, "{path}");
+        }
+        assert_eq!(api_of("/v1/nothing", &none), Api::Stripe);
+        assert_eq!(api_of("/_emulator/clock", &native), Api::Admin);
+        assert_eq!(api_of("/_emulator/invoices", &native), Api::Stripe);
+    }
+
+    /// A native row is `shared` exactly when Stripe's table serves its path too, so that
+    /// `native::owns_path` and `stripe::routes::serves_path` never claim the same path.
+    #[test]
+    fn the_native_shared_flag_follows_the_stripe_table() {
+        for row in native::ROUTES {
+            let path = row.pattern.replace("{id}", "x_1");
+            assert_eq!(
+                row.shared,
+                stripe::routes::serves_path(&path),
+                "{} {}",
+                row.method,
+                row.pattern
+            );
+            assert!(
+                !(native::owns_path(&path) && stripe::routes::serves_path(&path)),
+                "{path} is claimed by both"
+            );
+        }
     }
 }

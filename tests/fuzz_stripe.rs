@@ -1,7 +1,7 @@
 //! Property tests of Stripe parameter extraction and the code behind it, in process (no socket):
 //! short sequences of requests built from Stripe's own vocabulary, mutated valid forms and garbage,
-//! on every Stripe route (the ledger, invoices and `POST /_emulator/invoices` included), against a
-//! fresh seeded world each time. Short by default; a long run:
+//! on every Stripe route (the ledger, invoices, subscriptions and `POST /_emulator/invoices`
+//! included), against a fresh seeded world each time. Short by default; a long run:
 //!
 //! ```sh
 //! PROPTEST_CASES=200000 cargo test --release --test fuzz_stripe
@@ -71,6 +71,24 @@ const NAMES: &[&str] = &[
     "credit_grant",
     "price",
     "applicability_scope",
+    "items",
+    "quantity",
+    "deleted",
+    "proration_behavior",
+    "payment_behavior",
+    "cancel_at_period_end",
+    "cancel_at",
+    "cancellation_details",
+    "comment",
+    "feedback",
+    "billing_cycle_anchor",
+    "billing_mode",
+    "collection_method",
+    "days_until_due",
+    "status",
+    "subscription",
+    "invoice_now",
+    "prorate",
     "x",
     "",
 ];
@@ -121,6 +139,15 @@ fn values() -> Vec<String> {
         "{clock_grant}",
         "{spend_cus}",
         "{invoice}",
+        "{price}",
+        "{metered_price}",
+        "{other_price}",
+        "{stripe_sub}",
+        "{stripe_item}",
+        "none",
+        "send_invoice",
+        "all",
+        "canceled",
         "credit_grant",
         "applicability_scope",
         "price_a",
@@ -204,6 +231,13 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/billing/credit_balance_summary", "customer={cus}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered"),
     ("GET", "/v1/billing/credit_balance_summary", "customer={spend_cus}&filter[type]=credit_grant&filter[credit_grant]={grant}&expand[]=customer"),
     ("GET", "/v1/billing/credit_balance_transactions", "customer={cus}&credit_grant={grant}&limit=2&expand[]=data.credit_grant"),
+    ("POST", "/v1/subscriptions", "customer={cus}&items[0][price]={other_price}&items[0][quantity]=3&items[1][price]={metered_price}&metadata[k]=v&collection_method=send_invoice&days_until_due=7&cancel_at_period_end=true"),
+    ("POST", "/v1/subscriptions", "customer={clock_cus}&items[0][price]={metered_price}&billing_cycle_anchor=BASE&description=d"),
+    ("POST", "/v1/subscriptions/{stripe_sub}", "items[0][id]={stripe_item}&items[0][quantity]=5&items[1][price]={other_price}&proration_behavior=none&cancel_at_period_end=true&metadata[k]=v"),
+    ("POST", "/v1/subscriptions/{stripe_sub}", "items[0][id]={stripe_item}&items[0][deleted]=true&proration_behavior=none&cancellation_details[comment]=c"),
+    ("DELETE", "/v1/subscriptions/{stripe_sub}", "invoice_now=true&cancellation_details[feedback]=other&expand[]=customer"),
+    ("GET", "/v1/subscriptions", "customer={cus}&status=all&price={price}&limit=1&starting_after={stripe_sub}&expand[]=data.latest_invoice"),
+    ("GET", "/v1/subscription_items", "subscription={stripe_sub}&limit=1&starting_after={stripe_item}"),
 ];
 
 fn template() -> impl Strategy<Value = (&'static str, &'static str, Vec<(String, String)>)> {
@@ -267,6 +301,11 @@ const PATHS: &[&str] = &[
     "/v1/billing/credit_balance_summary",
     "/v1/billing/credit_balance_transactions",
     "/v1/billing/credit_balance_transactions/{id}",
+    "/v1/subscriptions",
+    "/v1/subscriptions/{stripe_sub}",
+    "/v1/subscriptions/{id}",
+    "/v1/subscription_items",
+    "/v1/subscription_items/{stripe_item}",
     "/v1/{id}",
 ];
 

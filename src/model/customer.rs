@@ -250,11 +250,13 @@ impl Tenant {
         true
     }
 
-    /// Deletes a customer, leaving a tombstone. Its grants and ledger stay, as in Stripe.
+    /// Deletes a customer, leaving a tombstone. Its grants and ledger stay, as in Stripe; its
+    /// priced subscriptions that have not ended are cancelled at once.
     pub fn delete_customer(&mut self, key: Key) -> bool {
         let Some(customer) = self.live_customer(key).cloned() else {
             return false;
         };
+        self.end_subscriptions_of(key);
         self.index_customer(&customer, false);
         if let Some(c) = self.customers.get_mut(&key) {
             c.deleted = true;

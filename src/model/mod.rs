@@ -13,7 +13,8 @@
 //! The subscription side: a [`Plan`] carries grant rules ([`GrantRule`]) that a [`Subscription`]
 //! copies; a subscription rule makes one [`Application`] per period, scheduled like any other timed
 //! entry, and an applied application is a lot with the application's key. A [`Wallet`] is a view of
-//! a customer's lots in one currency, never a store.
+//! a customer's lots in one currency, never a store. A [`PricedSubscription`] is the other kind of
+//! subscription: a customer billed every period for [`SubscriptionItem`]s, each a [`Price`].
 //!
 //! The model is closed: a [`Tenant`]'s maps and indexes are private to this module. Facades read
 //! through query methods (an object by key, such as [`Tenant::lot`] or [`Tenant::customer`]; ordered
@@ -25,7 +26,8 @@
 //! One file per kind of object, each holding the object's types and the `impl Tenant` block of its
 //! queries and commands: `customer`, `lot`, `ledger` (entries, events, balances), `test_clock`,
 //! `invoice`, `plans`, `subscriptions`, `grant_rules` (rules and applications), `wallets`,
-//! `catalog` (products and prices), `meters` (meters and their usage);
+//! `catalog` (products and prices), `meters` (meters and their usage), `priced_subscriptions`
+//! (subscriptions billed for items that are prices, and their items);
 //! `tenant` holds the world and its clocks, `billing` the subscription side's maps, `index` the
 //! read-only index views, `periods` calendar arithmetic and `money` currencies.
 
@@ -43,6 +45,7 @@ mod meters;
 pub mod money;
 pub mod periods;
 mod plans;
+mod priced_subscriptions;
 mod subscriptions;
 mod tenant;
 mod test_clock;
@@ -77,6 +80,12 @@ use meters::Metering;
 pub use meters::{EventTimeWindow, Formula, Meter, MeterStatus, NewMeter};
 pub use money::Currency;
 pub use plans::{NewPlan, Plan, PlanStatus};
+use priced_subscriptions::PricedBilling;
+pub use priced_subscriptions::{
+    BillingMode, CancellationDetails, CancellationFeedback, CancellationReason, End, ItemChange,
+    ItemProblem, NewItem, NewPricedSubscription, PricedError, PricedStatus, PricedSubscription,
+    PricedUpdate, SubscriptionItem, MAX_ITEMS, MAX_OPEN_ON_CLOCK, MAX_OPEN_PER_CUSTOMER,
+};
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
 pub use test_clock::{AttachError, TestClock, TestClockError};

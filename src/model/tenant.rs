@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{
     Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems, InvoiceListEntry,
-    Lot, Metering, TestClock,
+    Lot, Metering, PricedBilling, TestClock,
 };
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
@@ -96,6 +96,8 @@ pub struct Tenant {
     pub(super) invoice_items: InvoiceItems,
     /// How long a cycle invoice stays a draft before it finalizes by itself.
     pub(super) invoice_grace: Nanos,
+    /// Subscriptions billed for prices, and their items.
+    pub(super) priced: PricedBilling,
 }
 
 impl Tenant {
@@ -126,6 +128,7 @@ impl Tenant {
             metering: Metering::default(),
             invoice_items: InvoiceItems::default(),
             invoice_grace: super::DEFAULT_GRACE,
+            priced: PricedBilling::default(),
         }
     }
 

@@ -48,7 +48,8 @@ pub enum AttachError {
     NoSuchCustomer,
     /// The customer already lives on a test clock, this one.
     OnClock(Key),
-    /// The customer has subscriptions, whose periods are anchored in the time it lives in now.
+    /// The customer has subscriptions (native or priced, ended ones included), whose periods
+    /// are anchored in the time it lives in now.
     HasSubscriptions,
     /// The clock would start before `last`, the latest instant of the customer's credit history
     /// (a grant made, granted, expired or voided, a ledger entry, an invoice made or voided).
@@ -115,7 +116,7 @@ impl Tenant {
         if let Some(clock) = c.test_clock {
             return Err(AttachError::OnClock(clock));
         }
-        if self.has_subscriptions(customer) {
+        if self.has_subscriptions(customer) || !self.priced_subscriptions_of(customer).is_empty() {
             return Err(AttachError::HasSubscriptions);
         }
         let last = self.credit_history_end(customer);
@@ -230,13 +231,16 @@ impl Tenant {
     /// Deletes a clock and, as Stripe does, the customers on it. Their ledger stays readable; nothing
     /// more is ever posted for them.
     pub fn delete_test_clock(&mut self, key: Key) -> Result<(), TestClockError> {
-        if self.test_clocks.remove(&key).is_none() {
+        if !self.test_clocks.contains_key(&key) {
             return Err(TestClockError::NotFound);
         }
+        // The customers go first, while the clock still gives their time (their subscriptions end
+        // at the clock's frozen time).
         let customers: Vec<Key> = self.customers_on_clock(key).into_iter().collect();
         for c in customers {
             self.delete_customer(c);
         }
+        self.test_clocks.remove(&key);
         self.customers_by_clock.remove(&key);
         let handles: Vec<_> = self
             .schedule

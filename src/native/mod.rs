@@ -61,8 +61,10 @@ const POST: Method = Method::POST;
 const PUT: Method = Method::PUT;
 const DELETE: Method = Method::DELETE;
 
-/// Every native route. `shared` rows are paths the Stripe facade serves too (they are native only
-/// with `x-api-key`); every other path is native whatever the headers.
+/// Every native route. `shared` rows are paths Stripe's route table serves too: they are native
+/// only with `x-api-key` (without it they are Stripe's, and a request without credentials gets
+/// Stripe's 401). Every other row's path is native whatever the headers. The router's tests check
+/// that the flag agrees with Stripe's table.
 pub static ROUTES: &[Route] = &[
     route(POST, "/v1/creditgrants", op::<credit_grants::Create>),
     route(GET, "/v1/creditgrants", op::<credit_grants::List>),
@@ -97,9 +99,9 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/v1/plans", op::<plans::List>),
     route(GET, "/v1/plans/{id}", op::<plans::Retrieve>),
     route(DELETE, "/v1/plans/{id}", op::<plans::Delete>),
-    route(POST, "/v1/subscriptions", op::<subscriptions::Create>),
-    route(GET, "/v1/subscriptions", op::<subscriptions::List>),
-    route(GET, "/v1/subscriptions/{id}", op::<subscriptions::Retrieve>),
+    shared(POST, "/v1/subscriptions", op::<subscriptions::Create>),
+    shared(GET, "/v1/subscriptions", op::<subscriptions::List>),
+    shared(GET, "/v1/subscriptions/{id}", op::<subscriptions::Retrieve>),
     route(
         POST,
         "/v1/subscriptions/{id}/cancel",
@@ -123,7 +125,9 @@ static OWNED: LazyLock<Owned> = LazyLock::new(|| Owned::of(ROUTES));
 
 /// Whether `path` (as sent, still percent-encoded) is the native API's even without `x-api-key`:
 /// it lies under a root only the native API has (`/v1/creditgrants`, `/v1/plans`, …), or is a
-/// native-only route under a shared root (`/v1/customers/{id}/wallets`).
+/// native-only route under a shared root (`/v1/customers/{id}/wallets`,
+/// `/v1/subscriptions/{id}/cancel`). Paths Stripe serves too are never owned: the router gives them
+/// to Stripe unless the request carries `x-api-key`.
 pub fn owns_path(path: &str) -> bool {
     OWNED.contains(path)
 }

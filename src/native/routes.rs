@@ -13,7 +13,8 @@ pub struct Route {
     pub method: Method,
     /// The path, with `{id}` standing for one non-empty segment.
     pub pattern: &'static str,
-    /// Whether the Stripe facade serves this path too (so it is native only with `x-api-key`).
+    /// Whether Stripe's route table serves this path too (with any method): then it is native only
+    /// with `x-api-key`, and the Stripe facade answers it otherwise.
     pub shared: bool,
     /// The operation's pipeline.
     pub handler: Handler,

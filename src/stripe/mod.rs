@@ -34,6 +34,8 @@ pub mod prices;
 pub mod products;
 pub mod routes;
 pub mod search;
+pub mod subscription_items;
+pub mod subscriptions;
 pub mod test_clocks;
 pub mod transactions;
 

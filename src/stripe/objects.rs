@@ -8,6 +8,7 @@ use super::invoices::{InvoiceIds, InvoiceView};
 use super::op::Expand;
 use super::prices::price_view;
 use super::products::ProductView;
+use super::subscriptions::SubscriptionView;
 use super::test_clocks::TestClockView;
 use super::{catalog, expand, ids};
 use crate::model::Tenant;
@@ -25,7 +26,7 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str, version: Version) -> Opti
         "credit_grant" => ids::key_of(id, ids::CREDIT_GRANT)
             .and_then(|k| tenant.lot(k))
             .map(|lot| value(&GrantJson::of(lot, version))),
-        "invoice" => ids::key_of(id, ids::INVOICE)
+        "invoice" | "latest_invoice" => ids::key_of(id, ids::INVOICE)
             .and_then(|k| tenant.invoice(k))
             .map(|inv| {
                 let rendered = InvoiceIds::of(inv);
@@ -37,6 +38,9 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str, version: Version) -> Opti
         "default_price" => catalog::find_price(tenant, id)
             .and_then(|k| tenant.price(k))
             .map(|p| value(&price_view(p, tenant))),
+        "subscription" => ids::key_of(id, ids::SUBSCRIPTION)
+            .and_then(|k| tenant.priced_subscription(k))
+            .map(|s| value(&SubscriptionView::of(tenant, s))),
         _ => None,
     }
 }

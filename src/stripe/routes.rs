@@ -11,7 +11,7 @@ use hyper::Method;
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
     balances, credit_grants, customers, invoice_items, invoices, objects, prices, products,
-    test_clocks, transactions,
+    subscription_items, subscriptions, test_clocks, transactions,
 };
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
@@ -62,6 +62,14 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/prices",                                     op::<prices::List>),
     route(Get,    "/v1/prices/{id}",                                op::<prices::Retrieve>),
     route(Post,   "/v1/prices/{id}",                                op::<prices::Update>),
+
+    route(Post,   "/v1/subscriptions",                              op::<subscriptions::Create>),
+    route(Get,    "/v1/subscriptions",                              op::<subscriptions::List>),
+    route(Get,    "/v1/subscriptions/{id}",                         op::<subscriptions::Retrieve>),
+    route(Post,   "/v1/subscriptions/{id}",                         op::<subscriptions::Update>),
+    route(Delete, "/v1/subscriptions/{id}",                         op::<subscriptions::Cancel>),
+    route(Get,    "/v1/subscription_items",                         op::<subscription_items::List>),
+    route(Get,    "/v1/subscription_items/{id}",                    op::<subscription_items::Retrieve>),
 
     route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
     route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),
@@ -199,6 +207,18 @@ pub fn find<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, Captu
         .find_map(|r| r.captures(trimmed, slashes).map(|c| (r, c)))
 }
 
+/// Whether a row of Stripe's own (not the emulator's) answers `path` with any method: the paths
+/// the Stripe facade serves, which the router sends it unless `x-api-key` asks for the native API.
+/// Matched as [`find`] matches, however many slashes lead the path.
+pub fn serves_path(path: &str) -> bool {
+    let trimmed = path.trim_start_matches('/');
+    let slashes = path.len() - trimmed.len();
+    ROUTES
+        .iter()
+        .filter(|r| r.origin == Origin::Stripe)
+        .any(|r| r.captures(trimmed, slashes).is_some())
+}
+
 /// Runs operation `O`: parse without the lock, then apply and render in the caller's world, and
 /// expand what `expand[]` asks for while the world is still locked.
 fn op<O: Operation>(input: &Input, world: &World) -> StripeResult<Vec<u8>> {
@@ -255,6 +275,27 @@ mod tests {
             matched(Method::GET, "//v1/customers").map(|m| m.0),
             Some("/v1/customers")
         );
+    }
+
+    #[test]
+    fn served_paths_are_those_of_stripes_rows_whatever_the_method() {
+        for path in [
+            "/v1/customers",
+            "/v1/customers/cus_1",
+            "//v1/customers/search",
+            "/v1/billing/credit_grants/credgr_1/void",
+        ] {
+            assert!(serves_path(path), "{path}");
+        }
+        for path in [
+            "/v1/customers/cus_1/wallets",
+            "/v1/customers/",
+            "/v1/creditgrants",
+            "/_emulator/invoices",
+            "/v1",
+        ] {
+            assert!(!serves_path(path), "{path}");
+        }
     }
 
     #[test]

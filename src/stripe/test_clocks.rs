@@ -23,7 +23,8 @@ const CREATE: &[Field] = &[
 const ADVANCE: &[Field] = &[EXPAND, req("frozen_time", Spec::Int)];
 const ONLY_EXPAND: &[Field] = &[EXPAND];
 
-/// How far one advance may go when the clock has no subscriptions (the emulator never has any).
+/// How far one advance may go when the clock has no subscriptions; with some, two intervals of the
+/// shortest ([`Tenant::clock_advance_limit`]) when that is nearer.
 const MAX_ADVANCE: i64 = 2 * 366 * 24 * 3600 * NANOS_PER_SEC;
 
 /// A test clock as Stripe shows it.
@@ -209,6 +210,13 @@ impl Operation for Advance {
         let key = lookup(t, &self.id)?;
         let to = self.to?;
         let current = t.test_clock(key).expect("looked up above").frozen_time;
+        if let Some(limit) = t.clock_advance_limit(key).filter(|&l| to > l) {
+            return Err(StripeError::invalid(format!(
+                "Cannot advance the test clock more than two intervals of its shortest subscription into the future from its current frozen_time: at most to {}.",
+                to_secs(limit)
+            ))
+            .param("frozen_time"));
+        }
         if to > current.saturating_add(MAX_ADVANCE) {
             return Err(StripeError::invalid(
                 "Cannot advance the test clock more than two years into the future from its current frozen_time.",

@@ -117,7 +117,9 @@ pub fn native_json(app: &App, method: &str, target: &str, body: &Value) -> Reply
 /// clock), a live grant, a voided grant and a grant on the clock; a third customer whose grant an
 /// invoice spent from; and the native API's objects: a customer (`fuzz-ext`), a plan with a monthly
 /// PLAN grant, a subscription that applied it, a SUBSCRIPTION grant on it, and the customer's
-/// wallet. Returns the ids by name.
+/// wallet; then, made in-process, a licensed, a metered and another licensed monthly usd price
+/// (`price`, `metered_price`, `other_price`), and a Stripe subscription of `cus` to the first two
+/// (`stripe_sub`, its licensed item `stripe_item`). Returns the ids by name.
 pub fn world() -> (Arc<App>, HashMap<&'static str, String>) {
     let app = App::new(Config {
         seed: Some(7),
@@ -246,7 +248,76 @@ pub fn world() -> (Arc<App>, HashMap<&'static str, String>) {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // Prices (made in-process: the catalog has no routes here) and a Stripe subscription of `cus`
+    // to a licensed and a metered one.
+    let (price, metered_price, other_price) = app.store.with_tenant(KEY, |t| {
+        use credit_emulator::model::{
+            Currency, Formula, Interval, Metadata, NewMeter, NewPrice, Recurring, Scheme, UsageType,
+        };
+        let product = t.create_product("Fuzz".into(), Metadata::new());
+        let meter = t.create_meter(NewMeter {
+            display_name: "Calls".into(),
+            event_name: "calls".into(),
+            formula: Formula::Sum,
+            customer_key: "stripe_customer_id".into(),
+            value_key: "value".into(),
+            event_time_window: None,
+        });
+        let mut price = |meter: Option<u128>| {
+            let key = t.create_price(NewPrice {
+                product,
+                active: true,
+                currency: Currency::parse("usd").expect("usd"),
+                recurring: Some(Recurring {
+                    interval: Interval::Month,
+                    interval_count: 1,
+                    usage_type: if meter.is_some() {
+                        UsageType::Metered
+                    } else {
+                        UsageType::Licensed
+                    },
+                    meter,
+                }),
+                scheme: Scheme::PerUnit {
+                    unit_amount: 100.into(),
+                },
+                transform_quantity: None,
+                lookup_key: None,
+                nickname: None,
+                metadata: Metadata::new(),
+            });
+            stripe::ids::render(stripe::ids::PRICE, key)
+        };
+        (price(None), price(Some(meter)), price(None))
+    });
+    let stripe_sub = form(
+        &app,
+        "POST",
+        "/v1/subscriptions",
+        &format!("customer={cus}&items[0][price]={price}&items[0][quantity]=2&items[1][price]={metered_price}"),
+    );
+    assert_eq!(
+        stripe_sub.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&stripe_sub.body)
+    );
+    let stripe_sub = json(&stripe_sub);
     let mut ids = HashMap::new();
+    ids.insert("price", price);
+    ids.insert("metered_price", metered_price);
+    ids.insert("other_price", other_price);
+    ids.insert(
+        "stripe_item",
+        stripe_sub["items"]["data"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    ids.insert(
+        "stripe_sub",
+        stripe_sub["id"].as_str().unwrap_or_default().to_string(),
+    );
     ids.insert("spend_cus", spend_cus);
     ids.insert("invoice", invoice);
     ids.insert("ncus", ncus);

@@ -1,0 +1,1290 @@
+//! `/v1/subscriptions`: a customer billed every period for items, each a recurring price, in the
+//! model's priced subscriptions. Create, retrieve, list, update (items, cancellation, collection,
+//! metadata) and cancel (`DELETE`). The emulator makes no invoices for them yet, takes no payments
+//! and computes no prorations, so what needs those is refused with a clear 400: trials,
+//! discounts, taxes, payment settings, `payment_behavior` other than the default, and any change
+//! Stripe would prorate unless `proration_behavior=none` says not to.
+
+use serde::Serialize;
+
+use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::op::{Body, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
+use super::subscription_items::{items_url, ItemView};
+use super::{customers, ids};
+use crate::form::{Node, Params};
+use crate::ids::Key;
+use crate::model::{
+    BillingMode, CancellationFeedback, CancellationReason, CollectionMethod, Currency, End,
+    ItemChange, ItemProblem, Metadata, NewItem, NewPricedSubscription, PricedError, PricedStatus,
+    PricedSubscription, PricedUpdate, Tenant, MAX_ITEMS, MAX_OPEN_ON_CLOCK, MAX_OPEN_PER_CUSTOMER,
+};
+use crate::time::{to_secs, Nanos};
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
+use crate::wire::params::{
+    apply_metadata, currency, get_int, get_metadata, get_nullable_str, get_obj, get_str, in_range,
+    list_items, opt, req, timestamp, validate, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+};
+use crate::wire::versions::Version;
+
+/// Appended to "not supported by the credit emulator".
+const HINT: &str = " (its subscriptions have no trials, discounts, taxes, payment settings, prorations or Accounts v2 customers)";
+
+const FEEDBACK: &[&str] = &[
+    "",
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+];
+const CANCELLATION_DETAILS: &[Field] = &[
+    opt("comment", Spec::Str(5000)),
+    opt("feedback", Spec::Enum(FEEDBACK)),
+];
+const BILLING_MODE: &[Field] = &[
+    opt("flexible", Spec::Unsupported),
+    req("type", Spec::Enum(&["classic", "flexible"])),
+];
+const COLLECTION: Spec = Spec::Enum(&["charge_automatically", "send_invoice"]);
+const PAYMENT_BEHAVIOR: Spec = Spec::Enum(&[
+    "allow_incomplete",
+    "default_incomplete",
+    "error_if_incomplete",
+    "pending_if_incomplete",
+]);
+const PRORATION: Spec = Spec::Enum(&["always_invoice", "create_prorations", "none"]);
+
+/// An item of a new subscription.
+const NEW_ITEM: &[Field] = &[
+    opt("billing_thresholds", Spec::Unsupported),
+    opt("discounts", Spec::Unsupported),
+    opt("metadata", Spec::Metadata),
+    opt("plan", Spec::Unsupported),
+    req("price", Spec::Str(5000)),
+    opt("price_data", Spec::Unsupported),
+    opt("quantity", Spec::Int),
+    opt("tax_rates", Spec::Unsupported),
+];
+
+/// An item of an update: a new one (`price`), or an existing one (`id`) changed or `deleted`.
+const CHANGED_ITEM: &[Field] = &[
+    opt("billing_thresholds", Spec::Unsupported),
+    opt("clear_usage", Spec::Unsupported),
+    opt("deleted", Spec::Bool),
+    opt("discounts", Spec::Unsupported),
+    opt("id", Spec::Str(5000)),
+    opt("metadata", Spec::Metadata),
+    opt("plan", Spec::Unsupported),
+    opt("price", Spec::Str(5000)),
+    opt("price_data", Spec::Unsupported),
+    opt("quantity", Spec::Int),
+    opt("tax_rates", Spec::Unsupported),
+];
+
+const CREATE: &[Field] = &[
+    opt("add_invoice_items", Spec::Unsupported),
+    opt("application_fee_percent", Spec::Unsupported),
+    opt("automatic_tax", Spec::Unsupported),
+    opt("backdate_start_date", Spec::Unsupported),
+    opt("billing_cycle_anchor", Spec::Int),
+    opt("billing_cycle_anchor_config", Spec::Unsupported),
+    opt("billing_mode", Spec::Obj(BILLING_MODE)),
+    opt("billing_thresholds", Spec::Unsupported),
+    opt("cancel_at", Spec::Int),
+    opt("cancel_at_period_end", Spec::Bool),
+    opt("collection_method", COLLECTION),
+    opt("currency", Spec::Str(5000)),
+    req("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    opt("days_until_due", Spec::Int),
+    opt("default_payment_method", Spec::Unsupported),
+    opt("default_source", Spec::Unsupported),
+    opt("default_tax_rates", Spec::Unsupported),
+    opt("description", Spec::Str(500)),
+    opt("discounts", Spec::Unsupported),
+    EXPAND,
+    opt("invoice_settings", Spec::Unsupported),
+    req("items", Spec::Array(&Spec::Obj(NEW_ITEM), MAX_ITEMS)),
+    opt("metadata", Spec::Metadata),
+    opt("off_session", Spec::Unsupported),
+    opt("on_behalf_of", Spec::Unsupported),
+    opt("payment_behavior", PAYMENT_BEHAVIOR),
+    opt("payment_settings", Spec::Unsupported),
+    opt("pending_invoice_item_interval", Spec::Unsupported),
+    opt("proration_behavior", PRORATION),
+    opt("transfer_data", Spec::Unsupported),
+    opt("trial_end", Spec::Unsupported),
+    opt("trial_from_plan", Spec::Unsupported),
+    opt("trial_period_days", Spec::Unsupported),
+    opt("trial_settings", Spec::Unsupported),
+];
+
+const UPDATE: &[Field] = &[
+    opt("add_invoice_items", Spec::Unsupported),
+    opt("application_fee_percent", Spec::Unsupported),
+    opt("automatic_tax", Spec::Unsupported),
+    opt("billing_cycle_anchor", Spec::Unsupported),
+    opt("billing_thresholds", Spec::Unsupported),
+    opt("cancel_at", Spec::TsOrEmpty),
+    opt("cancel_at_period_end", Spec::Bool),
+    opt("cancellation_details", Spec::Obj(CANCELLATION_DETAILS)),
+    opt("collection_method", COLLECTION),
+    // An integer, or `""` to clear it.
+    opt("days_until_due", Spec::TsOrEmpty),
+    opt("default_payment_method", Spec::Unsupported),
+    opt("default_source", Spec::Unsupported),
+    opt("default_tax_rates", Spec::Unsupported),
+    opt("description", Spec::Str(500)),
+    opt("discounts", Spec::Unsupported),
+    EXPAND,
+    opt("invoice_settings", Spec::Unsupported),
+    opt("items", Spec::Array(&Spec::Obj(CHANGED_ITEM), MAX_ITEMS)),
+    opt("metadata", Spec::Metadata),
+    opt("off_session", Spec::Unsupported),
+    opt("on_behalf_of", Spec::Unsupported),
+    opt("pause_collection", Spec::Unsupported),
+    opt("payment_behavior", PAYMENT_BEHAVIOR),
+    opt("payment_settings", Spec::Unsupported),
+    opt("pending_invoice_item_interval", Spec::Unsupported),
+    opt("proration_behavior", PRORATION),
+    opt("proration_date", Spec::Unsupported),
+    opt("transfer_data", Spec::Unsupported),
+    opt("trial_end", Spec::Unsupported),
+    opt("trial_from_plan", Spec::Unsupported),
+    opt("trial_settings", Spec::Unsupported),
+];
+
+const CANCEL: &[Field] = &[
+    opt("cancellation_details", Spec::Obj(CANCELLATION_DETAILS)),
+    EXPAND,
+    opt("invoice_now", Spec::Bool),
+    opt("prorate", Spec::Bool),
+];
+
+/// Every status a list may ask for.
+const STATUSES: &[&str] = &[
+    "active",
+    "all",
+    "canceled",
+    "ended",
+    "incomplete",
+    "incomplete_expired",
+    "past_due",
+    "paused",
+    "trialing",
+    "unpaid",
+];
+
+const LIST: &[Field] = &[
+    opt("automatic_tax", Spec::Unsupported),
+    opt("collection_method", COLLECTION),
+    opt("created", Spec::Range),
+    opt("current_period_end", Spec::Unsupported),
+    opt("current_period_start", Spec::Unsupported),
+    opt("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    LIST_FIELDS[2],
+    LIST_FIELDS[3],
+    LIST_FIELDS[0],
+    opt("plan", Spec::Unsupported),
+    opt("price", Spec::Str(5000)),
+    LIST_FIELDS[1],
+    opt("status", Spec::Enum(STATUSES)),
+    opt("test_clock", Spec::Str(5000)),
+];
+
+const RETRIEVE: &[Field] = &[EXPAND];
+/// Paths `expand[]` accepts on a subscription.
+pub const EXPANDABLE: &[&str] = &["customer", "latest_invoice", "test_clock"];
+const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.latest_invoice", "data.test_clock"];
+/// The list `url`.
+const URL: &str = "/v1/subscriptions";
+
+// ---- views ----
+
+/// A subscription as Stripe's `subscription` object (as the newest version shows it: periods on
+/// the items, not on the subscription), fields in Stripe's order.
+#[derive(Serialize)]
+pub struct SubscriptionView<'a> {
+    id: String,
+    object: &'static str,
+    application: Null,
+    application_fee_percent: Null,
+    automatic_tax: AutomaticTax,
+    billing_cycle_anchor: i64,
+    billing_cycle_anchor_config: Null,
+    billing_mode: BillingModeView,
+    billing_schedules: [(); 0],
+    billing_thresholds: Null,
+    cancel_at: Option<i64>,
+    cancel_at_period_end: bool,
+    canceled_at: Option<i64>,
+    cancellation_details: CancellationView<'a>,
+    collection_method: &'static str,
+    created: i64,
+    currency: &'a str,
+    customer: String,
+    customer_account: Null,
+    days_until_due: Option<u32>,
+    default_payment_method: Null,
+    default_source: Null,
+    default_tax_rates: [(); 0],
+    description: Option<&'a str>,
+    discounts: [(); 0],
+    ended_at: Option<i64>,
+    invoice_settings: InvoiceSettings,
+    items: ItemsList<'a>,
+    latest_invoice: Option<String>,
+    livemode: bool,
+    metadata: &'a Metadata,
+    next_pending_invoice_item_invoice: Null,
+    on_behalf_of: Null,
+    pause_collection: Null,
+    payment_settings: PaymentSettings,
+    pending_invoice_item_interval: Null,
+    pending_setup_intent: Null,
+    pending_update: Null,
+    schedule: Null,
+    start_date: i64,
+    status: &'static str,
+    test_clock: Option<String>,
+    transfer_data: Null,
+    trial_end: Null,
+    trial_settings: TrialSettings,
+    trial_start: Null,
+}
+
+/// The items a subscription embeds: all of them (at most 20), as a list whose `url` pages
+/// through the same items.
+#[derive(Serialize)]
+struct ItemsList<'a> {
+    object: &'static str,
+    data: Vec<ItemView<'a>>,
+    has_more: bool,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct AutomaticTax {
+    disabled_reason: Null,
+    enabled: bool,
+    liability: Null,
+}
+
+#[derive(Serialize)]
+struct BillingModeView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flexible: Option<Flexible>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Flexible {
+    proration_discounts: &'static str,
+}
+
+#[derive(Serialize)]
+struct CancellationView<'a> {
+    comment: Option<&'a str>,
+    feedback: Option<&'static str>,
+    reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct InvoiceSettings {
+    account_tax_ids: Null,
+    issuer: Issuer,
+}
+
+#[derive(Serialize)]
+struct Issuer {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct PaymentSettings {
+    payment_method_options: Null,
+    payment_method_types: Null,
+    save_default_payment_method: &'static str,
+}
+
+#[derive(Serialize)]
+struct TrialSettings {
+    end_behavior: EndBehavior,
+}
+
+#[derive(Serialize)]
+struct EndBehavior {
+    missing_payment_method: &'static str,
+}
+
+/// Stripe's name of a status.
+fn status_name(s: PricedStatus) -> &'static str {
+    match s {
+        PricedStatus::Incomplete => "incomplete",
+        PricedStatus::IncompleteExpired => "incomplete_expired",
+        PricedStatus::Trialing => "trialing",
+        PricedStatus::Active => "active",
+        PricedStatus::PastDue => "past_due",
+        PricedStatus::Unpaid => "unpaid",
+        PricedStatus::Paused => "paused",
+        PricedStatus::Canceled => "canceled",
+    }
+}
+
+const FEEDBACKS: [(CancellationFeedback, &str); 8] = [
+    (CancellationFeedback::CustomerService, "customer_service"),
+    (CancellationFeedback::LowQuality, "low_quality"),
+    (CancellationFeedback::MissingFeatures, "missing_features"),
+    (CancellationFeedback::Other, "other"),
+    (CancellationFeedback::SwitchedService, "switched_service"),
+    (CancellationFeedback::TooComplex, "too_complex"),
+    (CancellationFeedback::TooExpensive, "too_expensive"),
+    (CancellationFeedback::Unused, "unused"),
+];
+
+fn feedback_name(f: CancellationFeedback) -> &'static str {
+    FEEDBACKS
+        .iter()
+        .find(|(v, _)| *v == f)
+        .map_or("other", |(_, name)| name)
+}
+
+impl<'a> SubscriptionView<'a> {
+    /// The view of `s`, its items read from `t`.
+    pub fn of(t: &'a Tenant, s: &'a PricedSubscription) -> Self {
+        let id = ids::render(ids::SUBSCRIPTION, s.key);
+        let items: Vec<ItemView> = t
+            .priced_subscription_items(s.key)
+            .map(|i| ItemView::of(t, i))
+            .collect();
+        let secs = |t: Option<Nanos>| t.map(to_secs);
+        let details = &s.cancellation_details;
+        SubscriptionView {
+            object: "subscription",
+            application: NULL,
+            application_fee_percent: NULL,
+            automatic_tax: AutomaticTax {
+                disabled_reason: NULL,
+                enabled: false,
+                liability: NULL,
+            },
+            billing_cycle_anchor: to_secs(s.billing_cycle_anchor),
+            billing_cycle_anchor_config: NULL,
+            billing_mode: match s.billing_mode {
+                BillingMode::Classic => BillingModeView {
+                    flexible: None,
+                    kind: "classic",
+                },
+                BillingMode::Flexible => BillingModeView {
+                    flexible: Some(Flexible {
+                        proration_discounts: "included",
+                    }),
+                    kind: "flexible",
+                },
+            },
+            billing_schedules: EMPTY_LIST,
+            billing_thresholds: NULL,
+            cancel_at: secs(s.cancel_at),
+            cancel_at_period_end: s.cancel_at_period_end,
+            canceled_at: secs(s.canceled_at),
+            cancellation_details: CancellationView {
+                comment: details.comment.as_deref(),
+                feedback: details.feedback.map(feedback_name),
+                reason: details.reason.map(|r| match r {
+                    CancellationReason::CancellationRequested => "cancellation_requested",
+                    CancellationReason::PaymentFailed => "payment_failed",
+                    CancellationReason::PaymentDisputed => "payment_disputed",
+                }),
+            },
+            collection_method: match s.collection_method {
+                CollectionMethod::ChargeAutomatically => "charge_automatically",
+                CollectionMethod::SendInvoice => "send_invoice",
+            },
+            created: to_secs(s.created),
+            currency: s.currency.as_str(),
+            customer: ids::render(ids::CUSTOMER, s.customer),
+            customer_account: NULL,
+            days_until_due: s.days_until_due,
+            default_payment_method: NULL,
+            default_source: NULL,
+            default_tax_rates: EMPTY_LIST,
+            description: s.description.as_deref(),
+            discounts: EMPTY_LIST,
+            ended_at: secs(s.ended_at),
+            invoice_settings: InvoiceSettings {
+                account_tax_ids: NULL,
+                issuer: Issuer { kind: "self" },
+            },
+            items: ItemsList {
+                object: "list",
+                data: items,
+                has_more: false,
+                url: items_url(&id),
+            },
+            latest_invoice: s.latest_invoice.map(|k| ids::render(ids::INVOICE, k)),
+            livemode: false,
+            metadata: &s.metadata,
+            next_pending_invoice_item_invoice: NULL,
+            on_behalf_of: NULL,
+            pause_collection: NULL,
+            payment_settings: PaymentSettings {
+                payment_method_options: NULL,
+                payment_method_types: NULL,
+                save_default_payment_method: "off",
+            },
+            pending_invoice_item_interval: NULL,
+            pending_setup_intent: NULL,
+            pending_update: NULL,
+            schedule: NULL,
+            start_date: to_secs(s.start_date),
+            status: status_name(s.status),
+            test_clock: s.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
+            transfer_data: NULL,
+            trial_end: NULL,
+            trial_settings: TrialSettings {
+                end_behavior: EndBehavior {
+                    missing_payment_method: "create_invoice",
+                },
+            },
+            trial_start: NULL,
+            id,
+        }
+    }
+}
+
+/// The subscription `key` as the answer, with `expand`.
+fn respond(t: &Tenant, key: Key, expand: Expand) -> Body {
+    let s = t.priced_subscription(key).expect("made or looked up above");
+    Body::of(
+        &SubscriptionView::of(t, s),
+        expand,
+        4096 + 3072 * s.items.len(),
+    )
+}
+
+/// The subscription named in the path (404 when there is none).
+fn lookup(t: &Tenant, id: &str) -> StripeResult<Key> {
+    ids::key_of(id, ids::SUBSCRIPTION)
+        .filter(|k| t.priced_subscription(*k).is_some())
+        .ok_or_else(|| StripeError::no_such("subscription", id, "id", 404))
+}
+
+/// The price named `id` in parameter `param` (400 when there is none).
+fn price_key(t: &Tenant, id: &str, param: &str) -> StripeResult<Key> {
+    ids::key_of(id, ids::PRICE)
+        .filter(|k| t.price(*k).is_some())
+        .ok_or_else(|| StripeError::no_such("price", id, param, 400))
+}
+
+/// Whether a price is billed in advance for a quantity: a change to it within a period is one
+/// Stripe would prorate.
+fn licensed(t: &Tenant, price: Key) -> bool {
+    t.price(price)
+        .is_some_and(|p| p.recurring.is_some() && !p.is_metered())
+}
+
+/// Stripe would prorate what `param` asks for, and the emulator computes no prorations.
+fn proration_refused(param: &str, what: &str) -> StripeError {
+    StripeError::invalid(format!(
+        "Proration is not supported by the credit emulator: {what} would be prorated. Send proration_behavior=none to make the change without prorations."
+    ))
+    .param(param)
+}
+
+/// `payment_behavior`: only the default, since no payment is ever attempted.
+fn check_payment_behavior(p: &Params) -> StripeResult<()> {
+    match get_str(p, "payment_behavior") {
+        Some(v) if v != "allow_incomplete" => Err(StripeError::invalid(format!(
+            "payment_behavior={v} is not supported by the credit emulator: it collects no payments, so subscriptions are made and changed as with allow_incomplete, the default."
+        ))
+        .param("payment_behavior")),
+        _ => Ok(()),
+    }
+}
+
+fn days_error() -> StripeError {
+    StripeError::invalid(
+        "Invalid days_until_due: it can only be set when collection_method is send_invoice.",
+    )
+    .param("days_until_due")
+}
+
+/// `days_until_due`, at least 0.
+fn read_days(p: &Params) -> StripeResult<Option<u32>> {
+    get_int(p, "days_until_due")
+        .map(|n| in_range(n, 0, u32::MAX as i64, "days_until_due").map(|n| n as u32))
+        .transpose()
+}
+
+fn collection_of(p: &Params) -> Option<CollectionMethod> {
+    get_str(p, "collection_method").map(|v| match v {
+        "send_invoice" => CollectionMethod::SendInvoice,
+        _ => CollectionMethod::ChargeAutomatically,
+    })
+}
+
+/// `items[N][quantity]`, at least 0.
+fn read_quantity(item: &Params, i: usize) -> StripeResult<Option<u64>> {
+    get_int(item, "quantity")
+        .map(|q| in_range(q, 0, i64::MAX, &format!("items[{i}][quantity]")).map(|q| q as u64))
+        .transpose()
+}
+
+/// `cancellation_details[…]`: `(comment, feedback)`, each `None` when absent and `Some(None)`
+/// when cleared.
+type DetailsChange = (Option<Option<String>>, Option<Option<CancellationFeedback>>);
+
+fn read_details(p: &Params) -> DetailsChange {
+    let Some(d) = get_obj(p, "cancellation_details") else {
+        return (None, None);
+    };
+    let feedback = get_str(d, "feedback").map(|f| {
+        FEEDBACKS
+            .iter()
+            .find(|(_, name)| *name == f)
+            .map(|(v, _)| *v)
+    });
+    (get_nullable_str(d, "comment"), feedback)
+}
+
+/// The message of a refused command, worded as Stripe words it where it is known, with the
+/// parameter that caused it. `item_param(i, field)` names a field of the request's `i`-th item.
+fn priced_error(
+    e: PricedError,
+    customer: &str,
+    item_param: impl Fn(usize, &str) -> String,
+) -> StripeError {
+    match e {
+        PricedError::NotFound => StripeError::invalid("No such subscription").status(404),
+        PricedError::NoSuchCustomer => StripeError::no_such("customer", customer, "customer", 400),
+        PricedError::Item(i, problem) => item_error(i, problem, &item_param),
+        PricedError::NoItems => StripeError::invalid(
+            "A subscription must keep at least one item. To end it, cancel it (DELETE /v1/subscriptions/{id}).",
+        )
+        .param("items")
+        .executed(),
+        PricedError::TooManyItems(n) => StripeError::invalid(format!(
+            "A subscription can have at most {MAX_ITEMS} items, but this one would have {n}."
+        ))
+        .param("items")
+        .executed(),
+        PricedError::Ended => StripeError::invalid(
+            "A canceled subscription can only update its cancellation_details and metadata.",
+        )
+        .executed(),
+        PricedError::CustomerLimit => StripeError::invalid(format!(
+            "The customer {} already has {MAX_OPEN_PER_CUSTOMER} subscriptions that have not ended, the most one customer can have.",
+            shorten(customer)
+        ))
+        .param("customer")
+        .executed(),
+        PricedError::ClockLimit(clock) => StripeError::invalid(format!(
+            "The customer {} is on test clock {}, and a customer on a test clock can have at most {MAX_OPEN_ON_CLOCK} subscriptions that have not ended.",
+            shorten(customer),
+            ids::render(ids::TEST_CLOCK, clock)
+        ))
+        .param("customer")
+        .executed(),
+        PricedError::AnchorNotFuture => {
+            StripeError::invalid("Invalid billing_cycle_anchor: it must be a time in the future.")
+                .param("billing_cycle_anchor")
+        }
+        PricedError::AnchorTooLate(natural) => StripeError::invalid(format!(
+            "billing_cycle_anchor cannot be later than next natural billing date ({}) for plan",
+            to_secs(natural)
+        ))
+        .param("billing_cycle_anchor"),
+        PricedError::CancelAtNotFuture => {
+            StripeError::invalid("Invalid cancel_at: it must be a time in the future.")
+                .param("cancel_at")
+        }
+        PricedError::DaysWithAutomaticCollection => days_error(),
+        PricedError::DaysMissing => StripeError::missing_param("days_until_due"),
+    }
+}
+
+fn item_error(
+    i: usize,
+    problem: ItemProblem,
+    param: &impl Fn(usize, &str) -> String,
+) -> StripeError {
+    let mismatch = |field: &str| {
+        StripeError::invalid(format!(
+            "Currency and interval fields must match across all plans on this subscription. Found mismatch in {field} field."
+        ))
+        .param(param(i, "price"))
+    };
+    match problem {
+        ItemProblem::NoSuchPrice => StripeError::invalid("No such price")
+            .param(param(i, "price"))
+            .code("resource_missing"),
+        ItemProblem::InactivePrice => StripeError::invalid(
+            "The price specified is inactive. This field only accepts active prices.",
+        )
+        .param(param(i, "price")),
+        ItemProblem::NotRecurring => StripeError::invalid(
+            "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
+        )
+        .param(param(i, "price")),
+        ItemProblem::QuantityOnMetered => {
+            StripeError::invalid("You cannot set the quantity for metered plans.")
+                .param(param(i, "quantity"))
+        }
+        ItemProblem::DuplicatePrice(price) => StripeError::invalid(format!(
+            "Cannot add multiple subscription items with the same plan: {}",
+            ids::render(ids::PRICE, price)
+        ))
+        .param(param(i, "price")),
+        ItemProblem::CurrencyMismatch => mismatch("currency"),
+        ItemProblem::IntervalMismatch => mismatch("interval"),
+        ItemProblem::NoSuchItem => StripeError::invalid("No such subscription item")
+            .param(param(i, "id"))
+            .code("resource_missing"),
+    }
+}
+
+// ---- create ----
+
+/// An item as sent with a new subscription.
+struct SentItem {
+    price: String,
+    quantity: Option<u64>,
+    metadata: Metadata,
+}
+
+/// `POST /v1/subscriptions`: made `active` at the customer's now (its test clock's time for a
+/// customer on one), its first period starting then.
+pub struct Create {
+    customer: String,
+    items: Vec<SentItem>,
+    currency: Option<Currency>,
+    collection_method: CollectionMethod,
+    days_until_due: Option<u32>,
+    billing_mode: BillingMode,
+    billing_cycle_anchor: Option<Nanos>,
+    cancel_at_period_end: bool,
+    cancel_at: Option<Nanos>,
+    no_prorations: bool,
+    metadata: Metadata,
+    description: Option<String>,
+    expand: Expand,
+}
+
+impl Operation for Create {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, CREATE, HINT)?;
+        let expand = Expand::read(p, EXPANDABLE, Version::NEWEST)?;
+        check_payment_behavior(p)?;
+        let nodes = p.get("items").map(list_items).unwrap_or_default();
+        if nodes.is_empty() {
+            return Err(StripeError::missing_param("items"));
+        }
+        let mut items = Vec::with_capacity(nodes.len());
+        for (i, node) in nodes.into_iter().enumerate() {
+            let Node::Map(item) = node else {
+                return Err(StripeError::invalid("Invalid hash").param(format!("items[{i}]")));
+            };
+            let metadata = match get_metadata(item, "metadata") {
+                Some(u) => apply_metadata(&Metadata::new(), u, &format!("items[{i}][metadata]"))?,
+                None => Metadata::new(),
+            };
+            items.push(SentItem {
+                price: get_str(item, "price").unwrap_or("").to_string(),
+                quantity: read_quantity(item, i)?,
+                metadata,
+            });
+        }
+        let collection_method = collection_of(p).unwrap_or(CollectionMethod::ChargeAutomatically);
+        let days_until_due = read_days(p)?;
+        match (collection_method, days_until_due) {
+            (CollectionMethod::ChargeAutomatically, Some(_)) => return Err(days_error()),
+            (CollectionMethod::SendInvoice, None) => {
+                return Err(StripeError::missing_param("days_until_due"))
+            }
+            _ => {}
+        }
+        let cancel_at_period_end = get_str(p, "cancel_at_period_end") == Some("true");
+        let cancel_at = get_int(p, "cancel_at")
+            .map(|s| timestamp(s, "cancel_at"))
+            .transpose()?;
+        if cancel_at.is_some() && cancel_at_period_end {
+            return Err(StripeError::invalid(
+                "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
+            ));
+        }
+        Ok(Create {
+            customer: get_str(p, "customer").unwrap_or("").to_string(),
+            items,
+            currency: get_str(p, "currency")
+                .filter(|c| !c.is_empty())
+                .map(|c| currency(c, "currency"))
+                .transpose()?,
+            collection_method,
+            days_until_due,
+            billing_mode: match get_obj(p, "billing_mode").and_then(|m| get_str(m, "type")) {
+                Some("classic") => BillingMode::Classic,
+                _ => BillingMode::Flexible,
+            },
+            billing_cycle_anchor: get_int(p, "billing_cycle_anchor")
+                .map(|s| timestamp(s, "billing_cycle_anchor"))
+                .transpose()?,
+            cancel_at_period_end,
+            cancel_at,
+            no_prorations: get_str(p, "proration_behavior") == Some("none"),
+            metadata: match get_metadata(p, "metadata") {
+                Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+                None => Metadata::new(),
+            },
+            description: get_nullable_str(p, "description").flatten(),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let customer = customers::lookup_param(t, &self.customer, "customer")?;
+        let mut items = Vec::with_capacity(self.items.len());
+        for (i, sent) in self.items.into_iter().enumerate() {
+            items.push(NewItem {
+                price: price_key(t, &sent.price, &format!("items[{i}][price]"))?,
+                quantity: sent.quantity,
+                metadata: sent.metadata,
+            });
+        }
+        if let Some(c) = self.currency {
+            let first = items.first().and_then(|i| t.price(i.price));
+            if let Some(p) = first.filter(|p| p.currency != c) {
+                return Err(StripeError::invalid(format!(
+                    "Invalid currency: {c}. The prices of this subscription are in {}, and a subscription is in the currency of its prices.",
+                    p.currency
+                ))
+                .param("currency"));
+            }
+        }
+        // A stub period before a future anchor, or a last period cut short by `cancel_at`, is
+        // prorated for licensed prices (metered ones bill what was used).
+        if !self.no_prorations && items.iter().any(|i| licensed(t, i.price)) {
+            if self.billing_cycle_anchor.is_some() {
+                return Err(proration_refused(
+                    "billing_cycle_anchor",
+                    "the period before a billing_cycle_anchor in the future of a subscription with licensed prices",
+                ));
+            }
+            if self.cancel_at.is_some() {
+                return Err(proration_refused(
+                    "cancel_at",
+                    "the last period of a subscription with licensed prices ending at cancel_at",
+                ));
+            }
+        }
+        let new = NewPricedSubscription {
+            customer,
+            items,
+            collection_method: self.collection_method,
+            days_until_due: self.days_until_due,
+            billing_mode: self.billing_mode,
+            billing_cycle_anchor: self.billing_cycle_anchor,
+            cancel_at_period_end: self.cancel_at_period_end,
+            cancel_at: self.cancel_at,
+            metadata: self.metadata,
+            description: self.description,
+        };
+        let key = t
+            .create_priced_subscription(new)
+            .map_err(|e| priced_error(e, &self.customer, |i, f| format!("items[{i}][{f}]")))?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+// ---- retrieve ----
+
+/// `GET /v1/subscriptions/{id}`.
+pub struct Retrieve {
+    id: String,
+    expand: Expand,
+}
+
+impl Operation for Retrieve {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, RETRIEVE, HINT)?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+            expand: Expand::read(input.params, EXPANDABLE, Version::NEWEST)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        Ok((lookup(t, &self.id)?, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+// ---- update ----
+
+/// One entry of an update's `items`, as sent.
+enum SentChange {
+    Add {
+        price: String,
+        quantity: Option<u64>,
+        metadata: Option<MetadataUpdate>,
+    },
+    Change {
+        id: String,
+        price: Option<String>,
+        quantity: Option<u64>,
+        metadata: Option<MetadataUpdate>,
+    },
+    Remove {
+        id: String,
+    },
+}
+
+/// `POST /v1/subscriptions/{id}`: items added (`items[N][price]`), changed (`items[N][id]` with a
+/// `price`, `quantity` or `metadata`) or removed (`items[N][id]` with `items[N][deleted]=true`),
+/// cancellation asked for or withdrawn, collection, description and metadata.
+pub struct Update {
+    id: String,
+    items: Vec<SentChange>,
+    metadata: Option<MetadataUpdate>,
+    description: Option<Option<String>>,
+    cancel_at_period_end: Option<bool>,
+    cancel_at: Option<Option<Nanos>>,
+    details: DetailsChange,
+    collection_method: Option<CollectionMethod>,
+    days_until_due: Option<Option<u32>>,
+    no_prorations: bool,
+    expand: Expand,
+}
+
+fn read_changes(p: &Params) -> StripeResult<Vec<SentChange>> {
+    let nodes = p.get("items").map(list_items).unwrap_or_default();
+    let mut out = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.into_iter().enumerate() {
+        let Node::Map(item) = node else {
+            return Err(StripeError::invalid("Invalid hash").param(format!("items[{i}]")));
+        };
+        let id = get_str(item, "id").filter(|s| !s.is_empty());
+        let price = get_str(item, "price").filter(|s| !s.is_empty());
+        let quantity = read_quantity(item, i)?;
+        let metadata = get_metadata(item, "metadata");
+        let deleted = get_str(item, "deleted") == Some("true");
+        out.push(match (id, deleted) {
+            (Some(id), true) => SentChange::Remove { id: id.to_string() },
+            (None, true) => return Err(StripeError::missing_param(&format!("items[{i}][id]"))),
+            (Some(id), false) => SentChange::Change {
+                id: id.to_string(),
+                price: price.map(str::to_string),
+                quantity,
+                metadata,
+            },
+            (None, false) => SentChange::Add {
+                price: price
+                    .ok_or_else(|| StripeError::missing_param(&format!("items[{i}][price]")))?
+                    .to_string(),
+                quantity,
+                metadata,
+            },
+        });
+    }
+    Ok(out)
+}
+
+impl Operation for Update {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, UPDATE, HINT)?;
+        let expand = Expand::read(p, EXPANDABLE, Version::NEWEST)?;
+        check_payment_behavior(p)?;
+        let items = read_changes(p)?;
+        let cancel_at = match get_str(p, "cancel_at") {
+            None => None,
+            Some("") => Some(None),
+            Some(_) => Some(Some(timestamp(
+                get_int(p, "cancel_at").unwrap_or(0),
+                "cancel_at",
+            )?)),
+        };
+        let cancel_at_period_end = get_str(p, "cancel_at_period_end").map(|v| v == "true");
+        if matches!(cancel_at, Some(Some(_))) && cancel_at_period_end == Some(true) {
+            return Err(StripeError::invalid(
+                "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
+            ));
+        }
+        let days_until_due = match get_str(p, "days_until_due") {
+            None => None,
+            Some("") => Some(None),
+            Some(_) => Some(read_days(p)?),
+        };
+        Ok(Update {
+            id: input.id().to_string(),
+            items,
+            metadata: get_metadata(p, "metadata"),
+            description: get_nullable_str(p, "description"),
+            cancel_at_period_end,
+            cancel_at,
+            details: read_details(p),
+            collection_method: collection_of(p),
+            days_until_due,
+            no_prorations: get_str(p, "proration_behavior") == Some("none"),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        let sub = t.priced_subscription(key).expect("looked up above");
+        let item_of = |id: &str, i: usize| {
+            ids::key_of(id, ids::SUBSCRIPTION_ITEM)
+                .and_then(|k| t.subscription_item(k))
+                .filter(|item| item.subscription == key)
+                .ok_or_else(|| {
+                    StripeError::no_such("subscription item", id, &format!("items[{i}][id]"), 400)
+                })
+        };
+        // Read every id first, and what Stripe would prorate.
+        let mut changes = Vec::with_capacity(self.items.len());
+        let mut prorated: Option<(String, &str)> = None;
+        let mut note = |param: String, what: &'static str| {
+            prorated.get_or_insert((param, what));
+        };
+        for (i, sent) in self.items.into_iter().enumerate() {
+            changes.push(match sent {
+                SentChange::Add {
+                    price,
+                    quantity,
+                    metadata,
+                } => {
+                    let param = format!("items[{i}][price]");
+                    let price = price_key(t, &price, &param)?;
+                    if licensed(t, price) {
+                        note(param, "adding a licensed price within a period");
+                    }
+                    let metadata = match metadata {
+                        Some(u) => {
+                            apply_metadata(&Metadata::new(), u, &format!("items[{i}][metadata]"))?
+                        }
+                        None => Metadata::new(),
+                    };
+                    ItemChange::Add(NewItem {
+                        price,
+                        quantity,
+                        metadata,
+                    })
+                }
+                SentChange::Change {
+                    id,
+                    price,
+                    quantity,
+                    metadata,
+                } => {
+                    let item = item_of(&id, i)?;
+                    let price = price
+                        .map(|p| price_key(t, &p, &format!("items[{i}][price]")))
+                        .transpose()?;
+                    let was_licensed = licensed(t, item.price);
+                    let new_price = price.filter(|p| *p != item.price);
+                    if new_price.is_some_and(|p| was_licensed || licensed(t, p)) {
+                        note(
+                            format!("items[{i}][price]"),
+                            "changing the price of a licensed item within a period",
+                        );
+                    }
+                    if was_licensed
+                        && new_price.is_none()
+                        && quantity.is_some_and(|q| Some(q) != item.quantity)
+                    {
+                        note(
+                            format!("items[{i}][quantity]"),
+                            "changing the quantity of a licensed item within a period",
+                        );
+                    }
+                    let metadata = metadata
+                        .map(|u| {
+                            apply_metadata(&item.metadata, u, &format!("items[{i}][metadata]"))
+                        })
+                        .transpose()?;
+                    ItemChange::Update {
+                        item: item.key,
+                        price,
+                        quantity,
+                        metadata,
+                    }
+                }
+                SentChange::Remove { id } => {
+                    let item = item_of(&id, i)?;
+                    if licensed(t, item.price) {
+                        note(
+                            format!("items[{i}][deleted]"),
+                            "removing a licensed item within a period",
+                        );
+                    }
+                    ItemChange::Remove(item.key)
+                }
+            });
+        }
+        let metadata = self
+            .metadata
+            .map(|u| apply_metadata(&sub.metadata, u, "metadata"))
+            .transpose()?;
+        if matches!(self.cancel_at, Some(Some(_)))
+            && sub.items.iter().any(|k| {
+                t.subscription_item(*k)
+                    .is_some_and(|item| licensed(t, item.price))
+            })
+        {
+            note(
+                "cancel_at".to_string(),
+                "the last period of a subscription with licensed prices ending at cancel_at",
+            );
+        }
+        // An ended subscription refuses the change itself before anything is said of prorations.
+        if let Some((param, what)) = prorated.filter(|_| !sub.status.is_ended()) {
+            if !self.no_prorations {
+                return Err(proration_refused(&param, what));
+            }
+        }
+        let customer = ids::render(ids::CUSTOMER, sub.customer);
+        let update = PricedUpdate {
+            items: changes,
+            metadata,
+            description: self.description,
+            cancel_at_period_end: self.cancel_at_period_end,
+            cancel_at: self.cancel_at,
+            cancellation_comment: self.details.0,
+            cancellation_feedback: self.details.1,
+            collection_method: self.collection_method,
+            days_until_due: self.days_until_due,
+        };
+        t.update_priced_subscription(key, update)
+            .map_err(|e| priced_error(e, &customer, |i, f| format!("items[{i}][{f}]")))?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+// ---- cancel ----
+
+/// `DELETE /v1/subscriptions/{id}`: ends the subscription at once, at its customer's now, with
+/// reason `cancellation_requested`. `invoice_now=true` asks the billing side for a final invoice
+/// (see [`Tenant::invoice_on_end`]); `prorate=true` is refused.
+pub struct Cancel {
+    id: String,
+    details: DetailsChange,
+    invoice_now: bool,
+    expand: Expand,
+}
+
+impl Operation for Cancel {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, CANCEL, HINT)?;
+        let expand = Expand::read(p, EXPANDABLE, Version::NEWEST)?;
+        if get_str(p, "prorate") == Some("true") {
+            return Err(StripeError::invalid(
+                "Proration is not supported by the credit emulator: prorate=true would credit the unused part of the period. Leave prorate out (or send false) to cancel without prorations.",
+            )
+            .param("prorate"));
+        }
+        Ok(Cancel {
+            id: input.id().to_string(),
+            details: read_details(p),
+            invoice_now: get_str(p, "invoice_now") == Some("true"),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        let sub = t.priced_subscription(key).expect("looked up above");
+        if sub.status.is_ended() {
+            return Err(StripeError::invalid(format!(
+                "The subscription {} has already been canceled.",
+                shorten(&self.id)
+            ))
+            .executed());
+        }
+        let at = t.now_for(sub.customer);
+        let end = End {
+            at,
+            reason: CancellationReason::CancellationRequested,
+            requested: true,
+            invoice_now: self.invoice_now,
+            comment: self.details.0.flatten(),
+            feedback: self.details.1.flatten(),
+        };
+        t.end_subscription(key, end)
+            .map_err(|e| priced_error(e, "", |i, f| format!("items[{i}][{f}]")))?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+// ---- list ----
+
+/// Which statuses a list shows.
+#[derive(Debug, Clone, Copy)]
+enum Statuses {
+    /// Every one but `canceled` (no `status` sent).
+    NotCanceled,
+    /// `all`.
+    All,
+    /// `ended`: `canceled` and `incomplete_expired`.
+    Ended,
+    /// One status.
+    Is(PricedStatus),
+}
+
+impl Statuses {
+    fn read(p: &Params) -> Statuses {
+        let one = match get_str(p, "status") {
+            None => return Statuses::NotCanceled,
+            Some("all") => return Statuses::All,
+            Some("ended") => return Statuses::Ended,
+            Some("active") => PricedStatus::Active,
+            Some("canceled") => PricedStatus::Canceled,
+            Some("incomplete") => PricedStatus::Incomplete,
+            Some("incomplete_expired") => PricedStatus::IncompleteExpired,
+            Some("past_due") => PricedStatus::PastDue,
+            Some("paused") => PricedStatus::Paused,
+            Some("trialing") => PricedStatus::Trialing,
+            Some(_) => PricedStatus::Unpaid,
+        };
+        Statuses::Is(one)
+    }
+
+    fn admits(self, s: PricedStatus) -> bool {
+        match self {
+            Statuses::NotCanceled => s != PricedStatus::Canceled,
+            Statuses::All => true,
+            Statuses::Ended => s.is_ended(),
+            Statuses::Is(one) => s == one,
+        }
+    }
+}
+
+/// `GET /v1/subscriptions`: newest first; without `status`, those not canceled. Without
+/// `customer` or `test_clock`, subscriptions of customers on test clocks are left out, as
+/// Stripe's unfiltered lists leave out a clock's objects.
+pub struct List {
+    page: PageRequest,
+    customer: Option<String>,
+    test_clock: Option<String>,
+    price: Option<String>,
+    statuses: Statuses,
+    collection_method: Option<CollectionMethod>,
+    created: Option<TimeRange>,
+    expand: Expand,
+}
+
+impl Operation for List {
+    type Output = (Vec<Key>, bool, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, LIST, HINT)?;
+        let expand = Expand::read(p, LIST_EXPANDABLE, Version::NEWEST)?;
+        let text = |name| {
+            get_str(p, name)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(List {
+            page: PageRequest::read(p)?,
+            customer: text("customer"),
+            test_clock: text("test_clock"),
+            price: text("price"),
+            statuses: Statuses::read(p),
+            collection_method: collection_of(p),
+            created: TimeRange::read(p, "created"),
+            expand,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let t = &*t;
+        let page = self.page.resolve("subscription", |id| {
+            ids::key_of(id, ids::SUBSCRIPTION).filter(|k| t.priced_subscription(*k).is_some())
+        })?;
+        let customer = match &self.customer {
+            Some(id) => Some(customers::ledger_owner(t, id)?),
+            None => None,
+        };
+        let clock = match &self.test_clock {
+            Some(id) => Some(
+                ids::key_of(id, ids::TEST_CLOCK)
+                    .filter(|k| t.test_clock(*k).is_some())
+                    .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 400))?,
+            ),
+            None => None,
+        };
+        let price = match &self.price {
+            Some(id) => Some(price_key(t, id, "price")?),
+            None => None,
+        };
+        // The narrowest group the filters name is walked; the other filters are checked along
+        // the walk.
+        let index = match (customer, clock, price, self.statuses) {
+            (Some(c), ..) => t.priced_subscriptions_of(c),
+            (None, Some(k), ..) => t.priced_subscriptions_on_clock(k),
+            (None, None, Some(p), _) => t.priced_subscriptions_with_price(p),
+            (None, None, None, Statuses::Is(s)) => t.priced_subscriptions_with_status(s),
+            _ => t.priced_subscriptions_off_clocks(),
+        };
+        let unfiltered = customer.is_none() && clock.is_none();
+        let keep = |k: Key| {
+            t.priced_subscription(k).is_some_and(|s| {
+                self.statuses.admits(s.status)
+                    && customer.is_none_or(|c| s.customer == c)
+                    && clock.is_none_or(|c| s.test_clock == Some(c))
+                    && !(unfiltered && s.test_clock.is_some())
+                    && price.is_none_or(|p| t.priced_subscriptions_with_price(p).contains(k))
+                    && self
+                        .collection_method
+                        .is_none_or(|m| s.collection_method == m)
+                    && self.created.is_none_or(|r| r.contains(s.created))
+            })
+        };
+        let (keys, more) = list::paginate(|a, b| index.range((a, b)), &page, keep);
+        Ok((keys, more, self.expand))
+    }
+
+    fn render((keys, more, expand): Self::Output, t: &Tenant) -> Body {
+        let data: Vec<SubscriptionView> = keys
+            .iter()
+            .filter_map(|k| t.priced_subscription(*k))
+            .map(|s| SubscriptionView::of(t, s))
+            .collect();
+        Body::of(
+            &ListJson::new(data, more, URL),
+            expand,
+            8192 * (keys.len() + 1),
+        )
+    }
+}
