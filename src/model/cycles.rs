@@ -1,23 +1,358 @@
-//! The cycle engine: what happens when a subscription's period ends, driven by the schedule and
-//! clocks every timed change uses.
+//! The cycle engine: what a priced subscription bills, and when. It runs on the schedule and clocks
+//! every timed change uses, so a test clock advance (or the tenant clock moving) across a period end
+//! makes the invoice at the boundary's own instant, and an advance across several boundaries posts
+//! each step in time order.
+//!
+//! The timeline of one subscription:
+//!
+//! - **Creation**: the first invoice (`subscription_create`) bills the licensed items for the first
+//!   period in advance (metered items bill in arrears, so nothing yet). Charged automatically, it is
+//!   finalized inside the create request; sent, it waits the grace period like any draft.
+//! - **Each period end** `t`: a draft `subscription_cycle` invoice at `t`, billing the metered items
+//!   for the period that ended (usage aggregated over `[start, t)`) and the licensed items for the
+//!   next period; it finalizes one grace period later (the world's setting, one hour by default),
+//!   when usage is recomputed (late events count) and credits are applied. The subscription rolls
+//!   into its next period and the next end is scheduled.
+//! - **Ending**: at `cancel_at`, or at the period end with `cancel_at_period_end`, a last invoice
+//!   bills the metered usage not yet billed and the subscription is `canceled`. Cancelling at once
+//!   bills that usage only with `invoice_now`.
+//! - **Payment**: a declined charge makes the subscription `past_due`; a paid invoice makes a
+//!   `past_due` one `active` again.
+//!
+//! A scheduled step checks that the subscription is still where it expected it (same period end,
+//! not ended), so an event left behind by a change is a no-op and nothing bills twice.
 
-use super::Tenant;
+use rust_decimal::Decimal;
+
+use super::invoice::{minor_units, BillingReason, DraftLine, LineSource, NewInvoice, Usage};
+use super::priced_subscriptions::{CancellationReason, End, PricedStatus};
+use super::{CollectionMethod, Event, Metadata, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
+/// Which items a set of lines bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bill {
+    /// Licensed items, in advance, for this period.
+    Licensed(Nanos, Nanos),
+    /// Metered items, in arrears, for this period.
+    Metered(Nanos, Nanos),
+}
+
 impl Tenant {
-    /// A subscription's period ended at `at`.
-    pub(super) fn run_cycle(&mut self, subscription: Key, at: Nanos) {
-        let _ = (subscription, at);
+    /// Starts billing a subscription just created: its first invoice, and its first period end
+    /// on the schedule.
+    pub(super) fn start_billing(&mut self, sub: Key) {
+        let Some(s) = self.priced_subscription(sub) else {
+            return;
+        };
+        let now = self.now_for(s.customer);
+        let (start, end) = (s.current_period_start, s.current_period_end);
+        let charge = s.collection_method == CollectionMethod::ChargeAutomatically;
+        let lines = self.subscription_lines(sub, &[Bill::Licensed(start, end)]);
+        let grace = self.invoice_grace;
+        let invoice = self.subscription_invoice(sub, BillingReason::SubscriptionCreate, (now, now), lines, now, grace);
+        if charge {
+            let _ = self.finalize_invoice_at(invoice, now);
+        }
+        self.schedule_cycle(sub);
     }
 
-    /// An invoice of `subscription` was paid.
+    /// Puts a subscription's next step on the schedule: its period end, or its cancellation if
+    /// that comes first. A step already scheduled for the same instant makes no difference (the
+    /// step checks the subscription's state when it runs).
+    pub(super) fn schedule_cycle(&mut self, sub: Key) {
+        let Some(s) = self.priced_subscription(sub) else {
+            return;
+        };
+        if s.status.is_ended() {
+            return;
+        }
+        let at = match self.subscription_end_due(sub) {
+            Some(end) => end.min(s.current_period_end),
+            None => s.current_period_end,
+        };
+        let domain = self.domain_of(s.customer);
+        self.schedule_event(domain, at, Event::SubscriptionCycle(sub));
+    }
+
+    /// A subscription's step due at `at`: a period end, a cancellation, or both.
+    pub(super) fn run_cycle(&mut self, sub: Key, at: Nanos) {
+        let Some(s) = self.priced_subscription(sub) else {
+            return;
+        };
+        if s.status.is_ended() {
+            return;
+        }
+        let (start, period_end) = (s.current_period_start, s.current_period_end);
+        let ends_now = self.subscription_end_due(sub).is_some_and(|e| e <= at);
+        if at != period_end && !ends_now {
+            // Left behind by a change; the step that matters is scheduled elsewhere.
+            return;
+        }
+        let grace = self.invoice_grace;
+        if ends_now {
+            let lines = self.subscription_lines(sub, &[Bill::Metered(start, at)]);
+            let reason = if at == period_end {
+                BillingReason::SubscriptionCycle
+            } else {
+                BillingReason::SubscriptionUpdate
+            };
+            self.subscription_invoice(sub, reason, (start, at), lines, at, grace);
+            let _ = self.end_subscription(
+                sub,
+                End {
+                    at,
+                    reason: CancellationReason::CancellationRequested,
+                    requested: false,
+                    invoice_now: false,
+                    comment: None,
+                    feedback: None,
+                },
+            );
+            return;
+        }
+        let Some((_, _, next_end)) = self.advance_subscription_period(sub) else {
+            return;
+        };
+        let lines = self.subscription_lines(
+            sub,
+            &[Bill::Metered(start, at), Bill::Licensed(at, next_end)],
+        );
+        self.subscription_invoice(sub, BillingReason::SubscriptionCycle, (start, at), lines, at, grace);
+        self.schedule_cycle(sub);
+    }
+
+    /// Bills what an ending subscription has not billed yet (the metered usage of its current
+    /// period up to `at`), when its cancellation asked for a final invoice (`invoice_now`).
+    pub(super) fn invoice_on_end(&mut self, sub: Key, at: Nanos) {
+        let Some(s) = self.priced_subscription(sub) else {
+            return;
+        };
+        let start = s.current_period_start;
+        let lines = self.subscription_lines(sub, &[Bill::Metered(start, at)]);
+        let grace = self.invoice_grace;
+        self.subscription_invoice(sub, BillingReason::SubscriptionUpdate, (start, at), lines, at, grace);
+    }
+
+    /// A draft invoice for `sub` at `at`, with `lines`, that finalizes by itself `grace` later;
+    /// recorded as the subscription's latest.
+    fn subscription_invoice(
+        &mut self,
+        sub: Key,
+        reason: BillingReason,
+        period: (Nanos, Nanos),
+        lines: Vec<DraftLine>,
+        at: Nanos,
+        grace: Nanos,
+    ) -> Key {
+        let s = self.priced_subscription(sub).expect("checked by the caller");
+        let new = NewInvoice {
+            customer: s.customer,
+            currency: s.currency,
+            subscription: Some(sub),
+            billing_reason: reason,
+            collection_method: s.collection_method,
+            auto_advance: true,
+            days_until_due: s.days_until_due,
+            period: Some(period),
+            lines,
+            description: None,
+            metadata: Metadata::new(),
+        };
+        let invoice = self.create_draft_invoice_at(new, at, grace);
+        self.set_subscription_latest_invoice(sub, invoice);
+        invoice
+    }
+
+    /// The lines billing `sub`'s items as `bills` say, in item order. A metered line's amount is
+    /// what its meter counted so far (finalization counts again); a licensed line bills its
+    /// quantity.
+    fn subscription_lines(&self, sub: Key, bills: &[Bill]) -> Vec<DraftLine> {
+        let Some(s) = self.priced_subscription(sub) else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        for bill in bills {
+            for &item_key in &s.items {
+                let Some(item) = self.subscription_item(item_key) else {
+                    continue;
+                };
+                let Some(price) = self.price(item.price) else {
+                    continue;
+                };
+                let (period, quantity, usage) = match (*bill, price.meter()) {
+                    (Bill::Metered(from, to), Some(meter)) if price.is_metered() => {
+                        let q = self.meter_usage(meter, s.customer, from, to);
+                        (
+                            (from, to),
+                            q,
+                            Some(Usage {
+                                meter,
+                                price: price.key,
+                            }),
+                        )
+                    }
+                    (Bill::Licensed(from, to), _) if !price.is_metered() => (
+                        (from, to),
+                        Decimal::from(item.quantity.unwrap_or(1)),
+                        None,
+                    ),
+                    _ => continue,
+                };
+                lines.push(DraftLine {
+                    amount: minor_units(price.amount_for(quantity)),
+                    price_key: Some(price.key),
+                    product: Some(price.product),
+                    quantity,
+                    description: None,
+                    period,
+                    source: LineSource::SubscriptionItem {
+                        subscription: sub,
+                        item: item_key,
+                    },
+                    // Billing credits pay metered prices that have a meter, nothing else.
+                    creditable: usage.is_some(),
+                    usage,
+                    metadata: Metadata::new(),
+                });
+            }
+        }
+        lines
+    }
+
+    /// An invoice of `subscription` was paid: a `past_due` subscription is `active` again.
     pub(super) fn subscription_payment_settled(&mut self, subscription: Key) {
-        let _ = subscription;
+        if self
+            .priced_subscription(subscription)
+            .is_some_and(|s| s.status == PricedStatus::PastDue)
+        {
+            self.set_subscription_status(subscription, PricedStatus::Active);
+        }
     }
 
-    /// A payment of an invoice of `subscription` was declined.
+    /// A payment of an invoice of `subscription` was declined: it is `past_due`.
     pub(super) fn subscription_payment_failed(&mut self, subscription: Key) {
-        let _ = subscription;
+        if self
+            .priced_subscription(subscription)
+            .is_some_and(|s| s.status == PricedStatus::Active)
+        {
+            self.set_subscription_status(subscription, PricedStatus::PastDue);
+        }
+    }
+}
+
+impl Tenant {
+    /// The invoice `sub` would get at the end of its current period, as of the customer's now,
+    /// never stored and changing nothing: metered items with the usage reported so far, licensed
+    /// items for the next period, and the credits that would be applied if it finalized now
+    /// (each credit keyed by the lot it would come from; the lines are keyed by their items).
+    pub fn preview_subscription_invoice(&self, sub: Key) -> Option<super::Invoice> {
+        let s = self.priced_subscription(sub)?;
+        let now = self.now_for(s.customer);
+        let (start, end) = (s.current_period_start, s.current_period_end);
+        let next_end = super::priced_subscriptions::next_period_end(s, end).unwrap_or(end);
+        let mut bills = vec![Bill::Metered(start, end)];
+        if self.subscription_end_due(sub).is_none() {
+            bills.push(Bill::Licensed(end, next_end));
+        }
+        let lines = self.subscription_lines(sub, &bills);
+        let domain = self.domain_of(s.customer);
+        let mut invoice = super::Invoice {
+            key: sub,
+            customer: s.customer,
+            test_clock: match domain {
+                super::Domain::Clock(c) => Some(c),
+                super::Domain::Tenant => None,
+            },
+            subscription: Some(sub),
+            billing_reason: BillingReason::Upcoming,
+            collection_method: s.collection_method,
+            auto_advance: true,
+            finalizes_at: None,
+            days_until_due: s.days_until_due,
+            currency: s.currency,
+            created: end.max(now),
+            period_start: start,
+            period_end: end,
+            lines: lines
+                .into_iter()
+                .map(|l| super::InvoiceLine {
+                    key: match l.source {
+                        LineSource::SubscriptionItem { item, .. } => item,
+                        _ => 0,
+                    },
+                    amount: l.amount,
+                    price: None,
+                    price_key: l.price_key,
+                    product: l.product,
+                    quantity: l.quantity,
+                    description: l.description,
+                    period: l.period,
+                    source: l.source,
+                    usage: l.usage,
+                    creditable: l.creditable,
+                    metadata: l.metadata,
+                    credits: Vec::new(),
+                })
+                .collect(),
+            status: super::InvoiceStatus::Draft,
+            number: None,
+            finalized_at: None,
+            paid_at: None,
+            uncollectible_at: None,
+            voided_at: None,
+            due_date: None,
+            attempt_count: 0,
+            amount_paid: 0,
+            description: None,
+            metadata: Metadata::new(),
+        };
+        self.project_credits(&mut invoice, now);
+        Some(invoice)
+    }
+
+    /// Fills a projected invoice's line credits with what its customer's lots would pay at `now`,
+    /// in the spending order finalization uses, without touching the lots.
+    fn project_credits(&self, invoice: &mut super::Invoice, now: Nanos) {
+        let (currency, period_end) = (invoice.currency, invoice.period_end);
+        let order = self.lots_in_spend_order(invoice.customer, |l| {
+            l.currency == currency && l.is_spendable(now) && l.effective_at <= period_end
+        });
+        let mut used: std::collections::HashMap<Key, Decimal> = Default::default();
+        for line in invoice.lines.iter_mut().filter(|l| l.creditable) {
+            let mut left = Decimal::from(line.amount.max(0));
+            for &lot_key in &order {
+                if left <= Decimal::ZERO {
+                    break;
+                }
+                let Some(lot) = self.lot(lot_key) else {
+                    continue;
+                };
+                if !lot.applicability.covers(line.price.as_deref(), line.price_key) {
+                    continue;
+                }
+                let spent = used.entry(lot_key).or_default();
+                let take = left.min(lot.remaining - *spent).floor();
+                if take <= Decimal::ZERO {
+                    continue;
+                }
+                *spent += take;
+                left -= take;
+                line.credits
+                    .push((lot_key, crate::model::money::to_minor_i64(take)));
+            }
+        }
+    }
+
+    /// The subscription a customer's next invoice comes from: of those that have not ended, the
+    /// one whose period ends first.
+    pub fn next_invoicing_subscription(&self, customer: Key) -> Option<Key> {
+        self.priced_subscriptions_of(customer)
+            .into_iter()
+            .filter_map(|k| self.priced_subscription(k))
+            .filter(|s| !s.status.is_ended())
+            .min_by_key(|s| (s.current_period_end, s.key))
+            .map(|s| s.key)
     }
 }

@@ -587,8 +587,12 @@ impl Tenant {
     /// Spends eligible credits on the creditable lines of `key` at `now`.
     fn apply_credits(&mut self, key: Key, now: Nanos) {
         let inv = &self.invoices[&key];
-        let (customer, currency) = (inv.customer, inv.currency);
-        let eligible = |l: &Lot| l.currency == currency && l.is_spendable(now);
+        let (customer, currency, period_end) = (inv.customer, inv.currency, inv.period_end);
+        // Eligible: effective by the end of the billed period (Stripe judges grants there), and
+        // still spendable now (an expired lot has been written off).
+        let eligible = |l: &Lot| {
+            l.currency == currency && l.is_spendable(now) && l.effective_at <= period_end
+        };
         // The order does not change while the invoice is built (only balances do). Most lines are
         // covered by the first lot, so that one is found without sorting; the whole order is sorted
         // only when a line needs more, and at most once. Sorted later, it leaves out lots emptied

@@ -385,6 +385,11 @@ fn next_boundary(anchor: Nanos, interval: Interval, count: u32, t: Nanos) -> Opt
     period_containing(anchor, period_of(interval), count, None, t).map(|(_, end)| end)
 }
 
+/// The end of the period after the one ending at `end`.
+pub(super) fn next_period_end(s: &PricedSubscription, end: Nanos) -> Option<Nanos> {
+    next_boundary(s.billing_cycle_anchor, s.interval, s.interval_count, end)
+}
+
 /// The price facts an item needs checked: its currency and interval.
 type PriceFacts = (Currency, Interval, u32, bool);
 
@@ -631,6 +636,7 @@ impl Tenant {
         };
         self.index_priced(&sub, true);
         self.priced.subscriptions.insert(key, sub);
+        self.start_billing(key);
         Ok(key)
     }
 
@@ -810,6 +816,7 @@ impl Tenant {
         }
         self.index_priced(&sub, true);
         self.priced.subscriptions.insert(key, sub);
+        self.schedule_cycle(key);
         Ok(())
     }
 
@@ -849,12 +856,6 @@ impl Tenant {
         Ok(())
     }
 
-    /// Where the billing side bills what an ending subscription has not billed yet (un-invoiced
-    /// metered usage of the current period), when the end asked for a final invoice. There is no
-    /// invoicing of subscriptions yet, so nothing is billed here.
-    pub fn invoice_on_end(&mut self, key: Key, at: Nanos) {
-        let _ = (key, at);
-    }
 
     /// Ends every subscription of `customer` that has not ended, at its now (a deleted customer's
     /// subscriptions are cancelled with it).

@@ -24,6 +24,8 @@ pub const SUBSCRIPTION: &str = "sub_";
 pub const SUBSCRIPTION_ITEM: &str = "si_";
 /// Invoice items.
 pub const INVOICE_ITEM: &str = "ii_";
+/// Lines of preview invoices.
+pub const PREVIEW_LINE: &str = "il_tmp_";
 /// Preview invoices, which are never stored.
 pub const UPCOMING_INVOICE: &str = "upcoming_in_";
 

@@ -214,17 +214,19 @@ struct SubscriptionDetails {
 #[derive(Serialize)]
 struct PretaxCredit {
     amount: i64,
-    credit_balance_transaction: String,
+    /// `null` on a preview: projected credits have no transactions.
+    credit_balance_transaction: Option<String>,
     discount: Null,
     #[serde(rename = "type")]
     kind: &'static str,
 }
 
 impl PretaxCredit {
-    fn of(&(entry, amount): &(Key, i64)) -> Self {
+    fn of(&(entry, amount): &(Key, i64), inv: &Invoice) -> Self {
         PretaxCredit {
             amount,
-            credit_balance_transaction: ids::render(ids::TRANSACTION, entry),
+            credit_balance_transaction: (inv.billing_reason != BillingReason::Upcoming)
+                .then(|| ids::render(ids::TRANSACTION, entry)),
             discount: NULL,
             kind: "credit_balance_transaction",
         }
@@ -376,7 +378,11 @@ impl<'a> LineView<'a> {
         };
         use rust_decimal::prelude::ToPrimitive;
         LineView {
-            id: ids::render(ids::INVOICE_LINE, line.key),
+            id: if inv.billing_reason == BillingReason::Upcoming {
+                ids::render(ids::PREVIEW_LINE, line.key)
+            } else {
+                ids::render(ids::INVOICE_LINE, line.key)
+            },
             object: "line_item",
             amount: line.amount,
             currency: inv.currency.as_str(),
@@ -392,7 +398,7 @@ impl<'a> LineView<'a> {
                 end: to_secs(line.period.1),
                 start: to_secs(line.period.0),
             },
-            pretax_credit_amounts: line.credits.iter().map(PretaxCredit::of).collect(),
+            pretax_credit_amounts: line.credits.iter().map(|c| PretaxCredit::of(c, inv)).collect(),
             pricing,
             quantity: line.quantity.trunc().to_i64().unwrap_or(i64::MAX),
             quantity_decimal: decimal_text(line.quantity),
@@ -569,7 +575,7 @@ impl<'a> InvoiceView<'a> {
                 .lines
                 .iter()
                 .flat_map(|l| l.credits.iter())
-                .map(PretaxCredit::of)
+                .map(|c| PretaxCredit::of(c, inv))
                 .collect(),
             total_taxes: EMPTY_LIST,
             webhooks_delivered_at: finalized.map(|_| created),
@@ -1190,5 +1196,107 @@ impl Operation for Create {
 
     fn render((key, expand): Self::Output, t: &Tenant) -> Body {
         respond(t, key, expand)
+    }
+}
+
+const PREVIEW: &[Field] = &[
+    opt("automatic_tax", Spec::Unsupported),
+    opt("currency", Spec::Unsupported),
+    opt("customer", Spec::Str(5000)),
+    opt("customer_account", Spec::Unsupported),
+    opt("customer_details", Spec::Unsupported),
+    opt("discounts", Spec::Unsupported),
+    EXPAND,
+    opt("invoice_items", Spec::Unsupported),
+    opt("issuer", Spec::Unsupported),
+    opt("on_behalf_of", Spec::Unsupported),
+    opt("preview_mode", Spec::Enum(&["next", "recurring"])),
+    opt("schedule", Spec::Unsupported),
+    opt("schedule_details", Spec::Unsupported),
+    opt("subscription", Spec::Str(5000)),
+    opt("subscription_details", Spec::Unsupported),
+];
+
+/// `POST /v1/invoices/create_preview`: the invoice a subscription will get at the end of its
+/// current period, never stored (`upcoming_in_…`, lines `il_tmp_…`): metered usage reported so far,
+/// licensed items for the next period, and the credits that would be applied now, without
+/// `credit_balance_transaction`s. Without `subscription`, the customer's subscription whose
+/// period ends first.
+pub struct CreatePreview {
+    customer: Option<String>,
+    subscription: Option<String>,
+    expand: Expand,
+}
+
+impl Operation for CreatePreview {
+    type Output = (crate::model::Invoice, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, PREVIEW, "")?;
+        let text = |n: &str| get_str(p, n).filter(|s| !s.is_empty()).map(str::to_string);
+        let (customer, subscription) = (text("customer"), text("subscription"));
+        if customer.is_none() && subscription.is_none() {
+            return Err(StripeError::missing_param("customer"));
+        }
+        Ok(CreatePreview {
+            customer,
+            subscription,
+            expand: Expand::read(p, EXPANDABLE, input.version)?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let customer = match &self.customer {
+            Some(id) => Some(customers::lookup_param(t, id, "customer")?),
+            None => None,
+        };
+        let sub = match &self.subscription {
+            Some(id) => {
+                let key = ids::key_of(id, ids::SUBSCRIPTION)
+                    .filter(|k| t.priced_subscription(*k).is_some())
+                    .ok_or_else(|| StripeError::no_such("subscription", id, "subscription", 400))?;
+                let s = t.priced_subscription(key).expect("found above");
+                if customer.is_some_and(|c| c != s.customer) {
+                    return Err(StripeError::invalid(format!(
+                        "The subscription {id} does not belong to the customer {}.",
+                        self.customer.as_deref().unwrap_or_default()
+                    ))
+                    .param("subscription"));
+                }
+                if s.status.is_ended() {
+                    return Err(StripeError::invalid(format!(
+                        "No upcoming invoices for subscription: {id}"
+                    ))
+                    .code("invoice_upcoming_none")
+                    .status(404));
+                }
+                key
+            }
+            None => {
+                let c = customer.expect("checked in parse");
+                t.next_invoicing_subscription(c).ok_or_else(|| {
+                    StripeError::invalid(format!(
+                        "No upcoming invoices for customer: {}",
+                        self.customer.as_deref().unwrap_or_default()
+                    ))
+                    .code("invoice_upcoming_none")
+                    .status(404)
+                })?
+            }
+        };
+        let invoice = t
+            .preview_subscription_invoice(sub)
+            .ok_or_else(StripeError::internal)?;
+        Ok((invoice, self.expand))
+    }
+
+    fn render((invoice, expand): Self::Output, t: &Tenant) -> Body {
+        let ids = InvoiceIds::preview(&invoice);
+        Body::of(
+            &InvoiceView::of(t, &invoice, &ids),
+            expand,
+            4096 + 1536 * invoice.lines.len().min(EMBEDDED_LINES),
+        )
     }
 }

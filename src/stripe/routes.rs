@@ -39,6 +39,7 @@ pub static ROUTES: &[Route] = &[
 
     route(Post,   "/v1/invoices",                                   op::<invoices::Create>),
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),
+    route(Post,   "/v1/invoices/create_preview",                    op::<invoices::CreatePreview>),
     route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
     route(Delete, "/v1/invoices/{id}",                              op::<invoices::Delete>),
     route(Get,    "/v1/invoices/{id}/lines",                        op::<invoices::Lines>),

@@ -1,0 +1,370 @@
+//! The whole loop production runs, over real sockets: customer → credit grant → meter → product and
+//! metered price → subscription → meter events → test clock advanced past the period end → a draft
+//! cycle invoice → the grace period → finalized with credits applied and paid → balance summary
+//! and transactions. Also several boundaries crossed by one advance, the clock's advance limit,
+//! late usage, the preview, cancellation, and declined payments.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Emu, T0};
+
+const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
+/// 2025-07-15T00:00:00Z, one month after T0.
+const T1: i64 = 1_752_537_600;
+/// 2025-08-15T00:00:00Z.
+const T2: i64 = 1_755_216_000;
+
+async fn ok(r: support::Resp, what: &str) -> Value {
+    assert_eq!(r.status, 200, "{what}: {}", r.text);
+    r.body
+}
+
+/// A world on a test clock at T0: a customer with a grant of `credit` cents of metered credit, a
+/// meter `api_calls` (sum), and a subscription to a metered price of 5 cents a call.
+struct Loop {
+    key: String,
+    clock: String,
+    customer: String,
+    price: String,
+    subscription: Value,
+}
+
+impl Loop {
+    async fn new(emu: &Emu, name: &str, credit: i64, customer_form: &str) -> Loop {
+        let key = emu.tenant(name).await;
+        let clock = ok(
+            emu.post(&key, "/v1/test_helpers/test_clocks", &format!("frozen_time={T0}"))
+                .await,
+            "clock",
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let customer = emu
+            .customer(&key, &format!("test_clock={clock}&name=Ada{customer_form}"))
+            .await;
+        if credit > 0 {
+            emu.grant(&key, &customer, credit, "").await;
+        }
+        let meter = ok(
+            emu.post(
+                &key,
+                "/v1/billing/meters",
+                "display_name=API+calls&event_name=api_calls&default_aggregation[formula]=sum",
+            )
+            .await,
+            "meter",
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let price = ok(
+            emu.post(
+                &key,
+                "/v1/prices",
+                &format!(
+                    "currency=usd&unit_amount=5&product_data[name]=API&recurring[interval]=month&recurring[usage_type]=metered&recurring[meter]={meter}"
+                ),
+            )
+            .await,
+            "price",
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let subscription = ok(
+            emu.post(
+                &key,
+                "/v1/subscriptions",
+                &format!("customer={customer}&items[0][price]={price}&expand[]=latest_invoice"),
+            )
+            .await,
+            "subscription",
+        )
+        .await;
+        Loop {
+            key,
+            clock,
+            customer,
+            price,
+            subscription,
+        }
+    }
+
+    async fn advance(&self, emu: &Emu, to: i64) -> Value {
+        ok(
+            emu.post(
+                &self.key,
+                &format!("/v1/test_helpers/test_clocks/{}/advance", self.clock),
+                &format!("frozen_time={to}"),
+            )
+            .await,
+            "advance",
+        )
+        .await
+    }
+
+    /// Reports `calls` API calls at `timestamp` (the clock's now when `None`).
+    async fn usage(&self, emu: &Emu, calls: i64, timestamp: Option<i64>) {
+        let mut form = format!(
+            "event_name=api_calls&payload[stripe_customer_id]={}&payload[value]={calls}",
+            self.customer
+        );
+        if let Some(ts) = timestamp {
+            form.push_str(&format!("&timestamp={ts}"));
+        }
+        ok(
+            emu.post(&self.key, "/v1/billing/meter_events", &form).await,
+            "meter event",
+        )
+        .await;
+    }
+
+    async fn invoices(&self, emu: &Emu) -> Vec<Value> {
+        let list = ok(
+            emu.get(
+                &self.key,
+                &format!(
+                    "/v1/invoices?subscription={}",
+                    self.subscription["id"].as_str().unwrap()
+                ),
+            )
+            .await,
+            "invoices",
+        )
+        .await;
+        let mut data = list["data"].as_array().unwrap().clone();
+        data.reverse();
+        data
+    }
+
+    async fn available(&self, emu: &Emu) -> i64 {
+        let s = ok(
+            emu.get(
+                &self.key,
+                &format!(
+                    "/v1/billing/credit_balance_summary?customer={}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered",
+                    self.customer
+                ),
+            )
+            .await,
+            "summary",
+        )
+        .await;
+        s["balances"][0]["available_balance"]["monetary"]["value"]
+            .as_i64()
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn a_period_of_usage_is_invoiced_and_paid_with_credits() {
+    let emu = Emu::start().await;
+    let w = Loop::new(&emu, "usage_loop", 1_000, "").await;
+
+    // The first invoice bills nothing (metered usage is billed in arrears) and is paid at once.
+    let first = &w.subscription["latest_invoice"];
+    assert_eq!(first["billing_reason"], "subscription_create");
+    assert_eq!(first["status"], "paid");
+    assert_eq!(first["total"], 0);
+    insta::assert_json_snapshot!("usage_subscription", w.subscription);
+
+    w.advance(&emu, T0 + DAY).await;
+    w.usage(&emu, 100, None).await;
+    w.advance(&emu, T0 + 10 * DAY).await;
+    w.usage(&emu, 200, None).await;
+
+    // The preview shows the usage so far and the credit it would take, changing nothing.
+    let preview = ok(
+        emu.post(
+            &w.key,
+            "/v1/invoices/create_preview",
+            &format!("customer={}", w.customer),
+        )
+        .await,
+        "preview",
+    )
+    .await;
+    insta::assert_json_snapshot!("usage_preview", preview);
+    assert_eq!(preview["total"], 500);
+    assert_eq!(preview["total_pretax_credit_amounts"][0]["amount"], 1_000);
+    assert_eq!(w.available(&emu).await, 1_000);
+
+    // Past the period end: a draft at the boundary, finalizing one hour later.
+    w.advance(&emu, T1 + 60).await;
+    let invoices = w.invoices(&emu).await;
+    assert_eq!(invoices.len(), 2, "{invoices:#?}");
+    let draft = &invoices[1];
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(draft["billing_reason"], "subscription_cycle");
+    assert_eq!(draft["created"], T1);
+    assert_eq!(draft["period_start"], T0);
+    assert_eq!(draft["period_end"], T1);
+    assert_eq!(draft["automatically_finalizes_at"], T1 + HOUR);
+    assert_eq!(draft["subtotal"], 1_500);
+    assert_eq!(draft["total_pretax_credit_amounts"], json!([]));
+    assert_eq!(w.available(&emu).await, 1_000);
+    let id = draft["id"].as_str().unwrap().to_string();
+
+    // Late usage inside the grace period counts at finalization.
+    w.usage(&emu, 20, Some(T1 - 1)).await;
+    w.advance(&emu, T1 + 2 * HOUR).await;
+    let paid = ok(emu.get(&w.key, &format!("/v1/invoices/{id}")).await, "invoice").await;
+    insta::assert_json_snapshot!("usage_cycle_invoice_paid", paid);
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["subtotal"], 1_600);
+    assert_eq!(paid["total"], 600);
+    assert_eq!(paid["amount_paid"], 600);
+    assert_eq!(paid["status_transitions"]["finalized_at"], T1 + HOUR);
+    assert_eq!(paid["lines"]["data"][0]["quantity"], 320);
+    assert_eq!(w.available(&emu).await, 0);
+
+    // The ledger names the invoice and its line.
+    let txns = ok(
+        emu.get(
+            &w.key,
+            &format!("/v1/billing/credit_balance_transactions?customer={}", w.customer),
+        )
+        .await,
+        "transactions",
+    )
+    .await;
+    let applied = &txns["data"][0];
+    assert_eq!(applied["debit"]["type"], "credits_applied");
+    assert_eq!(applied["debit"]["credits_applied"]["invoice"], id.as_str());
+    assert_eq!(applied["effective_at"], T1 + HOUR);
+
+    // The subscription rolled into its next period.
+    let sub = ok(
+        emu.get(
+            &w.key,
+            &format!("/v1/subscriptions/{}", w.subscription["id"].as_str().unwrap()),
+        )
+        .await,
+        "subscription",
+    )
+    .await;
+    assert_eq!(sub["latest_invoice"], id.as_str());
+    assert_eq!(sub["items"]["data"][0]["current_period_start"], T1);
+    assert_eq!(sub["items"]["data"][0]["current_period_end"], T2);
+}
+
+#[tokio::test]
+async fn one_advance_across_two_boundaries_posts_each_step_at_its_instant() {
+    let emu = Emu::start().await;
+    let w = Loop::new(&emu, "usage_two_boundaries", 700, "").await;
+    w.advance(&emu, T0 + DAY).await;
+    w.usage(&emu, 100, None).await;
+
+    // More than two periods at once is refused.
+    let r = emu
+        .post(
+            &w.key,
+            &format!("/v1/test_helpers/test_clocks/{}/advance", w.clock),
+            &format!("frozen_time={}", T2 + 40 * DAY),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    insta::assert_json_snapshot!("usage_advance_too_far", r.body);
+
+    w.advance(&emu, T2 + 2 * HOUR).await;
+    let invoices = w.invoices(&emu).await;
+    let cycles: Vec<&Value> = invoices
+        .iter()
+        .filter(|i| i["billing_reason"] == "subscription_cycle")
+        .collect();
+    assert_eq!(cycles.len(), 2, "{invoices:#?}");
+    // Each at its own boundary, each finalized an hour later; the first took the credit.
+    assert_eq!(cycles[0]["created"], T1);
+    assert_eq!(cycles[0]["status_transitions"]["finalized_at"], T1 + HOUR);
+    assert_eq!(cycles[0]["subtotal"], 500);
+    assert_eq!(cycles[0]["total"], 0);
+    assert_eq!(cycles[0]["status"], "paid");
+    assert_eq!(cycles[1]["created"], T2);
+    assert_eq!(cycles[1]["period_start"], T1);
+    assert_eq!(cycles[1]["subtotal"], 0);
+    assert_eq!(w.available(&emu).await, 200);
+}
+
+#[tokio::test]
+async fn declined_payments_make_the_subscription_past_due() {
+    let emu = Emu::start().await;
+    let w = Loop::new(
+        &emu,
+        "usage_declined",
+        0,
+        "&invoice_settings[default_payment_method]=pm_card_chargeCustomerFail",
+    )
+    .await;
+    w.advance(&emu, T0 + DAY).await;
+    w.usage(&emu, 10, None).await;
+    w.advance(&emu, T1 + 2 * HOUR).await;
+    let invoices = w.invoices(&emu).await;
+    let cycle = invoices.last().unwrap();
+    assert_eq!(cycle["status"], "open");
+    assert_eq!(cycle["attempt_count"], 1);
+    assert_eq!(cycle["amount_due"], 50);
+    let sub_id = w.subscription["id"].as_str().unwrap();
+    let sub = ok(emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}")).await, "sub").await;
+    assert_eq!(sub["status"], "past_due");
+
+    // Paid out of band, the subscription is active again.
+    let id = cycle["id"].as_str().unwrap();
+    ok(
+        emu.post(&w.key, &format!("/v1/invoices/{id}/pay"), "paid_out_of_band=true")
+            .await,
+        "pay",
+    )
+    .await;
+    let sub = ok(emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}")).await, "sub").await;
+    assert_eq!(sub["status"], "active");
+}
+
+#[tokio::test]
+async fn cancelling_bills_usage_at_the_period_end_or_at_once_with_invoice_now() {
+    let emu = Emu::start().await;
+    let w = Loop::new(&emu, "usage_cancel_end", 0, "").await;
+    let sub_id = w.subscription["id"].as_str().unwrap().to_string();
+    ok(
+        emu.post(&w.key, &format!("/v1/subscriptions/{sub_id}"), "cancel_at_period_end=true")
+            .await,
+        "cancel at period end",
+    )
+    .await;
+    w.advance(&emu, T0 + DAY).await;
+    w.usage(&emu, 10, None).await;
+    w.advance(&emu, T1 + 2 * HOUR).await;
+    let sub = ok(emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}")).await, "sub").await;
+    assert_eq!(sub["status"], "canceled");
+    assert_eq!(sub["ended_at"], T1);
+    let invoices = w.invoices(&emu).await;
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(invoices[1]["subtotal"], 50);
+    assert_eq!(invoices[1]["status"], "paid");
+    // Nothing more is billed.
+    w.advance(&emu, T2 + 2 * HOUR).await;
+    assert_eq!(w.invoices(&emu).await.len(), 2);
+
+    let v = Loop::new(&emu, "usage_cancel_now", 0, "").await;
+    let sub_id = v.subscription["id"].as_str().unwrap().to_string();
+    v.advance(&emu, T0 + DAY).await;
+    v.usage(&emu, 7, None).await;
+    let canceled = ok(
+        emu.delete(&v.key, &format!("/v1/subscriptions/{sub_id}?invoice_now=true"))
+            .await,
+        "cancel now",
+    )
+    .await;
+    assert_eq!(canceled["status"], "canceled");
+    let invoices = v.invoices(&emu).await;
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(invoices[1]["billing_reason"], "subscription_update");
+    assert_eq!(invoices[1]["subtotal"], 35);
+    assert_eq!(invoices[1]["period_end"], T0 + DAY);
+    let _ = &v.price;
+}
