@@ -172,7 +172,8 @@ impl Tenant {
         self.check_customer_indexes()?;
         self.check_ledger_indexes()?;
         self.check_invoice_lists()?;
-        self.check_billing_indexes()
+        self.check_billing_indexes()?;
+        self.check_meter_indexes()
     }
 
     fn check_customer_indexes(&self) -> Result<(), String> {

@@ -66,7 +66,11 @@ pub use invoice::{Invoice, InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot};
 use meters::Metering;
-pub use meters::{EventTimeWindow, Formula, Meter, MeterStatus, NewMeter};
+pub use meters::{
+    CancelError, EventTimeWindow, Formula, Meter, MeterError, MeterEventError, MeterStatus,
+    NewMeter, NewMeterEvent, RecordedEvent, DAY, HOUR, IDENTIFIER_LIFETIME, MAX_EVENT_AGE,
+    MAX_EVENT_LEAD, MAX_VALUE_DIGITS, MAX_VALUE_SCALE,
+};
 pub use money::Currency;
 pub use plans::{NewPlan, Plan, PlanStatus};
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
