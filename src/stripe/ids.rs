@@ -12,6 +12,10 @@ pub const TEST_CLOCK: &str = "clock_";
 pub const INVOICE: &str = "in_";
 /// Invoice line item prefix.
 pub const INVOICE_LINE: &str = "il_";
+/// Billing meter prefix.
+pub const METER: &str = "mtr_";
+/// Meter event summary prefix (a summary is computed, never stored: its id names its window).
+pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};

@@ -26,6 +26,8 @@ pub mod expand;
 pub mod ids;
 pub mod invoices;
 pub mod list;
+pub mod meter_events;
+pub mod meters;
 pub mod objects;
 pub mod op;
 pub mod routes;

@@ -144,11 +144,13 @@ pub enum Change {
     /// transaction list) and as a field (grant, balance summary); `customer` stops being required on
     /// grant create, the balance summary and the transaction list.
     CustomerAccount,
+    /// Meters can aggregate with the `last` formula (`default_aggregation[formula]=last`).
+    LastFormula,
 }
 
 /// Each [`Change`] (in declaration order) and the first version that has it. This table and
 /// [`KNOWN`] are the only places where versions are named.
-pub const CHANGES: [(Change, Version); 4] = [
+pub const CHANGES: [(Change, Version); 5] = [
     (Change::Priority, Version::named("2025-02-24.acacia")),
     (Change::PriceScope, Version::named("2025-02-24.acacia")),
     (
@@ -156,6 +158,7 @@ pub const CHANGES: [(Change, Version); 4] = [
         Version::named("2025-10-29.clover"),
     ),
     (Change::CustomerAccount, Version::named("2025-12-15.clover")),
+    (Change::LastFormula, Version::named("2025-03-31.basil")),
 ];
 
 impl Change {
