@@ -473,11 +473,12 @@ struct SummaryView<'a> {
     start_time: i64,
 }
 
-/// A decimal as a JSON number: an integer when it is one, else the nearest double.
+/// A decimal as a JSON number: an integer when it is one, else the nearest double (read from
+/// the decimal's digits, which rounds correctly where `Decimal::to_f64` may not).
 fn number<S: serde::Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     match (d.fract().is_zero(), d.to_i64()) {
         (true, Some(n)) => s.serialize_i64(n),
-        _ => s.serialize_f64(d.to_f64().unwrap_or_default()),
+        _ => s.serialize_f64(d.to_string().parse().unwrap_or_default()),
     }
 }
 
