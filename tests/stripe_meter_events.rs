@@ -689,3 +689,150 @@ async fn event_errors() {
         r.text
     );
 }
+
+/// The whole round through async-stripe, unmodified but for the base URL: its types must read
+/// every object these routes answer, and its errors must carry Stripe's message.
+#[tokio::test]
+async fn the_official_client_reports_usage_and_reads_it_back() {
+    use std::collections::HashMap;
+    use stripe_billing::billing_meter::{
+        CreateBillingMeter, CreateBillingMeterDefaultAggregation,
+        CreateBillingMeterDefaultAggregationFormula, DeactivateBillingMeter, ListBillingMeter,
+        ReactivateBillingMeter, UpdateBillingMeter,
+    };
+    use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+    use stripe_billing::billing_meter_event_adjustment::{
+        CreateBillingMeterEventAdjustment, CreateBillingMeterEventAdjustmentCancel,
+    };
+    use stripe_billing::billing_meter_event_summary::{
+        ListIdBillingMeterEventSummary, ListIdBillingMeterEventSummaryValueGroupingWindow,
+    };
+    use stripe_billing::{
+        BillingMeterEventAdjustmentStatus, BillingMeterEventAdjustmentType,
+        BillingMeterEventTimeWindow, BillingMeterStatus,
+    };
+    use stripe_core::customer::CreateCustomer;
+
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_sdk").await;
+    let client = support::sdk::client(&emu, &key);
+    let customer = CreateCustomer::new().send(&client).await.unwrap().id;
+    let meter = CreateBillingMeter::new(
+        CreateBillingMeterDefaultAggregation::new(CreateBillingMeterDefaultAggregationFormula::Sum),
+        "API calls",
+        "api_call",
+    )
+    .event_time_window(BillingMeterEventTimeWindow::Hour)
+    .send(&client)
+    .await
+    .unwrap();
+    assert_eq!(meter.status, BillingMeterStatus::Active);
+    assert_eq!(
+        meter.event_time_window,
+        Some(BillingMeterEventTimeWindow::Hour)
+    );
+
+    let payload = |value: &str| {
+        HashMap::from([
+            ("stripe_customer_id".to_string(), customer.to_string()),
+            ("value".to_string(), value.to_string()),
+        ])
+    };
+    // Two hours, two events in the later one: the hour keeps the one received last.
+    for (id, value, at) in [
+        ("sdk-0", "3", T0 - 2 * HOUR),
+        ("sdk-1", "4.5", T0 - 50),
+        ("sdk-2", "6", T0 - 40),
+    ] {
+        let event = CreateBillingMeterEvent::new("api_call", payload(value))
+            .identifier(id)
+            .timestamp(at)
+            .send(&client)
+            .await
+            .unwrap();
+        assert_eq!((event.identifier.as_str(), event.timestamp), (id, at));
+        assert_eq!(event.payload["value"], value);
+    }
+    let refused = CreateBillingMeterEvent::new("api_call", payload("1"))
+        .identifier("sdk-0")
+        .send(&client)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("An event already exists with identifier sdk-0."),
+        "{refused}"
+    );
+
+    let hourly = |from: i64, to: i64| {
+        ListIdBillingMeterEventSummary::new(meter.id.clone(), customer.to_string(), to, from)
+            .value_grouping_window(ListIdBillingMeterEventSummaryValueGroupingWindow::Hour)
+    };
+    let values = |list: &stripe_types::List<stripe_billing::BillingMeterEventSummary>| {
+        list.data
+            .iter()
+            .map(|s| (s.start_time, s.aggregated_value))
+            .collect::<Vec<_>>()
+    };
+    let read = hourly(T0 - 2 * HOUR, T0).send(&client).await.unwrap();
+    assert_eq!(values(&read), vec![(T0 - 2 * HOUR, 3.0), (T0 - HOUR, 6.0)]);
+
+    let mut cancel = CreateBillingMeterEventAdjustmentCancel::new();
+    cancel.identifier = Some("sdk-2".into());
+    let adjustment =
+        CreateBillingMeterEventAdjustment::new("api_call", BillingMeterEventAdjustmentType::Cancel)
+            .cancel(cancel)
+            .send(&client)
+            .await
+            .unwrap();
+    assert_eq!(
+        adjustment.status,
+        BillingMeterEventAdjustmentStatus::Complete
+    );
+    let read = hourly(T0 - 2 * HOUR, T0).send(&client).await.unwrap();
+    assert_eq!(values(&read), vec![(T0 - 2 * HOUR, 3.0), (T0 - HOUR, 4.5)]);
+    // A day of hours, five at a time, each page after the last one's cursor.
+    let mut all = Vec::new();
+    loop {
+        let mut request = hourly(T0 - DAY, T0).limit(5);
+        if let Some(last) = all.last() {
+            let last: &stripe_billing::BillingMeterEventSummary = last;
+            request = request.starting_after(last.id.as_str());
+        }
+        let page = request.send(&client).await.unwrap();
+        all.extend(page.data);
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(all.len(), 24);
+    assert_eq!(all.iter().map(|s| s.aggregated_value).sum::<f64>(), 7.5);
+    assert!(all.windows(2).all(|w| w[0].end_time == w[1].start_time));
+
+    let renamed = UpdateBillingMeter::new(meter.id.clone())
+        .display_name("API requests")
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(renamed.display_name, "API requests");
+    let off = DeactivateBillingMeter::new(meter.id.clone())
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(
+        (off.status, off.status_transitions.deactivated_at),
+        (BillingMeterStatus::Inactive, Some(T0))
+    );
+    let inactive = ListBillingMeter::new()
+        .status(BillingMeterStatus::Inactive)
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(inactive.data.len(), 1);
+    let on = ReactivateBillingMeter::new(meter.id.clone())
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(on.status, BillingMeterStatus::Active);
+}
