@@ -54,14 +54,15 @@
 //!                validate, getters), API versions
 //! stripe/        the Stripe facade: op.rs (the Operation trait), routes.rs (the route table),
 //!                mod.rs (the pipeline around operations), one file per resource (customers,
-//!                credit_grants, balances, transactions, invoices, test_clocks), lists, expand,
-//!                search
+//!                credit_grants, balances, transactions, invoices, test_clocks, meters,
+//!                meter_events), lists, expand, search
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
 //!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices,
-//!                plans, subscriptions, grant rules and their applications, wallets (views of lots);
+//!                plans, subscriptions, grant rules and their applications, wallets (views of lots),
+//!                meters and their usage (events in hourly buckets);
 //!                closed: facades read through queries and read-only index views (index.rs) and
 //!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
