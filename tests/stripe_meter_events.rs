@@ -615,6 +615,18 @@ async fn event_errors() {
             "value_beyond_decimal",
             format!("event_name=calls&{c}&payload[value]={}", "9".repeat(40)),
         ),
+        // Several faults: the customer is judged before the value, the value before the timestamp.
+        (
+            "value_too_large_and_too_old",
+            format!(
+                "event_name=calls&{c}&payload[value]=1000000000000000&timestamp={}",
+                T0 - 40 * DAY
+            ),
+        ),
+        (
+            "no_such_customer_and_bad_value",
+            "event_name=calls&payload[stripe_customer_id]=cus_nope&payload[value]=x".into(),
+        ),
     ];
     let mut out = serde_json::Map::new();
     for (name, form) in cases {

@@ -374,8 +374,8 @@ impl Tenant {
     }
 
     /// Records one usage event, in this order of checks: the meter is active, the customer is
-    /// live, the timestamp is within the window of the customer's clock, the value is in range
-    /// (unless the meter counts), the identifier is not remembered.
+    /// live, the value is in range (unless the meter counts), the timestamp is within the window
+    /// of the customer's clock, the identifier is not remembered.
     pub fn record_meter_event(
         &mut self,
         new: NewMeterEvent<'_>,
@@ -390,15 +390,6 @@ impl Tenant {
         if self.live_customer(new.customer).is_none() {
             return Err(MeterEventError::NoSuchCustomer);
         }
-        let domain = self.domain_of(new.customer);
-        let now = self.now_in(domain);
-        let timestamp = new.timestamp.unwrap_or(now);
-        if timestamp < now.saturating_sub(MAX_EVENT_AGE) {
-            return Err(MeterEventError::TooOld { now });
-        }
-        if timestamp > now.saturating_add(MAX_EVENT_LEAD) {
-            return Err(MeterEventError::TooFarAhead { now });
-        }
         let value = match formula {
             // A count ignores the value: each event adds one.
             Formula::Count => Decimal::ONE,
@@ -409,6 +400,15 @@ impl Tenant {
                 new.value
             }
         };
+        let domain = self.domain_of(new.customer);
+        let now = self.now_in(domain);
+        let timestamp = new.timestamp.unwrap_or(now);
+        if timestamp < now.saturating_sub(MAX_EVENT_AGE) {
+            return Err(MeterEventError::TooOld { now });
+        }
+        if timestamp > now.saturating_add(MAX_EVENT_LEAD) {
+            return Err(MeterEventError::TooFarAhead { now });
+        }
         if let Some(identifier) = new.identifier {
             self.refuse_remembered(identifier)?;
         }
