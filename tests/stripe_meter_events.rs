@@ -328,12 +328,12 @@ async fn sixty_four_concurrent_retries_count_once() {
         "event_name=calls&payload[stripe_customer_id]={cus}&payload[value]=3&identifier=retry-me"
     );
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(64));
-    let mut tasks = Vec::new();
+    let mut retries = Vec::new();
     for _ in 0..64 {
         // A client each: 64 connections, not one pooled connection taking turns.
         let client = reqwest::Client::new();
         let (url, form, key, barrier) = (url.clone(), form.clone(), key.clone(), barrier.clone());
-        tasks.push(tokio::spawn(async move {
+        retries.push(tokio::spawn(async move {
             barrier.wait().await;
             let r = client
                 .post(url)
@@ -348,8 +348,8 @@ async fn sixty_four_concurrent_retries_count_once() {
         }));
     }
     let mut statuses = Vec::new();
-    for t in tasks {
-        let (status, text) = t.await.expect("task");
+    for r in retries {
+        let (status, text) = r.await.expect("retry");
         if status != 200 {
             assert!(
                 text.contains("An event already exists with identifier retry-me."),

@@ -824,7 +824,7 @@ async fn run(o: Opts) -> Result<(), String> {
             retrieve_make(key_big, Arc::new(big_ids)),
         )
         .await;
-    // Keep the table in the order: 1, 2, 3a, 3b, 4, 5, 6, 7.
+    // Keep the table in row order: 1, 2, 3a, 3b, 4, 5, 6, 7.
     rows.push(native);
     rows.push(invoice_row);
     eprintln!("row: meter events (fresh processes)");
