@@ -1,8 +1,8 @@
 //! The baseline: a bare hyper 1.x server doing the same wire work as the emulator and nothing else.
 //!
 //! It reads the whole body, decodes it (form or JSON), builds a credit-grant-like object of the same
-//! shape and size as the emulator's from what it decoded, and answers it pretty-printed (form
-//! requests) or compact (JSON requests), with a `Request-Id`. It keeps no state, takes no lock and
+//! shape and size as the emulator's from what it decoded (a meter event for `POST …/meter_events`),
+//! and answers it pretty-printed (form requests) or compact (JSON requests), with a `Request-Id`. It keeps no state, takes no lock and
 //! checks nothing, so it is the ceiling the emulator can approach on this machine.
 
 use std::convert::Infallible;
@@ -71,7 +71,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         } else {
             let pairs: Vec<(String, String)> =
                 serde_urlencoded::from_bytes(&body).unwrap_or_default();
-            grant_from_form(&pairs, n)
+            if path.ends_with("/meter_events") {
+                meter_event_from_form(&pairs)
+            } else {
+                grant_from_form(&pairs, n)
+            }
         }
     } else {
         let query: Vec<(String, String)> =
@@ -159,6 +163,26 @@ fn grant_from_form(pairs: &[(String, String)], n: u64) -> Value {
         "test_clock": null,
         "updated": 1_750_000_000,
         "voided_at": null,
+    })
+}
+
+/// A `billing.meter_event`-shaped object echoing the decoded form (the event's fields and its
+/// payload, in the order sent).
+fn meter_event_from_form(pairs: &[(String, String)]) -> Value {
+    let mut payload = Map::new();
+    for (k, v) in pairs {
+        if let Some(key) = k.strip_prefix("payload[").and_then(|r| r.strip_suffix(']')) {
+            payload.insert(key.to_string(), Value::String(v.clone()));
+        }
+    }
+    json!({
+        "object": "billing.meter_event",
+        "created": 1_750_000_000,
+        "event_name": field(pairs, "event_name"),
+        "identifier": field(pairs, "identifier"),
+        "livemode": false,
+        "payload": payload,
+        "timestamp": 1_750_000_000,
     })
 }
 

@@ -40,12 +40,14 @@ OPTIONS:
   --conns C       keep-alive connections (default 64)
   --startups K    starts timed per server (default 20)
   --emulator P    use this credit-emulator binary instead of building one
-  --only create   measure row 1 alone (fresh processes, alternating with the baseline):
-                  a quick check while working on the create path
+  --events N      meter events stored by --soak event-memory (default 1000000)
+  --only ROW      measure one fresh-process row alone, alternating with the baseline: create
+                  (row 1) or meter_events (row 7); a quick check while working on that path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
-                  kind of request (create, retrieve, list, invoice, or native: row 5's native
-                  create) for --secs seconds, or
-                  (memory) load --grants grants and report bytes per grant
+                  kind of request (create, retrieve, list, invoice, native: row 5's native
+                  create, or meter_events: row 7's events) for --secs seconds, or
+                  (memory) load --grants grants and report bytes per grant, or
+                  (event-memory) store --events meter events and report bytes per event
 ";
 
 #[derive(Debug, Clone)]
@@ -58,8 +60,10 @@ struct Opts {
     warmup: f64,
     emulator: Option<PathBuf>,
     soak: Option<String>,
-    /// `--only create`: row 1 alone.
-    only_create: bool,
+    /// `--only ROW`: one fresh-process row alone (`create` or `meter_events`).
+    only: Option<String>,
+    /// Meter events stored by `--soak event-memory`.
+    events: u64,
 }
 
 fn main() {
@@ -96,7 +100,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         warmup: 0.3,
         emulator: None,
         soak: None,
-        only_create: false,
+        only: None,
+        events: 1_000_000,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -132,16 +137,30 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     .parse()
                     .map_err(|e: std::num::ParseIntError| bad(e.to_string()))?
             }
+            "--events" => {
+                o.events = value
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| bad(e.to_string()))?
+            }
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
-            "--only" if value == "create" => o.only_create = true,
-            "--only" => return Err(format!("--only takes create, not {value}")),
+            "--only" if value == "create" || value == "meter_events" => {
+                o.only = Some(value.clone())
+            }
+            "--only" => return Err(format!("--only takes create or meter_events, not {value}")),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if o.grants < 20_000 || o.rounds == 0 || o.conns == 0 || o.startups == 0 || o.secs <= 0.0 {
+    if o.events == 0
+        || o.grants < 20_000
+        || o.rounds == 0
+        || o.conns == 0
+        || o.startups == 0
+        || o.secs <= 0.0
+    {
         return Err(
-            "need --grants ≥ 20000 and positive --secs, --rounds, --conns, --startups".into(),
+            "need --grants ≥ 20000 and positive --events, --secs, --rounds, --conns, --startups"
+                .into(),
         );
     }
     Ok(o)
@@ -558,10 +577,18 @@ async fn run(o: Opts) -> Result<(), String> {
         return soak(b, row).await;
     }
 
-    if o.only_create {
-        let (row, _) = create_row(&o, &emu_cmd, &base_cmd).await?;
-        print_rows(&[row]);
-        return Ok(());
+    match o.only.as_deref() {
+        Some("create") => {
+            let (row, _) = create_row(&o, &emu_cmd, &base_cmd).await?;
+            print_rows(&[row]);
+            return Ok(());
+        }
+        Some(_) => {
+            let row = meter_events_row(&o, &emu_cmd, &base_cmd).await?;
+            print_rows(&[row]);
+            return Ok(());
+        }
+        None => {}
     }
 
     eprintln!("start-up: {} starts of each server", o.startups);
@@ -797,9 +824,11 @@ async fn run(o: Opts) -> Result<(), String> {
             retrieve_make(key_big, Arc::new(big_ids)),
         )
         .await;
-    // Keep the table in the issue's order: 1, 2, 3a, 3b, 4, 5, 6.
+    // Keep the table in row order: 1, 2, 3a, 3b, 4, 5, 6, 7.
     rows.push(native);
     rows.push(invoice_row);
+    eprintln!("row: meter events (fresh processes)");
+    rows.push(meter_events_row(&o, &emu_cmd, &base_cmd).await?);
 
     let create_big = b
         .emulator_only(
@@ -1032,6 +1061,117 @@ async fn create_row(
     Ok((row, emu_s))
 }
 
+/// The meter every meter-event row counts: a sum over `payload[value]`.
+const METER_EVENT_NAME: &str = "api_requests";
+
+/// Row 7's setup in tenant `key`: `customers` customers and the meter. The customers' ids, or why
+/// the route is not there.
+async fn meter_setup(b: &Bench, key: &'static str, customers: u64) -> Result<Vec<String>, String> {
+    b.probe(stripe_post_plain(
+        key,
+        "/v1/billing/meters",
+        format!(
+            "display_name=API+requests&event_name={METER_EVENT_NAME}&default_aggregation[formula]=sum"
+        ),
+    ))
+    .await?;
+    b.customers(key, customers).await
+}
+
+/// What stripe-python sends for `MeterEvent.create(event_name=…, payload={…}, identifier=…)`:
+/// a UUID-like identifier (36 characters), fresh for every event, and no timestamp (now).
+fn meter_event_form(customer: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "event_name={METER_EVENT_NAME}&payload[stripe_customer_id]={customer}&payload[value]=1\
+         &identifier={:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        std::process::id(),
+        (n >> 40) & 0xffff,
+        (n >> 28) & 0xfff,
+        (n >> 16) & 0xfff,
+        n & 0xffff_ffff_ffff
+    )
+}
+
+/// Meter events spread over `customers`, with the SDK's headers and a fresh Idempotency-Key.
+fn meter_events_make(key: &'static str, customers: Arc<Vec<String>>) -> Make {
+    Arc::new(move |i| {
+        let c = &customers[i as usize % customers.len()];
+        stripe_request(
+            Method::POST,
+            key,
+            "/v1/billing/meter_events",
+            Some(meter_event_form(c)),
+        )
+    })
+}
+
+/// Row 7, `POST /v1/billing/meter_events`, against fresh processes of its own (as row 1): 100
+/// customers of one meter, each event a new identifier. The baseline answers the same form with
+/// a `billing.meter_event` echoing it, the same wire work without the dedupe and the buckets.
+async fn meter_events_row(
+    o: &Opts,
+    emu_cmd: &dyn Fn() -> Command,
+    base_cmd: &dyn Fn() -> Command,
+) -> Result<Row, String> {
+    let name = "7. Stripe POST /v1/billing/meter_events (SDK body + headers, Idempotency-Key; fresh processes)";
+    let fresh = Bench::start(o, emu_cmd, base_cmd, Some(SETTLE)).await?;
+    let key = "sk_test_bench_meter_events";
+    let customers = match meter_setup(&fresh, key, 100).await {
+        Ok(c) => Arc::new(c),
+        Err(why) => {
+            return Ok(Row {
+                name: name.into(),
+                found: Found::NotAvailable(why),
+                target_ratio: None,
+            })
+        }
+    };
+    let make = meter_events_make(key, customers);
+    let (emu_s, base_s) = fresh.compare("meter events", make.clone(), make).await;
+    Ok(Row {
+        name: name.into(),
+        found: Found::Measured {
+            emu: emu_s,
+            base: Some(base_s),
+        },
+        target_ratio: Some(0.85),
+    })
+}
+
+/// `--soak meter_events` (row 7's load, for a profiler) and `--soak event-memory` (store
+/// `--events` events without Idempotency-Key, and report the resident memory they added).
+async fn soak_meter_events(b: &Bench, row: &str) -> Result<(), String> {
+    let key = "sk_test_bench_soak_events";
+    let customers = Arc::new(meter_setup(b, key, 100).await?);
+    if row == "meter_events" {
+        return soak_load(b, row, meter_events_make(key, customers)).await;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let before = b.emu.rss_kib().unwrap_or(0);
+    let n = b.o.events;
+    let (_, took) = b
+        .load("event memory", n, u64::MAX, {
+            let cs = customers.clone();
+            Arc::new(move |i| {
+                let c = &cs[i as usize % cs.len()];
+                stripe_post_plain(key, "/v1/billing/meter_events", meter_event_form(c))
+            })
+        })
+        .await?;
+    tokio::time::sleep(SETTLE).await;
+    let after = b.emu.rss_kib().unwrap_or(0);
+    println!(
+        "event-memory: {n} meter events (100 customers, 36-character identifiers) in {:.1} s ({}/s), RSS {:.1} → {:.1} MiB, {:.0} bytes per event",
+        took.as_secs_f64(),
+        rate(n as f64 / took.as_secs_f64()),
+        mib(before),
+        mib(after),
+        after.saturating_sub(before) as f64 * 1024.0 / n as f64
+    );
+    Ok(())
+}
+
 /// `--soak ROW`: one kind of request against the emulator alone, for a profiler to watch.
 async fn soak(b: Bench, row: &str) -> Result<(), String> {
     let key = "sk_test_bench_soak";
@@ -1054,6 +1194,9 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
             after.saturating_sub(before) as f64 * 1024.0 / n as f64
         );
         return Ok(());
+    }
+    if row == "meter_events" || row == "event-memory" {
+        return soak_meter_events(&b, row).await;
     }
     if row == "invoice" {
         // As row 6: a customer with 100 metered grants, each invoice a line of 100 cents.
@@ -1105,7 +1248,7 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         }
         other => {
             return Err(format!(
-                "--soak takes create, retrieve, list, invoice or native, not {other}"
+                "--soak takes create, retrieve, list, invoice, native, meter_events, memory or event-memory, not {other}"
             ))
         }
     };

@@ -77,7 +77,11 @@ pub use invoice_items::{InvoiceItem, InvoiceItemError, NewInvoiceItem};
 pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot, ScopedPrice};
 use meters::Metering;
-pub use meters::{EventTimeWindow, Formula, Meter, MeterStatus, NewMeter};
+pub use meters::{
+    CancelError, EventTimeWindow, Formula, Meter, MeterError, MeterEventError, MeterStatus,
+    NewMeter, NewMeterEvent, RecordedEvent, DAY, HOUR, IDENTIFIER_LIFETIME, MAX_EVENT_AGE,
+    MAX_EVENT_LEAD, MAX_VALUE_DIGITS, MAX_VALUE_SCALE,
+};
 pub use money::Currency;
 pub use plans::{NewPlan, Plan, PlanStatus};
 use priced_subscriptions::PricedBilling;

@@ -28,6 +28,8 @@ pub const INVOICE_ITEM: &str = "ii_";
 pub const PREVIEW_LINE: &str = "il_tmp_";
 /// Preview invoices, which are never stored.
 pub const UPCOMING_INVOICE: &str = "upcoming_in_";
+/// Meter event summary prefix (a summary is computed, never stored: its id names its window).
+pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};

@@ -28,6 +28,8 @@ pub mod ids;
 pub mod invoice_items;
 pub mod invoices;
 pub mod list;
+pub mod meter_events;
+pub mod meters;
 pub mod objects;
 pub mod op;
 pub mod prices;

@@ -10,8 +10,8 @@ use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
-    balances, credit_grants, customers, invoice_items, invoices, objects, prices, products,
-    subscription_items, subscriptions, test_clocks, transactions,
+    balances, credit_grants, customers, invoice_items, invoices, meter_events, meters, objects,
+    prices, products, subscription_items, subscriptions, test_clocks, transactions,
 };
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
@@ -36,6 +36,16 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/billing/credit_balance_summary",             op::<balances::Retrieve>),
     route(Get,    "/v1/billing/credit_balance_transactions",        op::<transactions::List>),
     route(Get,    "/v1/billing/credit_balance_transactions/{id}",   op::<transactions::Retrieve>),
+
+    route(Post,   "/v1/billing/meters",                             op::<meters::Create>),
+    route(Get,    "/v1/billing/meters",                             op::<meters::List>),
+    route(Get,    "/v1/billing/meters/{id}",                        op::<meters::Retrieve>),
+    route(Post,   "/v1/billing/meters/{id}",                        op::<meters::Update>),
+    route(Post,   "/v1/billing/meters/{id}/deactivate",             op::<meters::Deactivate>),
+    route(Post,   "/v1/billing/meters/{id}/reactivate",             op::<meters::Reactivate>),
+    route(Get,    "/v1/billing/meters/{id}/event_summaries",        op::<meters::EventSummaries>),
+    route(Post,   "/v1/billing/meter_events",                       op::<meter_events::Create>),
+    route(Post,   "/v1/billing/meter_event_adjustments",            op::<meter_events::Adjust>),
 
     route(Post,   "/v1/invoices",                                   op::<invoices::Create>),
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),

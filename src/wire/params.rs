@@ -31,6 +31,9 @@ pub enum Spec {
     Obj(&'static [Field]),
     /// Metadata: string → string, with Stripe's limits; `""` clears it.
     Metadata,
+    /// A hash of any names whose values are strings of at most this many characters (a meter
+    /// event's `payload`). A value sent as a hash or an array is an unknown parameter.
+    StrMap(usize),
     /// An array of at most this many items (indexed `a[0]` or appended `a[]`).
     Array(&'static Spec, usize),
     /// A list filter on a time: a unix timestamp (equality), or a hash of `gt`, `gte`, `lt` and
@@ -238,6 +241,12 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, at: At) -> StripeRe
             Ok(())
         }
         (Spec::Metadata, _) => Ok(()),
+        (Spec::StrMap(_), Node::Map(m)) => {
+            for (k, v) in m {
+                check_unknown_node(v, &Spec::Str(0), &Path::Name(path, k), at)?;
+            }
+            Ok(())
+        }
         (Spec::Range, Node::Map(m)) => {
             for (k, v) in m {
                 let p = Path::Name(path, k);
@@ -355,6 +364,18 @@ fn check_node(
             _ => Err(StripeError::invalid("Invalid hash").param(path.to_string())),
         },
         Spec::Metadata => check_metadata(node, path),
+        Spec::StrMap(max) => match node {
+            Node::Map(m) => {
+                for (k, value) in m {
+                    check_node(value, &Spec::Str(*max), &Path::Name(path, k), true, v)?;
+                }
+                Ok(())
+            }
+            Node::Value(s) if s.is_empty() && required => {
+                Err(StripeError::missing_param(&path.to_string()))
+            }
+            _ => Err(StripeError::invalid("Invalid hash").param(path.to_string())),
+        },
         Spec::Array(item, max) => {
             let items = match node {
                 Node::Value(v) if v.is_empty() => return Ok(()),
@@ -711,6 +732,37 @@ mod tests {
                 .starts_with("Invalid val")
         );
         assert!(check("amount[type]=monetary&metadata=").is_ok());
+    }
+
+    #[test]
+    fn string_maps() {
+        const EVENT: &[Field] = &[req("payload", Spec::StrMap(3))];
+        let check = |s: &str| validate(&parse(s, &FormLimits::default()).unwrap(), EVENT, "");
+        assert!(check("payload[a]=1&payload[b]=&payload[c]=xyz").is_ok());
+        let e = check("payload[a]=1&payload[b][c]=2").unwrap_err();
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            (Some("parameter_unknown"), Some("payload[b][c]"))
+        );
+        let e = check("payload[a][]=2").unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("payload[a][]"));
+        let e = check("payload[a]=long").unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.param.as_deref()),
+            (
+                "Invalid string: long; must be at most 3 characters",
+                Some("payload[a]")
+            )
+        );
+        assert_eq!(check("payload=x").unwrap_err().message, "Invalid hash");
+        assert_eq!(
+            check("payload=").unwrap_err().message,
+            "Missing required param: payload."
+        );
+        assert_eq!(
+            check("").unwrap_err().message,
+            "Missing required param: payload."
+        );
     }
 
     #[test]

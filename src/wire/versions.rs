@@ -147,11 +147,13 @@ pub enum Change {
     /// Legacy usage-based billing is gone: a price with `recurring[usage_type]=metered` must name
     /// a meter (`recurring[meter]`). Before it, a metered price without a meter was accepted.
     MeteredPriceMeter,
+    /// Meters can aggregate with the `last` formula (`default_aggregation[formula]=last`).
+    LastFormula,
 }
 
 /// Each [`Change`] (in declaration order) and the first version that has it. This table and
 /// [`KNOWN`] are the only places where versions are named.
-pub const CHANGES: [(Change, Version); 5] = [
+pub const CHANGES: [(Change, Version); 6] = [
     (Change::Priority, Version::named("2025-02-24.acacia")),
     (Change::PriceScope, Version::named("2025-02-24.acacia")),
     (
@@ -163,6 +165,7 @@ pub const CHANGES: [(Change, Version); 5] = [
         Change::MeteredPriceMeter,
         Version::named("2025-03-31.basil"),
     ),
+    (Change::LastFormula, Version::named("2025-03-31.basil")),
 ];
 
 impl Change {

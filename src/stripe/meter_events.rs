@@ -1,0 +1,396 @@
+//! `POST /v1/billing/meter_events` and `POST /v1/billing/meter_event_adjustments`: usage reported
+//! against the active meter of an event name, and its cancellation.
+//!
+//! The highest-volume call there is, so everything that needs no tenant (the parameter checks,
+//! copying the payload and the timestamp) happens in `parse`; `apply` looks up the meter and the
+//! customer, reads the value, and leaves the rest (the clock window, the identifier, the buckets)
+//! to one model command. Stripe checks some of these asynchronously and reports them later; the
+//! emulator refuses them at once (see the README's choices).
+
+use rust_decimal::Decimal;
+use serde::ser::SerializeMap;
+use serde::Serialize;
+
+use super::ids;
+use super::op::{pretty, Body, Expand, Input, Operation};
+use crate::form::Node;
+use crate::ids::Key;
+use crate::model::{
+    CancelError, Formula, MeterEventError, NewMeterEvent, Tenant, MAX_VALUE_DIGITS, MAX_VALUE_SCALE,
+};
+use crate::time::{to_secs, Nanos};
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
+use crate::wire::params::{
+    cannot_unset, get_int, get_obj, get_str, opt, req, timestamp, validate_at, Field, Spec, EXPAND,
+};
+
+const CREATE: &[Field] = &[
+    req("event_name", Spec::Str(100)),
+    EXPAND,
+    opt("identifier", Spec::Str(100)),
+    req("payload", Spec::StrMap(100)),
+    opt("timestamp", Spec::Int),
+];
+const CANCEL: &[Field] = &[opt("identifier", Spec::Str(100))];
+const ADJUST: &[Field] = &[
+    opt("cancel", Spec::Obj(CANCEL)),
+    req("event_name", Spec::Str(100)),
+    EXPAND,
+    req("type", Spec::Enum(&["cancel"])),
+];
+
+/// `No active meter found for event name "X"`, as Stripe words it.
+fn no_active_meter(event_name: &str) -> StripeError {
+    StripeError::invalid(format!(
+        "No active meter found for event name \"{}\"",
+        shorten(event_name)
+    ))
+    .param("event_name")
+}
+
+/// A string parameter that, when sent, may not be `""`.
+fn non_empty(s: Option<&str>, param: &str) -> StripeResult<Option<String>> {
+    match s {
+        Some("") => Err(cannot_unset(param)),
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
+/// `POST /v1/billing/meter_events`.
+pub struct Create {
+    event_name: String,
+    /// The payload as sent, in order.
+    payload: Vec<(String, String)>,
+    identifier: Option<String>,
+    timestamp: Option<Nanos>,
+}
+
+/// What an accepted event answers: the request's own fields, and what the model decided.
+pub struct Recorded {
+    event_name: String,
+    payload: Vec<(String, String)>,
+    identifier: String,
+    created: Nanos,
+    timestamp: Nanos,
+}
+
+/// `billing.meter_event` (it has no id).
+#[derive(Serialize)]
+struct MeterEventView<'a> {
+    object: &'static str,
+    created: i64,
+    event_name: &'a str,
+    identifier: &'a str,
+    livemode: bool,
+    payload: Payload<'a>,
+    timestamp: i64,
+}
+
+/// The payload as a JSON object, keys in the order sent.
+struct Payload<'a>(&'a [(String, String)]);
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Operation for Create {
+    type Output = Recorded;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate_at(p, CREATE, "", input.version)?;
+        Expand::read(p, &[], input.version)?;
+        let event_name = non_empty(get_str(p, "event_name"), "event_name")?.unwrap_or_default();
+        let payload = get_obj(p, "payload")
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| match v {
+                        Node::Value(v) => Some((k.clone(), v.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Create {
+            event_name,
+            payload,
+            identifier: non_empty(get_str(p, "identifier"), "identifier")?,
+            timestamp: get_int(p, "timestamp")
+                .map(|s| timestamp(s, "timestamp"))
+                .transpose()?,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Recorded> {
+        let (meter, customer, value) = {
+            let meter = t
+                .active_meter_named(&self.event_name)
+                .ok_or_else(|| no_active_meter(&self.event_name))?;
+            let key_param = |key: &str| format!("payload[{}]", shorten(key));
+            let customer_id = self.field(&meter.customer_key).ok_or_else(|| {
+                StripeError::invalid(format!(
+                    "Customer mapping key {} not found in payload.",
+                    shorten(&meter.customer_key)
+                ))
+                .param(key_param(&meter.customer_key))
+            })?;
+            let customer = ids::key_of(customer_id, ids::CUSTOMER)
+                .filter(|k| t.live_customer(*k).is_some())
+                .ok_or_else(|| {
+                    StripeError::no_such(
+                        "customer",
+                        customer_id,
+                        &key_param(&meter.customer_key),
+                        400,
+                    )
+                })?;
+            let value = match meter.formula {
+                // A count ignores the value key, whatever it holds.
+                Formula::Count => Decimal::ONE,
+                Formula::Sum | Formula::Last => {
+                    let text = self.field(&meter.value_key).ok_or_else(|| {
+                        StripeError::invalid(format!(
+                            "Value key {} not found in payload.",
+                            shorten(&meter.value_key)
+                        ))
+                        .param(key_param(&meter.value_key))
+                    })?;
+                    parse_value(text).ok_or_else(|| {
+                        StripeError::invalid(format!("Invalid decimal: {}", shorten(text)))
+                            .param(key_param(&meter.value_key))
+                    })?
+                }
+            };
+            (meter.key, customer, value)
+        };
+        let recorded = t.record_meter_event(NewMeterEvent {
+            meter,
+            customer,
+            value,
+            timestamp: self.timestamp,
+            identifier: self.identifier.as_deref(),
+        });
+        let recorded = match recorded {
+            Ok(r) => r,
+            Err(e) => return Err(self.refusal(e, t, meter)),
+        };
+        let identifier = match (self.identifier, recorded.generated_identifier) {
+            (Some(given), _) => given,
+            (None, Some(made)) => made,
+            (None, None) => String::new(),
+        };
+        Ok(Recorded {
+            event_name: self.event_name,
+            payload: self.payload,
+            identifier,
+            created: recorded.created,
+            timestamp: recorded.timestamp,
+        })
+    }
+
+    fn render(r: Recorded, _: &Tenant) -> Body {
+        Body::Json(pretty(
+            &MeterEventView {
+                object: "billing.meter_event",
+                created: to_secs(r.created),
+                event_name: &r.event_name,
+                identifier: &r.identifier,
+                livemode: false,
+                payload: Payload(&r.payload),
+                timestamp: to_secs(r.timestamp),
+            },
+            320,
+        ))
+    }
+}
+
+impl Create {
+    /// The payload's value for `key` (the last one sent).
+    fn field(&self, key: &str) -> Option<&str> {
+        self.payload
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The model's refusal of this event for `meter`, in Stripe's words.
+    fn refusal(&self, e: MeterEventError, t: &Tenant, meter: Key) -> StripeError {
+        let (customer_key, value_key) = t
+            .meter(meter)
+            .map(|m| (m.customer_key.as_str(), m.value_key.as_str()))
+            .unwrap_or_default();
+        let customer_id = self.field(customer_key).unwrap_or_default();
+        match e {
+            MeterEventError::NotActive => no_active_meter(&self.event_name),
+            MeterEventError::NoSuchCustomer => StripeError::no_such(
+                "customer",
+                customer_id,
+                &format!("payload[{}]", shorten(customer_key)),
+                400,
+            ),
+            MeterEventError::TooOld { now } => out_of_window(
+                self.timestamp,
+                "more than 35 calendar days in the past",
+                customer_id,
+                now,
+            ),
+            MeterEventError::TooFarAhead { now } => out_of_window(
+                self.timestamp,
+                "more than 5 minutes in the future",
+                customer_id,
+                now,
+            ),
+            MeterEventError::ValueOutOfRange => StripeError::invalid(format!(
+                "Invalid decimal: {}; a meter event value can have at most {MAX_VALUE_DIGITS} digits before the decimal point and {MAX_VALUE_SCALE} after it.",
+                shorten(self.field(value_key).unwrap_or_default())
+            ))
+            .param(format!("payload[{}]", shorten(value_key))),
+            MeterEventError::Duplicate => {
+                duplicate(self.identifier.as_deref().unwrap_or_default())
+            }
+            MeterEventError::Full => StripeError::invalid(
+                "This tenant holds as many meter events as the emulator can address; reset it to go on.",
+            )
+            .executed(),
+        }
+    }
+}
+
+/// A value as Stripe's meters read it: an optional minus sign, digits, and optionally a point and
+/// more digits. Anything else (`1e3`, ` 1`, `+1`, `.5`, `1.`, `NaN`) is not a number here.
+fn parse_value(text: &str) -> Option<Decimal> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A timestamp outside the window of the customer's clock.
+fn out_of_window(sent: Option<Nanos>, how: &str, customer: &str, now: Nanos) -> StripeError {
+    StripeError::invalid(format!(
+        "The timestamp {} is {how}. Meter event timestamps must be within the past 35 calendar days or up to 5 minutes in the future (now is {} on the clock of customer {}).",
+        sent.map(to_secs).unwrap_or_default(),
+        to_secs(now),
+        shorten(customer)
+    ))
+    .param("timestamp")
+}
+
+/// `An event already exists with identifier X.`, which Stripe marks as not worth retrying.
+fn duplicate(identifier: &str) -> StripeError {
+    let mut e = StripeError::invalid(format!(
+        "An event already exists with identifier {}.",
+        shorten(identifier)
+    ))
+    .executed();
+    e.headers.push(("stripe-should-retry", "false".to_string()));
+    e
+}
+
+/// `POST /v1/billing/meter_event_adjustments` with `type=cancel`: the event with
+/// `cancel[identifier]` stops counting.
+pub struct Adjust {
+    event_name: String,
+    identifier: String,
+}
+
+/// `billing.meter_event_adjustment` (it has no id).
+#[derive(Serialize)]
+struct AdjustmentView<'a> {
+    object: &'static str,
+    cancel: CancelJson<'a>,
+    event_name: &'a str,
+    livemode: bool,
+    status: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct CancelJson<'a> {
+    identifier: &'a str,
+}
+
+impl Operation for Adjust {
+    type Output = Adjust;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate_at(p, ADJUST, "", input.version)?;
+        Expand::read(p, &[], input.version)?;
+        let event_name = non_empty(get_str(p, "event_name"), "event_name")?.unwrap_or_default();
+        // `cancel` is optional in the schema, and the only adjustment there is needs it.
+        let cancel = get_obj(p, "cancel").ok_or_else(|| StripeError::missing_param("cancel"))?;
+        let identifier = non_empty(get_str(cancel, "identifier"), "cancel[identifier]")?
+            .ok_or_else(|| StripeError::missing_param("cancel[identifier]"))?;
+        Ok(Adjust {
+            event_name,
+            identifier,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Adjust> {
+        match t.cancel_meter_event(&self.event_name, &self.identifier) {
+            Ok(()) => Ok(self),
+            Err(CancelError::NotFound) => Err(StripeError::invalid(format!(
+                "No meter event with identifier {} was found for event name \"{}\". Only events received in the last 24 hours can be cancelled.",
+                shorten(&self.identifier),
+                shorten(&self.event_name)
+            ))
+            .param("cancel[identifier]")),
+            Err(CancelError::AlreadyCancelled) => Err(StripeError::invalid(format!(
+                "The meter event with identifier {} has already been cancelled.",
+                shorten(&self.identifier)
+            ))
+            .param("cancel[identifier]")
+            .executed()),
+        }
+    }
+
+    fn render(a: Adjust, _: &Tenant) -> Body {
+        Body::Json(pretty(
+            &AdjustmentView {
+                object: "billing.meter_event_adjustment",
+                cancel: CancelJson {
+                    identifier: &a.identifier,
+                },
+                event_name: &a.event_name,
+                livemode: false,
+                status: "complete",
+                kind: "cancel",
+            },
+            256,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_plain_decimals() {
+        assert_eq!(parse_value("25"), Some(Decimal::from(25)));
+        assert_eq!(parse_value("-0.50"), Some(Decimal::new(-50, 2)));
+        for bad in [
+            "", "-", "1e3", " 1", "1 ", "+1", ".5", "1.", "NaN", "1.2.3", "١",
+        ] {
+            assert_eq!(parse_value(bad), None, "{bad:?}");
+        }
+        // Beyond the decimal type's 28 digits: not a number the emulator can hold.
+        assert_eq!(parse_value(&"9".repeat(40)), None);
+    }
+}
