@@ -35,8 +35,12 @@ impl Loop {
     async fn new(emu: &Emu, name: &str, credit: i64, customer_form: &str) -> Loop {
         let key = emu.tenant(name).await;
         let clock = ok(
-            emu.post(&key, "/v1/test_helpers/test_clocks", &format!("frozen_time={T0}"))
-                .await,
+            emu.post(
+                &key,
+                "/v1/test_helpers/test_clocks",
+                &format!("frozen_time={T0}"),
+            )
+            .await,
             "clock",
         )
         .await["id"]
@@ -214,7 +218,11 @@ async fn a_period_of_usage_is_invoiced_and_paid_with_credits() {
     // Late usage inside the grace period counts at finalization.
     w.usage(&emu, 20, Some(T1 - 1)).await;
     w.advance(&emu, T1 + 2 * HOUR).await;
-    let paid = ok(emu.get(&w.key, &format!("/v1/invoices/{id}")).await, "invoice").await;
+    let paid = ok(
+        emu.get(&w.key, &format!("/v1/invoices/{id}")).await,
+        "invoice",
+    )
+    .await;
     insta::assert_json_snapshot!("usage_cycle_invoice_paid", paid);
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["subtotal"], 1_600);
@@ -228,7 +236,10 @@ async fn a_period_of_usage_is_invoiced_and_paid_with_credits() {
     let txns = ok(
         emu.get(
             &w.key,
-            &format!("/v1/billing/credit_balance_transactions?customer={}", w.customer),
+            &format!(
+                "/v1/billing/credit_balance_transactions?customer={}",
+                w.customer
+            ),
         )
         .await,
         "transactions",
@@ -243,7 +254,10 @@ async fn a_period_of_usage_is_invoiced_and_paid_with_credits() {
     let sub = ok(
         emu.get(
             &w.key,
-            &format!("/v1/subscriptions/{}", w.subscription["id"].as_str().unwrap()),
+            &format!(
+                "/v1/subscriptions/{}",
+                w.subscription["id"].as_str().unwrap()
+            ),
         )
         .await,
         "subscription",
@@ -310,18 +324,32 @@ async fn declined_payments_make_the_subscription_past_due() {
     assert_eq!(cycle["attempt_count"], 1);
     assert_eq!(cycle["amount_due"], 50);
     let sub_id = w.subscription["id"].as_str().unwrap();
-    let sub = ok(emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}")).await, "sub").await;
+    let sub = ok(
+        emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}"))
+            .await,
+        "sub",
+    )
+    .await;
     assert_eq!(sub["status"], "past_due");
 
     // Paid out of band, the subscription is active again.
     let id = cycle["id"].as_str().unwrap();
     ok(
-        emu.post(&w.key, &format!("/v1/invoices/{id}/pay"), "paid_out_of_band=true")
-            .await,
+        emu.post(
+            &w.key,
+            &format!("/v1/invoices/{id}/pay"),
+            "paid_out_of_band=true",
+        )
+        .await,
         "pay",
     )
     .await;
-    let sub = ok(emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}")).await, "sub").await;
+    let sub = ok(
+        emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}"))
+            .await,
+        "sub",
+    )
+    .await;
     assert_eq!(sub["status"], "active");
 }
 
@@ -331,15 +359,24 @@ async fn cancelling_bills_usage_at_the_period_end_or_at_once_with_invoice_now() 
     let w = Loop::new(&emu, "usage_cancel_end", 0, "").await;
     let sub_id = w.subscription["id"].as_str().unwrap().to_string();
     ok(
-        emu.post(&w.key, &format!("/v1/subscriptions/{sub_id}"), "cancel_at_period_end=true")
-            .await,
+        emu.post(
+            &w.key,
+            &format!("/v1/subscriptions/{sub_id}"),
+            "cancel_at_period_end=true",
+        )
+        .await,
         "cancel at period end",
     )
     .await;
     w.advance(&emu, T0 + DAY).await;
     w.usage(&emu, 10, None).await;
     w.advance(&emu, T1 + 2 * HOUR).await;
-    let sub = ok(emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}")).await, "sub").await;
+    let sub = ok(
+        emu.get(&w.key, &format!("/v1/subscriptions/{sub_id}"))
+            .await,
+        "sub",
+    )
+    .await;
     assert_eq!(sub["status"], "canceled");
     assert_eq!(sub["ended_at"], T1);
     let invoices = w.invoices(&emu).await;
@@ -355,8 +392,11 @@ async fn cancelling_bills_usage_at_the_period_end_or_at_once_with_invoice_now() 
     v.advance(&emu, T0 + DAY).await;
     v.usage(&emu, 7, None).await;
     let canceled = ok(
-        emu.delete(&v.key, &format!("/v1/subscriptions/{sub_id}?invoice_now=true"))
-            .await,
+        emu.delete(
+            &v.key,
+            &format!("/v1/subscriptions/{sub_id}?invoice_now=true"),
+        )
+        .await,
         "cancel now",
     )
     .await;

@@ -51,7 +51,14 @@ impl Tenant {
         let charge = s.collection_method == CollectionMethod::ChargeAutomatically;
         let lines = self.subscription_lines(sub, &[Bill::Licensed(start, end)]);
         let grace = self.invoice_grace;
-        let invoice = self.subscription_invoice(sub, BillingReason::SubscriptionCreate, (now, now), lines, now, grace);
+        let invoice = self.subscription_invoice(
+            sub,
+            BillingReason::SubscriptionCreate,
+            (now, now),
+            lines,
+            now,
+            grace,
+        );
         if charge {
             let _ = self.finalize_invoice_at(invoice, now);
         }
@@ -119,7 +126,14 @@ impl Tenant {
             sub,
             &[Bill::Metered(start, at), Bill::Licensed(at, next_end)],
         );
-        self.subscription_invoice(sub, BillingReason::SubscriptionCycle, (start, at), lines, at, grace);
+        self.subscription_invoice(
+            sub,
+            BillingReason::SubscriptionCycle,
+            (start, at),
+            lines,
+            at,
+            grace,
+        );
         self.schedule_cycle(sub);
     }
 
@@ -130,9 +144,21 @@ impl Tenant {
             return;
         };
         let start = s.current_period_start;
-        let lines = self.subscription_lines(sub, &[Bill::Metered(start, at)]);
+        // Usage reported at the very instant of the cancellation is billed too (the request that
+        // cancels comes after it).
+        let mut lines = self.subscription_lines(sub, &[Bill::Metered(start, at.saturating_add(1))]);
+        for line in &mut lines {
+            line.period.1 = at;
+        }
         let grace = self.invoice_grace;
-        self.subscription_invoice(sub, BillingReason::SubscriptionUpdate, (start, at), lines, at, grace);
+        self.subscription_invoice(
+            sub,
+            BillingReason::SubscriptionUpdate,
+            (start, at),
+            lines,
+            at,
+            grace,
+        );
     }
 
     /// A draft invoice for `sub` at `at`, with `lines`, that finalizes by itself `grace` later;
@@ -146,7 +172,9 @@ impl Tenant {
         at: Nanos,
         grace: Nanos,
     ) -> Key {
-        let s = self.priced_subscription(sub).expect("checked by the caller");
+        let s = self
+            .priced_subscription(sub)
+            .expect("checked by the caller");
         let new = NewInvoice {
             customer: s.customer,
             currency: s.currency,
@@ -190,14 +218,13 @@ impl Tenant {
                             Some(Usage {
                                 meter,
                                 price: price.key,
+                                window: (from, to),
                             }),
                         )
                     }
-                    (Bill::Licensed(from, to), _) if !price.is_metered() => (
-                        (from, to),
-                        Decimal::from(item.quantity.unwrap_or(1)),
-                        None,
-                    ),
+                    (Bill::Licensed(from, to), _) if !price.is_metered() => {
+                        ((from, to), Decimal::from(item.quantity.unwrap_or(1)), None)
+                    }
                     _ => continue,
                 };
                 lines.push(DraftLine {
@@ -205,7 +232,7 @@ impl Tenant {
                     price_key: Some(price.key),
                     product: Some(price.product),
                     quantity,
-                    description: None,
+                    description: Some(line_description(self, price, quantity)),
                     period,
                     source: LineSource::SubscriptionItem {
                         subscription: sub,
@@ -329,7 +356,10 @@ impl Tenant {
                 let Some(lot) = self.lot(lot_key) else {
                     continue;
                 };
-                if !lot.applicability.covers(line.price.as_deref(), line.price_key) {
+                if !lot
+                    .applicability
+                    .covers(line.price.as_deref(), line.price_key)
+                {
                     continue;
                 }
                 let spent = used.entry(lot_key).or_default();
@@ -355,4 +385,42 @@ impl Tenant {
             .min_by_key(|s| (s.current_period_end, s.key))
             .map(|s| s.key)
     }
+}
+
+/// Stripe's description of a subscription line, `3 × Seats (at $10.00 / month)`: the quantity,
+/// the product's name and, for a price per unit, the unit amount and the interval.
+pub(super) fn line_description(t: &Tenant, price: &super::Price, quantity: Decimal) -> String {
+    let product = t.product(price.product).map_or("", |p| p.name.as_str());
+    let quantity = quantity.normalize();
+    let super::Scheme::PerUnit { unit_amount } = &price.scheme else {
+        return format!("{quantity} × {product}");
+    };
+    let exponent = price.currency.exponent();
+    let major = (*unit_amount / Decimal::from(10u64.pow(exponent))).normalize();
+    // At least the currency's decimals ($10.00), more when the amount has them ($0.005).
+    let shown = if major.scale() < exponent {
+        format!("{:.*}", exponent as usize, major)
+    } else {
+        major.to_string()
+    };
+    let amount = match price.currency.as_str() {
+        "usd" => format!("${shown}"),
+        "eur" => format!("€{shown}"),
+        "gbp" => format!("£{shown}"),
+        other => format!("{shown} {}", other.to_uppercase()),
+    };
+    let every = price.recurring.map_or(String::new(), |r| {
+        let unit = match r.interval {
+            super::Interval::Day => "day",
+            super::Interval::Week => "week",
+            super::Interval::Month => "month",
+            super::Interval::Year => "year",
+        };
+        if r.interval_count == 1 {
+            format!(" / {unit}")
+        } else {
+            format!(" / every {} {unit}s", r.interval_count)
+        }
+    });
+    format!("{quantity} × {product} (at {amount}{every})")
 }

@@ -81,6 +81,8 @@ pub struct Usage {
     pub meter: Key,
     /// The price that turns usage into an amount.
     pub price: Key,
+    /// The events counted: those timestamped in `[from, to)`.
+    pub window: (Nanos, Nanos),
 }
 
 /// One line of an invoice.
@@ -565,21 +567,28 @@ impl Tenant {
     fn recompute_usage(&mut self, key: Key) {
         let inv = &self.invoices[&key];
         let customer = inv.customer;
-        let updates: Vec<(usize, Decimal, i64)> = inv
+        let updates: Vec<(usize, Decimal, i64, String)> = inv
             .lines
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
                 let usage = l.usage?;
                 let price = self.price(usage.price)?;
-                let quantity = self.meter_usage(usage.meter, customer, l.period.0, l.period.1);
-                Some((i, quantity, minor_units(price.amount_for(quantity))))
+                let (from, to) = usage.window;
+                let quantity = self.meter_usage(usage.meter, customer, from, to);
+                Some((
+                    i,
+                    quantity,
+                    minor_units(price.amount_for(quantity)),
+                    super::cycles::line_description(self, price, quantity),
+                ))
             })
             .collect();
         if let Some(inv) = self.invoices.get_mut(&key) {
-            for (i, quantity, amount) in updates {
+            for (i, quantity, amount, description) in updates {
                 inv.lines[i].quantity = quantity;
                 inv.lines[i].amount = amount;
+                inv.lines[i].description = Some(description);
             }
         }
     }
@@ -590,9 +599,8 @@ impl Tenant {
         let (customer, currency, period_end) = (inv.customer, inv.currency, inv.period_end);
         // Eligible: effective by the end of the billed period (Stripe judges grants there), and
         // still spendable now (an expired lot has been written off).
-        let eligible = |l: &Lot| {
-            l.currency == currency && l.is_spendable(now) && l.effective_at <= period_end
-        };
+        let eligible =
+            |l: &Lot| l.currency == currency && l.is_spendable(now) && l.effective_at <= period_end;
         // The order does not change while the invoice is built (only balances do). Most lines are
         // covered by the first lot, so that one is found without sorting; the whole order is sorted
         // only when a line needs more, and at most once. Sorted later, it leaves out lots emptied

@@ -856,7 +856,6 @@ impl Tenant {
         Ok(())
     }
 
-
     /// Ends every subscription of `customer` that has not ended, at its now (a deleted customer's
     /// subscriptions are cancelled with it).
     pub(super) fn end_subscriptions_of(&mut self, customer: Key) {

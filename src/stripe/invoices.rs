@@ -398,7 +398,11 @@ impl<'a> LineView<'a> {
                 end: to_secs(line.period.1),
                 start: to_secs(line.period.0),
             },
-            pretax_credit_amounts: line.credits.iter().map(|c| PretaxCredit::of(c, inv)).collect(),
+            pretax_credit_amounts: line
+                .credits
+                .iter()
+                .map(|c| PretaxCredit::of(c, inv))
+                .collect(),
             pricing,
             quantity: line.quantity.trunc().to_i64().unwrap_or(i64::MAX),
             quantity_decimal: decimal_text(line.quantity),
