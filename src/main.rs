@@ -69,13 +69,13 @@ struct Cli {
     #[arg(long, default_value_t = 64 * 1024)]
     max_header_bytes: usize,
 
-    /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     /// Seconds a subscription's cycle invoice stays a draft before it finalizes by itself (Stripe's
     /// grace period; 0 finalizes at once, at most 72 hours). A world may set its own with
     /// `POST /_emulator/invoice_grace_period`.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE_SECS))]
     invoice_grace_period: u64,
 
+    /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     #[arg(long, hide = true)]
     enable_panic_trigger: bool,
 

@@ -402,9 +402,15 @@ async fn lists_filter_by_customer_status_price_clock_and_created() {
         (
             &one["customer"]["id"],
             &one["test_clock"]["id"],
-            &one["latest_invoice"]
+            &one["latest_invoice"]["object"],
+            &one["latest_invoice"]["billing_reason"],
         ),
-        (&json!(clocked), &json!(clock), &Value::Null)
+        (
+            &json!(clocked),
+            &json!(clock),
+            &json!("invoice"),
+            &json!("subscription_create")
+        )
     );
 
     let mut errors = serde_json::Map::new();

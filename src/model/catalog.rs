@@ -1214,10 +1214,8 @@ mod tests {
             .expect("an active meter");
         assert!(t.price(key).is_some_and(Price::is_metered));
         assert_eq!(t.price(key).and_then(Price::meter), Some(meter));
-        // A deactivated meter takes no new prices (the meters' own commands are elsewhere).
-        if let Some(m) = t.metering.meters.get_mut(&meter) {
-            m.status = MeterStatus::Inactive;
-        }
+        // A deactivated meter takes no new prices.
+        t.deactivate_meter(meter).expect("an active meter");
         assert_eq!(
             t.add_price(metered(meter), PriceTerms::default(), false),
             Err(CatalogError::MeterInactive)
