@@ -408,3 +408,45 @@ async fn cancelling_bills_usage_at_the_period_end_or_at_once_with_invoice_now() 
     assert_eq!(invoices[1]["period_end"], T0 + DAY);
     let _ = &v.price;
 }
+
+#[tokio::test]
+async fn a_test_clock_holds_three_customers() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("usage_clock_customers").await;
+    let clock = ok(
+        emu.post(
+            &key,
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={T0}"),
+        )
+        .await,
+        "clock",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        emu.customer(&key, &format!("test_clock={clock}")).await;
+    }
+    let fourth = emu
+        .post(&key, "/v1/customers", &format!("test_clock={clock}"))
+        .await;
+    assert_eq!(fourth.status, 400, "{}", fourth.text);
+    insta::assert_json_snapshot!("usage_clock_fourth_customer", fourth.body);
+    // Another clock takes more.
+    let other = ok(
+        emu.post(
+            &key,
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={T0}"),
+        )
+        .await,
+        "clock",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    emu.customer(&key, &format!("test_clock={other}")).await;
+}

@@ -216,6 +216,44 @@ pub struct Price {
 }
 
 impl Price {
+    /// Stripe's description of an invoice line billing `quantity` of this price for a product
+    /// named `product`: `3 × Seats (at $10.00 / month)` (the unit amount and interval only for a
+    /// price per unit).
+    pub fn line_description(&self, product: &str, quantity: Decimal) -> String {
+        let quantity = quantity.normalize();
+        let Scheme::PerUnit { unit_amount } = &self.scheme else {
+            return format!("{quantity} × {product}");
+        };
+        let exponent = self.currency.exponent();
+        let major = (*unit_amount / Decimal::from(10u64.pow(exponent))).normalize();
+        // At least the currency's decimals ($10.00), more when the amount has them ($0.005).
+        let shown = if major.scale() < exponent {
+            format!("{:.*}", exponent as usize, major)
+        } else {
+            major.to_string()
+        };
+        let amount = match self.currency.as_str() {
+            "usd" => format!("${shown}"),
+            "eur" => format!("€{shown}"),
+            "gbp" => format!("£{shown}"),
+            other => format!("{shown} {}", other.to_uppercase()),
+        };
+        let every = self.recurring.map_or(String::new(), |r| {
+            let unit = match r.interval {
+                Interval::Day => "day",
+                Interval::Week => "week",
+                Interval::Month => "month",
+                Interval::Year => "year",
+            };
+            if r.interval_count == 1 {
+                format!(" / {unit}")
+            } else {
+                format!(" / every {} {unit}s", r.interval_count)
+            }
+        });
+        format!("{quantity} × {product} (at {amount}{every})")
+    }
+
     /// Whether this is a recurring metered price.
     pub fn is_metered(&self) -> bool {
         self.recurring

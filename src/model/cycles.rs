@@ -232,7 +232,10 @@ impl Tenant {
                     price_key: Some(price.key),
                     product: Some(price.product),
                     quantity,
-                    description: Some(line_description(self, price, quantity)),
+                    description: Some(price.line_description(
+                        self.product(price.product).map_or("", |p| p.name.as_str()),
+                        quantity,
+                    )),
                     period,
                     source: LineSource::SubscriptionItem {
                         subscription: sub,
@@ -385,42 +388,4 @@ impl Tenant {
             .min_by_key(|s| (s.current_period_end, s.key))
             .map(|s| s.key)
     }
-}
-
-/// Stripe's description of a subscription line, `3 × Seats (at $10.00 / month)`: the quantity,
-/// the product's name and, for a price per unit, the unit amount and the interval.
-pub(super) fn line_description(t: &Tenant, price: &super::Price, quantity: Decimal) -> String {
-    let product = t.product(price.product).map_or("", |p| p.name.as_str());
-    let quantity = quantity.normalize();
-    let super::Scheme::PerUnit { unit_amount } = &price.scheme else {
-        return format!("{quantity} × {product}");
-    };
-    let exponent = price.currency.exponent();
-    let major = (*unit_amount / Decimal::from(10u64.pow(exponent))).normalize();
-    // At least the currency's decimals ($10.00), more when the amount has them ($0.005).
-    let shown = if major.scale() < exponent {
-        format!("{:.*}", exponent as usize, major)
-    } else {
-        major.to_string()
-    };
-    let amount = match price.currency.as_str() {
-        "usd" => format!("${shown}"),
-        "eur" => format!("€{shown}"),
-        "gbp" => format!("£{shown}"),
-        other => format!("{shown} {}", other.to_uppercase()),
-    };
-    let every = price.recurring.map_or(String::new(), |r| {
-        let unit = match r.interval {
-            super::Interval::Day => "day",
-            super::Interval::Week => "week",
-            super::Interval::Month => "month",
-            super::Interval::Year => "year",
-        };
-        if r.interval_count == 1 {
-            format!(" / {unit}")
-        } else {
-            format!(" / every {} {unit}s", r.interval_count)
-        }
-    });
-    format!("{quantity} × {product} (at {amount}{every})")
 }

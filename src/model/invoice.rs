@@ -580,7 +580,10 @@ impl Tenant {
                     i,
                     quantity,
                     minor_units(price.amount_for(quantity)),
-                    super::cycles::line_description(self, price, quantity),
+                    price.line_description(
+                        self.product(price.product).map_or("", |p| p.name.as_str()),
+                        quantity,
+                    ),
                 ))
             })
             .collect();

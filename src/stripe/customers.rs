@@ -128,6 +128,8 @@ const SEARCH_SCHEMA: Schema = Schema {
 
 const RETRIEVE: &[Field] = &[EXPAND];
 const EXPANDABLE: &[&str] = &["test_clock"];
+/// Stripe's limit on the customers of one test clock.
+const MAX_CUSTOMERS_ON_CLOCK: usize = 3;
 const LIST_EXPANDABLE: &[&str] = &["data.test_clock"];
 const SEARCH_EXPANDABLE: &[&str] = &["data.test_clock", "total_count"];
 const SEARCH_URL: &str = "/v1/customers/search";
@@ -613,14 +615,23 @@ impl Operation for Create {
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
         let mut new = self.new;
-        new.test_clock = match self.test_clock {
+        new.test_clock = match &self.test_clock {
             Some(id) => Some(
                 ids::key_of(&id, ids::TEST_CLOCK)
                     .filter(|k| t.test_clock(*k).is_some())
-                    .ok_or_else(|| StripeError::no_such("test clock", &id, "test_clock", 400))?,
+                    .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 400))?,
             ),
             None => None,
         };
+        if let Some(clock) = new.test_clock {
+            if t.customers_on_clock(clock).len() >= MAX_CUSTOMERS_ON_CLOCK {
+                return Err(StripeError::invalid(format!(
+                    "A test clock can have at most {MAX_CUSTOMERS_ON_CLOCK} customers, and {} already has {MAX_CUSTOMERS_ON_CLOCK}.",
+                    self.test_clock.as_deref().unwrap_or_default()
+                ))
+                .param("test_clock"));
+            }
+        }
         let (metadata, profile) = self.rest?;
         new.metadata = metadata;
         let key = t.create_customer_with(new, profile);
