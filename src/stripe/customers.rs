@@ -617,7 +617,7 @@ impl Operation for Create {
         let mut new = self.new;
         new.test_clock = match &self.test_clock {
             Some(id) => Some(
-                ids::key_of(&id, ids::TEST_CLOCK)
+                ids::key_of(id, ids::TEST_CLOCK)
                     .filter(|k| t.test_clock(*k).is_some())
                     .ok_or_else(|| StripeError::no_such("test clock", id, "test_clock", 400))?,
             ),
