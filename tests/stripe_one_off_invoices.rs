@@ -178,6 +178,12 @@ async fn a_credit_pack_bought_through_a_one_off_invoice() {
         errors.insert(name.to_string(), r.body);
     }
     insta::assert_json_snapshot!("one_off_errors_after_payment", errors);
+    let checked = emu
+        .running
+        .app
+        .store
+        .with_tenant(&key, |t| t.check_indexes());
+    assert_eq!(checked, Ok(()));
 }
 
 #[tokio::test]
@@ -439,4 +445,10 @@ async fn drafts_are_deleted_and_items_refused() {
         errors.insert(name.to_string(), r.body);
     }
     insta::assert_json_snapshot!("one_off_errors", errors);
+    let checked = emu
+        .running
+        .app
+        .store
+        .with_tenant(&key, |t| t.check_indexes());
+    assert_eq!(checked, Ok(()));
 }

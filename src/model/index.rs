@@ -175,7 +175,8 @@ impl Tenant {
         self.check_billing_indexes()?;
         self.check_catalog_indexes()?;
         self.check_priced_indexes()?;
-        self.check_meter_indexes()
+        self.check_meter_indexes()?;
+        self.check_invoice_item_indexes()
     }
 
     fn check_customer_indexes(&self) -> Result<(), String> {

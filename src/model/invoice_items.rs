@@ -218,4 +218,42 @@ impl Tenant {
                 .insert(key);
         }
     }
+
+    /// Checks that every item is listed under its customer, pending exactly when it is on no
+    /// invoice, and that an invoiced item's invoice exists and has its line (see
+    /// [`Tenant::check_indexes`]).
+    pub(super) fn check_invoice_item_indexes(&self) -> Result<(), String> {
+        let ii = &self.invoice_items;
+        let listed: usize = ii.by_customer.values().map(|s| s.len()).sum();
+        if listed != ii.items.len() {
+            return Err(format!(
+                "{listed} items listed by customer, {} exist",
+                ii.items.len()
+            ));
+        }
+        for item in ii.items.values() {
+            let by_customer = ii
+                .by_customer
+                .get(&item.customer)
+                .is_some_and(|s| s.contains(&item.key));
+            let pending = ii
+                .pending
+                .get(&item.customer)
+                .is_some_and(|s| s.contains(&item.key));
+            if !by_customer || pending != item.invoice.is_none() {
+                return Err(format!("invoice item {} misindexed", item.key));
+            }
+            if let Some(inv) = item.invoice {
+                let on_it = self.invoices.get(&inv).is_some_and(|i| {
+                    i.lines
+                        .iter()
+                        .any(|l| l.source == LineSource::InvoiceItem(item.key))
+                });
+                if !on_it {
+                    return Err(format!("invoice item {} not on its invoice", item.key));
+                }
+            }
+        }
+        Ok(())
+    }
 }
