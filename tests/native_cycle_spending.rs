@@ -183,7 +183,12 @@ async fn a_cycle_invoice_spends_credits_that_the_native_wallet_shows_like_the_he
     )
     .await;
     assert_eq!(wallets.status, 200, "{}", wallets.text);
-    assert_eq!(wallets.body.as_array().unwrap().len(), 1, "{}", wallets.text);
+    assert_eq!(
+        wallets.body.as_array().unwrap().len(),
+        1,
+        "{}",
+        wallets.text
+    );
     let wallet = wallets.body[0]["id"].as_str().unwrap().to_string();
     let txns = get(&emu, &key, &format!("/v1/wallets/{wallet}/transactions")).await;
     assert_eq!(txns.status, 200, "{}", txns.text);
