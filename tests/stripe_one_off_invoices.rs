@@ -452,3 +452,113 @@ async fn drafts_are_deleted_and_items_refused() {
         .with_tenant(&key, |t| t.check_indexes());
     assert_eq!(checked, Ok(()));
 }
+
+/// A one-off invoice of 700 cents for `cus`, created with `form` and finalized (so it is open, or
+/// paid when charged automatically by a card that succeeds); returns its id.
+async fn open_invoice(emu: &Emu, key: &str, cus: &str, form: &str) -> String {
+    ok(
+        emu.post(
+            key,
+            "/v1/invoiceitems",
+            &format!("customer={cus}&amount=700&currency=usd"),
+        )
+        .await,
+        "item",
+    )
+    .await;
+    let draft = ok(
+        emu.post(
+            key,
+            "/v1/invoices",
+            &format!("customer={cus}&pending_invoice_items_behavior=include{form}"),
+        )
+        .await,
+        "draft",
+    )
+    .await;
+    draft["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn pay_charges_the_payment_method_it_names_once() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("one_off_pay_method").await;
+
+    // A customer whose default payment method succeeds: `payment_method` names a declining test
+    // card for this attempt only.
+    let cus = emu.customer(&key, "name=Ed").await;
+    let id = open_invoice(
+        &emu,
+        &key,
+        &cus,
+        "&collection_method=send_invoice&days_until_due=7",
+    )
+    .await;
+    ok(
+        emu.post(&key, &format!("/v1/invoices/{id}/finalize"), "")
+            .await,
+        "finalize",
+    )
+    .await;
+    let declined = emu
+        .post(
+            &key,
+            &format!("/v1/invoices/{id}/pay"),
+            "payment_method=pm_card_chargeDeclined",
+        )
+        .await;
+    assert_eq!(declined.status, 402, "{}", declined.text);
+    assert_eq!(declined.body["error"]["code"], "card_declined");
+    assert_eq!(declined.body["error"]["type"], "card_error");
+    let open = ok(emu.get(&key, &format!("/v1/invoices/{id}")).await, "read").await;
+    assert_eq!(
+        (open["status"].clone(), open["attempt_count"].clone()),
+        (json!("open"), json!(1))
+    );
+    let paid = ok(
+        emu.post(
+            &key,
+            &format!("/v1/invoices/{id}/pay"),
+            "payment_method=pm_card_visa",
+        )
+        .await,
+        "pay with a good card",
+    )
+    .await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["attempt_count"], 2);
+    assert_eq!(paid["amount_paid"], 700);
+
+    // A customer whose default payment method declines pays a draft with another card: the draft
+    // is finalized and charged once, to the card named.
+    let failing = emu
+        .customer(
+            &key,
+            "name=Flo&invoice_settings[default_payment_method]=pm_card_chargeCustomerFail",
+        )
+        .await;
+    let id = open_invoice(&emu, &key, &failing, "").await;
+    let paid = ok(
+        emu.post(
+            &key,
+            &format!("/v1/invoices/{id}/pay"),
+            "payment_method=pm_card_visa",
+        )
+        .await,
+        "pay a draft with a good card",
+    )
+    .await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["attempt_count"], 1);
+    assert!(paid["number"]
+        .as_str()
+        .is_some_and(|n| n.ends_with("-0001")));
+
+    // Paying a draft with the declining default: one attempt, declined, the invoice open.
+    let id = open_invoice(&emu, &key, &failing, "").await;
+    let declined = emu.post(&key, &format!("/v1/invoices/{id}/pay"), "").await;
+    assert_eq!(declined.status, 402, "{}", declined.text);
+    let open = ok(emu.get(&key, &format!("/v1/invoices/{id}")).await, "read").await;
+    assert_eq!(open["status"], "open");
+    assert_eq!(open["attempt_count"], 1);
+}

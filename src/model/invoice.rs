@@ -529,6 +529,19 @@ impl Tenant {
     ///    left open with one more attempt when that method declines (and its subscription goes
     ///    `past_due`); sent: open, due `days_until_due` later.
     pub(super) fn finalize_invoice_at(&mut self, key: Key, now: Nanos) -> Result<(), InvoiceError> {
+        self.finalize_draft(key, now)?;
+        let inv = &self.invoices[&key];
+        if inv.amount_due() == 0 {
+            self.mark_paid(key, now);
+        } else if inv.collection_method == CollectionMethod::ChargeAutomatically {
+            let _ = self.attempt_payment(key, now, None);
+        }
+        Ok(())
+    }
+
+    /// Steps 1 to 3 of [`Tenant::finalize_invoice_at`]: the draft becomes `open`, nothing is
+    /// charged yet.
+    fn finalize_draft(&mut self, key: Key, now: Nanos) -> Result<(), InvoiceError> {
         let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
         if inv.status != InvoiceStatus::Draft {
             return Err(InvoiceError::NotDraft(inv.status));
@@ -554,12 +567,6 @@ impl Tenant {
             }
         }
         self.set_invoice_status(key, InvoiceStatus::Open);
-        let inv = &self.invoices[&key];
-        if inv.amount_due() == 0 {
-            self.mark_paid(key, now);
-        } else if inv.collection_method == CollectionMethod::ChargeAutomatically {
-            let _ = self.attempt_payment(key, now);
-        }
         Ok(())
     }
 
@@ -668,14 +675,22 @@ impl Tenant {
         }
     }
 
-    /// Charges an open invoice to the customer's payment method.
-    fn attempt_payment(&mut self, key: Key, now: Nanos) -> Result<(), InvoiceError> {
+    /// Charges an open invoice to `payment_method`, or else to the customer's default one.
+    fn attempt_payment(
+        &mut self,
+        key: Key,
+        now: Nanos,
+        payment_method: Option<&str>,
+    ) -> Result<(), InvoiceError> {
         let inv = &self.invoices[&key];
-        let declined = self
-            .customers
-            .get(&inv.customer)
-            .and_then(|c| c.profile.invoice_settings.default_payment_method.as_deref())
-            .is_some_and(declines);
+        let declined = match payment_method {
+            Some(pm) => declines(pm),
+            None => self
+                .customers
+                .get(&inv.customer)
+                .and_then(|c| c.profile.invoice_settings.default_payment_method.as_deref())
+                .is_some_and(declines),
+        };
         if let Some(inv) = self.invoices.get_mut(&key) {
             inv.attempt_count += 1;
         }
@@ -689,17 +704,25 @@ impl Tenant {
         Ok(())
     }
 
-    /// Pays an open invoice: recorded as paid outside Stripe (`out_of_band`), or charged to the
-    /// customer's payment method.
-    pub fn pay_invoice(&mut self, key: Key, out_of_band: bool) -> Result<(), InvoiceError> {
+    /// Pays an open invoice (a draft is finalized first): recorded as paid outside Stripe
+    /// (`out_of_band`), or charged once to `payment_method`, else to the customer's default
+    /// payment method.
+    pub fn pay_invoice(
+        &mut self,
+        key: Key,
+        out_of_band: bool,
+        payment_method: Option<&str>,
+    ) -> Result<(), InvoiceError> {
         let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
         let domain = self.domain_of(inv.customer);
         let now = self.now_in(domain);
         self.run_due(domain, now);
         let inv = &self.invoices[&key];
         if inv.status == InvoiceStatus::Draft {
-            self.finalize_invoice_at(key, now)?;
-            if self.invoices[&key].status == InvoiceStatus::Paid {
+            // Finalized without its automatic charge: this request makes the one attempt.
+            self.finalize_draft(key, now)?;
+            if self.invoices[&key].amount_due() == 0 {
+                self.mark_paid(key, now);
                 return Ok(());
             }
         }
@@ -714,7 +737,7 @@ impl Tenant {
             self.mark_paid(key, now);
             return Ok(());
         }
-        self.attempt_payment(key, now)
+        self.attempt_payment(key, now, payment_method)
     }
 
     /// Turns a draft's automatic finalization on or off.

@@ -999,6 +999,7 @@ const PAY: &[Field] = &[
 pub struct Pay {
     id: String,
     out_of_band: bool,
+    payment_method: Option<String>,
     expand: Expand,
 }
 
@@ -1011,13 +1012,16 @@ impl Operation for Pay {
         Ok(Pay {
             id,
             out_of_band: get_str(input.params, "paid_out_of_band") == Some("true"),
+            payment_method: get_str(input.params, "payment_method")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             expand,
         })
     }
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
         let key = lookup(t, &self.id)?;
-        t.pay_invoice(key, self.out_of_band)
+        t.pay_invoice(key, self.out_of_band, self.payment_method.as_deref())
             .map_err(|e| refusal(e, &self.id))?;
         Ok((key, self.expand))
     }

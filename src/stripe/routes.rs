@@ -88,7 +88,7 @@ pub static ROUTES: &[Route] = &[
     route(Delete, "/v1/test_helpers/test_clocks/{id}",              op::<test_clocks::Delete>),
     route(Post,   "/v1/test_helpers/test_clocks/{id}/advance",      op::<test_clocks::Advance>),
 
-    // The emulator's own route for spending credits (there is no billing engine to make invoices).
+    // The emulator's own route for spending credits without a subscription, catalogue or meter.
     route(Post,   "/_emulator/invoices",                            op::<invoices::CreateFinalized>).emulator(),
 ];
 

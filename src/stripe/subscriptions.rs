@@ -1,9 +1,10 @@
 //! `/v1/subscriptions`: a customer billed every period for items, each a recurring price, in the
 //! model's priced subscriptions. Create, retrieve, list, update (items, cancellation, collection,
-//! metadata) and cancel (`DELETE`). The emulator makes no invoices for them yet, takes no payments
-//! and computes no prorations, so what needs those is refused with a clear 400: trials,
-//! discounts, taxes, payment settings, `payment_behavior` other than the default, and any change
-//! Stripe would prorate unless `proration_behavior=none` says not to.
+//! metadata) and cancel (`DELETE`). Their invoices come from the cycle engine
+//! (`model/cycles.rs`). The emulator has no payment intents and computes no prorations, so what
+//! needs those is refused with a clear 400: trials, discounts, taxes, payment settings,
+//! `payment_behavior` other than the default, and any change Stripe would prorate unless
+//! `proration_behavior=none` says not to.
 
 use serde::Serialize;
 
@@ -497,7 +498,7 @@ fn proration_refused(param: &str, what: &str) -> StripeError {
     .param(param)
 }
 
-/// `payment_behavior`: only the default, since no payment is ever attempted.
+/// `payment_behavior`: only the default, since there are no payment intents to leave pending.
 fn check_payment_behavior(p: &Params) -> StripeResult<()> {
     match get_str(p, "payment_behavior") {
         Some(v) if v != "allow_incomplete" => Err(StripeError::invalid(format!(
