@@ -450,3 +450,65 @@ async fn a_test_clock_holds_three_customers() {
         .to_string();
     emu.customer(&key, &format!("test_clock={other}")).await;
 }
+
+#[tokio::test]
+async fn a_declined_first_payment_leaves_the_subscription_incomplete() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("usage_incomplete").await;
+    let cus = emu
+        .customer(
+            &key,
+            "name=Ed&invoice_settings[default_payment_method]=pm_card_visa_chargeDeclined",
+        )
+        .await;
+    let price = ok(
+        emu.post(
+            &key,
+            "/v1/prices",
+            "currency=usd&unit_amount=900&product_data[name]=Seats&recurring[interval]=month",
+        )
+        .await,
+        "licensed price",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sub = ok(
+        emu.post(
+            &key,
+            "/v1/subscriptions",
+            &format!("customer={cus}&items[0][price]={price}&items[0][quantity]=2&expand[]=latest_invoice"),
+        )
+        .await,
+        "subscription",
+    )
+    .await;
+    assert_eq!(sub["status"], "incomplete");
+    let invoice = &sub["latest_invoice"];
+    assert_eq!(invoice["status"], "open");
+    assert_eq!(invoice["amount_due"], 1_800);
+    assert_eq!(invoice["attempt_count"], 1);
+    assert_eq!(
+        invoice["lines"]["data"][0]["description"],
+        "2 × Seats (at $9.00 / month)"
+    );
+    let id = invoice["id"].as_str().unwrap();
+    ok(
+        emu.post(
+            &key,
+            &format!("/v1/invoices/{id}/pay"),
+            "payment_method=pm_card_visa",
+        )
+        .await,
+        "pay with another card",
+    )
+    .await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let after = ok(
+        emu.get(&key, &format!("/v1/subscriptions/{sub_id}")).await,
+        "sub",
+    )
+    .await;
+    assert_eq!(after["status"], "active");
+}

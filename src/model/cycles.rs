@@ -251,23 +251,30 @@ impl Tenant {
         lines
     }
 
-    /// An invoice of `subscription` was paid: a `past_due` subscription is `active` again.
+    /// An invoice of `subscription` was paid: an `incomplete` or `past_due` subscription is
+    /// `active` again.
     pub(super) fn subscription_payment_settled(&mut self, subscription: Key) {
         if self
             .priced_subscription(subscription)
-            .is_some_and(|s| s.status == PricedStatus::PastDue)
+            .is_some_and(|s| matches!(s.status, PricedStatus::PastDue | PricedStatus::Incomplete))
         {
             self.set_subscription_status(subscription, PricedStatus::Active);
         }
     }
 
-    /// A payment of an invoice of `subscription` was declined: it is `past_due`.
-    pub(super) fn subscription_payment_failed(&mut self, subscription: Key) {
+    /// A payment of an invoice of `subscription` was declined: it is `incomplete` when that was
+    /// its first invoice (Stripe's `allow_incomplete`), `past_due` otherwise.
+    pub(super) fn subscription_payment_failed(&mut self, subscription: Key, first: bool) {
         if self
             .priced_subscription(subscription)
             .is_some_and(|s| s.status == PricedStatus::Active)
         {
-            self.set_subscription_status(subscription, PricedStatus::PastDue);
+            let status = if first {
+                PricedStatus::Incomplete
+            } else {
+                PricedStatus::PastDue
+            };
+            self.set_subscription_status(subscription, status);
         }
     }
 }

@@ -695,8 +695,10 @@ impl Tenant {
             inv.attempt_count += 1;
         }
         if declined {
-            if let Some(sub) = self.invoices[&key].subscription {
-                self.subscription_payment_failed(sub);
+            let inv = &self.invoices[&key];
+            if let Some(sub) = inv.subscription {
+                let first = inv.billing_reason == BillingReason::SubscriptionCreate;
+                self.subscription_payment_failed(sub, first);
             }
             return Err(InvoiceError::PaymentFailed);
         }

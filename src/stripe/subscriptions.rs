@@ -502,7 +502,7 @@ fn proration_refused(param: &str, what: &str) -> StripeError {
 fn check_payment_behavior(p: &Params) -> StripeResult<()> {
     match get_str(p, "payment_behavior") {
         Some(v) if v != "allow_incomplete" => Err(StripeError::invalid(format!(
-            "payment_behavior={v} is not supported by the credit emulator: it collects no payments, so subscriptions are made and changed as with allow_incomplete, the default."
+            "payment_behavior={v} is not supported by the credit emulator: subscriptions are made and changed as with allow_incomplete, the default (a declined first payment leaves the subscription incomplete)."
         ))
         .param("payment_behavior")),
         _ => Ok(()),
