@@ -34,7 +34,13 @@ impl App {
             config,
             started: Instant::now(),
         });
-        app.webhooks.bind(Arc::downgrade(&app));
+        // Weak: the application owns the deliveries, whose tasks may outlive a request.
+        let weak = Arc::downgrade(&app);
+        app.webhooks.on_delivered(move |world, event| {
+            if let Some(app) = weak.upgrade() {
+                app.webhook_delivered(world, event);
+            }
+        });
         app
     }
 

@@ -15,6 +15,7 @@
 pub mod signature;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -25,7 +26,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
-use crate::app::App;
 use crate::model::WebhookTarget;
 use crate::time::{real_now, to_secs};
 
@@ -287,8 +287,25 @@ pub struct Dropped {
     pub count: u64,
 }
 
-/// The delivery machinery of one server.
-pub struct Webhooks {
+/// The delivery machinery of one server: a shared handle to its [`Deliveries`].
+#[derive(Debug)]
+pub struct Webhooks(Arc<Deliveries>);
+
+impl Deref for Webhooks {
+    type Target = Deliveries;
+
+    fn deref(&self) -> &Deliveries {
+        &self.0
+    }
+}
+
+/// Called on each successful delivery to an endpoint, with the world and the event's id.
+type OnDelivered = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Queues, their records, the HTTP client and the settings; the tasks hold it too.
+pub struct Deliveries {
+    /// Itself, for the tasks it starts.
+    me: Weak<Deliveries>,
     config: WebhookConfig,
     /// The forwarding secret, fixed or made up.
     forward_secret: Option<Arc<str>>,
@@ -296,15 +313,14 @@ pub struct Webhooks {
     logs: Mutex<HashMap<String, WorldLog>>,
     next_record: std::sync::atomic::AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
-    /// Told to the application on each success (to count down `pending_webhooks`); weak, as the
-    /// application owns this.
-    app: OnceLock<Weak<App>>,
+    /// Told of each success to an endpoint (where `pending_webhooks` counts down).
+    on_delivered: OnceLock<OnDelivered>,
     stop: watch::Sender<bool>,
 }
 
-impl std::fmt::Debug for Webhooks {
+impl std::fmt::Debug for Deliveries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhooks")
+        f.debug_struct("Deliveries")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -318,6 +334,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Webhooks {
     /// The machinery for `config`; nothing runs until something is queued.
     pub fn new(config: WebhookConfig) -> Self {
+        Webhooks(Arc::new_cyclic(|me| Deliveries::new(me.clone(), config)))
+    }
+}
+
+impl Deliveries {
+    fn new(me: Weak<Deliveries>, config: WebhookConfig) -> Self {
         let forward_secret = (!config.forward_to.is_empty()).then(|| {
             config
                 .forward_secret
@@ -325,21 +347,23 @@ impl Webhooks {
                 .unwrap_or_else(signature::new_secret)
                 .into()
         });
-        Webhooks {
+        Deliveries {
+            me,
             config,
             forward_secret,
             queues: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             next_record: std::sync::atomic::AtomicU64::new(1),
             client: Client::builder(TokioExecutor::new()).build_http(),
-            app: OnceLock::new(),
+            on_delivered: OnceLock::new(),
             stop: watch::channel(false).0,
         }
     }
 
-    /// Ties the machinery to the application it reports successes to.
-    pub(crate) fn bind(&self, app: Weak<App>) {
-        let _ = self.app.set(app);
+    /// Sets what is told of each successful delivery to an endpoint (once; later calls are
+    /// ignored).
+    pub fn on_delivered(&self, f: impl Fn(&str, &str) + Send + Sync + 'static) {
+        let _ = self.on_delivered.set(Box::new(f));
     }
 
     /// The secret forwarded deliveries are signed with, when forwarding.
@@ -492,14 +516,13 @@ impl Webhooks {
     }
 
     fn start_worker(&self, queue: Arc<Mutex<Queue>>) {
-        let Some(app) = self.app.get().and_then(Weak::upgrade) else {
-            // Not bound to a running application: the deliveries wait.
+        let Some(me) = self.me.upgrade() else {
             lock(&queue).running = false;
             return;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(work(app, queue));
+                rt.spawn(work(me, queue));
             }
             Err(_) => {
                 tracing::warn!("webhook deliveries queued outside a tokio runtime wait until the next is queued inside one");
@@ -599,7 +622,7 @@ impl Webhooks {
     }
 
     /// Sends one delivery with its retries; returns early, unsent, when the server stops.
-    async fn deliver(&self, app: &App, d: Delivery, stop: &mut watch::Receiver<bool>) {
+    async fn deliver(&self, d: Delivery, stop: &mut watch::Receiver<bool>) {
         let attempts = self.config.retry.attempts();
         for n in 1..=attempts {
             self.update(&d, |r| {
@@ -618,8 +641,8 @@ impl Webhooks {
                         r.response_code = Some(code);
                         r.error = None;
                     });
-                    if d.endpoint.is_some() {
-                        app.webhook_delivered(&d.world, &d.event.id);
+                    if let (Some(_), Some(f)) = (&d.endpoint, self.on_delivered.get()) {
+                        f(&d.world, &d.event.id);
                     }
                     return;
                 }
@@ -651,8 +674,8 @@ impl Webhooks {
 }
 
 /// Works through one destination's queue, one delivery at a time, until it is empty.
-async fn work(app: Arc<App>, queue: Arc<Mutex<Queue>>) {
-    let mut stop = app.webhooks.stop.subscribe();
+async fn work(deliveries: Arc<Deliveries>, queue: Arc<Mutex<Queue>>) {
+    let mut stop = deliveries.stop.subscribe();
     loop {
         if *stop.borrow() {
             lock(&queue).running = false;
@@ -667,7 +690,7 @@ async fn work(app: Arc<App>, queue: Arc<Mutex<Queue>>) {
             next
         };
         let Some(d) = next else { return };
-        app.webhooks.deliver(&app, d, &mut stop).await;
+        deliveries.deliver(d, &mut stop).await;
     }
 }
 
