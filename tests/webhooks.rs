@@ -471,12 +471,9 @@ async fn a_delivery_that_always_fails_ends_failed_after_its_attempts() {
     let key = emu.tenant("wh_failed").await;
     let rx = Receiver::start(Mode::FailFirst(usize::MAX)).await;
     endpoint(&emu, &key, &rx.url, &["*"]).await;
-    // Nothing listens on a port that was free a moment ago: every attempt is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    endpoint(&emu, &key, &format!("http://127.0.0.1:{port}/x"), &["*"]).await;
+    // Nothing listens on port 1 (a port released by this process could be taken by another test's
+    // server before the attempt): every attempt is refused.
+    endpoint(&emu, &key, "http://127.0.0.1:1/x", &["*"]).await;
 
     emu.running
         .app
@@ -495,7 +492,10 @@ async fn a_delivery_that_always_fails_ends_failed_after_its_attempts() {
         assert!(row["next_retry_at"].is_null());
     }
     let by_code: Vec<Value> = rows.iter().map(|r| r["response_code"].clone()).collect();
-    assert!(by_code.contains(&json!(500)) && by_code.contains(&Value::Null));
+    assert!(
+        by_code.contains(&json!(500)) && by_code.contains(&Value::Null),
+        "{rows:?}"
+    );
     let refused = rows.iter().find(|r| r["response_code"].is_null()).unwrap();
     assert!(
         refused["error"]
@@ -678,4 +678,57 @@ async fn forwarding_sends_every_worlds_events_signed_with_the_fixed_secret() {
         refused.unwrap_err().kind(),
         std::io::ErrorKind::InvalidInput
     );
+}
+
+#[tokio::test]
+async fn each_success_to_an_endpoint_is_reported_once_and_forwards_are_not() {
+    let rx = Receiver::start(Mode::FailFirst(1)).await;
+    let forwarded = Receiver::start(Mode::FailFirst(0)).await;
+    let webhooks = credit_emulator::webhooks::Webhooks::new(WebhookConfig {
+        retry: RetrySchedule::parse("0.05").unwrap(),
+        forward_to: vec![forwarded.url.clone()],
+        forward_secret: Some("whsec_fw".into()),
+        ..WebhookConfig::default()
+    });
+    let reported: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = reported.clone();
+    webhooks.on_delivered(move |world, event| {
+        log.lock()
+            .unwrap()
+            .push((world.to_string(), event.to_string()))
+    });
+    let target = credit_emulator::model::WebhookTarget {
+        endpoint: 7,
+        url: rx.url.clone(),
+        secret: "whsec_ep".into(),
+    };
+    let counts = webhooks.enqueue(
+        "world_a",
+        &[
+            event("evt_1", "invoice.paid"),
+            event("evt_2", "invoice.paid"),
+        ],
+        vec![vec![target.clone()], vec![target]],
+    );
+    assert_eq!(counts, [1, 1], "forwarding addresses are not counted");
+    // evt_1 fails once and succeeds on its retry; evt_2 follows.
+    rx.wait_for(3).await;
+    forwarded.wait_for(2).await;
+    for _ in 0..600 {
+        if reported.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (records, _) = webhooks.deliveries("world_a", None, None, 100);
+    assert_eq!(records.len(), 4);
+    assert_eq!(
+        *reported.lock().unwrap(),
+        [
+            ("world_a".to_string(), "evt_1".to_string()),
+            ("world_a".to_string(), "evt_2".to_string())
+        ],
+        "one report per successful endpoint delivery, none for failures or forwards"
+    );
+    webhooks.stop();
 }
