@@ -194,7 +194,7 @@ fn verify(header: &str, body: &[u8], secret: &str) -> bool {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    v1.iter().any(|s| *s == expected)
+    v1.contains(&expected)
 }
 
 async fn deliveries(emu: &Emu, key: &str, query: &str) -> Resp {

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::model::WebhookTarget;
 use crate::time::{real_now, to_secs};
 
-/// One event as the event log rendered it, ready to send: what [`App::events_produced`] takes.
+/// One event as the event log rendered it, ready to send: what [`crate::App::events_produced`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRef {
     /// `evt_…`.
@@ -223,6 +223,9 @@ struct Queue {
     running: bool,
 }
 
+/// A destination's queue, shared by the producers and its task.
+type SharedQueue = Arc<Mutex<Queue>>;
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -309,7 +312,7 @@ pub struct Deliveries {
     config: WebhookConfig,
     /// The forwarding secret, fixed or made up.
     forward_secret: Option<Arc<str>>,
-    queues: Mutex<HashMap<(String, Destination), Arc<Mutex<Queue>>>>,
+    queues: Mutex<HashMap<(String, Destination), SharedQueue>>,
     logs: Mutex<HashMap<String, WorldLog>>,
     next_record: std::sync::atomic::AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
