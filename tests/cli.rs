@@ -132,6 +132,10 @@ fn forwarding_prints_the_signing_secret_after_the_listening_line() {
             "http://127.0.0.1:9/b",
             "--webhook-secret",
             "whsec_fixed",
+            "--webhook-retry-schedule",
+            "stripe",
+            "--forward-events",
+            "customer.created,invoice.paid",
         ],
         2,
     );
