@@ -42,7 +42,7 @@ if (cd sdk/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null); the
   node_status=0
   (cd sdk/node && EMULATOR_URL="$URL" node --test \
     --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="$TAP" lifecycle.test.mjs usage-billing.test.mjs) || node_status=$?
+    --test-reporter=tap --test-reporter-destination="$TAP" lifecycle.test.mjs usage-billing.test.mjs webhooks.test.mjs) || node_status=$?
   node_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$TAP" | tail -n 1)
   node_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$TAP" | tail -n 1)
   passed=$((passed + ${node_passed:-0}))

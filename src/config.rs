@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::form::FormLimits;
+use crate::webhooks::WebhookConfig;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct Config {
     /// (Stripe's one hour by default; zero finalizes at once). A world may set its own
     /// (`POST /_emulator/invoice_grace_period`).
     pub invoice_grace: Duration,
+    /// Webhook delivery: the retry schedule, queue bound and forwarding.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             max_header_bytes: 64 * 1024,
             panic_trigger: false,
             invoice_grace: Duration::from_secs(3600),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -84,6 +88,12 @@ impl Config {
             if value.is_zero() {
                 return Err(format!("{name} must be longer than zero"));
             }
+        }
+        if self.webhooks.queue_capacity == 0 {
+            return Err("webhook queue_capacity must be at least 1, not 0".to_string());
+        }
+        for url in &self.webhooks.forward_to {
+            crate::webhooks::check_url(url).map_err(|e| format!("forward_to {url}: {e}"))?;
         }
         Ok(())
     }

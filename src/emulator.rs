@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::model::TenantClockError;
 use crate::server::serve;
 use crate::time::{from_secs, real_now, to_rfc3339, Nanos};
+use crate::webhooks::RetrySchedule;
 
 /// A running emulator, serving on a loopback port (or wherever its builder said) until the handle
 /// is dropped or [`shutdown`](Emulator::shutdown) is awaited.
@@ -72,6 +73,11 @@ impl Emulator {
     /// The state it serves, for reading the model directly.
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// The secret forwarded deliveries are signed with, when forwarding.
+    pub fn webhook_secret(&self) -> Option<&str> {
+        self.app.webhooks.forward_secret()
     }
 
     /// Empties the world of `key`, as `POST /_emulator/reset` does: the next use of the key starts
@@ -188,6 +194,41 @@ impl EmulatorBuilder {
     /// (Stripe's grace period; zero finalizes at once). Default one hour.
     pub fn invoice_grace(mut self, grace: Duration) -> Self {
         self.config.invoice_grace = grace;
+        self
+    }
+
+    /// When failed webhook deliveries are retried, as `--webhook-retry-schedule`. Default
+    /// [`RetrySchedule::compressed`].
+    pub fn webhook_retry_schedule(mut self, schedule: RetrySchedule) -> Self {
+        self.config.webhooks.retry = schedule;
+        self
+    }
+
+    /// Also sends every world's events to `url`, signed, as `--forward-to` (call it once per
+    /// address). An address that is not an absolute http or https URL is an `InvalidInput` error
+    /// from `start`.
+    pub fn forward_to(mut self, url: impl Into<String>) -> Self {
+        self.config.webhooks.forward_to.push(url.into());
+        self
+    }
+
+    /// The event types forwarded, as `--forward-events` (`*` for all, the default).
+    pub fn forward_events<S: Into<String>>(mut self, types: impl IntoIterator<Item = S>) -> Self {
+        self.config.webhooks.forward_events = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The secret forwarded deliveries are signed with, as `--webhook-secret`; one is made up
+    /// when forwarding without it (read it with [`Emulator::webhook_secret`]).
+    pub fn webhook_secret(mut self, secret: impl Into<String>) -> Self {
+        self.config.webhooks.forward_secret = Some(secret.into());
+        self
+    }
+
+    /// How many deliveries may wait for one destination before the oldest is dropped. Default
+    /// 1000.
+    pub fn webhook_queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.webhooks.queue_capacity = capacity;
         self
     }
 

@@ -56,16 +56,20 @@
 //!                mod.rs (the pipeline around operations), one file per resource (customers,
 //!                credit_grants, balances, transactions, invoices, invoice_items, test_clocks,
 //!                products, prices (with catalog.rs for what the two share), subscriptions,
-//!                subscription_items, meters, meter_events), lists, expand, search
+//!                subscription_items, meters, meter_events, webhook_endpoints), lists, expand,
+//!                search
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
-//! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version
+//! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
+//!                deliveries
+//! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,
+//!                forwarding; outside every lock
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
 //!                tenant, customer, lot (a grant's allotment), ledger, test clocks, invoices,
 //!                plans, subscriptions, grant rules and their applications, wallets (views of lots),
 //!                the catalogue (products, prices, tiered amounts), meters and their usage
 //!                (events in hourly buckets), priced subscriptions (Stripe's) and their items,
-//!                invoice items, the cycle engine;
+//!                invoice items, the cycle engine, webhook endpoints;
 //!                closed: facades read through queries and read-only index views (index.rs) and
 //!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
@@ -106,6 +110,7 @@ pub mod router;
 pub mod server;
 pub mod stripe;
 pub mod time;
+pub mod webhooks;
 pub mod wire;
 
 pub use app::App;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use credit_emulator::config::{MAX_DEPTH, MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS};
 use credit_emulator::form::FormLimits;
+use credit_emulator::webhooks::{check_url, RetrySchedule, WebhookConfig};
 use credit_emulator::{serve, App, Config};
 
 /// jemalloc instead of the system allocator, where it builds. An emulator only grows while it is
@@ -75,6 +76,25 @@ struct Cli {
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE_SECS))]
     invoice_grace_period: u64,
 
+    /// When failed webhook deliveries are retried: `compressed` (after 1, 2, 4, 8 and 16 seconds),
+    /// `stripe` (exponential, up to 3 days), or pauses in seconds separated by commas (`0.5,1,2`).
+    #[arg(long, default_value = "compressed", value_parser = RetrySchedule::parse)]
+    webhook_retry_schedule: RetrySchedule,
+
+    /// Also send every world's events to URL, signed, as `stripe listen --forward-to` does
+    /// (repeatable).
+    #[arg(long, value_name = "URL", value_parser = forward_url)]
+    forward_to: Vec<String>,
+
+    /// The event types forwarded, separated by commas (`*` for all).
+    #[arg(long, value_name = "TYPES", default_value = "*", value_delimiter = ',')]
+    forward_events: Vec<String>,
+
+    /// The secret forwarded deliveries are signed with (`whsec_…`); one is made up and printed
+    /// when absent.
+    #[arg(long, value_name = "SECRET", value_parser = webhook_secret)]
+    webhook_secret: Option<String>,
+
     /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     #[arg(long, hide = true)]
     enable_panic_trigger: bool,
@@ -104,6 +124,18 @@ fn main() {
         max_header_bytes: cli.max_header_bytes,
         panic_trigger: cli.enable_panic_trigger,
         invoice_grace: Duration::from_secs(cli.invoice_grace_period),
+        webhooks: WebhookConfig {
+            retry: cli.webhook_retry_schedule,
+            forward_to: cli.forward_to,
+            forward_events: cli
+                .forward_events
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            forward_secret: cli.webhook_secret,
+            ..WebhookConfig::default()
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,11 +160,36 @@ fn main() {
         // as a client has seen the server up always means "stop cleanly", never the default kill.
         let shutdown = shutdown_signal();
         let local = listener.local_addr().unwrap_or(addr);
+        let app = App::new(config);
         println!("listening on http://{local}");
+        if let Some(secret) = app.webhooks.forward_secret() {
+            // As `stripe listen` does: the receiver needs the secret to verify what it gets.
+            println!(
+                "forwarding events to {}; webhook signing secret {secret}",
+                app.config.webhooks.forward_to.join(", ")
+            );
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        serve(listener, App::new(config), shutdown).await;
+        serve(listener, app, shutdown).await;
     });
+}
+
+/// A `--forward-to` address: an absolute http or https URL.
+fn forward_url(s: &str) -> Result<String, String> {
+    check_url(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A `--webhook-secret`: `whsec_` and something after it, as Stripe's SDKs expect.
+fn webhook_secret(s: &str) -> Result<String, String> {
+    match s.strip_prefix("whsec_") {
+        Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_graphic()) => {
+            Ok(s.to_string())
+        }
+        _ => Err("a webhook secret starts with whsec_ (printable characters, no spaces)".into()),
+    }
 }
 
 /// Installs the Ctrl-C and SIGTERM handlers now and returns a future that completes on either.

@@ -97,6 +97,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
     drop(listener);
     drop(phase_rx);
+    // Deliveries stop with the server: no request of this server's can be waiting for them.
+    app.webhooks.stop();
     let _ = phase.send(Phase::Draining);
     let grace = shutdown_grace(&app.config);
     if tokio::time::timeout(grace, phase.closed()).await.is_err() {

@@ -89,6 +89,86 @@ fn sigterm_stops_cleanly() {
     assert!(exit.success(), "exit status {exit:?}");
 }
 
+/// Reads the first `n` lines the binary prints.
+fn spawn_lines(args: &[&str], n: usize) -> (Child, Vec<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credit-emulator"));
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("binary starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let lines = (0..n)
+        .map(|_| {
+            let mut line = String::new();
+            out.read_line(&mut line).expect("a line");
+            line.trim().to_string()
+        })
+        .collect();
+    (child, lines)
+}
+
+#[test]
+fn forwarding_prints_the_signing_secret_after_the_listening_line() {
+    let (mut child, lines) = spawn_lines(
+        &["--port", "0", "--forward-to", "http://127.0.0.1:9/hook"],
+        2,
+    );
+    assert!(lines[0].starts_with("listening on http://"), "{lines:?}");
+    let secret = lines[1]
+        .strip_prefix("forwarding events to http://127.0.0.1:9/hook; webhook signing secret ")
+        .expect("the forwarding line");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 20,
+        "{secret}"
+    );
+    child.kill().ok();
+    child.wait().ok();
+
+    let (mut child, lines) = spawn_lines(
+        &[
+            "--port",
+            "0",
+            "--forward-to",
+            "http://127.0.0.1:9/a",
+            "--forward-to",
+            "http://127.0.0.1:9/b",
+            "--webhook-secret",
+            "whsec_fixed",
+            "--webhook-retry-schedule",
+            "stripe",
+            "--forward-events",
+            "customer.created,invoice.paid",
+        ],
+        2,
+    );
+    assert_eq!(
+        lines[1],
+        "forwarding events to http://127.0.0.1:9/a, http://127.0.0.1:9/b; webhook signing secret whsec_fixed"
+    );
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[test]
+fn bad_webhook_flags_are_refused() {
+    for args in [
+        &["--forward-to", "ftp://example.com/x"][..],
+        &["--forward-to", "example.com"],
+        &["--webhook-secret", "secret"],
+        &["--webhook-retry-schedule", "often"],
+        &["--webhook-retry-schedule", "1,-2"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
+            .args(["--port", "0"])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{args:?} is refused");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(args[0]),
+            "{args:?}: the error names the flag"
+        );
+    }
+}
+
 /// Every flag `--help` lists, exactly: a flag added to the command must be added here, and to the
 /// README, which documents each of them.
 #[test]
@@ -107,6 +187,8 @@ fn help_documents_every_flag() {
     listed.dedup();
     let expected = [
         "--body-read-timeout",
+        "--forward-events",
+        "--forward-to",
         "--header-read-timeout",
         "--help",
         "--host",
@@ -121,6 +203,8 @@ fn help_documents_every_flag() {
         "--port",
         "--seed",
         "--version",
+        "--webhook-retry-schedule",
+        "--webhook-secret",
     ];
     assert_eq!(listed, expected, "the flags --help lists");
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))

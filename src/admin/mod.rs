@@ -1,4 +1,5 @@
-//! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version).
+//! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
+//! invoice grace period, webhook deliveries).
 //! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
 //! `stripe::routes`).
 //!
@@ -31,6 +32,7 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("POST", "/_emulator/stripe_version", op::<SetVersion>),
     ("GET",  "/_emulator/invoice_grace_period", op::<ReadGrace>),
     ("POST", "/_emulator/invoice_grace_period", op::<SetGrace>),
+    ("GET",  "/_emulator/webhook_deliveries", op::<ListDeliveries>),
 ];
 
 /// What a row runs.
@@ -418,5 +420,72 @@ impl Operation for SetGrace {
             t.set_invoice_grace(self.seconds * 1_000_000_000)
         });
         Ok(GraceView::of(app, &self.caller))
+    }
+}
+
+const DELIVERIES: &[Field] = &[
+    opt("endpoint", Spec::Str(5000)),
+    opt("event", Spec::Str(5000)),
+    opt("limit", Spec::Int),
+];
+
+/// `{object, url, data, dropped}`: the caller's world's webhook deliveries, newest first, and the
+/// deliveries each destination lost to a full queue.
+#[derive(Serialize)]
+struct DeliveriesView {
+    object: &'static str,
+    url: &'static str,
+    data: Vec<crate::webhooks::Record>,
+    dropped: Vec<crate::webhooks::Dropped>,
+}
+
+/// `GET /_emulator/webhook_deliveries`: `event` and `endpoint` filter, `limit` (1 to 1000, default
+/// 100) bounds the answer.
+struct ListDeliveries {
+    caller: Caller,
+    event: Option<String>,
+    endpoint: Option<String>,
+    limit: usize,
+}
+
+impl Operation for ListDeliveries {
+    type View = DeliveriesView;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        let params = params(app, req)?;
+        validate(&params, DELIVERIES, "")?;
+        let limit = crate::wire::params::in_range(
+            get_int(&params, "limit").unwrap_or(100),
+            1,
+            crate::webhooks::MAX_RECORDS as i64,
+            "limit",
+        )?;
+        let text = |name| {
+            get_str(&params, name)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(ListDeliveries {
+            event: text("event"),
+            endpoint: text("endpoint"),
+            limit: usize::try_from(limit).unwrap_or(100),
+            caller,
+        })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<DeliveriesView> {
+        let (data, dropped) = app.webhooks.deliveries(
+            &self.caller.world,
+            self.event.as_deref(),
+            self.endpoint.as_deref(),
+            self.limit,
+        );
+        Ok(DeliveriesView {
+            object: "list",
+            url: "/_emulator/webhook_deliveries",
+            data,
+            dropped,
+        })
     }
 }

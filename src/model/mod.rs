@@ -27,7 +27,8 @@
 //! queries and commands: `customer`, `lot`, `ledger` (entries, events, balances), `test_clock`,
 //! `invoice`, `plans`, `subscriptions`, `grant_rules` (rules and applications), `wallets`,
 //! `catalog` (products and prices), `meters` (meters and their usage), `priced_subscriptions`
-//! (subscriptions billed for items that are prices, and their items);
+//! (subscriptions billed for items that are prices, and their items), `webhook_endpoints` (where
+//! a world's events are sent);
 //! `tenant` holds the world and its clocks, `billing` the subscription side's maps, `index` the
 //! read-only index views, `periods` calendar arithmetic and `money` currencies.
 
@@ -50,6 +51,7 @@ mod subscriptions;
 mod tenant;
 mod test_clock;
 mod wallets;
+mod webhook_endpoints;
 
 use billing::Billing;
 use catalog::Catalog;
@@ -94,6 +96,9 @@ pub use subscriptions::{BillingCadence, NewSubscription, Subscription, Subscript
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};
 pub use test_clock::{AttachError, TestClock, TestClockError};
 pub use wallets::Wallet;
+pub use webhook_endpoints::{
+    NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointChanges, WebhookTarget, ALL_EVENTS,
+};
 
 use dashmap::DashMap;
 use std::sync::atomic::AtomicU16;

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{
     Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems, InvoiceListEntry,
-    Lot, Metering, PricedBilling, TestClock,
+    Lot, Metering, PricedBilling, TestClock, WebhookEndpoint,
 };
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
@@ -98,6 +98,8 @@ pub struct Tenant {
     pub(super) invoice_grace: Nanos,
     /// Subscriptions billed for prices, and their items.
     pub(super) priced: PricedBilling,
+    /// Where this world's events are sent, by key.
+    pub(super) webhook_endpoints: BTreeMap<Key, WebhookEndpoint>,
 }
 
 impl Tenant {
@@ -129,6 +131,7 @@ impl Tenant {
             invoice_items: InvoiceItems::default(),
             invoice_grace: super::DEFAULT_GRACE,
             priced: PricedBilling::default(),
+            webhook_endpoints: BTreeMap::new(),
         }
     }
 

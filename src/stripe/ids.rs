@@ -31,5 +31,8 @@ pub const UPCOMING_INVOICE: &str = "upcoming_in_";
 /// Meter event summary prefix (a summary is computed, never stored: its id names its window).
 pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 
+/// Webhook endpoint prefix.
+pub const WEBHOOK_ENDPOINT: &str = "we_";
+
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};

@@ -40,6 +40,7 @@ pub mod subscription_items;
 pub mod subscriptions;
 pub mod test_clocks;
 pub mod transactions;
+pub mod webhook_endpoints;
 
 use std::hash::{Hash, Hasher};
 

@@ -12,6 +12,7 @@ use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
     balances, credit_grants, customers, invoice_items, invoices, meter_events, meters, objects,
     prices, products, subscription_items, subscriptions, test_clocks, transactions,
+    webhook_endpoints,
 };
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
@@ -87,6 +88,12 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/test_helpers/test_clocks/{id}",              op::<test_clocks::Retrieve>),
     route(Delete, "/v1/test_helpers/test_clocks/{id}",              op::<test_clocks::Delete>),
     route(Post,   "/v1/test_helpers/test_clocks/{id}/advance",      op::<test_clocks::Advance>),
+
+    route(Post,   "/v1/webhook_endpoints",                          op::<webhook_endpoints::Create>),
+    route(Get,    "/v1/webhook_endpoints",                          op::<webhook_endpoints::List>),
+    route(Get,    "/v1/webhook_endpoints/{id}",                     op::<webhook_endpoints::Retrieve>),
+    route(Post,   "/v1/webhook_endpoints/{id}",                     op::<webhook_endpoints::Update>),
+    route(Delete, "/v1/webhook_endpoints/{id}",                     op::<webhook_endpoints::Delete>),
 
     // The emulator's own route for spending credits without a subscription, catalogue or meter.
     route(Post,   "/_emulator/invoices",                            op::<invoices::CreateFinalized>).emulator(),
