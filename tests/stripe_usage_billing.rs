@@ -512,3 +512,58 @@ async fn a_declined_first_payment_leaves_the_subscription_incomplete() {
     .await;
     assert_eq!(after["status"], "active");
 }
+
+#[tokio::test]
+async fn with_no_grace_period_a_draft_made_on_a_test_clock_finalizes_at_once() {
+    let emu = Emu::start().await;
+    let name = "usage_no_grace";
+    ok(
+        emu.post(
+            &format!("sk_test_{name}"),
+            "/_emulator/invoice_grace_period",
+            "seconds=0",
+        )
+        .await,
+        "grace",
+    )
+    .await;
+    let w = Loop::new(&emu, name, 0, "").await;
+
+    // A sent first invoice waits the grace period like any draft: none here, so it is final at
+    // once (nothing to pay, so paid), without the clock having to move.
+    let sent = ok(
+        emu.post(
+            &w.key,
+            "/v1/subscriptions",
+            &format!(
+                "customer={}&items[0][price]={}&collection_method=send_invoice&days_until_due=30&expand[]=latest_invoice",
+                w.customer, w.price
+            ),
+        )
+        .await,
+        "sent subscription",
+    )
+    .await;
+    insta::assert_json_snapshot!("usage_no_grace_sent_first_invoice", sent["latest_invoice"]);
+    assert_eq!(sent["latest_invoice"]["status"], "paid");
+
+    // Cancelled with a final invoice: it is finalized and charged in the same request.
+    w.advance(&emu, T0 + DAY).await;
+    w.usage(&emu, 7, None).await;
+    let sub_id = w.subscription["id"].as_str().unwrap();
+    let canceled = ok(
+        emu.delete(
+            &w.key,
+            &format!("/v1/subscriptions/{sub_id}?invoice_now=true&expand[]=latest_invoice"),
+        )
+        .await,
+        "cancel now",
+    )
+    .await;
+    insta::assert_json_snapshot!("usage_no_grace_final_invoice", canceled["latest_invoice"]);
+    let last = &canceled["latest_invoice"];
+    assert_eq!(last["billing_reason"], "subscription_update");
+    assert_eq!(last["status"], "paid");
+    assert_eq!(last["amount_paid"], 35);
+    assert_eq!(last["status_transitions"]["finalized_at"], T0 + DAY);
+}

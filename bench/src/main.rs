@@ -11,6 +11,7 @@
 //! Markdown; progress goes to stderr.
 
 mod baseline;
+mod cycle;
 mod load;
 mod proc;
 
@@ -41,8 +42,9 @@ OPTIONS:
   --startups K    starts timed per server (default 20)
   --emulator P    use this credit-emulator binary instead of building one
   --events N      meter events stored by --soak event-memory (default 1000000)
-  --only ROW      measure one fresh-process row alone, alternating with the baseline: create
-                  (row 1) or meter_events (row 7); a quick check while working on that path
+  --only ROW      measure one part alone, in fresh processes: create (row 1) or meter_events
+                  (row 7), alternating with the baseline, or cycle (the cycle engine's year of
+                  billing, 100 and 1,000 customers); a quick check while working on that path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
                   kind of request (create, retrieve, list, invoice, native: row 5's native
                   create, or meter_events: row 7's events) for --secs seconds, or
@@ -60,7 +62,7 @@ struct Opts {
     warmup: f64,
     emulator: Option<PathBuf>,
     soak: Option<String>,
-    /// `--only ROW`: one fresh-process row alone (`create` or `meter_events`).
+    /// `--only ROW`: one fresh-process row alone (`create`, `meter_events` or `cycle`).
     only: Option<String>,
     /// Meter events stored by `--soak event-memory`.
     events: u64,
@@ -144,10 +146,14 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             }
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
-            "--only" if value == "create" || value == "meter_events" => {
+            "--only" if ["create", "meter_events", "cycle"].contains(&value.as_str()) => {
                 o.only = Some(value.clone())
             }
-            "--only" => return Err(format!("--only takes create or meter_events, not {value}")),
+            "--only" => {
+                return Err(format!(
+                    "--only takes create, meter_events or cycle, not {value}"
+                ))
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -583,6 +589,15 @@ async fn run(o: Opts) -> Result<(), String> {
             print_rows(&[row]);
             return Ok(());
         }
+        Some("cycle") => {
+            let figures = cycle_figures(&o, &emu_cmd, &base_cmd).await?;
+            cycle::print(&figures);
+            println!();
+            for (what, ok) in cycle::checks(&figures) {
+                println!("- {} {what}", if ok { "[x]" } else { "[ ]" });
+            }
+            return Ok(());
+        }
         Some(_) => {
             let row = meter_events_row(&o, &emu_cmd, &base_cmd).await?;
             print_rows(&[row]);
@@ -829,6 +844,8 @@ async fn run(o: Opts) -> Result<(), String> {
     rows.push(invoice_row);
     eprintln!("row: meter events (fresh processes)");
     rows.push(meter_events_row(&o, &emu_cmd, &base_cmd).await?);
+    eprintln!("the cycle engine (fresh processes)");
+    let cycles = cycle_figures(&o, &emu_cmd, &base_cmd).await?;
 
     let create_big = b
         .emulator_only(
@@ -916,6 +933,9 @@ async fn run(o: Opts) -> Result<(), String> {
         _ => println!("| Balance summary | n/a (route not available in this build) | | |"),
     }
 
+    println!("\n## The cycle engine: a year of usage billing\n");
+    cycle::print(&cycles);
+
     // ------------------------------------------------------------------ targets
     println!("\n## Targets\n");
     let mut checks: Vec<(String, bool)> = Vec::new();
@@ -968,6 +988,7 @@ async fn run(o: Opts) -> Result<(), String> {
         format!("Worst p99 {} ({}) ≤ 50 ms", ms(worst.0), worst.1),
         worst.0 <= 50_000,
     ));
+    checks.extend(cycle::checks(&cycles));
     for (what, ok) in &checks {
         println!("- {} {what}", if *ok { "[x]" } else { "[ ]" });
     }
@@ -1059,6 +1080,19 @@ async fn create_row(
         target_ratio: Some(0.7),
     };
     Ok((row, emu_s))
+}
+
+/// The cycle engine's figures for each of [`cycle::SIZES`], each in a fresh emulator.
+async fn cycle_figures(
+    o: &Opts,
+    emu_cmd: &dyn Fn() -> Command,
+    base_cmd: &dyn Fn() -> Command,
+) -> Result<Vec<cycle::Figures>, String> {
+    let mut out = Vec::new();
+    for n in cycle::SIZES {
+        out.push(cycle::measure(o, emu_cmd, base_cmd, n).await?);
+    }
+    Ok(out)
 }
 
 /// The meter every meter-event row counts: a sum over `payload[value]`.

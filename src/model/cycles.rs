@@ -62,7 +62,19 @@ impl Tenant {
         if charge {
             let _ = self.finalize_invoice_at(invoice, now);
         }
+        self.post_due_drafts(sub, now);
         self.schedule_cycle(sub);
+    }
+
+    /// With no grace period, a draft just made at `now` is due at once: posts what is due on the
+    /// subscription's clock up to `now`, since a test clock's schedule otherwise waits for its next
+    /// advance (the tenant clock's waits for the next request). Only for drafts made by a request,
+    /// never inside a clock's own run.
+    fn post_due_drafts(&mut self, sub: Key, now: Nanos) {
+        if let Some(s) = self.priced_subscription(sub) {
+            let domain = self.domain_of(s.customer);
+            self.run_due(domain, now);
+        }
     }
 
     /// Puts a subscription's next step on the schedule: its period end, or its cancellation if
@@ -159,6 +171,7 @@ impl Tenant {
             at,
             grace,
         );
+        self.post_due_drafts(sub, at);
     }
 
     /// A draft invoice for `sub` at `at`, with `lines`, that finalizes by itself `grace` later;

@@ -227,23 +227,29 @@ pub(super) type InvoiceListEntry = (InvoiceList, Nanos, Key);
 
 impl Invoice {
     /// The list positions this invoice holds in its current status.
-    pub(super) fn list_entries(&self) -> Vec<InvoiceListEntry> {
-        let mut lists = vec![
-            InvoiceList::Customer(self.customer, None),
-            InvoiceList::Customer(self.customer, Some(self.status)),
-        ];
-        if self.test_clock.is_none() {
-            lists.push(InvoiceList::Unclocked(None));
-            lists.push(InvoiceList::Unclocked(Some(self.status)));
-        }
-        if let Some(sub) = self.subscription {
-            lists.push(InvoiceList::Subscription(sub, None));
-            lists.push(InvoiceList::Subscription(sub, Some(self.status)));
-        }
-        lists
-            .into_iter()
-            .map(|l| (l, self.created, self.key))
-            .collect()
+    pub(super) fn list_entries(&self) -> impl Iterator<Item = InvoiceListEntry> {
+        self.lists_of(None).chain(self.status_entries())
+    }
+
+    /// The positions that depend on its status: in the lists of one status.
+    fn status_entries(&self) -> impl Iterator<Item = InvoiceListEntry> {
+        self.lists_of(Some(self.status))
+    }
+
+    /// Its positions in the lists of `status` (`None`: of every status).
+    fn lists_of(&self, status: Option<InvoiceStatus>) -> impl Iterator<Item = InvoiceListEntry> {
+        let (created, key) = (self.created, self.key);
+        [
+            Some(InvoiceList::Customer(self.customer, status)),
+            self.test_clock
+                .is_none()
+                .then_some(InvoiceList::Unclocked(status)),
+            self.subscription
+                .map(|sub| InvoiceList::Subscription(sub, status)),
+        ]
+        .into_iter()
+        .flatten()
+        .map(move |list| (list, created, key))
     }
 }
 
@@ -498,14 +504,15 @@ impl Tenant {
         self.invoices.insert(invoice.key, invoice);
     }
 
-    /// Moves an invoice to `status`, keeping its list positions in step.
+    /// Moves an invoice to `status`, keeping its list positions in step: only its places in the
+    /// lists of one status move (the cycle engine makes two moves per invoice it finalizes).
     fn set_invoice_status(&mut self, key: Key, status: InvoiceStatus) {
         if let Some(inv) = self.invoices.get_mut(&key) {
-            for entry in inv.list_entries() {
+            for entry in inv.status_entries() {
                 self.invoice_lists.remove(&entry);
             }
             inv.status = status;
-            self.invoice_lists.extend(inv.list_entries());
+            self.invoice_lists.extend(inv.status_entries());
         }
     }
 
