@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::idempotency::IdempotencyStores;
 use crate::model::Store;
+use crate::stripe::events::{EventLog, EventRef, Recorder};
 
 /// Everything a request can reach.
 #[derive(Debug)]
@@ -24,12 +25,44 @@ pub struct App {
 impl App {
     /// A fresh application with `config`.
     pub fn new(config: Config) -> Arc<App> {
-        Arc::new(App {
-            store: Store::new(config.seed).with_invoice_grace(config.invoice_grace),
-            idempotency: IdempotencyStores::default(),
-            config,
-            started: Instant::now(),
+        Arc::new_cyclic(|app| {
+            let recorder = Recorder {
+                app: app.clone(),
+                seed: config.seed,
+            };
+            App {
+                store: Store::new(config.seed)
+                    .with_invoice_grace(config.invoice_grace)
+                    .with_hook(Arc::new(recorder)),
+                idempotency: IdempotencyStores::default(),
+                config,
+                started: Instant::now(),
+            }
         })
+    }
+
+    /// Takes the events just stored in the world named `world`, in the order they happened, and
+    /// answers, for each, how many webhook endpoints will be sent it (its `pending_webhooks`).
+    ///
+    /// Called under the world's lock, right after the events are stored: it must not lock the
+    /// world again (no `store.with_tenant` for `world`), and should only queue what it delivers.
+    /// No endpoint receives anything yet: every event is pending nowhere.
+    pub fn events_produced(&self, world: &str, events: &[EventRef]) -> Vec<u32> {
+        let _ = world;
+        vec![0; events.len()]
+    }
+
+    /// Counts one successful delivery of the event `event_id` of the world `world`: its
+    /// `pending_webhooks` goes down by one. False when there is no such event or nothing was
+    /// pending. Locks the world: call it outside [`App::events_produced`].
+    pub fn webhook_delivered(&self, world: &str, event_id: &str) -> bool {
+        let Some(cell) = self.store.get(world) else {
+            return false;
+        };
+        let mut tenant = cell.state.lock();
+        tenant
+            .attachment_mut::<EventLog>()
+            .is_some_and(|log| log.delivered(event_id))
     }
 
     /// Forgets the world named `world` entirely, its model and its stored idempotent answers, so

@@ -98,6 +98,13 @@ pub struct Tenant {
     pub(super) invoice_grace: Nanos,
     /// Subscriptions billed for prices, and their items.
     pub(super) priced: PricedBilling,
+    /// Changes not yet handed to the store's hook, oldest first.
+    pub(super) changes: Vec<super::Change>,
+    /// Who is asking for the changes being made (none while time moves things).
+    pub(super) cause: Option<super::Cause>,
+    /// What the application keeps with this world and lives and dies with it (the Stripe facade's
+    /// events), opaque to the model.
+    pub(super) attachment: Option<super::Attachment>,
 }
 
 impl Tenant {
@@ -129,6 +136,9 @@ impl Tenant {
             invoice_items: InvoiceItems::default(),
             invoice_grace: super::DEFAULT_GRACE,
             priced: PricedBilling::default(),
+            changes: Vec::new(),
+            cause: None,
+            attachment: None,
         }
     }
 
@@ -265,7 +275,10 @@ impl Tenant {
 
     /// Posts every event of `domain` due at or before `until`, in time order. An event may schedule
     /// further events; those inside the window are posted in the same call.
+    /// What falls due is time's doing, not a request's, even when a request moved time: its changes
+    /// have no cause.
     pub(super) fn run_due(&mut self, domain: Domain, until: Nanos) {
+        let cause = self.cause.take();
         while let Some(handle) = self
             .schedule
             .range(due(domain, until))
@@ -276,6 +289,7 @@ impl Tenant {
                 self.fire(event, handle.1);
             }
         }
+        self.cause = cause;
     }
 }
 

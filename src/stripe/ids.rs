@@ -33,3 +33,6 @@ pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};
+
+/// Events (`evt_…`).
+pub const EVENT: &str = "evt_";

@@ -1,0 +1,545 @@
+//! Stripe's events: every change of the model becomes an `event` (`customer.created`,
+//! `invoice.finalized`, …), stored with its world, listed and retrieved at `/v1/events`.
+//!
+//! The model records its changes in its own words ([`Change`]); [`Recorder`], the store's hook,
+//! turns each into its Stripe type and renders `data.object` with the resource's own view, as the
+//! world's API version shows it, at the instant the change happened. The rendered event is kept as
+//! compact JSON in the world's [`EventLog`] (the world's attachment), and handed to
+//! [`App::events_produced`] for delivery.
+//!
+//! Events are kept for 30 days of the tenant clock after they were stored, as Stripe keeps them:
+//! older ones are dropped when the log is next touched.
+
+use std::collections::BTreeMap;
+use std::sync::Weak;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::credit_grants::GrantJson;
+use super::customers::CustomerView;
+use super::ids;
+use super::invoices::{InvoiceIds, InvoiceView};
+use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::op::{pretty, Body, Expand, Input, Operation};
+use super::test_clocks::TestClockView;
+use super::transactions::TransactionView;
+use crate::app::App;
+use crate::ids::{IdGen, Key};
+use crate::model::{Attachment, Change, ChangeHook, ChangeKind, Snapshot, Tenant};
+use crate::time::{to_millis, to_secs, Nanos, NANOS_PER_SEC};
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::params::{get_str, list_items, opt, validate, Field, Spec, LIST_FIELDS};
+use crate::wire::versions::{self, Version};
+
+/// How long an event is kept: Stripe lists and retrieves events of the last 30 days.
+pub const RETENTION: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
+
+/// How many names `types[]` may hold.
+pub const MAX_TYPES: usize = 20;
+
+/// One stored event.
+#[derive(Debug)]
+struct StoredEvent {
+    /// Its type (`invoice.paid`).
+    kind: &'static str,
+    /// `created`, in seconds.
+    created: i64,
+    /// The tenant clock's instant when it was stored, from which its 30 days run.
+    stored_at: Nanos,
+    /// Endpoints that have not yet acknowledged it.
+    pending_webhooks: u32,
+    /// The whole event, compact, as it was rendered (its `pending_webhooks` as of then).
+    json: Box<[u8]>,
+}
+
+/// A world's events, oldest first: the world's [`Attachment`].
+#[derive(Debug)]
+pub struct EventLog {
+    ids: IdGen,
+    events: BTreeMap<Key, StoredEvent>,
+}
+
+impl EventLog {
+    /// An empty log whose ids depend only on `seed` and the world's name when `seed` is given.
+    fn new(seed: Option<u64>, world: &str) -> Self {
+        EventLog {
+            // Apart from the model's generator, so that events leave the ids of objects as they
+            // were.
+            ids: IdGen::new(seed, &format!("{world}\u{0}events")),
+            events: BTreeMap::new(),
+        }
+    }
+
+    /// Drops the events stored more than [`RETENTION`] before `now`. The tenant clock never goes
+    /// back, so they are the oldest ones.
+    fn prune(&mut self, now: Nanos) {
+        let horizon = now.saturating_sub(RETENTION);
+        while let Some(entry) = self.events.first_entry() {
+            if entry.get().stored_at >= horizon {
+                break;
+            }
+            entry.remove();
+        }
+    }
+
+    /// How many events are kept.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Counts one successful delivery of the event `id`; false when there is no such event or none
+    /// was pending.
+    pub fn delivered(&mut self, id: &str) -> bool {
+        let Some(event) = ids::key_of(id, ids::EVENT).and_then(|k| self.events.get_mut(&k)) else {
+            return false;
+        };
+        if event.pending_webhooks == 0 {
+            return false;
+        }
+        event.pending_webhooks -= 1;
+        true
+    }
+
+    /// The event `key` as the API shows it now.
+    fn show(&self, key: Key) -> Option<Value> {
+        let event = self.events.get(&key)?;
+        let mut value: Value = serde_json::from_slice(&event.json).ok()?;
+        if let Some(o) = value.as_object_mut() {
+            o.insert("pending_webhooks".into(), event.pending_webhooks.into());
+        }
+        Some(value)
+    }
+}
+
+/// An event just stored, as [`App::events_produced`] receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// `evt_…`.
+    pub id: &'a str,
+    /// Its type.
+    pub kind: &'static str,
+    /// `created`, in seconds.
+    pub created: i64,
+    /// The whole event, compact JSON, as delivered (`pending_webhooks` is 0 in it: the count is
+    /// known only once delivery has been planned).
+    pub json: &'a [u8],
+}
+
+/// The store's hook: renders and keeps each world's events.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The application, for the world's default version and the delivery hand-off. Weak: the
+    /// application owns the store that owns this.
+    pub app: Weak<App>,
+    /// The id seed (`--seed`).
+    pub seed: Option<u64>,
+}
+
+/// `request` of an event.
+#[derive(Serialize)]
+struct RequestJson<'a> {
+    id: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+}
+
+/// `data` of an event.
+#[derive(Serialize)]
+struct DataJson<'a, O> {
+    object: O,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_attributes: Option<&'a Map<String, Value>>,
+}
+
+/// An event, fields in Stripe's order.
+#[derive(Serialize)]
+struct EventJson<'a, O> {
+    id: &'a str,
+    object: &'static str,
+    api_version: &'static str,
+    created: i64,
+    data: DataJson<'a, O>,
+    livemode: bool,
+    pending_webhooks: u32,
+    request: RequestJson<'a>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// What every event of one drain shares.
+struct Head<'a> {
+    version: Version,
+    request: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+}
+
+/// Stripe's type for a change, if Stripe has an event for it.
+pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
+    use ChangeKind as K;
+    Some(match (object, kind) {
+        (Snapshot::Customer(_), K::Created) => "customer.created",
+        (Snapshot::Customer(_), K::Updated) => "customer.updated",
+        (Snapshot::Customer(_), K::Deleted) => "customer.deleted",
+        (Snapshot::Lot(_), K::Created) => "billing.credit_grant.created",
+        (Snapshot::Lot(_), K::Updated) => "billing.credit_grant.updated",
+        (Snapshot::Entry(_), K::Created) => "billing.credit_balance_transaction.created",
+        (Snapshot::TestClock(_), K::Created) => "test_helpers.test_clock.created",
+        (Snapshot::TestClock(_), K::Advancing) => "test_helpers.test_clock.advancing",
+        (Snapshot::TestClock(_), K::Ready) => "test_helpers.test_clock.ready",
+        (Snapshot::TestClock(_), K::Deleted) => "test_helpers.test_clock.deleted",
+        (Snapshot::Invoice(_), K::Created) => "invoice.created",
+        (Snapshot::Invoice(_), K::Updated) => "invoice.updated",
+        (Snapshot::Invoice(_), K::Finalized) => "invoice.finalized",
+        (Snapshot::Invoice(_), K::Paid) => "invoice.paid",
+        (Snapshot::Invoice(_), K::PaymentFailed) => "invoice.payment_failed",
+        (Snapshot::Invoice(_), K::Voided) => "invoice.voided",
+        (Snapshot::Invoice(_), K::Deleted) => "invoice.deleted",
+        _ => return None,
+    })
+}
+
+/// The object of `snapshot` as a tree, as the resource's view shows it under `version`.
+fn object_value(snapshot: &Snapshot, tenant: &Tenant, version: Version) -> Value {
+    let value = |view: &dyn erased::Ser| view.to_value();
+    match snapshot {
+        Snapshot::Customer(c) => {
+            let id = ids::render(ids::CUSTOMER, c.key);
+            value(&CustomerView::of(c, &id))
+        }
+        Snapshot::Lot(lot) => value(&GrantJson::of(lot, version)),
+        Snapshot::Entry(e) => value(&TransactionView::of(e)),
+        Snapshot::TestClock(c) => value(&TestClockView::of(c)),
+        Snapshot::Invoice(inv) => {
+            let rendered = InvoiceIds::of(inv);
+            value(&InvoiceView::of(tenant, inv, &rendered))
+        }
+        _ => Value::Null,
+    }
+}
+
+/// A view behind a reference, turned into a tree.
+mod erased {
+    /// Anything serializable, as a tree.
+    pub trait Ser {
+        /// The tree.
+        fn to_value(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Ser for T {
+        fn to_value(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+/// The top-level fields of `after` whose values differ in `before`, with their values in `before`
+/// (a field `after` lacks is shown as it was too).
+fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
+    let mut changed = Map::new();
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, old) in b {
+            if a.get(k) != Some(old) {
+                changed.insert(k.clone(), old.clone());
+            }
+        }
+    }
+    changed
+}
+
+/// Renders `change` as the event `id`.
+fn render_event(
+    id: &str,
+    kind: &'static str,
+    change: &Change,
+    head: &Head,
+    tenant: &Tenant,
+) -> Vec<u8> {
+    let mut object = object_value(&change.after, tenant, head.version);
+    if change.kind == ChangeKind::Advancing {
+        if let Some(o) = object.as_object_mut() {
+            o.insert("status".into(), "advancing".into());
+        }
+    }
+    let previous = match (&change.before, change.kind) {
+        (Some(before), ChangeKind::Updated) => Some(previous_attributes(
+            &object_value(before, tenant, head.version),
+            &object,
+        )),
+        _ => None,
+    };
+    let event = EventJson {
+        id,
+        object: "event",
+        api_version: head.version.as_str(),
+        created: to_secs(change.at),
+        data: DataJson {
+            object,
+            previous_attributes: previous.as_ref(),
+        },
+        livemode: false,
+        pending_webhooks: 0,
+        request: RequestJson {
+            id: head.request,
+            idempotency_key: head.idempotency_key,
+        },
+        kind,
+    };
+    serde_json::to_vec(&event).unwrap_or_default()
+}
+
+impl ChangeHook for Recorder {
+    fn changed(
+        &self,
+        world: &str,
+        tenant: &Tenant,
+        attachment: &mut Option<Attachment>,
+        changes: Vec<Change>,
+    ) {
+        let Some(app) = self.app.upgrade() else {
+            return;
+        };
+        let slot = attachment.get_or_insert_with(|| Box::new(EventLog::new(self.seed, world)));
+        let Some(log) = slot.downcast_mut::<EventLog>() else {
+            return;
+        };
+        let now = tenant.tenant_now();
+        log.prune(now);
+        // A connected account's world is named `key account`; its platform's default applies when
+        // it has none of its own.
+        let platform = world.split_once(' ').map(|(key, _)| key);
+        let version = versions::default_for(&app.store, world, platform).0;
+        let cause = tenant.cause();
+        let mut produced: Vec<(String, Key)> = Vec::new();
+        for change in &changes {
+            let Some(kind) = event_type(change.kind, &change.after) else {
+                continue;
+            };
+            let key = log.ids.next(to_millis(crate::time::real_now()));
+            let id = ids::render(ids::EVENT, key);
+            let (request, idempotency_key) = match cause.filter(|_| change.by_request) {
+                Some(c) => (Some(c.request.as_str()), c.idempotency_key.as_deref()),
+                None => (None, None),
+            };
+            let head = Head {
+                version,
+                request,
+                idempotency_key,
+            };
+            let json = render_event(&id, kind, change, &head, tenant);
+            log.events.insert(
+                key,
+                StoredEvent {
+                    kind,
+                    created: to_secs(change.at),
+                    stored_at: now,
+                    pending_webhooks: 0,
+                    json: json.into_boxed_slice(),
+                },
+            );
+            produced.push((id, key));
+        }
+        if produced.is_empty() {
+            return;
+        }
+        let refs: Vec<EventRef> = produced
+            .iter()
+            .filter_map(|(id, key)| {
+                let e = log.events.get(key)?;
+                Some(EventRef {
+                    id,
+                    kind: e.kind,
+                    created: e.created,
+                    json: &e.json,
+                })
+            })
+            .collect();
+        let pending = app.events_produced(world, &refs);
+        for ((_, key), count) in produced.iter().zip(pending) {
+            if let Some(e) = log.events.get_mut(key) {
+                e.pending_webhooks = count;
+            }
+        }
+    }
+}
+
+/// The log of `t`, pruned to the last 30 days of its clock, if it has one.
+fn log_of(t: &mut Tenant) -> Option<&EventLog> {
+    let now = t.tenant_now();
+    let log = t.attachment_mut::<EventLog>()?;
+    log.prune(now);
+    Some(log)
+}
+
+/// `GET /v1/events/{id}`.
+pub struct Retrieve {
+    id: String,
+}
+
+const RETRIEVE: &[Field] = &[crate::wire::params::EXPAND];
+
+impl Operation for Retrieve {
+    type Output = Value;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, RETRIEVE, "")?;
+        Expand::read(input.params, &[], input.version)?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Value> {
+        let missing = || StripeError::no_such("event", &self.id, "id", 404);
+        let key = ids::key_of(&self.id, ids::EVENT).ok_or_else(missing)?;
+        log_of(t).and_then(|log| log.show(key)).ok_or_else(missing)
+    }
+
+    fn render(output: Value, _: &Tenant) -> Body {
+        Body::Json(pretty(&output, 2048))
+    }
+}
+
+const LIST: [Field; 8] = [
+    LIST_FIELDS[0],
+    LIST_FIELDS[1],
+    LIST_FIELDS[2],
+    LIST_FIELDS[3],
+    opt("created", Spec::Range),
+    opt("delivery_success", Spec::Bool),
+    opt("type", Spec::Str(5000)),
+    opt("types", Spec::Array(&Spec::Str(5000), MAX_TYPES)),
+];
+
+/// `GET /v1/events`: newest first, filtered by `type` (with `*` wildcards) or `types[]`,
+/// `created` and `delivery_success`.
+pub struct List {
+    page: PageRequest,
+    types: Vec<String>,
+    created: Option<TimeRange>,
+    delivery_success: Option<bool>,
+}
+
+impl Operation for List {
+    type Output = (Vec<Value>, bool);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, &LIST, "")?;
+        Expand::read(p, &[], input.version)?;
+        let one = get_str(p, "type").map(str::to_string);
+        let many: Option<Vec<String>> = p.get("types").map(|node| {
+            list_items(node)
+                .into_iter()
+                .filter_map(|n| match n {
+                    crate::form::Node::Value(v) => Some(v.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        let types = match (one, many) {
+            (Some(_), Some(_)) => {
+                return Err(StripeError::invalid(
+                    "You may pass either `type` or `types`, but not both.",
+                )
+                .param("types"))
+            }
+            (Some(t), None) => vec![t],
+            (None, Some(ts)) => ts,
+            (None, None) => Vec::new(),
+        };
+        let delivery_success = get_str(p, "delivery_success").map(|v| v == "true");
+        Ok(List {
+            page: PageRequest::read(p)?,
+            types,
+            created: TimeRange::read(p, "created"),
+            delivery_success,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let empty;
+        let log = match log_of(t) {
+            Some(log) => log,
+            None => {
+                // A world that never changed has no log yet: its cursors name no event.
+                empty = EventLog::new(None, "");
+                &empty
+            }
+        };
+        let page = self.page.resolve("event", |id| {
+            ids::key_of(id, ids::EVENT).filter(|k| log.events.contains_key(k))
+        })?;
+        let keep = |k: Key| {
+            let Some(e) = log.events.get(&k) else {
+                return false;
+            };
+            (self.types.is_empty() || self.types.iter().any(|p| matches(p, e.kind)))
+                && self
+                    .created
+                    .is_none_or(|r| r.contains(e.created.saturating_mul(NANOS_PER_SEC)))
+                && self
+                    .delivery_success
+                    .is_none_or(|ok| ok == (e.pending_webhooks == 0))
+        };
+        let (keys, more) = list::paginate(
+            |a, b| log.events.range((a, b)).map(|(k, _)| *k),
+            &page,
+            keep,
+        );
+        Ok((keys.iter().filter_map(|k| log.show(*k)).collect(), more))
+    }
+
+    fn render((data, more): Self::Output, _: &Tenant) -> Body {
+        let capacity = 2048 * (data.len() + 1);
+        Body::Json(pretty(&ListJson::new(data, more, "/v1/events"), capacity))
+    }
+}
+
+/// Whether the event type `kind` matches `pattern`, in which `*` stands for any run of characters
+/// (`invoice.*`, `*.created`).
+pub fn matches(pattern: &str, kind: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = kind.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole name.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn wildcards_match_any_run_of_characters() {
+        assert!(matches("invoice.*", "invoice.paid"));
+        assert!(matches("invoice.paid", "invoice.paid"));
+        assert!(!matches("invoice.paid", "invoice.paid2"));
+        assert!(!matches("invoice.*", "customer.created"));
+        assert!(matches("*.created", "customer.created"));
+        assert!(matches("billing.*.created", "billing.credit_grant.created"));
+        assert!(!matches(
+            "billing.*.updated",
+            "billing.credit_grant.created"
+        ));
+        assert!(matches("*", "customer.created"));
+        assert!(!matches("customer.*.*", "customer.created"));
+        assert!(matches("customer.*.*", "customer.subscription.created"));
+    }
+}
