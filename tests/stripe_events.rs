@@ -359,3 +359,256 @@ async fn events_older_than_thirty_days_are_gone() {
     assert_eq!(gone.status, 404);
     assert_json_snapshot!("retention_gone", gone.body);
 }
+
+/// Posts `form` to `path` and returns the answer, which must be a 200.
+async fn call(emu: &Emu, key: &str, method: &str, path: &str, form: &str) -> Value {
+    ok(emu.stripe(method, key, path, form).await, path)
+}
+
+#[tokio::test]
+async fn one_event_of_each_type() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_every").await;
+    let k = key.as_str();
+    // The catalog and a meter.
+    let product = call(&emu, k, "POST", "/v1/products", "name=API").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/products/{product}"),
+        "name=API+calls",
+    )
+    .await;
+    let spare = call(&emu, k, "POST", "/v1/products", "name=Spare").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(&emu, k, "DELETE", &format!("/v1/products/{spare}"), "").await;
+    let meter = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/billing/meters",
+        "display_name=Calls&event_name=calls&default_aggregation[formula]=sum",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/billing/meters/{meter}"),
+        "display_name=API+calls",
+    )
+    .await;
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/billing/meters/{meter}/deactivate"),
+        "",
+    )
+    .await;
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/billing/meters/{meter}/reactivate"),
+        "",
+    )
+    .await;
+    let price = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/prices",
+        &format!("currency=usd&unit_amount=5&product={product}&recurring[interval]=month&recurring[usage_type]=metered&recurring[meter]={meter}"),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/prices/{price}"),
+        "nickname=Per+call",
+    )
+    .await;
+    // A customer whose card is declined, a grant expired, invoices through their states.
+    let customer = emu
+        .customer(
+            k,
+            "name=Ada&invoice_settings[default_payment_method]=pm_card_chargeDeclined",
+        )
+        .await;
+    let grant = emu.grant(k, &customer, 100, "").await;
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/billing/credit_grants/{grant}/expire"),
+        "",
+    )
+    .await;
+    let draft = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/invoices",
+        &format!("customer={customer}"),
+    )
+    .await;
+    call(
+        &emu,
+        k,
+        "DELETE",
+        &format!("/v1/invoices/{}", draft["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
+    call(
+        &emu,
+        k,
+        "POST",
+        "/v1/invoiceitems",
+        &format!("customer={customer}&amount=300&currency=usd&description=Setup"),
+    )
+    .await;
+    let invoice = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/invoices",
+        &format!("customer={customer}&pending_invoice_items_behavior=include"),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let declined = emu
+        .post(k, &format!("/v1/invoices/{invoice}/finalize"), "")
+        .await;
+    assert_eq!(declined.status, 200, "{}", declined.text);
+    let pay = emu
+        .post(k, &format!("/v1/invoices/{invoice}/pay"), "")
+        .await;
+    assert_eq!(pay.status, 402, "{}", pay.text);
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/invoices/{invoice}/mark_uncollectible"),
+        "",
+    )
+    .await;
+    call(&emu, k, "POST", &format!("/v1/invoices/{invoice}/void"), "").await;
+    // A subscription made, changed and cancelled, for a customer who pays.
+    let payer = emu.customer(k, "name=Bea").await;
+    let sub = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/subscriptions",
+        &format!("customer={payer}&items[0][price]={price}"),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        "metadata[plan]=pro",
+    )
+    .await;
+    call(&emu, k, "DELETE", &format!("/v1/subscriptions/{sub}"), "").await;
+    // A test clock made and deleted; the customer deleted.
+    let clock = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/test_helpers/test_clocks",
+        &format!("frozen_time={T0}&name=Spare"),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &emu,
+        k,
+        "POST",
+        &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
+        &format!("frozen_time={}", T0 + DAY),
+    )
+    .await;
+    call(
+        &emu,
+        k,
+        "DELETE",
+        &format!("/v1/test_helpers/test_clocks/{clock}"),
+        "",
+    )
+    .await;
+    call(&emu, k, "DELETE", &format!("/v1/customers/{payer}"), "").await;
+
+    let mut all = events(&emu, k, "").await;
+    for e in &mut all {
+        // Request ids are random; that they name requests is checked elsewhere.
+        if !e["request"]["id"].is_null() {
+            e["request"]["id"] = json!("[request]");
+        }
+    }
+    let mut first_of_each = serde_json::Map::new();
+    for e in all.iter().rev() {
+        let kind = e["type"].as_str().unwrap().to_string();
+        first_of_each.entry(kind).or_insert_with(|| e.clone());
+    }
+    let mut kinds: Vec<&String> = first_of_each.keys().collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "billing.credit_balance_transaction.created",
+            "billing.credit_grant.created",
+            "billing.credit_grant.updated",
+            "billing.meter.created",
+            "billing.meter.deactivated",
+            "billing.meter.reactivated",
+            "billing.meter.updated",
+            "customer.created",
+            "customer.deleted",
+            "customer.subscription.created",
+            "customer.subscription.deleted",
+            "customer.subscription.updated",
+            "invoice.created",
+            "invoice.deleted",
+            "invoice.finalized",
+            "invoice.paid",
+            "invoice.payment_failed",
+            "invoice.updated",
+            "invoice.voided",
+            "price.created",
+            "price.updated",
+            "product.created",
+            "product.deleted",
+            "product.updated",
+            "test_helpers.test_clock.advancing",
+            "test_helpers.test_clock.created",
+            "test_helpers.test_clock.deleted",
+            "test_helpers.test_clock.ready",
+        ]
+    );
+    assert_json_snapshot!("one_of_each", first_of_each);
+    assert_json_snapshot!("every_type_in_order", types(&all));
+}

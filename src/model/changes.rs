@@ -6,7 +6,10 @@
 //! happened, to the [`ChangeHook`] the application installed. Nothing here knows how a facade names
 //! or renders them.
 
-use super::{Customer, Entry, Invoice, Lot, Meter, Price, Product, Tenant, TestClock};
+use super::{
+    Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product, SubscriptionItem,
+    Tenant, TestClock,
+};
 use crate::time::Nanos;
 
 /// What happened to the object.
@@ -30,6 +33,10 @@ pub enum ChangeKind {
     Advancing,
     /// A test clock finished moving.
     Ready,
+    /// A meter stopped accepting events.
+    Deactivated,
+    /// A meter accepts events again.
+    Reactivated,
 }
 
 /// A copy of an object as of one moment. Boxed, so that a change costs one allocation whatever
@@ -52,6 +59,17 @@ pub enum Snapshot {
     Product(Box<Product>),
     /// A price.
     Price(Box<Price>),
+    /// A priced subscription and its items.
+    Subscription(Box<SubscriptionSnapshot>),
+}
+
+/// A priced subscription with its items, as of one moment.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSnapshot {
+    /// The subscription.
+    pub subscription: PricedSubscription,
+    /// Its items, in order.
+    pub items: Vec<SubscriptionItem>,
 }
 
 /// Who asked for the changes being made: the request's id and its idempotency key, as the facade
@@ -115,6 +133,69 @@ impl Tenant {
         });
     }
 
+    /// A copy of the meter `key`, if it exists.
+    pub(super) fn meter_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        Some(Snapshot::Meter(Box::new(self.meter(key)?.clone())))
+    }
+
+    /// A copy of the product `key`, if it exists.
+    pub(super) fn product_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        Some(Snapshot::Product(Box::new(self.product(key)?.clone())))
+    }
+
+    /// A copy of the price `key`, if it exists.
+    pub(super) fn price_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        Some(Snapshot::Price(Box::new(self.price(key)?.clone())))
+    }
+
+    /// Records a change of `kind` of the object `after` copies (when it exists) at `at`.
+    pub(super) fn record_some(
+        &mut self,
+        kind: ChangeKind,
+        at: Nanos,
+        after: Option<Snapshot>,
+        before: Option<Snapshot>,
+    ) {
+        if let Some(after) = after {
+            self.record(kind, at, after, before);
+        }
+    }
+
+    /// A copy of the priced subscription `key` and its items, if it exists.
+    pub(super) fn subscription_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        let subscription = self.priced_subscription(key)?.clone();
+        let items = self.priced_subscription_items(key).cloned().collect();
+        Some(Snapshot::Subscription(Box::new(SubscriptionSnapshot {
+            subscription,
+            items,
+        })))
+    }
+
+    /// Records that the priced subscription `key` changed at `at` from `before`. Parts of one step
+    /// (a period rolled and its invoice made the latest, a subscription made with its first
+    /// invoice) are one change: a creation or update of the same subscription at the same instant
+    /// among the last few changes takes the new copy instead.
+    pub(super) fn record_subscription(
+        &mut self,
+        key: crate::ids::Key,
+        at: Nanos,
+        before: Option<Snapshot>,
+    ) {
+        let Some(after) = self.subscription_snapshot(key) else {
+            return;
+        };
+        let same = |c: &Change| {
+            c.at == at
+                && matches!(c.kind, ChangeKind::Created | ChangeKind::Updated)
+                && matches!(&c.after, Snapshot::Subscription(s) if s.subscription.key == key)
+        };
+        if let Some(c) = self.changes.iter_mut().rev().take(8).find(|c| same(c)) {
+            c.after = after;
+            return;
+        }
+        self.record(ChangeKind::Updated, at, after, before);
+    }
+
     /// Sets who is asking for the changes made from now on (`None`: time is).
     pub fn set_cause(&mut self, cause: Option<Cause>) {
         self.cause = cause;
@@ -134,6 +215,14 @@ impl Tenant {
     /// report (the model's commands change nothing when they refuse).
     pub fn discard_changes_since(&mut self, mark: usize) {
         self.changes.truncate(mark);
+    }
+
+    /// Replaces the copy in the change at `index` (a draft's creation, say, whose later parts
+    /// are made in the same step).
+    pub(super) fn retake(&mut self, index: usize, after: Snapshot) {
+        if let Some(change) = self.changes.get_mut(index) {
+            change.after = after;
+        }
     }
 
     /// Replaces the copy in the latest change, when it records the creation of the invoice

@@ -59,7 +59,9 @@ pub use catalog::{
     Product, ProductChanges, ProductType, Recurring, Round, Scheme, TaxBehavior, Tier, TiersMode,
     TransformQuantity, UsageType,
 };
-pub use changes::{Attachment, Cause, Change, ChangeHook, ChangeKind, Snapshot};
+pub use changes::{
+    Attachment, Cause, Change, ChangeHook, ChangeKind, Snapshot, SubscriptionSnapshot,
+};
 pub use customer::{
     default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
     Profile, RenderingOptions, Shipping, TaxExempt,

@@ -21,7 +21,11 @@ use super::customers::CustomerView;
 use super::ids;
 use super::invoices::{InvoiceIds, InvoiceView};
 use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::meters::MeterView;
 use super::op::{pretty, Body, Expand, Input, Operation};
+use super::prices::price_view;
+use super::products::ProductView;
+use super::subscriptions::SubscriptionView;
 use super::test_clocks::TestClockView;
 use super::transactions::TransactionView;
 use crate::app::App;
@@ -199,6 +203,18 @@ pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
         (Snapshot::Invoice(_), K::PaymentFailed) => "invoice.payment_failed",
         (Snapshot::Invoice(_), K::Voided) => "invoice.voided",
         (Snapshot::Invoice(_), K::Deleted) => "invoice.deleted",
+        (Snapshot::Subscription(_), K::Created) => "customer.subscription.created",
+        (Snapshot::Subscription(_), K::Updated) => "customer.subscription.updated",
+        (Snapshot::Subscription(_), K::Deleted) => "customer.subscription.deleted",
+        (Snapshot::Meter(_), K::Created) => "billing.meter.created",
+        (Snapshot::Meter(_), K::Updated) => "billing.meter.updated",
+        (Snapshot::Meter(_), K::Deactivated) => "billing.meter.deactivated",
+        (Snapshot::Meter(_), K::Reactivated) => "billing.meter.reactivated",
+        (Snapshot::Product(_), K::Created) => "product.created",
+        (Snapshot::Product(_), K::Updated) => "product.updated",
+        (Snapshot::Product(_), K::Deleted) => "product.deleted",
+        (Snapshot::Price(_), K::Created) => "price.created",
+        (Snapshot::Price(_), K::Updated) => "price.updated",
         _ => return None,
     })
 }
@@ -218,7 +234,14 @@ fn object_value(snapshot: &Snapshot, tenant: &Tenant, version: Version) -> Value
             let rendered = InvoiceIds::of(inv);
             value(&InvoiceView::of(tenant, inv, &rendered))
         }
-        _ => Value::Null,
+        Snapshot::Subscription(s) => value(&SubscriptionView::with_items(
+            tenant,
+            &s.subscription,
+            s.items.iter(),
+        )),
+        Snapshot::Meter(m) => value(&MeterView::of(m)),
+        Snapshot::Product(p) => value(&ProductView::of(p)),
+        Snapshot::Price(p) => value(&price_view(p, tenant)),
     }
 }
 
