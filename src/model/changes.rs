@@ -123,7 +123,7 @@ impl Tenant {
         after: Snapshot,
         before: Option<Snapshot>,
     ) {
-        let by_request = self.cause.is_some();
+        let by_request = self.caused;
         self.changes.push(Change {
             kind,
             at,
@@ -196,14 +196,31 @@ impl Tenant {
         self.record(ChangeKind::Updated, at, after, before);
     }
 
-    /// Sets who is asking for the changes made from now on (`None`: time is).
-    pub fn set_cause(&mut self, cause: Option<Cause>) {
-        self.cause = cause;
+    /// Sets who is asking for the changes made from now on: the request `request`, sent with
+    /// `idempotency_key`. The strings are copied into buffers the tenant keeps, so that a request
+    /// allocates nothing for this.
+    pub fn set_cause(&mut self, request: &str, idempotency_key: Option<&str>) {
+        self.cause.request.clear();
+        self.cause.request.push_str(request);
+        match idempotency_key {
+            Some(k) => {
+                let key = self.cause.idempotency_key.get_or_insert_with(String::new);
+                key.clear();
+                key.push_str(k);
+            }
+            None => self.cause.idempotency_key = None,
+        }
+        self.caused = true;
+    }
+
+    /// Forgets the cause: the changes made from now on are time's.
+    pub fn clear_cause(&mut self) {
+        self.caused = false;
     }
 
     /// Who is asking for the changes being made, if a request is.
     pub fn cause(&self) -> Option<&Cause> {
-        self.cause.as_ref()
+        self.caused.then_some(&self.cause)
     }
 
     /// How many changes are waiting: a mark for [`Tenant::discard_changes_since`].

@@ -207,13 +207,13 @@ impl Store {
         let cell = self.tenant(key);
         let mut tenant = cell.state.lock();
         // A request that panicked may have left its cause behind: time's changes have none.
-        tenant.set_cause(None);
+        tenant.clear_cause();
         tenant.catch_up();
         let result = f(&mut tenant);
         if tenant.has_changes() {
             tenant.drain_changes(key, self.hook.as_deref());
         }
-        tenant.set_cause(None);
+        tenant.clear_cause();
         result
     }
 

@@ -274,7 +274,9 @@ fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
     changed
 }
 
-/// Renders `change` as the event `id`.
+/// Renders `change` as the event `id`. A creation (the common case: every grant and ledger entry)
+/// is serialized straight from the view; only an update, which compares two renderings, and a
+/// clock's `advancing`, whose status the model does not hold, go through a tree.
 fn render_event(
     id: &str,
     kind: &'static str,
@@ -282,6 +284,23 @@ fn render_event(
     head: &Head,
     tenant: &Tenant,
 ) -> Vec<u8> {
+    if change.kind != ChangeKind::Updated && change.kind != ChangeKind::Advancing {
+        match &change.after {
+            Snapshot::Lot(lot) => {
+                let view = GrantJson::of(lot, head.version);
+                return serialize(id, kind, change, head, view, None);
+            }
+            Snapshot::Entry(e) => {
+                return serialize(id, kind, change, head, TransactionView::of(e), None)
+            }
+            Snapshot::Customer(c) => {
+                let customer = ids::render(ids::CUSTOMER, c.key);
+                let view = CustomerView::of(c, &customer);
+                return serialize(id, kind, change, head, view, None);
+            }
+            _ => {}
+        }
+    }
     let mut object = object_value(&change.after, tenant, head.version);
     if change.kind == ChangeKind::Advancing {
         if let Some(o) = object.as_object_mut() {
@@ -295,6 +314,18 @@ fn render_event(
         )),
         _ => None,
     };
+    serialize(id, kind, change, head, object, previous.as_ref())
+}
+
+/// The event `id` of type `kind` for `change`, with `object` and `previous`, as compact JSON.
+fn serialize<O: Serialize>(
+    id: &str,
+    kind: &'static str,
+    change: &Change,
+    head: &Head,
+    object: O,
+    previous: Option<&Map<String, Value>>,
+) -> Vec<u8> {
     let event = EventJson {
         id,
         object: "event",
@@ -302,7 +333,7 @@ fn render_event(
         created: to_secs(change.at),
         data: DataJson {
             object,
-            previous_attributes: previous.as_ref(),
+            previous_attributes: previous,
         },
         livemode: false,
         pending_webhooks: 0,

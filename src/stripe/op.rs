@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::expand;
 use crate::form::Params;
-use crate::model::{Cause, Store, Tenant};
+use crate::model::{Store, Tenant};
 use crate::wire::envelope::StripeResult;
 use crate::wire::params::get_expand;
 use crate::wire::versions::Version;
@@ -117,10 +117,7 @@ impl<'a> World<'a> {
                 panic!("panic requested with X-Emulator-Panic");
             }
             if let Some((request, key)) = self.cause {
-                tenant.set_cause(Some(Cause {
-                    request: request.to_string(),
-                    idempotency_key: key.map(str::to_string),
-                }));
+                tenant.set_cause(request, key);
             }
             f(tenant)
         })
