@@ -41,8 +41,17 @@ impl App {
         })
     }
 
-    /// Takes the events just stored in the world named `world`, in the order they happened, and
-    /// answers, for each, how many webhook endpoints will be sent it (its `pending_webhooks`).
+    /// How many webhook endpoints of the world named `world` will be sent an event of type `kind`.
+    /// Asked for every event as it is stored, under the world's lock (so it must not lock the world
+    /// again): an event that none receives is rendered only when it is read. None, for now.
+    pub fn webhook_receivers(&self, world: &str, kind: &str) -> u32 {
+        let _ = (world, kind);
+        0
+    }
+
+    /// Takes the events just stored in the world named `world` that [`App::webhook_receivers`]
+    /// said some endpoint receives, in the order they happened, and answers, for each, how many
+    /// endpoints it is queued for (its `pending_webhooks`).
     ///
     /// Called under the world's lock, right after the events are stored: it must not lock the
     /// world again (no `store.with_tenant` for `world`), and should only queue what it delivers.

@@ -53,8 +53,28 @@ struct StoredEvent {
     stored_at: Nanos,
     /// Endpoints that have not yet acknowledged it.
     pending_webhooks: u32,
-    /// The whole event, compact, as it was rendered (its `pending_webhooks` as of then).
-    json: Box<[u8]>,
+    /// The event itself.
+    body: EventBody,
+}
+
+/// A stored event's content.
+#[derive(Debug)]
+enum EventBody {
+    /// Rendered when it happened: compact JSON, its `pending_webhooks` as of then.
+    Json(Box<[u8]>),
+    /// Not rendered yet: an event that no endpoint receives and whose object's view depends only
+    /// on the object (a grant, a ledger entry, a customer, …) is rendered when it is read, the
+    /// same then as at the time it happened. Most events are never read.
+    Later(Box<Later>),
+}
+
+/// What an event rendered on reading is made from.
+#[derive(Debug)]
+struct Later {
+    change: Change,
+    version: Version,
+    request: Option<Box<str>>,
+    idempotency_key: Option<Box<str>>,
 }
 
 /// A world's events, oldest first: the world's [`Attachment`].
@@ -113,7 +133,19 @@ impl EventLog {
     /// The event `key` as the API shows it now.
     fn show(&self, key: Key) -> Option<Value> {
         let event = self.events.get(&key)?;
-        let mut value: Value = serde_json::from_slice(&event.json).ok()?;
+        let mut value: Value = match &event.body {
+            EventBody::Json(json) => serde_json::from_slice(json).ok()?,
+            EventBody::Later(later) => {
+                let head = Head {
+                    version: later.version,
+                    request: later.request.as_deref(),
+                    idempotency_key: later.idempotency_key.as_deref(),
+                };
+                let id = ids::render(ids::EVENT, key);
+                let json = render_event(&id, event.kind, &later.change, &head, None);
+                serde_json::from_slice(&json).ok()?
+            }
+        };
         if let Some(o) = value.as_object_mut() {
             o.insert("pending_webhooks".into(), event.pending_webhooks.into());
         }
@@ -220,8 +252,23 @@ pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
 }
 
 /// The object of `snapshot` as a tree, as the resource's view shows it under `version`.
-fn object_value(snapshot: &Snapshot, tenant: &Tenant, version: Version) -> Value {
+fn object_value(snapshot: &Snapshot, tenant: Option<&Tenant>, version: Version) -> Value {
     let value = |view: &dyn erased::Ser| view.to_value();
+    // Only the views that read other objects need the world; their events are rendered at once.
+    let Some(tenant) = tenant.filter(|_| !self_contained(snapshot)) else {
+        return match snapshot {
+            Snapshot::Customer(c) => {
+                let id = ids::render(ids::CUSTOMER, c.key);
+                value(&CustomerView::of(c, &id))
+            }
+            Snapshot::Lot(lot) => value(&GrantJson::of(lot, version)),
+            Snapshot::Entry(e) => value(&TransactionView::of(e)),
+            Snapshot::TestClock(c) => value(&TestClockView::of(c)),
+            Snapshot::Meter(m) => value(&MeterView::of(m)),
+            Snapshot::Product(p) => value(&ProductView::of(p)),
+            _ => Value::Null,
+        };
+    };
     match snapshot {
         Snapshot::Customer(c) => {
             let id = ids::render(ids::CUSTOMER, c.key);
@@ -260,6 +307,15 @@ mod erased {
     }
 }
 
+/// Whether the view of `snapshot` depends on nothing but the copy (and the version), so that it
+/// renders the same at any later time.
+fn self_contained(snapshot: &Snapshot) -> bool {
+    !matches!(
+        snapshot,
+        Snapshot::Invoice(_) | Snapshot::Subscription(_) | Snapshot::Price(_)
+    )
+}
+
 /// The top-level fields of `after` whose values differ in `before`, with their values in `before`
 /// (a field `after` lacks is shown as it was too).
 fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
@@ -282,7 +338,7 @@ fn render_event(
     kind: &'static str,
     change: &Change,
     head: &Head,
-    tenant: &Tenant,
+    tenant: Option<&Tenant>,
 ) -> Vec<u8> {
     if change.kind != ChangeKind::Updated && change.kind != ChangeKind::Advancing {
         match &change.after {
@@ -368,52 +424,70 @@ impl ChangeHook for Recorder {
         let platform = world.split_once(' ').map(|(key, _)| key);
         let version = versions::default_for(&app.store, world, platform).0;
         let cause = tenant.cause();
-        let mut produced: Vec<(String, Key)> = Vec::new();
-        for change in &changes {
+        // The events some endpoint receives, rendered now for delivery.
+        let mut delivered: Vec<(String, Key)> = Vec::new();
+        for change in changes {
             let Some(kind) = event_type(change.kind, &change.after) else {
                 continue;
             };
             let key = log.ids.next(to_millis(crate::time::real_now()));
-            let id = ids::render(ids::EVENT, key);
             let (request, idempotency_key) = match cause.filter(|_| change.by_request) {
                 Some(c) => (Some(c.request.as_str()), c.idempotency_key.as_deref()),
                 None => (None, None),
             };
-            let head = Head {
-                version,
-                request,
-                idempotency_key,
+            let created = to_secs(change.at);
+            let receivers = app.webhook_receivers(world, kind);
+            let body = if receivers == 0 && self_contained(&change.after) {
+                EventBody::Later(Box::new(Later {
+                    change,
+                    version,
+                    request: request.map(Box::from),
+                    idempotency_key: idempotency_key.map(Box::from),
+                }))
+            } else {
+                let head = Head {
+                    version,
+                    request,
+                    idempotency_key,
+                };
+                let id = ids::render(ids::EVENT, key);
+                let json = render_event(&id, kind, &change, &head, Some(tenant));
+                if receivers > 0 {
+                    delivered.push((id, key));
+                }
+                EventBody::Json(json.into_boxed_slice())
             };
-            let json = render_event(&id, kind, change, &head, tenant);
             log.events.insert(
                 key,
                 StoredEvent {
                     kind,
-                    created: to_secs(change.at),
+                    created,
                     stored_at: now,
                     pending_webhooks: 0,
-                    json: json.into_boxed_slice(),
+                    body,
                 },
             );
-            produced.push((id, key));
         }
-        if produced.is_empty() {
+        if delivered.is_empty() {
             return;
         }
-        let refs: Vec<EventRef> = produced
+        let refs: Vec<EventRef> = delivered
             .iter()
             .filter_map(|(id, key)| {
                 let e = log.events.get(key)?;
+                let EventBody::Json(json) = &e.body else {
+                    return None;
+                };
                 Some(EventRef {
                     id,
                     kind: e.kind,
                     created: e.created,
-                    json: &e.json,
+                    json,
                 })
             })
             .collect();
         let pending = app.events_produced(world, &refs);
-        for ((_, key), count) in produced.iter().zip(pending) {
+        for ((_, key), count) in delivered.iter().zip(pending) {
             if let Some(e) = log.events.get_mut(key) {
                 e.pending_webhooks = count;
             }
