@@ -39,6 +39,11 @@ use crate::wire::versions::{self, Version};
 /// How long an event is kept: Stripe lists and retrieves events of the last 30 days.
 pub const RETENTION: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
 
+/// How many events one world keeps at most: the oldest go first. Stripe keeps 30 days whatever
+/// their number; a bound here keeps a load of millions of grants from holding as many events
+/// (about 800 bytes each) as it holds grants.
+pub const MAX_EVENTS: usize = 100_000;
+
 /// How many names `types[]` may hold.
 pub const MAX_TYPES: usize = 20;
 
@@ -104,6 +109,9 @@ impl EventLog {
                 break;
             }
             entry.remove();
+        }
+        while self.events.len() > MAX_EVENTS {
+            self.events.pop_first();
         }
     }
 
@@ -418,7 +426,6 @@ impl ChangeHook for Recorder {
             return;
         };
         let now = tenant.tenant_now();
-        log.prune(now);
         // A connected account's world is named `key account`; its platform's default applies when
         // it has none of its own.
         let platform = world.split_once(' ').map(|(key, _)| key);
@@ -468,6 +475,7 @@ impl ChangeHook for Recorder {
                 },
             );
         }
+        log.prune(now);
         if delivered.is_empty() {
             return;
         }
@@ -652,7 +660,32 @@ pub fn matches(pattern: &str, kind: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::*;
+
+    fn stored(stored_at: Nanos) -> StoredEvent {
+        StoredEvent {
+            kind: "customer.created",
+            created: 0,
+            stored_at,
+            pending_webhooks: 0,
+            body: EventBody::Json(Box::new([])),
+        }
+    }
+
+    #[test]
+    fn a_log_keeps_thirty_days_and_at_most_its_bound() {
+        let mut log = EventLog::new(Some(1), "w");
+        for i in 0..(MAX_EVENTS as u128 + 5) {
+            log.events.insert(i, stored(RETENTION));
+        }
+        log.prune(RETENTION);
+        assert_eq!(log.len(), MAX_EVENTS);
+        assert_eq!(log.events.keys().next(), Some(&5), "the oldest went first");
+        log.prune(2 * RETENTION);
+        assert_eq!(log.len(), MAX_EVENTS, "stored exactly 30 days ago: kept");
+        log.prune(2 * RETENTION + 1);
+        assert!(log.is_empty());
+    }
 
     #[test]
     fn wildcards_match_any_run_of_characters() {
