@@ -612,3 +612,52 @@ async fn one_event_of_each_type() {
     assert_json_snapshot!("one_of_each", first_of_each);
     assert_json_snapshot!("every_type_in_order", types(&all));
 }
+
+#[tokio::test]
+async fn a_cancellation_with_a_final_invoice_ends_with_the_deletion_and_the_invoice() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_cancel").await;
+    let k = key.as_str();
+    let price = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/prices",
+        "currency=usd&unit_amount=500&product_data[name]=Seat&recurring[interval]=month",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let customer = emu.customer(k, "name=Ada").await;
+    let sub = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/subscriptions",
+        &format!("customer={customer}&items[0][price]={price}"),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = events(&emu, k, "").await.len();
+    call(
+        &emu,
+        k,
+        "DELETE",
+        &format!("/v1/subscriptions/{sub}?invoice_now=true"),
+        "",
+    )
+    .await;
+    let all = events(&emu, k, "").await;
+    let fresh = &all[..all.len() - before];
+    assert_eq!(
+        types(fresh),
+        ["customer.subscription.deleted", "invoice.created"]
+    );
+    // The deletion shows the subscription as it ended, its final invoice the latest.
+    let deleted = &fresh[1]["data"]["object"];
+    assert_eq!(deleted["status"], "canceled");
+    assert_eq!(deleted["latest_invoice"], fresh[0]["data"]["object"]["id"]);
+}

@@ -173,8 +173,9 @@ impl Tenant {
 
     /// Records that the priced subscription `key` changed at `at` from `before`. Parts of one step
     /// (a period rolled and its invoice made the latest, a subscription made with its first
-    /// invoice) are one change: a creation or update of the same subscription at the same instant
-    /// among the last few changes takes the new copy instead.
+    /// invoice, a cancellation with its final invoice) are one change: a creation, update or end
+    /// of the same subscription at the same instant among the last few changes takes the new copy
+    /// instead.
     pub(super) fn record_subscription(
         &mut self,
         key: crate::ids::Key,
@@ -186,7 +187,10 @@ impl Tenant {
         };
         let same = |c: &Change| {
             c.at == at
-                && matches!(c.kind, ChangeKind::Created | ChangeKind::Updated)
+                && matches!(
+                    c.kind,
+                    ChangeKind::Created | ChangeKind::Updated | ChangeKind::Deleted
+                )
                 && matches!(&c.after, Snapshot::Subscription(s) if s.subscription.key == key)
         };
         if let Some(c) = self.changes.iter_mut().rev().take(8).find(|c| same(c)) {
