@@ -1,13 +1,14 @@
 //! The state every request reaches: the model's worlds, the Stripe facade's stored idempotent
 //! answers, and the settings.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::idempotency::IdempotencyStores;
 use crate::model::Store;
-use crate::stripe::events::{EventLog, EventRef, Recorder};
+use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
+use crate::wire::versions::{self, Version};
 
 /// Everything a request can reach.
 #[derive(Debug)]
@@ -25,9 +26,10 @@ pub struct App {
 impl App {
     /// A fresh application with `config`.
     pub fn new(config: Config) -> Arc<App> {
-        Arc::new_cyclic(|app| {
+        Arc::new_cyclic(|app: &Weak<App>| {
+            let outbox: Weak<dyn Outbox> = app.clone();
             let recorder = Recorder {
-                app: app.clone(),
+                app: outbox,
                 seed: config.seed,
             };
             App {
@@ -80,5 +82,23 @@ impl App {
     pub fn reset(&self, world: &str) -> bool {
         let stored = self.idempotency.reset(world);
         self.store.reset(world) || stored
+    }
+}
+
+/// The Stripe events' view of the application: the inherent methods above.
+impl Outbox for App {
+    fn version_of(&self, world: &str) -> Version {
+        // A connected account's world is named `key account`; its platform's default applies when
+        // it has none of its own.
+        let platform = world.split_once(' ').map(|(key, _)| key);
+        versions::default_for(&self.store, world, platform).0
+    }
+
+    fn webhook_receivers(&self, world: &str, kind: &str) -> u32 {
+        App::webhook_receivers(self, world, kind)
+    }
+
+    fn events_produced(&self, world: &str, events: &[EventRef]) -> Vec<u32> {
+        App::events_produced(self, world, events)
     }
 }

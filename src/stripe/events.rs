@@ -4,8 +4,8 @@
 //! The model records its changes in its own words ([`Change`]); [`Recorder`], the store's hook,
 //! turns each into its Stripe type and renders `data.object` with the resource's own view, as the
 //! world's API version shows it, at the instant the change happened. The rendered event is kept as
-//! compact JSON in the world's [`EventLog`] (the world's attachment), and handed to
-//! [`App::events_produced`] for delivery.
+//! compact JSON in the world's [`EventLog`] (the world's attachment), and handed to the
+//! application's [`Outbox`] for delivery.
 //!
 //! Events are kept for 30 days of the tenant clock after they were stored, as Stripe keeps them:
 //! older ones are dropped when the log is next touched.
@@ -28,13 +28,12 @@ use super::products::ProductView;
 use super::subscriptions::SubscriptionView;
 use super::test_clocks::TestClockView;
 use super::transactions::TransactionView;
-use crate::app::App;
 use crate::ids::{IdGen, Key};
 use crate::model::{Attachment, Change, ChangeHook, ChangeKind, Snapshot, Tenant};
 use crate::time::{to_millis, to_secs, Nanos, NANOS_PER_SEC};
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::{get_str, list_items, opt, validate, Field, Spec, LIST_FIELDS};
-use crate::wire::versions::{self, Version};
+use crate::wire::versions::Version;
 
 /// How long an event is kept: Stripe lists and retrieves events of the last 30 days.
 pub const RETENTION: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
@@ -161,7 +160,22 @@ impl EventLog {
     }
 }
 
-/// An event just stored, as [`App::events_produced`] receives it.
+/// What the application tells the events about, and what it takes from them: the world's API
+/// version, and webhook delivery. Called under the world's lock: an implementation must not lock
+/// the world again.
+pub trait Outbox: Send + Sync {
+    /// The API version a world's events are rendered in (its default).
+    fn version_of(&self, world: &str) -> Version;
+
+    /// How many webhook endpoints of `world` will be sent an event of type `kind`.
+    fn webhook_receivers(&self, world: &str, kind: &str) -> u32;
+
+    /// Takes the events of `world` just stored that some endpoint receives, in the order they
+    /// happened, and answers each one's `pending_webhooks`.
+    fn events_produced(&self, world: &str, events: &[EventRef]) -> Vec<u32>;
+}
+
+/// An event just stored, as [`Outbox::events_produced`] receives it.
 #[derive(Debug, Clone, Copy)]
 pub struct EventRef<'a> {
     /// `evt_…`.
@@ -180,7 +194,7 @@ pub struct EventRef<'a> {
 pub struct Recorder {
     /// The application, for the world's default version and the delivery hand-off. Weak: the
     /// application owns the store that owns this.
-    pub app: Weak<App>,
+    pub app: Weak<dyn Outbox>,
     /// The id seed (`--seed`).
     pub seed: Option<u64>,
 }
@@ -426,10 +440,7 @@ impl ChangeHook for Recorder {
             return;
         };
         let now = tenant.tenant_now();
-        // A connected account's world is named `key account`; its platform's default applies when
-        // it has none of its own.
-        let platform = world.split_once(' ').map(|(key, _)| key);
-        let version = versions::default_for(&app.store, world, platform).0;
+        let version = app.version_of(world);
         let cause = tenant.cause();
         // The events some endpoint receives, rendered now for delivery.
         let mut delivered: Vec<(String, Key)> = Vec::new();
