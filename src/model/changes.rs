@@ -82,6 +82,22 @@ pub struct Cause {
     pub idempotency_key: Option<String>,
 }
 
+/// The tenant's cause: buffers reused by every request, and whether they apply now. Shown (in the
+/// tenant's `Debug`) as the cause that applies, so that a world at rest reads the same whichever
+/// requests it has served.
+#[derive(Default)]
+pub(super) struct CauseSlot {
+    cause: Cause,
+    /// Whether `cause` applies (a request is being served) rather than time.
+    pub(super) caused: bool,
+}
+
+impl std::fmt::Debug for CauseSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.caused.then_some(&self.cause).fmt(f)
+    }
+}
+
 /// One change of one object.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -123,7 +139,7 @@ impl Tenant {
         after: Snapshot,
         before: Option<Snapshot>,
     ) {
-        let by_request = self.caused;
+        let by_request = self.cause.caused;
         self.changes.push(Change {
             kind,
             at,
@@ -204,27 +220,28 @@ impl Tenant {
     /// `idempotency_key`. The strings are copied into buffers the tenant keeps, so that a request
     /// allocates nothing for this.
     pub fn set_cause(&mut self, request: &str, idempotency_key: Option<&str>) {
-        self.cause.request.clear();
-        self.cause.request.push_str(request);
+        let cause = &mut self.cause.cause;
+        cause.request.clear();
+        cause.request.push_str(request);
         match idempotency_key {
             Some(k) => {
-                let key = self.cause.idempotency_key.get_or_insert_with(String::new);
+                let key = cause.idempotency_key.get_or_insert_with(String::new);
                 key.clear();
                 key.push_str(k);
             }
-            None => self.cause.idempotency_key = None,
+            None => cause.idempotency_key = None,
         }
-        self.caused = true;
+        self.cause.caused = true;
     }
 
     /// Forgets the cause: the changes made from now on are time's.
     pub fn clear_cause(&mut self) {
-        self.caused = false;
+        self.cause.caused = false;
     }
 
     /// Who is asking for the changes being made, if a request is.
     pub fn cause(&self) -> Option<&Cause> {
-        self.caused.then_some(&self.cause)
+        self.cause.caused.then_some(&self.cause.cause)
     }
 
     /// How many changes are waiting: a mark for [`Tenant::discard_changes_since`].

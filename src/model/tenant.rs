@@ -101,9 +101,7 @@ pub struct Tenant {
     /// Changes not yet handed to the store's hook, oldest first.
     pub(super) changes: Vec<super::Change>,
     /// Who is asking for the changes being made (none while time moves things).
-    pub(super) cause: super::Cause,
-    /// Whether `cause` applies (a request is being served) rather than time.
-    pub(super) caused: bool,
+    pub(super) cause: super::changes::CauseSlot,
     /// What the application keeps with this world and lives and dies with it (the Stripe facade's
     /// events), opaque to the model.
     pub(super) attachment: Option<super::Attachment>,
@@ -139,8 +137,7 @@ impl Tenant {
             invoice_grace: super::DEFAULT_GRACE,
             priced: PricedBilling::default(),
             changes: Vec::new(),
-            cause: super::Cause::default(),
-            caused: false,
+            cause: super::changes::CauseSlot::default(),
             attachment: None,
         }
     }
@@ -281,7 +278,7 @@ impl Tenant {
     /// What falls due is time's doing, not a request's, even when a request moved time: its changes
     /// have no cause.
     pub(super) fn run_due(&mut self, domain: Domain, until: Nanos) {
-        let caused = std::mem::replace(&mut self.caused, false);
+        let caused = std::mem::replace(&mut self.cause.caused, false);
         while let Some(handle) = self
             .schedule
             .range(due(domain, until))
@@ -292,7 +289,7 @@ impl Tenant {
                 self.fire(event, handle.1);
             }
         }
-        self.caused = caused;
+        self.cause.caused = caused;
     }
 }
 
