@@ -1,13 +1,15 @@
 //! The state every request reaches: the model's worlds, the Stripe facade's stored idempotent
 //! answers, webhook delivery, and the settings.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::idempotency::IdempotencyStores;
 use crate::model::{Store, Tenant};
-use crate::webhooks::{EventRef, Webhooks};
+use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
+use crate::webhooks::{self, Webhooks};
+use crate::wire::versions::{self, Version};
 
 /// Everything a request can reach.
 #[derive(Debug)]
@@ -27,12 +29,21 @@ pub struct App {
 impl App {
     /// A fresh application with `config`.
     pub fn new(config: Config) -> Arc<App> {
-        let app = Arc::new(App {
-            store: Store::new(config.seed).with_invoice_grace(config.invoice_grace),
-            idempotency: IdempotencyStores::default(),
-            webhooks: Webhooks::new(config.webhooks.clone()),
-            config,
-            started: Instant::now(),
+        let app = Arc::new_cyclic(|app: &Weak<App>| {
+            let outbox: Weak<dyn Outbox> = app.clone();
+            let recorder = Recorder {
+                app: outbox,
+                seed: config.seed,
+            };
+            App {
+                store: Store::new(config.seed)
+                    .with_invoice_grace(config.invoice_grace)
+                    .with_hook(Arc::new(recorder)),
+                idempotency: IdempotencyStores::default(),
+                webhooks: Webhooks::new(config.webhooks.clone()),
+                config,
+                started: Instant::now(),
+            }
         });
         // Weak: the application owns the deliveries, whose tasks may outlive a request.
         let weak = Arc::downgrade(&app);
@@ -44,14 +55,46 @@ impl App {
         app
     }
 
-    /// Queues the webhook deliveries of `events`, just produced in the world named `world`: one per
-    /// (event, enabled endpoint of that world whose `enabled_events` match its type), plus one per
-    /// forwarding address. Returns, per event, how many endpoints will receive it (its
-    /// `pending_webhooks`). Only enqueues: never waits for a delivery.
-    ///
-    /// It locks the world to read its endpoints, so it must be called with that lock released;
-    /// under the lock, call [`App::events_produced_in`].
-    pub fn events_produced(&self, world: &str, events: &[EventRef]) -> Vec<u32> {
+    /// How many destinations (the world's enabled endpoints whose `enabled_events` match, and
+    /// forwarding addresses) an event of type `kind` is sent to. Asked for every event as it is
+    /// stored, under the world's lock: an event that none receives is rendered only when read.
+    pub fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {
+        let endpoints = tenant.webhook_targets(kind).len();
+        let forwards = if self.webhooks.forwarded(kind) {
+            self.config.webhooks.forward_to.len()
+        } else {
+            0
+        };
+        u32::try_from(endpoints + forwards).unwrap_or(u32::MAX)
+    }
+
+    /// Queues the webhook deliveries of `events`, just stored in `tenant`'s world, in the order
+    /// they happened: one per (event, enabled endpoint whose `enabled_events` match its type),
+    /// plus one per forwarding address. Returns, per event, how many endpoints will receive it
+    /// (its `pending_webhooks`; forwards do not count). Only enqueues, under the world's lock,
+    /// which it never takes again.
+    pub fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32> {
+        let owned: Vec<webhooks::EventRef> = events
+            .iter()
+            .map(|e| webhooks::EventRef {
+                id: e.id.to_string(),
+                kind: e.kind.to_string(),
+                created: e.created,
+                json: bytes::Bytes::copy_from_slice(e.json),
+            })
+            .collect();
+        let targets = events
+            .iter()
+            .map(|e| tenant.webhook_targets(e.kind))
+            .collect();
+        self.webhooks.enqueue(tenant.name(), &owned, targets)
+    }
+
+    /// Queues the deliveries of `events`, already rendered, for the world named `world`, as
+    /// [`App::events_produced`] does, from outside the world's lock (it takes the lock to read the
+    /// world's endpoints): for a program that makes its own events. Returns each one's count of
+    /// endpoints.
+    pub fn deliver(&self, world: &str, events: &[webhooks::EventRef]) -> Vec<u32> {
         let targets = match self.store.get(world) {
             Some(cell) => {
                 let tenant = cell.state.lock();
@@ -65,20 +108,17 @@ impl App {
         self.webhooks.enqueue(world, events, targets)
     }
 
-    /// [`App::events_produced`] for a caller that holds the world's lock already.
-    pub fn events_produced_in(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32> {
-        let targets = events
-            .iter()
-            .map(|e| tenant.webhook_targets(&e.kind))
-            .collect();
-        self.webhooks.enqueue(tenant.name(), events, targets)
-    }
-
-    /// Called once for each (event, endpoint) delivery that succeeded, outside every lock: the
-    /// place where an event's `pending_webhooks` counts down. Events are not stored yet, so there
-    /// is nothing to count down.
-    pub fn webhook_delivered(&self, world: &str, event_id: &str) {
-        tracing::debug!(world, event_id, "webhook delivered");
+    /// Counts one successful delivery of the event `event_id` of the world `world`: its
+    /// `pending_webhooks` goes down by one. False when there is no such event or nothing was
+    /// pending. Locks the world: the delivery workers call it, outside every lock.
+    pub fn webhook_delivered(&self, world: &str, event_id: &str) -> bool {
+        let Some(cell) = self.store.get(world) else {
+            return false;
+        };
+        let mut tenant = cell.state.lock();
+        tenant
+            .attachment_mut::<EventLog>()
+            .is_some_and(|log| log.delivered(event_id))
     }
 
     /// Forgets the world named `world` entirely, its model, its stored idempotent answers and its
@@ -89,5 +129,23 @@ impl App {
         let stored = self.idempotency.reset(world);
         self.webhooks.reset(world);
         self.store.reset(world) || stored
+    }
+}
+
+/// The Stripe events' view of the application: the inherent methods above.
+impl Outbox for App {
+    fn version_of(&self, world: &str) -> Version {
+        // A connected account's world is named `key account`; its platform's default applies when
+        // it has none of its own.
+        let platform = world.split_once(' ').map(|(key, _)| key);
+        versions::default_for(&self.store, world, platform).0
+    }
+
+    fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {
+        App::webhook_receivers(self, tenant, kind)
+    }
+
+    fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32> {
+        App::events_produced(self, tenant, events)
     }
 }

@@ -17,6 +17,9 @@ pub struct Request {
     pub headers: HeaderMap,
     /// Body bytes.
     pub body: Bytes,
+    /// The id the server gave this request (its `Request-Id` header), which the events it causes
+    /// name.
+    pub request_id: String,
 }
 
 impl Request {

@@ -45,7 +45,8 @@
 //! server.rs      the hyper layer: accept loop, connection cap, head and body limits, Request-Id,
 //!                panic containment, graceful shutdown; hands an owned Request to the router
 //! router.rs      which facade answers a request, from its path and headers
-//! app.rs         App: the worlds (model::Store), stored idempotent answers, settings; App::reset
+//! app.rs         App: the worlds (model::Store), stored idempotent answers, settings; App::reset;
+//!                the hand-off of events to webhook delivery
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
 //! form.rs        form decoding with bracket nesting, strict about encoding, bounded
 //! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model
@@ -56,7 +57,8 @@
 //!                mod.rs (the pipeline around operations), one file per resource (customers,
 //!                credit_grants, balances, transactions, invoices, invoice_items, test_clocks,
 //!                products, prices (with catalog.rs for what the two share), subscriptions,
-//!                subscription_items, meters, meter_events, webhook_endpoints), lists, expand,
+//!                subscription_items, meters, meter_events, webhook_endpoints), events.rs (the
+//!                model's changes as Stripe events, stored per world; /v1/events), lists, expand,
 //!                search
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
@@ -69,7 +71,8 @@
 //!                plans, subscriptions, grant rules and their applications, wallets (views of lots),
 //!                the catalogue (products, prices, tiered amounts), meters and their usage
 //!                (events in hourly buckets), priced subscriptions (Stripe's) and their items,
-//!                invoice items, the cycle engine, webhook endpoints;
+//!                invoice items, the cycle engine, webhook endpoints; changes.rs (what each command
+//!                changed, handed by Store::with_tenant to the application's hook);
 //!                closed: facades read through queries and read-only index views (index.rs) and
 //!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings

@@ -259,6 +259,7 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
                 query: parts.uri.query().map(str::to_string),
                 headers: parts.headers,
                 body,
+                request_id: request_id.clone(),
             };
             // A bug must cost one request, not the server: the model's locks do not poison, and the
             // client gets a 500 in its API's envelope.

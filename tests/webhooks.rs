@@ -2,7 +2,7 @@
 //! receivers: the signature recomputed here, retries after failures, order after an endpoint comes
 //! back, a dead endpoint that holds up nobody else, the bounded queue, forwarding, and
 //! `GET /_emulator/webhook_deliveries`. Events are handed to the delivery side directly through
-//! `App::events_produced`, as the event log does.
+//! `App::deliver`, as the event log does through `App::events_produced`.
 
 mod support;
 
@@ -366,7 +366,7 @@ async fn deliveries_are_signed_as_stripes_sdks_verify() {
     let (id, secret) = endpoint(&emu, &key, &rx.url, &["customer.created"]).await;
     let app = &emu.running.app;
 
-    let counts = app.events_produced(
+    let counts = app.deliver(
         &key,
         &[
             event("evt_1", "customer.created"),
@@ -412,7 +412,7 @@ async fn deliveries_are_signed_as_stripes_sdks_verify() {
         .await;
     let rx_all = Receiver::start(Mode::FailFirst(0)).await;
     endpoint(&emu, &key, &rx_all.url, &["*"]).await;
-    let counts = app.events_produced(&key, &[event("evt_3", "customer.created")]);
+    let counts = app.deliver(&key, &[event("evt_3", "customer.created")]);
     assert_eq!(counts, [1]);
     assert_eq!(rx_all.wait_for(1).await[0].event_id(), "evt_3");
     settled(&emu, &key).await;
@@ -420,7 +420,7 @@ async fn deliveries_are_signed_as_stripes_sdks_verify() {
 
     // A world without endpoints (or never seen) queues nothing.
     assert_eq!(
-        app.events_produced("sk_test_nobody", &[event("evt_4", "customer.created")]),
+        app.deliver("sk_test_nobody", &[event("evt_4", "customer.created")]),
         [0]
     );
 }
@@ -432,7 +432,7 @@ async fn failed_deliveries_are_retried_and_the_rest_follow_in_order() {
     let rx = Receiver::start(Mode::FailFirst(2)).await;
     let (_, secret) = endpoint(&emu, &key, &rx.url, &["*"]).await;
 
-    emu.running.app.events_produced(
+    emu.running.app.deliver(
         &key,
         &[
             event("evt_a", "invoice.created"),
@@ -477,7 +477,7 @@ async fn a_delivery_that_always_fails_ends_failed_after_its_attempts() {
 
     emu.running
         .app
-        .events_produced(&key, &[event("evt_x", "price.created")]);
+        .deliver(&key, &[event("evt_x", "price.created")]);
     assert_eq!(
         rx.wait_for(4).await.len(),
         4,
@@ -523,11 +523,11 @@ async fn a_dead_endpoint_does_not_hold_up_another() {
     let events: Vec<EventRef> = (0..5)
         .map(|i| event(&format!("evt_{i}"), "customer.created"))
         .collect();
-    assert_eq!(emu.running.app.events_produced(&key, &events), [2; 5]);
+    assert_eq!(emu.running.app.deliver(&key, &events), [2; 5]);
     assert_eq!(
         emu.running
             .app
-            .events_produced(&other, &[event("evt_o", "customer.created")]),
+            .deliver(&other, &[event("evt_o", "customer.created")]),
         [1]
     );
     let got: Vec<String> = live.wait_for(6).await.iter().map(Hit::event_id).collect();
@@ -557,13 +557,13 @@ async fn a_full_queue_drops_its_oldest_waiting_delivery() {
     let dead = Receiver::start(Mode::Hang).await;
     let (id, _) = endpoint(&emu, &key, &dead.url, &["*"]).await;
     let app = &emu.running.app;
-    app.events_produced(&key, &[event("evt_0", "customer.created")]);
+    app.deliver(&key, &[event("evt_0", "customer.created")]);
     // The first delivery is in flight (and never answered) before the others come.
     dead.wait_for(1).await;
     let more: Vec<EventRef> = (1..5)
         .map(|i| event(&format!("evt_{i}"), "customer.created"))
         .collect();
-    app.events_produced(&key, &more);
+    app.deliver(&key, &more);
 
     let r = deliveries(&emu, &key, "").await;
     let rows: Vec<(String, String)> = summary(&r).into_iter().map(|(e, s, _, _)| (e, s)).collect();
@@ -632,7 +632,7 @@ async fn forwarding_sends_every_worlds_events_signed_with_the_fixed_secret() {
     let app = emulator.app();
     // Forwarding addresses are not endpoints: they do not count in pending_webhooks.
     assert_eq!(
-        app.events_produced(
+        app.deliver(
             "sk_test_fw_a",
             &[
                 event("evt_a", "customer.created"),
@@ -641,7 +641,7 @@ async fn forwarding_sends_every_worlds_events_signed_with_the_fixed_secret() {
         ),
         [0, 0]
     );
-    app.events_produced("sk_test_fw_b", &[event("evt_b", "invoice.paid")]);
+    app.deliver("sk_test_fw_b", &[event("evt_b", "invoice.paid")]);
     let hits = rx.wait_for(2).await;
     let mut ids: Vec<String> = hits.iter().map(Hit::event_id).collect();
     ids.sort();
@@ -731,4 +731,63 @@ async fn each_success_to_an_endpoint_is_reported_once_and_forwards_are_not() {
         "one report per successful endpoint delivery, none for failures or forwards"
     );
     webhooks.stop();
+}
+
+#[tokio::test]
+async fn real_events_reach_an_endpoint_and_count_down_their_pending_webhooks() {
+    let emu = emu_with(1000).await;
+    let key = emu.tenant("wh_real_events").await;
+    let rx = Receiver::start(Mode::FailFirst(1)).await;
+    let (_, secret) = endpoint(
+        &emu,
+        &key,
+        &rx.url,
+        &["billing.credit_grant.created", "customer.created"],
+    )
+    .await;
+    let cus = emu.customer(&key, "name=Ada").await;
+    emu.grant(&key, &cus, 500, "").await;
+
+    // The first attempt fails, the retry succeeds; the grant's event follows in order.
+    let hits = rx.wait_for(3).await;
+    let ids: Vec<String> = hits.iter().map(Hit::event_id).collect();
+    assert_eq!(ids[0], ids[1], "the failed delivery is retried first");
+    let types: Vec<String> = hits
+        .iter()
+        .map(|h| {
+            serde_json::from_slice::<Value>(&h.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "customer.created",
+            "customer.created",
+            "billing.credit_grant.created"
+        ]
+    );
+    for hit in &hits {
+        assert!(verify(hit.header("stripe-signature"), &hit.body, &secret));
+    }
+    let grant_event: Value = serde_json::from_slice(&hits[2].body).unwrap();
+    assert_eq!(grant_event["data"]["object"]["customer"], cus.as_str());
+
+    // Once delivered, the event has nothing pending; events no endpoint takes never had any.
+    settled(&emu, &key).await;
+    let id = grant_event["id"].as_str().unwrap();
+    let stored = emu.get(&key, &format!("/v1/events/{id}")).await;
+    assert_eq!(stored.status, 200, "{}", stored.text);
+    assert_eq!(stored.body["pending_webhooks"], 0);
+    assert_eq!(stored.body["data"], grant_event["data"]);
+    let txns = emu
+        .get(
+            &key,
+            "/v1/events?type=billing.credit_balance_transaction.created",
+        )
+        .await;
+    assert_eq!(txns.body["data"][0]["pending_webhooks"], 0);
+    assert_eq!(rx.hits().len(), 3, "no other type was sent");
 }

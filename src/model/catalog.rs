@@ -18,7 +18,7 @@ use std::ops::RangeBounds;
 use rust_decimal::Decimal;
 
 use super::index::values_in;
-use super::{money, Currency, KeyIndex, Metadata, MeterStatus, Tenant};
+use super::{money, ChangeKind, Currency, KeyIndex, Metadata, MeterStatus, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -614,6 +614,9 @@ impl Tenant {
         };
         self.index_product(&product, true);
         self.catalog.products.insert(key, product);
+        let created = self.change_mark();
+        let after = self.product_snapshot(key);
+        self.record_some(ChangeKind::Created, now, after, None);
         let Some(first) = first else {
             return Ok((key, None));
         };
@@ -623,6 +626,10 @@ impl Tenant {
         if first.default {
             if let Some(p) = self.catalog.products.get_mut(&key) {
                 p.default_price = Some(price);
+            }
+            // The product is made with its default price in one step: its creation shows it.
+            if let Some(after) = self.product_snapshot(key) {
+                self.retake(created, after);
             }
         }
         Ok((key, Some(price)))
@@ -645,6 +652,7 @@ impl Tenant {
             }
         }
         let now = self.tenant_now();
+        let before = self.product_snapshot(key);
         let Some(mut p) = self.catalog.products.remove(&key) else {
             return Err(CatalogError::NoSuchProduct);
         };
@@ -688,6 +696,8 @@ impl Tenant {
         p.updated = now;
         self.index_product(&p, true);
         self.catalog.products.insert(key, p);
+        let after = self.product_snapshot(key);
+        self.record_some(ChangeKind::Updated, now, after, before);
         Ok(())
     }
 
@@ -702,6 +712,13 @@ impl Tenant {
         }
         if let Some(p) = self.catalog.products.remove(&key) {
             self.index_product(&p, false);
+            let now = self.tenant_now();
+            self.record(
+                ChangeKind::Deleted,
+                now,
+                Snapshot::Product(Box::new(p)),
+                None,
+            );
         }
         Ok(())
     }
@@ -774,6 +791,7 @@ impl Tenant {
         if let Some(Some(lookup_key)) = &changes.lookup_key {
             self.check_lookup_key(Some(lookup_key), Some(key), transfer_lookup_key)?;
         }
+        let before = self.price_snapshot(key);
         let Some(mut price) = self.catalog.prices.remove(&key) else {
             return Err(CatalogError::NoSuchPrice);
         };
@@ -798,6 +816,9 @@ impl Tenant {
         }
         self.index_price(&price, true);
         self.catalog.prices.insert(key, price);
+        let now = self.tenant_now();
+        let after = self.price_snapshot(key);
+        self.record_some(ChangeKind::Updated, now, after, before);
         Ok(())
     }
 
@@ -847,8 +868,11 @@ impl Tenant {
             tax_behavior: terms.tax_behavior,
             trial_period_days: terms.trial_period_days,
         };
+        let at = price.created;
         self.index_price(&price, true);
         self.catalog.prices.insert(key, price);
+        let after = self.price_snapshot(key);
+        self.record_some(ChangeKind::Created, at, after, None);
         key
     }
 

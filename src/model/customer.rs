@@ -3,7 +3,7 @@
 use std::ops::RangeBounds;
 
 use super::index::values_in;
-use super::{KeyIndex, Metadata, Tenant};
+use super::{ChangeKind, KeyIndex, Metadata, Snapshot, Tenant};
 use crate::ids::{fnv1a64, Key};
 use crate::time::Nanos;
 
@@ -213,6 +213,12 @@ impl Tenant {
             profile,
         };
         self.index_customer(&customer, true);
+        self.record(
+            ChangeKind::Created,
+            now,
+            Snapshot::Customer(Box::new(customer.clone())),
+            None,
+        );
         self.customers.insert(key, customer);
         key
     }
@@ -246,6 +252,11 @@ impl Tenant {
         }
         customer.updated = self.now_for(key);
         self.index_customer(&customer, true);
+        if let Some(before) = self.customers.get(&key) {
+            let before = Snapshot::Customer(Box::new(before.clone()));
+            let after = Snapshot::Customer(Box::new(customer.clone()));
+            self.record(ChangeKind::Updated, customer.updated, after, Some(before));
+        }
         self.customers.insert(key, customer);
         true
     }
@@ -258,6 +269,13 @@ impl Tenant {
         };
         self.end_subscriptions_of(key);
         self.index_customer(&customer, false);
+        let at = self.now_for(key);
+        self.record(
+            ChangeKind::Deleted,
+            at,
+            Snapshot::Customer(Box::new(customer)),
+            None,
+        );
         if let Some(c) = self.customers.get_mut(&key) {
             c.deleted = true;
         }

@@ -13,7 +13,7 @@ use std::ops::{Bound, RangeBounds};
 use rust_decimal::Decimal;
 
 use super::index::values_in;
-use super::{Currency, Domain, EntryKind, Event, Lot, Metadata, Tenant};
+use super::{ChangeKind, Currency, Domain, EntryKind, Event, Lot, Metadata, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -419,11 +419,13 @@ impl Tenant {
             metadata: Metadata::new(),
         };
         self.insert_invoice(invoice);
+        self.record_invoice(ChangeKind::Created, key, now, None);
         self.apply_credits(key, now);
         self.set_invoice_status(key, InvoiceStatus::Open);
         if let Some(inv) = self.invoices.get_mut(&key) {
             inv.finalized_at = Some(now);
         }
+        self.record_invoice(ChangeKind::Finalized, key, now, None);
         key
     }
 
@@ -493,10 +495,24 @@ impl Tenant {
             metadata: new.metadata,
         };
         self.insert_invoice(invoice);
+        self.record_invoice(ChangeKind::Created, key, now, None);
         if let Some(at) = finalizes_at {
             self.schedule_event(domain, at, Event::FinalizeInvoice(key));
         }
         key
+    }
+
+    /// A copy of the invoice `key`, if it exists.
+    fn invoice_snapshot(&self, key: Key) -> Option<Snapshot> {
+        let inv = self.invoices.get(&key)?;
+        Some(Snapshot::Invoice(Box::new(inv.clone())))
+    }
+
+    /// Records a change of `kind` of the invoice `key` at `at`, as it is now.
+    fn record_invoice(&mut self, kind: ChangeKind, key: Key, at: Nanos, before: Option<Snapshot>) {
+        if let Some(after) = self.invoice_snapshot(key) {
+            self.record(kind, at, after, before);
+        }
     }
 
     fn insert_invoice(&mut self, invoice: Invoice) {
@@ -574,6 +590,7 @@ impl Tenant {
             }
         }
         self.set_invoice_status(key, InvoiceStatus::Open);
+        self.record_invoice(ChangeKind::Finalized, key, now, None);
         Ok(())
     }
 
@@ -677,6 +694,7 @@ impl Tenant {
             inv.paid_at = Some(now);
         }
         self.set_invoice_status(key, InvoiceStatus::Paid);
+        self.record_invoice(ChangeKind::Paid, key, now, None);
         if let Some(sub) = self.invoices[&key].subscription {
             self.subscription_payment_settled(sub);
         }
@@ -702,6 +720,7 @@ impl Tenant {
             inv.attempt_count += 1;
         }
         if declined {
+            self.record_invoice(ChangeKind::PaymentFailed, key, now, None);
             let inv = &self.invoices[&key];
             if let Some(sub) = inv.subscription {
                 let first = inv.billing_reason == BillingReason::SubscriptionCreate;
@@ -763,10 +782,12 @@ impl Tenant {
             return Err(InvoiceError::NotPayable(inv.status));
         }
         let now = self.now_for(inv.customer);
+        let before = self.invoice_snapshot(key);
         if let Some(inv) = self.invoices.get_mut(&key) {
             inv.uncollectible_at = Some(now);
         }
         self.set_invoice_status(key, InvoiceStatus::Uncollectible);
+        self.record_invoice(ChangeKind::Updated, key, now, before);
         Ok(())
     }
 
@@ -813,6 +834,8 @@ impl Tenant {
             if let Some(inv) = self.invoices.get_mut(&key) {
                 inv.lines.extend(lines);
             }
+            // The draft is made with its items in one step: its creation shows them.
+            self.retake_created(key);
         }
         key
     }
@@ -842,6 +865,13 @@ impl Tenant {
         for entry in inv.list_entries() {
             self.invoice_lists.remove(&entry);
         }
+        let at = self.now_for(inv.customer);
+        self.record(
+            ChangeKind::Deleted,
+            at,
+            Snapshot::Invoice(Box::new(inv.clone())),
+            None,
+        );
         for line in &inv.lines {
             if let LineSource::InvoiceItem(item) = line.source {
                 self.release_invoice_item(item);
@@ -889,6 +919,7 @@ impl Tenant {
             inv.voided_at = Some(now);
         }
         self.set_invoice_status(key, InvoiceStatus::Void);
+        self.record_invoice(ChangeKind::Voided, key, now, None);
         Ok(())
     }
 

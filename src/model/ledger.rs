@@ -6,7 +6,7 @@ use std::ops::RangeBounds;
 use rust_decimal::Decimal;
 
 use super::index::values_in;
-use super::{Applicability, Currency, KeyIndex, Lot, Tenant};
+use super::{Applicability, ChangeKind, Currency, KeyIndex, Lot, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -187,6 +187,12 @@ impl Tenant {
             .or_default()
             .insert(key);
         self.entries_by_lot.insert((lot_key, key));
+        self.record(
+            ChangeKind::Created,
+            created,
+            Snapshot::Entry(Box::new(entry.clone())),
+            None,
+        );
         self.entries.insert(key, Box::new(entry));
         key
     }

@@ -10,7 +10,7 @@ use std::ops::RangeBounds;
 use rust_decimal::Decimal;
 
 use super::index::values_in;
-use super::{Currency, Domain, EntryKind, Event, KeyIndex, Metadata, Tenant};
+use super::{ChangeKind, Currency, Domain, EntryKind, Event, KeyIndex, Metadata, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -278,6 +278,12 @@ impl Tenant {
             .entry(new.customer)
             .or_default()
             .insert(key);
+        self.record(
+            ChangeKind::Created,
+            now,
+            Snapshot::Lot(Box::new(lot.clone())),
+            None,
+        );
         self.lots.insert(key, Box::new(lot));
         // The common case, a lot effective now with nothing else due in its domain, is granted on
         // the spot: scheduling its Effective event only to find and remove it again at once was a
@@ -317,10 +323,12 @@ impl Tenant {
     pub fn set_lot_expiry(&mut self, key: Key, expires_at: Option<Nanos>) -> Result<(), LotError> {
         let (domain, now) = self.lot_domain_now(key)?;
         self.check_open(key, now)?;
+        let before = self.lot_snapshot(key);
         self.cancel_events(key, |e| matches!(e, Event::Expire(_)));
         let lot = self.lot_mut(key);
         lot.expires_at = expires_at;
         lot.updated = now;
+        self.record_lot_update(key, now, before);
         match expires_at {
             // Already past: written off now, effective when it expired. Scheduling it in the past
             // would write an entry older than entries already posted.
@@ -342,9 +350,11 @@ impl Tenant {
     /// Replaces a lot's metadata.
     pub fn set_lot_metadata(&mut self, key: Key, metadata: Metadata) -> Result<(), LotError> {
         let (_, now) = self.lot_domain_now(key)?;
+        let before = self.lot_snapshot(key);
         let lot = self.lot_mut(key);
         lot.metadata = metadata;
         lot.updated = now;
+        self.record_lot_update(key, now, before);
         Ok(())
     }
 
@@ -356,10 +366,12 @@ impl Tenant {
             return Err(LotError::AlreadyExpired);
         }
         // Nothing further is due for this lot: it never becomes effective if it has not yet.
+        let before = self.lot_snapshot(key);
         self.cancel_events(key, |_| true);
         let lot = self.lot_mut(key);
         lot.expires_at = Some(now);
         lot.updated = now;
+        self.record_lot_update(key, now, before);
         self.write_off(key, EntryKind::Expired, now);
         Ok(())
     }
@@ -374,10 +386,12 @@ impl Tenant {
         if lot.applied {
             return Err(LotError::AppliedToInvoice);
         }
+        let before = self.lot_snapshot(key);
         self.cancel_events(key, |_| true);
         let lot = self.lot_mut(key);
         lot.voided_at = Some(now);
         lot.updated = now;
+        self.record_lot_update(key, now, before);
         self.write_off(key, EntryKind::Voided, now);
         Ok(())
     }
@@ -404,6 +418,17 @@ impl Tenant {
         let now = self.now_in(domain);
         self.run_due(domain, now);
         Ok((domain, now))
+    }
+
+    /// A copy of the lot `key`, which exists.
+    fn lot_snapshot(&self, key: Key) -> Snapshot {
+        Snapshot::Lot(Box::new(self.lots[&key].as_ref().clone()))
+    }
+
+    /// Records that the lot `key` was updated at `at` from `before`.
+    fn record_lot_update(&mut self, key: Key, at: Nanos, before: Snapshot) {
+        let after = self.lot_snapshot(key);
+        self.record(ChangeKind::Updated, at, after, Some(before));
     }
 
     pub(super) fn lot_mut(&mut self, key: Key) -> &mut Lot {

@@ -40,7 +40,7 @@ use hashbrown::HashTable;
 use rust_decimal::Decimal;
 
 use super::index::{values_in, KeyIndex};
-use super::{Domain, Tenant};
+use super::{ChangeKind, Domain, Tenant};
 use crate::ids::{encode, Key};
 use crate::time::{Nanos, NANOS_PER_SEC};
 
@@ -320,12 +320,15 @@ impl Tenant {
                 updated: now,
             },
         );
+        let after = self.meter_snapshot(key);
+        self.record_some(ChangeKind::Created, now, after, None);
         key
     }
 
     /// Changes a meter's display name (the one thing about a meter that changes).
     pub fn rename_meter(&mut self, key: Key, display_name: String) -> Result<(), MeterError> {
         let now = self.tenant_now();
+        let before = self.meter_snapshot(key);
         let meter = self
             .metering
             .meters
@@ -333,6 +336,8 @@ impl Tenant {
             .ok_or(MeterError::NotFound)?;
         meter.display_name = display_name;
         meter.updated = now;
+        let after = self.meter_snapshot(key);
+        self.record_some(ChangeKind::Updated, now, after, before);
         Ok(())
     }
 
@@ -350,6 +355,8 @@ impl Tenant {
         m.by_event_name.remove(&meter.event_name);
         m.active.remove(&key);
         m.inactive.insert(key);
+        let after = self.meter_snapshot(key);
+        self.record_some(ChangeKind::Deactivated, now, after, None);
         Ok(())
     }
 
@@ -370,6 +377,8 @@ impl Tenant {
         m.by_event_name.insert(meter.event_name.clone(), key);
         m.inactive.remove(&key);
         m.active.insert(key);
+        let after = self.meter_snapshot(key);
+        self.record_some(ChangeKind::Reactivated, now, after, None);
         Ok(())
     }
 

@@ -34,6 +34,7 @@
 
 mod billing;
 mod catalog;
+mod changes;
 mod customer;
 mod cycles;
 mod grant_rules;
@@ -59,6 +60,9 @@ pub use catalog::{
     CatalogError, FirstPrice, Interval, NewPrice, NewProduct, Price, PriceChanges, PriceTerms,
     Product, ProductChanges, ProductType, Recurring, Round, Scheme, TaxBehavior, Tier, TiersMode,
     TransformQuantity, UsageType,
+};
+pub use changes::{
+    Attachment, Cause, Change, ChangeHook, ChangeKind, Snapshot, SubscriptionSnapshot,
 };
 pub use customer::{
     default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
@@ -155,6 +159,8 @@ pub struct Store {
     /// The grace period new worlds start with (see [`Tenant::invoice_grace`]).
     invoice_grace: crate::time::Nanos,
     tenants: DashMap<String, Arc<TenantCell>>,
+    /// Where each world's changes go (none: they are dropped).
+    hook: Option<Arc<dyn ChangeHook>>,
 }
 
 impl Store {
@@ -164,7 +170,14 @@ impl Store {
             seed,
             invoice_grace: DEFAULT_GRACE,
             tenants: DashMap::new(),
+            hook: None,
         }
+    }
+
+    /// This store, handing every world's changes to `hook`.
+    pub fn with_hook(mut self, hook: Arc<dyn ChangeHook>) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// This store, with new worlds starting with `grace` as their invoice grace period.
@@ -192,12 +205,21 @@ impl Store {
     }
 
     /// Runs `f` on the tenant named `key` (created empty if new) the way a request sees it: its
-    /// state locked, and everything due on its clock posted first.
+    /// state locked, and everything due on its clock posted first. What changed (the catch-up
+    /// first, then what `f` did) goes to the store's hook before the lock is released, and `f`'s
+    /// [`Cause`] is forgotten.
     pub fn with_tenant<R>(&self, key: &str, f: impl FnOnce(&mut Tenant) -> R) -> R {
         let cell = self.tenant(key);
         let mut tenant = cell.state.lock();
+        // A request that panicked may have left its cause behind: time's changes have none.
+        tenant.clear_cause();
         tenant.catch_up();
-        f(&mut tenant)
+        let result = f(&mut tenant);
+        if tenant.has_changes() {
+            tenant.drain_changes(key, self.hook.as_deref());
+        }
+        tenant.clear_cause();
+        result
     }
 
     /// The tenant named `key`, if it exists (never creates one).

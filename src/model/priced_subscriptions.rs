@@ -636,6 +636,9 @@ impl Tenant {
         };
         self.index_priced(&sub, true);
         self.priced.subscriptions.insert(key, sub);
+        if let Some(after) = self.subscription_snapshot(key) {
+            self.record(super::ChangeKind::Created, now, after, None);
+        }
         self.start_billing(key);
         Ok(key)
     }
@@ -655,6 +658,7 @@ impl Tenant {
             .get(&key)
             .ok_or(PricedError::NotFound)?;
         let now = self.now_for(sub.customer);
+        let before = self.subscription_snapshot(key);
         let touches_billing = !update.items.is_empty()
             || update.description.is_some()
             || update.cancel_at_period_end.is_some()
@@ -816,6 +820,7 @@ impl Tenant {
         }
         self.index_priced(&sub, true);
         self.priced.subscriptions.insert(key, sub);
+        self.record_subscription(key, now, before);
         self.schedule_cycle(key);
         Ok(())
     }
@@ -850,6 +855,9 @@ impl Tenant {
         }
         self.index_priced(&sub, true);
         self.priced.subscriptions.insert(key, sub);
+        if let Some(after) = self.subscription_snapshot(key) {
+            self.record(super::ChangeKind::Deleted, end.at, after, None);
+        }
         if end.invoice_now {
             self.invoice_on_end(key, end.at);
         }
@@ -903,6 +911,7 @@ impl Tenant {
             old_end,
         )?;
         let items = sub.items.clone();
+        let before = self.subscription_snapshot(key);
         if let Some(s) = self.priced.subscriptions.get_mut(&key) {
             s.current_period_start = old_end;
             s.current_period_end = new_end;
@@ -913,15 +922,23 @@ impl Tenant {
                 i.current_period_end = new_end;
             }
         }
+        self.record_subscription(key, old_end, before);
         Some((old_start, old_end, new_end))
     }
 
     /// Records the latest invoice made for a subscription. Returns false if there is no such
     /// subscription.
     pub fn set_subscription_latest_invoice(&mut self, key: Key, invoice: Key) -> bool {
+        let before = self.subscription_snapshot(key);
         match self.priced.subscriptions.get_mut(&key) {
             Some(s) => {
                 s.latest_invoice = Some(invoice);
+                let customer = s.customer;
+                let at = match self.invoices.get(&invoice) {
+                    Some(i) => i.created,
+                    None => self.now_for(customer),
+                };
+                self.record_subscription(key, at, before);
                 true
             }
             None => false,
@@ -938,10 +955,13 @@ impl Tenant {
         if sub.status.is_ended() || status.is_ended() {
             return false;
         }
+        let before = self.subscription_snapshot(key);
+        let at = self.now_for(sub.customer);
         self.index_priced(&sub, false);
         sub.status = status;
         self.index_priced(&sub, true);
         self.priced.subscriptions.insert(key, sub);
+        self.record_subscription(key, at, before);
         true
     }
 

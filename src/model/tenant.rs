@@ -100,6 +100,13 @@ pub struct Tenant {
     pub(super) priced: PricedBilling,
     /// Where this world's events are sent, by key.
     pub(super) webhook_endpoints: BTreeMap<Key, WebhookEndpoint>,
+    /// Changes not yet handed to the store's hook, oldest first.
+    pub(super) changes: Vec<super::Change>,
+    /// Who is asking for the changes being made (none while time moves things).
+    pub(super) cause: super::changes::CauseSlot,
+    /// What the application keeps with this world and lives and dies with it (the Stripe facade's
+    /// events), opaque to the model.
+    pub(super) attachment: Option<super::Attachment>,
 }
 
 impl Tenant {
@@ -132,6 +139,9 @@ impl Tenant {
             invoice_grace: super::DEFAULT_GRACE,
             priced: PricedBilling::default(),
             webhook_endpoints: BTreeMap::new(),
+            changes: Vec::new(),
+            cause: super::changes::CauseSlot::default(),
+            attachment: None,
         }
     }
 
@@ -268,7 +278,10 @@ impl Tenant {
 
     /// Posts every event of `domain` due at or before `until`, in time order. An event may schedule
     /// further events; those inside the window are posted in the same call.
+    /// What falls due is time's doing, not a request's, even when a request moved time: its changes
+    /// have no cause.
     pub(super) fn run_due(&mut self, domain: Domain, until: Nanos) {
+        let caused = std::mem::replace(&mut self.cause.caused, false);
         while let Some(handle) = self
             .schedule
             .range(due(domain, until))
@@ -279,6 +292,7 @@ impl Tenant {
                 self.fire(event, handle.1);
             }
         }
+        self.cause.caused = caused;
     }
 }
 

@@ -4,7 +4,7 @@ use std::ops::{RangeBounds, RangeInclusive};
 
 use super::index::values_in;
 use super::tenant::due;
-use super::{Domain, InvoiceList, InvoiceListEntry, Tenant};
+use super::{ChangeKind, Domain, InvoiceList, InvoiceListEntry, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::{Nanos, NANOS_PER_SEC};
 
@@ -81,16 +81,20 @@ impl Tenant {
     pub fn create_test_clock(&mut self, frozen_time: Nanos, name: Option<String>) -> Key {
         let key = self.next_key();
         let created = self.tenant_now();
-        self.test_clocks.insert(
+        let clock = TestClock {
             key,
-            TestClock {
-                key,
-                name,
-                frozen_time,
-                created,
-                deletes_after: created.saturating_add(LIFETIME),
-            },
+            name,
+            frozen_time,
+            created,
+            deletes_after: created.saturating_add(LIFETIME),
+        };
+        self.record(
+            ChangeKind::Created,
+            created,
+            Snapshot::TestClock(Box::new(clock.clone())),
+            None,
         );
+        self.test_clocks.insert(key, clock);
         key
     }
 
@@ -209,6 +213,9 @@ impl Tenant {
                 frozen_time: clock.frozen_time,
             });
         }
+        let start = clock.frozen_time;
+        let snapshot = Snapshot::TestClock(Box::new(clock.clone()));
+        self.record(ChangeKind::Advancing, start, snapshot, None);
         // Post due events one instant at a time so that each sees the clock at its own time.
         loop {
             let next = self
@@ -224,6 +231,8 @@ impl Tenant {
         }
         if let Some(c) = self.test_clocks.get_mut(&key) {
             c.frozen_time = to;
+            let snapshot = Snapshot::TestClock(Box::new(c.clone()));
+            self.record(ChangeKind::Ready, to, snapshot, None);
         }
         Ok(())
     }
@@ -240,7 +249,15 @@ impl Tenant {
         for c in customers {
             self.delete_customer(c);
         }
-        self.test_clocks.remove(&key);
+        if let Some(clock) = self.test_clocks.remove(&key) {
+            let at = self.tenant_now();
+            self.record(
+                ChangeKind::Deleted,
+                at,
+                Snapshot::TestClock(Box::new(clock)),
+                None,
+            );
+        }
         self.customers_by_clock.remove(&key);
         let handles: Vec<_> = self
             .schedule

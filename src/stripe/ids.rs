@@ -36,3 +36,6 @@ pub const WEBHOOK_ENDPOINT: &str = "we_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
 pub use crate::ids::{parse as key_of, render};
+
+/// Events (`evt_…`).
+pub const EVENT: &str = "evt_";

@@ -23,6 +23,7 @@ pub mod balances;
 pub mod catalog;
 pub mod credit_grants;
 pub mod customers;
+pub mod events;
 pub mod expand;
 pub mod ids;
 pub mod invoice_items;
@@ -137,7 +138,9 @@ fn serve(
         .and_then(|(route, captures)| {
             let input = Input::new(&params, version, captures);
             let panic = app.config.panic_trigger && req.header("x-emulator-panic").is_some();
-            (route.run)(&input, &World::new(&app.store, &world, panic))
+            let world =
+                World::new(&app.store, &world, panic).caused_by(&req.request_id, idempotency_key);
+            (route.run)(&input, &world)
         });
     let (reply, keep) = match result {
         Ok(mut body) => {

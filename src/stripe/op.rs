@@ -84,6 +84,8 @@ pub struct World<'a> {
     store: &'a Store,
     name: &'a str,
     panic: bool,
+    /// The request's id and idempotency key, which the events it causes name.
+    cause: Option<(&'a str, Option<&'a str>)>,
 }
 
 impl<'a> World<'a> {
@@ -91,14 +93,31 @@ impl<'a> World<'a> {
     /// locked (the server's `X-Emulator-Panic` switch, off by default, which proves that a panic
     /// there costs one request and nothing more).
     pub fn new(store: &'a Store, name: &'a str, panic: bool) -> Self {
-        World { store, name, panic }
+        World {
+            store,
+            name,
+            panic,
+            cause: None,
+        }
     }
 
-    /// Runs `f` on the world, locked, with everything due on its clock posted first.
+    /// The same world, for the request `request` sent with `idempotency_key`: the changes it
+    /// makes name them.
+    pub fn caused_by(mut self, request: &'a str, idempotency_key: Option<&'a str>) -> Self {
+        self.cause = Some((request, idempotency_key));
+        self
+    }
+
+    /// Runs `f` on the world, locked, with everything due on its clock posted first (changes
+    /// that time made, caused by no request), then with the request as the cause of what `f`
+    /// changes.
     pub fn with<R>(&self, f: impl FnOnce(&mut Tenant) -> R) -> R {
         self.store.with_tenant(self.name, |tenant| {
             if self.panic {
                 panic!("panic requested with X-Emulator-Panic");
+            }
+            if let Some((request, key)) = self.cause {
+                tenant.set_cause(request, key);
             }
             f(tenant)
         })

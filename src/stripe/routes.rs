@@ -10,8 +10,8 @@ use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
-    balances, credit_grants, customers, invoice_items, invoices, meter_events, meters, objects,
-    prices, products, subscription_items, subscriptions, test_clocks, transactions,
+    balances, credit_grants, customers, events, invoice_items, invoices, meter_events, meters,
+    objects, prices, products, subscription_items, subscriptions, test_clocks, transactions,
     webhook_endpoints,
 };
 use crate::wire::envelope::StripeResult;
@@ -26,6 +26,9 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/customers/{id}",                             op::<customers::Retrieve>),
     route(Post,   "/v1/customers/{id}",                             op::<customers::Update>),
     route(Delete, "/v1/customers/{id}",                             op::<customers::Delete>),
+
+    route(Get,    "/v1/events",                                     op::<events::List>),
+    route(Get,    "/v1/events/{id}",                                op::<events::Retrieve>),
 
     route(Post,   "/v1/billing/credit_grants",                      op::<credit_grants::Create>),
     route(Get,    "/v1/billing/credit_grants",                      op::<credit_grants::List>),
@@ -242,7 +245,18 @@ pub fn serves_path(path: &str) -> bool {
 fn op<O: Operation>(input: &Input, world: &World) -> StripeResult<Vec<u8>> {
     let operation = O::parse(input)?;
     world.with(|tenant| {
-        let output = operation.apply(tenant)?;
+        let mark = tenant.change_mark();
+        let output = match operation.apply(tenant) {
+            Ok(output) => output,
+            // A refusal changed nothing, so it reports nothing; a failure after the change (a
+            // declined payment) reports what happened.
+            Err(e) => {
+                if !e.executed {
+                    tenant.discard_changes_since(mark);
+                }
+                return Err(e);
+            }
+        };
         Ok(match O::render(output, tenant) {
             Body::Json(bytes) => bytes,
             Body::Expand { mut value, expand } => {

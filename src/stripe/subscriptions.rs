@@ -359,11 +359,17 @@ fn feedback_name(f: CancellationFeedback) -> &'static str {
 impl<'a> SubscriptionView<'a> {
     /// The view of `s`, its items read from `t`.
     pub fn of(t: &'a Tenant, s: &'a PricedSubscription) -> Self {
+        Self::with_items(t, s, t.priced_subscription_items(s.key))
+    }
+
+    /// The view of `s` with `items` (a copy of the subscription as it was, say).
+    pub fn with_items(
+        t: &'a Tenant,
+        s: &'a PricedSubscription,
+        items: impl Iterator<Item = &'a crate::model::SubscriptionItem>,
+    ) -> Self {
         let id = ids::render(ids::SUBSCRIPTION, s.key);
-        let items: Vec<ItemView> = t
-            .priced_subscription_items(s.key)
-            .map(|i| ItemView::of(t, i))
-            .collect();
+        let items: Vec<ItemView> = items.map(|i| ItemView::of(t, i)).collect();
         let secs = |t: Option<Nanos>| t.map(to_secs);
         let details = &s.cancellation_details;
         SubscriptionView {

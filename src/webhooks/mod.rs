@@ -429,6 +429,12 @@ impl Deliveries {
         counts
     }
 
+    /// Whether events of `kind` go to the forwarding addresses (there are some, and
+    /// `--forward-events` takes the type).
+    pub fn forwarded(&self, kind: &str) -> bool {
+        self.forward_secret.is_some() && !self.config.forward_to.is_empty() && self.forwards(kind)
+    }
+
     /// Whether events of `kind` are forwarded.
     fn forwards(&self, kind: &str) -> bool {
         self.config

@@ -58,6 +58,7 @@ pub fn call(
         query,
         headers: map,
         body: Bytes::copy_from_slice(body),
+        request_id: "req_fuzz".to_string(),
     };
     match api_of(&req.path, &req.headers) {
         Api::Admin => admin::handle(app, &req),

@@ -1,0 +1,305 @@
+//! What changed in a world, in the model's own words: every command that changes an object
+//! records a [`Change`] with a copy of the object as it became (and, for an update, as it was), at
+//! the instant it happened on the object's clock.
+//!
+//! The changes wait in the tenant until [`super::Store::with_tenant`] hands them, in the order they
+//! happened, to the [`ChangeHook`] the application installed. Nothing here knows how a facade names
+//! or renders them.
+
+use super::{
+    Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product, SubscriptionItem,
+    Tenant, TestClock,
+};
+use crate::time::Nanos;
+
+/// What happened to the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// It came to exist.
+    Created,
+    /// Some of its fields changed (`before` holds the old object).
+    Updated,
+    /// It was deleted (`after` holds it as it was).
+    Deleted,
+    /// A draft invoice became open.
+    Finalized,
+    /// An invoice was paid.
+    Paid,
+    /// A payment attempt of an invoice was declined.
+    PaymentFailed,
+    /// An invoice was voided.
+    Voided,
+    /// A test clock started moving.
+    Advancing,
+    /// A test clock finished moving.
+    Ready,
+    /// A meter stopped accepting events.
+    Deactivated,
+    /// A meter accepts events again.
+    Reactivated,
+}
+
+/// A copy of an object as of one moment. Boxed, so that a change costs one allocation whatever
+/// the object.
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// A customer.
+    Customer(Box<Customer>),
+    /// A lot (a credit grant).
+    Lot(Box<Lot>),
+    /// A ledger entry.
+    Entry(Box<Entry>),
+    /// A test clock.
+    TestClock(Box<TestClock>),
+    /// An invoice.
+    Invoice(Box<Invoice>),
+    /// A meter.
+    Meter(Box<Meter>),
+    /// A product.
+    Product(Box<Product>),
+    /// A price.
+    Price(Box<Price>),
+    /// A priced subscription and its items.
+    Subscription(Box<SubscriptionSnapshot>),
+}
+
+/// A priced subscription with its items, as of one moment.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSnapshot {
+    /// The subscription.
+    pub subscription: PricedSubscription,
+    /// Its items, in order.
+    pub items: Vec<SubscriptionItem>,
+}
+
+/// Who asked for the changes being made: the request's id and its idempotency key, as the facade
+/// that serves it names them. Changes made by time passing have none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cause {
+    /// The request's id.
+    pub request: String,
+    /// The key the request was sent with, if any.
+    pub idempotency_key: Option<String>,
+}
+
+/// The tenant's cause: buffers reused by every request, and whether they apply now. Shown (in the
+/// tenant's `Debug`) as the cause that applies, so that a world at rest reads the same whichever
+/// requests it has served.
+#[derive(Default)]
+pub(super) struct CauseSlot {
+    cause: Cause,
+    /// Whether `cause` applies (a request is being served) rather than time.
+    pub(super) caused: bool,
+}
+
+impl std::fmt::Debug for CauseSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.caused.then_some(&self.cause).fmt(f)
+    }
+}
+
+/// One change of one object.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// When, on the object's clock.
+    pub at: Nanos,
+    /// Whether a request made it (the tenant had a [`Cause`] then), rather than time passing.
+    pub by_request: bool,
+    /// The object as it is after the change.
+    pub after: Snapshot,
+    /// For an update, the object as it was before.
+    pub before: Option<Snapshot>,
+}
+
+/// Data the application keeps with a world, opaque to the model: it lives and dies with the world.
+pub type Attachment = Box<dyn std::any::Any + Send>;
+
+/// What the application does with a world's changes: called under the world's lock, after each
+/// locked section that changed something, with the changes in the order they happened.
+pub trait ChangeHook: Send + Sync + std::fmt::Debug {
+    /// Takes the changes `changes` made in the world named `world`, now as `tenant` shows it;
+    /// `attachment` is the world's [`Attachment`], for the hook to fill in.
+    fn changed(
+        &self,
+        world: &str,
+        tenant: &Tenant,
+        attachment: &mut Option<Attachment>,
+        changes: Vec<Change>,
+    );
+}
+
+impl Tenant {
+    /// Records a change of `kind` at `at`.
+    pub(super) fn record(
+        &mut self,
+        kind: ChangeKind,
+        at: Nanos,
+        after: Snapshot,
+        before: Option<Snapshot>,
+    ) {
+        let by_request = self.cause.caused;
+        self.changes.push(Change {
+            kind,
+            at,
+            by_request,
+            after,
+            before,
+        });
+    }
+
+    /// A copy of the meter `key`, if it exists.
+    pub(super) fn meter_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        Some(Snapshot::Meter(Box::new(self.meter(key)?.clone())))
+    }
+
+    /// A copy of the product `key`, if it exists.
+    pub(super) fn product_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        Some(Snapshot::Product(Box::new(self.product(key)?.clone())))
+    }
+
+    /// A copy of the price `key`, if it exists.
+    pub(super) fn price_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        Some(Snapshot::Price(Box::new(self.price(key)?.clone())))
+    }
+
+    /// Records a change of `kind` of the object `after` copies (when it exists) at `at`.
+    pub(super) fn record_some(
+        &mut self,
+        kind: ChangeKind,
+        at: Nanos,
+        after: Option<Snapshot>,
+        before: Option<Snapshot>,
+    ) {
+        if let Some(after) = after {
+            self.record(kind, at, after, before);
+        }
+    }
+
+    /// A copy of the priced subscription `key` and its items, if it exists.
+    pub(super) fn subscription_snapshot(&self, key: crate::ids::Key) -> Option<Snapshot> {
+        let subscription = self.priced_subscription(key)?.clone();
+        let items = self.priced_subscription_items(key).cloned().collect();
+        Some(Snapshot::Subscription(Box::new(SubscriptionSnapshot {
+            subscription,
+            items,
+        })))
+    }
+
+    /// Records that the priced subscription `key` changed at `at` from `before`. Parts of one step
+    /// (a period rolled and its invoice made the latest, a subscription made with its first
+    /// invoice, a cancellation with its final invoice) are one change: a creation, update or end
+    /// of the same subscription at the same instant among the last few changes takes the new copy
+    /// instead.
+    pub(super) fn record_subscription(
+        &mut self,
+        key: crate::ids::Key,
+        at: Nanos,
+        before: Option<Snapshot>,
+    ) {
+        let Some(after) = self.subscription_snapshot(key) else {
+            return;
+        };
+        let same = |c: &Change| {
+            c.at == at
+                && matches!(
+                    c.kind,
+                    ChangeKind::Created | ChangeKind::Updated | ChangeKind::Deleted
+                )
+                && matches!(&c.after, Snapshot::Subscription(s) if s.subscription.key == key)
+        };
+        if let Some(c) = self.changes.iter_mut().rev().take(8).find(|c| same(c)) {
+            c.after = after;
+            return;
+        }
+        self.record(ChangeKind::Updated, at, after, before);
+    }
+
+    /// Sets who is asking for the changes made from now on: the request `request`, sent with
+    /// `idempotency_key`. The strings are copied into buffers the tenant keeps, so that a request
+    /// allocates nothing for this.
+    pub fn set_cause(&mut self, request: &str, idempotency_key: Option<&str>) {
+        let cause = &mut self.cause.cause;
+        cause.request.clear();
+        cause.request.push_str(request);
+        match idempotency_key {
+            Some(k) => {
+                let key = cause.idempotency_key.get_or_insert_with(String::new);
+                key.clear();
+                key.push_str(k);
+            }
+            None => cause.idempotency_key = None,
+        }
+        self.cause.caused = true;
+    }
+
+    /// Forgets the cause: the changes made from now on are time's.
+    pub fn clear_cause(&mut self) {
+        self.cause.caused = false;
+    }
+
+    /// Who is asking for the changes being made, if a request is.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.caused.then_some(&self.cause.cause)
+    }
+
+    /// How many changes are waiting: a mark for [`Tenant::discard_changes_since`].
+    pub fn change_mark(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Forgets the changes recorded after `mark`: an operation that refused leaves nothing to
+    /// report (the model's commands change nothing when they refuse).
+    pub fn discard_changes_since(&mut self, mark: usize) {
+        self.changes.truncate(mark);
+    }
+
+    /// Replaces the copy in the change at `index` (a draft's creation, say, whose later parts
+    /// are made in the same step).
+    pub(super) fn retake(&mut self, index: usize, after: Snapshot) {
+        if let Some(change) = self.changes.get_mut(index) {
+            change.after = after;
+        }
+    }
+
+    /// Replaces the copy in the latest change, when it records the creation of the invoice
+    /// `key`, with the invoice as it is now (a draft whose lines are added in the same step).
+    pub(super) fn retake_created(&mut self, key: crate::ids::Key) {
+        let Some(inv) = self.invoices.get(&key) else {
+            return;
+        };
+        if let Some(last) = self.changes.last_mut() {
+            if last.kind == ChangeKind::Created
+                && matches!(&last.after, Snapshot::Invoice(i) if i.key == key)
+            {
+                last.after = Snapshot::Invoice(Box::new(inv.clone()));
+            }
+        }
+    }
+
+    /// The world's [`Attachment`], if it is a `T`.
+    pub fn attachment<T: 'static>(&self) -> Option<&T> {
+        self.attachment.as_ref()?.downcast_ref()
+    }
+
+    /// The world's [`Attachment`], if it is a `T`, to change.
+    pub fn attachment_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.attachment.as_mut()?.downcast_mut()
+    }
+
+    /// Hands the waiting changes to `hook`, with the world's attachment.
+    pub(super) fn drain_changes(&mut self, world: &str, hook: Option<&dyn ChangeHook>) {
+        let changes = std::mem::take(&mut self.changes);
+        if let Some(hook) = hook {
+            let mut attachment = self.attachment.take();
+            hook.changed(world, self, &mut attachment, changes);
+            self.attachment = attachment;
+        }
+    }
+
+    /// Whether any change is waiting.
+    pub(super) fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}

@@ -1,0 +1,719 @@
+//! Stripe's events: every change of the model becomes an `event` (`customer.created`,
+//! `invoice.finalized`, …), stored with its world, listed and retrieved at `/v1/events`.
+//!
+//! The model records its changes in its own words ([`Change`]); [`Recorder`], the store's hook,
+//! turns each into its Stripe type and renders `data.object` with the resource's own view, as the
+//! world's API version shows it, at the instant the change happened. The rendered event is kept as
+//! compact JSON in the world's [`EventLog`] (the world's attachment), and handed to the
+//! application's [`Outbox`] for delivery.
+//!
+//! Events are kept for 30 days of the tenant clock after they were stored, as Stripe keeps them:
+//! older ones are dropped when the log is next touched.
+
+use std::collections::BTreeMap;
+use std::sync::Weak;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::credit_grants::GrantJson;
+use super::customers::CustomerView;
+use super::ids;
+use super::invoices::{InvoiceIds, InvoiceView};
+use super::list::{self, ListJson, PageRequest, TimeRange};
+use super::meters::MeterView;
+use super::op::{pretty, Body, Expand, Input, Operation};
+use super::prices::price_view;
+use super::products::ProductView;
+use super::subscriptions::SubscriptionView;
+use super::test_clocks::TestClockView;
+use super::transactions::TransactionView;
+use crate::ids::{IdGen, Key};
+use crate::model::{Attachment, Change, ChangeHook, ChangeKind, Snapshot, Tenant};
+use crate::time::{to_millis, to_secs, Nanos, NANOS_PER_SEC};
+use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::params::{get_str, list_items, opt, validate, Field, Spec, LIST_FIELDS};
+use crate::wire::versions::Version;
+
+/// How long an event is kept: Stripe lists and retrieves events of the last 30 days.
+pub const RETENTION: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
+
+/// How many events one world keeps at most: the oldest go first. Stripe keeps 30 days whatever
+/// their number; a bound here keeps a load of millions of grants from holding as many events
+/// (about 800 bytes each) as it holds grants.
+pub const MAX_EVENTS: usize = 100_000;
+
+/// How many names `types[]` may hold.
+pub const MAX_TYPES: usize = 20;
+
+/// One stored event.
+#[derive(Debug)]
+struct StoredEvent {
+    /// Its type (`invoice.paid`).
+    kind: &'static str,
+    /// `created`, in seconds.
+    created: i64,
+    /// The tenant clock's instant when it was stored, from which its 30 days run.
+    stored_at: Nanos,
+    /// Endpoints that have not yet acknowledged it.
+    pending_webhooks: u32,
+    /// The event itself.
+    body: EventBody,
+}
+
+/// A stored event's content.
+#[derive(Debug)]
+enum EventBody {
+    /// Rendered when it happened: compact JSON, its `pending_webhooks` as of then.
+    Json(Box<[u8]>),
+    /// Not rendered yet: an event that no endpoint receives and whose object's view depends only
+    /// on the object (a grant, a ledger entry, a customer, …) is rendered when it is read, the
+    /// same then as at the time it happened. Most events are never read.
+    Later(Box<Later>),
+}
+
+/// What an event rendered on reading is made from.
+#[derive(Debug)]
+struct Later {
+    change: Change,
+    version: Version,
+    request: Option<Box<str>>,
+    idempotency_key: Option<Box<str>>,
+}
+
+/// A world's events, oldest first: the world's [`Attachment`].
+#[derive(Debug)]
+pub struct EventLog {
+    ids: IdGen,
+    events: BTreeMap<Key, StoredEvent>,
+}
+
+impl EventLog {
+    /// An empty log whose ids depend only on `seed` and the world's name when `seed` is given.
+    fn new(seed: Option<u64>, world: &str) -> Self {
+        EventLog {
+            // Apart from the model's generator, so that events leave the ids of objects as they
+            // were.
+            ids: IdGen::new(seed, &format!("{world}\u{0}events")),
+            events: BTreeMap::new(),
+        }
+    }
+
+    /// Drops the events stored more than [`RETENTION`] before `now`. The tenant clock never goes
+    /// back, so they are the oldest ones.
+    fn prune(&mut self, now: Nanos) {
+        let horizon = now.saturating_sub(RETENTION);
+        while let Some(entry) = self.events.first_entry() {
+            if entry.get().stored_at >= horizon {
+                break;
+            }
+            entry.remove();
+        }
+        while self.events.len() > MAX_EVENTS {
+            self.events.pop_first();
+        }
+    }
+
+    /// How many events are kept.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Counts one successful delivery of the event `id`; false when there is no such event or none
+    /// was pending.
+    pub fn delivered(&mut self, id: &str) -> bool {
+        let Some(event) = ids::key_of(id, ids::EVENT).and_then(|k| self.events.get_mut(&k)) else {
+            return false;
+        };
+        if event.pending_webhooks == 0 {
+            return false;
+        }
+        event.pending_webhooks -= 1;
+        true
+    }
+
+    /// The event `key` as the API shows it now.
+    fn show(&self, key: Key) -> Option<Value> {
+        let event = self.events.get(&key)?;
+        let mut value: Value = match &event.body {
+            EventBody::Json(json) => serde_json::from_slice(json).ok()?,
+            EventBody::Later(later) => {
+                let head = Head {
+                    version: later.version,
+                    request: later.request.as_deref(),
+                    idempotency_key: later.idempotency_key.as_deref(),
+                };
+                let id = ids::render(ids::EVENT, key);
+                let json = render_event(&id, event.kind, &later.change, &head, None);
+                serde_json::from_slice(&json).ok()?
+            }
+        };
+        if let Some(o) = value.as_object_mut() {
+            o.insert("pending_webhooks".into(), event.pending_webhooks.into());
+        }
+        Some(value)
+    }
+}
+
+/// What the application tells the events about, and what it takes from them: the world's API
+/// version, and webhook delivery. Called under the world's lock: an implementation must not lock
+/// the world again.
+pub trait Outbox: Send + Sync {
+    /// The API version a world's events are rendered in (its default).
+    fn version_of(&self, world: &str) -> Version;
+
+    /// How many destinations an event of type `kind` of `tenant`'s world is sent to (called under
+    /// the world's lock).
+    fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32;
+
+    /// Takes the events of `tenant`'s world just stored that some destination receives, in the
+    /// order they happened, and answers each one's `pending_webhooks` (called under the world's
+    /// lock, which it must not take again).
+    fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32>;
+}
+
+/// An event just stored, as [`Outbox::events_produced`] receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// `evt_…`.
+    pub id: &'a str,
+    /// Its type.
+    pub kind: &'static str,
+    /// `created`, in seconds.
+    pub created: i64,
+    /// The whole event, compact JSON, as delivered (`pending_webhooks` is 0 in it: the count is
+    /// known only once delivery has been planned).
+    pub json: &'a [u8],
+}
+
+/// The store's hook: renders and keeps each world's events.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The application, for the world's default version and the delivery hand-off. Weak: the
+    /// application owns the store that owns this.
+    pub app: Weak<dyn Outbox>,
+    /// The id seed (`--seed`).
+    pub seed: Option<u64>,
+}
+
+/// `request` of an event.
+#[derive(Serialize)]
+struct RequestJson<'a> {
+    id: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+}
+
+/// `data` of an event.
+#[derive(Serialize)]
+struct DataJson<'a, O> {
+    object: O,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_attributes: Option<&'a Map<String, Value>>,
+}
+
+/// An event, fields in Stripe's order.
+#[derive(Serialize)]
+struct EventJson<'a, O> {
+    id: &'a str,
+    object: &'static str,
+    api_version: &'static str,
+    created: i64,
+    data: DataJson<'a, O>,
+    livemode: bool,
+    pending_webhooks: u32,
+    request: RequestJson<'a>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// What every event of one drain shares.
+struct Head<'a> {
+    version: Version,
+    request: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+}
+
+/// Stripe's type for a change, if Stripe has an event for it.
+pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
+    use ChangeKind as K;
+    Some(match (object, kind) {
+        (Snapshot::Customer(_), K::Created) => "customer.created",
+        (Snapshot::Customer(_), K::Updated) => "customer.updated",
+        (Snapshot::Customer(_), K::Deleted) => "customer.deleted",
+        (Snapshot::Lot(_), K::Created) => "billing.credit_grant.created",
+        (Snapshot::Lot(_), K::Updated) => "billing.credit_grant.updated",
+        (Snapshot::Entry(_), K::Created) => "billing.credit_balance_transaction.created",
+        (Snapshot::TestClock(_), K::Created) => "test_helpers.test_clock.created",
+        (Snapshot::TestClock(_), K::Advancing) => "test_helpers.test_clock.advancing",
+        (Snapshot::TestClock(_), K::Ready) => "test_helpers.test_clock.ready",
+        (Snapshot::TestClock(_), K::Deleted) => "test_helpers.test_clock.deleted",
+        (Snapshot::Invoice(_), K::Created) => "invoice.created",
+        (Snapshot::Invoice(_), K::Updated) => "invoice.updated",
+        (Snapshot::Invoice(_), K::Finalized) => "invoice.finalized",
+        (Snapshot::Invoice(_), K::Paid) => "invoice.paid",
+        (Snapshot::Invoice(_), K::PaymentFailed) => "invoice.payment_failed",
+        (Snapshot::Invoice(_), K::Voided) => "invoice.voided",
+        (Snapshot::Invoice(_), K::Deleted) => "invoice.deleted",
+        (Snapshot::Subscription(_), K::Created) => "customer.subscription.created",
+        (Snapshot::Subscription(_), K::Updated) => "customer.subscription.updated",
+        (Snapshot::Subscription(_), K::Deleted) => "customer.subscription.deleted",
+        (Snapshot::Meter(_), K::Created) => "billing.meter.created",
+        (Snapshot::Meter(_), K::Updated) => "billing.meter.updated",
+        (Snapshot::Meter(_), K::Deactivated) => "billing.meter.deactivated",
+        (Snapshot::Meter(_), K::Reactivated) => "billing.meter.reactivated",
+        (Snapshot::Product(_), K::Created) => "product.created",
+        (Snapshot::Product(_), K::Updated) => "product.updated",
+        (Snapshot::Product(_), K::Deleted) => "product.deleted",
+        (Snapshot::Price(_), K::Created) => "price.created",
+        (Snapshot::Price(_), K::Updated) => "price.updated",
+        _ => return None,
+    })
+}
+
+/// The object of `snapshot` as a tree, as the resource's view shows it under `version`.
+fn object_value(snapshot: &Snapshot, tenant: Option<&Tenant>, version: Version) -> Value {
+    let value = |view: &dyn erased::Ser| view.to_value();
+    // Only the views that read other objects need the world; their events are rendered at once.
+    let Some(tenant) = tenant.filter(|_| !self_contained(snapshot)) else {
+        return match snapshot {
+            Snapshot::Customer(c) => {
+                let id = ids::render(ids::CUSTOMER, c.key);
+                value(&CustomerView::of(c, &id))
+            }
+            Snapshot::Lot(lot) => value(&GrantJson::of(lot, version)),
+            Snapshot::Entry(e) => value(&TransactionView::of(e)),
+            Snapshot::TestClock(c) => value(&TestClockView::of(c)),
+            Snapshot::Meter(m) => value(&MeterView::of(m)),
+            Snapshot::Product(p) => value(&ProductView::of(p)),
+            _ => Value::Null,
+        };
+    };
+    match snapshot {
+        Snapshot::Customer(c) => {
+            let id = ids::render(ids::CUSTOMER, c.key);
+            value(&CustomerView::of(c, &id))
+        }
+        Snapshot::Lot(lot) => value(&GrantJson::of(lot, version)),
+        Snapshot::Entry(e) => value(&TransactionView::of(e)),
+        Snapshot::TestClock(c) => value(&TestClockView::of(c)),
+        Snapshot::Invoice(inv) => {
+            let rendered = InvoiceIds::of(inv);
+            value(&InvoiceView::of(tenant, inv, &rendered))
+        }
+        Snapshot::Subscription(s) => value(&SubscriptionView::with_items(
+            tenant,
+            &s.subscription,
+            s.items.iter(),
+        )),
+        Snapshot::Meter(m) => value(&MeterView::of(m)),
+        Snapshot::Product(p) => value(&ProductView::of(p)),
+        Snapshot::Price(p) => value(&price_view(p, tenant)),
+    }
+}
+
+/// A view behind a reference, turned into a tree.
+mod erased {
+    /// Anything serializable, as a tree.
+    pub trait Ser {
+        /// The tree.
+        fn to_value(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Ser for T {
+        fn to_value(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+/// Whether the view of `snapshot` depends on nothing but the copy (and the version), so that it
+/// renders the same at any later time.
+fn self_contained(snapshot: &Snapshot) -> bool {
+    !matches!(
+        snapshot,
+        Snapshot::Invoice(_) | Snapshot::Subscription(_) | Snapshot::Price(_)
+    )
+}
+
+/// The top-level fields of `after` whose values differ in `before`, with their values in `before`
+/// (a field `after` lacks is shown as it was too).
+fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
+    let mut changed = Map::new();
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, old) in b {
+            if a.get(k) != Some(old) {
+                changed.insert(k.clone(), old.clone());
+            }
+        }
+    }
+    changed
+}
+
+/// Renders `change` as the event `id`. A creation (the common case: every grant and ledger entry)
+/// is serialized straight from the view; only an update, which compares two renderings, and a
+/// clock's `advancing`, whose status the model does not hold, go through a tree.
+fn render_event(
+    id: &str,
+    kind: &'static str,
+    change: &Change,
+    head: &Head,
+    tenant: Option<&Tenant>,
+) -> Vec<u8> {
+    if change.kind != ChangeKind::Updated && change.kind != ChangeKind::Advancing {
+        match &change.after {
+            Snapshot::Lot(lot) => {
+                let view = GrantJson::of(lot, head.version);
+                return serialize(id, kind, change, head, view, None);
+            }
+            Snapshot::Entry(e) => {
+                return serialize(id, kind, change, head, TransactionView::of(e), None)
+            }
+            Snapshot::Customer(c) => {
+                let customer = ids::render(ids::CUSTOMER, c.key);
+                let view = CustomerView::of(c, &customer);
+                return serialize(id, kind, change, head, view, None);
+            }
+            _ => {}
+        }
+    }
+    let mut object = object_value(&change.after, tenant, head.version);
+    if change.kind == ChangeKind::Advancing {
+        if let Some(o) = object.as_object_mut() {
+            o.insert("status".into(), "advancing".into());
+        }
+    }
+    let previous = match (&change.before, change.kind) {
+        (Some(before), ChangeKind::Updated) => Some(previous_attributes(
+            &object_value(before, tenant, head.version),
+            &object,
+        )),
+        _ => None,
+    };
+    serialize(id, kind, change, head, object, previous.as_ref())
+}
+
+/// The event `id` of type `kind` for `change`, with `object` and `previous`, as compact JSON.
+fn serialize<O: Serialize>(
+    id: &str,
+    kind: &'static str,
+    change: &Change,
+    head: &Head,
+    object: O,
+    previous: Option<&Map<String, Value>>,
+) -> Vec<u8> {
+    let event = EventJson {
+        id,
+        object: "event",
+        api_version: head.version.as_str(),
+        created: to_secs(change.at),
+        data: DataJson {
+            object,
+            previous_attributes: previous,
+        },
+        livemode: false,
+        pending_webhooks: 0,
+        request: RequestJson {
+            id: head.request,
+            idempotency_key: head.idempotency_key,
+        },
+        kind,
+    };
+    serde_json::to_vec(&event).unwrap_or_default()
+}
+
+impl ChangeHook for Recorder {
+    fn changed(
+        &self,
+        world: &str,
+        tenant: &Tenant,
+        attachment: &mut Option<Attachment>,
+        changes: Vec<Change>,
+    ) {
+        let Some(app) = self.app.upgrade() else {
+            return;
+        };
+        let slot = attachment.get_or_insert_with(|| Box::new(EventLog::new(self.seed, world)));
+        let Some(log) = slot.downcast_mut::<EventLog>() else {
+            return;
+        };
+        let now = tenant.tenant_now();
+        let version = app.version_of(world);
+        let cause = tenant.cause();
+        // The events some endpoint receives, rendered now for delivery.
+        let mut delivered: Vec<(String, Key)> = Vec::new();
+        for change in changes {
+            let Some(kind) = event_type(change.kind, &change.after) else {
+                continue;
+            };
+            let key = log.ids.next(to_millis(crate::time::real_now()));
+            let (request, idempotency_key) = match cause.filter(|_| change.by_request) {
+                Some(c) => (Some(c.request.as_str()), c.idempotency_key.as_deref()),
+                None => (None, None),
+            };
+            let created = to_secs(change.at);
+            let receivers = app.webhook_receivers(tenant, kind);
+            let body = if receivers == 0 && self_contained(&change.after) {
+                EventBody::Later(Box::new(Later {
+                    change,
+                    version,
+                    request: request.map(Box::from),
+                    idempotency_key: idempotency_key.map(Box::from),
+                }))
+            } else {
+                let head = Head {
+                    version,
+                    request,
+                    idempotency_key,
+                };
+                let id = ids::render(ids::EVENT, key);
+                let json = render_event(&id, kind, &change, &head, Some(tenant));
+                if receivers > 0 {
+                    delivered.push((id, key));
+                }
+                EventBody::Json(json.into_boxed_slice())
+            };
+            log.events.insert(
+                key,
+                StoredEvent {
+                    kind,
+                    created,
+                    stored_at: now,
+                    pending_webhooks: 0,
+                    body,
+                },
+            );
+        }
+        log.prune(now);
+        if delivered.is_empty() {
+            return;
+        }
+        let refs: Vec<EventRef> = delivered
+            .iter()
+            .filter_map(|(id, key)| {
+                let e = log.events.get(key)?;
+                let EventBody::Json(json) = &e.body else {
+                    return None;
+                };
+                Some(EventRef {
+                    id,
+                    kind: e.kind,
+                    created: e.created,
+                    json,
+                })
+            })
+            .collect();
+        let pending = app.events_produced(tenant, &refs);
+        for ((_, key), count) in delivered.iter().zip(pending) {
+            if let Some(e) = log.events.get_mut(key) {
+                e.pending_webhooks = count;
+            }
+        }
+    }
+}
+
+/// The log of `t`, pruned to the last 30 days of its clock, if it has one.
+fn log_of(t: &mut Tenant) -> Option<&EventLog> {
+    let now = t.tenant_now();
+    let log = t.attachment_mut::<EventLog>()?;
+    log.prune(now);
+    Some(log)
+}
+
+/// `GET /v1/events/{id}`.
+pub struct Retrieve {
+    id: String,
+}
+
+const RETRIEVE: &[Field] = &[crate::wire::params::EXPAND];
+
+impl Operation for Retrieve {
+    type Output = Value;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, RETRIEVE, "")?;
+        Expand::read(input.params, &[], input.version)?;
+        Ok(Retrieve {
+            id: input.id().to_string(),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Value> {
+        let missing = || StripeError::no_such("event", &self.id, "id", 404);
+        let key = ids::key_of(&self.id, ids::EVENT).ok_or_else(missing)?;
+        log_of(t).and_then(|log| log.show(key)).ok_or_else(missing)
+    }
+
+    fn render(output: Value, _: &Tenant) -> Body {
+        Body::Json(pretty(&output, 2048))
+    }
+}
+
+const LIST: [Field; 8] = [
+    LIST_FIELDS[0],
+    LIST_FIELDS[1],
+    LIST_FIELDS[2],
+    LIST_FIELDS[3],
+    opt("created", Spec::Range),
+    opt("delivery_success", Spec::Bool),
+    opt("type", Spec::Str(5000)),
+    opt("types", Spec::Array(&Spec::Str(5000), MAX_TYPES)),
+];
+
+/// `GET /v1/events`: newest first, filtered by `type` (with `*` wildcards) or `types[]`,
+/// `created` and `delivery_success`.
+pub struct List {
+    page: PageRequest,
+    types: Vec<String>,
+    created: Option<TimeRange>,
+    delivery_success: Option<bool>,
+}
+
+impl Operation for List {
+    type Output = (Vec<Value>, bool);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, &LIST, "")?;
+        Expand::read(p, &[], input.version)?;
+        let one = get_str(p, "type").map(str::to_string);
+        let many: Option<Vec<String>> = p.get("types").map(|node| {
+            list_items(node)
+                .into_iter()
+                .filter_map(|n| match n {
+                    crate::form::Node::Value(v) => Some(v.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        let types = match (one, many) {
+            (Some(_), Some(_)) => {
+                return Err(StripeError::invalid(
+                    "You may pass either `type` or `types`, but not both.",
+                )
+                .param("types"))
+            }
+            (Some(t), None) => vec![t],
+            (None, Some(ts)) => ts,
+            (None, None) => Vec::new(),
+        };
+        let delivery_success = get_str(p, "delivery_success").map(|v| v == "true");
+        Ok(List {
+            page: PageRequest::read(p)?,
+            types,
+            created: TimeRange::read(p, "created"),
+            delivery_success,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let empty;
+        let log = match log_of(t) {
+            Some(log) => log,
+            None => {
+                // A world that never changed has no log yet: its cursors name no event.
+                empty = EventLog::new(None, "");
+                &empty
+            }
+        };
+        let page = self.page.resolve("event", |id| {
+            ids::key_of(id, ids::EVENT).filter(|k| log.events.contains_key(k))
+        })?;
+        let keep = |k: Key| {
+            let Some(e) = log.events.get(&k) else {
+                return false;
+            };
+            (self.types.is_empty() || self.types.iter().any(|p| matches(p, e.kind)))
+                && self
+                    .created
+                    .is_none_or(|r| r.contains(e.created.saturating_mul(NANOS_PER_SEC)))
+                && self
+                    .delivery_success
+                    .is_none_or(|ok| ok == (e.pending_webhooks == 0))
+        };
+        let (keys, more) = list::paginate(
+            |a, b| log.events.range((a, b)).map(|(k, _)| *k),
+            &page,
+            keep,
+        );
+        Ok((keys.iter().filter_map(|k| log.show(*k)).collect(), more))
+    }
+
+    fn render((data, more): Self::Output, _: &Tenant) -> Body {
+        let capacity = 2048 * (data.len() + 1);
+        Body::Json(pretty(&ListJson::new(data, more, "/v1/events"), capacity))
+    }
+}
+
+/// Whether the event type `kind` matches `pattern`, in which `*` stands for any run of characters
+/// (`invoice.*`, `*.created`).
+pub fn matches(pattern: &str, kind: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = kind.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole name.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(stored_at: Nanos) -> StoredEvent {
+        StoredEvent {
+            kind: "customer.created",
+            created: 0,
+            stored_at,
+            pending_webhooks: 0,
+            body: EventBody::Json(Box::new([])),
+        }
+    }
+
+    #[test]
+    fn a_log_keeps_thirty_days_and_at_most_its_bound() {
+        let mut log = EventLog::new(Some(1), "w");
+        for i in 0..(MAX_EVENTS as u128 + 5) {
+            log.events.insert(i, stored(RETENTION));
+        }
+        log.prune(RETENTION);
+        assert_eq!(log.len(), MAX_EVENTS);
+        assert_eq!(log.events.keys().next(), Some(&5), "the oldest went first");
+        log.prune(2 * RETENTION);
+        assert_eq!(log.len(), MAX_EVENTS, "stored exactly 30 days ago: kept");
+        log.prune(2 * RETENTION + 1);
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn wildcards_match_any_run_of_characters() {
+        assert!(matches("invoice.*", "invoice.paid"));
+        assert!(matches("invoice.paid", "invoice.paid"));
+        assert!(!matches("invoice.paid", "invoice.paid2"));
+        assert!(!matches("invoice.*", "customer.created"));
+        assert!(matches("*.created", "customer.created"));
+        assert!(matches("billing.*.created", "billing.credit_grant.created"));
+        assert!(!matches(
+            "billing.*.updated",
+            "billing.credit_grant.created"
+        ));
+        assert!(matches("*", "customer.created"));
+        assert!(!matches("customer.*.*", "customer.created"));
+        assert!(matches("customer.*.*", "customer.subscription.created"));
+    }
+}
