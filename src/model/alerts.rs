@@ -235,6 +235,9 @@ impl Tenant {
     /// Checks the usage alerts on `meter` for `customer` (after its usage changed, or its
     /// period rolled). Free when no alert watches the meter.
     pub(super) fn check_usage_alerts(&mut self, meter: Key, customer: Key) {
+        if self.alerts.by_meter.is_empty() {
+            return;
+        }
         let Some(keys) = self.alerts.by_meter.get(&meter) else {
             return;
         };
