@@ -413,7 +413,26 @@ async fn a_credit_alert_on_a_balance_already_under_its_threshold_fires_at_once()
     let fired = triggered(&emu, &key).await;
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0]["data"]["object"]["value"], 100);
-    // A void takes the balance to 0: still under, so nothing new.
+    // A second alert at 50, above which the balance is, switched off.
+    let off = ok(
+        emu.post(
+            &key,
+            "/v1/billing/alerts",
+            &format!(
+                "alert_type=credit_balance_threshold&title=Off&credit_balance_threshold[filters][0][type]=customer&credit_balance_threshold[filters][0][customer]={customer}&credit_balance_threshold[lte][balance_type]=monetary&credit_balance_threshold[lte][monetary][currency]=usd&credit_balance_threshold[lte][monetary][value]=50"
+            ),
+        )
+        .await,
+        "second alert",
+    );
+    let off_id = off["id"].as_str().unwrap();
+    ok(
+        emu.post(&key, &format!("/v1/billing/alerts/{off_id}/deactivate"), "")
+            .await,
+        "deactivate",
+    );
+    // A void takes the balance to 0: still under for the first, so nothing new; the second
+    // crosses while off, which it never reports.
     let grants = ok(
         emu.get(&key, &format!("/v1/billing/credit_grants?customer={customer}"))
             .await,
@@ -426,4 +445,31 @@ async fn a_credit_alert_on_a_balance_already_under_its_threshold_fires_at_once()
         "void",
     );
     assert_eq!(triggered(&emu, &key).await.len(), 1);
+    ok(
+        emu.post(&key, &format!("/v1/billing/alerts/{off_id}/activate"), "")
+            .await,
+        "activate",
+    );
+    emu.grant(&key, &customer, 10, "").await;
+    assert_eq!(triggered(&emu, &key).await.len(), 1, "10 is still under both");
+    // Above both thresholds, then under the second only: it fires now that it is active.
+    emu.grant(&key, &customer, 1_000, "").await;
+    let grants = ok(
+        emu.get(&key, &format!("/v1/billing/credit_grants?customer={customer}"))
+            .await,
+        "grants",
+    );
+    let big = grants["data"][0]["id"].as_str().unwrap();
+    ok(
+        emu.post(&key, &format!("/v1/billing/credit_grants/{big}/void"), "")
+            .await,
+        "void the big grant",
+    );
+    let fired = triggered(&emu, &key).await;
+    assert_eq!(fired.len(), 3, "both re-armed and crossed again: {fired:#?}");
+    // At the void's instant, in the order the alerts were made.
+    assert_eq!(fired[1]["data"]["object"]["alert"]["title"], "Low");
+    assert_eq!(fired[2]["data"]["object"]["alert"]["id"].as_str(), Some(off_id));
+    assert_eq!(fired[1]["data"]["object"]["value"], 10);
+    assert_eq!(fired[2]["data"]["object"]["value"], 10);
 }

@@ -325,7 +325,9 @@ impl Tenant {
         let under = balance.available <= Decimal::from(value);
         if !under {
             self.alerts.tripped.remove(&key);
-        } else if active && self.alerts.tripped.insert(key) {
+        } else if self.alerts.tripped.insert(key) && active {
+            // The armed state follows the balance while the alert is inactive too, so that
+            // activating it never reports a crossing that happened while it was off.
             self.record_trigger(key, customer, balance.available, at);
         }
     }
