@@ -23,9 +23,8 @@ fn ok(r: Resp, what: &str) -> Value {
 
 /// Creates a `sum` meter of `event_name` and returns its id.
 async fn meter(emu: &Emu, key: &str, event_name: &str) -> String {
-    let form = format!(
-        "display_name=Calls&event_name={event_name}&default_aggregation[formula]=sum"
-    );
+    let form =
+        format!("display_name=Calls&event_name={event_name}&default_aggregation[formula]=sum");
     ok(emu.post(key, "/v1/billing/meters", &form).await, "meter")["id"]
         .as_str()
         .unwrap()
@@ -34,8 +33,9 @@ async fn meter(emu: &Emu, key: &str, event_name: &str) -> String {
 
 /// Reports `value` on the meter of `event_name` for `customer`.
 async fn usage(emu: &Emu, key: &str, event_name: &str, customer: &str, value: i64) {
-    let form =
-        format!("event_name={event_name}&payload[stripe_customer_id]={customer}&payload[value]={value}");
+    let form = format!(
+        "event_name={event_name}&payload[stripe_customer_id]={customer}&payload[value]={value}"
+    );
     ok(
         emu.post(key, "/v1/billing/meter_events", &form).await,
         "meter event",
@@ -112,21 +112,22 @@ async fn alerts_are_created_listed_and_move_through_their_lifecycle() {
             .collect()
     };
     let all = ok(emu.get(&key, "/v1/billing/alerts").await, "list");
-    assert_eq!(ids(&all), [credit_id.clone(), id.clone()]);
+    assert_eq!(ids(&all), [credit_id.as_str(), id.as_str()]);
     assert_eq!(all["url"], "/v1/billing/alerts");
     let usage_only = ok(
         emu.get(&key, "/v1/billing/alerts?alert_type=usage_threshold")
             .await,
         "list usage",
     );
-    assert_eq!(ids(&usage_only), [id.clone()]);
+    assert_eq!(ids(&usage_only), [id.as_str()]);
     let by_meter = ok(
-        emu.get(&key, &format!("/v1/billing/alerts?meter={mtr}")).await,
+        emu.get(&key, &format!("/v1/billing/alerts?meter={mtr}"))
+            .await,
         "list by meter",
     );
-    assert_eq!(ids(&by_meter), [id.clone()]);
+    assert_eq!(ids(&by_meter), [id.as_str()]);
     let page = ok(emu.get(&key, "/v1/billing/alerts?limit=1").await, "page");
-    assert_eq!(ids(&page), [credit_id.clone()]);
+    assert_eq!(ids(&page), [credit_id.as_str()]);
     assert_eq!(page["has_more"], true);
     let next = ok(
         emu.get(
@@ -136,7 +137,7 @@ async fn alerts_are_created_listed_and_move_through_their_lifecycle() {
         .await,
         "next page",
     );
-    assert_eq!(ids(&next), [id.clone()]);
+    assert_eq!(ids(&next), [id.as_str()]);
     assert_eq!(next["has_more"], false);
 
     // Lifecycle.
@@ -151,7 +152,11 @@ async fn alerts_are_created_listed_and_move_through_their_lifecycle() {
     let archived = ok(emu.post(&key, &path("archive"), "").await, "archive");
     assert_eq!(archived["status"], "archived");
     let listed = ok(emu.get(&key, "/v1/billing/alerts").await, "list");
-    assert_eq!(ids(&listed), [credit_id.clone()], "archived alerts are not");
+    assert_eq!(
+        ids(&listed),
+        [credit_id.as_str()],
+        "archived alerts are not"
+    );
     let still = ok(
         emu.get(&key, &format!("/v1/billing/alerts/{id}")).await,
         "retrieve archived",
@@ -261,8 +266,12 @@ async fn a_usage_alert_fires_once_per_customer_when_usage_reaches_its_threshold(
     );
     let quiet_id = quiet["id"].as_str().unwrap();
     ok(
-        emu.post(&key, &format!("/v1/billing/alerts/{quiet_id}/deactivate"), "")
-            .await,
+        emu.post(
+            &key,
+            &format!("/v1/billing/alerts/{quiet_id}/deactivate"),
+            "",
+        )
+        .await,
         "deactivate",
     );
 
@@ -273,7 +282,11 @@ async fn a_usage_alert_fires_once_per_customer_when_usage_reaches_its_threshold(
     assert_eq!(fired.len(), 1, "100 reaches 100: {fired:#?}");
     usage(&emu, &key, "calls", &ada, 500).await;
     usage(&emu, &key, "calls", &bob, 99).await;
-    assert_eq!(triggered(&emu, &key).await.len(), 1, "one_time, and Bob is at 99");
+    assert_eq!(
+        triggered(&emu, &key).await.len(),
+        1,
+        "one_time, and Bob is at 99"
+    );
     usage(&emu, &key, "calls", &bob, 1).await;
     let fired = triggered(&emu, &key).await;
     assert_eq!(fired.len(), 2, "{fired:#?}");
@@ -285,7 +298,10 @@ async fn a_usage_alert_fires_once_per_customer_when_usage_reaches_its_threshold(
     assert_eq!(objects[1]["value"], 100);
     assert_eq!(objects[0]["alert"]["id"], alert["id"]);
     assert_eq!(fired[0]["created"], T0);
-    assert!(fired[0]["request"]["id"].as_str().is_some(), "a request caused it");
+    assert!(
+        fired[0]["request"]["id"].as_str().is_some(),
+        "a request caused it"
+    );
     let mut first = fired[0].clone();
     first["id"] = json!("[event id]");
     first["request"]["id"] = json!("[request id]");
@@ -370,7 +386,11 @@ async fn a_credit_alert_fires_when_finalization_spends_the_balance_and_again_aft
     advance(T1 + 2 * HOUR).await;
     let fired = triggered(&emu, &key).await;
     assert_eq!(fired.len(), 1, "{fired:#?}");
-    assert_eq!(fired[0]["created"], T1 + HOUR, "at the finalization's instant");
+    assert_eq!(
+        fired[0]["created"],
+        T1 + HOUR,
+        "at the finalization's instant"
+    );
     assert_eq!(fired[0]["request"]["id"], Value::Null, "time made it");
     assert_eq!(fired[0]["data"]["object"]["value"], 250);
     assert_eq!(fired[0]["data"]["object"]["alert"]["id"], alert["id"]);
@@ -384,13 +404,40 @@ async fn a_credit_alert_fires_when_finalization_spends_the_balance_and_again_aft
     emu.grant(&key, &customer, 1_000, "").await;
     assert_eq!(triggered(&emu, &key).await.len(), 1, "a rise fires nothing");
 
-    // 200 calls: the next cycle invoice spends 1,000 and leaves 250 again.
-    usage(&emu, &key, "api_calls", &customer, 200).await;
-    advance(T2 + 2 * HOUR).await;
+    // A usage alert on the meter measures the subscription's current period: the 150 calls of
+    // the first period do not count towards it.
+    let calls = ok(
+        emu.post(
+            &key,
+            "/v1/billing/alerts",
+            &format!(
+                "alert_type=usage_threshold&title=180+calls&usage_threshold[gte]=180&usage_threshold[meter]={mtr}&usage_threshold[recurrence]=one_time&usage_threshold[filters][0][type]=customer&usage_threshold[filters][0][customer]={customer}"
+            ),
+        )
+        .await,
+        "usage alert",
+    );
+    usage(&emu, &key, "api_calls", &customer, 40).await;
+    assert_eq!(
+        triggered(&emu, &key).await.len(),
+        1,
+        "40 this period, not 190"
+    );
+
+    // 200 calls in all: the usage alert fires at 200, and the next cycle invoice spends 1,000
+    // and leaves 250 again.
+    usage(&emu, &key, "api_calls", &customer, 160).await;
     let fired = triggered(&emu, &key).await;
     assert_eq!(fired.len(), 2, "{fired:#?}");
-    assert_eq!(fired[1]["created"], T2 + HOUR);
-    assert_eq!(fired[1]["data"]["object"]["value"], 250);
+    assert_eq!(fired[1]["data"]["object"]["alert"]["id"], calls["id"]);
+    assert_eq!(fired[1]["data"]["object"]["value"], 200);
+    assert_eq!(fired[1]["created"], T1 + 3 * HOUR);
+    advance(T2 + 2 * HOUR).await;
+    let fired = triggered(&emu, &key).await;
+    assert_eq!(fired.len(), 3, "{fired:#?}");
+    assert_eq!(fired[2]["created"], T2 + HOUR);
+    assert_eq!(fired[2]["data"]["object"]["alert"]["id"], alert["id"]);
+    assert_eq!(fired[2]["data"]["object"]["value"], 250);
 }
 
 #[tokio::test]
@@ -434,8 +481,11 @@ async fn a_credit_alert_on_a_balance_already_under_its_threshold_fires_at_once()
     // A void takes the balance to 0: still under for the first, so nothing new; the second
     // crosses while off, which it never reports.
     let grants = ok(
-        emu.get(&key, &format!("/v1/billing/credit_grants?customer={customer}"))
-            .await,
+        emu.get(
+            &key,
+            &format!("/v1/billing/credit_grants?customer={customer}"),
+        )
+        .await,
         "grants",
     );
     let grant = grants["data"][0]["id"].as_str().unwrap();
@@ -451,12 +501,19 @@ async fn a_credit_alert_on_a_balance_already_under_its_threshold_fires_at_once()
         "activate",
     );
     emu.grant(&key, &customer, 10, "").await;
-    assert_eq!(triggered(&emu, &key).await.len(), 1, "10 is still under both");
+    assert_eq!(
+        triggered(&emu, &key).await.len(),
+        1,
+        "10 is still under both"
+    );
     // Above both thresholds, then under the second only: it fires now that it is active.
     emu.grant(&key, &customer, 1_000, "").await;
     let grants = ok(
-        emu.get(&key, &format!("/v1/billing/credit_grants?customer={customer}"))
-            .await,
+        emu.get(
+            &key,
+            &format!("/v1/billing/credit_grants?customer={customer}"),
+        )
+        .await,
         "grants",
     );
     let big = grants["data"][0]["id"].as_str().unwrap();
@@ -466,10 +523,17 @@ async fn a_credit_alert_on_a_balance_already_under_its_threshold_fires_at_once()
         "void the big grant",
     );
     let fired = triggered(&emu, &key).await;
-    assert_eq!(fired.len(), 3, "both re-armed and crossed again: {fired:#?}");
+    assert_eq!(
+        fired.len(),
+        3,
+        "both re-armed and crossed again: {fired:#?}"
+    );
     // At the void's instant, in the order the alerts were made.
     assert_eq!(fired[1]["data"]["object"]["alert"]["title"], "Low");
-    assert_eq!(fired[2]["data"]["object"]["alert"]["id"].as_str(), Some(off_id));
+    assert_eq!(
+        fired[2]["data"]["object"]["alert"]["id"].as_str(),
+        Some(off_id)
+    );
     assert_eq!(fired[1]["data"]["object"]["value"], 10);
     assert_eq!(fired[2]["data"]["object"]["value"], 10);
 }

@@ -154,7 +154,9 @@ impl Tenant {
     /// Makes an alert, active. Its meter must exist, and its customer be live.
     pub fn create_alert(&mut self, new: NewAlert) -> Result<Key, AlertError> {
         match &new.rule {
-            AlertRule::Usage { meter, customer, .. } => {
+            AlertRule::Usage {
+                meter, customer, ..
+            } => {
                 if self.meter(*meter).is_none() {
                     return Err(AlertError::NoSuchMeter);
                 }
@@ -204,7 +206,11 @@ impl Tenant {
 
     /// Sets an alert's status: activating or deactivating one, or archiving it for good.
     pub fn set_alert_status(&mut self, key: Key, status: AlertStatus) -> Result<(), AlertError> {
-        let alert = self.alerts.alerts.get_mut(&key).ok_or(AlertError::NotFound)?;
+        let alert = self
+            .alerts
+            .alerts
+            .get_mut(&key)
+            .ok_or(AlertError::NotFound)?;
         if alert.status == AlertStatus::Archived {
             return Err(AlertError::Archived);
         }
@@ -219,7 +225,10 @@ impl Tenant {
     /// period of the customer's subscription that bills the meter, else the calendar month.
     fn alert_period(&self, meter: Key, customer: Key, now: Nanos) -> (Nanos, Nanos) {
         for sub in self.priced_subscriptions_of(customer).iter() {
-            let Some(s) = self.priced_subscription(sub).filter(|s| !s.status.is_ended()) else {
+            let Some(s) = self
+                .priced_subscription(sub)
+                .filter(|s| !s.status.is_ended())
+            else {
                 continue;
             };
             let bills = self

@@ -7,8 +7,8 @@
 //! or renders them.
 
 use super::{
-    AlertTrigger, Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product, SubscriptionItem,
-    Tenant, TestClock,
+    AlertTrigger, Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product,
+    SubscriptionItem, Tenant, TestClock,
 };
 use crate::time::Nanos;
 

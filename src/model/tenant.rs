@@ -6,8 +6,8 @@ use std::ops::RangeInclusive;
 use rust_decimal::Decimal;
 
 use super::{
-    Alerts, Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems, InvoiceListEntry,
-    Lot, Metering, PricedBilling, TestClock, WebhookEndpoint,
+    Alerts, Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems,
+    InvoiceListEntry, Lot, Metering, PricedBilling, TestClock, WebhookEndpoint,
 };
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};

@@ -32,7 +32,10 @@ const USAGE_FILTER: &[Field] = &[
     req("type", Spec::Enum(&["customer"])),
 ];
 const USAGE: &[Field] = &[
-    opt("filters", Spec::Array(&Spec::Obj(USAGE_FILTER), MAX_FILTERS)),
+    opt(
+        "filters",
+        Spec::Array(&Spec::Obj(USAGE_FILTER), MAX_FILTERS),
+    ),
     req("gte", Spec::Int),
     req("meter", Spec::Str(5000)),
     req("recurrence", Spec::Enum(&["one_time"])),
@@ -60,7 +63,10 @@ const LTE: &[Field] = &[
     opt("monetary", Spec::Obj(MONETARY)),
 ];
 const CREDIT: &[Field] = &[
-    opt("filters", Spec::Array(&Spec::Obj(CREDIT_FILTER), MAX_FILTERS)),
+    opt(
+        "filters",
+        Spec::Array(&Spec::Obj(CREDIT_FILTER), MAX_FILTERS),
+    ),
     req("lte", Spec::Obj(LTE)),
 ];
 const CREATE: &[Field] = &[
@@ -363,7 +369,12 @@ fn filter_customer(f: &Params, param: &str) -> StripeResult<String> {
 /// The usage alert `usage_threshold` describes.
 fn usage_rule(u: &Params) -> StripeResult<Rule> {
     const P: &str = "usage_threshold";
-    let gte = in_range(get_int(u, "gte").unwrap_or(0), 1, i64::MAX, "usage_threshold[gte]")?;
+    let gte = in_range(
+        get_int(u, "gte").unwrap_or(0),
+        1,
+        i64::MAX,
+        "usage_threshold[gte]",
+    )?;
     let customer = match filters(u, P)?.first() {
         Some(f) => Some(filter_customer(f, P)?),
         None => None,
@@ -664,11 +675,7 @@ impl Operation for List {
                 Some(m) => matches!(a.rule, AlertRule::Usage { meter, .. } if Some(meter) == m),
             }
         };
-        let (keys, more) = list::paginate(
-            |a, b| t.listed_alert_keys().range((a, b)),
-            &page,
-            keep,
-        );
+        let (keys, more) = list::paginate(|a, b| t.listed_alert_keys().range((a, b)), &page, keep);
         Ok(AlertPage {
             keys,
             more,

@@ -10,9 +10,9 @@ use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
-    alerts, balances, credit_grants, customers, events, invoice_items, invoices, meter_events, meters,
-    objects, prices, products, subscription_items, subscriptions, test_clocks, transactions,
-    webhook_endpoints,
+    alerts, balances, credit_grants, customers, events, invoice_items, invoices, meter_events,
+    meters, objects, prices, products, subscription_items, subscriptions, test_clocks,
+    transactions, webhook_endpoints,
 };
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
