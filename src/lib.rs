@@ -57,7 +57,7 @@
 //!                mod.rs (the pipeline around operations), one file per resource (customers,
 //!                credit_grants, balances, transactions, invoices, invoice_items, test_clocks,
 //!                products, prices (with catalog.rs for what the two share), subscriptions,
-//!                subscription_items, meters, meter_events, webhook_endpoints), events.rs (the
+//!                subscription_items, meters, meter_events, alerts, webhook_endpoints), events.rs (the
 //!                model's changes as Stripe events, stored per world; /v1/events), lists, expand,
 //!                search
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
@@ -71,7 +71,7 @@
 //!                plans, subscriptions, grant rules and their applications, wallets (views of lots),
 //!                the catalogue (products, prices, tiered amounts), meters and their usage
 //!                (events in hourly buckets), priced subscriptions (Stripe's) and their items,
-//!                invoice items, the cycle engine, webhook endpoints; changes.rs (what each command
+//!                invoice items, the cycle engine, webhook endpoints, billing alerts; changes.rs (what each command
 //!                changed, handed by Store::with_tenant to the application's hook);
 //!                closed: facades read through queries and read-only index views (index.rs) and
 //!                change it only through commands

@@ -7,8 +7,8 @@
 //! or renders them.
 
 use super::{
-    Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product, SubscriptionItem,
-    Tenant, TestClock,
+    AlertTrigger, Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product,
+    SubscriptionItem, Tenant, TestClock,
 };
 use crate::time::Nanos;
 
@@ -37,6 +37,8 @@ pub enum ChangeKind {
     Deactivated,
     /// A meter accepts events again.
     Reactivated,
+    /// An alert's threshold was crossed.
+    Triggered,
 }
 
 /// A copy of an object as of one moment. Boxed, so that a change costs one allocation whatever
@@ -61,6 +63,8 @@ pub enum Snapshot {
     Price(Box<Price>),
     /// A priced subscription and its items.
     Subscription(Box<SubscriptionSnapshot>),
+    /// An alert's firing.
+    AlertTrigger(Box<AlertTrigger>),
 }
 
 /// A priced subscription with its items, as of one moment.

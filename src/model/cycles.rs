@@ -134,6 +134,8 @@ impl Tenant {
         let Some((_, _, next_end)) = self.advance_subscription_period(sub) else {
             return;
         };
+        // Usage already recorded for the new period counts towards its alerts now.
+        self.check_usage_alerts_of_subscription(sub);
         let lines = self.subscription_lines(
             sub,
             &[Bill::Metered(start, at), Bill::Licensed(at, next_end)],

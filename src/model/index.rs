@@ -176,6 +176,7 @@ impl Tenant {
         self.check_catalog_indexes()?;
         self.check_priced_indexes()?;
         self.check_meter_indexes()?;
+        self.check_alert_indexes()?;
         self.check_invoice_item_indexes()
     }
 

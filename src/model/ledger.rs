@@ -193,7 +193,9 @@ impl Tenant {
             Snapshot::Entry(Box::new(entry.clone())),
             None,
         );
+        let customer = entry.customer;
         self.entries.insert(key, Box::new(entry));
+        self.check_credit_alerts(customer, created);
         key
     }
 

@@ -441,6 +441,7 @@ impl Tenant {
             value,
             identifier,
         })?;
+        self.check_usage_alerts(new.meter, new.customer);
         Ok(RecordedEvent {
             timestamp,
             created: now,
@@ -490,7 +491,11 @@ impl Tenant {
         {
             return Err(CancelError::NotFound);
         }
-        self.metering.usage.cancel(event)
+        let customer = usage.series[series as usize].customer;
+        self.metering.usage.cancel(event)?;
+        // A cancellation lowers a sum or a count, but may raise a meter's last value.
+        self.check_usage_alerts(meter, customer);
+        Ok(())
     }
 
     /// What `meter` aggregated for `customer` over events timestamped in `[from, to)`, by the

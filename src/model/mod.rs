@@ -28,10 +28,11 @@
 //! `invoice`, `plans`, `subscriptions`, `grant_rules` (rules and applications), `wallets`,
 //! `catalog` (products and prices), `meters` (meters and their usage), `priced_subscriptions`
 //! (subscriptions billed for items that are prices, and their items), `webhook_endpoints` (where
-//! a world's events are sent);
+//! a world's events are sent), `alerts` (usage and credit balance thresholds);
 //! `tenant` holds the world and its clocks, `billing` the subscription side's maps, `index` the
 //! read-only index views, `periods` calendar arithmetic and `money` currencies.
 
+mod alerts;
 mod billing;
 mod catalog;
 mod changes;
@@ -54,6 +55,8 @@ mod test_clock;
 mod wallets;
 mod webhook_endpoints;
 
+use alerts::Alerts;
+pub use alerts::{Alert, AlertError, AlertRule, AlertStatus, AlertTrigger, NewAlert};
 use billing::Billing;
 use catalog::Catalog;
 pub use catalog::{

@@ -6,8 +6,8 @@ use std::ops::RangeInclusive;
 use rust_decimal::Decimal;
 
 use super::{
-    Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems, InvoiceListEntry,
-    Lot, Metering, PricedBilling, TestClock, WebhookEndpoint,
+    Alerts, Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems,
+    InvoiceListEntry, Lot, Metering, PricedBilling, TestClock, WebhookEndpoint,
 };
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
@@ -100,6 +100,8 @@ pub struct Tenant {
     pub(super) priced: PricedBilling,
     /// Where this world's events are sent, by key.
     pub(super) webhook_endpoints: BTreeMap<Key, WebhookEndpoint>,
+    /// Billing alerts and what they have fired for.
+    pub(super) alerts: Alerts,
     /// Changes not yet handed to the store's hook, oldest first.
     pub(super) changes: Vec<super::Change>,
     /// Who is asking for the changes being made (none while time moves things).
@@ -139,6 +141,7 @@ impl Tenant {
             invoice_grace: super::DEFAULT_GRACE,
             priced: PricedBilling::default(),
             webhook_endpoints: BTreeMap::new(),
+            alerts: Alerts::default(),
             changes: Vec::new(),
             cause: super::changes::CauseSlot::default(),
             attachment: None,

@@ -16,6 +16,7 @@ use std::sync::Weak;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::alerts::TriggeredView;
 use super::credit_grants::GrantJson;
 use super::customers::CustomerView;
 use super::ids;
@@ -271,6 +272,7 @@ pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
         (Snapshot::Product(_), K::Deleted) => "product.deleted",
         (Snapshot::Price(_), K::Created) => "price.created",
         (Snapshot::Price(_), K::Updated) => "price.updated",
+        (Snapshot::AlertTrigger(_), K::Triggered) => "billing.alert.triggered",
         _ => return None,
     })
 }
@@ -290,6 +292,7 @@ fn object_value(snapshot: &Snapshot, tenant: Option<&Tenant>, version: Version) 
             Snapshot::TestClock(c) => value(&TestClockView::of(c)),
             Snapshot::Meter(m) => value(&MeterView::of(m)),
             Snapshot::Product(p) => value(&ProductView::of(p)),
+            Snapshot::AlertTrigger(a) => value(&TriggeredView::of(a)),
             _ => Value::Null,
         };
     };
@@ -313,6 +316,7 @@ fn object_value(snapshot: &Snapshot, tenant: Option<&Tenant>, version: Version) 
         Snapshot::Meter(m) => value(&MeterView::of(m)),
         Snapshot::Product(p) => value(&ProductView::of(p)),
         Snapshot::Price(p) => value(&price_view(p, tenant)),
+        Snapshot::AlertTrigger(a) => value(&TriggeredView::of(a)),
     }
 }
 

@@ -31,6 +31,9 @@ pub const UPCOMING_INVOICE: &str = "upcoming_in_";
 /// Meter event summary prefix (a summary is computed, never stored: its id names its window).
 pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 
+/// Billing alert prefix.
+pub const ALERT: &str = "alrt_";
+
 /// Webhook endpoint prefix.
 pub const WEBHOOK_ENDPOINT: &str = "we_";
 

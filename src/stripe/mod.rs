@@ -19,6 +19,7 @@
 //! Parameter tables (`crate::wire::params`), the error envelope, keys, form decoding and versions
 //! are in [`crate::wire`], shared with the admin routes.
 
+pub mod alerts;
 pub mod balances;
 pub mod catalog;
 pub mod credit_grants;

@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::credit_grants::GrantJson;
 use super::customers::CustomerView;
 use super::invoices::{InvoiceIds, InvoiceView};
+use super::meters::MeterView;
 use super::op::Expand;
 use super::prices::price_view;
 use super::products::ProductView;
@@ -38,6 +39,9 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str, version: Version) -> Opti
         "default_price" => catalog::find_price(tenant, id)
             .and_then(|k| tenant.price(k))
             .map(|p| value(&price_view(p, tenant))),
+        "meter" => ids::key_of(id, ids::METER)
+            .and_then(|k| tenant.meter(k))
+            .map(|m| value(&MeterView::of(m))),
         "subscription" => ids::key_of(id, ids::SUBSCRIPTION)
             .and_then(|k| tenant.priced_subscription(k))
             .map(|s| value(&SubscriptionView::of(tenant, s))),

@@ -10,9 +10,9 @@ use hyper::Method;
 
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
-    balances, credit_grants, customers, events, invoice_items, invoices, meter_events, meters,
-    objects, prices, products, subscription_items, subscriptions, test_clocks, transactions,
-    webhook_endpoints,
+    alerts, balances, credit_grants, customers, events, invoice_items, invoices, meter_events,
+    meters, objects, prices, products, subscription_items, subscriptions, test_clocks,
+    transactions, webhook_endpoints,
 };
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
@@ -48,6 +48,12 @@ pub static ROUTES: &[Route] = &[
     route(Post,   "/v1/billing/meters/{id}/deactivate",             op::<meters::Deactivate>),
     route(Post,   "/v1/billing/meters/{id}/reactivate",             op::<meters::Reactivate>),
     route(Get,    "/v1/billing/meters/{id}/event_summaries",        op::<meters::EventSummaries>),
+    route(Post,   "/v1/billing/alerts",                             op::<alerts::Create>),
+    route(Get,    "/v1/billing/alerts",                             op::<alerts::List>),
+    route(Get,    "/v1/billing/alerts/{id}",                        op::<alerts::Retrieve>),
+    route(Post,   "/v1/billing/alerts/{id}/activate",               op::<alerts::Activate>),
+    route(Post,   "/v1/billing/alerts/{id}/deactivate",             op::<alerts::Deactivate>),
+    route(Post,   "/v1/billing/alerts/{id}/archive",                op::<alerts::Archive>),
     route(Post,   "/v1/billing/meter_events",                       op::<meter_events::Create>),
     route(Post,   "/v1/billing/meter_event_adjustments",            op::<meter_events::Adjust>),
 
