@@ -14,6 +14,7 @@ mod baseline;
 mod cycle;
 mod load;
 mod proc;
+mod receiver;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -42,7 +43,8 @@ OPTIONS:
   --startups K    starts timed per server (default 20)
   --emulator P    use this credit-emulator binary instead of building one
   --events N      meter events stored by --soak event-memory (default 1000000)
-  --only ROW      measure one part alone, in fresh processes: create (row 1) or meter_events
+  --only ROW      measure one part alone, in fresh processes: create (row 1), create_webhook (row 1
+                  with one local webhook endpoint receiving every event), meter_events or cycle
                   (row 7), alternating with the baseline, or cycle (the cycle engine's year of
                   billing, 100 and 1,000 customers); a quick check while working on that path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
@@ -146,12 +148,15 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             }
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
-            "--only" if ["create", "meter_events", "cycle"].contains(&value.as_str()) => {
+            "--only"
+                if ["create", "create_webhook", "meter_events", "cycle"]
+                    .contains(&value.as_str()) =>
+            {
                 o.only = Some(value.clone())
             }
             "--only" => {
                 return Err(format!(
-                    "--only takes create, meter_events or cycle, not {value}"
+                    "--only takes create, create_webhook, meter_events or cycle, not {value}"
                 ))
             }
             _ => return Err(format!("unknown option {flag}")),
@@ -586,6 +591,11 @@ async fn run(o: Opts) -> Result<(), String> {
     match o.only.as_deref() {
         Some("create") => {
             let (row, _) = create_row(&o, &emu_cmd, &base_cmd).await?;
+            print_rows(&[row]);
+            return Ok(());
+        }
+        Some("create_webhook") => {
+            let row = create_webhook_row(&o, &emu_cmd, &base_cmd).await?;
             print_rows(&[row]);
             return Ok(());
         }
@@ -1080,6 +1090,45 @@ async fn create_row(
         target_ratio: Some(0.7),
     };
     Ok((row, emu_s))
+}
+
+/// Row 1 again with one webhook endpoint of the tenant receiving every event (`enabled_events[]=*`)
+/// at a local receiver that answers 200 at once: what producing, rendering, signing and delivering
+/// every event costs the create path. The baseline serves the same requests as in row 1.
+async fn create_webhook_row(
+    o: &Opts,
+    emu_cmd: &dyn Fn() -> Command,
+    base_cmd: &dyn Fn() -> Command,
+) -> Result<Row, String> {
+    let receiver = receiver::start().await?;
+    let fresh = Bench::start(o, emu_cmd, base_cmd, Some(SETTLE)).await?;
+    let key = "sk_test_bench_create_webhook";
+    fresh
+        .probe(stripe_post_plain(
+            key,
+            "/v1/webhook_endpoints",
+            format!("url=http://{receiver}/hook&enabled_events[]=*"),
+        ))
+        .await?;
+    let cus = fresh.customers(key, 1).await?.remove(0);
+    let make = create_make(key, cus);
+    let (emu_s, base_s) = fresh
+        .compare(
+            "create, one endpoint receiving every event",
+            make.clone(),
+            make,
+        )
+        .await;
+    Ok(Row {
+        name: "1w. Stripe create credit grant, one local webhook endpoint receiving every event \
+               (fresh processes)"
+            .into(),
+        found: Found::Measured {
+            emu: emu_s,
+            base: Some(base_s),
+        },
+        target_ratio: Some(0.7),
+    })
 }
 
 /// The cycle engine's figures for each of [`cycle::SIZES`], each in a fresh emulator.
