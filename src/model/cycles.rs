@@ -357,6 +357,7 @@ impl Tenant {
             due_date: None,
             attempt_count: 0,
             amount_paid: 0,
+            customer_details: None,
             description: None,
             metadata: Metadata::new(),
         };

@@ -172,6 +172,9 @@ pub struct Invoice {
     pub attempt_count: u32,
     /// What was paid, in minor units.
     pub amount_paid: i64,
+    /// The customer's name, email and phone as they were at finalization (Stripe copies them onto
+    /// the invoice then); `None` while a draft, which shows the customer's current ones.
+    pub customer_details: Option<CustomerDetails>,
     /// Free text.
     pub description: Option<String>,
     /// Key–value metadata.
@@ -251,6 +254,17 @@ impl Invoice {
         .flatten()
         .map(move |list| (list, created, key))
     }
+}
+
+/// The customer fields an invoice keeps from its finalization on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomerDetails {
+    /// Name.
+    pub name: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
 }
 
 /// Why an invoice refused a change.
@@ -415,11 +429,16 @@ impl Tenant {
             due_date: None,
             attempt_count: 0,
             amount_paid: 0,
+            customer_details: None,
             description: None,
             metadata: Metadata::new(),
         };
         self.insert_invoice(invoice);
         self.record_invoice(ChangeKind::Created, key, now, None);
+        let details = self.customer_details(customer);
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.customer_details = Some(details);
+        }
         self.apply_credits(key, now);
         self.set_invoice_status(key, InvoiceStatus::Open);
         if let Some(inv) = self.invoices.get_mut(&key) {
@@ -491,6 +510,7 @@ impl Tenant {
             due_date: None,
             attempt_count: 0,
             amount_paid: 0,
+            customer_details: None,
             description: new.description,
             metadata: new.metadata,
         };
@@ -513,6 +533,19 @@ impl Tenant {
         if let Some(after) = self.invoice_snapshot(key) {
             self.record(kind, at, after, before);
         }
+    }
+
+    /// The name, email and phone an invoice of `customer` keeps.
+    fn customer_details(&self, customer: Key) -> CustomerDetails {
+        self.customers
+            .get(&customer)
+            .filter(|c| !c.deleted)
+            .map(|c| CustomerDetails {
+                name: c.name.clone(),
+                email: c.email.clone(),
+                phone: c.phone.clone(),
+            })
+            .unwrap_or_default()
     }
 
     fn insert_invoice(&mut self, invoice: Invoice) {
@@ -572,6 +605,10 @@ impl Tenant {
         self.recompute_usage(key);
         self.apply_credits(key, now);
         let customer = self.invoices[&key].customer;
+        let details = self.customer_details(customer);
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.customer_details = Some(details);
+        }
         let number = self.customers.get_mut(&customer).map(|c| {
             let n = format!(
                 "{}-{:04}",

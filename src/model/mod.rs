@@ -78,8 +78,9 @@ pub use grant_rules::{
 pub use index::{KeyIndex, KeyIter};
 use invoice::InvoiceListEntry;
 pub use invoice::{
-    declines, minor_units, BillingReason, CollectionMethod, DraftLine, Invoice, InvoiceError,
-    InvoiceLine, InvoiceList, InvoiceStatus, LineSource, NewInvoice, NewInvoiceLine, Usage,
+    declines, minor_units, BillingReason, CollectionMethod, CustomerDetails, DraftLine, Invoice,
+    InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, LineSource, NewInvoice, NewInvoiceLine,
+    Usage,
 };
 use invoice_items::InvoiceItems;
 pub use invoice_items::{InvoiceItem, InvoiceItemError, NewInvoiceItem};

@@ -138,8 +138,9 @@ impl EventLog {
         true
     }
 
-    /// The event `key` as the API shows it now.
-    fn show(&self, key: Key) -> Option<Value> {
+    /// The event `key` as the API shows it now. An event kept as a copy is rendered here, with
+    /// `tenant` for the objects its view looks up (an invoice's customer).
+    fn show(&self, key: Key, tenant: &Tenant) -> Option<Value> {
         let event = self.events.get(&key)?;
         let mut value: Value = match &event.body {
             EventBody::Json(json) => serde_json::from_slice(json).ok()?,
@@ -150,7 +151,7 @@ impl EventLog {
                     idempotency_key: later.idempotency_key.as_deref(),
                 };
                 let id = ids::render(ids::EVENT, key);
-                let json = render_event(&id, event.kind, &later.change, &head, None);
+                let json = render_event(&id, event.kind, &later.change, &head, Some(tenant));
                 serde_json::from_slice(&json).ok()?
             }
         };
@@ -280,8 +281,8 @@ pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
 /// The object of `snapshot` as a tree, as the resource's view shows it under `version`.
 fn object_value(snapshot: &Snapshot, tenant: Option<&Tenant>, version: Version) -> Value {
     let value = |view: &dyn erased::Ser| view.to_value();
-    // Only the views that read other objects need the world; their events are rendered at once.
-    let Some(tenant) = tenant.filter(|_| !self_contained(snapshot)) else {
+    // Only the views that read other objects need the world (invoices, subscriptions, prices).
+    let Some(tenant) = tenant else {
         return match snapshot {
             Snapshot::Customer(c) => {
                 let id = ids::render(ids::CUSTOMER, c.key);
@@ -335,13 +336,13 @@ mod erased {
     }
 }
 
-/// Whether the view of `snapshot` depends on nothing but the copy (and the version), so that it
-/// renders the same at any later time.
+/// Whether an event about `snapshot` may be kept as the copy and rendered when read. The copy
+/// holds the object as it was; what its view looks up elsewhere is read then: for an invoice, its
+/// customer's name, email and phone, and its lines' prices (which do not change what they charge).
+/// A subscription's and a price's views read more of the world (items, products), so their events
+/// are rendered at once.
 fn self_contained(snapshot: &Snapshot) -> bool {
-    !matches!(
-        snapshot,
-        Snapshot::Invoice(_) | Snapshot::Subscription(_) | Snapshot::Price(_)
-    )
+    !matches!(snapshot, Snapshot::Subscription(_) | Snapshot::Price(_))
 }
 
 /// The top-level fields of `after` whose values differ in `before`, with their values in `before`
@@ -536,7 +537,7 @@ pub struct Retrieve {
 const RETRIEVE: &[Field] = &[crate::wire::params::EXPAND];
 
 impl Operation for Retrieve {
-    type Output = Value;
+    type Output = Key;
 
     fn parse(input: &Input) -> StripeResult<Self> {
         validate(input.params, RETRIEVE, "")?;
@@ -546,14 +547,21 @@ impl Operation for Retrieve {
         })
     }
 
-    fn apply(self, t: &mut Tenant) -> StripeResult<Value> {
+    fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
         let missing = || StripeError::no_such("event", &self.id, "id", 404);
         let key = ids::key_of(&self.id, ids::EVENT).ok_or_else(missing)?;
-        log_of(t).and_then(|log| log.show(key)).ok_or_else(missing)
+        log_of(t)
+            .filter(|log| log.events.contains_key(&key))
+            .map(|_| key)
+            .ok_or_else(missing)
     }
 
-    fn render(output: Value, _: &Tenant) -> Body {
-        Body::Json(pretty(&output, 2048))
+    fn render(key: Key, t: &Tenant) -> Body {
+        let shown = t
+            .attachment::<EventLog>()
+            .and_then(|log| log.show(key, t))
+            .unwrap_or(Value::Null);
+        Body::Json(pretty(&shown, 2048))
     }
 }
 
@@ -578,7 +586,7 @@ pub struct List {
 }
 
 impl Operation for List {
-    type Output = (Vec<Value>, bool);
+    type Output = (Vec<Key>, bool);
 
     fn parse(input: &Input) -> StripeResult<Self> {
         let p = input.params;
@@ -644,10 +652,14 @@ impl Operation for List {
             &page,
             keep,
         );
-        Ok((keys.iter().filter_map(|k| log.show(*k)).collect(), more))
+        Ok((keys, more))
     }
 
-    fn render((data, more): Self::Output, _: &Tenant) -> Body {
+    fn render((keys, more): Self::Output, t: &Tenant) -> Body {
+        let data: Vec<Value> = match t.attachment::<EventLog>() {
+            Some(log) => keys.iter().filter_map(|k| log.show(*k, t)).collect(),
+            None => Vec::new(),
+        };
         let capacity = 2048 * (data.len() + 1);
         Body::Json(pretty(&ListJson::new(data, more, "/v1/events"), capacity))
     }

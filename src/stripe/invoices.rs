@@ -503,9 +503,18 @@ impl<'a> InvoiceView<'a> {
             customer: ids::render(ids::CUSTOMER, inv.customer),
             customer_account: NULL,
             customer_address: NULL,
-            customer_email: customer.and_then(|c| c.email.as_deref()),
-            customer_name: customer.and_then(|c| c.name.as_deref()),
-            customer_phone: customer.and_then(|c| c.phone.as_deref()),
+            customer_email: match &inv.customer_details {
+                Some(d) => d.email.as_deref(),
+                None => customer.and_then(|c| c.email.as_deref()),
+            },
+            customer_name: match &inv.customer_details {
+                Some(d) => d.name.as_deref(),
+                None => customer.and_then(|c| c.name.as_deref()),
+            },
+            customer_phone: match &inv.customer_details {
+                Some(d) => d.phone.as_deref(),
+                None => customer.and_then(|c| c.phone.as_deref()),
+            },
             customer_shipping: NULL,
             customer_tax_exempt: "none",
             customer_tax_ids: EMPTY_LIST,
