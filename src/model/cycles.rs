@@ -310,57 +310,35 @@ impl Tenant {
         }
         let lines = self.subscription_lines(sub, &bills);
         let domain = self.domain_of(s.customer);
-        let mut invoice = super::Invoice {
-            key: sub,
+        let test_clock = match domain {
+            super::Domain::Clock(c) => Some(c),
+            super::Domain::Tenant => None,
+        };
+        // Lines are keyed by their items, which is how a preview names them (`il_tmp_…`).
+        let lines = lines
+            .into_iter()
+            .map(|l| {
+                let key = match l.source {
+                    LineSource::SubscriptionItem { item, .. } => item,
+                    _ => 0,
+                };
+                super::InvoiceLine::from_draft(key, l)
+            })
+            .collect();
+        let new = NewInvoice {
             customer: s.customer,
-            test_clock: match domain {
-                super::Domain::Clock(c) => Some(c),
-                super::Domain::Tenant => None,
-            },
+            currency: s.currency,
             subscription: Some(sub),
             billing_reason: BillingReason::Upcoming,
             collection_method: s.collection_method,
             auto_advance: true,
-            finalizes_at: None,
             days_until_due: s.days_until_due,
-            currency: s.currency,
-            created: end.max(now),
-            period_start: start,
-            period_end: end,
-            lines: lines
-                .into_iter()
-                .map(|l| super::InvoiceLine {
-                    key: match l.source {
-                        LineSource::SubscriptionItem { item, .. } => item,
-                        _ => 0,
-                    },
-                    amount: l.amount,
-                    price: None,
-                    price_key: l.price_key,
-                    product: l.product,
-                    quantity: l.quantity,
-                    description: l.description,
-                    period: l.period,
-                    source: l.source,
-                    usage: l.usage,
-                    creditable: l.creditable,
-                    metadata: l.metadata,
-                    credits: Vec::new(),
-                })
-                .collect(),
-            status: super::InvoiceStatus::Draft,
-            number: None,
-            finalized_at: None,
-            paid_at: None,
-            uncollectible_at: None,
-            voided_at: None,
-            due_date: None,
-            attempt_count: 0,
-            amount_paid: 0,
-            customer_details: None,
+            period: Some((start, end)),
+            lines: Vec::new(),
             description: None,
             metadata: Metadata::new(),
         };
+        let mut invoice = super::Invoice::draft(sub, new, test_clock, end.max(now), None, lines);
         self.project_credits(&mut invoice, now);
         Some(invoice)
     }

@@ -117,6 +117,25 @@ pub struct InvoiceLine {
 }
 
 impl InvoiceLine {
+    /// The line `key` made from `draft`, with no credit yet.
+    pub(super) fn from_draft(key: Key, draft: DraftLine) -> InvoiceLine {
+        InvoiceLine {
+            key,
+            amount: draft.amount,
+            price: None,
+            price_key: draft.price_key,
+            product: draft.product,
+            quantity: draft.quantity,
+            description: draft.description,
+            period: draft.period,
+            source: draft.source,
+            usage: draft.usage,
+            creditable: draft.creditable,
+            metadata: draft.metadata,
+            credits: Vec::new(),
+        }
+    }
+
     /// Whether a lot with scope `applicability` may pay this line.
     fn covered_by(&self, applicability: &super::Applicability) -> bool {
         self.creditable && applicability.covers(self.price.as_deref(), self.price_key)
@@ -182,6 +201,47 @@ pub struct Invoice {
 }
 
 impl Invoice {
+    /// The draft `key` that `new` describes (its lines aside), made at `created` on `test_clock`,
+    /// finalizing by itself at `finalizes_at`.
+    pub(super) fn draft(
+        key: Key,
+        new: NewInvoice,
+        test_clock: Option<Key>,
+        created: Nanos,
+        finalizes_at: Option<Nanos>,
+        lines: Vec<InvoiceLine>,
+    ) -> Invoice {
+        let (period_start, period_end) = new.period.unwrap_or((created, created));
+        Invoice {
+            key,
+            customer: new.customer,
+            test_clock,
+            subscription: new.subscription,
+            billing_reason: new.billing_reason,
+            collection_method: new.collection_method,
+            auto_advance: new.auto_advance,
+            finalizes_at,
+            days_until_due: new.days_until_due,
+            currency: new.currency,
+            created,
+            period_start,
+            period_end,
+            lines,
+            status: InvoiceStatus::Draft,
+            number: None,
+            finalized_at: None,
+            paid_at: None,
+            uncollectible_at: None,
+            voided_at: None,
+            due_date: None,
+            attempt_count: 0,
+            amount_paid: 0,
+            customer_details: None,
+            description: new.description,
+            metadata: new.metadata,
+        }
+    }
+
     /// Sum of the lines before credits.
     pub fn subtotal(&self) -> i64 {
         self.lines.iter().map(|l| l.amount).sum()
@@ -389,50 +449,39 @@ impl Tenant {
         let key = self.next_key();
         let lines = lines
             .into_iter()
-            .map(|l| InvoiceLine {
-                key: self.next_key(),
-                amount: l.amount,
-                price: l.price,
-                price_key: None,
-                product: None,
-                quantity: Decimal::ONE,
-                description: l.description,
-                period: (now, now),
-                source: LineSource::Direct,
-                usage: None,
-                creditable: true,
-                metadata: Metadata::new(),
-                credits: Vec::new(),
+            .map(|l| {
+                let draft = DraftLine {
+                    amount: l.amount,
+                    price_key: None,
+                    product: None,
+                    quantity: Decimal::ONE,
+                    description: l.description,
+                    period: (now, now),
+                    source: LineSource::Direct,
+                    usage: None,
+                    creditable: true,
+                    metadata: Metadata::new(),
+                };
+                InvoiceLine {
+                    price: l.price,
+                    ..InvoiceLine::from_draft(self.next_key(), draft)
+                }
             })
             .collect();
-        let invoice = Invoice {
-            key,
+        let new = NewInvoice {
             customer,
-            test_clock: clock_of(domain),
+            currency,
             subscription: None,
             billing_reason: BillingReason::Manual,
             collection_method: CollectionMethod::ChargeAutomatically,
             auto_advance: false,
-            finalizes_at: None,
             days_until_due: None,
-            currency,
-            created: now,
-            period_start: now,
-            period_end: now,
-            lines,
-            status: InvoiceStatus::Draft,
-            number: None,
-            finalized_at: None,
-            paid_at: None,
-            uncollectible_at: None,
-            voided_at: None,
-            due_date: None,
-            attempt_count: 0,
-            amount_paid: 0,
-            customer_details: None,
+            period: None,
+            lines: Vec::new(),
             description: None,
             metadata: Metadata::new(),
         };
+        let invoice = Invoice::draft(key, new, clock_of(domain), now, None, lines);
         self.insert_invoice(invoice);
         self.record_invoice(ChangeKind::Created, key, now, None);
         let details = self.customer_details(customer);
@@ -465,55 +514,13 @@ impl Tenant {
     ) -> Key {
         let domain = self.domain_of(new.customer);
         let key = self.next_key();
-        let lines = new
-            .lines
+        let mut new = new;
+        let lines = std::mem::take(&mut new.lines)
             .into_iter()
-            .map(|l| InvoiceLine {
-                key: self.next_key(),
-                amount: l.amount,
-                price: None,
-                price_key: l.price_key,
-                product: l.product,
-                quantity: l.quantity,
-                description: l.description,
-                period: l.period,
-                source: l.source,
-                usage: l.usage,
-                creditable: l.creditable,
-                metadata: l.metadata,
-                credits: Vec::new(),
-            })
+            .map(|l| InvoiceLine::from_draft(self.next_key(), l))
             .collect();
-        let (period_start, period_end) = new.period.unwrap_or((now, now));
         let finalizes_at = new.auto_advance.then(|| now.saturating_add(grace));
-        let invoice = Invoice {
-            key,
-            customer: new.customer,
-            test_clock: clock_of(domain),
-            subscription: new.subscription,
-            billing_reason: new.billing_reason,
-            collection_method: new.collection_method,
-            auto_advance: new.auto_advance,
-            finalizes_at,
-            days_until_due: new.days_until_due,
-            currency: new.currency,
-            created: now,
-            period_start,
-            period_end,
-            lines,
-            status: InvoiceStatus::Draft,
-            number: None,
-            finalized_at: None,
-            paid_at: None,
-            uncollectible_at: None,
-            voided_at: None,
-            due_date: None,
-            attempt_count: 0,
-            amount_paid: 0,
-            customer_details: None,
-            description: new.description,
-            metadata: new.metadata,
-        };
+        let invoice = Invoice::draft(key, new, clock_of(domain), now, finalizes_at, lines);
         self.insert_invoice(invoice);
         self.record_invoice(ChangeKind::Created, key, now, None);
         if let Some(at) = finalizes_at {
@@ -852,21 +859,7 @@ impl Tenant {
             let lines = self.take_pending_items(customer, currency, key, now);
             let lines: Vec<InvoiceLine> = lines
                 .into_iter()
-                .map(|l| InvoiceLine {
-                    key: self.next_key(),
-                    amount: l.amount,
-                    price: None,
-                    price_key: l.price_key,
-                    product: l.product,
-                    quantity: l.quantity,
-                    description: l.description,
-                    period: l.period,
-                    source: l.source,
-                    usage: l.usage,
-                    creditable: l.creditable,
-                    metadata: l.metadata,
-                    credits: Vec::new(),
-                })
+                .map(|l| InvoiceLine::from_draft(self.next_key(), l))
                 .collect();
             if let Some(inv) = self.invoices.get_mut(&key) {
                 inv.lines.extend(lines);
