@@ -484,10 +484,7 @@ impl Tenant {
         let invoice = Invoice::draft(key, new, clock_of(domain), now, None, lines);
         self.insert_invoice(invoice);
         self.record_invoice(ChangeKind::Created, key, now, None);
-        let details = self.customer_details(customer);
-        if let Some(inv) = self.invoices.get_mut(&key) {
-            inv.customer_details = Some(details);
-        }
+        self.keep_customer_details(key);
         self.apply_credits(key, now);
         self.set_invoice_status(key, InvoiceStatus::Open);
         if let Some(inv) = self.invoices.get_mut(&key) {
@@ -542,9 +539,14 @@ impl Tenant {
         }
     }
 
-    /// The name, email and phone an invoice of `customer` keeps.
-    fn customer_details(&self, customer: Key) -> CustomerDetails {
-        self.customers
+    /// Copies the customer's name, email and phone onto the invoice `key`, which shows them from
+    /// then on (Stripe does so at finalization).
+    fn keep_customer_details(&mut self, key: Key) {
+        let Some(customer) = self.invoices.get(&key).map(|i| i.customer) else {
+            return;
+        };
+        let details = self
+            .customers
             .get(&customer)
             .filter(|c| !c.deleted)
             .map(|c| CustomerDetails {
@@ -552,7 +554,10 @@ impl Tenant {
                 email: c.email.clone(),
                 phone: c.phone.clone(),
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(inv) = self.invoices.get_mut(&key) {
+            inv.customer_details = Some(details);
+        }
     }
 
     fn insert_invoice(&mut self, invoice: Invoice) {
@@ -611,11 +616,8 @@ impl Tenant {
         }
         self.recompute_usage(key);
         self.apply_credits(key, now);
+        self.keep_customer_details(key);
         let customer = self.invoices[&key].customer;
-        let details = self.customer_details(customer);
-        if let Some(inv) = self.invoices.get_mut(&key) {
-            inv.customer_details = Some(details);
-        }
         let number = self.customers.get_mut(&customer).map(|c| {
             let n = format!(
                 "{}-{:04}",

@@ -30,6 +30,12 @@ pub fn product_id(p: &Product) -> String {
     }
 }
 
+/// The id of the product `key` of `t` (see [`product_id`]); `prod_` and the key if it is gone.
+pub fn product_id_of(t: &Tenant, key: Key) -> String {
+    t.product(key)
+        .map_or_else(|| ids::render(ids::PRODUCT, key), product_id)
+}
+
 /// The product spelled `id`: a chosen id first, then a generated one (of a product that has no
 /// chosen id, which is the only spelling such a product answers to).
 pub fn find_product(t: &Tenant, id: &str) -> Option<Key> {

@@ -138,8 +138,7 @@ impl<'a> ItemView<'a> {
                     price: ids::render(ids::PRICE, price),
                     product: item
                         .product
-                        .and_then(|p| t.product(p))
-                        .map(super::catalog::product_id)
+                        .map(|p| super::catalog::product_id_of(t, p))
                         .unwrap_or_default(),
                 },
                 kind: "price_details",

@@ -309,13 +309,6 @@ struct PriceDetails<'a> {
     product: String,
 }
 
-/// A product's id: the one its creator chose, or the key's spelling.
-fn product_id(t: &Tenant, key: Key) -> String {
-    t.product(key)
-        .map(super::catalog::product_id)
-        .unwrap_or_else(|| ids::render(ids::PRODUCT, key))
-}
-
 /// Stripe's spelling of a decimal: no exponent, no trailing zeros.
 fn decimal_text(d: rust_decimal::Decimal) -> String {
     d.normalize().to_string()
@@ -328,7 +321,10 @@ impl<'a> LineView<'a> {
             (Some(price), _) => Some(Pricing {
                 price_details: PriceDetails {
                     price: ids::render(ids::PRICE, price).into(),
-                    product: line.product.map(|p| product_id(t, p)).unwrap_or_default(),
+                    product: line
+                        .product
+                        .map(|p| super::catalog::product_id_of(t, p))
+                        .unwrap_or_default(),
                 },
                 kind: "price_details",
                 unit_amount_decimal: t.price(price).and_then(|p| match &p.scheme {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::catalog::{
     self as shared, amount_pair, catalog_error, find_price, find_product, get_bool, interval,
-    interval_name, new_metadata, no_such_price, no_such_product, only_one, product_id,
+    interval_name, new_metadata, no_such_price, no_such_product, only_one, product_id_of,
     shown_amount, tax_behavior, tax_behavior_name, INTERVALS, TAX_BEHAVIORS,
 };
 use super::ids;
@@ -233,9 +233,7 @@ pub fn price_view_with<'a>(price: &'a Price, tenant: &Tenant, with_tiers: bool) 
         lookup_key: price.lookup_key.as_deref(),
         metadata: &price.metadata,
         nickname: price.nickname.as_deref(),
-        product: tenant
-            .product(price.product)
-            .map_or_else(|| ids::render(ids::PRODUCT, price.product), product_id),
+        product: product_id_of(tenant, price.product),
         recurring: price.recurring.map(|r| RecurringView {
             interval: interval_name(r.interval),
             interval_count: r.interval_count,

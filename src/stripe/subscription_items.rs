@@ -95,12 +95,9 @@ impl PriceParts {
                 None,
             ),
         };
-        let product = t.product(p.product);
         PriceParts {
             id: ids::render(ids::PRICE, p.key),
-            product: product
-                .and_then(|pr| pr.custom_id.clone())
-                .unwrap_or_else(|| ids::render(ids::PRODUCT, p.product)),
+            product: super::catalog::product_id_of(t, p.product),
             billing_scheme,
             tiers_mode,
             unit_amount: amount.filter(|a| a.fract().is_zero()).and_then(|a| {
