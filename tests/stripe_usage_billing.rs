@@ -21,6 +21,18 @@ async fn ok(r: support::Resp, what: &str) -> Value {
     r.body
 }
 
+/// A test clock of tenant `key` frozen at T0; its id.
+async fn test_clock(emu: &Emu, key: &str) -> String {
+    let r = emu
+        .post(
+            key,
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={T0}"),
+        )
+        .await;
+    ok(r, "clock").await["id"].as_str().unwrap().to_string()
+}
+
 /// A world on a test clock at T0: a customer with a grant of `credit` cents of metered credit, a
 /// meter `api_calls` (sum), and a subscription to a metered price of 5 cents a call.
 struct Loop {
@@ -34,19 +46,7 @@ struct Loop {
 impl Loop {
     async fn new(emu: &Emu, name: &str, credit: i64, customer_form: &str) -> Loop {
         let key = emu.tenant(name).await;
-        let clock = ok(
-            emu.post(
-                &key,
-                "/v1/test_helpers/test_clocks",
-                &format!("frozen_time={T0}"),
-            )
-            .await,
-            "clock",
-        )
-        .await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let clock = test_clock(emu, &key).await;
         let customer = emu
             .customer(&key, &format!("test_clock={clock}&name=Ada{customer_form}"))
             .await;
@@ -413,19 +413,7 @@ async fn cancelling_bills_usage_at_the_period_end_or_at_once_with_invoice_now() 
 async fn a_test_clock_holds_three_customers() {
     let emu = Emu::start().await;
     let key = emu.tenant("usage_clock_customers").await;
-    let clock = ok(
-        emu.post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await,
-        "clock",
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let clock = test_clock(&emu, &key).await;
     for _ in 0..3 {
         emu.customer(&key, &format!("test_clock={clock}")).await;
     }
@@ -435,19 +423,7 @@ async fn a_test_clock_holds_three_customers() {
     assert_eq!(fourth.status, 400, "{}", fourth.text);
     insta::assert_json_snapshot!("usage_clock_fourth_customer", fourth.body);
     // Another clock takes more.
-    let other = ok(
-        emu.post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await,
-        "clock",
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = test_clock(&emu, &key).await;
     emu.customer(&key, &format!("test_clock={other}")).await;
 }
 
