@@ -78,7 +78,7 @@ impl IdGen {
     pub fn new(seed: Option<u64>, tenant: &str) -> Self {
         let (salt, seeded) = match seed {
             Some(seed) => (fnv1a32(seed, tenant), true),
-            None => (rand::thread_rng().gen(), false),
+            None => (crate::tape::word() as u32, false),
         };
         IdGen {
             last_ms: 0,
@@ -123,6 +123,10 @@ pub fn fnv1a64(seed: u64, bytes: &[u8]) -> u64 {
 
 /// A random id such as `req_7bXw0PqLm2aZ4c` (request ids and similar throwaway names).
 pub fn random_id(prefix: &str, len: usize) -> String {
+    crate::tape::name(|| fresh_random_id(prefix, len))
+}
+
+fn fresh_random_id(prefix: &str, len: usize) -> String {
     const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::thread_rng();
     let mut s = String::with_capacity(prefix.len() + len);

@@ -77,6 +77,8 @@
 //!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
 //! time.rs        nanosecond time and its renderings
+//! tape.rs        every read of the clock, randomness and the environment, recorded per request so
+//!                that a stored request replays to the same world
 //! ```
 //!
 //! Rules of the house: the model never imports a facade, and facades never reach into each other
@@ -112,6 +114,7 @@ pub mod native;
 pub mod router;
 pub mod server;
 pub mod stripe;
+pub mod tape;
 pub mod time;
 pub mod webhooks;
 pub mod wire;

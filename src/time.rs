@@ -2,7 +2,8 @@
 //!
 //! Stripe renders whole seconds and the native API renders RFC 3339 with nanoseconds; both are views of
 //! this one number. Nothing in the model reads the OS clock except through [`real_now`], which the
-//! tenant clock and test clocks wrap.
+//! tenant clock and test clocks wrap (and which reads it through [`crate::tape`], so that a stored
+//! request replays with the instants it saw).
 
 use chrono::{DateTime, Utc};
 
@@ -14,7 +15,7 @@ pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// The operating system's clock.
 pub fn real_now() -> Nanos {
-    Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    crate::tape::now()
 }
 
 /// Whole seconds (rounding towards the past), as Stripe renders times.
