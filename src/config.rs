@@ -34,6 +34,8 @@ pub struct Config {
     pub invoice_grace: Duration,
     /// Webhook delivery: the retry schedule, queue bound and forwarding.
     pub webhooks: WebhookConfig,
+    /// Where worlds are stored across restarts (`--data-dir`); `None` keeps them in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             panic_trigger: false,
             invoice_grace: Duration::from_secs(3600),
             webhooks: WebhookConfig::default(),
+            data_dir: None,
         }
     }
 }

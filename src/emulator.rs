@@ -296,6 +296,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Keeps every world in an SQLite file in `dir` across restarts (see the README's
+    /// "Persistence"); the emulator loads what `dir` holds before it serves.
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
     /// The address and port to listen on.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -336,6 +343,11 @@ impl EmulatorBuilder {
         };
         let addr = listener.local_addr()?;
         let app = App::new(self.config);
+        let loading = app.clone();
+        tokio::task::spawn_blocking(move || crate::persist::attach(&loading))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(serve(listener, app.clone(), async move {
             // A dropped sender stops the server as well as a sent stop.

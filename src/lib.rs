@@ -64,6 +64,8 @@
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
 //!                deliveries
+//! persist/       --data-dir: a journal of requests (with their tapes) in SQLite, committed before
+//!                each answer and replayed at start-up; snapshots of worlds
 //! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,
 //!                forwarding; outside every lock
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
@@ -111,6 +113,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod native;
+pub mod persist;
 pub mod router;
 pub mod server;
 pub mod stripe;

@@ -99,6 +99,11 @@ struct Cli {
     #[arg(long, hide = true)]
     enable_panic_trigger: bool,
 
+    /// Keep every world across restarts in an SQLite file in this directory (created if
+    /// missing); every acknowledged write survives a crash. Off by default: worlds live in memory.
+    #[arg(long, env = "CREDIT_EMULATOR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+
     /// Log filter, e.g. `info` or `credit_emulator=debug` (also RUST_LOG).
     #[arg(long, env = "RUST_LOG", default_value = "warn")]
     log: String,
@@ -136,6 +141,7 @@ fn main() {
             forward_secret: cli.webhook_secret,
             ..WebhookConfig::default()
         },
+        data_dir: cli.data_dir,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -161,6 +167,25 @@ fn main() {
         let shutdown = shutdown_signal();
         let local = listener.local_addr().unwrap_or(addr);
         let app = App::new(config);
+        let loading = app.clone();
+        match tokio::task::spawn_blocking(move || credit_emulator::persist::attach(&loading)).await {
+            Ok(Ok(Some(opened))) => println!(
+                "data directory {}: {} world snapshot(s) and {} stored request(s) loaded in {:.3} s",
+                app.config.data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+                opened.snapshots,
+                opened.replayed,
+                opened.elapsed.as_secs_f64()
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                eprintln!("credit-emulator: {e}");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("credit-emulator: cannot load the data directory: {e}");
+                std::process::exit(1);
+            }
+        }
         println!("listening on http://{local}");
         if let Some(secret) = app.webhooks.forward_secret() {
             // As `stripe listen` does: the receiver needs the secret to verify what it gets.

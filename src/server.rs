@@ -22,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::http::{Reply, Request};
 use crate::ids::random_id;
-use crate::router;
+use crate::{persist, router};
 
 pub use crate::app::App;
 pub use crate::router::{api_of, Api};
@@ -106,6 +106,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let _ = phase.send(Phase::Closed);
         phase.closed().await;
     }
+    // Every request is answered: store the worlds as snapshots, so the next start is quick.
+    let closing = app.clone();
+    let _ = tokio::task::spawn_blocking(move || persist::detach(&closing)).await;
 }
 
 /// Where the server is in its life, as its connections see it.
@@ -261,9 +264,14 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
                 body,
                 request_id: request_id.clone(),
             };
+            let journal = app.journal.get();
+            if journal.is_some() {
+                let read = request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
+                persist::begin(read);
+            }
             // A bug must cost one request, not the server: the model's locks do not poison, and the
             // client gets a 500 in its API's envelope.
-            match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let reply = match std::panic::catch_unwind(AssertUnwindSafe(|| {
                 router::dispatch(app, api, &request)
             })) {
                 Ok(reply) => reply,
@@ -271,6 +279,15 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
                     tracing::error!("request {request_id} panicked");
                     router::internal_error(api)
                 }
+            };
+            // With a data directory, a request that changed a world is answered once it is stored.
+            match journal.and_then(|j| persist::finish(j, &request)) {
+                None => reply,
+                Some(stored) => match stored.await {
+                    Ok(Ok(())) => reply,
+                    Ok(Err(e)) => persist::not_stored(api, &e),
+                    Err(_) => persist::not_stored(api, "the journal writer stopped"),
+                },
             }
         }
     };

@@ -165,6 +165,18 @@ pub struct Store {
     tenants: DashMap<String, Arc<TenantCell>>,
     /// Where each world's changes go (none: they are dropped).
     hook: Option<Arc<dyn ChangeHook>>,
+    /// Told of every locked section and every world made (persistence orders its journal by it).
+    sequencer: Option<Arc<dyn Sequencer>>,
+}
+
+/// What a journal of requests needs to know of the worlds: told, under the world's lock, at the
+/// end of every [`Store::with_tenant`] (whether it changed the world), and when a world is made.
+/// The lock is what orders two requests to one world, so a journal that numbers its records here
+/// replays them in the order they were applied.
+pub trait Sequencer: Send + Sync + std::fmt::Debug {
+    /// A locked section on the world named `world` ends; `changed` says whether it changed it
+    /// (made an object or an entry, or recorded a change).
+    fn section(&self, world: &str, changed: bool);
 }
 
 impl Store {
@@ -175,7 +187,14 @@ impl Store {
             invoice_grace: DEFAULT_GRACE,
             tenants: DashMap::new(),
             hook: None,
+            sequencer: None,
         }
+    }
+
+    /// This store, telling `sequencer` of every locked section.
+    pub fn with_sequencer(mut self, sequencer: Arc<dyn Sequencer>) -> Self {
+        self.sequencer = Some(sequencer);
+        self
     }
 
     /// This store, handing every world's changes to `hook`.
@@ -195,9 +214,12 @@ impl Store {
         if let Some(t) = self.tenants.get(key) {
             return t.clone();
         }
-        self.tenants
+        let mut made = false;
+        let cell = self
+            .tenants
             .entry(key.to_string())
             .or_insert_with(|| {
+                made = true;
                 let mut tenant = Tenant::new(key, self.seed);
                 tenant.set_invoice_grace(self.invoice_grace);
                 Arc::new(TenantCell {
@@ -205,7 +227,13 @@ impl Store {
                     default_version: AtomicU16::new(0),
                 })
             })
-            .clone()
+            .clone();
+        if made {
+            if let Some(sequencer) = &self.sequencer {
+                sequencer.section(key, true);
+            }
+        }
+        cell
     }
 
     /// Runs `f` on the tenant named `key` (created empty if new) the way a request sees it: its
@@ -217,12 +245,17 @@ impl Store {
         let mut tenant = cell.state.lock();
         // A request that panicked may have left its cause behind: time's changes have none.
         tenant.clear_cause();
+        let issued = tenant.issued;
         tenant.catch_up();
         let result = f(&mut tenant);
+        let changed = tenant.has_changes() || tenant.issued != issued;
         if tenant.has_changes() {
             tenant.drain_changes(key, self.hook.as_deref());
         }
         tenant.clear_cause();
+        if let Some(sequencer) = &self.sequencer {
+            sequencer.section(key, changed);
+        }
         result
     }
 
@@ -234,6 +267,11 @@ impl Store {
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
     pub fn reset(&self, key: &str) -> bool {
         self.tenants.remove(key).is_some()
+    }
+
+    /// The names of the worlds that exist.
+    pub fn world_names(&self) -> Vec<String> {
+        self.tenants.iter().map(|e| e.key().clone()).collect()
     }
 
     /// Number of tenants that exist.
