@@ -168,15 +168,15 @@ fn main() {
         let local = listener.local_addr().unwrap_or(addr);
         let app = App::new(config);
         let loading = app.clone();
-        match tokio::task::spawn_blocking(move || credit_emulator::persist::attach(&loading)).await {
-            Ok(Ok(Some(opened))) => println!(
+        let loaded = match tokio::task::spawn_blocking(move || credit_emulator::persist::attach(&loading)).await {
+            Ok(Ok(Some(opened))) => Some(format!(
                 "data directory {}: {} world snapshot(s) and {} stored request(s) loaded in {:.3} s",
                 app.config.data_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
                 opened.snapshots,
                 opened.replayed,
                 opened.elapsed.as_secs_f64()
-            ),
-            Ok(Ok(None)) => {}
+            )),
+            Ok(Ok(None)) => None,
             Ok(Err(e)) => {
                 eprintln!("credit-emulator: {e}");
                 std::process::exit(1);
@@ -185,19 +185,32 @@ fn main() {
                 eprintln!("credit-emulator: cannot load the data directory: {e}");
                 std::process::exit(1);
             }
+        };
+        // Printed once the stored worlds are loaded: the first line still means "ready".
+        say(&format!("listening on http://{local}"));
+        if let Some(loaded) = loaded {
+            say(&loaded);
         }
-        println!("listening on http://{local}");
         if let Some(secret) = app.webhooks.forward_secret() {
             // As `stripe listen` does: the receiver needs the secret to verify what it gets.
-            println!(
+            say(&format!(
                 "forwarding events to {}; webhook signing secret {secret}",
                 app.config.webhooks.forward_to.join(", ")
-            );
+            ));
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
         serve(listener, app, shutdown).await;
     });
+}
+
+/// Prints a line on standard output. A reader that has gone away (a test that read the first line
+/// and closed the pipe) must not stop the server, as `println!` would by panicking.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// A `--forward-to` address: an absolute http or https URL.

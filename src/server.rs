@@ -266,7 +266,8 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
             };
             let journal = app.journal.get();
             if journal.is_some() {
-                let read = request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
+                let read =
+                    request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
                 persist::begin(read);
             }
             // A bug must cost one request, not the server: the model's locks do not poison, and the

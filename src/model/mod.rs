@@ -266,7 +266,11 @@ impl Store {
 
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
     pub fn reset(&self, key: &str) -> bool {
-        self.tenants.remove(key).is_some()
+        let existed = self.tenants.remove(key).is_some();
+        if let Some(sequencer) = &self.sequencer {
+            sequencer.section(key, true);
+        }
+        existed
     }
 
     /// The names of the worlds that exist.

@@ -59,15 +59,16 @@ pub fn open(dir: &Path) -> Result<Connection, String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
     let path: PathBuf = dir.join(FILE_NAME);
-    let conn = Connection::open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let conn =
+        Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let fail = |e: rusqlite::Error| describe(&path, e);
     // Exclusive locking before WAL: the write-ahead log then needs no shared memory, and a second
     // process gets "database is locked" at its first read.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
         .map_err(fail)?;
     conn.busy_timeout(Duration::from_millis(0)).map_err(fail)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(fail)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(fail)?;
     let has_meta: bool = conn
@@ -222,7 +223,10 @@ pub fn writer(mut conn: Connection, jobs: Receiver<Job>, mut next: u64) {
             }
         };
         let mut snapshots = Vec::new();
-        for job in first.into_iter().chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
+        for job in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| jobs.try_recv().ok()))
+        {
             match job {
                 Job::Append(row, ack) => {
                     waiting.insert(row.seq, Some((row, ack)));
@@ -265,7 +269,10 @@ pub fn writer(mut conn: Connection, jobs: Receiver<Job>, mut next: u64) {
     // The senders are gone, so the gaps will never fill: store what is waiting anyway, in order
     // (none of it was acknowledged).
     if !waiting.is_empty() {
-        let rest: Vec<(Row, Ack)> = std::mem::take(&mut waiting).into_values().flatten().collect();
+        let rest: Vec<(Row, Ack)> = std::mem::take(&mut waiting)
+            .into_values()
+            .flatten()
+            .collect();
         let _ = commit(&mut conn, &rest);
     }
     for done in flushes {
@@ -277,7 +284,9 @@ fn commit<A>(conn: &mut Connection, batch: &[(Row, A)]) -> Result<(), String> {
     let tx = conn.transaction().map_err(|e| e.to_string())?;
     {
         let mut stmt = tx
-            .prepare_cached("INSERT OR REPLACE INTO journal (seq, world, record) VALUES (?1, ?2, ?3)")
+            .prepare_cached(
+                "INSERT OR REPLACE INTO journal (seq, world, record) VALUES (?1, ?2, ?3)",
+            )
             .map_err(|e| e.to_string())?;
         for (row, _) in batch {
             stmt.execute(params![row.seq as i64, row.world, row.record])
