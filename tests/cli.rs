@@ -187,6 +187,8 @@ fn help_documents_every_flag() {
     listed.dedup();
     let expected = [
         "--body-read-timeout",
+        "--fixtures",
+        "--fixtures-key",
         "--forward-events",
         "--forward-to",
         "--header-read-timeout",

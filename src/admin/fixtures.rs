@@ -1182,12 +1182,16 @@ impl Operation for Apply {
                 let said = error_message(&body)
                     .map(|m| format!(": {}", shorten(m)))
                     .unwrap_or_default();
-                let message = format!(
-                    "Fixture {who} failed: {method} {} answered {}{said}. {}",
+                let mut message = format!(
+                    "Fixture {who} failed: {method} {} answered {}{said}",
                     shorten(&out.route),
                     reply.status,
-                    kept(applied.len())
                 );
+                if !message.ends_with('.') {
+                    message.push('.');
+                }
+                message.push(' ');
+                message.push_str(&kept(applied.len()));
                 let failed = Failed {
                     index: fixture.index,
                     name: fixture.name.clone(),
