@@ -610,6 +610,7 @@ async fn malformed_files_are_refused_naming_the_fixture() {
             json!({"_meta": {"template_version": "0"}, "fixtures": [customer]}).to_string(),
         ),
         ("fixtures_object", json!({"fixtures": {"a": 1}}).to_string()),
+        ("fixtures_misspelt", json!({"fixture": [customer]}).to_string()),
         (
             "method_patch",
             file(json!([customer, {"name": "x", "path": "/v1/customers", "method": "patch"}]))

@@ -126,7 +126,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// `` `name` (fixtures[i]) ``, or `fixtures[i]` for a fixture without a name.
+    /// ``Fixture `name` (fixtures[i])``, or `Fixture fixtures[i]` for a fixture without a name: how
+    /// messages start.
     fn label(&self) -> String {
         label(self.index, &self.name)
     }
@@ -134,9 +135,9 @@ impl Fixture {
 
 fn label(index: usize, name: &str) -> String {
     if name.is_empty() {
-        format!("fixtures[{index}]")
+        format!("Fixture fixtures[{index}]")
     } else {
-        format!("`{}` (fixtures[{index}])", shorten(name))
+        format!("Fixture `{}` (fixtures[{index}])", shorten(name))
     }
 }
 
@@ -238,7 +239,12 @@ impl Reader {
             }
         }
         let list = match top.remove("fixtures") {
-            None | Some(Value::Null) => Vec::new(),
+            None | Some(Value::Null) => {
+                return Err(refused(
+                    "Invalid fixture file: it has no `fixtures` array (the requests to make, in order). Nothing was applied.".to_string(),
+                    "fixtures",
+                ))
+            }
             Some(Value::Array(list)) => list,
             Some(other) => {
                 return Err(refused(
@@ -319,7 +325,7 @@ impl Reader {
         let method = match text(&mut map, "method")? {
             None => {
                 return Err(refused(
-                    format!("Fixture {who} has no method: a fixture's method is get, post, delete or put. Nothing was applied."),
+                    format!("{who} has no method: a fixture's method is get, post, delete or put. Nothing was applied."),
                     &format!("{at}[method]"),
                 ))
             }
@@ -330,7 +336,7 @@ impl Reader {
                 "PUT" => Method::PUT,
                 _ => {
                     return Err(refused(
-                        format!("Fixture {who} has the method `{}`: a fixture's method is get, post, delete or put. Nothing was applied.", shorten(&m)),
+                        format!("{who} has the method `{}`: a fixture's method is get, post, delete or put. Nothing was applied.", shorten(&m)),
                         &format!("{at}[method]"),
                     ))
                 }
@@ -338,7 +344,7 @@ impl Reader {
         };
         let Some(path) = text(&mut map, "path")? else {
             return Err(refused(
-                format!("Fixture {who} has no path: give the API path it calls, such as /v1/customers. Nothing was applied."),
+                format!("{who} has no path: give the API path it calls, such as /v1/customers. Nothing was applied."),
                 &format!("{at}[path]"),
             ));
         };
@@ -349,20 +355,20 @@ impl Reader {
             Some("native") => Some(Side::Native),
             Some(other) => {
                 return Err(refused(
-                    format!("Fixture {who} has the api `{}`: it is `stripe` or `native`, or absent to let the path decide. Nothing was applied.", shorten(other)),
+                    format!("{who} has the api `{}`: it is `stripe` or `native`, or absent to let the path decide. Nothing was applied.", shorten(other)),
                     &format!("{at}[api]"),
                 ))
             }
         };
         if let Some(base) = text(&mut map, "api_base")?.filter(|b| !b.is_empty()) {
             return Err(refused(
-                format!("Fixture {who} sends to the api_base {}: the emulator applies fixtures to itself only, so a fixture cannot name another host. Nothing was applied.", shorten(&base)),
+                format!("{who} sends to the api_base {}: the emulator applies fixtures to itself only, so a fixture cannot name another host. Nothing was applied.", shorten(&base)),
                 &format!("{at}[api_base]"),
             ));
         }
         if text(&mut map, "context")?.is_some_and(|c| !c.is_empty()) {
             return Err(refused(
-                format!("Fixture {who} sets a context (Stripe-Context): the emulator does not model it; a world is chosen by the key and Stripe-Account of the request that sends the file. Nothing was applied."),
+                format!("{who} sets a context (Stripe-Context): the emulator does not model it; a world is chosen by the key and Stripe-Account of the request that sends the file. Nothing was applied."),
                 &format!("{at}[context]"),
             ));
         }
@@ -382,19 +388,19 @@ impl Reader {
                     let parsed = HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
                         .map_err(|_| {
                             refused(
-                                format!("Fixture {who} sets the header `{}`, which is not a valid header name. Nothing was applied.", shorten(&header)),
+                                format!("{who} sets the header `{}`, which is not a valid header name. Nothing was applied.", shorten(&header)),
                                 &here,
                             )
                         })?;
                     if RESERVED_HEADERS.contains(&parsed.as_str()) {
                         return Err(refused(
-                            format!("Fixture {who} sets the header `{}`, which the emulator sets itself: the key and Stripe-Account of the request that sends the file choose the world, and the body is written from `params`. Nothing was applied.", parsed.as_str()),
+                            format!("{who} sets the header `{}`, which the emulator sets itself: the key and Stripe-Account of the request that sends the file choose the world, and the body is written from `params`. Nothing was applied.", parsed.as_str()),
                             &here,
                         ));
                     }
                     let Value::String(value) = value else {
                         return Err(refused(
-                            format!("Fixture {who}: the header `{}` must be a string, not {}. Nothing was applied.", parsed.as_str(), kind(&value)),
+                            format!("{who}: the header `{}` must be a string, not {}. Nothing was applied.", parsed.as_str(), kind(&value)),
                             &here,
                         ));
                     };
@@ -404,7 +410,7 @@ impl Reader {
             }
             Some(other) => {
                 return Err(refused(
-                    format!("Fixture {who}: `headers` must be an object of strings, not {}. Nothing was applied.", kind(&other)),
+                    format!("{who}: `headers` must be an object of strings, not {}. Nothing was applied.", kind(&other)),
                     &format!("{at}[headers]"),
                 ))
             }
@@ -414,7 +420,7 @@ impl Reader {
             Some(Value::Object(params)) => Some(self.map(params, &format!("{at}[params]"), &who)?),
             Some(other) => {
                 return Err(refused(
-                    format!("Fixture {who}: `params` must be an object, not {}. Nothing was applied.", kind(&other)),
+                    format!("{who}: `params` must be an object, not {}. Nothing was applied.", kind(&other)),
                     &format!("{at}[params]"),
                 ))
             }
@@ -443,23 +449,32 @@ impl Reader {
             || route == "/v2";
         if !known {
             return Err(refused(
-                format!("Fixture {who} has the path `{}`: a fixture's path starts with /v1/ or /v2/ (or the emulator's own /_emulator/). Nothing was applied.", shorten(path)),
+                format!("{who} has the path `{}`: a fixture's path starts with /v1/ or /v2/ (or the emulator's own /_emulator/). Nothing was applied.", shorten(path)),
                 &at,
             ));
         }
         if route == PATH {
             return Err(refused(
-                format!("Fixture {who} applies fixtures itself ({PATH}): a fixture file cannot apply another. Nothing was applied."),
+                format!("{who} applies fixtures itself ({PATH}): a fixture file cannot apply another. Nothing was applied."),
                 &at,
             ));
         }
-        if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic() || *c == '#') {
-            return Err(refused(
-                format!("Fixture {who} has the path `{}`, which holds {c:?}: a path is visible ASCII without `#` (escape other characters with %XX). Nothing was applied.", shorten(path)),
-                &at,
-            ));
+        let template = self.template(path, at, who)?;
+        // What references put in the path is escaped when the request is made; the text around
+        // them is sent as written.
+        let written = template.parts.iter().filter_map(|part| match part {
+            Part::Text(text) => Some(text),
+            _ => None,
+        });
+        for text in written {
+            if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic() || *c == '#') {
+                return Err(refused(
+                    format!("{who} has the path `{}`, which holds {c:?}: a path is visible ASCII without `#` (escape other characters with %XX). Nothing was applied.", shorten(path)),
+                    &template.at,
+                ));
+            }
         }
-        self.template(path, at, who)
+        Ok(template)
     }
 
     fn map(&mut self, map: Map<String, Value>, at: &str, who: &str) -> StripeResult<Vec<(String, Tree)>> {
@@ -500,7 +515,7 @@ impl Reader {
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
                 return Err(refused(
-                    format!("Fixture {who}: `{}` opens a reference with `${{` that is never closed with `}}`. Nothing was applied.", shorten(&rest[start..])),
+                    format!("{who}: `{}` opens a reference with `${{` that is never closed with `}}`. Nothing was applied.", shorten(&rest[start..])),
                     &at,
                 ));
             };
@@ -523,7 +538,7 @@ impl Reader {
         let text = format!("${{{inner}}}");
         let bad = || {
             refused(
-                format!("Fixture {who}: `{}` is not a reference. A reference is ${{name:path.to.field}}, ${{name:path.to.field|default}}, ${{.env:VARIABLE}}, ${{.env:VARIABLE|default}}, ${{time-now-RFC3339}} or ${{generate-uuid}}. Nothing was applied.", shorten(&text)),
+                format!("{who}: `{}` is not a reference. A reference is ${{name:path.to.field}}, ${{name:path.to.field|default}}, ${{.env:VARIABLE}}, ${{.env:VARIABLE|default}}, ${{time-now-RFC3339}} or ${{generate-uuid}}. Nothing was applied.", shorten(&text)),
                 at,
             )
         };
@@ -539,7 +554,7 @@ impl Reader {
             // `std::env::var` may panic on these; no variable can be named with them anyway.
             if query.contains(['=', '\0']) {
                 return Err(refused(
-                    format!("Fixture {who}: `{}` names no environment variable (a name holds no `=` and no NUL). Nothing was applied.", shorten(&text)),
+                    format!("{who}: `{}` names no environment variable (a name holds no `=` and no NUL). Nothing was applied.", shorten(&text)),
                     at,
                 ));
             }
@@ -556,7 +571,7 @@ impl Reader {
         }
         if !self.declared.contains(name) {
             return Err(refused(
-                format!("Fixture {who} refers to `{}`, but no fixture before it is named `{}`: a reference reads the answer of a fixture declared earlier in the file. Nothing was applied.", shorten(&text), shorten(name)),
+                format!("{who} refers to `{}`, but no fixture before it is named `{}`: a reference reads the answer of a fixture declared earlier in the file. Nothing was applied.", shorten(&text), shorten(name)),
                 at,
             ));
         }
@@ -582,7 +597,7 @@ fn optional_text(
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(refused(
             format!(
-                "Fixture {}: `{field}` must be a string, not {}. Nothing was applied.",
+                "{}: `{field}` must be a string, not {}. Nothing was applied.",
                 label(index, name),
                 kind(&other)
             ),
@@ -1120,7 +1135,7 @@ impl Operation for Apply {
                 .or_insert_with(|| tape::env_var(&var).filter(|v| !v.is_empty()));
             if value.is_none() && !has_default {
                 return Err(refused(
-                    format!("Fixture {who} reads the environment variable {}, which is not set (or empty), and gives no default (`${{.env:{}|default}}`). Nothing was applied.", shorten(&var), shorten(&var)),
+                    format!("{who} reads the environment variable {}, which is not set (or empty), and gives no default (`${{.env:{}|default}}`). Nothing was applied.", shorten(&var), shorten(&var)),
                     &at,
                 ));
             }
@@ -1149,7 +1164,7 @@ impl Operation for Apply {
             let out = match self.request(fixture, &run) {
                 Ok(out) => out,
                 Err(stop) => {
-                    let message = format!("Fixture {who}: {}. {}", stop.message, kept(applied.len()));
+                    let message = format!("{who}: {}. {}", stop.message, kept(applied.len()));
                     let failed = Failed {
                         index: fixture.index,
                         name: fixture.name.clone(),
@@ -1183,7 +1198,7 @@ impl Operation for Apply {
                     .map(|m| format!(": {}", shorten(m)))
                     .unwrap_or_default();
                 let mut message = format!(
-                    "Fixture {who} failed: {method} {} answered {}{said}",
+                    "{who} failed: {method} {} answered {}{said}",
                     shorten(&out.route),
                     reply.status,
                 );
@@ -1217,7 +1232,7 @@ impl Operation for Apply {
                 kept_bytes += reply.body.len();
                 if kept_bytes > MAX_KEPT_BYTES {
                     let message = format!(
-                        "Fixture {who}: the answers that later fixtures refer to add up to more than {MAX_KEPT_BYTES} bytes, more than one run keeps. The fixtures up to this one were applied and stay applied."
+                        "{who}: the answers that later fixtures refer to add up to more than {MAX_KEPT_BYTES} bytes, more than one run keeps. The fixtures up to this one were applied and stay applied."
                     );
                     let param = format!("fixtures[{}]", fixture.index);
                     return Ok(Self::stop(applied, None, message, param));
