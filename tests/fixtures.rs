@@ -59,8 +59,13 @@ impl Client {
 
     /// A Stripe `GET` with `key`.
     async fn get(&self, key: &str, path: &str) -> Resp {
-        self.send("GET", path, &[("authorization", &format!("Bearer {key}"))], "")
-            .await
+        self.send(
+            "GET",
+            path,
+            &[("authorization", &format!("Bearer {key}"))],
+            "",
+        )
+        .await
     }
 
     /// A native `GET` with `key`.
@@ -171,11 +176,17 @@ async fn check_world(emu: &Client, key: &str, answer: &Value) {
 
     let grants = emu.native_get(key, "/v1/creditgrants?scope=PLAN").await;
     assert_eq!(grants.status, 200, "{}", grants.text);
-    assert_eq!(grants.body["items"][0]["id"], applied_id(answer, "pro_credits"));
+    assert_eq!(
+        grants.body["items"][0]["id"],
+        applied_id(answer, "pro_credits")
+    );
     let subscription = emu
         .native_get(
             key,
-            &format!("/v1/subscriptions/{}", applied_id(answer, "lin_subscription")),
+            &format!(
+                "/v1/subscriptions/{}",
+                applied_id(answer, "lin_subscription")
+            ),
         )
         .await;
     assert_eq!(subscription.status, 200, "{}", subscription.text);
@@ -213,12 +224,18 @@ async fn the_world_file_applied_over_http() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_json_snapshot!("world_applied", r.body);
     assert_eq!(r.body["applied"].as_array().unwrap().len(), 18);
-    assert_eq!(r.body["env"]["WORLD_ADA_CUSTOMER"], applied_id(&r.body, "ada"));
+    assert_eq!(
+        r.body["env"]["WORLD_ADA_CUSTOMER"],
+        applied_id(&r.body, "ada")
+    );
     check_world(&emu, &key, &r.body).await;
 
     // The email came from the reference's default: the variable is not set in tests.
     let ada = emu
-        .get(&key, &format!("/v1/customers/{}", applied_id(&r.body, "ada")))
+        .get(
+            &key,
+            &format!("/v1/customers/{}", applied_id(&r.body, "ada")),
+        )
         .await;
     assert_eq!(ada.body["email"], "ada@example.com");
 }
@@ -262,11 +279,23 @@ async fn the_world_file_applied_at_start() {
     std::fs::write(&extra, one_more.to_string()).unwrap();
     let extra = extra.to_str().unwrap();
     let (mut child, lines) = spawn(
-        &["--port", "0", "--seed", "3", "--fixtures", WORLD, "--fixtures", extra],
+        &[
+            "--port",
+            "0",
+            "--seed",
+            "3",
+            "--fixtures",
+            WORLD,
+            "--fixtures",
+            extra,
+        ],
         &[("CREDIT_EMULATOR_FIXTURES_KEY", "sk_test_world_from_env")],
         3,
     );
-    assert!(lines[0].starts_with("listening on http://127.0.0.1:"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("listening on http://127.0.0.1:"),
+        "{lines:?}"
+    );
     assert_eq!(
         lines[1],
         format!("applied 18 fixtures from {WORLD} to sk_test_world_from_env")
@@ -281,7 +310,10 @@ async fn the_world_file_applied_at_start() {
     let customers = customer_ids(&emu, "sk_test_world_from_env").await;
     assert_eq!(customers.len(), 2, "{customers:?}");
     let newest = emu
-        .get("sk_test_world_from_env", &format!("/v1/customers/{}", customers[0]))
+        .get(
+            "sk_test_world_from_env",
+            &format!("/v1/customers/{}", customers[0]),
+        )
         .await;
     assert_eq!(newest.body["name"], "Extra");
     // The world it built checks as the one applied over HTTP; the answer is read again from a
@@ -292,7 +324,10 @@ async fn the_world_file_applied_at_start() {
     assert_eq!(r.status, 200, "{}", r.text);
     check_world(&emu, "sk_test_world_again", &r.body).await;
     let grace = emu
-        .get("sk_test_world_from_env", "/v1/customers/search?query=name:'Grace Hopper'")
+        .get(
+            "sk_test_world_from_env",
+            "/v1/customers/search?query=name:'Grace Hopper'",
+        )
         .await;
     assert_eq!(grace.status, 200, "{}", grace.text);
     let grace = grace.body["data"][0]["id"].as_str().unwrap().to_string();
@@ -309,7 +344,14 @@ async fn the_world_file_applied_at_start() {
 
     // --fixtures-key wins over the environment.
     let (mut child, lines) = spawn(
-        &["--port", "0", "--fixtures", WORLD, "--fixtures-key", "sk_test_world_flag"],
+        &[
+            "--port",
+            "0",
+            "--fixtures",
+            WORLD,
+            "--fixtures-key",
+            "sk_test_world_flag",
+        ],
         &[("CREDIT_EMULATOR_FIXTURES_KEY", "sk_test_world_from_env")],
         2,
     );
@@ -319,7 +361,9 @@ async fn the_world_file_applied_at_start() {
     );
     let emu = client_of(&lines[0]);
     assert_eq!(customer_ids(&emu, "sk_test_world_flag").await.len(), 1);
-    assert!(customer_ids(&emu, "sk_test_world_from_env").await.is_empty());
+    assert!(customer_ids(&emu, "sk_test_world_from_env")
+        .await
+        .is_empty());
     child.kill().ok();
     child.wait().ok();
 
@@ -352,7 +396,10 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     }
     child.kill().ok();
     let out = child.wait_with_output().expect("binary ends");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -372,7 +419,10 @@ fn a_failing_start_up_file_stops_the_start() {
         stderr.starts_with(&format!("credit-emulator: --fixtures {}: ", bad.display())),
         "{stderr}"
     );
-    assert!(stderr.contains("Fixture `grant` (fixtures[1]) failed"), "{stderr}");
+    assert!(
+        stderr.contains("Fixture `grant` (fixtures[1]) failed"),
+        "{stderr}"
+    );
     assert!(stderr.contains("\"applied\""), "{stderr}");
 
     let missing = dir.join("missing.json");
@@ -391,7 +441,10 @@ fn a_failing_start_up_file_stops_the_start() {
         huge.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("more than --max-body-bytes (1024)"), "{stderr}");
+    assert!(
+        stderr.contains("more than --max-body-bytes (1024)"),
+        "{stderr}"
+    );
 
     // A key the API would refuse is refused by the command line.
     let (code, stderr) = run_to_exit(&["--port", "0", "--fixtures-key", "sk_live_1234"]);
@@ -481,7 +534,10 @@ async fn a_field_missing_from_an_answer_stops_the_run_where_it_is_read() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let second = emu
-        .get(&key, &format!("/v1/customers/{}", applied_id(&r.body, "second")))
+        .get(
+            &key,
+            &format!("/v1/customers/{}", applied_id(&r.body, "second")),
+        )
         .await;
     assert_eq!(second.body["name"], "Ada");
     assert_eq!(second.body["description"], "no clock");
@@ -508,14 +564,15 @@ async fn an_unknown_reference_is_refused_before_anything_is_applied() {
     assert!(customer_ids(&emu, &key).await.is_empty());
 
     // A fixture may only read answers of fixtures before it, not its own nor later ones.
-    let r = emu.apply_json(
-        &key,
-        &file(json!([
-            {"name": "customer", "path": "/v1/customers/${later:id}", "method": "get"},
-            {"name": "later", "path": "/v1/customers", "method": "post"}
-        ])),
-    )
-    .await;
+    let r = emu
+        .apply_json(
+            &key,
+            &file(json!([
+                {"name": "customer", "path": "/v1/customers/${later:id}", "method": "get"},
+                {"name": "later", "path": "/v1/customers", "method": "post"}
+            ])),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.body["error"]["param"], "fixtures[0][path]");
     assert!(customer_ids(&emu, &key).await.is_empty());
@@ -535,20 +592,26 @@ async fn environment_references_with_and_without_the_variable() {
     };
 
     // Unset, without a default: refused, nothing applied.
-    let r = emu.apply_json(&key, &customer(&format!("${{.env:{UNSET}}}"))).await;
+    let r = emu
+        .apply_json(&key, &customer(&format!("${{.env:{UNSET}}}")))
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_json_snapshot!("env_unset_without_default", r.body);
     assert!(customer_ids(&emu, &key).await.is_empty());
 
     // Unset, with a default: the default.
-    let r = emu.apply_json(
-        &key,
-        &customer(&format!("${{.env:{UNSET}|fallback@example.com}}")),
-    )
-    .await;
+    let r = emu
+        .apply_json(
+            &key,
+            &customer(&format!("${{.env:{UNSET}|fallback@example.com}}")),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let made = emu
-        .get(&key, &format!("/v1/customers/{}", applied_id(&r.body, "customer")))
+        .get(
+            &key,
+            &format!("/v1/customers/{}", applied_id(&r.body, "customer")),
+        )
         .await;
     assert_eq!(made.body["email"], "fallback@example.com");
 
@@ -570,11 +633,21 @@ async fn a_set_variable_is_read_at_start() {
     std::fs::write(&path, customer.to_string()).unwrap();
     let path = path.to_str().unwrap();
     let (mut child, lines) = spawn(
-        &["--port", "0", "--fixtures", path, "--fixtures-key", "sk_test_env_set"],
+        &[
+            "--port",
+            "0",
+            "--fixtures",
+            path,
+            "--fixtures-key",
+            "sk_test_env_set",
+        ],
         &[(VAR, "set")],
         2,
     );
-    assert_eq!(lines[1], format!("applied 1 fixtures from {path} to sk_test_env_set"));
+    assert_eq!(
+        lines[1],
+        format!("applied 1 fixtures from {path} to sk_test_env_set")
+    );
     let emu = client_of(&lines[0]);
     let ids = customer_ids(&emu, "sk_test_env_set").await;
     let made = emu
@@ -587,7 +660,12 @@ async fn a_set_variable_is_read_at_start() {
     // The same file without the variable does not start.
     let (code, stderr) = run_to_exit(&["--port", "0", "--fixtures", path]);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("reads the environment variable {VAR}, which is not set")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "reads the environment variable {VAR}, which is not set"
+        )),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -664,7 +742,9 @@ async fn malformed_files_are_refused_naming_the_fixture() {
         assert_eq!(r.status, 400, "{name}: {}", r.text);
         let error = r.body["error"].as_object().expect("Stripe's envelope");
         assert!(
-            error.keys().all(|k| ["message", "param", "type"].contains(&k.as_str())),
+            error
+                .keys()
+                .all(|k| ["message", "param", "type"].contains(&k.as_str())),
             "{name}: {}",
             r.text
         );
@@ -718,7 +798,10 @@ async fn params_are_sent_as_the_sdks_send_them() {
     assert_json_snapshot!("encoding_applied", r.body);
 
     let customer = emu
-        .get(&key, &format!("/v1/customers/{}", applied_id(&r.body, "customer")))
+        .get(
+            &key,
+            &format!("/v1/customers/{}", applied_id(&r.body, "customer")),
+        )
         .await;
     assert_eq!(customer.body["name"], "Zoë & Co = 100%");
     assert_eq!(customer.body["preferred_locales"], json!(["fr", "en"]));
@@ -732,7 +815,10 @@ async fn params_are_sent_as_the_sdks_send_them() {
     let clock = emu
         .get(
             &key,
-            &format!("/v1/test_helpers/test_clocks/{}", applied_id(&r.body, "clock")),
+            &format!(
+                "/v1/test_helpers/test_clocks/{}",
+                applied_id(&r.body, "clock")
+            ),
         )
         .await;
     // `limit=1` from the path's query and `expand[0]` from params, together; the world's clock.
@@ -762,7 +848,10 @@ async fn references_fill_the_body_of_the_next_fixture() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let second = emu
-        .get(&key, &format!("/v1/customers/{}", applied_id(&r.body, "second")))
+        .get(
+            &key,
+            &format!("/v1/customers/{}", applied_id(&r.body, "second")),
+        )
         .await;
     assert_eq!(second.body["name"], "Ada II");
     assert_eq!(second.body["description"], "2 locales, first fr");
@@ -788,11 +877,16 @@ async fn an_expected_error_lets_the_run_go_on() {
              "params": {"name": "${missing:error.code|after an error}"}}
         ]))
     };
-    let r = emu.apply_json(&key, &fixtures("invalid_request_error")).await;
+    let r = emu
+        .apply_json(&key, &fixtures("invalid_request_error"))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_json_snapshot!("expected_error", r.body);
     let made = emu
-        .get(&key, &format!("/v1/customers/{}", applied_id(&r.body, "customer")))
+        .get(
+            &key,
+            &format!("/v1/customers/{}", applied_id(&r.body, "customer")),
+        )
         .await;
     assert_eq!(made.body["name"], "resource_missing");
 
@@ -855,6 +949,8 @@ async fn the_connected_account_and_version_of_the_request_reach_every_fixture() 
         r.body["error"]["fixture"]["response"]["error"]["param"],
         "priority"
     );
-    let r = emu.send("POST", FIXTURES, &connected, &grant.to_string()).await;
+    let r = emu
+        .send("POST", FIXTURES, &connected, &grant.to_string())
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -64,7 +64,9 @@ const BAD_PATHS: &[&str] = &[
     "/v1/#x",
 ];
 
-const METHODS: &[&str] = &["get", "post", "delete", "post", "post", "put", "POST", "Get"];
+const METHODS: &[&str] = &[
+    "get", "post", "delete", "post", "post", "put", "POST", "Get",
+];
 const BAD_METHODS: &[&str] = &["patch", "", "TRACE"];
 
 const NAMES: &[&str] = &["a", "b", "c", "a", "b", "customer", "", "x y", "é"];
@@ -295,8 +297,11 @@ prop_compose! {
 
 /// The file's text, perhaps cut or with a byte changed.
 fn text() -> impl Strategy<Value = String> {
-    (file(), prop::option::weighted(0.05, (any::<prop::sample::Index>(), any::<u8>()))).prop_map(
-        |(file, edit)| {
+    (
+        file(),
+        prop::option::weighted(0.05, (any::<prop::sample::Index>(), any::<u8>())),
+    )
+        .prop_map(|(file, edit)| {
             let mut s = file.to_string();
             if let Some((at, byte)) = edit {
                 let mut bytes = s.into_bytes();
@@ -311,8 +316,7 @@ fn text() -> impl Strategy<Value = String> {
                 s = String::from_utf8_lossy(&bytes).into_owned();
             }
             s
-        },
-    )
+        })
 }
 
 /// Sends `file` and checks the answer; `Err` names what went wrong.
@@ -326,7 +330,13 @@ fn check(file: &str, app: &App, ids: &HashMap<&'static str, String>) -> Result<(
         ),
         ("content-type".to_string(), b"application/json".to_vec()),
     ];
-    let reply = fs::call_guarded(app, "POST", "/_emulator/fixtures", &headers, body.as_bytes())?;
+    let reply = fs::call_guarded(
+        app,
+        "POST",
+        "/_emulator/fixtures",
+        &headers,
+        body.as_bytes(),
+    )?;
     let answer = fs::json(&reply);
     let fixtures = serde_json::from_str::<Value>(&body)
         .ok()
@@ -351,14 +361,22 @@ fn check(file: &str, app: &App, ids: &HashMap<&'static str, String>) -> Result<(
             Some(applied) => {
                 let applied = applied.as_array().ok_or("applied is not a list")?;
                 if applied.is_empty() && fs::dump(app) != before {
-                    return Err(format!("a run that applied nothing changed the world: {answer}"));
+                    return Err(format!(
+                        "a run that applied nothing changed the world: {answer}"
+                    ));
                 }
                 if let Some(index) = answer["error"]["fixture"]["index"].as_u64() {
                     if index as usize != applied.len() {
-                        return Err(format!("stopped at {index} after {} applied", applied.len()));
+                        return Err(format!(
+                            "stopped at {index} after {} applied",
+                            applied.len()
+                        ));
                     }
                 }
-                if answer["error"]["message"].as_str().is_none_or(str::is_empty) {
+                if answer["error"]["message"]
+                    .as_str()
+                    .is_none_or(str::is_empty)
+                {
                     return Err("no message".into());
                 }
             }

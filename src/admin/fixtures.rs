@@ -199,12 +199,21 @@ struct Reader {
     /// Names declared so far: a reference may only name one of them.
     declared: HashSet<String>,
     referenced: HashSet<String>,
-    /// Environment references in file order: `(var, has default, where, fixture label)`.
-    env_reads: Vec<(String, bool, String, String)>,
+    /// Environment references in file order.
+    env_reads: Vec<EnvRead>,
+}
+
+/// One `${.env:…}` in the file.
+struct EnvRead {
+    var: String,
+    has_default: bool,
+    /// Where it is, and the label of its fixture, for the refusal when it is unset.
+    at: String,
+    who: String,
 }
 
 impl Reader {
-    fn file(value: Value) -> StripeResult<(File, Vec<(String, bool, String, String)>)> {
+    fn file(value: Value) -> StripeResult<(File, Vec<EnvRead>)> {
         let Value::Object(mut top) = value else {
             return Err(StripeError::invalid(
                 "Invalid fixture file: it must be a JSON object with `_meta` and `fixtures`. Nothing was applied.",
@@ -316,12 +325,10 @@ impl Reader {
                 &at,
             ));
         };
-        let name = match optional_text(&mut map, "name", index, "")? {
-            Some(name) => name,
-            None => String::new(),
-        };
+        let name = optional_text(&mut map, "name", index, "")?.unwrap_or_default();
         let who = label(index, &name);
-        let text = |map: &mut Map<String, Value>, field: &str| optional_text(map, field, index, &name);
+        let text =
+            |map: &mut Map<String, Value>, field: &str| optional_text(map, field, index, &name);
         let method = match text(&mut map, "method")? {
             None => {
                 return Err(refused(
@@ -410,17 +417,25 @@ impl Reader {
             }
             Some(other) => {
                 return Err(refused(
-                    format!("{who}: `headers` must be an object of strings, not {}. Nothing was applied.", kind(&other)),
+                    format!(
+                    "{who}: `headers` must be an object of strings, not {}. Nothing was applied.",
+                    kind(&other)
+                ),
                     &format!("{at}[headers]"),
                 ))
             }
         };
         let params = match map.remove("params") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(params)) => Some(self.map(params, &format!("{at}[params]"), &who)?),
+            Some(Value::Object(params)) => {
+                Some(self.map(params, &format!("{at}[params]"), &who)?)
+            }
             Some(other) => {
                 return Err(refused(
-                    format!("{who}: `params` must be an object, not {}. Nothing was applied.", kind(&other)),
+                    format!(
+                        "{who}: `params` must be an object, not {}. Nothing was applied.",
+                        kind(&other)
+                    ),
                     &format!("{at}[params]"),
                 ))
             }
@@ -477,7 +492,12 @@ impl Reader {
         Ok(template)
     }
 
-    fn map(&mut self, map: Map<String, Value>, at: &str, who: &str) -> StripeResult<Vec<(String, Tree)>> {
+    fn map(
+        &mut self,
+        map: Map<String, Value>,
+        at: &str,
+        who: &str,
+    ) -> StripeResult<Vec<(String, Tree)>> {
         let mut out = Vec::with_capacity(map.len());
         for (key, value) in map {
             let here = format!("{at}[{key}]");
@@ -558,12 +578,12 @@ impl Reader {
                     at,
                 ));
             }
-            self.env_reads.push((
-                query.to_string(),
-                default.is_some(),
-                at.to_string(),
-                who.to_string(),
-            ));
+            self.env_reads.push(EnvRead {
+                var: query.to_string(),
+                has_default: default.is_some(),
+                at: at.to_string(),
+                who: who.to_string(),
+            });
             return Ok(Part::Env {
                 var: query.to_string(),
                 default,
@@ -1129,7 +1149,13 @@ impl Operation for Apply {
         let (file, reads) = Reader::file(value)?;
         // Each variable is read once, in file order, so that a replay reads the same values.
         let mut env: HashMap<String, Option<String>> = HashMap::new();
-        for (var, has_default, at, who) in reads {
+        for EnvRead {
+            var,
+            has_default,
+            at,
+            who,
+        } in reads
+        {
             let value = env
                 .entry(var.clone())
                 .or_insert_with(|| tape::env_var(&var).filter(|v| !v.is_empty()));
@@ -1186,8 +1212,9 @@ impl Operation for Apply {
                 tracing::error!("request {} (a fixture) panicked", out.request.request_id);
                 router::internal_error(api)
             });
-            let body: Value = serde_json::from_slice(&reply.body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into_owned()));
+            let body: Value = serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&reply.body).into_owned())
+            });
             let failed = reply.status >= 300;
             let expected = failed
                 && fixture.expected_error_type.is_some()
@@ -1226,7 +1253,9 @@ impl Operation for Apply {
                 status: reply.status,
                 object: text("object"),
                 id: text("id"),
-                expected_error_type: expected.then(|| fixture.expected_error_type.clone()).flatten(),
+                expected_error_type: expected
+                    .then(|| fixture.expected_error_type.clone())
+                    .flatten(),
             });
             if self.file.referenced.contains(&fixture.name) {
                 kept_bytes += reply.body.len();
@@ -1277,8 +1306,8 @@ impl Operation for Apply {
 /// was refused or a fixture failed.
 pub fn apply_at_start(app: &App, key: &str, file: Vec<u8>) -> Result<usize, String> {
     let mut headers = HeaderMap::new();
-    let bearer =
-        HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| format!("the key {key:?} cannot be sent in a header"))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {key}"))
+        .map_err(|_| format!("the key {key:?} cannot be sent in a header"))?;
     headers.insert("authorization", bearer);
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     let request = Request {
@@ -1316,13 +1345,24 @@ mod tests {
             .template("/v1/customers/${customer:id}/x${.env:V|d}", "p".into(), "f")
             .unwrap();
         assert_eq!(t.parts.len(), 4);
-        assert!(matches!(&t.parts[1], Part::Answer { name, path, .. } if name == "customer" && path == &["id"]));
-        assert!(matches!(&t.parts[3], Part::Env { var, default: Some(d) } if var == "V" && d == "d"));
+        assert!(
+            matches!(&t.parts[1], Part::Answer { name, path, .. } if name == "customer" && path == &["id"])
+        );
+        assert!(
+            matches!(&t.parts[3], Part::Env { var, default: Some(d) } if var == "V" && d == "d")
+        );
     }
 
     #[test]
     fn bad_references_are_refused() {
-        for text in ["${nobody:id}", "${customer}", "${customer:}", "${:id}", "${customer:id", "${.env:A=B}"] {
+        for text in [
+            "${nobody:id}",
+            "${customer}",
+            "${customer:}",
+            "${:id}",
+            "${customer:id",
+            "${.env:A=B}",
+        ] {
             assert!(reader().template(text, "p".into(), "f").is_err(), "{text}");
         }
     }
