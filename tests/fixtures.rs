@@ -954,3 +954,33 @@ async fn the_connected_account_and_version_of_the_request_reach_every_fixture() 
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn references_cannot_grow_a_request_past_the_body_limit() {
+    let started = Emu::with_config(credit_emulator::Config {
+        seed: Some(42),
+        max_body_bytes: 4096,
+        ..credit_emulator::Config::default()
+    })
+    .await;
+    let emu = Client::of(&started);
+    let key = started.tenant("fixtures_budget").await;
+    let long = "x".repeat(300);
+    let copies: serde_json::Map<String, Value> = (0..20)
+        .map(|i| (format!("k{i}"), Value::from("${customer:description}")))
+        .collect();
+    let r = emu
+        .apply_json(
+            &key,
+            &file(json!([
+                {"name": "customer", "path": "/v1/customers", "method": "post",
+                 "params": {"description": long}},
+                {"name": "copies", "path": "/v1/customers", "method": "post",
+                 "params": {"metadata": copies}}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_json_snapshot!("budget", r.body);
+    assert_eq!(customer_ids(&emu, &key).await.len(), 1);
+}

@@ -29,6 +29,8 @@
 //! Each fixture is its own request, with its own request id, idempotency and events, locking the world
 //! for that request only.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
@@ -662,14 +664,14 @@ fn kind(value: &Value) -> &'static str {
 
 /// What `path` finds in `value`: object keys by name, array items by index (`0` or `[0]`), and `#`
 /// an array's length.
-fn find(value: &Value, path: &[String]) -> Option<Value> {
+fn find<'v>(value: &'v Value, path: &[String]) -> Option<Cow<'v, Value>> {
     let mut here = value;
     for (i, segment) in path.iter().enumerate() {
         here = match here {
             Value::Object(map) => map.get(segment.as_str())?,
             Value::Array(items) => {
                 if segment == "#" && i + 1 == path.len() {
-                    return Some(Value::from(items.len()));
+                    return Some(Cow::Owned(Value::from(items.len())));
                 }
                 let digits = segment
                     .strip_prefix('[')
@@ -680,7 +682,7 @@ fn find(value: &Value, path: &[String]) -> Option<Value> {
             _ => return None,
         };
     }
-    Some(here.clone())
+    Some(Cow::Borrowed(here))
 }
 
 /// A found value as text: strings as they are, numbers and booleans as JSON writes them, objects and
@@ -719,8 +721,11 @@ struct Run<'a> {
     world: &'a str,
     answers: HashMap<String, Value>,
     env: &'a HashMap<String, Option<String>>,
-    /// Largest request body (and query) a fixture may make.
+    /// Largest request body (and query) a fixture may make, and the most bytes references may
+    /// put into one fixture's request.
     limit: usize,
+    /// What references have put into the fixture being built so far.
+    spent: Cell<usize>,
 }
 
 impl Run<'_> {
@@ -739,8 +744,14 @@ impl Run<'_> {
         Ok(out)
     }
 
-    /// What one part of a template stands for (`at`: where the template is, for errors).
+    /// What one part of a template stands for (`at`: where the template is, for errors), counted
+    /// against the fixture's budget.
     fn value(&self, part: &Part, at: &str) -> Result<String, Stop> {
+        let value = self.resolve(part, at)?;
+        self.spend(value, at)
+    }
+
+    fn resolve(&self, part: &Part, at: &str) -> Result<String, Stop> {
         Ok(match part {
             Part::Text(text) => text.clone(),
             Part::Answer {
@@ -754,6 +765,7 @@ impl Run<'_> {
                     .get(name)
                     .and_then(|answer| find(answer, path))
                     .and_then(|v| as_text(&v));
+
                 match (found, default) {
                     (Some(v), _) => v,
                     (None, Some(d)) => d.clone(),
@@ -781,6 +793,17 @@ impl Run<'_> {
             }
             Part::Uuid => uuid(tape::word(), tape::word()),
         })
+    }
+
+    /// Counts `value` against the fixture's budget: a file cannot make one reference to a large
+    /// answer many times over into a request larger than any request may be.
+    fn spend(&self, value: String, at: &str) -> Result<String, Stop> {
+        let spent = self.spent.get().saturating_add(value.len());
+        self.spent.set(spent);
+        if spent > self.limit {
+            return Err(self.too_large(at));
+        }
+        Ok(value)
     }
 
     fn too_large(&self, at: &str) -> Stop {
@@ -841,8 +864,9 @@ impl Run<'_> {
             Tree::Text(t) => {
                 if let Some(Part::Answer { name, path, .. }) = t.whole_answer() {
                     let found = self.answers.get(name).and_then(|a| find(a, path));
-                    if let Some(v @ (Value::Object(_) | Value::Array(_))) = found {
-                        return Ok(v);
+                    if let Some(v) = found.filter(|v| v.is_object() || v.is_array()) {
+                        self.spend(v.to_string(), &t.at)?;
+                        return Ok(v.into_owned());
                     }
                 }
                 Value::String(self.text(t)?)
@@ -969,6 +993,7 @@ struct Outgoing {
 impl Apply {
     /// The request `fixture` makes, with every reference resolved.
     fn request(&self, fixture: &Fixture, run: &Run) -> Result<Outgoing, Stop> {
+        run.spent.set(0);
         // Substituted values are escaped: a segment of the path stays one segment, a value in the
         // query stays one value. The first literal `?` starts the query.
         let mut path = String::new();
@@ -1182,6 +1207,7 @@ impl Operation for Apply {
             answers: HashMap::new(),
             env: &self.env,
             limit: app.config.max_body_bytes,
+            spent: Cell::new(0),
         };
         let mut applied: Vec<Row> = Vec::with_capacity(self.file.fixtures.len());
         let mut kept_bytes = 0usize;
@@ -1371,10 +1397,11 @@ mod tests {
     fn paths_find_keys_indexes_and_lengths() {
         let v: Value = serde_json::json!({"data": [{"id": "a"}, {"id": "b"}], "n": 3, "x": null});
         let p = |s: &str| split_path(s);
-        assert_eq!(find(&v, &p("data.1.id")), Some(Value::from("b")));
-        assert_eq!(find(&v, &p("data.[0].id")), Some(Value::from("a")));
-        assert_eq!(find(&v, &p("data.#")), Some(Value::from(2)));
-        assert_eq!(find(&v, &p("data.2.id")), None);
+        let f = |path: &str| find(&v, &p(path)).map(Cow::into_owned);
+        assert_eq!(f("data.1.id"), Some(Value::from("b")));
+        assert_eq!(f("data.[0].id"), Some(Value::from("a")));
+        assert_eq!(f("data.#"), Some(Value::from(2)));
+        assert_eq!(f("data.2.id"), None);
         assert_eq!(as_text(&find(&v, &p("n")).unwrap()), Some("3".to_string()));
         assert_eq!(find(&v, &p("x")).and_then(|v| as_text(&v)), None);
     }
