@@ -102,6 +102,9 @@ impl Config {
     }
 }
 
+/// The world that `--fixtures` files are applied to when `--fixtures-key` does not name one.
+pub const DEFAULT_FIXTURES_KEY: &str = "sk_test_fixtures";
+
 /// The longest invoice grace period, in seconds: Stripe allows up to 72 hours.
 pub const MAX_GRACE_SECS: u64 = 72 * 3600;
 

@@ -63,7 +63,8 @@
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
-//!                deliveries
+//!                deliveries, fixture files in the Stripe CLI's format (fixtures.rs: each fixture
+//!                sent through router::dispatch as its own request)
 //! persist/       --data-dir: a journal of requests (with their tapes) in SQLite, committed before
 //!                each answer and replayed at start-up; snapshots of worlds
 //! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,

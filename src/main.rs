@@ -4,7 +4,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
-use credit_emulator::config::{MAX_DEPTH, MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS};
+use std::path::PathBuf;
+
+use credit_emulator::admin::fixtures::apply_at_start;
+use credit_emulator::config::{
+    DEFAULT_FIXTURES_KEY, MAX_DEPTH, MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS,
+};
 use credit_emulator::form::FormLimits;
 use credit_emulator::webhooks::{check_url, RetrySchedule, WebhookConfig};
 use credit_emulator::{serve, App, Config};
@@ -94,6 +99,15 @@ struct Cli {
     /// when absent.
     #[arg(long, value_name = "SECRET", value_parser = webhook_secret)]
     webhook_secret: Option<String>,
+
+    /// A fixture file in the Stripe CLI's format (`stripe fixtures FILE`) to apply at start, before
+    /// the server answers anyone (repeatable: applied in order). A file that fails stops the start.
+    #[arg(long, value_name = "FILE")]
+    fixtures: Vec<PathBuf>,
+
+    /// The API key whose world `--fixtures` files are applied to.
+    #[arg(long, value_name = "KEY", env = "CREDIT_EMULATOR_FIXTURES_KEY", default_value = DEFAULT_FIXTURES_KEY, value_parser = test_key)]
+    fixtures_key: String,
 
     /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     #[arg(long, hide = true)]
@@ -186,6 +200,35 @@ fn main() {
                 std::process::exit(1);
             }
         };
+        // The worlds are ready before the address is announced: a client that has seen it finds
+        // every fixture applied.
+        let mut applied = Vec::with_capacity(cli.fixtures.len());
+        for path in &cli.fixtures {
+            if app.config.data_dir.is_some() && app.store.get(&cli.fixtures_key).is_some() {
+                // Applied at an earlier start and stored: applying it again would duplicate it.
+                applied.push(format!(
+                    "fixtures from {} not applied: the world of {} is in the data directory already",
+                    path.display(),
+                    cli.fixtures_key
+                ));
+                continue;
+            }
+            let (loading, file, key) = (app.clone(), path.clone(), cli.fixtures_key.clone());
+            let result = tokio::task::spawn_blocking(move || load_fixtures(&loading, &file, &key))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match result {
+                Ok(n) => applied.push(format!(
+                    "applied {n} fixtures from {} to {}",
+                    path.display(),
+                    cli.fixtures_key
+                )),
+                Err(e) => {
+                    eprintln!("credit-emulator: --fixtures {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
         // Printed once the stored worlds are loaded: the first line still means "ready".
         say(&format!("listening on http://{local}"));
         if let Some(loaded) = loaded {
@@ -197,6 +240,9 @@ fn main() {
                 "forwarding events to {}; webhook signing secret {secret}",
                 app.config.webhooks.forward_to.join(", ")
             ));
+        }
+        for line in applied {
+            say(&line);
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -211,6 +257,27 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// Reads a `--fixtures` file (at most `--max-body-bytes`, the bound a file sent over HTTP has) and
+/// applies it to the world of `key`: how many fixtures were applied, or why not.
+fn load_fixtures(app: &App, path: &std::path::Path, key: &str) -> Result<usize, String> {
+    let limit = app.config.max_body_bytes;
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > limit as u64 {
+        return Err(format!(
+            "the file is {size} bytes, more than --max-body-bytes ({limit})"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    apply_at_start(app, key, bytes)
+}
+
+/// A `--fixtures-key`: a test key, as every request's key must be.
+fn test_key(s: &str) -> Result<String, String> {
+    credit_emulator::wire::keys::check_key(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.message)
 }
 
 /// A `--forward-to` address: an absolute http or https URL.

@@ -187,6 +187,9 @@ fn help_documents_every_flag() {
     listed.dedup();
     let expected = [
         "--body-read-timeout",
+        "--data-dir",
+        "--fixtures",
+        "--fixtures-key",
         "--forward-events",
         "--forward-to",
         "--header-read-timeout",

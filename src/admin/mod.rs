@@ -1,5 +1,5 @@
 //! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
-//! invoice grace period, webhook deliveries).
+//! invoice grace period, webhook deliveries, fixture files).
 //! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
 //! `stripe::routes`).
 //!
@@ -7,6 +7,8 @@
 //! (`Authorization: Bearer sk_test_…` or `x-api-key: sk_test_…`) and act only on that tenant; with
 //! `Stripe-Account: acct_…` they act on that connected account's world instead, as Stripe routes do.
 //! Errors are in Stripe's envelope.
+
+pub mod fixtures;
 
 use serde::Serialize;
 
@@ -33,6 +35,7 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("GET",  "/_emulator/invoice_grace_period", op::<ReadGrace>),
     ("POST", "/_emulator/invoice_grace_period", op::<SetGrace>),
     ("GET",  "/_emulator/webhook_deliveries", op::<ListDeliveries>),
+    ("POST", fixtures::PATH,              op::<fixtures::Apply>),
 ];
 
 /// What a row runs.
@@ -50,11 +53,19 @@ trait Operation: Sized {
 
     /// Acts, and says what the answer shows.
     fn apply(self, app: &App) -> StripeResult<Self::View>;
+
+    /// The answer's status: 200, unless the view itself is an error that carries more than
+    /// Stripe's envelope holds (a fixture run that stopped part way).
+    fn status(_view: &Self::View) -> u16 {
+        200
+    }
 }
 
 fn op<O: Operation>(app: &App, req: &Request) -> StripeResult<Reply> {
     let operation = O::parse(app, req)?;
-    operation.apply(app).map(|view| json(&view))
+    operation
+        .apply(app)
+        .map(|view| json_with(O::status(&view), &view))
 }
 
 /// Serves one admin request. An unknown route is answered before any key is read.
@@ -111,12 +122,12 @@ pub fn params(app: &App, req: &Request) -> StripeResult<Params> {
     decode(req, &app.config.form)
 }
 
-/// Pretty JSON, 200.
-fn json(view: &impl Serialize) -> Reply {
+/// Pretty JSON with `status`.
+fn json_with(status: u16, view: &impl Serialize) -> Reply {
     let mut body = Vec::with_capacity(128);
     // Writing to a Vec fails only if `Serialize` does; these views never do.
     let _ = serde_json::to_writer_pretty(&mut body, view);
-    Reply::json_body(200, body)
+    Reply::json_body(status, body)
 }
 
 /// `GET /_emulator/health`.

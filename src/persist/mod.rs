@@ -363,6 +363,43 @@ pub fn finish(
     }
 }
 
+/// Serves `request` from inside the emulator (not from a client), stored as a request from a
+/// client is when the worlds are: the answer comes once the request is committed. Blocks: call it
+/// from a thread that may block.
+pub fn dispatch_stored(
+    app: &App,
+    api: crate::router::Api,
+    request: &Request,
+) -> Result<Reply, String> {
+    let Some(journal) = app.journal.get() else {
+        return Ok(crate::router::dispatch(app, api, request));
+    };
+    let read = request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
+    begin(read);
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::router::dispatch(app, api, request)
+    }));
+    let stored = finish(journal, request);
+    let reply = reply.map_err(|_| "the request panicked".to_string())?;
+    match stored {
+        None => Ok(reply),
+        // Polled rather than `blocking_recv`, which refuses to run on a runtime's thread: the
+        // writer is a thread of its own, so waiting here cannot hold it up.
+        Some(mut done) => loop {
+            match done.try_recv() {
+                Ok(Ok(())) => break Ok(reply),
+                Ok(Err(e)) => break Err(format!("the request could not be stored: {e}")),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                    std::thread::sleep(std::time::Duration::from_micros(200))
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    break Err("the journal writer stopped".to_string())
+                }
+            }
+        },
+    }
+}
+
 /// Replays one stored request on `app`; false when it panicked.
 fn replay(app: &App, stored: StoredRequest) -> bool {
     if stored.method.is_empty() {
