@@ -13,6 +13,7 @@
 mod baseline;
 mod cycle;
 mod load;
+mod persist;
 mod proc;
 mod receiver;
 
@@ -149,14 +150,21 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
             "--only"
-                if ["create", "create_webhook", "meter_events", "cycle"]
-                    .contains(&value.as_str()) =>
+                if [
+                    "create",
+                    "create_webhook",
+                    "create_persisted",
+                    "restart",
+                    "meter_events",
+                    "cycle",
+                ]
+                .contains(&value.as_str()) =>
             {
                 o.only = Some(value.clone())
             }
             "--only" => {
                 return Err(format!(
-                    "--only takes create, create_webhook, meter_events or cycle, not {value}"
+                    "--only takes create, create_webhook, create_persisted, restart, meter_events or cycle, not {value}"
                 ))
             }
             _ => return Err(format!("unknown option {flag}")),
@@ -598,6 +606,14 @@ async fn run(o: Opts) -> Result<(), String> {
             let row = create_webhook_row(&o, &emu_cmd, &base_cmd).await?;
             print_rows(&[row]);
             return Ok(());
+        }
+        Some("create_persisted") => {
+            let rows = create_persisted_rows(&o, &emu_cmd, &base_cmd).await?;
+            print_rows(&rows);
+            return Ok(());
+        }
+        Some("restart") => {
+            return restart_figures(&o, &emu_cmd, &base_cmd).await;
         }
         Some("cycle") => {
             let figures = cycle_figures(&o, &emu_cmd, &base_cmd).await?;
@@ -1090,6 +1106,114 @@ async fn create_row(
         target_ratio: Some(0.7),
     };
     Ok((row, emu_s))
+}
+
+/// Row 1 with persistence on (`--data-dir` in a fresh temporary directory), beside row 1 in memory:
+/// what committing every create to SQLite before answering costs. Both against the same baseline,
+/// so the ratio of their ratios is persisted ÷ in-memory.
+async fn create_persisted_rows(
+    o: &Opts,
+    emu_cmd: &dyn Fn() -> Command,
+    base_cmd: &dyn Fn() -> Command,
+) -> Result<Vec<Row>, String> {
+    let (memory, memory_side) = create_row(o, emu_cmd, base_cmd).await?;
+    let dir = persist::TempDir::new("create")?;
+    let persisted_cmd = || {
+        let mut c = emu_cmd();
+        c.arg("--data-dir").arg(dir.path());
+        c
+    };
+    let (mut row, side) = create_row(o, &persisted_cmd, base_cmd).await?;
+    let share = side.rps / memory_side.rps.max(1e-9);
+    eprintln!(
+        "persisted create: {:.0} req/s, in memory {:.0} req/s: {share:.2} of in-memory (target 0.5)",
+        side.rps, memory_side.rps
+    );
+    row.name = format!(
+        "1p. Stripe create credit grant with --data-dir (SQLite, committed before answering): {share:.2}× the in-memory create (target 0.5)"
+    );
+    row.target_ratio = None;
+    Ok(vec![memory, row])
+}
+
+/// Restart time with `--grants` grants stored (1,000 customers): after `kill -9` (the journal is
+/// replayed) and after a clean stop (the worlds are loaded from their snapshots).
+async fn restart_figures(
+    o: &Opts,
+    emu_cmd: &dyn Fn() -> Command,
+    base_cmd: &dyn Fn() -> Command,
+) -> Result<(), String> {
+    let dir = persist::TempDir::new("restart")?;
+    let with_dir = || {
+        let mut c = emu_cmd();
+        c.arg("--data-dir").arg(dir.path());
+        c
+    };
+    let b = Bench::start(o, &with_dir, base_cmd, None).await?;
+    let key = "sk_test_bench_restart";
+    let customers = Arc::new(b.customers(key, 1_000).await?);
+    eprintln!("storing {} grants", o.grants);
+    let (_, took) = b
+        .load("restart world", o.grants, u64::MAX, {
+            let c = customers.clone();
+            Arc::new(move |i| {
+                stripe_post_plain(
+                    key,
+                    "/v1/billing/credit_grants",
+                    realistic_grant_form(&c[(i % 1_000) as usize]),
+                )
+            })
+        })
+        .await?;
+    let rss_loaded = b.emu.rss_kib().unwrap_or(0);
+    drop(b); // SIGKILL
+    let journal_bytes = dir.size();
+    eprintln!("restarting after kill -9");
+    let (after_kill, replayed) = Server::start(with_dir(), "/_emulator/health")?;
+    let rss_replayed = after_kill.rss_kib().unwrap_or(0);
+    let stop = persist::terminate(after_kill.pid());
+    drop(after_kill);
+    let snapshot_bytes = dir.size();
+    eprintln!("restarting after a clean stop");
+    let (after_stop, loaded) = Server::start(with_dir(), "/_emulator/health")?;
+    let rss_snapshot = after_stop.rss_kib().unwrap_or(0);
+    drop(after_stop);
+    println!(
+        "| Restart with {} grants stored (1,000 customers) | Figure |",
+        o.grants
+    );
+    println!("|---|---:|");
+    println!(
+        "| storing them (create over HTTP, committed before each answer) | {:.1} s |",
+        took.as_secs_f64()
+    );
+    println!(
+        "| data directory after the writes (journal) | {:.0} MB |",
+        journal_bytes as f64 / 1e6
+    );
+    println!(
+        "| start after `kill -9`, to the first 200 (journal replayed) | {:.2} s |",
+        replayed.as_secs_f64()
+    );
+    println!(
+        "| clean stop (SIGTERM: snapshots written) | {:.2} s |",
+        stop.as_secs_f64()
+    );
+    println!(
+        "| data directory after the clean stop (snapshots) | {:.0} MB |",
+        snapshot_bytes as f64 / 1e6
+    );
+    println!(
+        "| start after a clean stop, to the first 200 (snapshots loaded) | {:.2} s |",
+        loaded.as_secs_f64()
+    );
+    println!(
+        "| resident memory: loaded by requests / replayed / from snapshots | {} / {} / {} MB |",
+        rss_loaded / 1024,
+        rss_replayed / 1024,
+        rss_snapshot / 1024
+    );
+    Ok(())
 }
 
 /// Row 1 again with one webhook endpoint of the tenant receiving every event (`enabled_events[]=*`)

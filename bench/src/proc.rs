@@ -41,10 +41,12 @@ impl Server {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let server = Server { child, addr };
+        // From the address line on: loading a stored world before it may take longer.
+        let announced = Instant::now();
         loop {
             match get_status(addr, health) {
                 Ok(200) => return Ok((server, t0.elapsed())),
-                _ if t0.elapsed() > Duration::from_secs(10) => {
+                _ if announced.elapsed() > Duration::from_secs(10) => {
                     return Err(format!("{cmd:?}: no 200 on {health} within 10 s"))
                 }
                 _ => std::thread::sleep(Duration::from_micros(200)),
