@@ -34,6 +34,20 @@ pub struct Config {
     pub invoice_grace: Duration,
     /// Webhook delivery: the retry schedule, queue bound and forwarding.
     pub webhooks: WebhookConfig,
+    /// Most worlds (one per API key, and one per connected account) that exist at once. A request
+    /// that would make one more is refused in its API's envelope; a reset frees a place. Requests
+    /// that only read never make a world.
+    pub max_tenants: usize,
+    /// Most `Idempotency-Key`s one world remembers; past it, the oldest answered key is forgotten
+    /// first.
+    pub max_idempotency_keys: usize,
+    /// How long a world remembers an `Idempotency-Key`, on real time (not the tenant clock):
+    /// Stripe's 24 hours. Tests shorten it.
+    pub idempotency_key_lifetime: Duration,
+    /// Gives memory the heap holds but no longer uses back to the system; called once a reset has
+    /// dropped a large world (see [`crate::memory`]). The default trims glibc's heap; the command,
+    /// whose allocator is jemalloc, purges jemalloc's arenas instead.
+    pub release_memory: fn(),
 }
 
 impl Default for Config {
@@ -50,6 +64,10 @@ impl Default for Config {
             panic_trigger: false,
             invoice_grace: Duration::from_secs(3600),
             webhooks: WebhookConfig::default(),
+            max_tenants: DEFAULT_MAX_TENANTS,
+            max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
+            idempotency_key_lifetime: Duration::from_secs(24 * 3600),
+            release_memory: crate::memory::trim_system_heap,
         }
     }
 }
@@ -89,6 +107,14 @@ impl Config {
                 return Err(format!("{name} must be longer than zero"));
             }
         }
+        for (name, value) in [
+            ("max_tenants", self.max_tenants),
+            ("max_idempotency_keys", self.max_idempotency_keys),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1, not 0"));
+            }
+        }
         if self.webhooks.queue_capacity == 0 {
             return Err("webhook queue_capacity must be at least 1, not 0".to_string());
         }
@@ -98,6 +124,15 @@ impl Config {
         Ok(())
     }
 }
+
+/// Worlds that may exist at once unless configured otherwise (`--max-tenants`): far more than a
+/// CI fleet sharing one instance uses, and few enough that empty worlds made with random keys
+/// stay within a few megabytes.
+pub const DEFAULT_MAX_TENANTS: usize = 10_000;
+
+/// `Idempotency-Key`s one world remembers unless configured otherwise
+/// (`--max-idempotency-keys`): about ten megabytes of stored answers per world at most.
+pub const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 10_000;
 
 /// The longest invoice grace period, in seconds: Stripe allows up to 72 hours.
 pub const MAX_GRACE_SECS: u64 = 72 * 3600;
