@@ -126,12 +126,12 @@ impl Config {
 }
 
 /// Worlds that may exist at once unless configured otherwise (`--max-tenants`): far more than a
-/// CI fleet sharing one instance uses, and few enough that empty worlds made with random keys
-/// stay within a few megabytes.
+/// CI fleet sharing one instance uses, and few enough that as many small worlds stay near a
+/// hundred megabytes (a world of one customer costs about 11 KB; ROBUSTNESS.md).
 pub const DEFAULT_MAX_TENANTS: usize = 10_000;
 
 /// `Idempotency-Key`s one world remembers unless configured otherwise
-/// (`--max-idempotency-keys`): about ten megabytes of stored answers per world at most.
+/// (`--max-idempotency-keys`): about 11 MB of stored answers the size of a customer's per world.
 pub const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 10_000;
 
 /// The longest invoice grace period, in seconds: Stripe allows up to 72 hours.

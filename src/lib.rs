@@ -87,8 +87,9 @@
 //!
 //! Rules of the house: the model never imports a facade, and facades never reach into each other
 //! (nor into the server); parsing and rendering happen once, at the edge; every list is an ordered
-//! index, so a page costs O(log n + limit); the model is reached only through
-//! `Store::with_tenant`, which locks a world and posts what is due on its clock.
+//! index, so a page costs O(log n + limit); the model is reached only through the store's
+//! `with_tenant` family (`try_with_tenant` for requests that write, `read_tenant` for those that
+//! only read, which never makes a world), which locks a world and posts what is due on its clock.
 //!
 //! ### A Stripe request
 //!
