@@ -5,8 +5,9 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::idempotency::IdempotencyStores;
-use crate::model::{Store, Tenant};
+use crate::idempotency::{IdempotencyStores, WorldStore};
+use crate::memory::Reclaimer;
+use crate::model::{Store, Tenant, TenantLimit};
 use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
 use crate::wire::versions::{self, Version};
@@ -28,6 +29,8 @@ pub struct App {
     pub numbering: Option<Arc<crate::persist::Numbering>>,
     /// The open journal, once [`crate::persist::Journal::open`] has loaded the stored worlds.
     pub journal: std::sync::OnceLock<crate::persist::Journal>,
+    /// Where the worlds a reset drops are freed, away from the request.
+    reclaimer: Reclaimer,
 }
 
 impl App {
@@ -45,6 +48,7 @@ impl App {
                 .map(|_| Arc::new(crate::persist::Numbering::default()));
             let mut store = Store::new(config.seed)
                 .with_invoice_grace(config.invoice_grace)
+                .with_max_tenants(config.max_tenants)
                 .with_hook(Arc::new(recorder));
             if let Some(n) = &numbering {
                 store = store.with_sequencer(n.clone());
@@ -53,8 +57,12 @@ impl App {
                 store,
                 numbering,
                 journal: std::sync::OnceLock::new(),
-                idempotency: IdempotencyStores::default(),
+                idempotency: IdempotencyStores::new(
+                    config.max_idempotency_keys,
+                    config.idempotency_key_lifetime,
+                ),
                 webhooks: Webhooks::new(config.webhooks.clone()),
+                reclaimer: Reclaimer::new(config.release_memory),
                 config,
                 started: Instant::now(),
             }
@@ -142,14 +150,45 @@ impl App {
             .is_some_and(|log| log.delivered(event_id))
     }
 
+    /// The stored answers of the world named `world`, for a request that carries an
+    /// `Idempotency-Key`: the key belongs to the world, so the world is made first if it is new
+    /// (and refused, like any write, when the store holds as many worlds as it may).
+    pub fn idempotency_of(&self, world: &str) -> Result<Arc<WorldStore>, TenantLimit> {
+        self.store.create(world)?;
+        Ok(self.idempotency.of(world))
+    }
+
     /// Forgets the world named `world` entirely, its model, its stored idempotent answers and its
     /// webhook deliveries (waiting ones included), so
-    /// that its next request starts from nothing. Returns whether it existed. `POST
+    /// that its next request starts from nothing, and frees its place among the
+    /// `--max-tenants` worlds. Returns whether it existed. `POST
     /// /_emulator/reset` and [`crate::Emulator::reset`] both come here.
+    ///
+    /// The world is freed on the reclaimer's thread, not the caller's: dropping a world of a
+    /// million records takes a while. Once what was dropped is large enough, the allocator gives
+    /// its free pages back to the system (see [`crate::memory`]).
     pub fn reset(&self, world: &str) -> bool {
-        let stored = self.idempotency.reset(world);
+        let stored = self.idempotency.remove(world);
         self.webhooks.reset(world);
-        self.store.reset(world) || stored
+        let existed = self.store.remove(world);
+        let found = existed.is_some() || stored.is_some();
+        if let Some(keys) = stored {
+            self.reclaimer.discard(move || {
+                let weight = keys.lock().len() as u64;
+                drop(keys);
+                weight
+            });
+        }
+        if let Some(cell) = existed {
+            self.reclaimer.discard(move || {
+                // A request still holding the world finishes with it first; the last one out
+                // frees it.
+                let weight = cell.state.lock().weight();
+                drop(cell);
+                weight
+            });
+        }
+        found
     }
 }
 

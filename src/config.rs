@@ -36,6 +36,20 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// Where worlds are stored across restarts (`--data-dir`); `None` keeps them in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Most worlds (one per API key, and one per connected account) that exist at once. A request
+    /// that would make one more is refused in its API's envelope; a reset frees a place. Requests
+    /// that only read never make a world.
+    pub max_tenants: usize,
+    /// Most `Idempotency-Key`s one world remembers; past it, the oldest answered key is forgotten
+    /// first.
+    pub max_idempotency_keys: usize,
+    /// How long a world remembers an `Idempotency-Key`, on real time (not the tenant clock):
+    /// Stripe's 24 hours. Tests shorten it.
+    pub idempotency_key_lifetime: Duration,
+    /// Gives memory the heap holds but no longer uses back to the system; called once a reset has
+    /// dropped a large world (see [`crate::memory`]). The default trims glibc's heap; the command,
+    /// whose allocator is jemalloc, purges jemalloc's arenas instead.
+    pub release_memory: fn(),
 }
 
 impl Default for Config {
@@ -53,6 +67,10 @@ impl Default for Config {
             invoice_grace: Duration::from_secs(3600),
             webhooks: WebhookConfig::default(),
             data_dir: None,
+            max_tenants: DEFAULT_MAX_TENANTS,
+            max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
+            idempotency_key_lifetime: Duration::from_secs(24 * 3600),
+            release_memory: crate::memory::trim_system_heap,
         }
     }
 }
@@ -92,6 +110,14 @@ impl Config {
                 return Err(format!("{name} must be longer than zero"));
             }
         }
+        for (name, value) in [
+            ("max_tenants", self.max_tenants),
+            ("max_idempotency_keys", self.max_idempotency_keys),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1, not 0"));
+            }
+        }
         if self.webhooks.queue_capacity == 0 {
             return Err("webhook queue_capacity must be at least 1, not 0".to_string());
         }
@@ -104,6 +130,14 @@ impl Config {
 
 /// The world that `--fixtures` files are applied to when `--fixtures-key` does not name one.
 pub const DEFAULT_FIXTURES_KEY: &str = "sk_test_fixtures";
+/// Worlds that may exist at once unless configured otherwise (`--max-tenants`): far more than a
+/// CI fleet sharing one instance uses, and few enough that as many small worlds stay near a
+/// hundred megabytes (a world of one customer costs about 11 KB; ROBUSTNESS.md).
+pub const DEFAULT_MAX_TENANTS: usize = 10_000;
+
+/// `Idempotency-Key`s one world remembers unless configured otherwise
+/// (`--max-idempotency-keys`): about 11 MB of stored answers the size of a customer's per world.
+pub const DEFAULT_MAX_IDEMPOTENCY_KEYS: usize = 10_000;
 
 /// The longest invoice grace period, in seconds: Stripe allows up to 72 hours.
 pub const MAX_GRACE_SECS: u64 = 72 * 3600;

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::model::TenantClockError;
+use crate::model::{TenantClockError, TenantLimit};
 use crate::server::serve;
 use crate::time::{from_secs, real_now, to_rfc3339, Nanos};
 use crate::webhooks::RetrySchedule;
@@ -87,10 +87,10 @@ impl Emulator {
         Ok(self.app.reset(key))
     }
 
-    /// The tenant clock's now.
+    /// The tenant clock's now (reading it never makes the world).
     pub fn now(&self, key: &str) -> Result<DateTime<Utc>, EmulatorError> {
         check_key(key)?;
-        Ok(self.app.store.with_tenant(key, |t| date(t.tenant_now())))
+        Ok(self.app.store.read_tenant(key, |t| date(t.tenant_now())))
     }
 
     /// Freezes the tenant clock at `at` (a [`DateTime<Utc>`], a [`SystemTime`] or unix seconds as
@@ -104,10 +104,10 @@ impl Emulator {
     ) -> Result<DateTime<Utc>, EmulatorError> {
         check_key(key)?;
         let to = at.unix_nanos().ok_or(EmulatorError::OutOfRange)?;
-        self.app.store.with_tenant(key, |t| {
+        self.app.store.try_with_tenant(key, |t| {
             t.freeze_clock(to).map_err(|e| refused(e, to))?;
             Ok(date(t.tenant_now()))
-        })
+        })?
     }
 
     /// Moves the tenant clock `by` forward from its now, posting everything that comes due on the
@@ -115,21 +115,21 @@ impl Emulator {
     pub fn advance(&self, key: &str, by: Duration) -> Result<DateTime<Utc>, EmulatorError> {
         check_key(key)?;
         let by = Nanos::try_from(by.as_nanos()).map_err(|_| EmulatorError::OutOfRange)?;
-        self.app.store.with_tenant(key, |t| {
+        self.app.store.try_with_tenant(key, |t| {
             let to = t
                 .tenant_now()
                 .checked_add(by)
                 .ok_or(EmulatorError::OutOfRange)?;
             t.freeze_clock(to).map_err(|e| refused(e, to))?;
             Ok(date(t.tenant_now()))
-        })
+        })?
     }
 
     /// Returns the tenant clock to real time, as `POST /_emulator/clock` with `real_time=true`
     /// does; refused while the clock is frozen later than real time. Returns the clock's now.
     pub fn resume_real_time(&self, key: &str) -> Result<DateTime<Utc>, EmulatorError> {
         check_key(key)?;
-        self.app.store.with_tenant(key, |t| {
+        self.app.store.try_with_tenant(key, |t| {
             t.unfreeze_clock().map_err(|e| match e {
                 TenantClockError::Backwards { now } => EmulatorError::AheadOfRealTime {
                     now: date(now),
@@ -137,7 +137,7 @@ impl Emulator {
                 },
             })?;
             Ok(date(t.tenant_now()))
-        })
+        })?
     }
 
     /// Stops the server and waits until it has stopped: the port is closed, idle keep-alive
@@ -229,6 +229,22 @@ impl EmulatorBuilder {
     /// 1000.
     pub fn webhook_queue_capacity(mut self, capacity: usize) -> Self {
         self.config.webhooks.queue_capacity = capacity;
+        self
+    }
+
+    /// Most worlds (one per API key, and one per connected account) that exist at once, as
+    /// `--max-tenants` (at least 1): a request that would make one more is refused, and so is
+    /// [`Emulator::set_clock`] on a new key ([`EmulatorError::TooManyTenants`]); a reset frees a
+    /// place. Default 10,000.
+    pub fn max_tenants(mut self, tenants: usize) -> Self {
+        self.config.max_tenants = tenants;
+        self
+    }
+
+    /// Most `Idempotency-Key`s one world remembers, as `--max-idempotency-keys` (at least 1);
+    /// past it, the oldest answered key is forgotten first. Default 10,000.
+    pub fn max_idempotency_keys(mut self, keys: usize) -> Self {
+        self.config.max_idempotency_keys = keys;
         self
     }
 
@@ -441,6 +457,12 @@ pub enum EmulatorError {
         /// Real time when the call was made.
         real: DateTime<Utc>,
     },
+    /// The key has no world yet and the emulator holds as many as it may (`max`, see
+    /// [`EmulatorBuilder::max_tenants`]); resetting a world frees a place.
+    TooManyTenants {
+        /// The most worlds the emulator holds at once.
+        max: usize,
+    },
 }
 
 impl fmt::Display for EmulatorError {
@@ -462,11 +484,18 @@ impl fmt::Display for EmulatorError {
                 rfc3339(now),
                 rfc3339(real)
             ),
+            EmulatorError::TooManyTenants { max } => TenantLimit { max: *max }.fmt(f),
         }
     }
 }
 
 impl std::error::Error for EmulatorError {}
+
+impl From<TenantLimit> for EmulatorError {
+    fn from(limit: TenantLimit) -> Self {
+        EmulatorError::TooManyTenants { max: limit.max }
+    }
+}
 
 /// The key check every route makes, with the API's own 401 message.
 fn check_key(key: &str) -> Result<(), EmulatorError> {

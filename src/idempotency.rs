@@ -1,19 +1,25 @@
 //! Stored responses for idempotent requests, one store per world.
 //!
 //! A key is remembered with a fingerprint of the request (method, path and the decoded parameters in
-//! a canonical order) and, once the request is done, its status and body. Records live 24 hours.
+//! a canonical order) and, once the request is done, its status and body. Records live 24 hours of
+//! real time, as Stripe's do (the tenant clock does not age them), and a world keeps at most a
+//! bounded number of them: past it, the oldest answered key is forgotten first. A key's age is
+//! read through [`crate::time::real_now`], like every read of the clock, so that a stored request
+//! replays with the instants it saw.
 //!
 //! The stores sit beside the model, not in it: idempotency is a convention of Stripe's wire, and
 //! a replay never waits for the world's lock.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
 
-/// How long a key is remembered.
+use crate::time::{real_now, Nanos};
+
+/// How long a key is remembered unless configured otherwise: Stripe's 24 hours.
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// The state of one key.
@@ -53,22 +59,60 @@ pub enum Claim {
     InFlight,
 }
 
-/// The store.
-#[derive(Debug, Default)]
+/// One world's keys.
+#[derive(Debug)]
 pub struct IdempotencyStore {
     /// foldhash, not SipHash: every POST with a key looks it up twice.
     records: HashMap<String, Record, foldhash::fast::RandomState>,
-    /// Insertion order, for expiry.
-    order: VecDeque<(Instant, String)>,
+    /// `(created, key)` for every key in `records`, once each, oldest first: for expiry and for
+    /// eviction.
+    order: VecDeque<(Nanos, String)>,
+    /// Most keys kept at once.
+    cap: usize,
+    /// How long a key is kept, in nanoseconds of real time.
+    lifetime: Nanos,
+}
+
+impl Default for IdempotencyStore {
+    /// A store with the defaults of the command line: 10,000 keys, kept 24 hours.
+    fn default() -> Self {
+        Self::new(crate::config::DEFAULT_MAX_IDEMPOTENCY_KEYS, KEY_LIFETIME)
+    }
 }
 
 impl IdempotencyStore {
+    /// An empty store that keeps at most `cap` keys (at least one), each for `lifetime`.
+    pub fn new(cap: usize, lifetime: Duration) -> Self {
+        IdempotencyStore {
+            records: HashMap::default(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+            lifetime: Nanos::try_from(lifetime.as_nanos()).unwrap_or(Nanos::MAX),
+        }
+    }
+
+    /// How many keys the store holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// Looks `key` up for a request with `fingerprint`, claiming it if unused.
     pub fn claim(&mut self, key: &str, fingerprint: u64) -> Claim {
-        let now = Instant::now();
+        self.claim_at(key, fingerprint, real_now())
+    }
+
+    /// [`IdempotencyStore::claim`] at the instant `now`: keys older than the lifetime are forgotten
+    /// first, and a new key past the cap makes room by forgetting the oldest answered one.
+    pub fn claim_at(&mut self, key: &str, fingerprint: u64, now: Nanos) -> Claim {
         self.expire(now);
         match self.records.get(key) {
             None => {
+                self.make_room();
                 self.records
                     .insert(key.to_string(), Record::InFlight { fingerprint });
                 self.order.push_back((now, key.to_string()));
@@ -109,15 +153,38 @@ impl IdempotencyStore {
     pub fn abandon(&mut self, key: &str) {
         if let Some(Record::InFlight { .. }) = self.records.get(key) {
             self.records.remove(key);
+            // Its place in the order goes too, or a later claim of the same key would be
+            // forgotten when this one's day is up. It was claimed recently: look from the back.
+            if let Some(at) = self.order.iter().rposition(|(_, k)| k == key) {
+                self.order.remove(at);
+            }
         }
     }
 
-    fn expire(&mut self, now: Instant) {
-        while let Some((at, _)) = self.order.front() {
-            if now.duration_since(*at) < KEY_LIFETIME {
+    /// Forgets the keys `lifetime` old or older at `now`.
+    fn expire(&mut self, now: Nanos) {
+        while let Some((created, _)) = self.order.front() {
+            if now.saturating_sub(*created) < self.lifetime {
                 break;
             }
             if let Some((_, key)) = self.order.pop_front() {
+                self.records.remove(&key);
+            }
+        }
+    }
+
+    /// Below the cap, nothing; at it, forgets the oldest key whose request has finished. A key
+    /// still being served is never forgotten (its answer could not be stored, and a retry would
+    /// run the request twice), so the store passes its cap by at most the requests in flight.
+    fn make_room(&mut self) {
+        while self.records.len() >= self.cap {
+            let records = &self.records;
+            let oldest_done = self
+                .order
+                .iter()
+                .position(|(_, k)| matches!(records.get(k), Some(Record::Done { .. })));
+            let Some(at) = oldest_done else { return };
+            if let Some((_, key)) = self.order.remove(at) {
                 self.records.remove(&key);
             }
         }
@@ -130,6 +197,11 @@ impl IdempotencyStore {
 pub struct WorldStore(Mutex<IdempotencyStore>);
 
 impl WorldStore {
+    /// A world's store that keeps at most `cap` keys, each for `lifetime`.
+    pub fn new(cap: usize, lifetime: Duration) -> Self {
+        WorldStore(Mutex::new(IdempotencyStore::new(cap, lifetime)))
+    }
+
     /// Waits for the lock; a poisoned lock is taken as it is.
     pub fn lock(&self) -> MutexGuard<'_, IdempotencyStore> {
         self.0
@@ -140,23 +212,57 @@ impl WorldStore {
 
 /// Every world's store, named as the model's tenants are (the key, or the key and a connected
 /// account), created on first use.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IdempotencyStores {
     worlds: DashMap<String, Arc<WorldStore>>,
+    /// Most keys one world keeps.
+    cap: usize,
+    /// How long a key is kept.
+    lifetime: Duration,
+}
+
+impl Default for IdempotencyStores {
+    /// Stores with the defaults of the command line: 10,000 keys a world, kept 24 hours.
+    fn default() -> Self {
+        Self::new(crate::config::DEFAULT_MAX_IDEMPOTENCY_KEYS, KEY_LIFETIME)
+    }
 }
 
 impl IdempotencyStores {
+    /// No store yet; each world's, once made, keeps at most `cap` keys, each for `lifetime`.
+    pub fn new(cap: usize, lifetime: Duration) -> Self {
+        IdempotencyStores {
+            worlds: DashMap::new(),
+            cap,
+            lifetime,
+        }
+    }
+
     /// The store of the world named `world`, created empty if this is its first key.
     pub fn of(&self, world: &str) -> Arc<WorldStore> {
         if let Some(s) = self.worlds.get(world) {
             return s.clone();
         }
-        self.worlds.entry(world.to_string()).or_default().clone()
+        self.worlds
+            .entry(world.to_string())
+            .or_insert_with(|| Arc::new(WorldStore::new(self.cap, self.lifetime)))
+            .clone()
+    }
+
+    /// The store of the world named `world`, if it has one (never creates one).
+    pub fn get(&self, world: &str) -> Option<Arc<WorldStore>> {
+        self.worlds.get(world).map(|s| s.clone())
     }
 
     /// Forgets a world's records. Returns whether it had a store.
     pub fn reset(&self, world: &str) -> bool {
-        self.worlds.remove(world).is_some()
+        self.remove(world).is_some()
+    }
+
+    /// Forgets a world's records, as [`IdempotencyStores::reset`] does, and hands them over to be
+    /// dropped where the caller chooses.
+    pub fn remove(&self, world: &str) -> Option<Arc<WorldStore>> {
+        self.worlds.remove(world).map(|(_, s)| s)
     }
 }
 
@@ -175,5 +281,71 @@ mod tests {
         assert!(matches!(s.claim("j", 1), Claim::Proceed));
         s.abandon("j");
         assert!(matches!(s.claim("j", 2), Claim::Proceed));
+    }
+
+    const HOUR: Nanos = 3600 * 1_000_000_000;
+
+    fn done(s: &mut IdempotencyStore, key: &str, now: Nanos) {
+        assert!(matches!(s.claim_at(key, 1, now), Claim::Proceed), "{key}");
+        s.finish(key, 200, Bytes::from(key.to_string()));
+    }
+
+    fn replays(s: &mut IdempotencyStore, key: &str, now: Nanos) -> bool {
+        matches!(s.claim_at(key, 1, now), Claim::Replay { body, .. } if body == key)
+    }
+
+    #[test]
+    fn keys_expire_after_their_lifetime_of_real_time() {
+        let mut s = IdempotencyStore::new(100, KEY_LIFETIME);
+        let t0 = 1_750_000_000 * 1_000_000_000;
+        done(&mut s, "a", t0);
+        done(&mut s, "b", t0 + HOUR);
+        assert!(replays(&mut s, "a", t0 + 24 * HOUR - 1));
+        // A day after it was first used, "a" is a new key; "b" is an hour younger and stays.
+        assert!(matches!(s.claim_at("a", 2, t0 + 24 * HOUR), Claim::Proceed));
+        assert!(replays(&mut s, "b", t0 + 24 * HOUR));
+        assert!(matches!(s.claim_at("b", 2, t0 + 25 * HOUR), Claim::Proceed));
+        assert_eq!(s.len(), 2, "the two fresh claims");
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_answered_key_goes_first() {
+        let mut s = IdempotencyStore::new(3, KEY_LIFETIME);
+        let t0 = 1_750_000_000 * 1_000_000_000;
+        // "a" is still being served: it is never the one forgotten.
+        assert!(matches!(s.claim_at("a", 1, t0), Claim::Proceed));
+        done(&mut s, "b", t0 + 1);
+        done(&mut s, "c", t0 + 2);
+        assert_eq!(s.len(), 3);
+        done(&mut s, "d", t0 + 3);
+        assert_eq!(s.len(), 3);
+        assert!(matches!(s.claim_at("a", 1, t0 + 4), Claim::InFlight));
+        assert!(replays(&mut s, "c", t0 + 4));
+        assert!(replays(&mut s, "d", t0 + 4));
+        // "b" was forgotten: it runs again, and makes room by forgetting "c", now the oldest
+        // answered key.
+        assert!(matches!(s.claim_at("b", 2, t0 + 5), Claim::Proceed));
+        assert_eq!(s.len(), 3);
+        assert!(replays(&mut s, "d", t0 + 6));
+        assert!(matches!(s.claim_at("c", 2, t0 + 6), Claim::Proceed));
+        // With every key in flight there is nothing to forget: the store goes past its cap by
+        // the requests in flight.
+        let mut busy = IdempotencyStore::new(1, KEY_LIFETIME);
+        assert!(matches!(busy.claim_at("x", 1, t0), Claim::Proceed));
+        assert!(matches!(busy.claim_at("y", 1, t0), Claim::Proceed));
+        assert_eq!(busy.len(), 2);
+    }
+
+    #[test]
+    fn an_abandoned_key_leaves_no_trace_that_could_expire_its_next_use() {
+        let mut s = IdempotencyStore::new(10, KEY_LIFETIME);
+        let t0 = 1_750_000_000 * 1_000_000_000;
+        assert!(matches!(s.claim_at("k", 1, t0), Claim::Proceed));
+        s.abandon("k");
+        assert!(s.is_empty());
+        done(&mut s, "k", t0 + 2 * HOUR);
+        // The abandoned claim's day is up; the answered one's is not.
+        assert!(replays(&mut s, "k", t0 + 25 * HOUR));
+        assert_eq!(s.order.len(), 1);
     }
 }

@@ -45,11 +45,15 @@
 //! server.rs      the hyper layer: accept loop, connection cap, head and body limits, Request-Id,
 //!                panic containment, graceful shutdown; hands an owned Request to the router
 //! router.rs      which facade answers a request, from its path and headers
-//! app.rs         App: the worlds (model::Store), stored idempotent answers, settings; App::reset;
-//!                the hand-off of events to webhook delivery
+//! app.rs         App: the worlds (model::Store, at most --max-tenants of them; reads never make
+//!                one), stored idempotent answers, settings; App::reset; the hand-off of events to
+//!                webhook delivery
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
 //! form.rs        form decoding with bracket nesting, strict about encoding, bounded
-//! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model
+//! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model;
+//!                each expires after a day and holds a bounded number of keys
+//! memory.rs      worlds a reset drops are dropped on a background thread, and the allocator then
+//!                gives their memory back to the system
 //! wire/          Stripe's wire conventions, shared by stripe/ and admin/: the error envelope, API
 //!                keys and worlds, query + body decoding, parameter schemas (Field, Spec,
 //!                validate, getters), API versions
@@ -86,8 +90,9 @@
 //!
 //! Rules of the house: the model never imports a facade, and facades never reach into each other
 //! (nor into the server); parsing and rendering happen once, at the edge; every list is an ordered
-//! index, so a page costs O(log n + limit); the model is reached only through
-//! `Store::with_tenant`, which locks a world and posts what is due on its clock.
+//! index, so a page costs O(log n + limit); the model is reached only through the store's
+//! `with_tenant` family (`try_with_tenant` for requests that write, `read_tenant` for those that
+//! only read, which never makes a world), which locks a world and posts what is due on its clock.
 //!
 //! ### A Stripe request
 //!
@@ -112,6 +117,7 @@ pub mod form;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod memory;
 pub mod model;
 pub mod native;
 pub mod persist;

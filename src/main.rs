@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use credit_emulator::admin::fixtures::apply_at_start;
 use credit_emulator::config::{
-    DEFAULT_FIXTURES_KEY, MAX_DEPTH, MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS,
+    DEFAULT_FIXTURES_KEY, DEFAULT_MAX_IDEMPOTENCY_KEYS, DEFAULT_MAX_TENANTS, MAX_DEPTH,
+    MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS,
 };
 use credit_emulator::form::FormLimits;
 use credit_emulator::webhooks::{check_url, RetrySchedule, WebhookConfig};
@@ -108,6 +109,15 @@ struct Cli {
     /// The API key whose world `--fixtures` files are applied to.
     #[arg(long, value_name = "KEY", env = "CREDIT_EMULATOR_FIXTURES_KEY", default_value = DEFAULT_FIXTURES_KEY, value_parser = test_key)]
     fixtures_key: String,
+    /// Most worlds (one per API key, and one per connected account) at once; a request that would
+    /// make one more is refused (400) until a reset frees a place. Reads never make a world.
+    #[arg(long, env = "CREDIT_EMULATOR_MAX_TENANTS", default_value_t = DEFAULT_MAX_TENANTS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_tenants: u64,
+
+    /// Most Idempotency-Keys one world remembers (each for 24 hours); past it, the oldest is
+    /// forgotten first.
+    #[arg(long, env = "CREDIT_EMULATOR_MAX_IDEMPOTENCY_KEYS", default_value_t = DEFAULT_MAX_IDEMPOTENCY_KEYS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_idempotency_keys: u64,
 
     /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     #[arg(long, hide = true)]
@@ -121,6 +131,35 @@ struct Cli {
     /// Log filter, e.g. `info` or `credit_emulator=debug` (also RUST_LOG).
     #[arg(long, env = "RUST_LOG", default_value = "warn")]
     log: String,
+}
+
+/// How a reset hands the pages it freed back to the system: jemalloc's, not glibc's, since
+/// jemalloc holds them ([`Config::release_memory`]).
+fn release_memory() -> fn() {
+    #[cfg(not(target_env = "msvc"))]
+    return purge_jemalloc;
+    #[cfg(target_env = "msvc")]
+    return credit_emulator::memory::trim_system_heap;
+}
+
+/// Purges every jemalloc arena (`arena.<MALLCTL_ARENAS_ALL>.purge`, 4096 being
+/// `MALLCTL_ARENAS_ALL`): their unused pages go back to the system at once. jemalloc would
+/// return them on its own as they decay, but its decay only moves while the process allocates,
+/// and an emulator left idle after a reset allocates nothing.
+#[cfg(not(target_env = "msvc"))]
+fn purge_jemalloc() {
+    let name = c"arena.4096.purge";
+    // SAFETY: the name is a NUL-terminated string of jemalloc's own namespace; "purge" reads and
+    // writes no value, so every pointer is null and the length zero, as jemalloc documents.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            name.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+    }
 }
 
 fn main() {
@@ -156,6 +195,10 @@ fn main() {
             ..WebhookConfig::default()
         },
         data_dir: cli.data_dir,
+        max_tenants: usize::try_from(cli.max_tenants).unwrap_or(usize::MAX),
+        max_idempotency_keys: usize::try_from(cli.max_idempotency_keys).unwrap_or(usize::MAX),
+        release_memory: release_memory(),
+        ..Config::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -201,8 +201,10 @@ fn help_documents_every_flag() {
         "--max-connections",
         "--max-depth",
         "--max-header-bytes",
+        "--max-idempotency-keys",
         "--max-json-depth",
         "--max-params",
+        "--max-tenants",
         "--port",
         "--seed",
         "--version",
@@ -214,5 +216,66 @@ fn help_documents_every_flag() {
         .expect("README.md");
     for flag in expected {
         assert!(readme.contains(flag), "README.md documents {flag}");
+    }
+}
+
+/// `POST /v1/customers` with `key`, then its status and body.
+fn create_customer(url: &str, key: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{url}/v1/customers"))
+            .bearer_auth(key)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("name=Ada")
+            .send()
+            .await
+            .expect("the emulator answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn max_tenants_comes_from_the_flag_or_the_environment() {
+    for (args, env) in [
+        (&["--port", "0", "--max-tenants", "1"][..], &[][..]),
+        (
+            &["--port", "0"][..],
+            &[("CREDIT_EMULATOR_MAX_TENANTS", "1")][..],
+        ),
+    ] {
+        let (mut child, line) = spawn(args, env);
+        let url = line.strip_prefix("listening on ").expect("listening line");
+        assert_eq!(create_customer(url, "sk_test_cli_first").0, 200);
+        let (status, body) = create_customer(url, "sk_test_cli_second");
+        assert_eq!(status, 400, "{args:?} {env:?}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("(--max-tenants 1)")),
+            "{body}"
+        );
+        child.kill().ok();
+        child.wait().ok();
+    }
+    for args in [
+        &["--max-tenants", "0"][..],
+        &["--max-idempotency-keys", "0"],
+        &["--max-tenants", "lots"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
+            .args(["--port", "0"])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?} is refused");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(args[0]),
+            "{args:?}: the error names the flag"
+        );
     }
 }

@@ -13,6 +13,7 @@
 mod baseline;
 mod cycle;
 mod load;
+mod memory;
 mod persist;
 mod proc;
 mod receiver;
@@ -44,6 +45,10 @@ OPTIONS:
   --startups K    starts timed per server (default 20)
   --emulator P    use this credit-emulator binary instead of building one
   --events N      meter events stored by --soak event-memory (default 1000000)
+  --memory        the memory of a shared instance, in one fresh emulator: 20,000 reads and
+                  20,000 writes with new keys (past --max-tenants), their resets, a world of
+                  --grants grants (480,000 unless given) and its reset, and a world's
+                  Idempotency-Key store filled to its cap
   --only ROW      measure one part alone, in fresh processes: create (row 1), create_webhook (row 1
                   with one local webhook endpoint receiving every event), meter_events or cycle
                   (row 7), alternating with the baseline, or cycle (the cycle engine's year of
@@ -69,6 +74,10 @@ struct Opts {
     only: Option<String>,
     /// Meter events stored by `--soak event-memory`.
     events: u64,
+    /// `--memory`: the shared-instance memory figures.
+    memory: bool,
+    /// Whether `--grants` was given (`--memory` has its own default).
+    grants_given: bool,
 }
 
 fn main() {
@@ -107,6 +116,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         soak: None,
         only: None,
         events: 1_000_000,
+        memory: false,
+        grants_given: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -114,10 +125,15 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             print!("{HELP}");
             std::process::exit(0);
         }
+        if flag == "--memory" {
+            o.memory = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = |_| format!("bad value for {flag}: {value}");
         match flag.as_str() {
             "--grants" => {
+                o.grants_given = true;
                 o.grants = value
                     .parse()
                     .map_err(|e: std::num::ParseIntError| bad(e.to_string()))?
@@ -591,6 +607,9 @@ async fn run(o: Opts) -> Result<(), String> {
         c.arg("baseline-server");
         c
     };
+    if o.memory {
+        return memory::figures(&o, &emu_cmd).await;
+    }
     if let Some(row) = &o.soak {
         let b = Bench::start(&o, &emu_cmd, &base_cmd, None).await?;
         return soak(b, row).await;

@@ -42,8 +42,8 @@ static ROUTES: &[(&str, &str, Run)] = &[
 type Run = fn(&App, &Request) -> StripeResult<Reply>;
 
 /// One admin endpoint: **parse** the caller and the parameters without any lock, then **apply**
-/// to the application (a world through `Store::with_tenant`, or the application itself), whose
-/// answer is a typed view.
+/// to the application (a world through `Store::try_with_tenant`, or `Store::read_tenant` for a
+/// `GET`, which never makes a world; or the application itself), whose answer is a typed view.
 trait Operation: Sized {
     /// The answer.
     type View: Serialize;
@@ -139,6 +139,7 @@ struct Health {
     version: &'static str,
     uptime_ms: u64,
     tenants: usize,
+    max_tenants: usize,
 }
 
 impl Operation for ReadHealth {
@@ -154,6 +155,7 @@ impl Operation for ReadHealth {
             version: env!("CARGO_PKG_VERSION"),
             uptime_ms: app.started.elapsed().as_millis() as u64,
             tenants: app.store.tenant_count(),
+            max_tenants: app.store.max_tenants(),
         })
     }
 }
@@ -225,7 +227,7 @@ impl Operation for ReadClock {
     }
 
     fn apply(self, app: &App) -> StripeResult<ClockView> {
-        Ok(app.store.with_tenant(&self.world, |t| ClockView::of(t)))
+        Ok(app.store.read_tenant(&self.world, |t| ClockView::of(t)))
     }
 }
 
@@ -272,7 +274,7 @@ impl Operation for SetClock {
     }
 
     fn apply(self, app: &App) -> StripeResult<ClockView> {
-        app.store.with_tenant(&self.world, |t| {
+        app.store.try_with_tenant(&self.world, |t| {
             let moved = match self.to {
                 Some((at, _)) => t.freeze_clock(at),
                 None => t.unfreeze_clock(),
@@ -291,7 +293,7 @@ impl Operation for SetClock {
                 ))
                 .param("frozen_time")),
             }
-        })
+        })?
     }
 }
 
@@ -360,7 +362,8 @@ impl Operation for SetVersion {
 
     fn apply(self, app: &App) -> StripeResult<VersionView> {
         // The default is read before any world is locked, so it is kept beside the world's lock.
-        versions::set_default(&app.store.tenant(&self.caller.world), self.version);
+        let world = app.store.create(&self.caller.world)?;
+        versions::set_default(&world, self.version);
         Ok(VersionView::of(app, &self.caller))
     }
 }
@@ -374,7 +377,7 @@ struct GraceView {
 
 impl GraceView {
     fn of(app: &App, caller: &Caller) -> GraceView {
-        let grace = app.store.with_tenant(&caller.world, |t| t.invoice_grace());
+        let grace = app.store.read_tenant(&caller.world, |t| t.invoice_grace());
         GraceView {
             object: "emulator.invoice_grace_period",
             seconds: grace / 1_000_000_000,
@@ -427,9 +430,9 @@ impl Operation for SetGrace {
     }
 
     fn apply(self, app: &App) -> StripeResult<GraceView> {
-        app.store.with_tenant(&self.caller.world, |t| {
+        app.store.try_with_tenant(&self.caller.world, |t| {
             t.set_invoice_grace(self.seconds * 1_000_000_000)
-        });
+        })?;
         Ok(GraceView::of(app, &self.caller))
     }
 }

@@ -109,7 +109,8 @@ pub use webhook_endpoints::{
 };
 
 use dashmap::DashMap;
-use std::sync::atomic::AtomicU16;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Stripe's default grace period between a cycle invoice's creation and its finalization.
@@ -156,13 +157,19 @@ impl<T> Mutex<T> {
     }
 }
 
-/// Every tenant, created on first use of its key.
+/// Every tenant, created by the first request that writes with its key. A request that only
+/// reads never creates one: it sees the empty world a new key would get ([`Store::read_tenant`]).
 #[derive(Debug)]
 pub struct Store {
     seed: Option<u64>,
     /// The grace period new worlds start with (see [`Tenant::invoice_grace`]).
     invoice_grace: crate::time::Nanos,
     tenants: DashMap<String, Arc<TenantCell>>,
+    /// How many worlds `tenants` holds, counted apart so that two requests making worlds at once
+    /// cannot both take the last place ([`Store::create`] reserves a place before it inserts).
+    live: AtomicUsize,
+    /// Most worlds [`Store::create`] lets exist at once.
+    max_tenants: usize,
     /// Where each world's changes go (none: they are dropped).
     hook: Option<Arc<dyn ChangeHook>>,
     /// Told of every locked section and every world made (persistence orders its journal by it).
@@ -179,6 +186,25 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
     fn section(&self, world: &str, changed: bool);
 }
 
+/// Why a world could not be made: the store already holds as many as it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimit {
+    /// The most worlds the store holds at once.
+    pub max: usize,
+}
+
+impl std::fmt::Display for TenantLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "This request would make a new world (one per API key, and one per connected account), but the emulator already holds as many as it may (--max-tenants {}). Reset a world that is no longer used (POST /_emulator/reset with its key) to free a place, or start the emulator with a larger --max-tenants.",
+            self.max
+        )
+    }
+}
+
+impl std::error::Error for TenantLimit {}
+
 impl Store {
     /// An empty store. With `seed`, ids are deterministic per tenant.
     pub fn new(seed: Option<u64>) -> Self {
@@ -186,6 +212,8 @@ impl Store {
             seed,
             invoice_grace: DEFAULT_GRACE,
             tenants: DashMap::new(),
+            live: AtomicUsize::new(0),
+            max_tenants: usize::MAX,
             hook: None,
             sequencer: None,
         }
@@ -209,39 +237,116 @@ impl Store {
         self
     }
 
-    /// The tenant named `key`, created empty if this is the first time it is seen.
-    pub fn tenant(&self, key: &str) -> Arc<TenantCell> {
-        if let Some(t) = self.tenants.get(key) {
-            return t.clone();
-        }
-        let mut made = false;
-        let cell = self
-            .tenants
-            .entry(key.to_string())
-            .or_insert_with(|| {
-                made = true;
-                let mut tenant = Tenant::new(key, self.seed);
-                tenant.set_invoice_grace(self.invoice_grace);
-                Arc::new(TenantCell {
-                    state: Mutex::new(tenant),
-                    default_version: AtomicU16::new(0),
+    /// This store, refusing to make a world while it holds `max` (see [`Store::create`]).
+    pub fn with_max_tenants(mut self, max: usize) -> Self {
+        self.max_tenants = max;
+        self
+    }
+
+    /// The most worlds [`Store::create`] lets exist at once.
+    pub fn max_tenants(&self) -> usize {
+        self.max_tenants
+    }
+
+    /// An empty world named `key`, as a new key gets it.
+    fn blank(&self, key: &str) -> Tenant {
+        let mut tenant = Tenant::new(key, self.seed);
+        tenant.set_invoice_grace(self.invoice_grace);
+        tenant
+    }
+
+    /// The tenant named `key`, made empty if it does not exist yet, unless the store already
+    /// holds [`Store::max_tenants`] worlds. Every request that writes reaches its world here.
+    pub fn create(&self, key: &str) -> Result<Arc<TenantCell>, TenantLimit> {
+        self.get_or_make(key, || {
+            // Reserved before the insert: worlds made at once in other shards of the map each
+            // take a place of their own, so the count never passes the limit.
+            self.live
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.max_tenants).then_some(n + 1)
                 })
-            })
-            .clone();
-        if made {
-            if let Some(sequencer) = &self.sequencer {
-                sequencer.section(key, true);
-            }
-        }
+                .map(|_| ())
+                .map_err(|_| TenantLimit {
+                    max: self.max_tenants,
+                })
+        })
+    }
+
+    /// The tenant named `key`, created empty if this is the first time it is seen, whatever the
+    /// limit on worlds: for a program that holds the store itself (a test reading the model).
+    /// Requests go through [`Store::create`], which keeps to the limit.
+    pub fn tenant(&self, key: &str) -> Arc<TenantCell> {
+        let Ok(cell) = self.get_or_make::<Infallible>(key, || {
+            self.live.fetch_add(1, Ordering::AcqRel);
+            Ok(())
+        });
         cell
     }
 
-    /// Runs `f` on the tenant named `key` (created empty if new) the way a request sees it: its
-    /// state locked, and everything due on its clock posted first. What changed (the catch-up
-    /// first, then what `f` did) goes to the store's hook before the lock is released, and `f`'s
-    /// [`Cause`] is forgotten.
+    /// The world named `key`; when there is none, `reserve` takes a place for it (under the map
+    /// shard's lock, so that one key never gets two worlds) and an empty world is made.
+    fn get_or_make<E>(
+        &self,
+        key: &str,
+        reserve: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Arc<TenantCell>, E> {
+        if let Some(t) = self.tenants.get(key) {
+            return Ok(t.clone());
+        }
+        match self.tenants.entry(key.to_string()) {
+            dashmap::Entry::Occupied(found) => Ok(found.get().clone()),
+            dashmap::Entry::Vacant(place) => {
+                reserve()?;
+                let cell = TenantCell {
+                    state: Mutex::new(self.blank(key)),
+                    default_version: AtomicU16::new(0),
+                };
+                let cell = Arc::new(cell);
+                place.insert(cell.clone());
+                if let Some(sequencer) = &self.sequencer {
+                    sequencer.section(key, true);
+                }
+                Ok(cell)
+            }
+        }
+    }
+
+    /// Runs `f` on the tenant named `key` (created empty if new, whatever the limit on worlds:
+    /// for a program that holds the store itself; requests use [`Store::try_with_tenant`] or
+    /// [`Store::read_tenant`]) the way a request sees it: its state locked, and everything due on
+    /// its clock posted first. What changed (the catch-up first, then what `f` did) goes to the
+    /// store's hook before the lock is released, and `f`'s [`Cause`] is forgotten.
     pub fn with_tenant<R>(&self, key: &str, f: impl FnOnce(&mut Tenant) -> R) -> R {
-        let cell = self.tenant(key);
+        self.locked(key, &self.tenant(key), f)
+    }
+
+    /// Runs `f` as [`Store::with_tenant`] does, on the tenant named `key`, made empty if new
+    /// unless the store already holds [`Store::max_tenants`] worlds: how a request that writes
+    /// reaches its world.
+    pub fn try_with_tenant<R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut Tenant) -> R,
+    ) -> Result<R, TenantLimit> {
+        let cell = self.create(key)?;
+        Ok(self.locked(key, &cell, f))
+    }
+
+    /// Runs `f` the way a request that only reads sees its world: an existing world as
+    /// [`Store::with_tenant`] runs it, and for a key that has none, an empty world made for `f`
+    /// alone and dropped afterwards, so that reading makes no world (and is never refused by the
+    /// limit on worlds) yet answers exactly what the new, empty world would.
+    pub fn read_tenant<R>(&self, key: &str, f: impl FnOnce(&mut Tenant) -> R) -> R {
+        if let Some(cell) = self.get(key) {
+            return self.locked(key, &cell, f);
+        }
+        // Nothing outlives this world, so whatever it records as changed is nobody's news.
+        let mut tenant = self.blank(key);
+        tenant.catch_up();
+        f(&mut tenant)
+    }
+
+    fn locked<R>(&self, key: &str, cell: &TenantCell, f: impl FnOnce(&mut Tenant) -> R) -> R {
         let mut tenant = cell.state.lock();
         // A request that panicked may have left its cause behind: time's changes have none.
         tenant.clear_cause();
@@ -266,11 +371,19 @@ impl Store {
 
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
     pub fn reset(&self, key: &str) -> bool {
-        let existed = self.tenants.remove(key).is_some();
+        self.remove(key).is_some()
+    }
+
+    /// Forgets a tenant entirely, as [`Store::reset`] does, and hands it over: the caller decides
+    /// where the world's memory is freed (dropping a large world takes a while).
+    pub fn remove(&self, key: &str) -> Option<Arc<TenantCell>> {
         if let Some(sequencer) = &self.sequencer {
+            // A reset is stored even when the world does not exist: replaying it is harmless.
             sequencer.section(key, true);
         }
-        existed
+        let (_, cell) = self.tenants.remove(key)?;
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        Some(cell)
     }
 
     /// The names of the worlds that exist.

@@ -187,6 +187,13 @@ impl Tenant {
         self.invoice_grace = grace.clamp(0, super::MAX_GRACE);
     }
 
+    /// Roughly how many records this world holds: every key it has handed out (customers, grants,
+    /// ledger entries, invoices, scheduled events, …) and every meter event. The memory a dropped
+    /// world gives back grows with it.
+    pub fn weight(&self) -> u64 {
+        self.issued + self.meter_event_count() as u64
+    }
+
     /// Whether nothing has been created in this world yet.
     pub fn is_pristine(&self) -> bool {
         self.issued == 0

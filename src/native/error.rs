@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::view;
 use crate::http::Reply;
+use crate::model::TenantLimit;
 
 /// An error on its way to a native client.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +52,14 @@ impl NativeError {
     /// 500 `database_error` (what a value the database cannot store produces upstream).
     pub fn database(message: impl Into<String>) -> Self {
         Self::new(500, "database_error", message)
+    }
+
+    /// A new world refused because the emulator holds as many as it may (`--max-tenants`):
+    /// Flexprice's 400 `invalid_operation`, the answer to an operation the current state does not
+    /// allow. Waiting does not lift the limit (a reset does), so it is not a 429 that clients
+    /// would retry.
+    pub fn too_many_worlds(limit: TenantLimit) -> Self {
+        Self::new(400, "invalid_operation", limit.to_string())
     }
 
     /// gin's binding failure: malformed JSON, a field of the wrong type, a required field missing.

@@ -11,7 +11,8 @@
 //! 1. **parse**, with no lock: the JSON body is bound into a typed request struct as gin binds it
 //!    ([`json`]), the query and the path id are read, and every rule that needs no stored object is
 //!    checked, in Flexprice's order;
-//! 2. **apply** to the tenant, under its lock ([`Store::with_tenant`], the only lock owner):
+//! 2. **apply** to the tenant, under its lock ([`Store::try_with_tenant`], or
+//!    [`Store::read_tenant`] for a `GET`, which never makes a world; the only lock owners):
 //!    lookups, the checks upstream makes after them, and the model call;
 //! 3. **render**: a typed `Serialize` view in Go's JSON shape (decimals as strings, RFC 3339
 //!    times, `omitempty` fields left out; see [`view`]).
@@ -153,6 +154,7 @@ pub fn handle(store: &Store, config: &Config, req: &Request) -> Reply {
         store,
         key: &key,
         env: &env,
+        read_only: req.method == GET,
         input: Input::new(id, &query, &req.body, config.max_json_depth),
     })
 }

@@ -2,13 +2,14 @@
 //!
 //! 1. **parse**, without the tenant lock: the path id, the query and the JSON body become a typed
 //!    request, checked by every rule that needs no stored object, in Flexprice's order;
-//! 2. **apply**, under the lock ([`Store::with_tenant`] is its only owner): lookups, the checks that
+//! 2. **apply**, under the lock ([`Store::try_with_tenant`], or [`Store::read_tenant`] for a `GET`,
+//!    which never makes a world): lookups, the checks that
 //!    upstream makes after them (deferred from parse so that the order holds), and the model call;
 //! 3. **render**: a typed `Serialize` view of what apply returned, written as Go marshals it.
 
 use serde::Serialize;
 
-use super::error::NativeResult;
+use super::error::{NativeError, NativeResult};
 use super::json::{self, Kind, Object};
 use super::list::Query;
 use super::view;
@@ -79,6 +80,8 @@ pub struct Call<'a> {
     pub key: &'a str,
     /// The environment that key is bound to.
     pub env: &'a str,
+    /// Whether the request only reads (a `GET`): it never makes the caller's world.
+    pub read_only: bool,
     /// What parse reads.
     pub input: Input<'a>,
 }
@@ -87,17 +90,23 @@ pub struct Call<'a> {
 pub type Handler = fn(&Call<'_>) -> Reply;
 
 /// Runs operation `T`: parse, then apply and render under the tenant's lock; the first error is
-/// the answer.
+/// the answer. A `GET` on a key with no world sees an empty one that is not kept; any other
+/// request makes the world, unless the emulator holds as many as it may.
 pub fn op<T: Operation>(call: &Call<'_>) -> Reply {
     let parsed = match T::parse(&call.input) {
         Ok(p) => p,
         Err(e) => return e.reply(),
     };
+    let run = |tenant: &mut Tenant| match parsed.apply(tenant) {
+        Ok(done) => view::reply(T::STATUS, &T::render(&done, call.env)),
+        Err(e) => e.reply(),
+    };
+    if call.read_only {
+        return call.store.read_tenant(call.key, run);
+    }
     call.store
-        .with_tenant(call.key, |tenant| match parsed.apply(tenant) {
-            Ok(done) => view::reply(T::STATUS, &T::render(&done, call.env)),
-            Err(e) => e.reply(),
-        })
+        .try_with_tenant(call.key, run)
+        .unwrap_or_else(|limit| NativeError::too_many_worlds(limit).reply())
 }
 
 /// Runs `make` with the key the next object will get. Creating a plan or a subscription checks its

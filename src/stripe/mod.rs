@@ -8,9 +8,12 @@
 //! 2. authenticate, find the world (the key's, or with `Stripe-Account` the connected account's),
 //!    settle the API version (`Stripe-Version`, else the world's default);
 //! 3. decode the query string and body into one parameter tree;
-//! 4. for a POST with `Idempotency-Key`, claim the key (or replay, or refuse);
+//! 4. for a POST with `Idempotency-Key`, claim the key (or replay, or refuse); the key belongs to
+//!    the world, which is made first if it is new;
 //! 5. run the operation: **parse** without the lock, then **apply** and **render** with the world
-//!    locked (`World::with`, the only way to the model), then expand `expand[]`;
+//!    locked (`World::with`, the only way to the model), then expand `expand[]`. A `GET` never
+//!    makes a world: on a key that has none it sees an empty one that is not kept. Any other
+//!    request makes it, unless the emulator holds `--max-tenants` worlds already;
 //! 6. store the answer for the idempotency key, and add `Stripe-Version` and `Idempotency-Key`.
 //!
 //! Rows of the emulator's own origin (`POST /_emulator/invoices`) skip the version header and the
@@ -57,7 +60,7 @@ use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::keys;
 use crate::wire::versions::{self, Version};
 use op::{Captures, Input, World};
-use routes::{Origin, Route};
+use routes::{Origin, Route, Verb};
 
 /// Serves one Stripe request (or one of the emulator's own routes in Stripe's language).
 pub fn handle(app: &App, req: &Request) -> Reply {
@@ -112,7 +115,14 @@ fn serve(
             "Idempotency keys can be at most 255 characters long.",
         ));
     }
-    let store = idempotency_key.map(|k| (k, app.idempotency.of(&world)));
+    // The key belongs to the world, which a request on a route that exists makes first (or is
+    // refused when the emulator holds as many worlds as it may). An unknown route makes nothing:
+    // a world that does not exist has no keys to compare with, and the 404 below is its answer.
+    let store = match idempotency_key {
+        Some(k) if found.is_some() => Some((k, app.idempotency_of(&world)?)),
+        Some(k) => app.idempotency.get(&world).map(|stored| (k, stored)),
+        None => None,
+    };
     if let Some((k, stored)) = &store {
         if let Some(answer) = claim(stored, k, fingerprint(req, &params))? {
             return Ok(answer);
@@ -139,8 +149,9 @@ fn serve(
         .and_then(|(route, captures)| {
             let input = Input::new(&params, version, captures);
             let panic = app.config.panic_trigger && req.header("x-emulator-panic").is_some();
-            let world =
-                World::new(&app.store, &world, panic).caused_by(&req.request_id, idempotency_key);
+            let world = World::new(&app.store, &world, panic)
+                .caused_by(&req.request_id, idempotency_key)
+                .read_only(route.verb == Verb::Get);
             (route.run)(&input, &world)
         });
     let (reply, keep) = match result {
@@ -206,7 +217,8 @@ fn serve_emulator(
     let version = versions::default_for(&app.store, &world, platform).0;
     let input = Input::new(&params, version, captures);
     let panic = app.config.panic_trigger && req.header("x-emulator-panic").is_some();
-    let body = (route.run)(&input, &World::new(&app.store, &world, panic))?;
+    let world = World::new(&app.store, &world, panic).read_only(route.verb == Verb::Get);
+    let body = (route.run)(&input, &world)?;
     Ok(Reply::json_body(200, body))
 }
 

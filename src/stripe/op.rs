@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::expand;
 use crate::form::Params;
 use crate::model::{Store, Tenant};
-use crate::wire::envelope::StripeResult;
+use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::get_expand;
 use crate::wire::versions::Version;
 
@@ -78,12 +78,15 @@ pub trait Operation: Sized {
 }
 
 /// The world a request acts in, reached only through [`World::with`], which locks it the one way
-/// every request does ([`Store::with_tenant`]).
+/// every request does ([`Store::try_with_tenant`], or [`Store::read_tenant`] for a request that
+/// only reads).
 #[derive(Debug, Clone, Copy)]
 pub struct World<'a> {
     store: &'a Store,
     name: &'a str,
     panic: bool,
+    /// Whether the request only reads (a `GET`): it never makes the world.
+    read_only: bool,
     /// The request's id and idempotency key, which the events it causes name.
     cause: Option<(&'a str, Option<&'a str>)>,
 }
@@ -97,6 +100,7 @@ impl<'a> World<'a> {
             store,
             name,
             panic,
+            read_only: false,
             cause: None,
         }
     }
@@ -108,11 +112,19 @@ impl<'a> World<'a> {
         self
     }
 
+    /// The same world, for a request that only reads when `read_only`: if the world does not
+    /// exist, the request sees an empty one that is not kept, rather than making it.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// Runs `f` on the world, locked, with everything due on its clock posted first (changes
     /// that time made, caused by no request), then with the request as the cause of what `f`
-    /// changes.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Tenant) -> R) -> R {
-        self.store.with_tenant(self.name, |tenant| {
+    /// changes. A request that writes makes the world if it is new, unless the emulator already
+    /// holds as many worlds as it may: then the answer is that refusal.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Tenant) -> StripeResult<R>) -> StripeResult<R> {
+        let run = |tenant: &mut Tenant| {
             if self.panic {
                 panic!("panic requested with X-Emulator-Panic");
             }
@@ -120,7 +132,13 @@ impl<'a> World<'a> {
                 tenant.set_cause(request, key);
             }
             f(tenant)
-        })
+        };
+        if self.read_only {
+            return self.store.read_tenant(self.name, run);
+        }
+        self.store
+            .try_with_tenant(self.name, run)
+            .map_err(StripeError::from)?
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::http::Reply;
+use crate::model::TenantLimit;
 
 /// An error on its way to a Stripe client.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +119,14 @@ impl StripeError {
         .status(413)
     }
 
+    /// A new world refused because the emulator holds as many as it may (`--max-tenants`). The
+    /// limit belongs to the instance, as Stripe's limits on an account's objects do, and waiting
+    /// does not lift it (only a reset does): a 400 `invalid_request_error` as those limits get,
+    /// not a 429 that clients would retry.
+    pub fn too_many_worlds(limit: TenantLimit) -> Self {
+        Self::invalid(limit.to_string())
+    }
+
     /// A bug in the emulator.
     pub fn internal() -> Self {
         StripeError {
@@ -158,6 +167,12 @@ impl StripeError {
         let mut reply = Reply::json_body(self.status, body);
         reply.headers.extend(self.headers.iter().cloned());
         reply
+    }
+}
+
+impl From<TenantLimit> for StripeError {
+    fn from(limit: TenantLimit) -> Self {
+        StripeError::too_many_worlds(limit)
     }
 }
 
