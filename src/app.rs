@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::idempotency::IdempotencyStores;
 use crate::model::{Store, Tenant};
+use crate::request_log::{Entry, RequestLogs};
 use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
 use crate::wire::versions::{self, Version};
@@ -24,6 +25,8 @@ pub struct App {
     pub started: Instant,
     /// Webhook delivery: queues, workers and their records.
     pub webhooks: Webhooks,
+    /// Each world's most recent requests, beside the model.
+    pub requests: RequestLogs,
 }
 
 impl App {
@@ -41,6 +44,7 @@ impl App {
                     .with_hook(Arc::new(recorder)),
                 idempotency: IdempotencyStores::default(),
                 webhooks: Webhooks::new(config.webhooks.clone()),
+                requests: RequestLogs::new(config.request_log),
                 config,
                 started: Instant::now(),
             }
@@ -108,6 +112,15 @@ impl App {
         self.webhooks.enqueue(world, events, targets)
     }
 
+    /// Records a request in the request log of the world named `world`, if that world exists: the
+    /// log never makes a world (a request refused before it reached its world, on a key never
+    /// used, leaves no trace).
+    pub fn record_request(&self, world: &str, entry: impl FnOnce() -> Entry) {
+        if self.requests.capacity() > 0 && self.store.get(world).is_some() {
+            self.requests.record(world, entry());
+        }
+    }
+
     /// Counts one successful delivery of the event `event_id` of the world `world`: its
     /// `pending_webhooks` goes down by one. False when there is no such event or nothing was
     /// pending. Locks the world: the delivery workers call it, outside every lock.
@@ -121,13 +134,14 @@ impl App {
             .is_some_and(|log| log.delivered(event_id))
     }
 
-    /// Forgets the world named `world` entirely, its model, its stored idempotent answers and its
-    /// webhook deliveries (waiting ones included), so
+    /// Forgets the world named `world` entirely, its model, its stored idempotent answers, its
+    /// webhook deliveries (waiting ones included) and its request log, so
     /// that its next request starts from nothing. Returns whether it existed. `POST
     /// /_emulator/reset` and [`crate::Emulator::reset`] both come here.
     pub fn reset(&self, world: &str) -> bool {
         let stored = self.idempotency.reset(world);
         self.webhooks.reset(world);
+        self.requests.reset(world);
         self.store.reset(world) || stored
     }
 }

@@ -34,6 +34,9 @@ pub struct Config {
     pub invoice_grace: Duration,
     /// Webhook delivery: the retry schedule, queue bound and forwarding.
     pub webhooks: WebhookConfig,
+    /// How many recent requests each world's request log keeps (`GET /_emulator/requests`);
+    /// 0 records none. At most [`crate::request_log::MAX_CAPACITY`].
+    pub request_log: usize,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             panic_trigger: false,
             invoice_grace: Duration::from_secs(3600),
             webhooks: WebhookConfig::default(),
+            request_log: crate::request_log::DEFAULT_CAPACITY,
         }
     }
 }
@@ -71,6 +75,12 @@ impl Config {
         within("max_params", self.form.max_params, 1, MAX_PARAMS)?;
         within("max_depth", self.form.max_depth, 1, MAX_DEPTH)?;
         within("max_json_depth", self.max_json_depth, 1, MAX_JSON_DEPTH)?;
+        within(
+            "request_log",
+            self.request_log,
+            0,
+            crate::request_log::MAX_CAPACITY,
+        )?;
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1, not 0".to_string());
         }

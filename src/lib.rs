@@ -111,6 +111,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod native;
+pub mod request_log;
 pub mod router;
 pub mod server;
 pub mod stripe;

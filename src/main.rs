@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use credit_emulator::config::{MAX_DEPTH, MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS};
 use credit_emulator::form::FormLimits;
+use credit_emulator::request_log::MAX_CAPACITY as MAX_REQUEST_LOG;
 use credit_emulator::webhooks::{check_url, RetrySchedule, WebhookConfig};
 use credit_emulator::{serve, App, Config};
 
@@ -95,6 +96,11 @@ struct Cli {
     #[arg(long, value_name = "SECRET", value_parser = webhook_secret)]
     webhook_secret: Option<String>,
 
+    /// How many recent requests each world's request log keeps (`GET /_emulator/requests`, the
+    /// inspector at /_emulator/ui); 0 turns the log off.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=MAX_REQUEST_LOG as u64))]
+    request_log: u64,
+
     /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     #[arg(long, hide = true)]
     enable_panic_trigger: bool,
@@ -136,6 +142,7 @@ fn main() {
             forward_secret: cli.webhook_secret,
             ..WebhookConfig::default()
         },
+        request_log: cli.request_log as usize,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

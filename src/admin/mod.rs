@@ -1,5 +1,5 @@
 //! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
-//! invoice grace period, webhook deliveries).
+//! invoice grace period, webhook deliveries, the request log in `requests.rs`).
 //! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
 //! `stripe::routes`).
 //!
@@ -7,6 +7,8 @@
 //! (`Authorization: Bearer sk_test_…` or `x-api-key: sk_test_…`) and act only on that tenant; with
 //! `Stripe-Account: acct_…` they act on that connected account's world instead, as Stripe routes do.
 //! Errors are in Stripe's envelope.
+
+mod requests;
 
 use serde::Serialize;
 
@@ -33,6 +35,7 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("GET",  "/_emulator/invoice_grace_period", op::<ReadGrace>),
     ("POST", "/_emulator/invoice_grace_period", op::<SetGrace>),
     ("GET",  "/_emulator/webhook_deliveries", op::<ListDeliveries>),
+    ("GET",  "/_emulator/requests",       op::<requests::ListRequests>),
 ];
 
 /// What a row runs.
