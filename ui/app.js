@@ -825,8 +825,8 @@ function niceStep(range, ticks) {
 }
 
 function chart(currency, points, now) {
-  const W = 760;
-  const H = 220;
+  const W = 960;
+  const H = 250;
   const M = { left: 72, right: 16, top: 14, bottom: 30 };
   const t0 = points[0].at;
   const last = points[points.length - 1].at;
