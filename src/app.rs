@@ -5,9 +5,10 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::http::Reply;
 use crate::idempotency::IdempotencyStores;
 use crate::model::{Store, Tenant};
-use crate::request_log::{Entry, RequestLogs};
+use crate::request_log::{RequestLogs, Seen};
 use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
 use crate::wire::versions::{self, Version};
@@ -115,10 +116,9 @@ impl App {
     /// Records a request in the request log of the world named `world`, if that world exists: the
     /// log never makes a world (a request refused before it reached its world, on a key never
     /// used, leaves no trace).
-    pub fn record_request(&self, world: &str, entry: impl FnOnce() -> Entry) {
-        if self.requests.capacity() > 0 && self.store.get(world).is_some() {
-            self.requests.record(world, entry());
-        }
+    pub fn record_request(&self, world: &str, seen: Seen<'_>, reply: &Reply) {
+        self.requests
+            .record(world, seen, reply, || self.store.get(world).is_some());
     }
 
     /// Counts one successful delivery of the event `event_id` of the world `world`: its

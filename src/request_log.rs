@@ -103,35 +103,97 @@ pub struct Seen<'a> {
     pub took: Duration,
 }
 
+/// What a reply said, read before the log is locked.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Its status code.
+    pub status: u16,
+    /// Whether it was a stored answer replayed for an idempotency key.
+    pub replayed: bool,
+    /// For a status of 400 or more, what its error envelope says.
+    pub error: Option<Box<ErrorSummary>>,
+}
+
+impl Outcome {
+    /// Reads `reply`: its headers, and its body only when it is an error.
+    pub fn of(reply: &Reply) -> Outcome {
+        Outcome {
+            status: reply.status,
+            replayed: reply
+                .headers
+                .iter()
+                .any(|(name, value)| *name == "idempotent-replayed" && value == "true"),
+            error: (reply.status >= 400).then(|| Box::new(error_summary(reply))),
+        }
+    }
+}
+
 impl Entry {
     /// The entry for a request and its reply.
     pub fn new(seen: Seen<'_>, reply: &Reply) -> Entry {
-        let replayed = reply
-            .headers
-            .iter()
-            .any(|(name, value)| *name == "idempotent-replayed" && value == "true");
+        let mut entry = Entry::empty();
+        entry.fill(seen, Outcome::of(reply));
+        entry
+    }
+
+    /// An entry to fill.
+    fn empty() -> Entry {
         Entry {
-            id: seen.id.to_string(),
+            id: String::new(),
             object: "emulator.request",
-            created: to_secs(seen.at),
-            method: method(seen.method),
-            path: match seen.query {
-                None => cut(seen.path, MAX_PATH),
-                Some(query) => {
-                    let mut whole = String::with_capacity(seen.path.len() + 1 + query.len());
-                    whole.push_str(seen.path);
-                    whole.push('?');
-                    whole.push_str(query);
-                    cut_owned(whole, MAX_PATH)
-                }
-            },
-            api: seen.api,
-            status: reply.status,
-            duration_us: u64::try_from(seen.took.as_micros()).unwrap_or(u64::MAX),
-            idempotency_key: seen.idempotency_key.map(|k| cut(k, MAX_TEXT)),
-            idempotent_replayed: replayed,
-            error: (reply.status >= 400).then(|| Box::new(error_summary(reply))),
+            created: 0,
+            method: Cow::Borrowed(""),
+            path: String::new(),
+            api: "",
+            status: 0,
+            duration_us: 0,
+            idempotency_key: None,
+            idempotent_replayed: false,
+            error: None,
         }
+    }
+
+    /// Makes this entry describe another request, reusing its buffers: a full log recycles its
+    /// oldest entry, so that recording allocates nothing once the log is full.
+    fn fill(&mut self, seen: Seen<'_>, outcome: Outcome) {
+        set(&mut self.id, seen.id, MAX_TEXT);
+        self.created = to_secs(seen.at);
+        self.method = method(seen.method);
+        match seen.query {
+            None => set(&mut self.path, seen.path, MAX_PATH),
+            Some(query) => {
+                self.path.clear();
+                self.path.push_str(seen.path);
+                self.path.push('?');
+                self.path.push_str(query);
+                if self.path.len() > MAX_PATH {
+                    let end = boundary(&self.path, MAX_PATH);
+                    self.path.truncate(end);
+                    self.path.push('…');
+                }
+            }
+        }
+        self.api = seen.api;
+        self.status = outcome.status;
+        self.duration_us = u64::try_from(seen.took.as_micros()).unwrap_or(u64::MAX);
+        match (seen.idempotency_key, &mut self.idempotency_key) {
+            (None, kept) => *kept = None,
+            (Some(key), Some(kept)) => set(kept, key, MAX_TEXT),
+            (Some(key), kept) => *kept = Some(cut(key, MAX_TEXT)),
+        }
+        self.idempotent_replayed = outcome.replayed;
+        self.error = outcome.error;
+    }
+}
+
+/// Replaces `buf`'s text with `s` cut to `max` bytes, in place.
+fn set(buf: &mut String, s: &str, max: usize) {
+    buf.clear();
+    if s.len() <= max {
+        buf.push_str(s);
+    } else {
+        buf.push_str(&s[..boundary(s, max)]);
+        buf.push('…');
     }
 }
 
@@ -196,16 +258,6 @@ fn cut(s: &str, max: usize) -> String {
     out
 }
 
-/// [`cut`], reusing `s`.
-fn cut_owned(mut s: String, max: usize) -> String {
-    if s.len() <= max {
-        return s;
-    }
-    s.truncate(boundary(&s, max));
-    s.push('…');
-    s
-}
-
 /// Where to cut `s` so that it and a closing `…` fit in `max` bytes.
 fn boundary(s: &str, max: usize) -> usize {
     let mut end = max.saturating_sub('…'.len_utf8()).min(s.len());
@@ -224,6 +276,24 @@ impl WorldLog {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends a request, recycling the oldest entry when `capacity` are kept.
+    fn push(&self, capacity: usize, seen: Seen<'_>, outcome: Outcome) {
+        let mut entries = self.lock();
+        while entries.len() > capacity {
+            entries.pop_front();
+        }
+        if entries.len() == capacity {
+            if let Some(mut oldest) = entries.pop_front() {
+                oldest.fill(seen, outcome);
+                entries.push_back(oldest);
+                return;
+            }
+        }
+        let mut entry = Entry::empty();
+        entry.fill(seen, outcome);
+        entries.push_back(entry);
     }
 }
 
@@ -252,7 +322,8 @@ pub struct Page {
 #[derive(Debug)]
 pub struct RequestLogs {
     capacity: usize,
-    worlds: DashMap<String, Arc<WorldLog>>,
+    /// foldhash, not SipHash: every request recorded looks its world up.
+    worlds: DashMap<String, Arc<WorldLog>, foldhash::fast::RandomState>,
 }
 
 impl Default for RequestLogs {
@@ -266,7 +337,7 @@ impl RequestLogs {
     pub fn new(capacity: usize) -> RequestLogs {
         RequestLogs {
             capacity: capacity.min(MAX_CAPACITY),
-            worlds: DashMap::new(),
+            worlds: DashMap::default(),
         }
     }
 
@@ -275,20 +346,29 @@ impl RequestLogs {
         self.capacity
     }
 
-    /// Appends `entry` to the log of the world named `world`, dropping its oldest when full.
-    pub fn record(&self, world: &str, entry: Entry) {
+    /// Records a request and its reply in the log of the world named `world`, dropping the
+    /// oldest request when the log is full. A world without a log yet gets one only if `exists`
+    /// says the world exists: the log never stands for a world that is not there.
+    pub fn record(
+        &self,
+        world: &str,
+        seen: Seen<'_>,
+        reply: &Reply,
+        exists: impl FnOnce() -> bool,
+    ) {
         if self.capacity == 0 {
             return;
         }
-        let log = match self.worlds.get(world) {
-            Some(log) => log.clone(),
-            None => self.worlds.entry(world.to_string()).or_default().clone(),
-        };
-        let mut entries = log.lock();
-        while entries.len() >= self.capacity {
-            entries.pop_front();
+        let outcome = Outcome::of(reply);
+        // The common case: one lookup, the world's log held by the map's read guard.
+        if let Some(log) = self.worlds.get(world) {
+            log.push(self.capacity, seen, outcome);
+            return;
         }
-        entries.push_back(entry);
+        if exists() {
+            let log = self.worlds.entry(world.to_string()).or_default().clone();
+            log.push(self.capacity, seen, outcome);
+        }
     }
 
     /// A page of the world's log, newest first: up to `limit` entries from `cursor`. `None` when
@@ -336,20 +416,21 @@ fn walk_down(entries: &VecDeque<Entry>, before: usize, limit: usize) -> Page {
 mod tests {
     use super::*;
 
-    fn entry(id: &str) -> Entry {
-        Entry {
-            id: id.to_string(),
-            object: "emulator.request",
-            created: 0,
-            method: Cow::Borrowed("GET"),
-            path: "/".to_string(),
+    fn seen(id: &str) -> Seen<'_> {
+        Seen {
+            id,
+            at: 0,
+            method: "GET",
+            path: "/v1/customers",
+            query: Some("limit=3"),
             api: "stripe",
-            status: 200,
-            duration_us: 1,
             idempotency_key: None,
-            idempotent_replayed: false,
-            error: None,
+            took: Duration::from_micros(5),
         }
+    }
+
+    fn record(logs: &RequestLogs, world: &str, id: &str) {
+        logs.record(world, seen(id), &Reply::text(200, "{}"), || true);
     }
 
     fn ids(page: &Page) -> Vec<&str> {
@@ -360,7 +441,7 @@ mod tests {
     fn keeps_the_newest_and_pages_newest_first() {
         let logs = RequestLogs::new(3);
         for id in ["a", "b", "c", "d"] {
-            logs.record("w", entry(id));
+            record(&logs, "w", id);
         }
         let all = logs.page("w", 10, Cursor::Newest).unwrap();
         assert_eq!(ids(&all), ["d", "c", "b"]);
@@ -386,8 +467,38 @@ mod tests {
     #[test]
     fn zero_capacity_records_nothing() {
         let logs = RequestLogs::new(0);
-        logs.record("w", entry("a"));
+        record(&logs, "w", "a");
         assert!(!logs.reset("w"));
+    }
+
+    #[test]
+    fn a_world_that_does_not_exist_gets_no_log() {
+        let logs = RequestLogs::new(3);
+        logs.record("w", seen("a"), &Reply::text(200, ""), || false);
+        assert!(!logs.reset("w"));
+    }
+
+    #[test]
+    fn a_recycled_entry_says_only_what_its_new_request_was() {
+        let logs = RequestLogs::new(1);
+        let mut first = seen("req_first_with_a_long_id");
+        first.idempotency_key = Some("key-1");
+        first.method = "PURGE";
+        let error = Reply::json(
+            400,
+            &serde_json::json!({"error": {"type": "invalid_request_error", "message": "No."}}),
+        );
+        logs.record("w", first, &error, || true);
+        let mut second = seen("b");
+        second.query = None;
+        logs.record("w", second, &Reply::text(200, "{}"), || true);
+        let page = logs.page("w", 10, Cursor::Newest).unwrap();
+        let fresh = Entry::new(second, &Reply::text(200, "{}"));
+        assert_eq!(
+            serde_json::to_value(&page.data[0]).unwrap(),
+            serde_json::to_value(&fresh).unwrap()
+        );
+        assert_eq!(page.data[0].path, "/v1/customers");
     }
 
     #[test]

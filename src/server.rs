@@ -22,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::http::{Reply, Request};
 use crate::ids::random_id;
-use crate::request_log::{self, Entry, Seen};
+use crate::request_log::{self, Seen};
 use crate::router;
 use crate::time::Nanos;
 
@@ -296,19 +296,17 @@ fn record(app: &App, api: Api, request: &Request, at: Nanos, started: Instant, r
     let Some(world) = router::world_of(api, request) else {
         return;
     };
-    app.record_request(&world, || {
-        let seen = Seen {
-            id: &request.request_id,
-            at,
-            method: request.method.as_str(),
-            path: &request.path,
-            query: request.query.as_deref(),
-            api: router::api_name(api),
-            idempotency_key: request.header("idempotency-key"),
-            took,
-        };
-        Entry::new(seen, reply)
-    });
+    let seen = Seen {
+        id: &request.request_id,
+        at,
+        method: request.method.as_str(),
+        path: &request.path,
+        query: request.query.as_deref(),
+        api: router::api_name(api),
+        idempotency_key: request.header("idempotency-key"),
+        took,
+    };
+    app.record_request(&world, seen, reply);
 }
 
 /// A request turned away before it reached a facade.
