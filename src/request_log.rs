@@ -1,11 +1,12 @@
 //! The request log: each world's most recent requests, newest first, for `GET /_emulator/requests`
 //! and the inspector.
 //!
-//! The server records a request once its reply is built ([`Entry::new`]), in the world the request
-//! acted in. It keeps to a few allocations and one short lock per request: a successful reply's body
-//! is never looked at, only an error's body is read for its type and message. The log sits beside
-//! the model, like the stored idempotent answers: recording never takes a world's lock, and never
-//! makes a world (a request whose world does not exist once it is answered is not recorded).
+//! The server records a request once its reply is built ([`RequestLogs::record`]), in the world
+//! the request acted in. Recording is cheap: one map lookup and one short lock, no allocation once
+//! the world's log is full (its oldest entry is refilled in place), and a successful reply's body
+//! is never looked at (only an error's body is read, for its type and message). The log sits
+//! beside the model, like the stored idempotent answers: recording never takes a world's lock, and
+//! never makes a world (a request whose world does not exist once it is answered is not recorded).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -281,10 +282,7 @@ impl WorldLog {
     /// Appends a request, recycling the oldest entry when `capacity` are kept.
     fn push(&self, capacity: usize, seen: Seen<'_>, outcome: Outcome) {
         let mut entries = self.lock();
-        while entries.len() > capacity {
-            entries.pop_front();
-        }
-        if entries.len() == capacity {
+        if entries.len() >= capacity {
             if let Some(mut oldest) = entries.pop_front() {
                 oldest.fill(seen, outcome);
                 entries.push_back(oldest);
