@@ -43,13 +43,17 @@
 //! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM (feature `cli`)
 //! emulator.rs    the library handle: start on the caller's runtime, reset, move clocks, shut down
 //! server.rs      the hyper layer: accept loop, connection cap, head and body limits, Request-Id,
-//!                panic containment, graceful shutdown; hands an owned Request to the router
-//! router.rs      which facade answers a request, from its path and headers
+//!                panic containment, graceful shutdown; hands an owned Request to the router and
+//!                records the answered request in its world's request log
+//! router.rs      which facade answers a request, from its path and headers, and which world it
+//!                names (for the request log)
 //! app.rs         App: the worlds (model::Store), stored idempotent answers, settings; App::reset;
 //!                the hand-off of events to webhook delivery
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
 //! form.rs        form decoding with bracket nesting, strict about encoding, bounded
 //! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model
+//! request_log.rs each world's recent requests, recorded by server.rs once a reply is built,
+//!                beside the model; read by GET /_emulator/requests
 //! wire/          Stripe's wire conventions, shared by stripe/ and admin/: the error envelope, API
 //!                keys and worlds, query + body decoding, parameter schemas (Field, Spec,
 //!                validate, getters), API versions
@@ -63,7 +67,8 @@
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
-//!                deliveries
+//!                deliveries, the request log (requests.rs), and the inspector's page (ui.rs:
+//!                the files under ui/, built in)
 //! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,
 //!                forwarding; outside every lock
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:
