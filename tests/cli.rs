@@ -201,6 +201,7 @@ fn help_documents_every_flag() {
         "--max-json-depth",
         "--max-params",
         "--port",
+        "--request-log",
         "--seed",
         "--version",
         "--webhook-retry-schedule",
