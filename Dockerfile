@@ -6,6 +6,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The inspector's page, built into the binary.
+COPY ui ./ui
 COPY bench ./bench
 RUN cargo build --release --locked --bin credit-emulator
 

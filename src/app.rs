@@ -5,9 +5,11 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::http::Reply;
 use crate::idempotency::{IdempotencyStores, WorldStore};
 use crate::memory::Reclaimer;
 use crate::model::{Store, Tenant, TenantLimit};
+use crate::request_log::{RequestLogs, Seen};
 use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
 use crate::wire::versions::{self, Version};
@@ -31,6 +33,8 @@ pub struct App {
     pub journal: std::sync::OnceLock<crate::persist::Journal>,
     /// Where the worlds a reset drops are freed, away from the request.
     reclaimer: Reclaimer,
+    /// Each world's most recent requests, beside the model.
+    pub requests: RequestLogs,
 }
 
 impl App {
@@ -63,6 +67,7 @@ impl App {
                 ),
                 webhooks: Webhooks::new(config.webhooks.clone()),
                 reclaimer: Reclaimer::new(config.release_memory),
+                requests: RequestLogs::new(config.request_log),
                 config,
                 started: Instant::now(),
             }
@@ -137,6 +142,14 @@ impl App {
         self.webhooks.enqueue(world, events, targets)
     }
 
+    /// Records a request in the request log of the world named `world`, if that world exists: the
+    /// log never makes a world (a request refused before it reached its world, on a key never
+    /// used, leaves no trace).
+    pub fn record_request(&self, world: &str, seen: Seen<'_>, reply: &Reply) {
+        self.requests
+            .record(world, seen, reply, || self.store.get(world).is_some());
+    }
+
     /// Counts one successful delivery of the event `event_id` of the world `world`: its
     /// `pending_webhooks` goes down by one. False when there is no such event or nothing was
     /// pending. Locks the world: the delivery workers call it, outside every lock.
@@ -158,8 +171,8 @@ impl App {
         Ok(self.idempotency.of(world))
     }
 
-    /// Forgets the world named `world` entirely, its model, its stored idempotent answers and its
-    /// webhook deliveries (waiting ones included), so
+    /// Forgets the world named `world` entirely, its model, its stored idempotent answers, its
+    /// webhook deliveries (waiting ones included) and its request log, so
     /// that its next request starts from nothing, and frees its place among the
     /// `--max-tenants` worlds. Returns whether it existed. `POST
     /// /_emulator/reset` and [`crate::Emulator::reset`] both come here.
@@ -170,6 +183,7 @@ impl App {
     pub fn reset(&self, world: &str) -> bool {
         let stored = self.idempotency.remove(world);
         self.webhooks.reset(world);
+        self.requests.reset(world);
         let existed = self.store.remove(world);
         let found = existed.is_some() || stored.is_some();
         if let Some(keys) = stored {

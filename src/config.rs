@@ -50,6 +50,9 @@ pub struct Config {
     /// dropped a large world (see [`crate::memory`]). The default trims glibc's heap; the command,
     /// whose allocator is jemalloc, purges jemalloc's arenas instead.
     pub release_memory: fn(),
+    /// How many recent requests each world's request log keeps (`GET /_emulator/requests`);
+    /// 0 records none. At most [`crate::request_log::MAX_CAPACITY`].
+    pub request_log: usize,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             max_idempotency_keys: DEFAULT_MAX_IDEMPOTENCY_KEYS,
             idempotency_key_lifetime: Duration::from_secs(24 * 3600),
             release_memory: crate::memory::trim_system_heap,
+            request_log: crate::request_log::DEFAULT_CAPACITY,
         }
     }
 }
@@ -92,6 +96,12 @@ impl Config {
         within("max_params", self.form.max_params, 1, MAX_PARAMS)?;
         within("max_depth", self.form.max_depth, 1, MAX_DEPTH)?;
         within("max_json_depth", self.max_json_depth, 1, MAX_JSON_DEPTH)?;
+        within(
+            "request_log",
+            self.request_log,
+            0,
+            crate::request_log::MAX_CAPACITY,
+        )?;
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1, not 0".to_string());
         }

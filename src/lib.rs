@@ -43,8 +43,11 @@
 //! main.rs        CLI: flags, logging, bind, serve until Ctrl-C / SIGTERM (feature `cli`)
 //! emulator.rs    the library handle: start on the caller's runtime, reset, move clocks, shut down
 //! server.rs      the hyper layer: accept loop, connection cap, head and body limits, Request-Id,
-//!                panic containment, graceful shutdown; hands an owned Request to the router
-//! router.rs      which facade answers a request, from its path and headers
+//!                panic containment, graceful shutdown; hands an owned Request to the router,
+//!                waits for a stored request's commit (--data-dir), and records the answered
+//!                request in its world's request log
+//! router.rs      which facade answers a request, from its path and headers, and which world it
+//!                names (for the request log)
 //! app.rs         App: the worlds (model::Store, at most --max-tenants of them; reads never make
 //!                one), stored idempotent answers, settings; App::reset; the hand-off of events to
 //!                webhook delivery
@@ -54,6 +57,8 @@
 //!                each expires after a day and holds a bounded number of keys
 //! memory.rs      worlds a reset drops are dropped on a background thread, and the allocator then
 //!                gives their memory back to the system
+//! request_log.rs each world's recent requests, recorded by server.rs once a reply is built,
+//!                beside the model; read by GET /_emulator/requests
 //! wire/          Stripe's wire conventions, shared by stripe/ and admin/: the error envelope, API
 //!                keys and worlds, query + body decoding, parameter schemas (Field, Spec,
 //!                validate, getters), API versions
@@ -68,7 +73,8 @@
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
 //!                deliveries, fixture files in the Stripe CLI's format (fixtures.rs: each fixture
-//!                sent through router::dispatch as its own request)
+//!                sent through router::dispatch as its own request), the request log
+//!                (requests.rs), and the inspector's page (ui.rs: the files under ui/, built in)
 //! persist/       --data-dir: a journal of requests (with their tapes) in SQLite, committed before
 //!                each answer and replayed at start-up; snapshots of worlds
 //! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,
@@ -121,6 +127,7 @@ pub mod memory;
 pub mod model;
 pub mod native;
 pub mod persist;
+pub mod request_log;
 pub mod router;
 pub mod server;
 pub mod stripe;

@@ -12,6 +12,7 @@ use credit_emulator::config::{
     MAX_GRACE_SECS, MAX_JSON_DEPTH, MAX_PARAMS,
 };
 use credit_emulator::form::FormLimits;
+use credit_emulator::request_log::MAX_CAPACITY as MAX_REQUEST_LOG;
 use credit_emulator::webhooks::{check_url, RetrySchedule, WebhookConfig};
 use credit_emulator::{serve, App, Config};
 
@@ -119,6 +120,11 @@ struct Cli {
     #[arg(long, env = "CREDIT_EMULATOR_MAX_IDEMPOTENCY_KEYS", default_value_t = DEFAULT_MAX_IDEMPOTENCY_KEYS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_idempotency_keys: u64,
 
+    /// How many recent requests each world's request log keeps (`GET /_emulator/requests`, the
+    /// inspector at /_emulator/ui); 0 turns the log off.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=MAX_REQUEST_LOG as u64))]
+    request_log: u64,
+
     /// Lets requests carrying `X-Emulator-Panic` panic on purpose (for testing panic containment).
     #[arg(long, hide = true)]
     enable_panic_trigger: bool,
@@ -198,6 +204,7 @@ fn main() {
         max_tenants: usize::try_from(cli.max_tenants).unwrap_or(usize::MAX),
         max_idempotency_keys: usize::try_from(cli.max_idempotency_keys).unwrap_or(usize::MAX),
         release_memory: release_memory(),
+        request_log: cli.request_log as usize,
         ..Config::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

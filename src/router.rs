@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::http::{Reply, Request};
 use crate::wire::envelope::StripeError;
+use crate::wire::keys;
 use crate::{admin, native, stripe};
 
 /// Which wire language a request speaks.
@@ -50,6 +51,33 @@ pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
         return Api::Native;
     }
     Api::Stripe
+}
+
+/// The API's name in the request log: `stripe`, `native` or `emulator`.
+pub fn api_name(api: Api) -> &'static str {
+    match api {
+        Api::Admin => "emulator",
+        Api::Stripe => "stripe",
+        Api::Native => "native",
+    }
+}
+
+/// The world a request of `api` acts in, read from its credentials as that API reads them: the
+/// native API's `x-api-key`; for Stripe's routes and the emulator's own, either key header and
+/// `Stripe-Account`. `None` when the API would refuse them (no key, a live key, an account it
+/// cannot reach).
+pub fn world_of(api: Api, req: &Request) -> Option<String> {
+    match api {
+        Api::Native => req
+            .header("x-api-key")
+            .filter(|key| native::auth::accepts(key))
+            .map(str::to_string),
+        Api::Stripe | Api::Admin => {
+            let key = keys::either_key(req).ok()?;
+            let account = keys::account(req, &key).ok()?;
+            Some(keys::world(&key, account).into_owned())
+        }
+    }
 }
 
 /// Serves `req` with the facade of `api`.

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -22,6 +22,8 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::http::{Reply, Request};
 use crate::ids::random_id;
+use crate::request_log::{self, Seen};
+use crate::time::Nanos;
 use crate::{persist, router};
 
 pub use crate::app::App;
@@ -234,10 +236,16 @@ async fn drain(body: &mut Incoming, deadline: tokio::time::Instant) {
 }
 
 async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
     let request_id = random_id("req_", 14);
     let (parts, mut body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let api = api_of(&path, &parts.headers);
+    // Whether the request log may record it; the system clock is read only then.
+    let arrived = (app.requests.capacity() > 0
+        && request_log::records_path(&path)
+        && !parts.headers.contains_key(request_log::INSPECTOR_HEADER))
+    .then(crate::time::real_now);
     let config = &app.config;
     let head_limit = config.max_header_bytes;
     let body = if head_size(&parts) > head_limit {
@@ -253,35 +261,40 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         .await
         .map_err(Refusal::Body)
     };
-    let reply = match body {
-        Err(refusal) => refused(api, refusal, config).with_header("connection", "close"),
-        Ok(body) => {
-            let request = Request {
-                method: parts.method,
-                path,
-                query: parts.uri.query().map(str::to_string),
-                headers: parts.headers,
-                body,
-                request_id: request_id.clone(),
-            };
+    let (body, refusal) = match body {
+        Ok(body) => (body, None),
+        Err(refusal) => (Bytes::new(), Some(refusal)),
+    };
+    let request = Request {
+        method: parts.method,
+        path,
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        request_id,
+    };
+    let reply = match refusal {
+        Some(refusal) => refused(api, refusal, config).with_header("connection", "close"),
+        // A bug must cost one request, not the server: the model's locks do not poison, and the
+        // client gets a 500 in its API's envelope.
+        None => {
             let journal = app.journal.get();
             if journal.is_some() {
                 let read =
                     request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
                 persist::begin(read);
             }
-            // A bug must cost one request, not the server: the model's locks do not poison, and the
-            // client gets a 500 in its API's envelope.
             let reply = match std::panic::catch_unwind(AssertUnwindSafe(|| {
                 router::dispatch(app, api, &request)
             })) {
                 Ok(reply) => reply,
                 Err(_) => {
-                    tracing::error!("request {request_id} panicked");
+                    tracing::error!("request {} panicked", request.request_id);
                     router::internal_error(api)
                 }
             };
-            // With a data directory, a request that changed a world is answered once it is stored.
+            // With a data directory, a request that changed a world is answered once it is
+            // stored.
             match journal.and_then(|j| persist::finish(j, &request)) {
                 None => reply,
                 Some(stored) => match stored.await {
@@ -292,7 +305,29 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
             }
         }
     };
-    to_response(reply, &request_id)
+    if let Some(at) = arrived {
+        record(app, api, &request, at, started, &reply);
+    }
+    to_response(reply, &request.request_id)
+}
+
+/// Records an answered request in its world's request log (see [`crate::request_log`]).
+fn record(app: &App, api: Api, request: &Request, at: Nanos, started: Instant, reply: &Reply) {
+    let took = started.elapsed();
+    let Some(world) = router::world_of(api, request) else {
+        return;
+    };
+    let seen = Seen {
+        id: &request.request_id,
+        at,
+        method: request.method.as_str(),
+        path: &request.path,
+        query: request.query.as_deref(),
+        api: router::api_name(api),
+        idempotency_key: request.header("idempotency-key"),
+        took,
+    };
+    app.record_request(&world, seen, reply);
 }
 
 /// A request turned away before it reached a facade.

@@ -206,6 +206,7 @@ fn help_documents_every_flag() {
         "--max-params",
         "--max-tenants",
         "--port",
+        "--request-log",
         "--seed",
         "--version",
         "--webhook-retry-schedule",

@@ -1,5 +1,6 @@
 //! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
-//! invoice grace period, webhook deliveries, fixture files).
+//! invoice grace period, webhook deliveries, fixture files, the request log in `requests.rs`, and
+//! the inspector's files in `ui.rs`).
 //! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
 //! `stripe::routes`).
 //!
@@ -9,6 +10,8 @@
 //! Errors are in Stripe's envelope.
 
 pub mod fixtures;
+mod requests;
+pub mod ui;
 
 use serde::Serialize;
 
@@ -36,6 +39,12 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("POST", "/_emulator/invoice_grace_period", op::<SetGrace>),
     ("GET",  "/_emulator/webhook_deliveries", op::<ListDeliveries>),
     ("POST", fixtures::PATH,              op::<fixtures::Apply>),
+    ("GET",  "/_emulator/requests",       op::<requests::ListRequests>),
+    ("GET",  "/_emulator/ui",             ui::asset),
+    ("GET",  "/_emulator/ui/",            ui::asset),
+    ("GET",  "/_emulator/ui/app.js",      ui::asset),
+    ("GET",  "/_emulator/ui/style.css",   ui::asset),
+    ("GET",  "/_emulator/ui/icon.svg",    ui::asset),
 ];
 
 /// What a row runs.
