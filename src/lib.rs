@@ -77,6 +77,8 @@
 //!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
 //! time.rs        nanosecond time and its renderings
+//! state.rs       a world's whole state as one versioned document: App::export_world and
+//!                App::import_world (GET and PUT /_emulator/state)
 //! tape.rs        every read of the clock, randomness and the environment, recorded per request so
 //!                that a stored request replays to the same world
 //! ```
@@ -113,6 +115,7 @@ pub mod model;
 pub mod native;
 pub mod router;
 pub mod server;
+pub mod state;
 pub mod stripe;
 pub mod tape;
 pub mod time;
@@ -123,6 +126,7 @@ pub use app::App;
 pub use config::Config;
 pub use emulator::{ClockInstant, Emulator, EmulatorBuilder, EmulatorError, Listener};
 pub use server::serve;
+pub use state::{ImportError, WorldDocument};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

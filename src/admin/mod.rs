@@ -1,5 +1,5 @@
 //! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
-//! invoice grace period, webhook deliveries).
+//! invoice grace period, webhook deliveries, the world's state as a document).
 //! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
 //! `stripe::routes`).
 //!
@@ -33,6 +33,8 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("GET",  "/_emulator/invoice_grace_period", op::<ReadGrace>),
     ("POST", "/_emulator/invoice_grace_period", op::<SetGrace>),
     ("GET",  "/_emulator/webhook_deliveries", op::<ListDeliveries>),
+    ("GET",  "/_emulator/state",          op::<ExportState>),
+    ("PUT",  "/_emulator/state",          op::<ImportState>),
 ];
 
 /// What a row runs.
@@ -50,11 +52,16 @@ trait Operation: Sized {
 
     /// Acts, and says what the answer shows.
     fn apply(self, app: &App) -> StripeResult<Self::View>;
+
+    /// The answer's body: pretty JSON, unless the view is too large to be read by eye.
+    fn render(view: &Self::View) -> Reply {
+        json(view)
+    }
 }
 
 fn op<O: Operation>(app: &App, req: &Request) -> StripeResult<Reply> {
     let operation = O::parse(app, req)?;
-    operation.apply(app).map(|view| json(&view))
+    operation.apply(app).map(|view| O::render(&view))
 }
 
 /// Serves one admin request. An unknown route is answered before any key is read.
@@ -487,5 +494,102 @@ impl Operation for ListDeliveries {
             data,
             dropped,
         })
+    }
+}
+
+/// `GET /_emulator/state`: the caller's world as one document (see [`crate::state`]).
+struct ExportState {
+    caller: Caller,
+}
+
+impl Operation for ExportState {
+    type View = crate::state::WorldDocument;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        validate(&params(app, req)?, &[], "")?;
+        Ok(ExportState { caller })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<Self::View> {
+        // A world not used yet is made, empty, as any route of a world makes it.
+        app.store.tenant(&self.caller.world);
+        app.export_world(&self.caller.world)
+            .ok_or_else(StripeError::internal)
+    }
+
+    /// Compact: a world of a million grants is hundreds of megabytes, which indentation would
+    /// nearly double.
+    fn render(view: &Self::View) -> Reply {
+        Reply::json_body(200, serde_json::to_vec(view).unwrap_or_default())
+    }
+}
+
+/// `PUT /_emulator/state`: the caller's world becomes the one the JSON body describes, or, if the
+/// document is refused, stays exactly as it was.
+struct ImportState {
+    caller: Caller,
+    doc: crate::state::WorldDocument,
+}
+
+/// What an import answers: what the world now holds.
+#[derive(Serialize)]
+struct ImportedView {
+    object: &'static str,
+    imported: bool,
+    format_version: u32,
+    customers: usize,
+    credit_grants: usize,
+    ledger_entries: usize,
+    invoices: usize,
+    subscriptions: usize,
+    meter_events: usize,
+    events: usize,
+    idempotency_keys: usize,
+}
+
+impl Operation for ImportState {
+    type View = ImportedView;
+
+    fn parse(_: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        if req.body.is_empty() {
+            return Err(StripeError::invalid(
+                "Invalid state document: the body is empty. Send the JSON document that GET /_emulator/state answers.",
+            ));
+        }
+        let doc = crate::state::WorldDocument::from_json(&req.body).map_err(refused)?;
+        Ok(ImportState { caller, doc })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ImportedView> {
+        let model = &self.doc.world.model;
+        let stripe = &self.doc.world.stripe;
+        let view = ImportedView {
+            object: "emulator.state_import",
+            imported: true,
+            format_version: self.doc.format_version,
+            customers: model.customers.len(),
+            credit_grants: model.lots.len(),
+            ledger_entries: model.entries.len(),
+            invoices: model.invoices.len(),
+            subscriptions: model.subscriptions.len() + model.priced_subscriptions.len(),
+            meter_events: model.meter_events.len(),
+            events: stripe.events.as_ref().map_or(0, |e| e.events.len()),
+            idempotency_keys: stripe.idempotency.len(),
+        };
+        app.import_world(&self.caller.world, self.doc)
+            .map_err(refused)?;
+        Ok(view)
+    }
+}
+
+/// A refused document: 400, with the place of what is wrong as `param`.
+fn refused(e: crate::state::ImportError) -> StripeError {
+    let error = StripeError::invalid(format!("Invalid state document: {e}"));
+    if e.path.is_empty() {
+        error
+    } else {
+        error.param(e.path)
     }
 }

@@ -235,6 +235,17 @@ impl Store {
         self.tenants.get(key).map(|t| t.clone())
     }
 
+    /// Puts `tenant` in the place of the world named `key` (created if new) in one step, under
+    /// the world's lock; `also` runs under that lock too, with the world's cell, so that what
+    /// lives beside the world (its default version, …) changes with it. Requests waiting for the
+    /// lock find the new world.
+    pub fn replace_tenant(&self, key: &str, tenant: Tenant, also: impl FnOnce(&TenantCell)) {
+        let cell = self.tenant(key);
+        let mut state = cell.state.lock();
+        *state = tenant;
+        also(&cell);
+    }
+
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
     pub fn reset(&self, key: &str) -> bool {
         self.tenants.remove(key).is_some()

@@ -162,6 +162,146 @@ impl EventLog {
     }
 }
 
+/// Every event type [`event_type`] gives, so that an event read back from a document keeps its
+/// type as the others do.
+const KINDS: &[&str] = &[
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "billing.credit_grant.created",
+    "billing.credit_grant.updated",
+    "billing.credit_balance_transaction.created",
+    "test_helpers.test_clock.created",
+    "test_helpers.test_clock.advancing",
+    "test_helpers.test_clock.ready",
+    "test_helpers.test_clock.deleted",
+    "invoice.created",
+    "invoice.updated",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "billing.meter.created",
+    "billing.meter.updated",
+    "billing.meter.deactivated",
+    "billing.meter.reactivated",
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "price.created",
+    "price.updated",
+    "billing.alert.triggered",
+];
+
+/// A world's events as its document holds them: the log's id generator, and every event kept,
+/// oldest first, as rendered (`pending_webhooks` 0: deliveries are not part of a world).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLogState {
+    /// The event ids' generator.
+    pub ids: crate::ids::IdState,
+    /// The events, oldest first.
+    pub events: Vec<EventState>,
+}
+
+/// One event of an [`EventLogState`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventState {
+    /// The tenant clock's instant when it was stored, from which its 30 days run.
+    pub stored_at: Nanos,
+    /// The event, as `GET /v1/events/{id}` shows it.
+    pub event: Value,
+}
+
+impl EventLog {
+    /// The log as a document holds it; events kept as copies are rendered now, with `tenant`.
+    pub fn export(&self, tenant: &Tenant) -> EventLogState {
+        EventLogState {
+            ids: self.ids.state(),
+            events: self
+                .events
+                .iter()
+                .filter_map(|(&key, e)| {
+                    let mut event = self.show(key, tenant)?;
+                    if let Some(o) = event.as_object_mut() {
+                        o.insert("pending_webhooks".into(), 0.into());
+                    }
+                    Some(EventState {
+                        stored_at: e.stored_at,
+                        event,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A log made from `state`. Refused, with the place (`events[3].event`) and what is wrong,
+    /// when an event is not an object with a Stripe event id (`evt_…`, one of a key after none
+    /// of the id generator's), a known `type` and a whole `created`, or an id is given twice.
+    pub fn import(state: EventLogState) -> Result<EventLog, (String, String)> {
+        let ids = crate::ids::IdGen::from_state(state.ids).ok_or_else(|| {
+            (
+                "ids".to_string(),
+                "last_ms and counter must fit in 48 bits".to_string(),
+            )
+        })?;
+        let last = ids.last();
+        let mut log = EventLog {
+            ids,
+            events: BTreeMap::new(),
+        };
+        for (i, e) in state.events.into_iter().enumerate() {
+            let at = |field: &str| format!("events[{i}].event{field}");
+            let object = e
+                .event
+                .as_object()
+                .ok_or_else(|| (at(""), "must be an object".into()))?;
+            let key = object
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| ids::key_of(id, ids::EVENT))
+                .ok_or_else(|| (at(".id"), "must be an event id, evt_ and a key".into()))?;
+            if key > last {
+                return Err((
+                    at(".id"),
+                    "comes after the id generator's last key: a new event could be given it".into(),
+                ));
+            }
+            let kind = object
+                .get("type")
+                .and_then(Value::as_str)
+                .and_then(|t| KINDS.iter().find(|k| **k == t).copied())
+                .ok_or_else(|| {
+                    (
+                        at(".type"),
+                        "must be a type of event the emulator makes".into(),
+                    )
+                })?;
+            let created = object
+                .get("created")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| (at(".created"), "must be a whole number of seconds".into()))?;
+            let json = serde_json::to_vec(&e.event).unwrap_or_default();
+            let stored = StoredEvent {
+                kind,
+                created,
+                stored_at: e.stored_at,
+                pending_webhooks: 0,
+                body: EventBody::Json(json.into_boxed_slice()),
+            };
+            if log.events.insert(key, stored).is_some() {
+                return Err((at(".id"), "another event has this id".into()));
+            }
+        }
+        Ok(log)
+    }
+}
+
 /// What the application tells the events about, and what it takes from them: the world's API
 /// version, and webhook delivery. Called under the world's lock: an implementation must not lock
 /// the world again.
