@@ -25,6 +25,10 @@ use crate::time::Nanos;
 /// 28 digits.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000_000;
 
+/// The most keys a document may say were handed out: far more than any world makes, far from
+/// the counter's overflow.
+const MAX_ISSUED: u64 = 1 << 62;
+
 /// A tenant's whole world as plain data (see the module documentation).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +207,19 @@ impl Tenant {
                 "last_ms and counter must fit in 48 bits (at most 281474976710655)",
             )
         })?;
+        if state.ids.counter >= crate::ids::MAX_48 {
+            // The next key would wrap the counter round to keys already handed out.
+            return Err(StateError::at(
+                "ids.counter",
+                "is at the end of its 48 bits: the next key would repeat an old one",
+            ));
+        }
+        if state.issued > MAX_ISSUED {
+            return Err(StateError::at(
+                "issued",
+                format!("is more keys than a world hands out (at most {MAX_ISSUED})"),
+            ));
+        }
         let mut t = Tenant::new(name, None);
         t.ids = ids;
         t.issued = state.issued;
@@ -770,7 +787,22 @@ impl Tenant {
                 self.need(&path, "subscription", found, sub)?;
             }
             for (j, line) in inv.lines.iter().enumerate() {
-                keys.check(&format!("{path}.lines[{j}]"), line.key)?;
+                let at = format!("{path}.lines[{j}]");
+                keys.check(&at, line.key)?;
+                if let Some(price) = line.price_key {
+                    let found = self.catalog.prices.contains_key(&price);
+                    self.need(&at, "price_key", found, price)?;
+                }
+                if let Some(usage) = &line.usage {
+                    self.need(
+                        &at,
+                        "usage.meter",
+                        self.meter(usage.meter).is_some(),
+                        usage.meter,
+                    )?;
+                    let found = self.catalog.prices.contains_key(&usage.price);
+                    self.need(&at, "usage.price", found, usage.price)?;
+                }
                 for (n, (entry, _)) in line.credits.iter().enumerate() {
                     if !self.entries.contains_key(entry) {
                         return Err(missing(&format!("{path}.lines[{j}].credits[{n}]"), *entry));
