@@ -188,6 +188,7 @@ impl IdempotencyStore {
     ) -> Result<IdempotencyStore, (usize, &'static str, String)> {
         let now = Instant::now();
         let mut store = IdempotencyStore::default();
+        let mut seen = std::collections::HashSet::new();
         for (i, a) in answers.into_iter().enumerate() {
             if a.key.is_empty() || a.key.len() > 255 {
                 return Err((i, "key", "must be 1 to 255 characters long".into()));
@@ -198,6 +199,9 @@ impl IdempotencyStore {
             };
             if !(100..=599).contains(&a.status) {
                 return Err((i, "status", "must be an HTTP status, 100 to 599".into()));
+            }
+            if !seen.insert(a.key.clone()) {
+                return Err((i, "key", format!("{:?} is given twice", a.key)));
             }
             let age =
                 Duration::from_nanos(u64::try_from(wall.saturating_sub(a.created)).unwrap_or(0));
@@ -212,9 +216,7 @@ impl IdempotencyStore {
                 status: a.status,
                 body: Bytes::from(a.body),
             };
-            if store.records.insert(a.key.clone(), record).is_some() {
-                return Err((i, "key", format!("{:?} is given twice", a.key)));
-            }
+            store.records.insert(a.key.clone(), record);
             store.order.push_back((at, a.key));
         }
         Ok(store)

@@ -100,16 +100,6 @@ impl WorldDocument {
     /// path of a field of the wrong type, an unknown field, a missing one, or a format version
     /// this emulator does not know.
     pub fn from_json(bytes: &[u8]) -> Result<WorldDocument, ImportError> {
-        // The header first: a document of a later format gets that answer, not one about the
-        // first field it does not know.
-        #[derive(Deserialize)]
-        struct Header {
-            object: Option<serde_json::Value>,
-            format_version: Option<serde_json::Value>,
-        }
-        if let Ok(head) = serde_json::from_slice::<Header>(bytes) {
-            check_header(head.object.as_ref(), head.format_version.as_ref())?;
-        }
         // serde would read a struct from a JSON array too; a document is an object.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ImportError::new(
@@ -119,6 +109,18 @@ impl WorldDocument {
         }
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let doc: WorldDocument = serde_path_to_error::deserialize(de).map_err(|e| {
+            // A document of another kind or of a later format gets that answer, not one about
+            // the first field it does not know.
+            #[derive(Deserialize)]
+            struct Header {
+                object: Option<serde_json::Value>,
+                format_version: Option<serde_json::Value>,
+            }
+            if let Ok(head) = serde_json::from_slice::<Header>(bytes) {
+                if let Err(e) = check_header(head.object.as_ref(), head.format_version.as_ref()) {
+                    return e;
+                }
+            }
             let inner = e.inner();
             if inner.is_syntax() || inner.is_eof() {
                 // Where the text stops being JSON, no field is to blame.
