@@ -63,7 +63,7 @@
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
-//!                deliveries
+//!                deliveries, the world's state as a document (state.rs)
 //! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,
 //!                forwarding; outside every lock
 //! model/         canonical state and rules, knowing nothing of HTTP or either API's words:

@@ -251,7 +251,7 @@ impl Tenant {
     /// Puts every object of `s` in place, checking as it goes.
     fn restore_objects(&mut self, s: WorldState, keys: &mut KeyCheck) -> Result<(), StateError> {
         for (i, c) in s.test_clocks.into_iter().enumerate() {
-            let path = format!("test_clocks[{i}]");
+            let path = Place("test_clocks", i);
             keys.check(&path, c.key)?;
             if self.test_clocks.insert(c.key, c).is_some() {
                 return Err(duplicate(&path));
@@ -259,7 +259,7 @@ impl Tenant {
         }
         let mut external_ids = HashSet::new();
         for (i, c) in s.customers.into_iter().enumerate() {
-            let path = format!("customers[{i}]");
+            let path = Place("customers", i);
             keys.check(&path, c.key)?;
             if !c.deleted {
                 if let Some(clock) = c.test_clock {
@@ -286,13 +286,13 @@ impl Tenant {
         }
         let mut lot_order = Vec::with_capacity(s.lots.len());
         for (i, lot) in s.lots.into_iter().enumerate() {
-            let path = format!("lots[{i}]");
+            let path = Place("lots", i);
             lot_order.push(lot.key);
             keys.check(&path, lot.key)?;
             let c = lot.customer;
             self.need(&path, "customer", self.customers.contains_key(&c), c)?;
-            amount(&format!("{path}.amount"), lot.amount, false)?;
-            amount(&format!("{path}.remaining"), lot.remaining, false)?;
+            amount(&path, "amount", lot.amount, false)?;
+            amount(&path, "remaining", lot.remaining, false)?;
             self.lots_by_customer.entry(c).or_default().insert(lot.key);
             if self.lots.insert(lot.key, Box::new(lot)).is_some() {
                 return Err(duplicate(&path));
@@ -302,7 +302,7 @@ impl Tenant {
         self.restore_billing(s.plans, s.subscriptions, s.grant_rules, keys)?;
         self.restore_applications(s.applications, &lot_order, keys)?;
         for (i, e) in s.schedule.into_iter().enumerate() {
-            let path = format!("schedule[{i}]");
+            let path = Place("schedule", i);
             keys.check(&path, e.key)?;
             let domain = match e.clock {
                 None => Domain::Tenant,
@@ -344,7 +344,7 @@ impl Tenant {
         self.restore_priced(s.priced_subscriptions, s.subscription_items, keys)?;
         self.restore_invoices(s.invoices, s.invoice_items, keys)?;
         for (i, w) in s.webhook_endpoints.into_iter().enumerate() {
-            let path = format!("webhook_endpoints[{i}]");
+            let path = Place("webhook_endpoints", i);
             keys.check(&path, w.key)?;
             if self.webhook_endpoints.insert(w.key, w).is_some() {
                 return Err(duplicate(&path));
@@ -352,7 +352,7 @@ impl Tenant {
         }
         let mut alerts = HashSet::new();
         for (i, a) in s.alerts.into_iter().enumerate() {
-            let path = format!("alerts[{i}]");
+            let path = Place("alerts", i);
             keys.check(&path, a.key)?;
             match &a.rule {
                 AlertRule::Usage {
@@ -397,7 +397,7 @@ impl Tenant {
     ) -> Result<(), StateError> {
         let mut sums: HashMap<Key, Decimal> = HashMap::with_capacity(self.lots.len());
         for (i, e) in entries.into_iter().enumerate() {
-            let path = format!("entries[{i}]");
+            let path = Place("entries", i);
             keys.check(&path, e.key)?;
             let Some(lot) = self.lots.get(&e.lot) else {
                 return Err(missing(&format!("{path}.lot"), e.lot));
@@ -419,7 +419,7 @@ impl Tenant {
                     format!("is {}, but its lot's is {}", e.currency, lot.currency),
                 ));
             }
-            amount(&format!("{path}.amount"), e.amount, false)?;
+            amount(&path, "amount", e.amount, false)?;
             let sum = sums.entry(e.lot).or_default();
             *sum = if e.kind.is_credit() {
                 sum.checked_add(e.amount)
@@ -474,14 +474,14 @@ impl Tenant {
         keys: &mut KeyCheck,
     ) -> Result<(), StateError> {
         for (i, p) in plans.into_iter().enumerate() {
-            let path = format!("plans[{i}]");
+            let path = Place("plans", i);
             keys.check(&path, p.key)?;
             if self.billing.plans.insert(p.key, p).is_some() {
                 return Err(duplicate(&path));
             }
         }
         for (i, s) in subscriptions.into_iter().enumerate() {
-            let path = format!("subscriptions[{i}]");
+            let path = Place("subscriptions", i);
             keys.check(&path, s.key)?;
             self.need(
                 &path,
@@ -505,9 +505,9 @@ impl Tenant {
             }
         }
         for (i, r) in rules.into_iter().enumerate() {
-            let path = format!("grant_rules[{i}]");
+            let path = Place("grant_rules", i);
             keys.check(&path, r.key)?;
-            amount(&format!("{path}.credits"), r.credits, false)?;
+            amount(&path, "credits", r.credits, false)?;
             let b = &mut self.billing;
             if let Some(plan) = r.plan {
                 if !b.plans.contains_key(&plan) {
@@ -539,7 +539,7 @@ impl Tenant {
         keys: &mut KeyCheck,
     ) -> Result<(), StateError> {
         for (i, a) in applications.into_iter().enumerate() {
-            let path = format!("applications[{i}]");
+            let path = Place("applications", i);
             keys.check(&path, a.key)?;
             let b = &mut self.billing;
             if !b.rules.contains_key(&a.grant) {
@@ -548,7 +548,7 @@ impl Tenant {
             if !b.subscriptions.contains_key(&a.subscription) {
                 return Err(missing(&format!("{path}.subscription"), a.subscription));
             }
-            amount(&format!("{path}.credits"), a.credits, false)?;
+            amount(&path, "credits", a.credits, false)?;
             b.applications_by_rule
                 .entry(a.grant)
                 .or_default()
@@ -591,7 +591,7 @@ impl Tenant {
         keys: &mut KeyCheck,
     ) -> Result<(), StateError> {
         for (i, w) in wallets.into_iter().enumerate() {
-            let path = format!("wallets[{i}]");
+            let path = Place("wallets", i);
             keys.check(&path, w.key)?;
             self.need(
                 &path,
@@ -599,9 +599,10 @@ impl Tenant {
                 self.customers.contains_key(&w.customer),
                 w.customer,
             )?;
-            amount(&format!("{path}.conversion_rate"), w.conversion_rate, true)?;
+            amount(&path, "conversion_rate", w.conversion_rate, true)?;
             amount(
-                &format!("{path}.topup_conversion_rate"),
+                &path,
+                "topup_conversion_rate",
                 w.topup_conversion_rate,
                 true,
             )?;
@@ -615,7 +616,7 @@ impl Tenant {
             }
         }
         for (i, lw) in lot_wallets.into_iter().enumerate() {
-            let path = format!("lot_wallets[{i}]");
+            let path = Place("lot_wallets", i);
             let fits = match (self.lots.get(&lw.lot), self.billing.wallets.get(&lw.wallet)) {
                 (None, _) => return Err(missing(&format!("{path}.lot"), lw.lot)),
                 (_, None) => return Err(missing(&format!("{path}.wallet"), lw.wallet)),
@@ -623,12 +624,15 @@ impl Tenant {
             };
             if !fits {
                 return Err(StateError::at(
-                    path,
+                    path.to_string(),
                     "the wallet is not of the lot's customer and currency",
                 ));
             }
             if self.billing.lot_wallet.insert(lw.lot, lw.wallet).is_some() {
-                return Err(StateError::at(path, "the lot is put in a wallet twice"));
+                return Err(StateError::at(
+                    path.to_string(),
+                    "the lot is put in a wallet twice",
+                ));
             }
         }
         Ok(())
@@ -643,7 +647,7 @@ impl Tenant {
         keys: &mut KeyCheck,
     ) -> Result<(), StateError> {
         for (i, m) in meters.into_iter().enumerate() {
-            let path = format!("meters[{i}]");
+            let path = Place("meters", i);
             keys.check(&path, m.key)?;
             let mt = &mut self.metering;
             match m.status {
@@ -670,7 +674,7 @@ impl Tenant {
         }
         let mut custom_ids = HashSet::new();
         for (i, p) in products.into_iter().enumerate() {
-            let path = format!("products[{i}]");
+            let path = Place("products", i);
             keys.check(&path, p.key)?;
             if let Some(id) = &p.custom_id {
                 if !custom_ids.insert(id.clone()) {
@@ -687,7 +691,7 @@ impl Tenant {
         }
         let mut lookup_keys = HashSet::new();
         for (i, p) in prices.into_iter().enumerate() {
-            let path = format!("prices[{i}]");
+            let path = Place("prices", i);
             keys.check(&path, p.key)?;
             let product = p.product;
             self.need(
@@ -723,7 +727,7 @@ impl Tenant {
         keys: &mut KeyCheck,
     ) -> Result<(), StateError> {
         for (i, item) in items.into_iter().enumerate() {
-            let path = format!("subscription_items[{i}]");
+            let path = Place("subscription_items", i);
             keys.check(&path, item.key)?;
             let price = item.price;
             self.need(
@@ -737,7 +741,7 @@ impl Tenant {
             }
         }
         for (i, s) in subscriptions.into_iter().enumerate() {
-            let path = format!("priced_subscriptions[{i}]");
+            let path = Place("priced_subscriptions", i);
             keys.check(&path, s.key)?;
             self.need(
                 &path,
@@ -778,7 +782,7 @@ impl Tenant {
         keys: &mut KeyCheck,
     ) -> Result<(), StateError> {
         for (i, inv) in invoices.into_iter().enumerate() {
-            let path = format!("invoices[{i}]");
+            let path = Place("invoices", i);
             keys.check(&path, inv.key)?;
             let c = inv.customer;
             self.need(&path, "customer", self.customers.contains_key(&c), c)?;
@@ -817,7 +821,7 @@ impl Tenant {
             }
         }
         for (i, item) in items.into_iter().enumerate() {
-            let path = format!("invoice_items[{i}]");
+            let path = Place("invoice_items", i);
             keys.check(&path, item.key)?;
             let c = item.customer;
             self.need(&path, "customer", self.customers.contains_key(&c), c)?;
@@ -841,7 +845,13 @@ impl Tenant {
     }
 
     /// `Ok` when `found`, else the error that `path.field` names `key`, which is not there.
-    fn need(&self, path: &str, field: &str, found: bool, key: Key) -> Result<(), StateError> {
+    fn need(
+        &self,
+        path: &impl std::fmt::Display,
+        field: &str,
+        found: bool,
+        key: Key,
+    ) -> Result<(), StateError> {
         if found {
             Ok(())
         } else {
@@ -863,7 +873,7 @@ impl KeyCheck {
         KeyCheck { last, any: false }
     }
 
-    fn check(&mut self, path: &str, key: Key) -> Result<(), StateError> {
+    fn check(&mut self, path: &impl std::fmt::Display, key: Key) -> Result<(), StateError> {
         self.any = true;
         if key > self.last {
             return Err(StateError::at(
@@ -879,8 +889,19 @@ impl KeyCheck {
     }
 }
 
+/// The place of an object in the document: its list and its index there, spelled out only when
+/// something is wrong with it.
+#[derive(Debug, Clone, Copy)]
+struct Place(&'static str, usize);
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 /// The error for a second object with the same key.
-fn duplicate(path: &str) -> StateError {
+fn duplicate(path: &impl std::fmt::Display) -> StateError {
     StateError::at(
         format!("{path}.key"),
         "another object of its kind has this key",
@@ -888,13 +909,21 @@ fn duplicate(path: &str) -> StateError {
 }
 
 /// The error for a reference to an object the document does not hold.
-fn missing(path: &str, key: Key) -> StateError {
-    StateError::at(path, format!("no object {} in the document", encode(key)))
+fn missing(path: &impl std::fmt::Display, key: Key) -> StateError {
+    StateError::at(
+        path.to_string(),
+        format!("no object {} in the document", encode(key)),
+    )
 }
 
 /// Checks an amount: at most [`MAX_AMOUNT`] in absolute value, and positive or zero (strictly
 /// positive when `positive`).
-fn amount(path: &str, value: Decimal, positive: bool) -> Result<(), StateError> {
+fn amount(
+    path: &impl std::fmt::Display,
+    field: &str,
+    value: Decimal,
+    positive: bool,
+) -> Result<(), StateError> {
     let limit = Decimal::from(MAX_AMOUNT);
     let ok = value <= limit
         && if positive {
@@ -906,7 +935,7 @@ fn amount(path: &str, value: Decimal, positive: bool) -> Result<(), StateError> 
         Ok(())
     } else {
         Err(StateError::at(
-            path,
+            format!("{path}.{field}"),
             format!(
                 "{value} is out of range: {} to 10^18",
                 if positive { "above 0" } else { "0" }

@@ -242,8 +242,11 @@ impl Store {
     pub fn replace_tenant(&self, key: &str, tenant: Tenant, also: impl FnOnce(&TenantCell)) {
         let cell = self.tenant(key);
         let mut state = cell.state.lock();
-        *state = tenant;
+        let old = std::mem::replace(&mut *state, tenant);
         also(&cell);
+        drop(state);
+        // A large world takes a while to free: not while others wait for the lock.
+        drop(old);
     }
 
     /// Forgets a tenant entirely; the next request with its key starts from nothing.
