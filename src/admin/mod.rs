@@ -521,7 +521,14 @@ impl Operation for ExportState {
     /// Compact: a world of a million grants is hundreds of megabytes, which indentation would
     /// nearly double.
     fn render(view: &Self::View) -> Reply {
-        Reply::json_body(200, serde_json::to_vec(view).unwrap_or_default())
+        let started = std::time::Instant::now();
+        let body = serde_json::to_vec(view).unwrap_or_default();
+        tracing::info!(
+            bytes = body.len(),
+            write_ms = started.elapsed().as_millis() as u64,
+            "state document written"
+        );
+        Reply::json_body(200, body)
     }
 }
 
@@ -558,7 +565,13 @@ impl Operation for ImportState {
                 "Invalid state document: the body is empty. Send the JSON document that GET /_emulator/state answers.",
             ));
         }
+        let started = std::time::Instant::now();
         let doc = crate::state::WorldDocument::from_json(&req.body).map_err(refused)?;
+        tracing::info!(
+            bytes = req.body.len(),
+            parse_ms = started.elapsed().as_millis() as u64,
+            "state document read"
+        );
         Ok(ImportState { caller, doc })
     }
 
