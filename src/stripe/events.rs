@@ -291,15 +291,19 @@ impl EventLog {
             if key > last {
                 return Err((
                     at(".id"),
-                    "comes after the id generator's last key: a new event could be given it"
-                        .into(),
+                    "comes after the id generator's last key: a new event could be given it".into(),
                 ));
             }
             let kind = KINDS
                 .iter()
                 .find(|k| **k == head.kind)
                 .copied()
-                .ok_or_else(|| (at(".type"), "must be a type of event the emulator makes".into()))?;
+                .ok_or_else(|| {
+                    (
+                        at(".type"),
+                        "must be a type of event the emulator makes".into(),
+                    )
+                })?;
             let stored = StoredEvent {
                 kind,
                 created: head.created,
