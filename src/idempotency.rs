@@ -191,6 +191,96 @@ impl IdempotencyStore {
     }
 }
 
+/// A finished answer as a world's document holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredAnswer {
+    /// The `Idempotency-Key`.
+    pub key: String,
+    /// The request's fingerprint, 16 hexadecimal digits.
+    pub fingerprint: String,
+    /// When the key was first used, in nanoseconds since the Unix epoch, to the second: its 24
+    /// hours run from then.
+    pub created: crate::time::Nanos,
+    /// The answer's status code.
+    pub status: u16,
+    /// The answer's body.
+    pub body: String,
+}
+
+/// Nanoseconds in a second.
+const SECOND: u128 = 1_000_000_000;
+
+impl IdempotencyStore {
+    /// The finished answers still remembered, oldest first; `wall` is the wall clock's now, to
+    /// which each record's age is referred.
+    pub fn answers(&self, wall: crate::time::Nanos) -> Vec<StoredAnswer> {
+        self.order
+            .iter()
+            .filter(|(at, _)| wall.saturating_sub(*at) < self.lifetime)
+            .filter_map(|(at, key)| match self.records.get(key)? {
+                Record::Done {
+                    fingerprint,
+                    status,
+                    body,
+                } => {
+                    // To the second, so that reading a record back and writing it out again
+                    // gives the same figure.
+                    let second = SECOND as Nanos;
+                    let created = (at.max(&0) + second / 2) / second * second;
+                    Some(StoredAnswer {
+                        key: key.clone(),
+                        fingerprint: format!("{fingerprint:016x}"),
+                        created,
+                        status: *status,
+                        body: String::from_utf8_lossy(body).into_owned(),
+                    })
+                }
+                Record::InFlight { .. } => None,
+            })
+            .collect()
+    }
+
+    /// A store holding `answers` (`wall` is the wall clock's now); those older than
+    /// [`KEY_LIFETIME`] are left out. Refused, with the place of the first bad answer, for a key
+    /// that is empty, longer than 255 characters or given twice, a fingerprint that is not 16
+    /// hexadecimal digits, or a status that is not one.
+    pub fn from_answers(
+        answers: Vec<StoredAnswer>,
+        wall: crate::time::Nanos,
+    ) -> Result<IdempotencyStore, (usize, &'static str, String)> {
+        let mut store = IdempotencyStore::default();
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in answers.into_iter().enumerate() {
+            if a.key.is_empty() || a.key.len() > 255 {
+                return Err((i, "key", "must be 1 to 255 characters long".into()));
+            }
+            let fingerprint = match u64::from_str_radix(&a.fingerprint, 16) {
+                Ok(f) if a.fingerprint.len() == 16 => f,
+                _ => return Err((i, "fingerprint", "must be 16 hexadecimal digits".into())),
+            };
+            if !(100..=599).contains(&a.status) {
+                return Err((i, "status", "must be an HTTP status, 100 to 599".into()));
+            }
+            if !seen.insert(a.key.clone()) {
+                return Err((i, "key", format!("{:?} is given twice", a.key)));
+            }
+            if wall.saturating_sub(a.created) >= store.lifetime {
+                continue;
+            }
+            let at = a.created;
+            let record = Record::Done {
+                fingerprint,
+                status: a.status,
+                body: Bytes::from(a.body),
+            };
+            store.records.insert(a.key.clone(), record);
+            store.order.push_back((at, a.key));
+        }
+        Ok(store)
+    }
+}
+
 /// One world's store behind its own lock. The lock does not poison: a request that panics while
 /// holding it leaves the records as they were, and the next request uses them.
 #[derive(Debug, Default)]
@@ -252,6 +342,20 @@ impl IdempotencyStores {
     /// The store of the world named `world`, if it has one (never creates one).
     pub fn get(&self, world: &str) -> Option<Arc<WorldStore>> {
         self.worlds.get(world).map(|s| s.clone())
+    }
+
+    /// A world's finished answers (see [`IdempotencyStore::answers`]); none for a world without
+    /// a store.
+    pub fn answers(&self, world: &str, wall: crate::time::Nanos) -> Vec<StoredAnswer> {
+        self.worlds
+            .get(world)
+            .map(|s| s.lock().answers(wall))
+            .unwrap_or_default()
+    }
+
+    /// Replaces a world's records with `store`'s.
+    pub fn replace(&self, world: &str, store: IdempotencyStore) {
+        *self.of(world).lock() = store;
     }
 
     /// Forgets a world's records. Returns whether it had a store.

@@ -59,6 +59,118 @@ pub fn parse(id: &str, prefix: &str) -> Option<Key> {
     id.strip_prefix(prefix).and_then(decode)
 }
 
+/// Keys in serialized documents: their 26-character encoding ([`encode`]), as field adapters for
+/// `#[serde(with = "…")]`. Only the encoding itself is accepted back: no prefix, no other length.
+pub mod text {
+    use super::{decode, encode, Key};
+    use serde::de::{Deserializer, Error, Visitor};
+    use serde::ser::Serializer;
+    use serde::{Deserialize, Serialize};
+
+    /// One key as its text; what the adapters below read and write.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct KeyText(pub Key);
+
+    impl Serialize for KeyText {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&encode(self.0))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for KeyText {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Text;
+            impl Visitor<'_> for Text {
+                type Value = KeyText;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a key: 26 characters of Crockford base32")
+                }
+                fn visit_str<E: Error>(self, v: &str) -> Result<KeyText, E> {
+                    decode(v).map(KeyText).ok_or_else(|| {
+                        E::custom(format!(
+                            "invalid key {v:?}: a key is 26 characters of Crockford base32 (0-9, A-Z without I, L, O, U), at most 7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+                        ))
+                    })
+                }
+            }
+            d.deserialize_str(Text)
+        }
+    }
+
+    /// `Key`.
+    pub fn serialize<S: Serializer>(k: &Key, s: S) -> Result<S::Ok, S::Error> {
+        KeyText(*k).serialize(s)
+    }
+
+    /// `Key`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        KeyText::deserialize(d).map(|k| k.0)
+    }
+
+    /// `Option<Key>`: a key or null.
+    pub mod opt {
+        use super::*;
+
+        /// Writes the key or null.
+        pub fn serialize<S: Serializer>(k: &Option<Key>, s: S) -> Result<S::Ok, S::Error> {
+            k.map(KeyText).serialize(s)
+        }
+
+        /// Reads a key or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Key>, D::Error> {
+            Option::<KeyText>::deserialize(d).map(|k| k.map(|k| k.0))
+        }
+    }
+
+    /// `Vec<Key>`: a list of keys.
+    pub mod list {
+        use super::*;
+
+        /// Writes the keys in order.
+        pub fn serialize<S: Serializer>(k: &[Key], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(k.iter().map(|k| KeyText(*k)))
+        }
+
+        /// Reads the keys in order.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Key>, D::Error> {
+            Vec::<KeyText>::deserialize(d).map(|v| v.into_iter().map(|k| k.0).collect())
+        }
+    }
+
+    /// `Option<(Key, Key)>`: a pair of keys or null.
+    pub mod opt_pair {
+        use super::*;
+
+        /// Writes `[a, b]` or null.
+        pub fn serialize<S: Serializer>(k: &Option<(Key, Key)>, s: S) -> Result<S::Ok, S::Error> {
+            k.map(|(a, b)| (KeyText(a), KeyText(b))).serialize(s)
+        }
+
+        /// Reads `[a, b]` or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<(Key, Key)>, D::Error> {
+            Option::<(KeyText, KeyText)>::deserialize(d).map(|k| k.map(|(a, b)| (a.0, b.0)))
+        }
+    }
+
+    /// `Vec<(Key, i64)>`: a list of `[key, amount]` pairs.
+    pub mod amounts {
+        use super::*;
+
+        /// Writes the pairs in order.
+        pub fn serialize<S: Serializer>(k: &[(Key, i64)], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(k.iter().map(|&(k, a)| (KeyText(k), a)))
+        }
+
+        /// Reads the pairs in order.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Key, i64)>, D::Error> {
+            Vec::<(KeyText, i64)>::deserialize(d)
+                .map(|v| v.into_iter().map(|(k, a)| (k.0, a)).collect())
+        }
+    }
+}
+
 /// Hands out keys for one tenant.
 #[derive(Debug, Clone)]
 pub struct IdGen {
@@ -98,6 +210,53 @@ impl IdGen {
         self.last_ms = ms;
         self.counter = (self.counter + 1) & ((1 << 48) - 1);
         ((ms as u128) << 80) | ((self.salt as u128) << 48) | self.counter as u128
+    }
+}
+
+/// What an [`IdGen`] has handed out, so that a world written out and read back goes on with the
+/// same sequence: the next key it makes is later than every key made before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdState {
+    /// The millisecond stamp of the last key.
+    pub last_ms: u64,
+    /// The counter of the last key (48 bits).
+    pub counter: u64,
+    /// The salt every key of the world carries.
+    pub salt: u32,
+    /// Whether keys are deterministic (`--seed`): their stamp is fixed.
+    pub seeded: bool,
+}
+
+/// The largest millisecond stamp or counter a key can hold (48 bits).
+pub const MAX_48: u64 = (1 << 48) - 1;
+
+impl IdGen {
+    /// Where the generator stands.
+    pub fn state(&self) -> IdState {
+        IdState {
+            last_ms: self.last_ms,
+            counter: self.counter,
+            salt: self.salt,
+            seeded: self.seeded,
+        }
+    }
+
+    /// A generator that goes on from `state`; `None` when its stamp or counter does not fit in a
+    /// key's 48 bits.
+    pub fn from_state(state: IdState) -> Option<IdGen> {
+        (state.last_ms <= MAX_48 && state.counter <= MAX_48).then_some(IdGen {
+            last_ms: state.last_ms,
+            counter: state.counter,
+            salt: state.salt,
+            seeded: state.seeded,
+        })
+    }
+
+    /// The key made last (zero before the first): every key made after it is greater, as long
+    /// as the counter does not wrap.
+    pub fn last(&self) -> Key {
+        ((self.last_ms as u128) << 80) | ((self.salt as u128) << 48) | self.counter as u128
     }
 }
 

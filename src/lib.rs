@@ -74,7 +74,8 @@
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
 //!                deliveries, fixture files in the Stripe CLI's format (fixtures.rs: each fixture
 //!                sent through router::dispatch as its own request), the request log
-//!                (requests.rs), and the inspector's page (ui.rs: the files under ui/, built in)
+//!                (requests.rs), and the inspector's page (ui.rs: the files under ui/, built in), the world's state as a document
+//!                (state.rs)
 //! persist/       --data-dir: a journal of requests (with their tapes) in SQLite, committed before
 //!                each answer and replayed at start-up; snapshots of worlds
 //! webhooks/      webhook delivery: per-destination queues and tasks, retries, signatures,
@@ -90,6 +91,8 @@
 //!                change it only through commands
 //! ids.rs         time-ordered 128-bit keys and their prefixed spellings
 //! time.rs        nanosecond time and its renderings
+//! state.rs       a world's whole state as one versioned document: App::export_world and
+//!                App::import_world (GET and PUT /_emulator/state)
 //! tape.rs        every read of the clock, randomness and the environment, recorded per request so
 //!                that a stored request replays to the same world
 //! ```
@@ -130,6 +133,7 @@ pub mod persist;
 pub mod request_log;
 pub mod router;
 pub mod server;
+pub mod state;
 pub mod stripe;
 pub mod tape;
 pub mod time;
@@ -140,6 +144,7 @@ pub use app::App;
 pub use config::Config;
 pub use emulator::{ClockInstant, Emulator, EmulatorBuilder, EmulatorError, Listener};
 pub use server::serve;
+pub use state::{ImportError, WorldDocument};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

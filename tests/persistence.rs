@@ -190,6 +190,15 @@ async fn a_world_reads_the_same_after_a_restart() {
     let emu = emu_on(dir.path()).await;
     let after = read(&emu, key, &customer).await;
     for ((path, a), (_, b)) in before.iter().zip(&after) {
+        // Delivery state is not part of a world: a snapshot keeps events with nothing pending.
+        let (mut a, mut b) = (a.clone(), b.clone());
+        if path.starts_with("/v1/events") {
+            for list in [&mut a, &mut b] {
+                for e in list["data"].as_array_mut().unwrap() {
+                    e["pending_webhooks"] = Value::Null;
+                }
+            }
+        }
         assert_eq!(a, b, "{path} differs after the restart");
     }
     // The stored answer of an idempotent request is part of the world.
@@ -212,6 +221,18 @@ async fn a_world_reads_the_same_after_a_restart() {
         .collect();
     let fresh = emu.customer(key, "name=Later").await;
     assert!(!ids.contains(&fresh), "{fresh} was handed out before");
+    emu.running.shutdown().await;
+
+    // A snapshot, then more requests, then a snapshot again: each start takes up where the last
+    // one stopped.
+    let emu = emu_on(dir.path()).await;
+    let later = ok(
+        emu.get(key, &format!("/v1/customers/{fresh}")).await,
+        "later",
+    );
+    assert_eq!(later["name"], "Later");
+    let summary = read(&emu, key, &customer).await;
+    assert_eq!(summary[3], after[3], "the balance summary moved");
     emu.running.shutdown().await;
 }
 

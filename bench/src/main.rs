@@ -17,6 +17,7 @@ mod memory;
 mod persist;
 mod proc;
 mod receiver;
+mod state;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,7 +53,8 @@ OPTIONS:
   --only ROW      measure one part alone, in fresh processes: create (row 1), create_webhook (row 1
                   with one local webhook endpoint receiving every event), meter_events or cycle
                   (row 7), alternating with the baseline, or cycle (the cycle engine's year of
-                  billing, 100 and 1,000 customers); a quick check while working on that path
+                  billing, 100 and 1,000 customers), or state (export and import of a tenant of
+                  100,000 and of --grants grants); a quick check while working on that path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
                   kind of request (create, retrieve, list, invoice, native: row 5's native
                   create, or meter_events: row 7's events) for --secs seconds, or
@@ -173,6 +175,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     "restart",
                     "meter_events",
                     "cycle",
+                    "state",
                 ]
                 .contains(&value.as_str()) =>
             {
@@ -180,7 +183,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             }
             "--only" => {
                 return Err(format!(
-                    "--only takes create, create_webhook, create_persisted, restart, meter_events or cycle, not {value}"
+                    "--only takes create, create_webhook, create_persisted, restart, meter_events, cycle or state, not {value}"
                 ))
             }
             _ => return Err(format!("unknown option {flag}")),
@@ -599,7 +602,9 @@ async fn run(o: Opts) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let emu_cmd = || {
         let mut c = Command::new(&emu_bin);
-        c.args(["--port", "0"]);
+        // A body limit above a million grants' state document, for `PUT /_emulator/state`; no
+        // other row sends large bodies.
+        c.args(["--port", "0", "--max-body-bytes", state::MAX_BODY]);
         c
     };
     let base_cmd = || {
@@ -641,6 +646,14 @@ async fn run(o: Opts) -> Result<(), String> {
             for (what, ok) in cycle::checks(&figures) {
                 println!("- {} {what}", if ok { "[x]" } else { "[ ]" });
             }
+            return Ok(());
+        }
+        Some("state") => {
+            let b = Bench::start(&o, &emu_cmd, &base_cmd, None).await?;
+            let small =
+                state::measure(&b, "sk_test_bench_state_small", state::SMALL, false).await?;
+            let big = state::measure(&b, "sk_test_bench_state_big", o.grants, false).await?;
+            state::print(&[small, big]);
             return Ok(());
         }
         Some(_) => {
@@ -891,6 +904,11 @@ async fn run(o: Opts) -> Result<(), String> {
     rows.push(meter_events_row(&o, &emu_cmd, &base_cmd).await?);
     eprintln!("the cycle engine (fresh processes)");
     let cycles = cycle_figures(&o, &emu_cmd, &base_cmd).await?;
+    eprintln!("state export and import");
+    let states = vec![
+        state::measure(&b, "sk_test_bench_state_small", state::SMALL, false).await?,
+        state::measure(&b, key_big, n, true).await?,
+    ];
 
     let create_big = b
         .emulator_only(
@@ -980,6 +998,9 @@ async fn run(o: Opts) -> Result<(), String> {
 
     println!("\n## The cycle engine: a year of usage billing\n");
     cycle::print(&cycles);
+
+    println!("\n## State export and import\n");
+    state::print(&states);
 
     // ------------------------------------------------------------------ targets
     println!("\n## Targets\n");

@@ -1,6 +1,6 @@
 //! `/_emulator/*`: the emulator's own routes (health, reset, tenant clock, Stripe API version,
-//! invoice grace period, webhook deliveries, fixture files, the request log in `requests.rs`, and
-//! the inspector's files in `ui.rs`).
+//! invoice grace period, webhook deliveries, fixture files, the request log in `requests.rs`, the
+//! inspector's files in `ui.rs`, the world's state as a document).
 //! `POST /_emulator/invoices` speaks Stripe's objects, so the Stripe facade serves it (see
 //! `stripe::routes`).
 //!
@@ -45,6 +45,8 @@ static ROUTES: &[(&str, &str, Run)] = &[
     ("GET",  "/_emulator/ui/app.js",      ui::asset),
     ("GET",  "/_emulator/ui/style.css",   ui::asset),
     ("GET",  "/_emulator/ui/icon.svg",    ui::asset),
+    ("GET",  "/_emulator/state",          op::<ExportState>),
+    ("PUT",  "/_emulator/state",          op::<ImportState>),
 ];
 
 /// What a row runs.
@@ -68,13 +70,17 @@ trait Operation: Sized {
     fn status(_view: &Self::View) -> u16 {
         200
     }
+
+    /// The answer's body: pretty JSON with [`Operation::status`], unless the view is too large to
+    /// be read by eye.
+    fn render(view: &Self::View) -> Reply {
+        json_with(Self::status(view), view)
+    }
 }
 
 fn op<O: Operation>(app: &App, req: &Request) -> StripeResult<Reply> {
     let operation = O::parse(app, req)?;
-    operation
-        .apply(app)
-        .map(|view| json_with(O::status(&view), &view))
+    operation.apply(app).map(|view| O::render(&view))
 }
 
 /// Serves one admin request. An unknown route is answered before any key is read.
@@ -510,5 +516,114 @@ impl Operation for ListDeliveries {
             data,
             dropped,
         })
+    }
+}
+
+/// `GET /_emulator/state`: the caller's world as one document (see [`crate::state`]).
+struct ExportState {
+    caller: Caller,
+}
+
+impl Operation for ExportState {
+    type View = crate::state::WorldDocument;
+
+    fn parse(app: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        validate(&params(app, req)?, &[], "")?;
+        Ok(ExportState { caller })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<Self::View> {
+        // A world not made yet answers the empty world's document, and stays unmade: reading
+        // never makes a world.
+        Ok(app.export_world_at(&self.caller.world, || ()).0)
+    }
+
+    /// Compact: a world of a million grants is hundreds of megabytes, which indentation would
+    /// nearly double.
+    fn render(view: &Self::View) -> Reply {
+        let started = std::time::Instant::now();
+        let body = serde_json::to_vec(view).unwrap_or_default();
+        tracing::info!(
+            bytes = body.len(),
+            write_ms = started.elapsed().as_millis() as u64,
+            "state document written"
+        );
+        Reply::json_body(200, body)
+    }
+}
+
+/// `PUT /_emulator/state`: the caller's world becomes the one the JSON body describes, or, if the
+/// document is refused, stays exactly as it was.
+struct ImportState {
+    caller: Caller,
+    doc: crate::state::WorldDocument,
+}
+
+/// What an import answers: what the world now holds.
+#[derive(Serialize)]
+struct ImportedView {
+    object: &'static str,
+    imported: bool,
+    format_version: u32,
+    customers: usize,
+    credit_grants: usize,
+    ledger_entries: usize,
+    invoices: usize,
+    subscriptions: usize,
+    meter_events: usize,
+    events: usize,
+    idempotency_keys: usize,
+}
+
+impl Operation for ImportState {
+    type View = ImportedView;
+
+    fn parse(_: &App, req: &Request) -> StripeResult<Self> {
+        let caller = caller(req)?;
+        if req.body.is_empty() {
+            return Err(StripeError::invalid(
+                "Invalid state document: the body is empty. Send the JSON document that GET /_emulator/state answers.",
+            ));
+        }
+        let started = std::time::Instant::now();
+        let doc = crate::state::WorldDocument::from_json(&req.body).map_err(refused)?;
+        tracing::info!(
+            bytes = req.body.len(),
+            parse_ms = started.elapsed().as_millis() as u64,
+            "state document read"
+        );
+        Ok(ImportState { caller, doc })
+    }
+
+    fn apply(self, app: &App) -> StripeResult<ImportedView> {
+        let model = &self.doc.world.model;
+        let stripe = &self.doc.world.stripe;
+        let view = ImportedView {
+            object: "emulator.state_import",
+            imported: true,
+            format_version: self.doc.format_version,
+            customers: model.customers.len(),
+            credit_grants: model.lots.len(),
+            ledger_entries: model.entries.len(),
+            invoices: model.invoices.len(),
+            subscriptions: model.subscriptions.len() + model.priced_subscriptions.len(),
+            meter_events: model.meter_events.len(),
+            events: stripe.events.as_ref().map_or(0, |e| e.events.len()),
+            idempotency_keys: stripe.idempotency.len(),
+        };
+        app.import_world(&self.caller.world, self.doc)
+            .map_err(refused)?;
+        Ok(view)
+    }
+}
+
+/// A refused document: 400, with the place of what is wrong as `param`.
+fn refused(e: crate::state::ImportError) -> StripeError {
+    let error = StripeError::invalid(format!("Invalid state document: {e}"));
+    if e.path.is_empty() {
+        error
+    } else {
+        error.param(e.path)
     }
 }

@@ -23,7 +23,8 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// Whether an alert can fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// It fires.
     Active,
@@ -34,20 +35,24 @@ pub enum AlertStatus {
 }
 
 /// What an alert watches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertRule {
     /// A meter's aggregated value for a customer's current period reaching `gte`.
     Usage {
         /// The meter.
+        #[serde(with = "crate::ids::text")]
         meter: Key,
         /// The threshold (≥ 1).
         gte: i64,
         /// Only this customer, or every customer.
+        #[serde(with = "crate::ids::text::opt")]
         customer: Option<Key>,
     },
     /// A customer's available credit balance falling to or under `value`.
     CreditBalance {
         /// The customer.
+        #[serde(with = "crate::ids::text")]
         customer: Key,
         /// Only the lots whose scope intersects this one, or every lot.
         scope: Option<Applicability>,
@@ -59,9 +64,11 @@ pub enum AlertRule {
 }
 
 /// One alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Alert {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Its title.
     pub title: String,
@@ -381,6 +388,80 @@ impl Tenant {
             return Err("an alert index names a missing alert".into());
         }
         Ok(())
+    }
+}
+
+/// What a world's alerts hold besides the alerts themselves, as its document holds it: the
+/// customers each one-time usage alert has fired for, and the credit balance alerts waiting to
+/// re-arm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertMemory {
+    /// `[alert, customer]` pairs a usage alert has fired for, in key order.
+    pub fired: Vec<AlertFiring>,
+    /// Credit balance alerts whose balance is at or under the threshold, in key order.
+    #[serde(with = "crate::ids::text::list")]
+    pub tripped: Vec<Key>,
+}
+
+/// A usage alert's firing for one customer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct AlertFiring {
+    /// The alert.
+    #[serde(with = "crate::ids::text")]
+    pub alert: Key,
+    /// The customer it fired for.
+    #[serde(with = "crate::ids::text")]
+    pub customer: Key,
+}
+
+impl Tenant {
+    /// Every alert in key order, and what they remember.
+    pub(super) fn alert_records(&self) -> (Vec<Alert>, AlertMemory) {
+        let a = &self.alerts;
+        let mut fired: Vec<AlertFiring> = a
+            .fired
+            .iter()
+            .map(|&(alert, customer)| AlertFiring { alert, customer })
+            .collect();
+        fired.sort_unstable();
+        let mut tripped: Vec<Key> = a.tripped.iter().copied().collect();
+        tripped.sort_unstable();
+        (
+            a.alerts.values().cloned().collect(),
+            AlertMemory { fired, tripped },
+        )
+    }
+
+    /// Puts an alert, as a document holds it, in place with its indexes (its meter or customer
+    /// is already there).
+    pub(super) fn restore_alert(&mut self, alert: Alert) {
+        let a = &mut self.alerts;
+        match &alert.rule {
+            AlertRule::Usage { meter, .. } => {
+                a.by_meter.entry(*meter).or_default().insert(alert.key);
+            }
+            AlertRule::CreditBalance { customer, .. } => {
+                a.by_customer
+                    .entry(*customer)
+                    .or_default()
+                    .insert(alert.key);
+            }
+        }
+        if alert.status != AlertStatus::Archived {
+            a.listed.insert(alert.key);
+        }
+        a.alerts.insert(alert.key, alert);
+    }
+
+    /// Restores what the alerts remember.
+    pub(super) fn restore_alert_memory(&mut self, memory: &AlertMemory) {
+        let a = &mut self.alerts;
+        a.fired = memory.fired.iter().map(|f| (f.alert, f.customer)).collect();
+        a.tripped = memory.tripped.iter().copied().collect();
     }
 }
 

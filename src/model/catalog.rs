@@ -23,7 +23,8 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// What kind of thing a product is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProductType {
     /// A physical good.
     Good,
@@ -33,9 +34,11 @@ pub enum ProductType {
 }
 
 /// A product.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Product {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// The id the caller chose at creation, when it did (else the id is rendered from the key).
     pub custom_id: Option<String>,
@@ -46,6 +49,7 @@ pub struct Product {
     /// Free text.
     pub description: Option<String>,
     /// The price shown by default; always one of this product's prices.
+    #[serde(with = "crate::ids::text::opt")]
     pub default_price: Option<Key>,
     /// Label of one unit (`"seat"`).
     pub unit_label: Option<String>,
@@ -72,7 +76,8 @@ pub struct Product {
 }
 
 /// How often a recurring price bills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Interval {
     /// Days.
     Day,
@@ -97,7 +102,8 @@ impl Interval {
 }
 
 /// What a recurring price bills for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UsageType {
     /// A quantity, in advance.
     Licensed,
@@ -106,7 +112,8 @@ pub enum UsageType {
 }
 
 /// The recurrence of a price.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Recurring {
     /// The step.
     pub interval: Interval,
@@ -115,11 +122,13 @@ pub struct Recurring {
     /// Licensed or metered.
     pub usage_type: UsageType,
     /// The meter whose usage a metered price bills.
+    #[serde(with = "crate::ids::text::opt")]
     pub meter: Option<Key>,
 }
 
 /// How tiers combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TiersMode {
     /// Each unit priced by the tier it falls in.
     Graduated,
@@ -128,7 +137,8 @@ pub enum TiersMode {
 }
 
 /// One tier of a tiered price; amounts in minor units, possibly fractional.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tier {
     /// The last quantity in this tier; `None` is unbounded.
     pub up_to: Option<u64>,
@@ -139,7 +149,8 @@ pub struct Tier {
 }
 
 /// How a price turns a quantity into an amount.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scheme {
     /// Quantity × a unit amount (minor units, possibly fractional).
     PerUnit {
@@ -156,7 +167,8 @@ pub enum Scheme {
 }
 
 /// Rounding of a transformed quantity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Round {
     /// Towards +∞.
     Up,
@@ -165,7 +177,8 @@ pub enum Round {
 }
 
 /// Divides the quantity before pricing (bill per 1000 calls, say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransformQuantity {
     /// Divisor, at least 1.
     pub divide_by: u64,
@@ -174,7 +187,8 @@ pub struct TransformQuantity {
 }
 
 /// Whether a price's amounts include tax. Stored and shown; nothing computes tax.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TaxBehavior {
     /// Tax is added on top.
     Exclusive,
@@ -185,11 +199,14 @@ pub enum TaxBehavior {
 }
 
 /// A price.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Price {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// What it prices.
+    #[serde(with = "crate::ids::text")]
     pub product: Key,
     /// Whether new subscriptions and invoice items may use it.
     pub active: bool,
@@ -876,7 +893,7 @@ impl Tenant {
         key
     }
 
-    fn index_product(&mut self, p: &Product, add: bool) {
+    pub(super) fn index_product(&mut self, p: &Product, add: bool) {
         let c = &mut self.catalog;
         let set = if p.active {
             &mut c.products_active
@@ -896,7 +913,7 @@ impl Tenant {
         }
     }
 
-    fn index_price(&mut self, p: &Price, add: bool) {
+    pub(super) fn index_price(&mut self, p: &Price, add: bool) {
         let c = &mut self.catalog;
         let set = if p.active {
             &mut c.prices_active

@@ -292,6 +292,11 @@ impl Tenant {
         self.attachment.as_mut()?.downcast_mut()
     }
 
+    /// Replaces the world's [`Attachment`] (a world read back from a document gets its own).
+    pub fn set_attachment(&mut self, attachment: Option<Attachment>) {
+        self.attachment = attachment;
+    }
+
     /// Hands the waiting changes to `hook`, with the world's attachment.
     pub(super) fn drain_changes(&mut self, world: &str, hook: Option<&dyn ChangeHook>) {
         let changes = std::mem::take(&mut self.changes);

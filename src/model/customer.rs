@@ -8,9 +8,11 @@ use crate::ids::{fnv1a64, Key};
 use crate::time::Nanos;
 
 /// A customer. Deleted customers stay as tombstones so that a retrieve can say `deleted: true`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Customer {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Creation time (the customer's clock at creation).
     pub created: Nanos,
@@ -29,6 +31,7 @@ pub struct Customer {
     /// Key–value metadata.
     pub metadata: Metadata,
     /// The Stripe test clock the customer lives on, if any; fixed at creation.
+    #[serde(with = "crate::ids::text::opt")]
     pub test_clock: Option<Key>,
     /// Whether the customer was deleted.
     pub deleted: bool,
@@ -38,7 +41,8 @@ pub struct Customer {
 
 /// What a customer carries for invoices and correspondence. No rule of the model reads it (there
 /// are no taxes, payments or invoice numbers to compute), so it is kept exactly as given.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Billing address.
     pub address: Option<Address>,
@@ -63,7 +67,8 @@ pub struct Profile {
 }
 
 /// A postal address; every part is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Address {
     /// City, district, suburb, town or village.
     pub city: Option<String>,
@@ -80,7 +85,8 @@ pub struct Address {
 }
 
 /// A shipping destination.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Shipping {
     /// Where.
     pub address: Address,
@@ -91,7 +97,8 @@ pub struct Shipping {
 }
 
 /// Defaults for a customer's invoices.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InvoiceSettings {
     /// Up to four name/value pairs printed on invoices.
     pub custom_fields: Option<Vec<(String, String)>>,
@@ -104,7 +111,8 @@ pub struct InvoiceSettings {
 }
 
 /// Invoice document layout.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RenderingOptions {
     /// How amounts show tax (`exclude_tax`, `include_inclusive_tax`).
     pub amount_tax_display: Option<String>,
@@ -113,7 +121,8 @@ pub struct RenderingOptions {
 }
 
 /// A customer's tax exemption.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TaxExempt {
     /// Taxable.
     #[default]

@@ -22,7 +22,8 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// What a grant rule targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum GrantScope {
     /// A plan: a template copied onto subscriptions.
     Plan,
@@ -31,7 +32,8 @@ pub enum GrantScope {
 }
 
 /// How often a rule gives credits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Cadence {
     /// Once, at the start.
     OneTime,
@@ -45,7 +47,8 @@ pub enum Cadence {
 }
 
 /// When an application's credits expire, resolved per application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExpiryRule {
     /// Never.
     Never,
@@ -61,7 +64,8 @@ pub enum ExpiryRule {
 }
 
 /// A rule's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum GrantStatus {
     /// Active.
     Published,
@@ -70,17 +74,21 @@ pub enum GrantStatus {
 }
 
 /// A grant rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GrantRule {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Display name.
     pub name: String,
     /// What it targets.
     pub scope: GrantScope,
     /// The plan (plan rules), or the plan it was copied from (subscription rules).
+    #[serde(with = "crate::ids::text::opt")]
     pub plan: Option<Key>,
     /// The subscription (subscription rules).
+    #[serde(with = "crate::ids::text::opt")]
     pub subscription: Option<Key>,
     /// Credits per application, exact.
     pub credits: Decimal,
@@ -151,7 +159,8 @@ pub struct NewGrantRule {
 }
 
 /// Where an application stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApplicationStatus {
     /// Waiting for its time.
     Pending,
@@ -173,7 +182,8 @@ impl ApplicationStatus {
 }
 
 /// Why an application exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApplicationReason {
     /// The only application of a one-time rule.
     OneTime,
@@ -184,7 +194,8 @@ pub enum ApplicationReason {
 }
 
 /// Why an application was passed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// Its credits would have expired at `expiry`, before it ran at `at`.
     ExpiredBeforeApplication {
@@ -196,13 +207,17 @@ pub enum SkipReason {
 }
 
 /// One period's application of a subscription rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Application {
     /// Identity; the lot it makes has the same key.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// The rule.
+    #[serde(with = "crate::ids::text")]
     pub grant: Key,
     /// The rule's subscription.
+    #[serde(with = "crate::ids::text")]
     pub subscription: Key,
     /// Which period of the rule (0 is the first).
     pub index: u64,
@@ -230,7 +245,16 @@ pub struct Application {
     pub created: Nanos,
     /// Last change (the customer's clock).
     pub updated: Nanos,
+    #[serde(skip)]
     pending: Option<(Domain, Nanos, Key)>,
+}
+
+impl Application {
+    /// The schedule's handle of this application's event while it waits (a world read back from
+    /// a document finds it again in the schedule).
+    pub(super) fn set_pending(&mut self, handle: Option<(Domain, Nanos, Key)>) {
+        self.pending = handle;
+    }
 }
 
 impl Tenant {

@@ -18,7 +18,10 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// An invoice's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     /// Being prepared: lines may still change; no credits applied.
     Draft,
@@ -33,7 +36,8 @@ pub enum InvoiceStatus {
 }
 
 /// Why an invoice was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BillingReason {
     /// By the caller (one-off invoices, the emulator's helper).
     Manual,
@@ -48,7 +52,8 @@ pub enum BillingReason {
 }
 
 /// How an invoice is collected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CollectionMethod {
     /// Charged to the customer's payment method at finalization.
     #[default]
@@ -58,45 +63,55 @@ pub enum CollectionMethod {
 }
 
 /// What made a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LineSource {
     /// Given directly (the emulator's helper).
     Direct,
     /// A subscription item's charge for a period.
     SubscriptionItem {
         /// The subscription.
+        #[serde(with = "crate::ids::text")]
         subscription: Key,
         /// The item.
+        #[serde(with = "crate::ids::text")]
         item: Key,
     },
     /// A pending invoice item swept into the invoice.
-    InvoiceItem(Key),
+    InvoiceItem(#[serde(with = "crate::ids::text")] Key),
 }
 
 /// A line billed from a meter's usage: recomputed at finalization from what the meter aggregated
 /// over the line's period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Usage {
     /// The meter.
+    #[serde(with = "crate::ids::text")]
     pub meter: Key,
     /// The price that turns usage into an amount.
+    #[serde(with = "crate::ids::text")]
     pub price: Key,
     /// The events counted: those timestamped in `[from, to)`.
     pub window: (Nanos, Nanos),
 }
 
 /// One line of an invoice.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InvoiceLine {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Amount before credits, in minor units.
     pub amount: i64,
     /// The price's id as the caller named it, matched against price-scoped lots (helper lines).
     pub price: Option<String>,
     /// The catalog price billed, if any.
+    #[serde(with = "crate::ids::text::opt")]
     pub price_key: Option<Key>,
     /// That price's product.
+    #[serde(with = "crate::ids::text::opt")]
     pub product: Option<Key>,
     /// Quantity billed (usage for metered lines).
     pub quantity: Decimal,
@@ -113,6 +128,7 @@ pub struct InvoiceLine {
     /// Key–value metadata.
     pub metadata: Metadata,
     /// `Applied` entries that paid this line, with their amounts.
+    #[serde(with = "crate::ids::text::amounts")]
     pub credits: Vec<(Key, i64)>,
 }
 
@@ -143,15 +159,20 @@ impl InvoiceLine {
 }
 
 /// An invoice.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Invoice {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Who is billed.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// The customer's test clock, if any.
+    #[serde(with = "crate::ids::text::opt")]
     pub test_clock: Option<Key>,
     /// The subscription that made it, if one did.
+    #[serde(with = "crate::ids::text::opt")]
     pub subscription: Option<Key>,
     /// Why it was made.
     pub billing_reason: BillingReason,
@@ -317,7 +338,8 @@ impl Invoice {
 }
 
 /// The customer fields an invoice keeps from its finalization on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerDetails {
     /// Name.
     pub name: Option<String>,

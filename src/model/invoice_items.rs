@@ -12,19 +12,24 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// An invoice item.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InvoiceItem {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Who will be billed.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// Total amount in minor units (quantity × unit amount).
     pub amount: i64,
     /// Currency.
     pub currency: Currency,
     /// The catalog price billed, if any.
+    #[serde(with = "crate::ids::text::opt")]
     pub price: Option<Key>,
     /// That price's product.
+    #[serde(with = "crate::ids::text::opt")]
     pub product: Option<Key>,
     /// Units.
     pub quantity: u64,
@@ -35,6 +40,7 @@ pub struct InvoiceItem {
     /// Key–value metadata.
     pub metadata: Metadata,
     /// The invoice it was swept into, if any.
+    #[serde(with = "crate::ids::text::opt")]
     pub invoice: Option<Key>,
     /// Creation time (the customer's clock).
     pub created: Nanos,

@@ -11,7 +11,8 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// What an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// Credit: the lot became effective.
     Granted,
@@ -33,15 +34,20 @@ impl EntryKind {
 }
 
 /// One movement of credit. Entries are never changed or removed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Identity (time-ordered).
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// The lot it moves.
+    #[serde(with = "crate::ids::text")]
     pub lot: Key,
     /// The lot's owner.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// The owner's test clock, if any.
+    #[serde(with = "crate::ids::text::opt")]
     pub test_clock: Option<Key>,
     /// What it records.
     pub kind: EntryKind,
@@ -54,22 +60,24 @@ pub struct Entry {
     /// When it takes effect.
     pub effective_at: Nanos,
     /// For `Applied` and `InvoiceVoided`: the invoice and its line.
+    #[serde(with = "crate::ids::text::opt_pair")]
     pub invoice: Option<(Key, Key)>,
 }
 
 /// Something due at a time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// The lot's credit becomes effective.
-    Effective(Key),
+    Effective(#[serde(with = "crate::ids::text")] Key),
     /// The lot's remaining credit expires.
-    Expire(Key),
+    Expire(#[serde(with = "crate::ids::text")] Key),
     /// A grant rule's application is due (handled in `grant_rules.rs`).
-    Application(Key),
+    Application(#[serde(with = "crate::ids::text")] Key),
     /// A draft invoice finalizes by itself (see `invoice.rs`).
-    FinalizeInvoice(Key),
+    FinalizeInvoice(#[serde(with = "crate::ids::text")] Key),
     /// A subscription's period ends (the cycle, see `cycles.rs`).
-    SubscriptionCycle(Key),
+    SubscriptionCycle(#[serde(with = "crate::ids::text")] Key),
 }
 
 /// One currency's balances.

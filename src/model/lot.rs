@@ -15,7 +15,8 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// Stripe's grant category; it orders spending (promotional first on ties).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Bought credits.
     Paid,
@@ -24,7 +25,8 @@ pub enum Category {
 }
 
 /// Which invoice lines a lot may pay for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Applicability {
     /// Every metered line (Stripe `price_type=metered`; native wallets' `USAGE`).
     Metered,
@@ -44,11 +46,13 @@ impl From<&str> for ScopedPrice {
 
 /// A price a lot's scope names: its id as the caller wrote it, and the catalog price it names when
 /// it names one (the facade resolves that), so that lines billed from the catalog match by key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScopedPrice {
     /// As written.
     pub id: String,
     /// The catalog price, if `id` names one.
+    #[serde(with = "crate::ids::text::opt")]
     pub key: Option<crate::ids::Key>,
 }
 
@@ -79,27 +83,34 @@ impl Applicability {
 }
 
 /// Where a lot came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LotOrigin {
     /// Granted directly, on its own (a Stripe credit grant is one).
     Direct,
     /// Applied by a grant rule for one period (`grant` made it through application `application`).
     Application {
         /// The grant rule.
+        #[serde(with = "crate::ids::text")]
         grant: Key,
         /// The credit-grant application that applied it.
+        #[serde(with = "crate::ids::text")]
         application: Key,
     },
 }
 
 /// One allotment of credit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Lot {
     /// Identity; a Stripe grant's id is this key.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Owner.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// The owner's test clock when the lot was made.
+    #[serde(with = "crate::ids::text::opt")]
     pub test_clock: Option<Key>,
     /// Currency of the amounts.
     pub currency: Currency,
@@ -134,6 +145,7 @@ pub struct Lot {
     /// Whether an invoice has ever spent from it (a Stripe grant then cannot be voided).
     pub applied: bool,
     /// Scheduled entries not yet due, so that changes can cancel them.
+    #[serde(skip)]
     pub(super) pending: Vec<(Domain, Nanos, Key)>,
 }
 

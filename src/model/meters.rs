@@ -65,7 +65,8 @@ pub const MAX_VALUE_SCALE: u32 = 12;
 pub const MAX_VALUE_DIGITS: u32 = 15;
 
 /// How a meter combines event values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Formula {
     /// The sum of values.
     Sum,
@@ -76,7 +77,8 @@ pub enum Formula {
 }
 
 /// Whether a meter takes events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MeterStatus {
     /// Takes events, may be attached to prices.
     Active,
@@ -86,7 +88,8 @@ pub enum MeterStatus {
 
 /// Pre-aggregation window of a meter: within each window of UTC time, only the most recently
 /// received event counts (a newer one overwrites the older).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventTimeWindow {
     /// Per day.
     Day,
@@ -105,9 +108,11 @@ impl EventTimeWindow {
 }
 
 /// A meter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Meter {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Display name (the only thing that changes after creation).
     pub display_name: String,
@@ -555,6 +560,173 @@ impl Tenant {
     }
 }
 
+/// One usage event as a world's document holds it: the events in the order they were received,
+/// each with its identifier while that is remembered. The buckets are rebuilt from these.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterEventRecord {
+    /// The meter it counts towards.
+    #[serde(with = "crate::ids::text")]
+    pub meter: Key,
+    /// Whose usage it is.
+    #[serde(with = "crate::ids::text")]
+    pub customer: Key,
+    /// When the usage happened.
+    pub timestamp: Nanos,
+    /// Its value (1 for a `count` meter).
+    pub value: Decimal,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
+    /// Its identifier, while remembered (for deduplication and cancelling); `None` once forgotten.
+    pub identifier: Option<MeterIdentifier>,
+}
+
+/// A remembered identifier: its text, and the clock and instant its event was received at, from
+/// which its [`IDENTIFIER_LIFETIME`] runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterIdentifier {
+    /// The identifier.
+    pub text: String,
+    /// The test clock it was received on, or `None` for the tenant clock.
+    #[serde(with = "crate::ids::text::opt")]
+    pub clock: Option<Key>,
+    /// When it was received, on that clock.
+    pub received: Nanos,
+}
+
+/// The longest identifier the facades accept, in bytes (100 characters of up to four bytes).
+pub const MAX_IDENTIFIER_BYTES: usize = 400;
+
+impl Tenant {
+    /// Every usage event in the order received, with the identifiers still remembered at each
+    /// clock's now.
+    pub(super) fn meter_event_records(&self) -> Vec<MeterEventRecord> {
+        let usage = &self.metering.usage;
+        let ids = &usage.identifiers;
+        let mut remembered: HashMap<u32, MeterIdentifier> = HashMap::new();
+        for queue in &ids.queues {
+            for &o in queue {
+                let event = ids.event_of(o);
+                if event == NONE {
+                    continue;
+                }
+                let domain = ids.domain_of(o);
+                let received = ids.received_of(o);
+                if received.saturating_add(IDENTIFIER_LIFETIME) <= self.now_in(domain) {
+                    continue;
+                }
+                remembered.insert(
+                    event,
+                    MeterIdentifier {
+                        text: String::from_utf8_lossy(ids.text_of(o)).into_owned(),
+                        clock: match domain {
+                            Domain::Tenant => None,
+                            Domain::Clock(k) => Some(k),
+                        },
+                        received,
+                    },
+                );
+            }
+        }
+        (0..usage.events.len)
+            .map(|i| {
+                let e = usage.events.get(i);
+                let series = &usage.series[e.series() as usize];
+                MeterEventRecord {
+                    meter: series.meter,
+                    customer: series.customer,
+                    timestamp: e.timestamp,
+                    value: e.value,
+                    cancelled: !e.live(),
+                    identifier: remembered.remove(&i),
+                }
+            })
+            .collect()
+    }
+
+    /// Stores `records` as this world's usage, which must be empty: every event in its bucket, the
+    /// cancelled ones taken out again, and the identifiers remembered. The meters and customers
+    /// they name must be in place. Refuses, with the place of the first record that cannot be
+    /// stored, a value out of range, an identifier remembered twice or one too long, and more
+    /// events than the storage can address.
+    pub(super) fn restore_meter_events(
+        &mut self,
+        records: &[MeterEventRecord],
+    ) -> Result<(), (usize, String)> {
+        if records.len() >= (NONE - 1) as usize {
+            return Err((
+                records.len(),
+                "more usage events than a world can hold".into(),
+            ));
+        }
+        let mut cancelled = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let formula = match self.metering.meters.get(&r.meter) {
+                Some(m) => m.formula,
+                None => return Err((i, format!("no meter {} in the document", encode(r.meter)))),
+            };
+            if !self.customers.contains_key(&r.customer) {
+                return Err((
+                    i,
+                    format!("no customer {} in the document", encode(r.customer)),
+                ));
+            }
+            let fits = match formula {
+                Formula::Count => r.value == Decimal::ONE,
+                Formula::Sum | Formula::Last => value_in_range(r.value),
+            };
+            if !fits {
+                return Err((
+                    i,
+                    format!(
+                        "value {} out of range: at most {MAX_VALUE_SCALE} decimal places and below 10^{MAX_VALUE_DIGITS} (exactly 1 for a count meter)",
+                        r.value
+                    ),
+                ));
+            }
+            let usage = &mut self.metering.usage;
+            if usage.series.len() as u32 >= CANCELLED - 1 {
+                return Err((i, "more usage series than a world can hold".into()));
+            }
+            let event = usage.store(r.meter, r.customer, r.timestamp, r.value);
+            if r.cancelled {
+                cancelled.push(event);
+            }
+            if let Some(id) = &r.identifier {
+                if id.text.is_empty() || id.text.len() > MAX_IDENTIFIER_BYTES {
+                    return Err((
+                        i,
+                        format!(
+                            "identifier of {} bytes: from 1 to {MAX_IDENTIFIER_BYTES}",
+                            id.text.len()
+                        ),
+                    ));
+                }
+                let ids = &mut usage.identifiers;
+                if ids.find(id.text.as_bytes()).is_some() {
+                    return Err((i, format!("identifier {:?} is remembered twice", id.text)));
+                }
+                let domain = ids.domain_index(match id.clock {
+                    None => Domain::Tenant,
+                    Some(k) => Domain::Clock(k),
+                });
+                if ids
+                    .remember(id.text.as_bytes(), event, domain, id.received)
+                    .is_none()
+                {
+                    return Err((i, "more identifier text than a world can hold".into()));
+                }
+            }
+        }
+        for event in cancelled {
+            // Each event is cancelled once: the records are distinct.
+            let _ = self.metering.usage.cancel(event);
+        }
+        Ok(())
+    }
+}
+
 /// Whether `value` has at most [`MAX_VALUE_SCALE`] decimal places and is below 10^15.
 fn value_in_range(value: Decimal) -> bool {
     let v = value.normalize();
@@ -790,30 +962,38 @@ impl Usage {
         self.identifiers
             .remember(a.identifier.as_bytes(), event, domain, a.received)
             .ok_or(MeterEventError::Full)?;
+        self.store(a.meter, a.customer, a.timestamp, a.value);
+        Ok(())
+    }
+
+    /// Stores an event in its series' bucket (its identifier is remembered apart); returns its
+    /// index.
+    fn store(&mut self, meter: Key, customer: Key, timestamp: Nanos, value: Decimal) -> u32 {
+        let event = self.events.len;
         let next_series = self.series.len() as u32;
         let series = *self
             .series_of
-            .entry((a.meter, a.customer))
+            .entry((meter, customer))
             .or_insert(next_series);
         if series == next_series {
             self.series.push(Series {
-                meter: a.meter,
-                customer: a.customer,
+                meter,
+                customer,
                 hours: BTreeMap::new(),
             });
         }
         let bucket = self.series[series as usize]
             .hours
-            .entry(hour_of(a.timestamp))
+            .entry(hour_of(timestamp))
             .or_insert(Bucket::EMPTY);
         let raw = RawEvent {
-            timestamp: a.timestamp,
-            value: a.value,
+            timestamp,
+            value,
             series,
             next: bucket.head,
         };
         bucket.head = event;
-        bucket.sum += a.value;
+        bucket.sum += value;
         bucket.count += 1;
         let mark = Mark::of(event, &raw);
         if mark.later_than(&bucket.last) {
@@ -821,7 +1001,7 @@ impl Usage {
         }
         bucket.newest = mark;
         self.events.push(raw);
-        Ok(())
+        event
     }
 
     /// Takes event `event` out of its bucket.

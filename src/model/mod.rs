@@ -38,6 +38,7 @@ mod catalog;
 mod changes;
 mod customer;
 mod cycles;
+mod document;
 mod grant_rules;
 mod index;
 mod invoice;
@@ -56,7 +57,9 @@ mod wallets;
 mod webhook_endpoints;
 
 use alerts::Alerts;
-pub use alerts::{Alert, AlertError, AlertRule, AlertStatus, AlertTrigger, NewAlert};
+pub use alerts::{
+    Alert, AlertError, AlertFiring, AlertMemory, AlertRule, AlertStatus, AlertTrigger, NewAlert,
+};
 use billing::Billing;
 use catalog::Catalog;
 pub use catalog::{
@@ -71,6 +74,7 @@ pub use customer::{
     default_invoice_prefix, Address, Customer, CustomerChanges, InvoiceSettings, NewCustomer,
     Profile, RenderingOptions, Shipping, TaxExempt,
 };
+pub use document::{LotWallet, Scheduled, StateError, WorldState, MAX_AMOUNT};
 pub use grant_rules::{
     credits_to_minor, minor_to_credits, Application, ApplicationReason, ApplicationStatus, Cadence,
     ExpiryRule, GrantRule, GrantScope, GrantStatus, NewGrantRule, SkipReason,
@@ -88,9 +92,9 @@ pub use ledger::{Balance, Entry, EntryKind, Event};
 pub use lot::{Applicability, Category, Lot, LotError, LotOrigin, NewLot, ScopedPrice};
 use meters::Metering;
 pub use meters::{
-    CancelError, EventTimeWindow, Formula, Meter, MeterError, MeterEventError, MeterStatus,
-    NewMeter, NewMeterEvent, RecordedEvent, DAY, HOUR, IDENTIFIER_LIFETIME, MAX_EVENT_AGE,
-    MAX_EVENT_LEAD, MAX_VALUE_DIGITS, MAX_VALUE_SCALE,
+    CancelError, EventTimeWindow, Formula, Meter, MeterError, MeterEventError, MeterEventRecord,
+    MeterIdentifier, MeterStatus, NewMeter, NewMeterEvent, RecordedEvent, DAY, HOUR,
+    IDENTIFIER_LIFETIME, MAX_EVENT_AGE, MAX_EVENT_LEAD, MAX_VALUE_DIGITS, MAX_VALUE_SCALE,
 };
 pub use money::Currency;
 pub use plans::{NewPlan, Plan, PlanStatus};
@@ -367,6 +371,20 @@ impl Store {
     /// The tenant named `key`, if it exists (never creates one).
     pub fn get(&self, key: &str) -> Option<Arc<TenantCell>> {
         self.tenants.get(key).map(|t| t.clone())
+    }
+
+    /// Puts `tenant` in the place of the world named `key` (created if new) in one step, under
+    /// the world's lock; `also` runs under that lock too, with the world's cell, so that what
+    /// lives beside the world (its default version, …) changes with it. Requests waiting for the
+    /// lock find the new world.
+    pub fn replace_tenant(&self, key: &str, tenant: Tenant, also: impl FnOnce(&TenantCell)) {
+        let cell = self.tenant(key);
+        let mut state = cell.state.lock();
+        let old = std::mem::replace(&mut *state, tenant);
+        also(&cell);
+        drop(state);
+        // A large world takes a while to free: not while others wait for the lock.
+        drop(old);
     }
 
     /// Forgets a tenant entirely; the next request with its key starts from nothing.

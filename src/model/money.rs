@@ -116,3 +116,26 @@ impl std::fmt::Display for Currency {
         f.write_str(self.as_str())
     }
 }
+
+/// In documents a currency is its lower-case code.
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Code;
+        impl serde::de::Visitor<'_> for Code {
+            type Value = Currency;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a currency's three-letter ISO code")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Currency, E> {
+                Currency::parse(v).ok_or_else(|| E::custom(format!("unsupported currency {v:?}")))
+            }
+        }
+        d.deserialize_str(Code)
+    }
+}

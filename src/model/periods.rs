@@ -15,7 +15,8 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Timelike, Utc};
 use crate::time::Nanos;
 
 /// The length of one cycle step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Period {
     /// One day.
     Daily,
@@ -32,7 +33,8 @@ pub enum Period {
 }
 
 /// The unit of an expiry duration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DurationUnit {
     /// 24 hours.
     Day,

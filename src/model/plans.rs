@@ -7,7 +7,8 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// Whether a plan can be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlanStatus {
     /// Usable.
     Published,
@@ -16,9 +17,11 @@ pub enum PlanStatus {
 }
 
 /// A plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Display name.
     pub name: String,

@@ -37,7 +37,10 @@ pub const MAX_OPEN_PER_CUSTOMER: usize = 500;
 pub const MAX_OPEN_ON_CLOCK: usize = 3;
 
 /// Where a subscription stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum PricedStatus {
     /// Its first payment has not succeeded yet.
     Incomplete,
@@ -69,7 +72,8 @@ impl PricedStatus {
 }
 
 /// How changes within a period are billed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BillingMode {
     /// The older rules.
     Classic,
@@ -78,7 +82,8 @@ pub enum BillingMode {
 }
 
 /// Why a subscription ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CancellationReason {
     /// Someone asked for it.
     CancellationRequested,
@@ -89,7 +94,8 @@ pub enum CancellationReason {
 }
 
 /// The customer's own reason for cancelling, as they chose it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CancellationFeedback {
     /// Service was poor.
     CustomerService,
@@ -110,7 +116,8 @@ pub enum CancellationFeedback {
 }
 
 /// Why a subscription was (or will be) cancelled; every part optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CancellationDetails {
     /// Free text.
     pub comment: Option<String>,
@@ -121,14 +128,18 @@ pub struct CancellationDetails {
 }
 
 /// A priced subscription.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PricedSubscription {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Who pays.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// The customer's test clock when the subscription was made. A customer with subscriptions
     /// cannot move to a clock, so this never changes.
+    #[serde(with = "crate::ids::text::opt")]
     pub test_clock: Option<Key>,
     /// Where it stands.
     pub status: PricedStatus,
@@ -165,23 +176,29 @@ pub struct PricedSubscription {
     /// When it started (its creation).
     pub start_date: Nanos,
     /// The latest invoice the billing side made for it.
+    #[serde(with = "crate::ids::text::opt")]
     pub latest_invoice: Option<Key>,
     /// Start of the current period.
     pub current_period_start: Nanos,
     /// End of the current period (exclusive).
     pub current_period_end: Nanos,
     /// Its items, in the order they were added.
+    #[serde(with = "crate::ids::text::list")]
     pub items: Vec<Key>,
 }
 
 /// One item of a subscription: a price, and for a licensed price a quantity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriptionItem {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Whose item it is.
+    #[serde(with = "crate::ids::text")]
     pub subscription: Key,
     /// What it bills.
+    #[serde(with = "crate::ids::text")]
     pub price: Key,
     /// Units of a licensed price; `None` for a metered one (usage decides).
     pub quantity: Option<u64>,
@@ -967,7 +984,7 @@ impl Tenant {
 
     /// Adds a subscription to (or removes it from) the groups its customer, clock, prices and
     /// status place it in. A group left empty is dropped.
-    fn index_priced(&mut self, s: &PricedSubscription, add: bool) {
+    pub(super) fn index_priced(&mut self, s: &PricedSubscription, add: bool) {
         let prices: Vec<Key> = s
             .items
             .iter()

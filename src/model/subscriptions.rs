@@ -10,7 +10,8 @@ use crate::model::Currency;
 use crate::time::Nanos;
 
 /// A subscription's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     /// Running: its grant rules apply.
     Active,
@@ -19,7 +20,8 @@ pub enum SubscriptionStatus {
 }
 
 /// Whether the subscription bills repeatedly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BillingCadence {
     /// Every period.
     Recurring,
@@ -28,13 +30,17 @@ pub enum BillingCadence {
 }
 
 /// A subscription.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Who subscribes.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// To what.
+    #[serde(with = "crate::ids::text")]
     pub plan: Key,
     /// Currency of its credits and bills.
     pub currency: Currency,

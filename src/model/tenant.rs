@@ -22,7 +22,8 @@ pub enum Domain {
 }
 
 /// The tenant's own notion of now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TenantClock {
     /// The operating system's clock.
     Real,

@@ -15,9 +15,11 @@ fn customer_invoices(customer: Key) -> RangeInclusive<InvoiceListEntry> {
 }
 
 /// A test clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TestClock {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Display name.
     pub name: Option<String>,

@@ -18,11 +18,14 @@ use crate::ids::Key;
 use crate::time::Nanos;
 
 /// A wallet.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Wallet {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Owner.
+    #[serde(with = "crate::ids::text")]
     pub customer: Key,
     /// Currency of its lots.
     pub currency: Currency,

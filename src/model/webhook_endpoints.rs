@@ -13,9 +13,11 @@ use crate::time::Nanos;
 pub const ALL_EVENTS: &str = "*";
 
 /// One webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookEndpoint {
     /// Identity.
+    #[serde(with = "crate::ids::text")]
     pub key: Key,
     /// Where deliveries go.
     pub url: String,

@@ -162,6 +162,163 @@ impl EventLog {
     }
 }
 
+/// Every event type [`event_type`] gives, so that an event read back from a document keeps its
+/// type as the others do.
+const KINDS: &[&str] = &[
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "billing.credit_grant.created",
+    "billing.credit_grant.updated",
+    "billing.credit_balance_transaction.created",
+    "test_helpers.test_clock.created",
+    "test_helpers.test_clock.advancing",
+    "test_helpers.test_clock.ready",
+    "test_helpers.test_clock.deleted",
+    "invoice.created",
+    "invoice.updated",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "billing.meter.created",
+    "billing.meter.updated",
+    "billing.meter.deactivated",
+    "billing.meter.reactivated",
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "price.created",
+    "price.updated",
+    "billing.alert.triggered",
+];
+
+/// A world's events as its document holds them: the log's id generator, and every event kept,
+/// oldest first, as rendered (`pending_webhooks` 0: deliveries are not part of a world).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLogState {
+    /// The event ids' generator.
+    pub ids: crate::ids::IdState,
+    /// The events, oldest first.
+    pub events: Vec<EventState>,
+}
+
+/// One event of an [`EventLogState`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventState {
+    /// The tenant clock's instant when it was stored, from which its 30 days run.
+    pub stored_at: Nanos,
+    /// The event as `GET /v1/events/{id}` shows it, as compact JSON text: kept as text, so that a
+    /// world's hundred thousand events are copied, not parsed and rebuilt, on the way out and in.
+    pub event: String,
+}
+
+/// What an event read back from a document must say about itself.
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    created: i64,
+}
+
+impl EventLog {
+    /// The log as a document holds it; events kept as copies are rendered now, with `tenant`.
+    pub fn export(&self, tenant: &Tenant) -> EventLogState {
+        EventLogState {
+            ids: self.ids.state(),
+            events: self
+                .events
+                .iter()
+                .map(|(&key, e)| {
+                    // Both are rendered with `pending_webhooks` 0: deliveries are not part of a
+                    // world.
+                    let json = match &e.body {
+                        EventBody::Json(json) => String::from_utf8_lossy(json).into_owned(),
+                        EventBody::Later(later) => {
+                            let head = Head {
+                                version: later.version,
+                                request: later.request.as_deref(),
+                                idempotency_key: later.idempotency_key.as_deref(),
+                            };
+                            let id = ids::render(ids::EVENT, key);
+                            let json =
+                                render_event(&id, e.kind, &later.change, &head, Some(tenant));
+                            String::from_utf8(json).unwrap_or_default()
+                        }
+                    };
+                    EventState {
+                        stored_at: e.stored_at,
+                        event: json,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// A log made from `state`. Refused, with the place (`events[3].event`) and what is wrong,
+    /// when an event is not a JSON object with a Stripe event id (`evt_…`, of a key after none of
+    /// the id generator's), a known `type` and a whole `created`, or an id is given twice.
+    pub fn import(state: EventLogState) -> Result<EventLog, (String, String)> {
+        let ids = crate::ids::IdGen::from_state(state.ids).ok_or_else(|| {
+            (
+                "ids".to_string(),
+                "last_ms and counter must fit in 48 bits".to_string(),
+            )
+        })?;
+        let last = ids.last();
+        let mut log = EventLog {
+            ids,
+            events: BTreeMap::new(),
+        };
+        for (i, e) in state.events.into_iter().enumerate() {
+            let at = |field: &str| format!("events[{i}].event{field}");
+            let head: EventHead = serde_json::from_str(&e.event).map_err(|why| {
+                (
+                    at(""),
+                    format!("must be an event's JSON text, with id, type and created: {why}"),
+                )
+            })?;
+            let key = ids::key_of(&head.id, ids::EVENT)
+                .ok_or_else(|| (at(".id"), "must be an event id, evt_ and a key".into()))?;
+            if key > last {
+                return Err((
+                    at(".id"),
+                    "comes after the id generator's last key: a new event could be given it".into(),
+                ));
+            }
+            let kind = KINDS
+                .iter()
+                .find(|k| **k == head.kind)
+                .copied()
+                .ok_or_else(|| {
+                    (
+                        at(".type"),
+                        "must be a type of event the emulator makes".into(),
+                    )
+                })?;
+            let stored = StoredEvent {
+                kind,
+                created: head.created,
+                stored_at: e.stored_at,
+                pending_webhooks: 0,
+                body: EventBody::Json(e.event.into_bytes().into_boxed_slice()),
+            };
+            if log.events.insert(key, stored).is_some() {
+                return Err((at(".id"), "another event has this id".into()));
+            }
+        }
+        Ok(log)
+    }
+}
+
 /// What the application tells the events about, and what it takes from them: the world's API
 /// version, and webhook delivery. Called under the world's lock: an implementation must not lock
 /// the world again.

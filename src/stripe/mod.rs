@@ -244,7 +244,8 @@ fn finish_headers(
 
 /// A hash of the method, path and parameters, insensitive to parameter order: each leaf is hashed
 /// with its full bracketed name and the leaf hashes are added, so no pairs are built or sorted.
-/// Fingerprints only ever meet fingerprints of the same process, so a fixed-seed fast hash will do.
+/// A fixed-seed fast hash: a fingerprint means the same in every process of one build, as it
+/// must, since a state document carries stored answers from one emulator process to another.
 fn fingerprint(req: &Request, params: &Params) -> u64 {
     use std::hash::BuildHasher;
     let hasher = foldhash::fast::FixedState::default();

@@ -213,6 +213,11 @@ pub fn default_for(store: &Store, world: &str, platform: Option<&str>) -> (Versi
     (Version::NEWEST, Source::Newest)
 }
 
+/// The default a world set for itself, if any (not its platform's).
+pub fn own_default(cell: &TenantCell) -> Option<Version> {
+    stored(cell)
+}
+
 fn stored(cell: &TenantCell) -> Option<Version> {
     Version::from_stored(cell.default_version.load(Ordering::Relaxed))
 }
