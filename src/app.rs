@@ -14,6 +14,24 @@ use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
 use crate::wire::versions::{self, Version};
 
+/// What the server asks of a journal of requests (persistence, `--data-dir`): told when a request
+/// starts and ends on a thread, it stores the requests that changed a world. A trait, so that the
+/// application does not depend on how requests are stored.
+pub trait Journaling: Send + Sync + std::fmt::Debug {
+    /// A request starts on this thread (`read`: a `GET` or `HEAD`).
+    fn begin(&self, read: bool);
+
+    /// The request served on this thread ends: when it must be stored, what tells once it is
+    /// committed (or why it could not be).
+    fn finish(
+        &self,
+        request: &crate::http::Request,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>>;
+
+    /// Stores what a clean stop stores, and closes.
+    fn close(&self, app: &App);
+}
+
 /// Everything a request can reach.
 #[derive(Debug)]
 pub struct App {
@@ -27,10 +45,9 @@ pub struct App {
     pub started: Instant,
     /// Webhook delivery: queues, workers and their records.
     pub webhooks: Webhooks,
-    /// The journal's numbering, when the application stores its worlds (`--data-dir`).
-    pub numbering: Option<Arc<crate::persist::Numbering>>,
-    /// The open journal, once [`crate::persist::Journal::open`] has loaded the stored worlds.
-    pub journal: std::sync::OnceLock<crate::persist::Journal>,
+    /// Where requests that change a world are stored (`--data-dir`), once the stored worlds are
+    /// loaded (`persist::attach`).
+    pub journal: std::sync::OnceLock<Arc<dyn Journaling>>,
     /// Where the worlds a reset drops are freed, away from the request.
     reclaimer: Reclaimer,
     /// Each world's most recent requests, beside the model.
@@ -46,20 +63,12 @@ impl App {
                 app: outbox,
                 seed: config.seed,
             };
-            let numbering = config
-                .data_dir
-                .as_ref()
-                .map(|_| Arc::new(crate::persist::Numbering::default()));
-            let mut store = Store::new(config.seed)
+            let store = Store::new(config.seed)
                 .with_invoice_grace(config.invoice_grace)
                 .with_max_tenants(config.max_tenants)
                 .with_hook(Arc::new(recorder));
-            if let Some(n) = &numbering {
-                store = store.with_sequencer(n.clone());
-            }
             App {
                 store,
-                numbering,
                 journal: std::sync::OnceLock::new(),
                 idempotency: IdempotencyStores::new(
                     config.max_idempotency_keys,

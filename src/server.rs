@@ -279,10 +279,10 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         // client gets a 500 in its API's envelope.
         None => {
             let journal = app.journal.get();
-            if journal.is_some() {
+            if let Some(journal) = journal {
                 let read =
                     request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
-                persist::begin(read);
+                journal.begin(read);
             }
             let reply = match std::panic::catch_unwind(AssertUnwindSafe(|| {
                 router::dispatch(app, api, &request)
@@ -295,7 +295,7 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
             };
             // With a data directory, a request that changed a world is answered once it is
             // stored.
-            match journal.and_then(|j| persist::finish(j, &request)) {
+            match journal.and_then(|j| j.finish(&request)) {
                 None => reply,
                 Some(stored) => match stored.await {
                     Ok(Ok(())) => reply,

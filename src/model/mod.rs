@@ -177,7 +177,7 @@ pub struct Store {
     /// Where each world's changes go (none: they are dropped).
     hook: Option<Arc<dyn ChangeHook>>,
     /// Told of every locked section and every world made (persistence orders its journal by it).
-    sequencer: Option<Arc<dyn Sequencer>>,
+    sequencer: std::sync::OnceLock<Arc<dyn Sequencer>>,
 }
 
 /// What a journal of requests needs to know of the worlds: told, under the world's lock, at the
@@ -219,14 +219,13 @@ impl Store {
             live: AtomicUsize::new(0),
             max_tenants: usize::MAX,
             hook: None,
-            sequencer: None,
+            sequencer: std::sync::OnceLock::new(),
         }
     }
 
-    /// This store, telling `sequencer` of every locked section.
-    pub fn with_sequencer(mut self, sequencer: Arc<dyn Sequencer>) -> Self {
-        self.sequencer = Some(sequencer);
-        self
+    /// Tells `sequencer` of every locked section from now on; false when one was set already.
+    pub fn set_sequencer(&self, sequencer: Arc<dyn Sequencer>) -> bool {
+        self.sequencer.set(sequencer).is_ok()
     }
 
     /// This store, handing every world's changes to `hook`.
@@ -307,7 +306,7 @@ impl Store {
                 };
                 let cell = Arc::new(cell);
                 place.insert(cell.clone());
-                if let Some(sequencer) = &self.sequencer {
+                if let Some(sequencer) = self.sequencer.get() {
                     sequencer.section(key, true);
                 }
                 Ok(cell)
@@ -362,7 +361,7 @@ impl Store {
             tenant.drain_changes(key, self.hook.as_deref());
         }
         tenant.clear_cause();
-        if let Some(sequencer) = &self.sequencer {
+        if let Some(sequencer) = self.sequencer.get() {
             sequencer.section(key, changed);
         }
         result
@@ -395,7 +394,7 @@ impl Store {
     /// Forgets a tenant entirely, as [`Store::reset`] does, and hands it over: the caller decides
     /// where the world's memory is freed (dropping a large world takes a while).
     pub fn remove(&self, key: &str) -> Option<Arc<TenantCell>> {
-        if let Some(sequencer) = &self.sequencer {
+        if let Some(sequencer) = self.sequencer.get() {
             // A reset is stored even when the world does not exist: replaying it is harmless.
             sequencer.section(key, true);
         }

@@ -172,14 +172,11 @@ pub struct Opened {
 }
 
 impl Journal {
-    /// Opens the store in `dir`, loads every world it holds into `app` (which must be fresh, and
-    /// made with [`App::numbering`] set), and starts the writer.
+    /// Opens the store in `dir`, loads every world it holds into `app` (which must be fresh), and
+    /// starts the writer.
     pub fn open(app: &Arc<App>, dir: &Path) -> Result<(Journal, Opened), String> {
         let started = std::time::Instant::now();
-        let numbering = app
-            .numbering
-            .clone()
-            .ok_or("the application was made without a journal numbering")?;
+        let numbering = Arc::new(Numbering::default());
         let conn = db::open(dir)?;
         let mut opened = Opened::default();
         let mut covered = std::collections::HashMap::new();
@@ -210,6 +207,10 @@ impl Journal {
         let last = db::last_seq(&conn)?;
         let next = last + 1;
         numbering.next.store(next, Ordering::SeqCst);
+        // From now on (not during the replay above), every locked section is numbered.
+        if !app.store.set_sequencer(numbering.clone()) {
+            return Err("the application's worlds are already journaled".into());
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -290,7 +291,7 @@ pub fn attach(app: &Arc<App>) -> Result<Option<Opened>, String> {
     };
     let (journal, opened) = Journal::open(app, &dir)?;
     app.journal
-        .set(journal)
+        .set(Arc::new(journal))
         .map_err(|_| "the application's journal is already open".to_string())?;
     Ok(Some(opened))
 }
@@ -302,8 +303,25 @@ pub fn detach(app: &App) {
     }
 }
 
+impl crate::app::Journaling for Journal {
+    fn begin(&self, read: bool) {
+        begin(read)
+    }
+
+    fn finish(
+        &self,
+        request: &Request,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
+        finish(self, request)
+    }
+
+    fn close(&self, app: &App) {
+        Journal::close(self, app)
+    }
+}
+
 /// Starts watching what the request about to be served on this thread does to the worlds.
-pub fn begin(read: bool) {
+fn begin(read: bool) {
     tape::record();
     CONTEXT.with(|c| {
         *c.borrow_mut() = Context {
@@ -316,7 +334,7 @@ pub fn begin(read: bool) {
 
 /// Ends the request served on this thread: when it must be stored, sends its record to the writer
 /// and returns what tells when it is committed.
-pub fn finish(
+fn finish(
     journal: &Journal,
     request: &Request,
 ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
@@ -375,11 +393,11 @@ pub fn dispatch_stored(
         return Ok(crate::router::dispatch(app, api, request));
     };
     let read = request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
-    begin(read);
+    journal.begin(read);
     let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         crate::router::dispatch(app, api, request)
     }));
-    let stored = finish(journal, request);
+    let stored = journal.finish(request);
     let reply = reply.map_err(|_| "the request panicked".to_string())?;
     match stored {
         None => Ok(reply),
