@@ -67,6 +67,10 @@ pub fn open(dir: &Path) -> Result<Connection, String> {
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
         .map_err(fail)?;
     conn.busy_timeout(Duration::from_millis(0)).map_err(fail)?;
+    // Takes effect only on a new file, before its first page is written: the pages that snapshots
+    // free can then be handed back to the file system.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(fail)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(fail)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
@@ -274,6 +278,13 @@ pub fn writer(mut conn: Connection, jobs: Receiver<Job>, mut next: u64) {
             .flatten()
             .collect();
         let _ = commit(&mut conn, &rest);
+    }
+    // A clean stop: the journal records the snapshots replaced are given back to the file system,
+    // and the write-ahead log is folded into the file and emptied.
+    if let Err(e) =
+        conn.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+    {
+        tracing::warn!("could not compact the data file: {e}");
     }
     for done in flushes {
         let _ = done.send(());
