@@ -1262,6 +1262,33 @@ async fn create_webhook_row(
             make,
         )
         .await;
+    // What became of the deliveries: the drops of the endpoint's full queue, and where the last
+    // ones stand (the queue drains while this is asked).
+    if let Ok(body) = fresh
+        .probe(stripe_request(
+            Method::GET,
+            key,
+            "/_emulator/webhook_deliveries?limit=1000",
+            None,
+        ))
+        .await
+    {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let dropped: u64 = v["dropped"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|x| x["count"].as_u64()).sum())
+            .unwrap_or(0);
+        let mut by_status = std::collections::BTreeMap::<String, u64>::new();
+        for d in v["data"].as_array().into_iter().flatten() {
+            *by_status
+                .entry(d["status"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+        eprintln!(
+            "  webhook deliveries: {dropped} dropped from the full queue; the last {} by status: {by_status:?}",
+            v["data"].as_array().map_or(0, Vec::len)
+        );
+    }
     Ok(Row {
         name: "1w. Stripe create credit grant, one local webhook endpoint receiving every event \
                (fresh processes)"
