@@ -1250,11 +1250,12 @@ async fn create_webhook_row(
         .probe(stripe_post_plain(
             key,
             "/v1/webhook_endpoints",
-            format!("url=http://{receiver}/hook&enabled_events[]=*"),
+            format!("url=http://{}/hook&enabled_events[]=*", receiver.addr),
         ))
         .await?;
     let cus = fresh.customers(key, 1).await?.remove(0);
     let make = create_make(key, cus);
+    let (cpu0, answered0) = (receiver.cpu_ns(), receiver.answered());
     let (emu_s, base_s) = fresh
         .compare(
             "create, one endpoint receiving every event",
@@ -1262,6 +1263,15 @@ async fn create_webhook_row(
             make,
         )
         .await;
+    // The receiver's share of the machine: what the deliveries cost the application that gets
+    // them, on the same two cores as the emulator and the load.
+    let answered = receiver.answered() - answered0;
+    if let (Some(a), Some(b)) = (cpu0, receiver.cpu_ns()) {
+        eprintln!(
+            "  receiver: {answered} requests answered, {:.1} µs of its CPU per request",
+            (b - a) as f64 / 1e3 / answered.max(1) as f64
+        );
+    }
     // What became of the deliveries: the drops of the endpoint's full queue, and where the last
     // ones stand (the queue drains while this is asked).
     if let Ok(body) = fresh
