@@ -95,7 +95,7 @@ impl App {
     /// forwarding addresses) an event of type `kind` is sent to. Asked for every event as it is
     /// stored, under the world's lock: an event that none receives is rendered only when read.
     pub fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {
-        let endpoints = tenant.webhook_targets(kind).len();
+        let endpoints = receiving(tenant, kind).count();
         let forwards = if self.webhooks.forwarded(kind) {
             self.config.webhooks.forward_to.len()
         } else {
@@ -117,20 +117,20 @@ impl App {
                 .map(|e| self.webhook_receivers(tenant, e.kind))
                 .collect();
         }
-        let owned: Vec<webhooks::EventRef> = events
+        events
             .iter()
-            .map(|e| webhooks::EventRef {
-                id: e.id.to_string(),
-                kind: e.kind.to_string(),
-                created: e.created,
-                json: bytes::Bytes::copy_from_slice(e.json),
+            .map(|e| {
+                let event = webhooks::EventRef {
+                    id: e.id.to_string(),
+                    kind: e.kind.to_string(),
+                    created: e.created,
+                    // The log's own bytes, shared.
+                    json: e.json.clone(),
+                };
+                self.webhooks
+                    .enqueue_event(tenant.name(), event, receiving(tenant, e.kind))
             })
-            .collect();
-        let targets = events
-            .iter()
-            .map(|e| tenant.webhook_targets(e.kind))
-            .collect();
-        self.webhooks.enqueue(tenant.name(), &owned, targets)
+            .collect()
     }
 
     /// Queues the deliveries of `events`, already rendered, for the world named `world`, as
@@ -213,6 +213,23 @@ impl App {
         }
         found
     }
+}
+
+/// The enabled endpoints of `tenant`'s world that receive events of `kind`, oldest first (those
+/// [`Tenant::webhook_targets`] lists), read in place: asked for every event a world stores, so
+/// their addresses and secrets are not copied.
+fn receiving<'a>(
+    tenant: &'a Tenant,
+    kind: &'a str,
+) -> impl Iterator<Item = webhooks::TargetRef<'a>> + 'a {
+    tenant
+        .webhook_endpoints_in(..)
+        .filter(move |e| !e.disabled && e.wants(kind))
+        .map(|e| webhooks::TargetRef {
+            endpoint: e.key,
+            url: &e.url,
+            secret: &e.secret,
+        })
 }
 
 /// The Stripe events' view of the application: the inherent methods above.

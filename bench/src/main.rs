@@ -1271,11 +1271,12 @@ async fn create_webhook_row(
         .probe(stripe_post_plain(
             key,
             "/v1/webhook_endpoints",
-            format!("url=http://{receiver}/hook&enabled_events[]=*"),
+            format!("url=http://{}/hook&enabled_events[]=*", receiver.addr),
         ))
         .await?;
     let cus = fresh.customers(key, 1).await?.remove(0);
     let make = create_make(key, cus);
+    let (cpu0, answered0) = (receiver.cpu_ns(), receiver.answered());
     let (emu_s, base_s) = fresh
         .compare(
             "create, one endpoint receiving every event",
@@ -1283,6 +1284,42 @@ async fn create_webhook_row(
             make,
         )
         .await;
+    // The receiver's share of the machine: what the deliveries cost the application that gets
+    // them, on the same two cores as the emulator and the load.
+    let answered = receiver.answered() - answered0;
+    if let (Some(a), Some(b)) = (cpu0, receiver.cpu_ns()) {
+        eprintln!(
+            "  receiver: {answered} requests answered, {:.1} µs of its CPU per request",
+            (b - a) as f64 / 1e3 / answered.max(1) as f64
+        );
+    }
+    // What became of the deliveries: the drops of the endpoint's full queue, and where the last
+    // ones stand (the queue drains while this is asked).
+    if let Ok(body) = fresh
+        .probe(stripe_request(
+            Method::GET,
+            key,
+            "/_emulator/webhook_deliveries?limit=1000",
+            None,
+        ))
+        .await
+    {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let dropped: u64 = v["dropped"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|x| x["count"].as_u64()).sum())
+            .unwrap_or(0);
+        let mut by_status = std::collections::BTreeMap::<String, u64>::new();
+        for d in v["data"].as_array().into_iter().flatten() {
+            *by_status
+                .entry(d["status"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+        eprintln!(
+            "  webhook deliveries: {dropped} dropped from the full queue; the last {} by status: {by_status:?}",
+            v["data"].as_array().map_or(0, Vec::len)
+        );
+    }
     Ok(Row {
         name: "1w. Stripe create credit grant, one local webhook endpoint receiving every event \
                (fresh processes)"

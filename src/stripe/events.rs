@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Weak;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -65,8 +66,9 @@ struct StoredEvent {
 /// A stored event's content.
 #[derive(Debug)]
 enum EventBody {
-    /// Rendered when it happened: compact JSON, its `pending_webhooks` as of then.
-    Json(Box<[u8]>),
+    /// Rendered when it happened: compact JSON, its `pending_webhooks` as of then. The same bytes
+    /// are what webhook delivery sends and signs: shared, not copied.
+    Json(Bytes),
     /// Not rendered yet: an event that no endpoint receives and whose object's view depends only
     /// on the object (a grant, a ledger entry, a customer, …) is rendered when it is read, the
     /// same then as at the time it happened. Most events are never read.
@@ -346,8 +348,9 @@ pub struct EventRef<'a> {
     /// `created`, in seconds.
     pub created: i64,
     /// The whole event, compact JSON, as delivered (`pending_webhooks` is 0 in it: the count is
-    /// known only once delivery has been planned).
-    pub json: &'a [u8],
+    /// known only once delivery has been planned). The stored bytes themselves: a delivery holds
+    /// them by reference count.
+    pub json: &'a Bytes,
 }
 
 /// The store's hook: renders and keeps each world's events.
@@ -637,7 +640,8 @@ impl ChangeHook for Recorder {
                 if receivers > 0 {
                     delivered.push((id, key));
                 }
-                EventBody::Json(json.into_boxed_slice())
+                // Shrunk to its length first: the log keeps it for 30 days.
+                EventBody::Json(Bytes::from(json.into_boxed_slice()))
             };
             log.events.insert(
                 key,
@@ -854,7 +858,7 @@ mod tests {
             created: 0,
             stored_at,
             pending_webhooks: 0,
-            body: EventBody::Json(Box::new([])),
+            body: EventBody::Json(Bytes::new()),
         }
     }
 

@@ -4,14 +4,17 @@
 //! Nothing here runs under a world's lock, and nothing here blocks a request: producing an event
 //! only enqueues. Each destination (an endpoint of one world, or a forwarding address for one
 //! world) has its own bounded queue and its own task, started when something is queued and ended
-//! when the queue is empty, so a slow or dead destination holds up nobody else. A destination's
-//! deliveries go out one at a time, in the order their events were produced: the first one retries
-//! on its schedule before the next is tried, so a destination that comes back gets what it missed,
-//! in order, each event with its original id (at least once). A full queue drops its oldest waiting
-//! delivery, with a warning and a count.
+//! once the queue has stayed empty for a few seconds, so a slow or dead destination holds up
+//! nobody else. A destination's deliveries are sent in the order their events were produced, over
+//! one kept-alive connection: several at once (pipelined) to a destination that
+//! answers them all with success, one at a time to any other. A failed delivery is retried on its
+//! schedule before anything more is sent to its destination, so a destination that comes back
+//! gets what it missed, in order, each event with its original id (at least once). A full queue
+//! drops its oldest waiting delivery, with a warning and a count.
 //!
 //! Every attempt is recorded per world (bounded), for `GET /_emulator/webhook_deliveries`.
 
+mod sender;
 pub mod signature;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -20,14 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
+use crate::ids::Key;
 use crate::model::WebhookTarget;
 use crate::time::{real_now, to_secs};
+use sender::{Outcome, Sender};
 
 /// One event as the event log rendered it, ready to send: what [`crate::App::events_produced`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,24 +196,64 @@ impl Default for WebhookConfig {
 /// How many delivery records a world keeps; the oldest go first.
 pub const MAX_RECORDS: usize = 1000;
 
+/// The most deliveries a destination that takes them pipelined has on the wire at once.
+/// On a loaded machine an answer's round trip is a few milliseconds, however small; at a few
+/// thousand events a second a smaller window would let the queue overflow.
+const WINDOW: usize = 256;
+/// The most body bytes one batch carries (a batch holds at least one delivery, whatever its size).
+const WINDOW_BYTES: usize = 1024 * 1024;
+
 /// Where one delivery goes, within a world.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Destination {
-    /// A webhook endpoint, by id.
-    Endpoint(String),
+    /// A webhook endpoint, by key.
+    Endpoint(Key),
     /// A forwarding address, by its place in the list.
     Forward(usize),
+}
+
+/// An endpoint an event goes to, borrowed from its world: what [`Deliveries::enqueue_event`]
+/// takes.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRef<'a> {
+    /// The endpoint.
+    pub endpoint: Key,
+    /// Its address.
+    pub url: &'a str,
+    /// Its signing secret.
+    pub secret: &'a str,
+}
+
+/// Where a destination's deliveries go and how they are signed: made once per destination and
+/// shared by its deliveries and their records, until the endpoint's address or secret changes.
+#[derive(Debug)]
+struct Target {
+    /// `we_…`; none for a forwarding address.
+    endpoint: Option<String>,
+    url: String,
+    secret: String,
+    signer: signature::Signer,
+}
+
+impl Target {
+    fn new(endpoint: Option<String>, url: &str, secret: &str) -> Self {
+        Target {
+            endpoint,
+            url: url.to_string(),
+            secret: secret.to_string(),
+            signer: signature::Signer::new(secret),
+        }
+    }
 }
 
 /// One (event, destination) delivery.
 #[derive(Debug)]
 struct Delivery {
     record: u64,
-    world: String,
     event: Arc<EventRef>,
-    endpoint: Option<String>,
-    url: String,
-    secret: Arc<str>,
+    target: Arc<Target>,
+    /// Attempts made so far.
+    attempts: u32,
 }
 
 /// What one destination has waiting.
@@ -221,10 +262,16 @@ struct Queue {
     waiting: VecDeque<Delivery>,
     /// Whether a task is working through it.
     running: bool,
+    /// Where its deliveries go now.
+    target: Option<Arc<Target>>,
 }
 
-/// A destination's queue, shared by the producers and its task.
-type SharedQueue = Arc<Mutex<Queue>>;
+/// A destination's queue, shared by the producers and its task, and how producers wake the task.
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -272,10 +319,43 @@ pub struct Record {
     pub created: i64,
 }
 
+/// A delivery's record as kept: the event and the target shared, not copied, as every delivery
+/// makes one; a [`Record`] is made of it when read.
+#[derive(Debug)]
+struct Entry {
+    event: Arc<EventRef>,
+    target: Arc<Target>,
+    status: Status,
+    attempts: u32,
+    response_code: Option<u16>,
+    error: Option<String>,
+    next_retry_at: Option<i64>,
+    created: i64,
+}
+
+impl Entry {
+    fn record(&self, seq: u64) -> Record {
+        Record {
+            id: format!("whdel_{seq:08}"),
+            object: "emulator.webhook_delivery",
+            event: self.event.id.clone(),
+            kind: self.event.kind.clone(),
+            endpoint: self.target.endpoint.clone(),
+            url: self.target.url.clone(),
+            status: self.status,
+            attempts: self.attempts,
+            response_code: self.response_code,
+            error: self.error.clone(),
+            next_retry_at: self.next_retry_at,
+            created: self.created,
+        }
+    }
+}
+
 /// One world's delivery records, and the deliveries dropped per destination.
 #[derive(Debug, Default)]
 struct WorldLog {
-    records: BTreeMap<u64, Record>,
+    records: BTreeMap<u64, Entry>,
     dropped: HashMap<Destination, (Option<String>, String, u64)>,
 }
 
@@ -305,17 +385,19 @@ impl Deref for Webhooks {
 /// Called on each successful delivery to an endpoint, with the world and the event's id.
 type OnDelivered = Box<dyn Fn(&str, &str) + Send + Sync>;
 
-/// Queues, their records, the HTTP client and the settings; the tasks hold it too.
+/// Queues, their records and the settings; the tasks hold it too.
 pub struct Deliveries {
     /// Itself, for the tasks it starts.
     me: Weak<Deliveries>,
     config: WebhookConfig,
     /// The forwarding secret, fixed or made up.
     forward_secret: Option<Arc<str>>,
-    queues: Mutex<HashMap<(String, Destination), SharedQueue>>,
+    /// One target per forwarding address, shared by every world.
+    forward_targets: Vec<Arc<Target>>,
+    /// Per world, its destinations' queues.
+    queues: Mutex<HashMap<String, HashMap<Destination, Arc<Shared>>>>,
     logs: Mutex<HashMap<String, WorldLog>>,
     next_record: std::sync::atomic::AtomicU64,
-    client: Client<HttpConnector, Full<Bytes>>,
     /// Told of each success to an endpoint (where `pending_webhooks` counts down).
     on_delivered: OnceLock<OnDelivered>,
     stop: watch::Sender<bool>,
@@ -343,21 +425,29 @@ impl Webhooks {
 
 impl Deliveries {
     fn new(me: Weak<Deliveries>, config: WebhookConfig) -> Self {
-        let forward_secret = (!config.forward_to.is_empty()).then(|| {
+        let forward_secret: Option<Arc<str>> = (!config.forward_to.is_empty()).then(|| {
             config
                 .forward_secret
                 .clone()
                 .unwrap_or_else(signature::new_secret)
                 .into()
         });
+        let forward_targets = match &forward_secret {
+            Some(secret) => config
+                .forward_to
+                .iter()
+                .map(|url| Arc::new(Target::new(None, url, secret)))
+                .collect(),
+            None => Vec::new(),
+        };
         Deliveries {
             me,
             config,
             forward_secret,
+            forward_targets,
             queues: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             next_record: std::sync::atomic::AtomicU64::new(1),
-            client: Client::builder(TokioExecutor::new()).build_http(),
             on_delivered: OnceLock::new(),
             stop: watch::channel(false).0,
         }
@@ -393,40 +483,56 @@ impl Deliveries {
         events: &[EventRef],
         targets: Vec<Vec<WebhookTarget>>,
     ) -> Vec<u32> {
-        let mut counts = Vec::with_capacity(events.len());
         let mut targets = targets.into_iter();
-        for event in events {
-            let event = Arc::new(event.clone());
-            let endpoints = targets.next().unwrap_or_default();
-            counts.push(u32::try_from(endpoints.len()).unwrap_or(u32::MAX));
-            for t in endpoints {
-                let id =
-                    crate::stripe::ids::render(crate::stripe::ids::WEBHOOK_ENDPOINT, t.endpoint);
+        events
+            .iter()
+            .map(|event| {
+                let endpoints = targets.next().unwrap_or_default();
+                self.enqueue_event(
+                    world,
+                    event.clone(),
+                    endpoints.iter().map(|t| TargetRef {
+                        endpoint: t.endpoint,
+                        url: &t.url,
+                        secret: &t.secret,
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// Queues the deliveries of one event produced in `world` to `endpoints` and to every
+    /// forwarding address whose types match; how many endpoints will receive it. The event log's
+    /// path: the endpoints are read in place, nothing of theirs is copied unless their address or
+    /// secret changed since the last event.
+    pub fn enqueue_event<'a>(
+        &self,
+        world: &str,
+        event: EventRef,
+        endpoints: impl IntoIterator<Item = TargetRef<'a>>,
+    ) -> u32 {
+        let event = Arc::new(event);
+        let mut count = 0u32;
+        for t in endpoints {
+            count = count.saturating_add(1);
+            self.push(
+                world,
+                Destination::Endpoint(t.endpoint),
+                &event,
+                Want::Endpoint(t),
+            );
+        }
+        if self.forward_secret.is_some() && self.forwards(&event.kind) {
+            for (i, target) in self.forward_targets.iter().enumerate() {
                 self.push(
                     world,
-                    Destination::Endpoint(id.clone()),
+                    Destination::Forward(i),
                     &event,
-                    Some(id),
-                    t.url,
-                    t.secret.into(),
+                    Want::Forward(target),
                 );
             }
-            if let Some(secret) = &self.forward_secret {
-                if self.forwards(&event.kind) {
-                    for (i, url) in self.config.forward_to.iter().enumerate() {
-                        self.push(
-                            world,
-                            Destination::Forward(i),
-                            &event,
-                            None,
-                            url.clone(),
-                            secret.clone(),
-                        );
-                    }
-                }
-            }
         }
-        counts
+        count
     }
 
     /// Whether events of `kind` go to the forwarding addresses (there are some, and
@@ -443,99 +549,119 @@ impl Deliveries {
             .any(|e| e == "*" || e == kind)
     }
 
-    fn push(
-        &self,
-        world: &str,
-        to: Destination,
-        event: &Arc<EventRef>,
-        endpoint: Option<String>,
-        url: String,
-        secret: Arc<str>,
-    ) {
+    /// The queue of `to` in `world`, made if new.
+    fn shared(&self, world: &str, to: Destination) -> Arc<Shared> {
+        let mut queues = lock(&self.queues);
+        let of_world = match queues.get_mut(world) {
+            Some(q) => q,
+            None => queues.entry(world.to_string()).or_default(),
+        };
+        of_world.entry(to).or_default().clone()
+    }
+
+    fn push(&self, world: &str, to: Destination, event: &Arc<EventRef>, want: Want) {
+        let shared = self.shared(world, to);
         let seq = self
             .next_record
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.log(world, |log| {
-            log.records.insert(
-                seq,
-                Record {
-                    id: format!("whdel_{seq:08}"),
-                    object: "emulator.webhook_delivery",
-                    event: event.id.clone(),
-                    kind: event.kind.clone(),
-                    endpoint: endpoint.clone(),
-                    url: url.clone(),
-                    status: Status::Pending,
-                    attempts: 0,
-                    response_code: None,
-                    error: None,
-                    next_retry_at: None,
-                    created: to_secs(real_now()),
-                },
-            );
-            while log.records.len() > MAX_RECORDS {
-                log.records.pop_first();
-            }
-        });
-        let queue = lock(&self.queues)
-            .entry((world.to_string(), to.clone()))
-            .or_default()
-            .clone();
-        let delivery = Delivery {
-            record: seq,
-            world: world.to_string(),
-            event: event.clone(),
-            endpoint,
-            url,
-            secret,
-        };
         let start = {
-            let mut q = lock(&queue);
-            q.waiting.push_back(delivery);
+            let mut q = lock(&shared.queue);
+            let target = match want {
+                Want::Forward(t) => t.clone(),
+                Want::Endpoint(t) => match &q.target {
+                    Some(current) if current.url == t.url && current.secret == t.secret => {
+                        current.clone()
+                    }
+                    _ => {
+                        let id = crate::stripe::ids::render(
+                            crate::stripe::ids::WEBHOOK_ENDPOINT,
+                            t.endpoint,
+                        );
+                        let made = Arc::new(Target::new(Some(id), t.url, t.secret));
+                        q.target = Some(made.clone());
+                        made
+                    }
+                },
+            };
+            // The record first: the task may take the delivery as soon as it is queued.
+            self.log(world, |log| {
+                log.records.insert(
+                    seq,
+                    Entry {
+                        event: event.clone(),
+                        target: target.clone(),
+                        status: Status::Pending,
+                        attempts: 0,
+                        response_code: None,
+                        error: None,
+                        next_retry_at: None,
+                        created: to_secs(real_now()),
+                    },
+                );
+                while log.records.len() > MAX_RECORDS {
+                    log.records.pop_first();
+                }
+            });
+            q.waiting.push_back(Delivery {
+                record: seq,
+                event: event.clone(),
+                target,
+                attempts: 0,
+            });
             if q.waiting.len() > self.config.queue_capacity.max(1) {
                 if let Some(old) = q.waiting.pop_front() {
-                    self.dropped(&to, old);
+                    self.dropped(world, to, old);
                 }
             }
             !std::mem::replace(&mut q.running, true)
         };
         if start {
-            self.start_worker(queue);
+            self.start_worker(world, shared);
+        } else {
+            shared.wake.notify_one();
         }
     }
 
-    /// Notes a delivery pushed out of a full queue.
-    fn dropped(&self, to: &Destination, d: Delivery) {
-        tracing::warn!(
-            world = %d.world,
-            event = %d.event.id,
-            url = %d.url,
-            "webhook queue full: the oldest waiting delivery was dropped"
-        );
-        self.log(&d.world, |log| {
+    /// Notes a delivery pushed out of a full queue. The log is told of a destination's first drop
+    /// and then of its 10th, 100th, …: a destination that falls behind drops thousands a second,
+    /// and a line (a write) for each would slow the emulator down further.
+    fn dropped(&self, world: &str, to: Destination, d: Delivery) {
+        let mut count = 0;
+        self.log(world, |log| {
             if let Some(r) = log.records.get_mut(&d.record) {
                 r.status = Status::Dropped;
                 r.next_retry_at = None;
             }
-            log.dropped
-                .entry(to.clone())
-                .or_insert_with(|| (d.endpoint.clone(), d.url.clone(), 0))
-                .2 += 1;
+            let entry = log
+                .dropped
+                .entry(to)
+                .or_insert_with(|| (d.target.endpoint.clone(), d.target.url.clone(), 0));
+            entry.2 += 1;
+            count = entry.2;
         });
+        if count == 1 || (count % 10 == 0 && 10u64.pow(count.ilog10()) == count) {
+            tracing::warn!(
+                world = %world,
+                event = %d.event.id,
+                url = %d.target.url,
+                dropped = count,
+                "webhook queue full: the oldest waiting delivery was dropped"
+            );
+        }
     }
 
-    fn start_worker(&self, queue: Arc<Mutex<Queue>>) {
+    fn start_worker(&self, world: &str, shared: Arc<Shared>) {
         let Some(me) = self.me.upgrade() else {
-            lock(&queue).running = false;
+            lock(&shared.queue).running = false;
             return;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(work(me, queue));
+                rt.spawn(work(me, shared, world.into()));
             }
             Err(_) => {
                 tracing::warn!("webhook deliveries queued outside a tokio runtime wait until the next is queued inside one");
-                lock(&queue).running = false;
+                lock(&shared.queue).running = false;
             }
         }
     }
@@ -564,12 +690,12 @@ impl Deliveries {
         };
         let records = log
             .records
-            .values()
+            .iter()
             .rev()
-            .filter(|r| event.is_none_or(|e| r.event == e))
-            .filter(|r| endpoint.is_none_or(|e| r.endpoint.as_deref() == Some(e)))
+            .filter(|(_, r)| event.is_none_or(|e| r.event.id == e))
+            .filter(|(_, r)| endpoint.is_none_or(|e| r.target.endpoint.as_deref() == Some(e)))
             .take(limit)
-            .cloned()
+            .map(|(seq, r)| r.record(*seq))
             .collect();
         let mut dropped: Vec<Dropped> = log
             .dropped
@@ -585,134 +711,196 @@ impl Deliveries {
         (records, dropped)
     }
 
-    /// Forgets a world's records and its waiting deliveries (a reset world starts over).
+    /// Forgets a world's records and its waiting deliveries (a reset world starts over). Its
+    /// queues go too, with their connections once their tasks end; an attempt under way is
+    /// finished.
     pub fn reset(&self, world: &str) {
         lock(&self.logs).remove(world);
-        let queues = lock(&self.queues);
-        for ((w, _), q) in queues.iter() {
-            if w == world {
-                lock(q).waiting.clear();
-            }
-        }
-    }
-
-    fn update(&self, d: &Delivery, f: impl FnOnce(&mut Record)) {
-        self.log(&d.world, |log| {
-            if let Some(r) = log.records.get_mut(&d.record) {
-                f(r);
-            }
-        });
-    }
-
-    /// One attempt: the POST, signed now, within the timeout. `Ok(status)` for any answer.
-    async fn attempt(&self, d: &Delivery) -> Result<u16, String> {
-        if d.url.starts_with("https:") {
-            return Err("https is not supported by the emulator's sender; use an http:// address for a local receiver".into());
-        }
-        let t = to_secs(real_now());
-        let request = hyper::Request::post(d.url.as_str())
-            .header("content-type", "application/json; charset=utf-8")
-            .header("user-agent", USER_AGENT)
-            .header("accept", "*/*")
-            .header(
-                "stripe-signature",
-                signature::header(&d.secret, t, &d.event.json),
-            )
-            .body(Full::new(d.event.json.clone()))
-            .map_err(|e| format!("invalid request: {e}"))?;
-        match tokio::time::timeout(self.config.retry.timeout, self.client.request(request)).await {
-            Err(_) => Err(format!(
-                "timed out after {} s",
-                self.config.retry.timeout.as_secs_f64()
-            )),
-            Ok(Err(e)) => Err(format!("connection failed: {}", error_chain(&e))),
-            Ok(Ok(response)) => Ok(response.status().as_u16()),
-        }
-    }
-
-    /// Sends one delivery with its retries; returns early, unsent, when the server stops.
-    async fn deliver(&self, d: Delivery, stop: &mut watch::Receiver<bool>) {
-        let attempts = self.config.retry.attempts();
-        for n in 1..=attempts {
-            self.update(&d, |r| {
-                r.attempts = n;
-                r.status = Status::Pending;
-                r.next_retry_at = None;
-            });
-            let outcome = tokio::select! {
-                o = self.attempt(&d) => o,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let (code, error) = match outcome {
-                Ok(code) if (200..300).contains(&code) => {
-                    self.update(&d, |r| {
-                        r.status = Status::Succeeded;
-                        r.response_code = Some(code);
-                        r.error = None;
-                    });
-                    if let (Some(_), Some(f)) = (&d.endpoint, self.on_delivered.get()) {
-                        f(&d.world, &d.event.id);
-                    }
-                    return;
-                }
-                Ok(code) => (Some(code), format!("the endpoint answered {code}")),
-                Err(e) => (None, e),
-            };
-            let delay = self.config.retry.delays.get(n as usize - 1).copied();
-            self.update(&d, |r| {
-                r.response_code = code;
-                r.error = Some(error);
-                match delay {
-                    Some(delay) => {
-                        r.status = Status::Retrying;
-                        r.next_retry_at = Some(
-                            to_secs(real_now())
-                                + i64::try_from(delay.as_secs()).unwrap_or(i64::MAX / 2),
-                        );
-                    }
-                    None => r.status = Status::Failed,
-                }
-            });
-            let Some(delay) = delay else { return };
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
+        let removed = lock(&self.queues).remove(world);
+        for shared in removed.into_iter().flat_map(HashMap::into_values) {
+            lock(&shared.queue).waiting.clear();
         }
     }
 }
 
-/// Works through one destination's queue, one delivery at a time, until it is empty.
-async fn work(deliveries: Arc<Deliveries>, queue: Arc<Mutex<Queue>>) {
-    let mut stop = deliveries.stop.subscribe();
+/// The target a delivery is queued for: an endpoint as its world holds it (its target made again
+/// only when its address or secret changed), or a forwarding address's.
+enum Want<'a> {
+    Endpoint(TargetRef<'a>),
+    Forward(&'a Arc<Target>),
+}
+
+/// Whether `d` joins `batch`: a batch goes to one target, within the window.
+fn fits(batch: &[Delivery], bytes: usize, window: usize, d: &Delivery) -> bool {
+    match batch.first() {
+        None => true,
+        Some(first) => {
+            batch.len() < window
+                && bytes + d.event.json.len() <= WINDOW_BYTES
+                && Arc::ptr_eq(&first.target, &d.target)
+        }
+    }
+}
+
+/// Works through one destination's queue, in batches over one kept-alive connection, until it has
+/// been empty for `sender::IDLE` (then the connection is closed) or the server stops.
+///
+/// A destination that answered its last batch in full, every answer a success, on a connection it
+/// keeps open, takes up to [`WINDOW`] deliveries at once, written together (pipelined) and
+/// answered in order; any other gets one at a time. A failed delivery is retried on its schedule
+/// before anything more is sent, the deliveries behind it waiting; those already sent behind it in
+/// the same batch keep their own answers.
+async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
+    let mut stop = me.stop.subscribe();
+    let retry = &me.config.retry;
+    let mut sender: Option<(Arc<Target>, Sender)> = None;
+    // Taken from the queue and not done: those of a batch that failed or went unanswered, oldest
+    // first. They go before anything still waiting, and a full queue cannot drop them.
+    let mut held: VecDeque<Delivery> = VecDeque::new();
+    let mut out: Vec<u8> = Vec::new();
     loop {
         if *stop.borrow() {
-            lock(&queue).running = false;
-            return;
+            break;
         }
-        let next = {
-            let mut q = lock(&queue);
-            let next = q.waiting.pop_front();
-            if next.is_none() {
-                q.running = false;
-            }
-            next
+        let window = match &sender {
+            Some((_, s)) if s.pipelining => WINDOW,
+            _ => 1,
         };
-        let Some(d) = next else { return };
-        deliveries.deliver(d, &mut stop).await;
-    }
-}
+        let mut batch: Vec<Delivery> = Vec::new();
+        let mut bytes = 0;
+        while let Some(d) = held.front() {
+            if !fits(&batch, bytes, window, d) {
+                break;
+            }
+            bytes += d.event.json.len();
+            batch.extend(held.pop_front());
+        }
+        if held.is_empty() {
+            let mut q = lock(&shared.queue);
+            while let Some(d) = q.waiting.front() {
+                if !fits(&batch, bytes, window, d) {
+                    break;
+                }
+                bytes += d.event.json.len();
+                batch.extend(q.waiting.pop_front());
+            }
+        }
+        if batch.is_empty() {
+            // Nothing waiting: wait for more, and end after a while without any.
+            let woken = tokio::select! {
+                _ = shared.wake.notified() => true,
+                _ = tokio::time::sleep(sender::IDLE) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if !woken {
+                let mut q = lock(&shared.queue);
+                if q.waiting.is_empty() {
+                    q.running = false;
+                    return;
+                }
+            }
+            continue;
+        }
 
-/// An error and its causes, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
+        let target = batch[0].target.clone();
+        let s = match &mut sender {
+            Some((t, s)) if Arc::ptr_eq(t, &target) => s,
+            _ => {
+                let s = Sender::new(sender::Address::parse(&target.url));
+                &mut sender.insert((target.clone(), s)).1
+            }
+        };
+        let t = to_secs(real_now());
+        out.clear();
+        if let Ok(address) = s.address() {
+            for d in &batch {
+                let body = &d.event.json;
+                address.write_request(&mut out, body, |o| target.signer.write_header(t, body, o));
+            }
+        }
+        me.log(&world, |log| {
+            for d in &batch {
+                if let Some(r) = log.records.get_mut(&d.record) {
+                    r.attempts = d.attempts + 1;
+                    r.status = Status::Pending;
+                    r.next_retry_at = None;
+                }
+            }
+        });
+        let outcomes = tokio::select! {
+            o = s.send(&out, batch.len(), retry.timeout) => o,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+
+        let mut again: Vec<Delivery> = Vec::new();
+        let mut succeeded: Vec<Arc<EventRef>> = Vec::new();
+        let mut pause: Option<Duration> = None;
+        let now = to_secs(real_now());
+        me.log(&world, |log| {
+            for (mut d, outcome) in batch.into_iter().zip(outcomes) {
+                let record = log.records.get_mut(&d.record);
+                let (code, error) = match outcome {
+                    Outcome::Answered(code) if (200..300).contains(&code) => {
+                        if let Some(r) = record {
+                            r.status = Status::Succeeded;
+                            r.response_code = Some(code);
+                            r.error = None;
+                        }
+                        if d.target.endpoint.is_some() {
+                            succeeded.push(d.event);
+                        }
+                        continue;
+                    }
+                    Outcome::Answered(code) => {
+                        (Some(code), format!("the endpoint answered {code}"))
+                    }
+                    Outcome::Failed(e) => (None, e),
+                    Outcome::Unsent => {
+                        if let Some(r) = record {
+                            r.attempts = d.attempts;
+                        }
+                        again.push(d);
+                        continue;
+                    }
+                };
+                d.attempts += 1;
+                let delay = retry.delays.get(d.attempts as usize - 1).copied();
+                if let Some(r) = record {
+                    r.response_code = code;
+                    r.error = Some(error);
+                    match delay {
+                        Some(delay) => {
+                            r.status = Status::Retrying;
+                            r.next_retry_at =
+                                Some(now + i64::try_from(delay.as_secs()).unwrap_or(i64::MAX / 2));
+                        }
+                        None => r.status = Status::Failed,
+                    }
+                }
+                if let Some(delay) = delay {
+                    if again.is_empty() {
+                        pause = Some(delay);
+                    }
+                    again.push(d);
+                }
+            }
+        });
+        if let Some(f) = me.on_delivered.get() {
+            for event in &succeeded {
+                f(&world, &event.id);
+            }
+        }
+        for d in again.into_iter().rev() {
+            held.push_front(d);
+        }
+        if let Some(pause) = pause {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
     }
-    s
+    lock(&shared.queue).running = false;
 }
 
 #[cfg(test)]
