@@ -311,7 +311,7 @@ impl EventLog {
                 created: head.created,
                 stored_at: e.stored_at,
                 pending_webhooks: 0,
-                body: EventBody::Json(e.event.into_bytes().into_boxed_slice()),
+                body: EventBody::Json(Bytes::from(e.event.into_bytes())),
             };
             if log.events.insert(key, stored).is_some() {
                 return Err((at(".id"), "another event has this id".into()));
