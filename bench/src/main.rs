@@ -54,7 +54,9 @@ OPTIONS:
                   with one local webhook endpoint receiving every event), meter_events or cycle
                   (row 7), alternating with the baseline, or cycle (the cycle engine's year of
                   billing, 100 and 1,000 customers), or state (export and import of a tenant of
-                  100,000 and of --grants grants); a quick check while working on that path
+                  100,000 and of --grants grants), create_persisted (row 1 with --data-dir beside
+                  row 1 in memory), or restart (start-up with --grants grants stored, after
+                  kill -9 and after a clean stop); a quick check while working on that path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
                   kind of request (create, retrieve, list, invoice, native: row 5's native
                   create, or meter_events: row 7's events) for --secs seconds, or
