@@ -436,15 +436,7 @@ async fn acknowledged_writes_survive_kill_9() {
             if let Some(a) = &after {
                 page.push_str(&format!("&starting_after={a}"));
             }
-            let body: Value = client
-                .get(page)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: Value = get_json(&client, key, page).await;
             for g in body["data"].as_array().unwrap() {
                 stored.insert(
                     g["id"].as_str().unwrap().to_string(),
@@ -472,17 +464,14 @@ async fn acknowledged_writes_survive_kill_9() {
         customers.sort();
         customers.dedup();
         for customer in customers.iter().rev().take(20) {
-            let entries: Value = client
-                .get(format!(
+            let entries: Value = get_json(
+                &client,
+                key,
+                format!(
                     "{url}/v1/billing/credit_balance_transactions?customer={customer}&limit=100"
-                ))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                ),
+            )
+            .await;
             let credited: i64 = entries["data"]
                 .as_array()
                 .unwrap()
@@ -493,28 +482,15 @@ async fn acknowledged_writes_survive_kill_9() {
                         .unwrap_or(0)
                 })
                 .sum();
-            let grants: Value = client
-                .get(format!(
-                    "{url}/v1/billing/credit_grants?customer={customer}&limit=100"
-                ))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let grants: Value = get_json(
+                &client,
+                key,
+                format!("{url}/v1/billing/credit_grants?customer={customer}&limit=100"),
+            )
+            .await;
             let granted = grants["data"].as_array().unwrap().len() as i64 * 250;
             assert_eq!(credited, granted, "{customer}: entries and grants disagree");
-            let summary: Value = client
-                .get(format!("{url}/v1/billing/credit_balance_summary?customer={customer}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered"))
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let summary: Value = get_json(&client, key, format!("{url}/v1/billing/credit_balance_summary?customer={customer}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered")).await;
             assert_eq!(
                 summary["balances"][0]["available_balance"]["monetary"]["value"], credited,
                 "{customer}: the balance is not the sum of its entries"
@@ -529,6 +505,19 @@ async fn acknowledged_writes_survive_kill_9() {
         started.elapsed().as_secs_f64()
     );
     assert!(!all.is_empty(), "no write was acknowledged at all");
+}
+
+/// `GET url` with `key`, its JSON body.
+async fn get_json(client: &reqwest::Client, key: &str, url: String) -> Value {
+    client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// A cheap, varying delay without a random number generator of the test's own.
