@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -278,24 +277,14 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         // A bug must cost one request, not the server: the model's locks do not poison, and the
         // client gets a 500 in its API's envelope.
         None => {
-            let journal = app.journal.get();
-            if let Some(journal) = journal {
-                let read =
-                    request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
-                journal.begin(read);
-            }
-            let reply = match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                router::dispatch(app, api, &request)
-            })) {
-                Ok(reply) => reply,
-                Err(_) => {
-                    tracing::error!("request {} panicked", request.request_id);
-                    router::internal_error(api)
-                }
-            };
+            let (reply, stored) = persist::dispatch(app, api, &request);
+            let reply = reply.unwrap_or_else(|_| {
+                tracing::error!("request {} panicked", request.request_id);
+                router::internal_error(api)
+            });
             // With a data directory, a request that changed a world is answered once it is
             // stored.
-            match journal.and_then(|j| j.finish(&request)) {
+            match stored {
                 None => reply,
                 Some(stored) => match stored.await {
                     Ok(Ok(())) => reply,

@@ -113,8 +113,8 @@ thread_local! {
     static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
 }
 
-/// The journal's numbering, shared by the store (which numbers records under the world's lock)
-/// and the server (which numbers the records of requests that never locked a world).
+/// The journal's numbering: the store's sequencer, which numbers each request's record under the
+/// world's lock, so that records replay in the order their requests were applied.
 #[derive(Debug, Default)]
 pub struct Numbering {
     next: AtomicU64,
@@ -343,12 +343,10 @@ fn finish(
     for seq in context.skipped {
         journal.send(db::Job::Skip(seq));
     }
+    // Every locked section of a request that writes numbers it, and so does a section of a read
+    // that changed its world: a request without a number changed nothing.
+    let seq = context.seq?;
     let world = context.world?;
-    let seq = match context.seq {
-        Some(seq) => seq,
-        None if !context.read => journal.numbering.take(),
-        None => return None,
-    };
     let stored = StoredRequest {
         world: world.clone(),
         method: request.method.as_str().to_string(),
@@ -381,6 +379,29 @@ fn finish(
     }
 }
 
+/// What tells, once a stored request is committed, whether it could be.
+pub type Commit = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
+/// Serves `request` through the router, as the journal of `app` (if it has one) sees it: the
+/// facade's answer, or the panic it raised (which costs this request only), and, when the request
+/// changed a world and must be stored, what tells once it is committed. The server and
+/// [`dispatch_stored`] both serve requests so.
+pub fn dispatch(
+    app: &App,
+    api: crate::router::Api,
+    request: &Request,
+) -> (std::thread::Result<Reply>, Option<Commit>) {
+    let journal = app.journal.get();
+    if let Some(journal) = journal {
+        journal
+            .begin(request.method == hyper::Method::GET || request.method == hyper::Method::HEAD);
+    }
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::router::dispatch(app, api, request)
+    }));
+    (reply, journal.and_then(|j| j.finish(request)))
+}
+
 /// Serves `request` from inside the emulator (not from a client), stored as a request from a
 /// client is when the worlds are: the answer comes once the request is committed. Blocks: call it
 /// from a thread that may block.
@@ -389,15 +410,7 @@ pub fn dispatch_stored(
     api: crate::router::Api,
     request: &Request,
 ) -> Result<Reply, String> {
-    let Some(journal) = app.journal.get() else {
-        return Ok(crate::router::dispatch(app, api, request));
-    };
-    let read = request.method == hyper::Method::GET || request.method == hyper::Method::HEAD;
-    journal.begin(read);
-    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::router::dispatch(app, api, request)
-    }));
-    let stored = journal.finish(request);
+    let (reply, stored) = dispatch(app, api, request);
     let reply = reply.map_err(|_| "the request panicked".to_string())?;
     match stored {
         None => Ok(reply),
