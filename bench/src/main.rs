@@ -12,6 +12,7 @@
 
 mod baseline;
 mod cycle;
+mod inproc;
 mod load;
 mod memory;
 mod persist;
@@ -62,6 +63,10 @@ OPTIONS:
                   create, or meter_events: row 7's events) for --secs seconds, or
                   (memory) load --grants grants and report bytes per grant, or
                   (event-memory) store --events meter events and report bytes per event
+  --inproc ROW    the handler's time per request for one kind of request (create, native,
+                  invoice, meter_events), in this process on one thread, no sockets, --secs ×
+                  50,000 requests: the figure a change to the request path moves, without the network's
+                  and the scheduler's noise
 ";
 
 #[derive(Debug, Clone)]
@@ -74,6 +79,8 @@ struct Opts {
     warmup: f64,
     emulator: Option<PathBuf>,
     soak: Option<String>,
+    /// `--inproc ROW`: the handler alone, in this process.
+    inproc: Option<String>,
     /// `--only ROW`: one fresh-process row alone (`create`, `meter_events` or `cycle`).
     only: Option<String>,
     /// Meter events stored by `--soak event-memory`.
@@ -118,6 +125,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         warmup: 0.3,
         emulator: None,
         soak: None,
+        inproc: None,
         only: None,
         events: 1_000_000,
         memory: false,
@@ -169,6 +177,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             }
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
+            "--inproc" => o.inproc = Some(value.clone()),
             "--only"
                 if [
                     "create",
@@ -598,6 +607,9 @@ fn list_make(key: &'static str) -> Make {
 // ---------------------------------------------------------------------------------------------
 
 async fn run(o: Opts) -> Result<(), String> {
+    if let Some(row) = &o.inproc {
+        return inproc::run(row, o.secs).await;
+    }
     let started = Instant::now();
     let load_before = loadavg();
     let emu_bin = emulator_binary(&o)?;

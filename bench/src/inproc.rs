@@ -1,0 +1,181 @@
+//! `--inproc ROW`: what one kind of request costs the emulator's handler alone, in this process,
+//! on one thread: no sockets, no HTTP parsing, no second worker to share the world's lock with.
+//! The figure a change to the request path moves, without the noise of a shared machine's network
+//! and scheduler (the socket rows measure what a client sees).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use credit_emulator::http::Request as EmuRequest;
+use credit_emulator::{App, Config};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+
+use crate::{
+    json_id, meter_event_form, metered_grant_form, native_grant_body, native_request,
+    realistic_grant_form, stripe_post_plain, stripe_request, METER_EVENT_NAME, NATIVE_START,
+};
+
+/// Converts a client request into the emulator's own, as its server does.
+async fn convert(req: Request<Full<Bytes>>, n: u64) -> EmuRequest {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    EmuRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        request_id: format!("req_inproc{n:08}"),
+    }
+}
+
+/// One request through the router, as the server sends it; its status and body.
+fn serve(app: &App, req: &EmuRequest) -> (u16, Bytes) {
+    let api = credit_emulator::router::api_of(&req.path, &req.headers);
+    let (reply, _) = credit_emulator::persist::dispatch(app, api, req);
+    let reply = reply.expect("no panic");
+    (reply.status, reply.body)
+}
+
+async fn setup(app: &App, req: Request<Full<Bytes>>) -> Result<String, String> {
+    let req = convert(req, 0).await;
+    let (status, body) = serve(app, &req);
+    if status >= 300 {
+        return Err(format!(
+            "{} {}: {status} {}",
+            req.method,
+            req.path,
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok(json_id(&body).unwrap_or_default())
+}
+
+type Make = Box<dyn Fn(u64) -> Request<Full<Bytes>>>;
+
+/// Runs `row` `secs` × 50,000 times and prints the handler's time per request.
+pub async fn run(row: &str, secs: f64) -> Result<(), String> {
+    let app = App::new(Config::default());
+    let key = "sk_test_bench_inproc";
+    let customer = setup(
+        &app,
+        stripe_post_plain(key, "/v1/customers", "email=a%40example.com&name=A".into()),
+    )
+    .await?;
+    let make: Make = match row {
+        "create" => Box::new(move |_| {
+            stripe_request(
+                Method::POST,
+                key,
+                "/v1/billing/credit_grants",
+                Some(realistic_grant_form(&customer)),
+            )
+        }),
+        "invoice" => {
+            for i in 0..100 {
+                setup(
+                    &app,
+                    stripe_post_plain(
+                        key,
+                        "/v1/billing/credit_grants",
+                        metered_grant_form(&customer, 99_999_999, i % 10),
+                    ),
+                )
+                .await?;
+            }
+            let form = format!("customer={customer}&currency=usd&lines[0][amount]=100");
+            Box::new(move |_| {
+                stripe_request(Method::POST, key, "/_emulator/invoices", Some(form.clone()))
+            })
+        }
+        "meter_events" => {
+            setup(
+                &app,
+                stripe_post_plain(
+                    key,
+                    "/v1/billing/meters",
+                    format!("display_name=API+requests&event_name={METER_EVENT_NAME}&default_aggregation[formula]=sum"),
+                ),
+            )
+            .await?;
+            Box::new(move |_| {
+                stripe_request(
+                    Method::POST,
+                    key,
+                    "/v1/billing/meter_events",
+                    Some(meter_event_form(&customer)),
+                )
+            })
+        }
+        "native" => {
+            let post = |uri: &str, body: serde_json::Value| {
+                native_request(Method::POST, key, uri, Some(body.to_string()))
+            };
+            let c = setup(
+                &app,
+                post(
+                    "/v1/customers",
+                    serde_json::json!({"external_id": "bench-1", "name": "Bench"}),
+                ),
+            )
+            .await?;
+            let p = setup(
+                &app,
+                post(
+                    "/v1/plans",
+                    serde_json::json!({"name": "Bench plan", "lookup_key": "bench-plan"}),
+                ),
+            )
+            .await?;
+            let s = setup(
+                &app,
+                post(
+                    "/v1/subscriptions",
+                    serde_json::json!({"customer_id": c, "plan_id": p, "currency": "usd",
+                        "billing_cadence": "RECURRING", "billing_period": "MONTHLY",
+                        "billing_period_count": 1, "start_date": NATIVE_START}),
+                ),
+            )
+            .await?;
+            let body = native_grant_body(serde_json::json!({"scope": "SUBSCRIPTION",
+                "subscription_id": s, "start_date": NATIVE_START}));
+            Box::new(move |_| {
+                native_request(Method::POST, key, "/v1/creditgrants", Some(body.clone()))
+            })
+        }
+        other => {
+            return Err(format!(
+                "--inproc takes create, invoice, meter_events or native, not {other}"
+            ))
+        }
+    };
+    // A fixed count rather than a time: a create's cost depends on how large the world has grown
+    // (what its caps drop), so runs compare only at the same size.
+    let count = (secs * 50_000.0) as u64;
+    let mut spent = Duration::ZERO;
+    let mut n = 0u64;
+    let mut failed = 0u64;
+    while n < count {
+        let req = convert(make(n), n).await;
+        let t = Instant::now();
+        let (status, body) = serve(&app, &req);
+        spent += t.elapsed();
+        if status >= 300 {
+            failed += 1;
+            if failed == 1 {
+                eprintln!("{row}: {status} {}", String::from_utf8_lossy(&body));
+            }
+        }
+        n += 1;
+    }
+    println!(
+        "{row} in process: {n} requests ({failed} failed), {:.2} µs per request in the handler",
+        spent.as_secs_f64() * 1e6 / n.max(1) as f64,
+    );
+    Ok(())
+}
