@@ -153,6 +153,11 @@ impl<T> Mutex<T> {
         Mutex(std::sync::Mutex::new(value))
     }
 
+    /// Whether someone holds the lock now.
+    pub fn is_locked(&self) -> bool {
+        matches!(self.0.try_lock(), Err(std::sync::TryLockError::WouldBlock))
+    }
+
     /// Waits for the lock; a poisoned lock is taken as it is.
     pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
         self.0
@@ -365,6 +370,11 @@ impl Store {
             sequencer.section(key, changed);
         }
         result
+    }
+
+    /// Whether the world named `key` is locked now.
+    pub fn busy(&self, key: &str) -> bool {
+        self.tenants.get(key).is_some_and(|c| c.state.is_locked())
     }
 
     /// The tenant named `key`, if it exists (never creates one).
