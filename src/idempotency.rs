@@ -63,10 +63,11 @@ pub enum Claim {
 #[derive(Debug)]
 pub struct IdempotencyStore {
     /// foldhash, not SipHash: every POST with a key looks it up twice.
-    records: HashMap<String, Record, foldhash::fast::RandomState>,
+    records: HashMap<Arc<str>, Record, foldhash::fast::RandomState>,
     /// `(created, key)` for every key in `records`, once each, oldest first: for expiry and for
     /// eviction.
-    order: VecDeque<(Nanos, String)>,
+    /// The key's text is shared with `records`: one allocation per key.
+    order: VecDeque<(Nanos, Arc<str>)>,
     /// Most keys kept at once.
     cap: usize,
     /// How long a key is kept, in nanoseconds of real time.
@@ -113,9 +114,10 @@ impl IdempotencyStore {
         match self.records.get(key) {
             None => {
                 self.make_room();
+                let key: Arc<str> = Arc::from(key);
                 self.records
-                    .insert(key.to_string(), Record::InFlight { fingerprint });
-                self.order.push_back((now, key.to_string()));
+                    .insert(key.clone(), Record::InFlight { fingerprint });
+                self.order.push_back((now, key));
                 Claim::Proceed
             }
             Some(Record::InFlight { .. }) => Claim::InFlight,
@@ -155,7 +157,7 @@ impl IdempotencyStore {
             self.records.remove(key);
             // Its place in the order goes too, or a later claim of the same key would be
             // forgotten when this one's day is up. It was claimed recently: look from the back.
-            if let Some(at) = self.order.iter().rposition(|(_, k)| k == key) {
+            if let Some(at) = self.order.iter().rposition(|(_, k)| &**k == key) {
                 self.order.remove(at);
             }
         }
@@ -178,6 +180,16 @@ impl IdempotencyStore {
     /// run the request twice), so the store passes its cap by at most the requests in flight.
     fn make_room(&mut self) {
         while self.records.len() >= self.cap {
+            // Nearly always the oldest key is answered: it goes with one lookup.
+            if let Some((_, oldest)) = self.order.front() {
+                if let Some((key, record)) = self.records.remove_entry(&**oldest) {
+                    if matches!(record, Record::Done { .. }) {
+                        self.order.pop_front();
+                        continue;
+                    }
+                    self.records.insert(key, record);
+                }
+            }
             let records = &self.records;
             let oldest_done = self
                 .order
@@ -229,7 +241,7 @@ impl IdempotencyStore {
                     let second = SECOND as Nanos;
                     let created = (at.max(&0) + second / 2) / second * second;
                     Some(StoredAnswer {
-                        key: key.clone(),
+                        key: key.to_string(),
                         fingerprint: format!("{fingerprint:016x}"),
                         created,
                         status: *status,
@@ -274,8 +286,9 @@ impl IdempotencyStore {
                 status: a.status,
                 body: Bytes::from(a.body),
             };
-            store.records.insert(a.key.clone(), record);
-            store.order.push_back((at, a.key));
+            let key: Arc<str> = Arc::from(a.key);
+            store.records.insert(key.clone(), record);
+            store.order.push_back((at, key));
         }
         Ok(store)
     }

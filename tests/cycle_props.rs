@@ -623,12 +623,15 @@ impl World {
                     0 => Applicability::Metered,
                     1 => {
                         let key = price;
-                        Applicability::Prices(vec![ScopedPrice {
-                            id: price_id(key),
-                            key: Some(key),
-                        }])
+                        Applicability::Prices(
+                            vec![ScopedPrice {
+                                id: price_id(key),
+                                key: Some(key),
+                            }]
+                            .into(),
+                        )
                     }
-                    _ => Applicability::Prices(vec![ScopedPrice::from("price_elsewhere")]),
+                    _ => Applicability::Prices(vec![ScopedPrice::from("price_elsewhere")].into()),
                 };
                 t.create_lot(NewLot {
                     customer: c,

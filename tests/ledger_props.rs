@@ -82,8 +82,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn scope(n: u8) -> Applicability {
     match n {
         0 => Applicability::Metered,
-        1 => Applicability::Prices(vec!["price_A".into()]),
-        _ => Applicability::Prices(vec!["price_A".into(), "price_B".into()]),
+        1 => Applicability::Prices(vec!["price_A".into()].into()),
+        _ => Applicability::Prices(vec!["price_A".into(), "price_B".into()].into()),
     }
 }
 

@@ -30,8 +30,8 @@ pub enum Category {
 pub enum Applicability {
     /// Every metered line (Stripe `price_type=metered`; native wallets' `USAGE`).
     Metered,
-    /// Only lines whose price is in the list.
-    Prices(Vec<ScopedPrice>),
+    /// Only lines whose price is in the list (shared: a copy of a lot, for an event, copies no list).
+    Prices(std::sync::Arc<[ScopedPrice]>),
 }
 
 impl From<&str> for ScopedPrice {
@@ -123,9 +123,9 @@ pub struct Lot {
     /// Lower spends first; `None` spends after every number.
     pub priority: Option<i64>,
     /// Display name.
-    pub name: Option<String>,
+    pub name: Option<std::sync::Arc<str>>,
     /// Key–value metadata.
-    pub metadata: Metadata,
+    pub metadata: std::sync::Arc<Metadata>,
     /// When the credit becomes usable.
     pub effective_at: Nanos,
     /// When the rest of it stops being usable; `None` is never.
@@ -273,8 +273,8 @@ impl Tenant {
             category: new.category,
             applicability: new.applicability,
             priority: new.priority,
-            name: new.name,
-            metadata: new.metadata,
+            name: new.name.map(std::sync::Arc::from),
+            metadata: std::sync::Arc::new(new.metadata),
             effective_at,
             expires_at: new.expires_at,
             voided_at: None,
@@ -364,7 +364,7 @@ impl Tenant {
         let (_, now) = self.lot_domain_now(key)?;
         let before = self.lot_snapshot(key);
         let lot = self.lot_mut(key);
-        lot.metadata = metadata;
+        lot.metadata = std::sync::Arc::new(metadata);
         lot.updated = now;
         self.record_lot_update(key, now, before);
         Ok(())

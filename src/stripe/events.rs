@@ -11,7 +11,7 @@
 //! older ones are dropped when the log is next touched.
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -80,8 +80,27 @@ enum EventBody {
 struct Later {
     change: Change,
     version: Version,
-    request: Option<Box<str>>,
+    /// The request that made the change, shared by every event it made.
+    cause: Option<Arc<CauseCopy>>,
+}
+
+/// A request's id and idempotency key, as its events name them.
+#[derive(Debug)]
+struct CauseCopy {
+    request: Box<str>,
     idempotency_key: Option<Box<str>>,
+}
+
+impl Later {
+    /// The head of the event this renders.
+    fn head(&self) -> Head<'_> {
+        let cause = self.cause.as_deref();
+        Head {
+            version: self.version,
+            request: cause.map(|c| &*c.request),
+            idempotency_key: cause.and_then(|c| c.idempotency_key.as_deref()),
+        }
+    }
 }
 
 /// A world's events, oldest first: the world's [`Attachment`].
@@ -147,11 +166,7 @@ impl EventLog {
         let mut value: Value = match &event.body {
             EventBody::Json(json) => serde_json::from_slice(json).ok()?,
             EventBody::Later(later) => {
-                let head = Head {
-                    version: later.version,
-                    request: later.request.as_deref(),
-                    idempotency_key: later.idempotency_key.as_deref(),
-                };
+                let head = later.head();
                 let id = ids::render(ids::EVENT, key);
                 let json = render_event(&id, event.kind, &later.change, &head, Some(tenant));
                 serde_json::from_slice(&json).ok()?
@@ -245,11 +260,7 @@ impl EventLog {
                     let json = match &e.body {
                         EventBody::Json(json) => String::from_utf8_lossy(json).into_owned(),
                         EventBody::Later(later) => {
-                            let head = Head {
-                                version: later.version,
-                                request: later.request.as_deref(),
-                                idempotency_key: later.idempotency_key.as_deref(),
-                            };
+                            let head = later.head();
                             let id = ids::render(ids::EVENT, key);
                             let json =
                                 render_event(&id, e.kind, &later.change, &head, Some(tenant));
@@ -611,6 +622,8 @@ impl ChangeHook for Recorder {
         let cause = tenant.cause();
         // The events some endpoint receives, rendered now for delivery.
         let mut delivered: Vec<(String, Key)> = Vec::new();
+        // One copy of the request's id and key for all the events it made (a create makes two).
+        let mut shared: Option<Arc<CauseCopy>> = None;
         for change in changes {
             let Some(kind) = event_type(change.kind, &change.after) else {
                 continue;
@@ -626,8 +639,16 @@ impl ChangeHook for Recorder {
                 EventBody::Later(Box::new(Later {
                     change,
                     version,
-                    request: request.map(Box::from),
-                    idempotency_key: idempotency_key.map(Box::from),
+                    cause: request.map(|request| {
+                        shared
+                            .get_or_insert_with(|| {
+                                Arc::new(CauseCopy {
+                                    request: request.into(),
+                                    idempotency_key: idempotency_key.map(Box::from),
+                                })
+                            })
+                            .clone()
+                    }),
                 }))
             } else {
                 let head = Head {
