@@ -128,8 +128,19 @@ impl App {
                     // The log's own bytes, shared.
                     json: e.json.clone(),
                 };
-                self.webhooks
-                    .enqueue_event(tenant.name(), event, receiving(tenant, e.kind))
+                let targets = receiving(tenant, e.kind).map(|mut t| {
+                    if !e.variants.is_empty() {
+                        // An endpoint with a version of its own gets the event rendered at it.
+                        let endpoint = tenant.webhook_endpoint(t.endpoint);
+                        let version = endpoint.and_then(|w| w.api_version.as_deref());
+                        let body = e.body_for(version);
+                        if !std::ptr::eq(body, e.json) {
+                            t.json = Some(body.clone());
+                        }
+                    }
+                    t
+                });
+                self.webhooks.enqueue_event(tenant.name(), event, targets)
             })
             .collect()
     }
@@ -230,6 +241,7 @@ fn receiving<'a>(
             endpoint: e.key,
             url: &e.url,
             secret: &e.secret,
+            json: None,
         })
 }
 

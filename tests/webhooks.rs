@@ -806,3 +806,66 @@ async fn real_events_reach_an_endpoint_and_count_down_their_pending_webhooks() {
     assert_eq!(txns.body["data"][0]["pending_webhooks"], 0);
     assert_eq!(rx.hits().len(), 3, "no other type was sent");
 }
+
+#[tokio::test]
+async fn an_endpoint_with_its_own_api_version_receives_events_rendered_at_it() {
+    let emu = emu_with(1000).await;
+    let key = emu.tenant("wh_endpoint_version").await;
+    // Before 2025-02-24.acacia a grant's price scope is not shown; the world's version shows it.
+    let old = Receiver::start(Mode::FailFirst(0)).await;
+    let r = emu
+        .post(
+            &key,
+            ENDPOINTS,
+            &format!(
+                "url={}&enabled_events[]=billing.credit_grant.created&api_version=2024-12-18.acacia",
+                old.url
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let old_secret = r.body["secret"].as_str().unwrap().to_string();
+    let new = Receiver::start(Mode::FailFirst(0)).await;
+    let (_, new_secret) = endpoint(&emu, &key, &new.url, &["billing.credit_grant.created"]).await;
+
+    let cus = emu.customer(&key, "name=Ada").await;
+    emu.grant(
+        &key,
+        &cus,
+        500,
+        "applicability_config[scope][prices][0][id]=price_A",
+    )
+    .await;
+    let (old_hit, new_hit) = (
+        old.wait_for(1).await.remove(0),
+        new.wait_for(1).await.remove(0),
+    );
+    assert!(verify(
+        old_hit.header("stripe-signature"),
+        &old_hit.body,
+        &old_secret
+    ));
+    assert!(verify(
+        new_hit.header("stripe-signature"),
+        &new_hit.body,
+        &new_secret
+    ));
+    let old_event: Value = serde_json::from_slice(&old_hit.body).unwrap();
+    let new_event: Value = serde_json::from_slice(&new_hit.body).unwrap();
+    assert_eq!(
+        old_event["id"], new_event["id"],
+        "one event, two renderings"
+    );
+    assert_eq!(old_event["api_version"], "2024-12-18.acacia");
+    assert_ne!(new_event["api_version"], "2024-12-18.acacia");
+    let scope = |e: &Value| e["data"]["object"]["applicability_config"]["scope"].clone();
+    assert_eq!(scope(&old_event), json!({}));
+    assert_eq!(scope(&new_event), json!({"prices": [{"id": "price_A"}]}));
+
+    // The event as the API lists it is the world's rendering.
+    settled(&emu, &key).await;
+    let id = new_event["id"].as_str().unwrap();
+    let stored = emu.get(&key, &format!("/v1/events/{id}")).await;
+    assert_eq!(stored.body["data"], new_event["data"]);
+    assert_eq!(stored.body["api_version"], new_event["api_version"]);
+}

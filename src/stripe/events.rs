@@ -362,6 +362,41 @@ pub struct EventRef<'a> {
     /// known only once delivery has been planned). The stored bytes themselves: a delivery holds
     /// them by reference count.
     pub json: &'a Bytes,
+    /// The same event rendered at the other API versions its endpoints ask for (an endpoint's
+    /// `api_version`, where it differs from the world's): Stripe renders a delivery's `data` at
+    /// the endpoint's version.
+    pub variants: &'a [(Version, Bytes)],
+}
+
+impl EventRef<'_> {
+    /// The body an endpoint with `api_version` receives: its own rendering when it has one, else
+    /// the world's.
+    pub fn body_for(&self, api_version: Option<&str>) -> &Bytes {
+        api_version
+            .and_then(|name| self.variants.iter().find(|(v, _)| v.as_str() == name))
+            .map_or(self.json, |(_, json)| json)
+    }
+}
+
+/// An event rendered at the versions other than its world's that its endpoints ask for.
+type Renderings = Vec<(Version, Bytes)>;
+
+/// The API versions, other than `world`, that the world's enabled endpoints receiving events of
+/// `kind` ask for, each once.
+fn endpoint_versions(tenant: &Tenant, kind: &str, world: Version) -> Vec<Version> {
+    let mut versions: Vec<Version> = Vec::new();
+    for e in tenant.webhook_endpoints_in(..) {
+        if e.disabled || !e.wants(kind) {
+            continue;
+        }
+        let Some(v) = e.api_version.as_deref().and_then(Version::parse) else {
+            continue;
+        };
+        if v != world && !versions.contains(&v) {
+            versions.push(v);
+        }
+    }
+    versions
 }
 
 /// The store's hook: renders and keeps each world's events.
@@ -621,7 +656,7 @@ impl ChangeHook for Recorder {
         let version = app.version_of(world);
         let cause = tenant.cause();
         // The events some endpoint receives, rendered now for delivery.
-        let mut delivered: Vec<(String, Key)> = Vec::new();
+        let mut delivered: Vec<(String, Key, Renderings)> = Vec::new();
         // One copy of the request's id and key for all the events it made (a create makes two).
         let mut shared: Option<Arc<CauseCopy>> = None;
         for change in changes {
@@ -659,7 +694,15 @@ impl ChangeHook for Recorder {
                 let id = ids::render(ids::EVENT, key);
                 let json = render_event(&id, kind, &change, &head, Some(tenant));
                 if receivers > 0 {
-                    delivered.push((id, key));
+                    let variants = endpoint_versions(tenant, kind, version)
+                        .into_iter()
+                        .map(|v| {
+                            let head = Head { version: v, ..head };
+                            let json = render_event(&id, kind, &change, &head, Some(tenant));
+                            (v, Bytes::from(json))
+                        })
+                        .collect();
+                    delivered.push((id, key, variants));
                 }
                 // Shrunk to its length first: the log keeps it for 30 days.
                 EventBody::Json(Bytes::from(json.into_boxed_slice()))
@@ -681,7 +724,7 @@ impl ChangeHook for Recorder {
         }
         let refs: Vec<EventRef> = delivered
             .iter()
-            .filter_map(|(id, key)| {
+            .filter_map(|(id, key, variants)| {
                 let e = log.events.get(key)?;
                 let EventBody::Json(json) = &e.body else {
                     return None;
@@ -691,11 +734,12 @@ impl ChangeHook for Recorder {
                     kind: e.kind,
                     created: e.created,
                     json,
+                    variants,
                 })
             })
             .collect();
         let pending = app.events_produced(tenant, &refs);
-        for ((_, key), count) in delivered.iter().zip(pending) {
+        for ((_, key, _), count) in delivered.iter().zip(pending) {
             if let Some(e) = log.events.get_mut(key) {
                 e.pending_webhooks = count;
             }

@@ -214,7 +214,7 @@ enum Destination {
 
 /// An endpoint an event goes to, borrowed from its world: what [`Deliveries::enqueue_event`]
 /// takes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TargetRef<'a> {
     /// The endpoint.
     pub endpoint: Key,
@@ -222,6 +222,9 @@ pub struct TargetRef<'a> {
     pub url: &'a str,
     /// Its signing secret.
     pub secret: &'a str,
+    /// The body this endpoint receives when it is not the event's own (the event rendered at the
+    /// endpoint's API version).
+    pub json: Option<Bytes>,
 }
 
 /// Where a destination's deliveries go and how they are signed: made once per destination and
@@ -495,6 +498,7 @@ impl Deliveries {
                         endpoint: t.endpoint,
                         url: &t.url,
                         secret: &t.secret,
+                        json: None,
                     }),
                 )
             })
@@ -513,12 +517,20 @@ impl Deliveries {
     ) -> u32 {
         let event = Arc::new(event);
         let mut count = 0u32;
-        for t in endpoints {
+        for mut t in endpoints {
             count = count.saturating_add(1);
+            let own = t.json.take().map(|json| {
+                Arc::new(EventRef {
+                    id: event.id.clone(),
+                    kind: event.kind.clone(),
+                    created: event.created,
+                    json,
+                })
+            });
             self.push(
                 world,
                 Destination::Endpoint(t.endpoint),
-                &event,
+                own.as_ref().unwrap_or(&event),
                 Want::Endpoint(t),
             );
         }
