@@ -294,10 +294,6 @@ impl Tenant {
             amount(&path, "amount", lot.amount, false)?;
             amount(&path, "remaining", lot.remaining, false)?;
             self.lots_by_customer.entry(c).or_default().insert(lot.key);
-            self.lots_in_spend_order
-                .entry(c)
-                .or_default()
-                .insert(lot.spend_key());
             if self.lots.insert(lot.key, Box::new(lot)).is_some() {
                 return Err(duplicate(&path));
             }

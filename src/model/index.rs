@@ -225,24 +225,10 @@ impl Tenant {
                 self.lots.len()
             )
         })?;
-        let in_order: usize = self.lots_in_spend_order.values().map(BTreeSet::len).sum();
-        ensure(in_order == self.lots.len(), || {
-            format!(
-                "{in_order} lots in the customers' spending orders, {} lots",
-                self.lots.len()
-            )
-        })?;
         let mut metered: HashMap<Key, BTreeMap<Currency, Decimal>> = HashMap::new();
         for lot in self.lots.values() {
             ensure(self.lot_keys_of(lot.customer).contains(lot.key), || {
                 format!("lot {} missing from its customer's lots", lot.key)
-            })?;
-            let placed = self
-                .lots_in_spend_order
-                .get(&lot.customer)
-                .is_some_and(|o| o.contains(&lot.spend_key()));
-            ensure(placed, || {
-                format!("lot {} out of its place in the spending order", lot.key)
             })?;
             if lot.applicability.intersects(&Applicability::Metered) {
                 *metered
@@ -559,7 +545,6 @@ mod tests {
             ("clock", |t| t.customers_unclocked.clear()),
             ("external id", |t| t.customers_by_external_id.clear()),
             ("lots", |t| t.lots_by_customer.clear()),
-            ("spending order", |t| t.lots_in_spend_order.clear()),
             ("entries per lot", |t| t.entries_by_lot.clear()),
             ("entries per customer", |t| t.entries_by_customer.clear()),
             ("invoice lists", |t| t.invoice_lists.clear()),

@@ -164,17 +164,6 @@ impl Lot {
             && self.remaining > Decimal::ZERO
     }
 
-    /// Where the lot stands in [`Lot::spend_order`], as a value that sorts the same way.
-    pub fn spend_key(&self) -> SpendKey {
-        SpendKey {
-            priority: (self.priority.is_none(), self.priority.unwrap_or(0)),
-            expires_at: (self.expires_at.is_none(), self.expires_at.unwrap_or(0)),
-            paid: self.category == Category::Paid,
-            effective_at: self.effective_at,
-            key: self.key,
-        }
-    }
-
     /// The spending order: priority (none last), expiry (never last), promotional before paid,
     /// effective_at, then creation (the key).
     pub fn spend_order(a: &Lot, b: &Lot) -> Ordering {
@@ -193,18 +182,6 @@ impl Lot {
             .then_with(|| a.effective_at.cmp(&b.effective_at))
             .then_with(|| a.key.cmp(&b.key))
     }
-}
-
-/// A lot's place in the spending order: its fields compare as [`Lot::spend_order`] compares lots
-/// (`true` sorts after `false`: no priority and no expiry come last, paid after promotional).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SpendKey {
-    priority: (bool, i64),
-    expires_at: (bool, Nanos),
-    paid: bool,
-    effective_at: Nanos,
-    /// The lot.
-    pub key: Key,
 }
 
 /// What a new lot is made of; the customer must exist (the facade checks).
@@ -313,10 +290,6 @@ impl Tenant {
             .entry(new.customer)
             .or_default()
             .insert(key);
-        self.lots_in_spend_order
-            .entry(new.customer)
-            .or_default()
-            .insert(lot.spend_key());
         self.record(
             ChangeKind::Created,
             now,
@@ -364,8 +337,8 @@ impl Tenant {
         self.check_open(key, now)?;
         let before = self.lot_snapshot(key);
         self.cancel_events(key, |e| matches!(e, Event::Expire(_)));
-        self.move_in_spend_order(key, |lot| lot.expires_at = expires_at);
         let lot = self.lot_mut(key);
+        lot.expires_at = expires_at;
         lot.updated = now;
         self.record_lot_update(key, now, before);
         match expires_at {
@@ -407,8 +380,8 @@ impl Tenant {
         // Nothing further is due for this lot: it never becomes effective if it has not yet.
         let before = self.lot_snapshot(key);
         self.cancel_events(key, |_| true);
-        self.move_in_spend_order(key, |lot| lot.expires_at = Some(now));
         let lot = self.lot_mut(key);
+        lot.expires_at = Some(now);
         lot.updated = now;
         self.record_lot_update(key, now, before);
         self.write_off(key, EntryKind::Expired, now);
@@ -503,40 +476,16 @@ impl Tenant {
     /// [`Tenant::lots_in_spend_order`] would put first, found in one pass without collecting or
     /// sorting (an invoice line is usually covered by its first lot).
     pub fn first_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Option<Key> {
-        self.spend_order_of(customer)
-            .find(|l| keep(l))
+        self.lots_of(customer)
+            .filter(|l| keep(l))
+            .min_by(|a, b| Lot::spend_order(a, b))
             .map(|l| l.key)
     }
 
     /// Lots of a customer sorted in spending order, filtered by `keep`.
     pub fn lots_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Vec<Key> {
-        self.spend_order_of(customer)
-            .filter(|l| keep(l))
-            .map(|l| l.key)
-            .collect()
-    }
-
-    /// A customer's lots in spending order.
-    fn spend_order_of(&self, customer: Key) -> impl Iterator<Item = &Lot> {
-        self.lots_in_spend_order
-            .get(&customer)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.lot(k.key))
-    }
-
-    /// Changes a field of the lot `key` that its place in the spending order depends on, and
-    /// moves it there.
-    fn move_in_spend_order(&mut self, key: Key, change: impl FnOnce(&mut Lot)) {
-        let Some(lot) = self.lots.get_mut(&key) else {
-            return;
-        };
-        let before = lot.spend_key();
-        change(lot);
-        let after = lot.spend_key();
-        if let Some(order) = self.lots_in_spend_order.get_mut(&lot.customer) {
-            order.remove(&before);
-            order.insert(after);
-        }
+        let mut lots: Vec<&Lot> = self.lots_of(customer).filter(|l| keep(l)).collect();
+        lots.sort_by(|a, b| Lot::spend_order(a, b));
+        lots.into_iter().map(|l| l.key).collect()
     }
 }

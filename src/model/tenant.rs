@@ -64,9 +64,6 @@ pub struct Tenant {
     pub(super) lots: BTreeMap<Key, Box<Lot>>,
     /// Lots per customer.
     pub(super) lots_by_customer: HashMap<Key, BTreeSet<Key>>,
-    /// Lots per customer in spending order (see [`crate::model::lot::SpendKey`]): an invoice finds
-    /// the first lot it may spend without visiting every lot of the customer.
-    pub(super) lots_in_spend_order: HashMap<Key, BTreeSet<crate::model::lot::SpendKey>>,
     /// The ledger: every entry by key (keys are time-ordered). Boxed, as lots are.
     pub(super) entries: BTreeMap<Key, Box<Entry>>,
     /// Entries per customer.
@@ -129,7 +126,6 @@ impl Tenant {
             customers_by_external_id: HashMap::new(),
             lots: BTreeMap::new(),
             lots_by_customer: HashMap::new(),
-            lots_in_spend_order: HashMap::new(),
             entries: BTreeMap::new(),
             entries_by_customer: HashMap::new(),
             entries_by_lot: BTreeSet::new(),
