@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::http::Reply;
 use crate::idempotency::{IdempotencyStores, WorldStore};
 use crate::memory::Reclaimer;
-use crate::model::{Store, Tenant, TenantLimit};
+use crate::model::{Store, Tenant, TenantLimit, WebhookEndpoint};
 use crate::request_log::{RequestLogs, Seen};
 use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
@@ -128,18 +128,14 @@ impl App {
                     // The log's own bytes, shared.
                     json: e.json.clone(),
                 };
-                let targets = receiving(tenant, e.kind).map(|mut t| {
-                    if !e.variants.is_empty() {
-                        // An endpoint with a version of its own gets the event rendered at it.
-                        let endpoint = tenant.webhook_endpoint(t.endpoint);
-                        let version = endpoint.and_then(|w| w.api_version.as_deref());
-                        let body = e.body_for(version);
-                        if !std::ptr::eq(body, e.json) {
-                            t.json = Some(body.clone());
-                        }
-                    }
-                    t
-                });
+                // An endpoint with a version of its own gets the event rendered at it.
+                let targets =
+                    tenant
+                        .webhook_endpoints_receiving(e.kind)
+                        .map(|w| webhooks::TargetRef {
+                            json: e.variant_for(w.api_version.as_deref()).cloned(),
+                            ..target(w)
+                        });
                 self.webhooks.enqueue_event(tenant.name(), event, targets)
             })
             .collect()
@@ -234,15 +230,17 @@ fn receiving<'a>(
     tenant: &'a Tenant,
     kind: &'a str,
 ) -> impl Iterator<Item = webhooks::TargetRef<'a>> + 'a {
-    tenant
-        .webhook_endpoints_in(..)
-        .filter(move |e| !e.disabled && e.wants(kind))
-        .map(|e| webhooks::TargetRef {
-            endpoint: e.key,
-            url: &e.url,
-            secret: &e.secret,
-            json: None,
-        })
+    tenant.webhook_endpoints_receiving(kind).map(target)
+}
+
+/// The endpoint `e` as a delivery target, sent the event's own body.
+fn target(e: &WebhookEndpoint) -> webhooks::TargetRef<'_> {
+    webhooks::TargetRef {
+        endpoint: e.key,
+        url: &e.url,
+        secret: &e.secret,
+        json: None,
+    }
 }
 
 /// The Stripe events' view of the application: the inherent methods above.

@@ -81,21 +81,6 @@ pub fn world_of(api: Api, req: &Request) -> Option<String> {
 }
 
 /// Serves `req` with the facade of `api`.
-/// The world `req` will act in, as its credentials name it, or `None` when they do not (or for
-/// the emulator's own routes). Not a check: the facade authenticates the request as it always
-/// does. The server uses it to tell whether the world is busy (see `server::give_way`).
-pub fn world_hint(api: Api, req: &Request) -> Option<String> {
-    match api {
-        Api::Admin => None,
-        Api::Stripe => {
-            let key = crate::wire::keys::authenticate(req).ok()?;
-            let account = crate::wire::keys::account(req, &key).ok()?;
-            Some(crate::wire::keys::world(&key, account).into_owned())
-        }
-        Api::Native => crate::native::auth::authenticate(req).ok(),
-    }
-}
-
 pub fn dispatch(app: &App, api: Api, req: &Request) -> Reply {
     match api {
         Api::Admin => admin::handle(app, req),

@@ -241,19 +241,19 @@ async fn drain(body: &mut Incoming, deadline: tokio::time::Instant) {
 /// advance over a year) still ends in an ordinary wait after a bounded number of yields.
 const YIELDS: usize = 256;
 
-/// Lets this worker serve other connections while the world `request` acts in is locked by a
+/// Lets this worker serve other connections while the world a request acts in is locked by a
 /// request on another worker, up to [`YIELDS`] times; then (or at once when the world is free)
 /// the request goes on and takes the lock as usual. A worker that waits for the lock sleeps, and
 /// the holder must wake it with a system call when it lets go: on two cores, with two workers
 /// serving one world, that sleeping and waking was a fifth of an invoice's CPU and left the
 /// sleeping worker's connections unserved meanwhile. This is only a hint (the world may be taken
 /// again between the look and the lock), so it never changes what a request does, only when.
-async fn give_way(app: &App, api: router::Api, request: &Request) {
-    let Some(world) = router::world_hint(api, request) else {
+async fn give_way(app: &App, world: Option<&str>) {
+    let Some(world) = world else {
         return;
     };
     for _ in 0..YIELDS {
-        if !app.store.busy(&world) {
+        if !app.store.busy(world) {
             return;
         }
         tokio::task::yield_now().await;
@@ -298,12 +298,14 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         body,
         request_id,
     };
+    // Read once from the credentials, for giving way and for the request log.
+    let world = router::world_of(api, &request);
     let reply = match refusal {
         Some(refusal) => refused(api, refusal, config).with_header("connection", "close"),
         // A bug must cost one request, not the server: the model's locks do not poison, and the
         // client gets a 500 in its API's envelope.
         None => {
-            give_way(app, api, &request).await;
+            give_way(app, world.as_deref()).await;
             let (reply, stored) = persist::dispatch(app, api, &request);
             let reply = reply.unwrap_or_else(|_| {
                 tracing::error!("request {} panicked", request.request_id);
@@ -321,18 +323,23 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
             }
         }
     };
-    if let Some(at) = arrived {
-        record(app, api, &request, at, started, &reply);
+    if let (Some(at), Some(world)) = (arrived, &world) {
+        record(app, api, world, &request, at, started, &reply);
     }
     to_response(reply, &request.request_id)
 }
 
-/// Records an answered request in its world's request log (see [`crate::request_log`]).
-fn record(app: &App, api: Api, request: &Request, at: Nanos, started: Instant, reply: &Reply) {
+/// Records an answered request in the request log of `world` (see [`crate::request_log`]).
+fn record(
+    app: &App,
+    api: Api,
+    world: &str,
+    request: &Request,
+    at: Nanos,
+    started: Instant,
+    reply: &Reply,
+) {
     let took = started.elapsed();
-    let Some(world) = router::world_of(api, request) else {
-        return;
-    };
     let seen = Seen {
         id: &request.request_id,
         at,
@@ -343,7 +350,7 @@ fn record(app: &App, api: Api, request: &Request, at: Nanos, started: Instant, r
         idempotency_key: request.header("idempotency-key"),
         took,
     };
-    app.record_request(&world, seen, reply);
+    app.record_request(world, seen, reply);
 }
 
 /// A request turned away before it reached a facade.

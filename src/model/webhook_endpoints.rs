@@ -153,11 +153,19 @@ impl Tenant {
         self.webhook_endpoints.remove(&key).is_some()
     }
 
-    /// The enabled endpoints that receive an event of `kind`, oldest first.
-    pub fn webhook_targets(&self, kind: &str) -> Vec<WebhookTarget> {
+    /// The enabled endpoints whose `enabled_events` take an event of `kind`, oldest first.
+    pub fn webhook_endpoints_receiving<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a WebhookEndpoint> + 'a {
         self.webhook_endpoints
             .values()
-            .filter(|e| !e.disabled && e.wants(kind))
+            .filter(move |e| !e.disabled && e.wants(kind))
+    }
+
+    /// The enabled endpoints that receive an event of `kind`, oldest first.
+    pub fn webhook_targets(&self, kind: &str) -> Vec<WebhookTarget> {
+        self.webhook_endpoints_receiving(kind)
             .map(|e| WebhookTarget {
                 endpoint: e.key,
                 url: e.url.clone(),

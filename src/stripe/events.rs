@@ -369,12 +369,14 @@ pub struct EventRef<'a> {
 }
 
 impl EventRef<'_> {
-    /// The body an endpoint with `api_version` receives: its own rendering when it has one, else
-    /// the world's.
-    pub fn body_for(&self, api_version: Option<&str>) -> &Bytes {
-        api_version
-            .and_then(|name| self.variants.iter().find(|(v, _)| v.as_str() == name))
-            .map_or(self.json, |(_, json)| json)
+    /// The rendering an endpoint with `api_version` receives instead of [`EventRef::json`], if
+    /// its version is not the world's.
+    pub fn variant_for(&self, api_version: Option<&str>) -> Option<&Bytes> {
+        let name = api_version?;
+        self.variants
+            .iter()
+            .find(|(v, _)| v.as_str() == name)
+            .map(|(_, json)| json)
     }
 }
 
@@ -385,10 +387,7 @@ type Renderings = Vec<(Version, Bytes)>;
 /// `kind` ask for, each once.
 fn endpoint_versions(tenant: &Tenant, kind: &str, world: Version) -> Vec<Version> {
     let mut versions: Vec<Version> = Vec::new();
-    for e in tenant.webhook_endpoints_in(..) {
-        if e.disabled || !e.wants(kind) {
-            continue;
-        }
+    for e in tenant.webhook_endpoints_receiving(kind) {
         let Some(v) = e.api_version.as_deref().and_then(Version::parse) else {
             continue;
         };
