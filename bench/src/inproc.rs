@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 
 use crate::{
-    json_id, meter_event_form, metered_grant_form, native_grant_body, native_request,
-    realistic_grant_form, stripe_post_plain, stripe_request, METER_EVENT_NAME, NATIVE_START,
+    json_id, meter_event_form, meter_request, metered_grant_form, native_request,
+    native_setup_request, native_subscription_grant_body, realistic_grant_form, stripe_post_plain,
+    stripe_request, NativeSetup,
 };
 
 /// Converts a client request into the emulator's own, as its server does.
@@ -94,15 +95,7 @@ pub async fn run(row: &str, secs: f64) -> Result<(), String> {
             })
         }
         "meter_events" => {
-            setup(
-                &app,
-                stripe_post_plain(
-                    key,
-                    "/v1/billing/meters",
-                    format!("display_name=API+requests&event_name={METER_EVENT_NAME}&default_aggregation[formula]=sum"),
-                ),
-            )
-            .await?;
+            setup(&app, meter_request(key)).await?;
             Box::new(move |_| {
                 stripe_request(
                     Method::POST,
@@ -113,37 +106,11 @@ pub async fn run(row: &str, secs: f64) -> Result<(), String> {
             })
         }
         "native" => {
-            let post = |uri: &str, body: serde_json::Value| {
-                native_request(Method::POST, key, uri, Some(body.to_string()))
-            };
-            let c = setup(
-                &app,
-                post(
-                    "/v1/customers",
-                    serde_json::json!({"external_id": "bench-1", "name": "Bench"}),
-                ),
-            )
-            .await?;
-            let p = setup(
-                &app,
-                post(
-                    "/v1/plans",
-                    serde_json::json!({"name": "Bench plan", "lookup_key": "bench-plan"}),
-                ),
-            )
-            .await?;
-            let s = setup(
-                &app,
-                post(
-                    "/v1/subscriptions",
-                    serde_json::json!({"customer_id": c, "plan_id": p, "currency": "usd",
-                        "billing_cadence": "RECURRING", "billing_period": "MONTHLY",
-                        "billing_period_count": 1, "start_date": NATIVE_START}),
-                ),
-            )
-            .await?;
-            let body = native_grant_body(serde_json::json!({"scope": "SUBSCRIPTION",
-                "subscription_id": s, "start_date": NATIVE_START}));
+            let c = setup(&app, native_setup_request(key, NativeSetup::Customer)).await?;
+            let p = setup(&app, native_setup_request(key, NativeSetup::Plan)).await?;
+            let step = NativeSetup::Subscription(&c, &p);
+            let s = setup(&app, native_setup_request(key, step)).await?;
+            let body = native_subscription_grant_body(&s);
             Box::new(move |_| {
                 native_request(Method::POST, key, "/v1/creditgrants", Some(body.clone()))
             })

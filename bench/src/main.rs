@@ -1365,15 +1365,19 @@ const METER_EVENT_NAME: &str = "api_requests";
 /// Row 7's setup in tenant `key`: `customers` customers and the meter. The customers' ids, or why
 /// the route is not there.
 async fn meter_setup(b: &Bench, key: &'static str, customers: u64) -> Result<Vec<String>, String> {
-    b.probe(stripe_post_plain(
+    b.probe(meter_request(key)).await?;
+    b.customers(key, customers).await
+}
+
+/// Row 7's meter, a sum over `METER_EVENT_NAME`, made in tenant `key`.
+fn meter_request(key: &str) -> Request<Full<Bytes>> {
+    stripe_post_plain(
         key,
         "/v1/billing/meters",
         format!(
             "display_name=API+requests&event_name={METER_EVENT_NAME}&default_aggregation[formula]=sum"
         ),
-    ))
-    .await?;
-    b.customers(key, customers).await
+    )
 }
 
 /// What stripe-python sends for `MeterEvent.create(event_name=…, payload={…}, identifier=…)`:
@@ -1514,9 +1518,7 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         // As row 5: grants on a subscription, in a tenant of their own.
         let key = "sk_test_bench_soak_native";
         let subscription = native_setup(&b, key).await.0?;
-        let body = native_grant_body(
-            serde_json::json!({"scope": "SUBSCRIPTION", "subscription_id": subscription, "start_date": NATIVE_START}),
-        );
+        let body = native_subscription_grant_body(&subscription);
         let make: Make = Arc::new(move |_| {
             native_request(Method::POST, key, "/v1/creditgrants", Some(body.clone()))
         });
@@ -1587,38 +1589,60 @@ async fn native_setup(
     b: &Bench,
     key: &'static str,
 ) -> (Result<String, String>, Result<String, String>) {
-    let post = |uri: &str, body: serde_json::Value| {
-        native_request(Method::POST, key, uri, Some(body.to_string()))
-    };
-    let start = NATIVE_START;
     // The documented setup: customer, plan, subscription; then grants on the subscription.
     let customer = b
-        .probe(post(
-            "/v1/customers",
-            serde_json::json!({"external_id": "bench-1", "name": "Bench"}),
-        ))
+        .probe(native_setup_request(key, NativeSetup::Customer))
         .await
         .map(|body| json_id(&body).unwrap_or_default());
     let plan = b
-        .probe(post(
-            "/v1/plans",
-            serde_json::json!({"name": "Bench plan", "lookup_key": "bench-plan"}),
-        ))
+        .probe(native_setup_request(key, NativeSetup::Plan))
         .await
         .map(|body| json_id(&body).unwrap_or_default());
     let subscription = match (&customer, &plan) {
         (Ok(c), Ok(p)) => b
-            .probe(post(
-                "/v1/subscriptions",
-                serde_json::json!({"customer_id": c, "plan_id": p, "currency": "usd",
-                    "billing_cadence": "RECURRING", "billing_period": "MONTHLY",
-                    "billing_period_count": 1, "start_date": start}),
-            ))
+            .probe(native_setup_request(key, NativeSetup::Subscription(c, p)))
             .await
             .map(|body| json_id(&body).unwrap_or_default()),
         (Err(e), _) | (_, Err(e)) => Err(e.clone()),
     };
     (subscription, plan)
+}
+
+/// One step of row 5's setup.
+enum NativeSetup<'a> {
+    /// The customer.
+    Customer,
+    /// The plan.
+    Plan,
+    /// The subscription of the customer to the plan (their ids), from `NATIVE_START`.
+    Subscription(&'a str, &'a str),
+}
+
+/// The request that makes `step` of row 5's setup in tenant `key`.
+fn native_setup_request(key: &str, step: NativeSetup) -> Request<Full<Bytes>> {
+    let (uri, body) = match step {
+        NativeSetup::Customer => (
+            "/v1/customers",
+            serde_json::json!({"external_id": "bench-1", "name": "Bench"}),
+        ),
+        NativeSetup::Plan => (
+            "/v1/plans",
+            serde_json::json!({"name": "Bench plan", "lookup_key": "bench-plan"}),
+        ),
+        NativeSetup::Subscription(customer, plan) => (
+            "/v1/subscriptions",
+            serde_json::json!({"customer_id": customer, "plan_id": plan, "currency": "usd",
+                "billing_cadence": "RECURRING", "billing_period": "MONTHLY",
+                "billing_period_count": 1, "start_date": NATIVE_START}),
+        ),
+    };
+    native_request(Method::POST, key, uri, Some(body.to_string()))
+}
+
+/// Row 5's grant body: a grant on the subscription `subscription`, from `NATIVE_START`.
+fn native_subscription_grant_body(subscription: &str) -> String {
+    native_grant_body(serde_json::json!({"scope": "SUBSCRIPTION",
+        "subscription_id": subscription, "start_date": NATIVE_START}))
 }
 
 /// Row 5's grant body, with `scope`'s fields added.
@@ -1636,14 +1660,11 @@ async fn native_row(b: &Bench) -> Row {
     let key = "sk_test_bench_native";
     let name = "5. Native POST /v1/creditgrants".to_string();
     let (subscription, plan) = native_setup(b, key).await;
-    let start = NATIVE_START;
     let grant = native_grant_body;
     let (label, body): (String, String) = match (&subscription, &plan) {
         (Ok(s), _) => (
             "SUBSCRIPTION scope".into(),
-            grant(
-                serde_json::json!({"scope": "SUBSCRIPTION", "subscription_id": s, "start_date": start}),
-            ),
+            native_subscription_grant_body(s),
         ),
         (Err(why), Ok(p)) => (
             format!("PLAN scope; subscription setup {why}"),
