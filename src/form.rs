@@ -9,14 +9,159 @@
 //! UTF-8 and a name used both as a value and as a hash are errors. A repeated scalar keeps its last
 //! value, as Rack (and so Stripe) does.
 
-use indexmap::IndexMap;
+use std::fmt;
 
-/// A decoded parameter tree.
+/// A decoded parameter tree: the names of one level, in the order they first appeared, each with
+/// its node.
 ///
-/// Hashed with foldhash rather than SipHash: names are hashed on every insert and lookup, and
-/// SipHash alone was a few per cent of a create. A request holds at most `max_params` names, which
-/// bounds what colliding names could cost.
-pub type Params = IndexMap<String, Node, foldhash::fast::RandomState>;
+/// A short list searched from the front rather than a hash map: a request's levels hold a handful
+/// of names (a create's deepest has two), where hashing each name and growing a table cost more
+/// than the comparisons, and building the tree was a fifth of a create's handler. A level holds at
+/// most `max_params` names, which bounds what a search can cost.
+#[derive(Clone, Default)]
+pub struct Params {
+    entries: Vec<(String, Node)>,
+}
+
+impl Params {
+    /// An empty level.
+    pub fn new() -> Self {
+        Params::default()
+    }
+
+    /// An empty level with room for `n` names.
+    pub fn with_capacity(n: usize) -> Self {
+        Params {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| same(k, name))
+    }
+
+    /// The node named `name`.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| same(k, name))
+            .map(|(_, node)| node)
+    }
+
+    /// The node named `name`, to change it.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| same(k, name))
+            .map(|(_, node)| node)
+    }
+
+    /// Whether a node is named `name`.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Sets the node named `name`, keeping its place if it was there (and returning the old node),
+    /// at the end otherwise.
+    pub fn insert(&mut self, name: impl Into<String>, node: Node) -> Option<Node> {
+        let name = name.into();
+        match self.position(&name) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].1, node)),
+            None => {
+                self.entries.push((name, node));
+                None
+            }
+        }
+    }
+
+    /// How many names this level holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether this level holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The names and their nodes, in order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.entries.iter())
+    }
+
+    /// The names, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// The nodes, in order.
+    pub fn values(&self) -> impl Iterator<Item = &Node> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+}
+
+/// Whether two names are the same; the first byte is compared before the rest because names of one
+/// level often have the same length (`customer`, `category`, `metadata`).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
+/// The names of a level and their nodes, in order (see [`Params::iter`]).
+pub struct Iter<'a>(std::slice::Iter<'a, (String, Node)>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a String, &'a Node);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (k, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<'a> IntoIterator for &'a Params {
+    type Item = (&'a String, &'a Node);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<&str> for Params {
+    type Output = Node;
+
+    fn index(&self, name: &str) -> &Node {
+        self.get(name).expect("no parameter of that name")
+    }
+}
+
+impl<K: Into<String>> FromIterator<(K, Node)> for Params {
+    fn from_iter<I: IntoIterator<Item = (K, Node)>>(iter: I) -> Self {
+        let mut params = Params::new();
+        for (k, v) in iter {
+            params.insert(k, v);
+        }
+        params
+    }
+}
+
+/// Two levels are equal when they hold the same names with equal nodes, in any order (as maps).
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl Eq for Params {}
+
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
 
 /// One node of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +309,9 @@ fn hex(c: u8) -> Option<u8> {
 /// so it is later reported as an unknown parameter under its own spelling.
 fn split_key<'a>(key: &'a str, out: &mut Vec<&'a str>) {
     out.clear();
-    let Some(open) = key.find('[') else {
+    // Brackets are ASCII, so the byte positions found are character boundaries.
+    let bytes = key.as_bytes();
+    let Some(open) = bytes.iter().position(|&b| b == b'[') else {
         out.push(key);
         return;
     };
@@ -173,18 +320,18 @@ fn split_key<'a>(key: &'a str, out: &mut Vec<&'a str>) {
         return;
     }
     out.push(&key[..open]);
-    let mut rest = &key[open..];
-    while !rest.is_empty() {
-        let closed = rest
-            .strip_prefix('[')
-            .and_then(|inner| inner.find(']').map(|close| (inner, close)));
-        let Some((inner, close)) = closed else {
+    let mut at = open;
+    while at < bytes.len() {
+        let close = (bytes[at] == b'[')
+            .then(|| bytes[at + 1..].iter().position(|&b| b == b']'))
+            .flatten();
+        let Some(close) = close else {
             out.clear();
             out.push(key);
             return;
         };
-        out.push(&inner[..close]);
-        rest = &inner[close + 1..];
+        out.push(&key[at + 1..at + 1 + close]);
+        at += close + 2;
     }
 }
 
@@ -194,14 +341,14 @@ fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Res
     };
     let (first, rest) = segments.split_first().ok_or_else(conflict)?;
     if rest.is_empty() {
-        return match map.get_mut(*first) {
+        return match map.get_mut(first) {
             Some(Node::Value(v)) => {
                 *v = value;
                 Ok(())
             }
             Some(_) => Err(conflict()),
             None => {
-                map.insert((*first).to_string(), Node::Value(value));
+                map.entries.push(((*first).to_string(), Node::Value(value)));
                 Ok(())
             }
         };
@@ -215,11 +362,14 @@ fn insert(map: &mut Params, segments: &[&str], value: String, full: &str) -> Res
             Node::Map(Params::default())
         }
     };
-    let index = match map.get_index_of(*first) {
+    let index = match map.position(first) {
         Some(i) => i,
-        None => map.insert_full((*first).to_string(), fresh()).0,
+        None => {
+            map.entries.push(((*first).to_string(), fresh()));
+            map.entries.len() - 1
+        }
     };
-    let node = &mut map[index];
+    let node = &mut map.entries[index].1;
     if rest[0].is_empty() {
         let Node::List(list) = node else {
             return Err(conflict());

@@ -9,7 +9,7 @@ use super::envelope::{shorten, StripeError, StripeResult};
 /// Decodes the query string and, for form bodies, the body into one tree.
 pub fn decode(req: &Request, limits: &FormLimits) -> StripeResult<Params> {
     // Sized for a create's dozen top-level names, so the map is not regrown while decoding.
-    let mut params = Params::with_capacity_and_hasher(16, Default::default());
+    let mut params = Params::with_capacity(16);
     let mut count = 0;
     if let Some(q) = &req.query {
         form::parse_into(&mut params, q.as_bytes(), limits, &mut count).map_err(form_error)?;
