@@ -54,7 +54,7 @@ impl Reply {
             status,
             content_type: "application/json",
             headers: Vec::new(),
-            body: Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
+            body: Bytes::from(crate::pretty::to_vec(value, 1024)),
         }
     }
 

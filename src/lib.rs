@@ -53,6 +53,7 @@
 //!                webhook delivery
 //! http.rs        the owned Request / Reply the facades see (no hyper types past server.rs)
 //! form.rs        form decoding with bracket nesting, strict about encoding, bounded
+//! pretty.rs      pretty JSON, as every answer of both APIs is written
 //! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model;
 //!                each expires after a day and holds a bounded number of keys
 //! memory.rs      worlds a reset drops are dropped on a background thread, and the allocator then
@@ -130,6 +131,7 @@ pub mod memory;
 pub mod model;
 pub mod native;
 pub mod persist;
+pub mod pretty;
 pub mod request_log;
 pub mod router;
 pub mod server;

@@ -139,10 +139,7 @@ pub fn params(app: &App, req: &Request) -> StripeResult<Params> {
 
 /// Pretty JSON with `status`.
 fn json_with(status: u16, view: &impl Serialize) -> Reply {
-    let mut body = Vec::with_capacity(128);
-    // Writing to a Vec fails only if `Serialize` does; these views never do.
-    let _ = serde_json::to_writer_pretty(&mut body, view);
-    Reply::json_body(status, body)
+    Reply::json_body(status, crate::pretty::to_vec(view, 128))
 }
 
 /// `GET /_emulator/health`.

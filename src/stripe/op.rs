@@ -197,10 +197,7 @@ impl Expand {
 
 /// Serializes `value` as Stripe's pretty JSON into a buffer of `capacity` bytes to start with.
 pub fn pretty(value: &impl Serialize, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(capacity);
-    // Writing to a Vec fails only if `Serialize` does; the derived views here never do.
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    out
+    crate::pretty::to_vec(value, capacity)
 }
 
 /// A field Stripe always shows as `null` here (`"discount": null`).

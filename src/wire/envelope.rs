@@ -161,10 +161,7 @@ impl StripeError {
 
     /// The reply.
     pub fn reply(&self) -> Reply {
-        let mut body = Vec::with_capacity(256);
-        // Writing to a Vec fails only if `Serialize` does, and these fields never do.
-        let _ = serde_json::to_writer_pretty(&mut body, &self.body());
-        let mut reply = Reply::json_body(self.status, body);
+        let mut reply = Reply::json_body(self.status, crate::pretty::to_vec(&self.body(), 256));
         reply.headers.extend(self.headers.iter().cloned());
         reply
     }
