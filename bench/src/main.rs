@@ -719,7 +719,7 @@ async fn run(o: Opts) -> Result<(), String> {
             emu: retrieve_small.clone(),
             base: Some(base_s),
         },
-        target_ratio: Some(0.8),
+        target_ratio: Some(1.0),
     });
 
     eprintln!("row: Stripe list at 1,000");
@@ -821,7 +821,7 @@ async fn run(o: Opts) -> Result<(), String> {
     let invoice_row = Row {
         name: "6. Invoice helper POST /_emulator/invoices, 100 eligible grants".into(),
         found: inv_row,
-        target_ratio: None,
+        target_ratio: Some(0.5),
     };
 
     // The large tenant: every 100th grant goes to one customer (10,000 of a million, metered), the
@@ -1157,7 +1157,7 @@ async fn create_row(
             emu: emu_s.clone(),
             base: Some(base_s),
         },
-        target_ratio: Some(0.7),
+        target_ratio: Some(0.85),
     };
     Ok((row, emu_s))
 }
@@ -1725,7 +1725,7 @@ async fn native_row(b: &Bench) -> Row {
                     emu,
                     base: Some(base),
                 },
-                target_ratio: None,
+                target_ratio: Some(0.7),
             }
         }
     }
