@@ -298,6 +298,7 @@ impl Tenant {
                 return Err(duplicate(&path));
             }
         }
+        self.rebuild_spend_order();
         self.restore_entries(s.entries, &lot_order, keys)?;
         self.restore_billing(s.plans, s.subscriptions, s.grant_rules, keys)?;
         self.restore_applications(s.applications, &lot_order, keys)?;

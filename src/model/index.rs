@@ -12,7 +12,7 @@ use std::ops::{Bound, RangeBounds};
 
 use rust_decimal::Decimal;
 
-use super::{Applicability, Currency, Tenant};
+use super::{Applicability, Currency, Lot, Tenant};
 use crate::ids::Key;
 
 /// A range of keys as `(lower, upper)` bounds.
@@ -238,6 +238,24 @@ impl Tenant {
                     .or_default() += lot.remaining;
             }
         }
+        let ordered: usize = self.spend_order.values().map(Vec::len).sum();
+        ensure(ordered == self.lots.len(), || {
+            format!("{ordered} lots in spending order, {} lots", self.lots.len())
+        })?;
+        for (customer, order) in &self.spend_order {
+            for key in order {
+                ensure(
+                    self.lot(*key).is_some_and(|l| l.customer == *customer),
+                    || format!("lot {key} in the spending order of {customer}, not theirs"),
+                )?;
+            }
+            for pair in order.windows(2) {
+                let (a, b) = (&self.lots[&pair[0]], &self.lots[&pair[1]]);
+                ensure(Lot::spend_order(a, b) == std::cmp::Ordering::Less, || {
+                    format!("lots {} and {} out of spending order", a.key, b.key)
+                })?;
+            }
+        }
         // Both ways round: a sum kept for nothing, and lots whose sum is not kept.
         let sum_of = |sums: &HashMap<Key, BTreeMap<Currency, Decimal>>, c: &Key, cur: &Currency| {
             sums.get(c)
@@ -406,6 +424,7 @@ mod tests {
         BillingCadence, Cadence, Category, ExpiryRule, GrantScope, LotOrigin, Metadata,
         NewCustomer, NewGrantRule, NewInvoiceLine, NewLot, NewPlan, NewSubscription,
     };
+    use crate::time::Nanos;
     use std::ops::Bound::{Excluded, Included, Unbounded};
 
     #[test]
@@ -545,6 +564,7 @@ mod tests {
             ("clock", |t| t.customers_unclocked.clear()),
             ("external id", |t| t.customers_by_external_id.clear()),
             ("lots", |t| t.lots_by_customer.clear()),
+            ("spending order", |t| t.spend_order.clear()),
             ("entries per lot", |t| t.entries_by_lot.clear()),
             ("entries per customer", |t| t.entries_by_customer.clear()),
             ("invoice lists", |t| t.invoice_lists.clear()),
@@ -571,6 +591,56 @@ mod tests {
             break_it(&mut t);
             assert!(t.check_indexes().is_err(), "{what} drifted unnoticed");
         }
+    }
+
+    #[test]
+    fn the_spending_order_follows_expiries_as_they_change() {
+        let (mut t, customer) = world();
+        let usd = Currency::parse("usd").expect("a currency");
+        let now = t.tenant_now();
+        let lot = |t: &mut Tenant, expires_at: Option<Nanos>| {
+            t.create_lot(NewLot {
+                customer,
+                currency: usd,
+                amount: 100.into(),
+                category: Category::Promotional,
+                applicability: Applicability::Metered,
+                priority: None,
+                name: None,
+                metadata: Metadata::new(),
+                effective_at: None,
+                expires_at,
+                origin: LotOrigin::Direct,
+            })
+        };
+        let day = 86_400 * 1_000_000_000;
+        let late = lot(&mut t, Some(now + 3 * day));
+        let early = lot(&mut t, Some(now + day));
+        let never = lot(&mut t, None);
+        let order = |t: &Tenant| t.lots_in_spend_order(customer, |l| l.key != 0);
+        let first_two = order(&t)[..2].to_vec();
+        assert_eq!(
+            first_two,
+            vec![early, late],
+            "the earlier expiry first, inserted second"
+        );
+        assert_eq!(t.check_indexes(), Ok(()));
+        // The lot that never expired now expires first; the earliest no longer expires.
+        t.set_lot_expiry(never, Some(now + day / 2))
+            .expect("open lot");
+        t.set_lot_expiry(early, None).expect("open lot");
+        assert_eq!(order(&t)[..2].to_vec(), vec![never, late]);
+        assert_eq!(
+            t.first_in_spend_order(customer, |l| l.key != never),
+            Some(late)
+        );
+        t.expire_lot(late).expect("open lot");
+        assert_eq!(order(&t)[0], late, "expired now: the earliest expiry");
+        assert_eq!(t.check_indexes(), Ok(()));
+        let unsorted = order(&t);
+        let mut sorted = unsorted.clone();
+        sorted.sort_by(|a, b| Lot::spend_order(&t.lots[a], &t.lots[b]));
+        assert_eq!(unsorted, sorted);
     }
 
     #[test]

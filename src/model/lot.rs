@@ -5,6 +5,7 @@
 //! agree on balances.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::ops::RangeBounds;
 
 use rust_decimal::Decimal;
@@ -297,6 +298,7 @@ impl Tenant {
             None,
         );
         self.lots.insert(key, Box::new(lot));
+        self.index_spend_order(key);
         // The common case, a lot effective now with nothing else due in its domain, is granted on
         // the spot: scheduling its Effective event only to find and remove it again at once was a
         // tenth of a create. Anything else (a future start, an expiry already due, other events due
@@ -337,9 +339,11 @@ impl Tenant {
         self.check_open(key, now)?;
         let before = self.lot_snapshot(key);
         self.cancel_events(key, |e| matches!(e, Event::Expire(_)));
+        self.unindex_spend_order(key);
         let lot = self.lot_mut(key);
         lot.expires_at = expires_at;
         lot.updated = now;
+        self.index_spend_order(key);
         self.record_lot_update(key, now, before);
         match expires_at {
             // Already past: written off now, effective when it expired. Scheduling it in the past
@@ -380,9 +384,11 @@ impl Tenant {
         // Nothing further is due for this lot: it never becomes effective if it has not yet.
         let before = self.lot_snapshot(key);
         self.cancel_events(key, |_| true);
+        self.unindex_spend_order(key);
         let lot = self.lot_mut(key);
         lot.expires_at = Some(now);
         lot.updated = now;
+        self.index_spend_order(key);
         self.record_lot_update(key, now, before);
         self.write_off(key, EntryKind::Expired, now);
         Ok(())
@@ -476,16 +482,76 @@ impl Tenant {
     /// [`Tenant::lots_in_spend_order`] would put first, found in one pass without collecting or
     /// sorting (an invoice line is usually covered by its first lot).
     pub fn first_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Option<Key> {
-        self.lots_of(customer)
-            .filter(|l| keep(l))
-            .min_by(|a, b| Lot::spend_order(a, b))
-            .map(|l| l.key)
+        self.spending(customer).find(|l| keep(l)).map(|l| l.key)
     }
 
     /// Lots of a customer sorted in spending order, filtered by `keep`.
     pub fn lots_in_spend_order(&self, customer: Key, keep: impl Fn(&Lot) -> bool) -> Vec<Key> {
-        let mut lots: Vec<&Lot> = self.lots_of(customer).filter(|l| keep(l)).collect();
-        lots.sort_by(|a, b| Lot::spend_order(a, b));
-        lots.into_iter().map(|l| l.key).collect()
+        self.spending(customer)
+            .filter(|l| keep(l))
+            .map(|l| l.key)
+            .collect()
+    }
+
+    /// A customer's lots in spending order.
+    fn spending(&self, customer: Key) -> impl Iterator<Item = &Lot> {
+        self.spend_order
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.lot(*k))
+    }
+
+    /// Where the lot `lot` stands in `order` (`Err`: where it would).
+    fn spend_position(&self, order: &[Key], lot: &Lot) -> Result<usize, usize> {
+        order.binary_search_by(|k| Lot::spend_order(&self.lots[k], lot))
+    }
+
+    /// Puts the lot `key` in its customer's spending order (it must not be there).
+    fn index_spend_order(&mut self, key: Key) {
+        let lot = &self.lots[&key];
+        let order = self
+            .spend_order
+            .get(&lot.customer)
+            .map_or(&[][..], Vec::as_slice);
+        // A new lot nearly always sorts last.
+        let at = match order.last() {
+            Some(k) if Lot::spend_order(&self.lots[k], lot) == Ordering::Greater => {
+                self.spend_position(order, lot).unwrap_or_else(|i| i)
+            }
+            _ => order.len(),
+        };
+        let customer = lot.customer;
+        self.spend_order
+            .entry(customer)
+            .or_default()
+            .insert(at, key);
+    }
+
+    /// Takes the lot `key` out of its customer's spending order, before what orders it changes.
+    fn unindex_spend_order(&mut self, key: Key) {
+        let lot = &self.lots[&key];
+        let customer = lot.customer;
+        let order = self
+            .spend_order
+            .get(&customer)
+            .map_or(&[][..], Vec::as_slice);
+        if let Ok(at) = self.spend_position(order, lot) {
+            if let Some(order) = self.spend_order.get_mut(&customer) {
+                order.remove(at);
+            }
+        }
+    }
+
+    /// Rebuilds every customer's spending order from the lots (a world read from a document).
+    pub(super) fn rebuild_spend_order(&mut self) {
+        let mut orders: HashMap<Key, Vec<Key>> = HashMap::new();
+        for lot in self.lots.values() {
+            orders.entry(lot.customer).or_default().push(lot.key);
+        }
+        for order in orders.values_mut() {
+            order.sort_by(|a, b| Lot::spend_order(&self.lots[a], &self.lots[b]));
+        }
+        self.spend_order = orders;
     }
 }

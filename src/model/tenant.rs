@@ -64,6 +64,11 @@ pub struct Tenant {
     pub(super) lots: BTreeMap<Key, Box<Lot>>,
     /// Lots per customer.
     pub(super) lots_by_customer: HashMap<Key, BTreeSet<Key>>,
+    /// Each customer's lots in spending order ([`Lot::spend_order`]), so that spending finds the
+    /// first lot it may use without visiting them all. A sorted vector, not a B-tree: a new lot
+    /// nearly always sorts last, and a B-tree filled in order is half empty (16 bytes a lot here
+    /// against about 60).
+    pub(super) spend_order: HashMap<Key, Vec<Key>>,
     /// The ledger: every entry by key (keys are time-ordered). Boxed, as lots are.
     pub(super) entries: BTreeMap<Key, Box<Entry>>,
     /// Entries per customer.
@@ -126,6 +131,7 @@ impl Tenant {
             customers_by_external_id: HashMap::new(),
             lots: BTreeMap::new(),
             lots_by_customer: HashMap::new(),
+            spend_order: HashMap::new(),
             entries: BTreeMap::new(),
             entries_by_customer: HashMap::new(),
             entries_by_lot: BTreeSet::new(),
