@@ -11,7 +11,7 @@
 //! The tape is per thread: a request is served synchronously on one thread from the moment it
 //! reaches a facade until its reply is built, and nothing it calls awaits.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,37 @@ enum Mode {
 
 thread_local! {
     static MODE: RefCell<Mode> = const { RefCell::new(Mode::Off) };
+    static HELD: Cell<Held> = const { Cell::new(Held::No) };
+}
+
+/// Whether this thread's clock is held for a request (see [`hold_clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    No,
+    /// Held, not read yet.
+    Unread,
+    /// Held at this instant.
+    At(i64),
+}
+
+/// Holds the clock for the request being served on this thread: until the guard is dropped, every
+/// read of the clock returns the instant of the first. One request is one instant (all it makes has
+/// the same time), and the system clock is read once rather than a dozen times. Only for requests
+/// served without a tape: a recorded request keeps every read on its tape, so that requests
+/// recorded before and after this change replay the same way.
+pub fn hold_clock() -> ClockHold {
+    HELD.with(|h| h.set(Held::Unread));
+    ClockHold(())
+}
+
+/// Lets the clock go when dropped (see [`hold_clock`]).
+#[must_use = "the clock is held only while this lives"]
+pub struct ClockHold(());
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(Held::No));
+    }
 }
 
 /// Starts recording on this thread (dropping any tape left over).
@@ -93,16 +124,24 @@ fn through<T>(
     })
 }
 
-/// The system clock, in nanoseconds since the Unix epoch.
+/// The system clock, in nanoseconds since the Unix epoch (held: see [`hold_clock`]).
 pub fn now() -> i64 {
-    through(
+    let held = HELD.with(Cell::get);
+    if let Held::At(t) = held {
+        return t;
+    }
+    let t = through(
         |i| match i {
             Item::Now(t) => Some(*t),
             _ => None,
         },
         || chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX),
         |t| Item::Now(*t),
-    )
+    );
+    if held == Held::Unread && MODE.with(|m| matches!(*m.borrow(), Mode::Off)) {
+        HELD.with(|h| h.set(Held::At(t)));
+    }
+    t
 }
 
 /// A random 64-bit word.
@@ -165,6 +204,26 @@ mod tests {
         assert_eq!(name(|| "fresh".to_string()), "fresh");
         assert!(stop().is_empty());
         assert!(!is_replaying());
+    }
+
+    #[test]
+    fn a_held_clock_reads_one_instant_until_let_go() {
+        let before = now();
+        let held = hold_clock();
+        let first = now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(now(), first, "held: the first read's instant");
+        assert!(first >= before);
+        drop(held);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(now() > first, "let go: the clock moves again");
+        // A recorded request is not held: each read is its own, and on the tape.
+        let _held = hold_clock();
+        record();
+        let a = now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(now() > a);
+        assert_eq!(stop().len(), 2);
     }
 
     #[test]

@@ -396,9 +396,12 @@ pub fn dispatch(
         journal
             .begin(request.method == hyper::Method::GET || request.method == hyper::Method::HEAD);
     }
+    // Without a journal nothing is recorded, and the request is one instant.
+    let held = journal.is_none().then(tape::hold_clock);
     let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         crate::router::dispatch(app, api, request)
     }));
+    drop(held);
     (reply, journal.and_then(|j| j.finish(request)))
 }
 
