@@ -12,9 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 
 use crate::{
-    json_id, meter_event_form, meter_request, metered_grant_form, native_request,
-    native_setup_request, native_subscription_grant_body, realistic_grant_form, stripe_post_plain,
-    stripe_request, NativeSetup,
+    invoice_grant_request, invoice_request, json_id, meter_event_form, meter_request,
+    native_request, native_setup_request, native_subscription_grant_body, realistic_grant_form,
+    stripe_post_plain, stripe_request, NativeSetup,
 };
 
 /// Converts a client request into the emulator's own, as its server does.
@@ -79,20 +79,9 @@ pub async fn run(row: &str, secs: f64) -> Result<(), String> {
         }),
         "invoice" => {
             for i in 0..100 {
-                setup(
-                    &app,
-                    stripe_post_plain(
-                        key,
-                        "/v1/billing/credit_grants",
-                        metered_grant_form(&customer, 99_999_999, i % 10),
-                    ),
-                )
-                .await?;
+                setup(&app, invoice_grant_request(key, &customer, i)).await?;
             }
-            let form = format!("customer={customer}&currency=usd&lines[0][amount]=100");
-            Box::new(move |_| {
-                stripe_request(Method::POST, key, "/_emulator/invoices", Some(form.clone()))
-            })
+            Box::new(move |_| invoice_request(key, &customer))
         }
         "meter_events" => {
             setup(&app, meter_request(key)).await?;

@@ -318,6 +318,29 @@ fn metered_grant_form(customer: &str, value: u64, priority: u64) -> String {
     )
 }
 
+/// Row 6's setup: the `i`th of the customer's 100 eligible grants (ten priorities, each far more than
+/// the invoices of a run spend).
+fn invoice_grant_request(key: &str, customer: &str, i: u64) -> Request<Full<Bytes>> {
+    stripe_post_plain(
+        key,
+        "/v1/billing/credit_grants",
+        metered_grant_form(customer, 99_999_999, i % 10),
+    )
+}
+
+/// Row 6's request: a one-line invoice of 100 for the customer, made, finalized and paid with
+/// credits by the emulator's invoice helper.
+fn invoice_request(key: &str, customer: &str) -> Request<Full<Bytes>> {
+    stripe_request(
+        Method::POST,
+        key,
+        "/_emulator/invoices",
+        Some(format!(
+            "customer={customer}&currency=usd&lines[0][amount]=100"
+        )),
+    )
+}
+
 fn summary_uri(customer: &str) -> String {
     format!(
         "/v1/billing/credit_balance_summary?customer={customer}&filter[type]=applicability_scope\
@@ -781,36 +804,14 @@ async fn run(o: Opts) -> Result<(), String> {
     let cus_inv = b.customers(key_inv, 1).await?.remove(0);
     b.load("invoice tenant", 100, u64::MAX, {
         let c = cus_inv.clone();
-        Arc::new(move |i| {
-            stripe_post_plain(
-                key_inv,
-                "/v1/billing/credit_grants",
-                metered_grant_form(&c, 99_999_999, i % 10),
-            )
-        })
+        Arc::new(move |i| invoice_grant_request(key_inv, &c, i))
     })
     .await?;
-    let invoice_form = format!("customer={cus_inv}&currency=usd&lines[0][amount]=100");
-    let inv_row = match b
-        .probe(stripe_request(
-            Method::POST,
-            key_inv,
-            "/_emulator/invoices",
-            Some(invoice_form.clone()),
-        ))
-        .await
-    {
+    let inv_row = match b.probe(invoice_request(key_inv, &cus_inv)).await {
         Err(why) => Found::NotAvailable(why),
         Ok(_) => {
-            let f = invoice_form.clone();
-            let (e, base_m) = both(move |_| {
-                stripe_request(
-                    Method::POST,
-                    key_inv,
-                    "/_emulator/invoices",
-                    Some(f.clone()),
-                )
-            });
+            let c = cus_inv.clone();
+            let (e, base_m) = both(move |_| invoice_request(key_inv, &c));
             let (emu_s, base_s) = b.compare("invoice helper", e, base_m).await;
             Found::Measured {
                 emu: emu_s,
