@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, Serializer};
 
 /// Writes `value` as pretty JSON at the end of `out`.
-pub fn write(out: &mut Vec<u8>, value: &impl Serialize) -> serde_json::Result<()> {
+fn write(out: &mut Vec<u8>, value: &impl Serialize) -> serde_json::Result<()> {
     let mut ser = Serializer::with_formatter(out, Pretty::default());
     value.serialize(&mut ser)
 }
