@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::http::Reply;
 use crate::idempotency::{IdempotencyStores, WorldStore};
 use crate::memory::Reclaimer;
-use crate::model::{Store, Tenant, TenantLimit, WebhookEndpoint};
+use crate::model::{Store, Tenant, TenantLimit};
 use crate::request_log::{RequestLogs, Seen};
 use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
@@ -95,7 +95,7 @@ impl App {
     /// forwarding addresses) an event of type `kind` is sent to. Asked for every event as it is
     /// stored, under the world's lock: an event that none receives is rendered only when read.
     pub fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {
-        let endpoints = receiving(tenant, kind).count();
+        let endpoints = tenant.webhook_endpoints_receiving(kind).count();
         let forwards = if self.webhooks.forwarded(kind) {
             self.config.webhooks.forward_to.len()
         } else {
@@ -115,7 +115,10 @@ impl App {
             // The same count the queue would answer: the endpoints, not the forwards.
             return events
                 .iter()
-                .map(|e| u32::try_from(receiving(tenant, e.kind).count()).unwrap_or(u32::MAX))
+                .map(|e| {
+                    let endpoints = tenant.webhook_endpoints_receiving(e.kind).count();
+                    u32::try_from(endpoints).unwrap_or(u32::MAX)
+                })
                 .collect();
         }
         events
@@ -128,13 +131,17 @@ impl App {
                     // The log's own bytes, shared.
                     json: e.json.clone(),
                 };
-                // An endpoint with a version of its own gets the event rendered at it.
+                // Read in place (asked for every event a world stores, so addresses and secrets
+                // are not copied); an endpoint with a version of its own gets the event rendered
+                // at it.
                 let targets =
                     tenant
                         .webhook_endpoints_receiving(e.kind)
                         .map(|w| webhooks::TargetRef {
+                            endpoint: w.key,
+                            url: &w.url,
+                            secret: &w.secret,
                             json: e.variant_for(w.api_version.as_deref()).cloned(),
-                            ..target(w)
                         });
                 self.webhooks.enqueue_event(tenant.name(), event, targets)
             })
@@ -220,26 +227,6 @@ impl App {
             });
         }
         found
-    }
-}
-
-/// The enabled endpoints of `tenant`'s world that receive events of `kind`, oldest first (those
-/// [`Tenant::webhook_targets`] lists), read in place: asked for every event a world stores, so
-/// their addresses and secrets are not copied.
-fn receiving<'a>(
-    tenant: &'a Tenant,
-    kind: &'a str,
-) -> impl Iterator<Item = webhooks::TargetRef<'a>> + 'a {
-    tenant.webhook_endpoints_receiving(kind).map(target)
-}
-
-/// The endpoint `e` as a delivery target, sent the event's own body.
-fn target(e: &WebhookEndpoint) -> webhooks::TargetRef<'_> {
-    webhooks::TargetRef {
-        endpoint: e.key,
-        url: &e.url,
-        secret: &e.secret,
-        json: None,
     }
 }
 
