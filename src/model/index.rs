@@ -599,19 +599,7 @@ mod tests {
         let usd = Currency::parse("usd").expect("a currency");
         let now = t.tenant_now();
         let lot = |t: &mut Tenant, expires_at: Option<Nanos>| {
-            t.create_lot(NewLot {
-                customer,
-                currency: usd,
-                amount: 100.into(),
-                category: Category::Promotional,
-                applicability: Applicability::Metered,
-                priority: None,
-                name: None,
-                metadata: Metadata::new(),
-                effective_at: None,
-                expires_at,
-                origin: LotOrigin::Direct,
-            })
+            t.create_lot(new_lot(customer, usd, expires_at))
         };
         let day = 86_400 * 1_000_000_000;
         let late = lot(&mut t, Some(now + 3 * day));
@@ -641,6 +629,53 @@ mod tests {
         let mut sorted = unsorted.clone();
         sorted.sort_by(|a, b| Lot::spend_order(&t.lots[a], &t.lots[b]));
         assert_eq!(unsorted, sorted);
+    }
+
+    #[test]
+    fn a_new_lot_takes_its_place_at_any_distance_from_the_end() {
+        let (mut t, customer) = world();
+        let usd = Currency::parse("usd").expect("a currency");
+        let now = t.tenant_now();
+        let day = 86_400 * 1_000_000_000;
+        // Lots expiring on days 100, 200, …, 2000; then one expiring between each pair, from the
+        // last pair (one place before the end) to before the first (39 places), so that the
+        // new lot is placed both by the walk from the end and by the binary search behind it.
+        let mut expected = Vec::new();
+        for i in 1..=20 {
+            expected.push((
+                i * 100,
+                t.create_lot(new_lot(customer, usd, Some(now + i * 100 * day))),
+            ));
+        }
+        for i in (0..20).rev() {
+            let at = i * 100 + 50;
+            expected.push((
+                at,
+                t.create_lot(new_lot(customer, usd, Some(now + at * day))),
+            ));
+        }
+        expected.sort();
+        let keys: Vec<Key> = expected.into_iter().map(|(_, k)| k).collect();
+        // The world's own lots never expire: they come after these.
+        let ours = t.lots_in_spend_order(customer, |l| keys.contains(&l.key));
+        assert_eq!(ours, keys);
+        assert_eq!(t.check_indexes(), Ok(()));
+    }
+
+    fn new_lot(customer: Key, currency: Currency, expires_at: Option<Nanos>) -> NewLot {
+        NewLot {
+            customer,
+            currency,
+            amount: 100.into(),
+            category: Category::Promotional,
+            applicability: Applicability::Metered,
+            priority: None,
+            name: None,
+            metadata: Metadata::new(),
+            effective_at: None,
+            expires_at,
+            origin: LotOrigin::Direct,
+        }
     }
 
     #[test]

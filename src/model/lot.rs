@@ -225,6 +225,10 @@ pub enum LotError {
     AppliedToInvoice,
 }
 
+/// How many lots, from the end of a customer's spending order, a new lot is compared with before a
+/// binary search places it.
+const TAIL_WALK: usize = 8;
+
 impl Tenant {
     /// A lot.
     pub fn lot(&self, key: Key) -> Option<&Lot> {
@@ -514,13 +518,19 @@ impl Tenant {
             .spend_order
             .get(&lot.customer)
             .map_or(&[][..], Vec::as_slice);
-        // A new lot nearly always sorts last.
-        let at = match order.last() {
-            Some(k) if Lot::spend_order(&self.lots[k], lot) == Ordering::Greater => {
-                self.spend_position(order, lot).unwrap_or_else(|i| i)
-            }
-            _ => order.len(),
-        };
+        // A new lot nearly always sorts last, or a few places before it (requests that read the
+        // clock in one order and reach the world in another), among lots still in the cache: those
+        // are walked; a binary search would visit lots long cold.
+        let mut at = order.len();
+        while at > 0
+            && order.len() - at < TAIL_WALK
+            && Lot::spend_order(&self.lots[&order[at - 1]], lot) == Ordering::Greater
+        {
+            at -= 1;
+        }
+        if order.len() - at == TAIL_WALK {
+            at = self.spend_position(&order[..at], lot).unwrap_or_else(|i| i);
+        }
         let customer = lot.customer;
         self.spend_order
             .entry(customer)
