@@ -80,6 +80,16 @@ mod tests {
     fn units() {
         assert_eq!(normalize("USD").as_deref(), Some("usd"));
         assert_eq!(normalize("xyz"), None);
+        for code in ["usd", "USD", "uSd"] {
+            assert_eq!(
+                Currency::parse(code).map(|c| c.to_string()).as_deref(),
+                Some("usd")
+            );
+        }
+        for code in ["xyz", "us", "usdd", "", "us\u{e9}", "\u{e9}u"] {
+            assert_eq!(Currency::parse(code), None, "{code:?}");
+        }
+        assert_eq!(Currency::parse("KWD").map(|c| c.exponent()), Some(3));
         assert_eq!(exponent("jpy"), 0);
         assert_eq!(exponent("kwd"), 3);
         assert_eq!(to_minor_i64("2.5".parse().unwrap()), 3);
@@ -94,9 +104,17 @@ pub struct Currency([u8; 3]);
 impl Currency {
     /// Parses any-case ISO code; `None` if unsupported.
     pub fn parse(code: &str) -> Option<Currency> {
-        let lower = normalize(code)?;
-        let b = lower.as_bytes();
-        Some(Currency([b[0], b[1], b[2]]))
+        // Every request with an amount names one: compared in place, without a lowercase copy.
+        let [a, b, c] = <[u8; 3]>::try_from(code.as_bytes()).ok()?;
+        let lower = [
+            a.to_ascii_lowercase(),
+            b.to_ascii_lowercase(),
+            c.to_ascii_lowercase(),
+        ];
+        CURRENCIES
+            .binary_search_by(|known| known.as_bytes().cmp(&lower[..]))
+            .ok()
+            .map(|_| Currency(lower))
     }
 
     /// The lowercase code.
