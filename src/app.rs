@@ -83,9 +83,9 @@ impl App {
         });
         // Weak: the application owns the deliveries, whose tasks may outlive a request.
         let weak = Arc::downgrade(&app);
-        app.webhooks.on_delivered(move |world, event| {
+        app.webhooks.on_delivered(move |world, events| {
             if let Some(app) = weak.upgrade() {
-                app.webhook_delivered(world, event);
+                app.webhooks_delivered(world, events);
             }
         });
         app
@@ -174,17 +174,19 @@ impl App {
             .record(world, seen, reply, || self.store.get(world).is_some());
     }
 
-    /// Counts one successful delivery of the event `event_id` of the world `world`: its
-    /// `pending_webhooks` goes down by one. False when there is no such event or nothing was
-    /// pending. Locks the world: the delivery workers call it, outside every lock.
-    pub fn webhook_delivered(&self, world: &str, event_id: &str) -> bool {
+    /// Counts one successful delivery of each of the events `event_ids` of the world `world`:
+    /// each one's `pending_webhooks` goes down by one (an id twice, by two). Returns how many
+    /// counted: not those of events gone or with nothing pending. Locks the world once: the
+    /// delivery workers call it, outside every lock, with a batch's successes.
+    pub fn webhooks_delivered(&self, world: &str, event_ids: &[&str]) -> usize {
         let Some(cell) = self.store.get(world) else {
-            return false;
+            return 0;
         };
         let mut tenant = cell.state.lock();
-        tenant
-            .attachment_mut::<EventLog>()
-            .is_some_and(|log| log.delivered(event_id))
+        let Some(log) = tenant.attachment_mut::<EventLog>() else {
+            return 0;
+        };
+        event_ids.iter().filter(|id| log.delivered(id)).count()
     }
 
     /// The stored answers of the world named `world`, for a request that carries an

@@ -707,10 +707,11 @@ async fn each_success_to_an_endpoint_is_reported_once_and_forwards_are_not() {
     });
     let reported: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let log = reported.clone();
-    webhooks.on_delivered(move |world, event| {
-        log.lock()
-            .unwrap()
-            .push((world.to_string(), event.to_string()))
+    webhooks.on_delivered(move |world, events| {
+        let mut log = log.lock().unwrap();
+        for event in events {
+            log.push((world.to_string(), event.to_string()));
+        }
     });
     let target = credit_emulator::model::WebhookTarget {
         endpoint: 7,

@@ -386,7 +386,7 @@ impl Deref for Webhooks {
 }
 
 /// Called on each successful delivery to an endpoint, with the world and the event's id.
-type OnDelivered = Box<dyn Fn(&str, &str) + Send + Sync>;
+type OnDelivered = Box<dyn Fn(&str, &[&str]) + Send + Sync>;
 
 /// Queues, their records and the settings; the tasks hold it too.
 pub struct Deliveries {
@@ -456,9 +456,9 @@ impl Deliveries {
         }
     }
 
-    /// Sets what is told of each successful delivery to an endpoint (once; later calls are
-    /// ignored).
-    pub fn on_delivered(&self, f: impl Fn(&str, &str) + Send + Sync + 'static) {
+    /// Sets what is told of the successful deliveries to endpoints, a batch's at once: the world
+    /// and the events' ids, in the order they were delivered (once; later calls are ignored).
+    pub fn on_delivered(&self, f: impl Fn(&str, &[&str]) + Send + Sync + 'static) {
         let _ = self.on_delivered.set(Box::new(f));
     }
 
@@ -810,6 +810,10 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
                     q.running = false;
                     return;
                 }
+            } else {
+                // Woken by the first event of a burst: the requests queued on this worker run
+                // first, so that their events join one batch rather than one write each.
+                tokio::task::yield_now().await;
             }
             continue;
         }
@@ -897,10 +901,10 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
                 }
             }
         });
-        if let Some(f) = me.on_delivered.get() {
-            for event in &succeeded {
-                f(&world, &event.id);
-            }
+        // One call per batch: counting the deliveries down takes the world's lock, once for all.
+        if let (Some(f), false) = (me.on_delivered.get(), succeeded.is_empty()) {
+            let ids: Vec<&str> = succeeded.iter().map(|e| e.id.as_str()).collect();
+            f(&world, &ids);
         }
         for d in again.into_iter().rev() {
             held.push_front(d);
