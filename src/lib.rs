@@ -46,6 +46,8 @@
 //!                panic containment, graceful shutdown; hands an owned Request to the router,
 //!                waits for a stored request's commit (--data-dir), and records the answered
 //!                request in its world's request log
+//! turns.rs       taking turns at one world: a request whose world is busy leaves its work to the
+//!                task already at it (same core, warm cache) and waits without holding a thread
 //! router.rs      which facade answers a request, from its path and headers, and which world it
 //!                names (for the request log)
 //! app.rs         App: the worlds (model::Store, at most --max-tenants of them; reads never make
@@ -139,6 +141,7 @@ pub mod state;
 pub mod stripe;
 pub mod tape;
 pub mod time;
+pub mod turns;
 pub mod webhooks;
 pub mod wire;
 

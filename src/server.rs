@@ -234,32 +234,6 @@ async fn drain(body: &mut Incoming, deadline: tokio::time::Instant) {
     }
 }
 
-/// How many times a request gives way to others while its world is locked, before it waits for the
-/// lock (see [`give_way`]). Enough to outlast an invoice being made and rendered (a few tens of
-/// microseconds) while the worker serves its other connections: with 16, `--soak invoice` made
-/// 23,500–23,900 invoices a second, with 256, 26,500–27,700. A world locked far longer (a clock
-/// advance over a year) still ends in an ordinary wait after a bounded number of yields.
-const YIELDS: usize = 256;
-
-/// Lets this worker serve other connections while the world a request acts in is locked by a
-/// request on another worker, up to [`YIELDS`] times; then (or at once when the world is free)
-/// the request goes on and takes the lock as usual. A worker that waits for the lock sleeps, and
-/// the holder must wake it with a system call when it lets go: on two cores, with two workers
-/// serving one world, that sleeping and waking was a fifth of an invoice's CPU and left the
-/// sleeping worker's connections unserved meanwhile. This is only a hint (the world may be taken
-/// again between the look and the lock), so it never changes what a request does, only when.
-async fn give_way(app: &App, world: Option<&str>) {
-    let Some(world) = world else {
-        return;
-    };
-    for _ in 0..YIELDS {
-        if !app.store.busy(world) {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
 async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let request_id = random_id("req_", 14);
@@ -300,33 +274,72 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
     };
     // Read once from the credentials, for giving way and for the request log.
     let world = router::world_of(api, &request);
-    let reply = match refusal {
-        Some(refusal) => refused(api, refusal, config).with_header("connection", "close"),
-        // A bug must cost one request, not the server: the model's locks do not poison, and the
-        // client gets a 500 in its API's envelope.
+    let (request, reply) = match refusal {
+        Some(refusal) => (
+            request,
+            refused(api, refusal, config).with_header("connection", "close"),
+        ),
         None => {
-            give_way(app, world.as_deref()).await;
-            let (reply, stored) = persist::dispatch(app, api, &request);
+            let (request, reply, stored) = match take_turn(app, api, world.as_deref(), request)
+                .await
+            {
+                Ok(served) => served,
+                Err(request_id) => {
+                    tracing::error!("request {request_id} was lost while waiting for its world");
+                    return to_response(router::internal_error(api), &request_id);
+                }
+            };
+            // A bug must cost one request, not the server: the model's locks do not poison, and
+            // the client gets a 500 in its API's envelope.
             let reply = reply.unwrap_or_else(|_| {
                 tracing::error!("request {} panicked", request.request_id);
                 router::internal_error(api)
             });
             // With a data directory, a request that changed a world is answered once it is
             // stored.
-            match stored {
+            let reply = match stored {
                 None => reply,
                 Some(stored) => match stored.await {
                     Ok(Ok(())) => reply,
                     Ok(Err(e)) => persist::not_stored(api, &e),
                     Err(_) => persist::not_stored(api, "the journal writer stopped"),
                 },
-            }
+            };
+            (request, reply)
         }
     };
     if let (Some(at), Some(world)) = (arrived, &world) {
         record(app, api, world, &request, at, started, &reply);
     }
     to_response(reply, &request.request_id)
+}
+
+/// A request served, with what its journal says of it.
+type Served = (Request, std::thread::Result<Reply>, Option<persist::Commit>);
+
+/// Serves `request` in its turn at its world (see [`crate::turns`]): at once when no one is at the
+/// world, otherwise by the task already at it, which wakes this one with the answer. A request for
+/// no world, or for one not made yet (its first request makes it), is served at once. Err (with the
+/// request's id) only if the request was lost, which the turns' own panic containment prevents.
+async fn take_turn(
+    app: &Arc<App>,
+    api: Api,
+    world: Option<&str>,
+    request: Request,
+) -> Result<Served, String> {
+    let Some(cell) = world.and_then(|w| app.store.get(w)) else {
+        let (reply, stored) = persist::dispatch(app, api, &request);
+        return Ok((request, reply, stored));
+    };
+    let request_id = request.request_id.clone();
+    let app = app.clone();
+    cell.turns
+        .take(move || {
+            let (reply, stored) = persist::dispatch(&app, api, &request);
+            (request, reply, stored)
+        })
+        .await
+        .ok_or(request_id)
 }
 
 /// Records an answered request in the request log of `world` (see [`crate::request_log`]).

@@ -112,6 +112,7 @@ pub use webhook_endpoints::{
     NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointChanges, WebhookTarget, ALL_EVENTS,
 };
 
+use crate::turns::Turns;
 use dashmap::DashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -135,6 +136,10 @@ pub struct TenantCell {
     /// facade numbers its versions; 0 when none was set. Outside the state lock, so that a request
     /// knows its version (and checks its parameters by it) before it waits for the model.
     pub default_version: AtomicU16,
+    /// Who is at the world and what waits for it: the server hands a request's work to the task
+    /// already at a busy world (see [`crate::turns`]). Scheduling only; `state`'s lock still
+    /// guards every change.
+    pub turns: Arc<Turns>,
 }
 
 /// A mutex that does not poison: a request that panics while holding it costs that request only
@@ -151,11 +156,6 @@ impl<T> Mutex<T> {
     /// A mutex holding `value`.
     pub fn new(value: T) -> Self {
         Mutex(std::sync::Mutex::new(value))
-    }
-
-    /// Whether someone holds the lock now.
-    pub fn is_locked(&self) -> bool {
-        matches!(self.0.try_lock(), Err(std::sync::TryLockError::WouldBlock))
     }
 
     /// Waits for the lock; a poisoned lock is taken as it is.
@@ -308,6 +308,7 @@ impl Store {
                 let cell = TenantCell {
                     state: Mutex::new(self.blank(key)),
                     default_version: AtomicU16::new(0),
+                    turns: Arc::default(),
                 };
                 let cell = Arc::new(cell);
                 place.insert(cell.clone());
@@ -370,11 +371,6 @@ impl Store {
             sequencer.section(key, changed);
         }
         result
-    }
-
-    /// Whether the world named `key` is locked now.
-    pub fn busy(&self, key: &str) -> bool {
-        self.tenants.get(key).is_some_and(|c| c.state.is_locked())
     }
 
     /// The tenant named `key`, if it exists (never creates one).

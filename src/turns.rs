@@ -1,0 +1,386 @@
+//! Taking turns at one world: work for a world that is busy is done by the task already at it.
+//!
+//! Requests for one world come in on every worker thread, and only one at a time may hold the
+//! world. A request that found its world busy used to give way (yield, look again) and then sleep on
+//! the world's lock, and every request moved the world's data to its own core: with two workers on
+//! one world, that traffic cost more than the work itself on busy worlds. Here a request that finds
+//! the world busy leaves its work in the world's queue and waits without holding a thread; the
+//! task at work does the queued work after its own, on the core whose cache already holds the world,
+//! and wakes each owner with its answer.
+//!
+//! A pass does at most [`PASS`] queued works; the next one waiting then takes the turn and goes on
+//! itself, so no task answers its own client only after an unbounded stream of others' work.
+//! Work is done in the order it was queued. [`Turns`] decides only who does the work and when,
+//! never what it does: the world's own lock still guards every change.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+
+/// Queued works one task does in a pass before handing the turn to the next waiting one.
+pub const PASS: usize = 16;
+
+/// Who is at a world, and what waits for it.
+#[derive(Debug, Default)]
+pub struct Turns {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Whether a task is at the world (doing its own work or the queue's).
+    busy: bool,
+    queue: VecDeque<Box<dyn Waiting>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("busy", &self.busy)
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+/// A queued work and the way back to its owner.
+trait Waiting: Send {
+    /// Does the work here and sends the owner its result (dropped if the owner is gone).
+    fn run(self: Box<Self>);
+    /// Gives the work back to its owner, who then holds the turn; false if the owner is gone (the
+    /// work is dropped undone, and the turn stays with the caller).
+    fn hand_over(self: Box<Self>, turns: &Arc<Turns>) -> bool;
+}
+
+/// What a waiting owner hears.
+enum Outcome<F, T> {
+    /// Its work was done by the task at the world.
+    Done(T),
+    /// The turn is its own now: it does its work, then the queue's.
+    Turn(Turn<F>),
+}
+
+/// The turn at a world, handed to a waiting owner with its work. Should the owner be gone before
+/// it takes it (its client hung up), dropping it passes the turn on: a world is never left busy
+/// with no one at it.
+struct Turn<F> {
+    turns: Arc<Turns>,
+    work: Option<F>,
+}
+
+impl<F> Drop for Turn<F> {
+    fn drop(&mut self) {
+        if self.work.take().is_some() {
+            self.turns.pass_on();
+        }
+    }
+}
+
+struct Entry<F, T> {
+    work: F,
+    reply: oneshot::Sender<Outcome<F, T>>,
+}
+
+impl<F, T> Waiting for Entry<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>) {
+        let Entry { work, reply } = *self;
+        let _ = reply.send(Outcome::Done(work()));
+    }
+
+    fn hand_over(self: Box<Self>, turns: &Arc<Turns>) -> bool {
+        let Entry { work, reply } = *self;
+        let turn = Turn {
+            turns: turns.clone(),
+            work: Some(work),
+        };
+        match reply.send(Outcome::Turn(turn)) {
+            Ok(()) => true,
+            Err(Outcome::Turn(mut turn)) => {
+                // Not passed on by its drop: the caller goes on with the queue.
+                turn.work = None;
+                false
+            }
+            Err(Outcome::Done(_)) => false,
+        }
+    }
+}
+
+impl Turns {
+    /// No one at the world, nothing waiting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing here panics while holding it; a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Does `work` now when no one is at the world, and then what was queued meanwhile; otherwise
+    /// queues it and waits for its result, done by the task at the world (or for the turn, handed
+    /// over after a pass). `work` should not panic (the server's works catch their own panics):
+    /// one that does is contained, and its owner gets `None`.
+    pub async fn take<F, T>(self: &Arc<Self>, work: F) -> Option<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let waiting = {
+            let mut state = self.state();
+            if state.busy {
+                let (reply, answer) = oneshot::channel();
+                state.queue.push_back(Box::new(Entry { work, reply }));
+                Err(answer)
+            } else {
+                state.busy = true;
+                Ok(work)
+            }
+        };
+        // From here to the end nothing awaits while this task holds the turn: a task dropped
+        // while waiting leaves its work queued (done, its result dropped), never a busy world.
+        let work = match waiting {
+            Ok(work) => work,
+            Err(answer) => match answer.await {
+                Ok(Outcome::Done(result)) => return Some(result),
+                Ok(Outcome::Turn(mut turn)) => match turn.work.take() {
+                    Some(work) => work,
+                    None => return None,
+                },
+                // Dropped undone: only if the task at the world panicked outside every work,
+                // which `drain` does not.
+                Err(_) => return None,
+            },
+        };
+        let result = catch_unwind(AssertUnwindSafe(work)).ok();
+        self.drain();
+        result
+    }
+
+    /// Does up to [`PASS`] queued works, then hands the turn to the next waiting owner, or gives the
+    /// world up when nothing waits.
+    fn drain(self: &Arc<Self>) {
+        for _ in 0..PASS {
+            let next = {
+                let mut state = self.state();
+                let next = state.queue.pop_front();
+                if next.is_none() {
+                    state.busy = false;
+                }
+                next
+            };
+            let Some(next) = next else {
+                return;
+            };
+            // A work that panics costs its owner its answer (the sender is dropped), not the
+            // others waiting behind it.
+            let _ = catch_unwind(AssertUnwindSafe(|| next.run()));
+        }
+        self.pass_on();
+    }
+
+    /// Hands the turn to the first waiting owner still there, or gives the world up when none is.
+    fn pass_on(self: &Arc<Self>) {
+        loop {
+            let next = {
+                let mut state = self.state();
+                let next = state.queue.pop_front();
+                if next.is_none() {
+                    state.busy = false;
+                }
+                next
+            };
+            let Some(next) = next else {
+                return;
+            };
+            if next.hand_over(self) {
+                return;
+            }
+            // Its owner is gone: the turn is still ours, for the next one.
+        }
+    }
+
+    /// Works waiting now (for tests and for the curious).
+    pub fn waiting(&self) -> usize {
+        self.state().queue.len()
+    }
+
+    /// Whether a task is at the world now.
+    pub fn busy(&self) -> bool {
+        self.state().busy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn an_idle_world_is_worked_at_once() {
+        let turns = Arc::new(Turns::new());
+        assert_eq!(turns.take(|| 7).await, Some(7));
+        assert!(!turns.busy());
+        assert_eq!(turns.waiting(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn works_run_one_at_a_time_in_the_order_they_were_queued() {
+        let turns = Arc::new(Turns::new());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // The first holds the world until every other one is queued behind it.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let turns = turns.clone();
+            let order = order.clone();
+            tokio::spawn(async move {
+                turns
+                    .take(move || {
+                        held.recv().expect("released");
+                        order.lock().unwrap().push(0);
+                    })
+                    .await
+            })
+        };
+        while !turns.busy() {
+            tokio::task::yield_now().await;
+        }
+        let n = 3 * PASS + 1;
+        let mut others = Vec::new();
+        for i in 1..=n {
+            let (mine, inside, order) = (turns.clone(), inside.clone(), order.clone());
+            others.push(tokio::spawn(async move {
+                mine.take(move || {
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two at once");
+                    order.lock().unwrap().push(i);
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    i * 10
+                })
+                .await
+            }));
+            // Queued in this order.
+            while turns.waiting() < i {
+                tokio::task::yield_now().await;
+            }
+        }
+        release.send(()).expect("the first is waiting");
+        assert_eq!(first.await.expect("joined"), Some(()));
+        for (i, other) in others.into_iter().enumerate() {
+            assert_eq!(other.await.expect("joined"), Some((i + 1) * 10));
+        }
+        assert_eq!(*order.lock().unwrap(), (0..=n).collect::<Vec<_>>());
+        assert!(!turns.busy());
+        assert_eq!(turns.waiting(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_work_costs_its_owner_only() {
+        let turns = Arc::new(Turns::new());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.take(move || held.recv().is_ok()).await })
+        };
+        while !turns.busy() {
+            tokio::task::yield_now().await;
+        }
+        let bad = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.take(|| -> u32 { panic!("a bug") }).await })
+        };
+        while turns.waiting() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let good = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.take(|| 5u32).await })
+        };
+        while turns.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("the first is waiting");
+        assert_eq!(first.await.expect("joined"), Some(true));
+        assert_eq!(bad.await.expect("joined"), None);
+        assert_eq!(good.await.expect("joined"), Some(5));
+        assert!(!turns.busy());
+        // The world is free again for the next.
+        assert_eq!(turns.take(|| 1).await, Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_turn_handed_to_an_owner_who_left_goes_to_the_next() {
+        let turns = Arc::new(Turns::new());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.take(move || held.recv().is_ok()).await })
+        };
+        while !turns.busy() {
+            tokio::task::yield_now().await;
+        }
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut waiting = Vec::new();
+        for _ in 0..PASS + 2 {
+            let (mine, done) = (turns.clone(), done.clone());
+            let n = turns.waiting();
+            waiting.push(tokio::spawn(async move {
+                mine.take(move || done.fetch_add(1, Ordering::SeqCst)).await
+            }));
+            while turns.waiting() == n {
+                tokio::task::yield_now().await;
+            }
+        }
+        // The owner whose turn comes after the first pass leaves before it comes.
+        let gone = waiting.remove(PASS);
+        gone.abort();
+        let _ = gone.await;
+        release.send(()).expect("the first is waiting");
+        assert_eq!(first.await.expect("joined"), Some(true));
+        for w in waiting {
+            assert!(w.await.expect("joined").is_some());
+        }
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            PASS + 1,
+            "all but the one that left"
+        );
+        assert!(!turns.busy());
+    }
+
+    #[tokio::test]
+    async fn a_turn_its_owner_never_took_passes_on_when_dropped() {
+        let turns = Arc::new(Turns::new());
+        type Work = fn() -> u32;
+        let queue = |turns: &Arc<Turns>, work: Work| {
+            let (reply, answer) = oneshot::channel::<Outcome<Work, u32>>();
+            turns
+                .state()
+                .queue
+                .push_back(Box::new(Entry { work, reply }));
+            answer
+        };
+        turns.state().busy = true;
+        let first = queue(&turns, || 1);
+        let second = queue(&turns, || 2);
+        // The turn goes to the first owner, who is gone before taking it.
+        turns.pass_on();
+        assert!(turns.busy());
+        drop(first);
+        let second = tokio::time::timeout(std::time::Duration::from_secs(10), second);
+        match second.await.expect("the turn was lost") {
+            Ok(Outcome::Turn(turn)) => {
+                assert!(turns.busy(), "the second holds it now");
+                // And, gone too, gives the world up.
+                drop(turn);
+            }
+            _ => panic!("the turn did not reach the second owner"),
+        }
+        assert!(!turns.busy());
+        assert_eq!(turns.waiting(), 0);
+    }
+}
