@@ -52,6 +52,8 @@ pub struct App {
     reclaimer: Reclaimer,
     /// Each world's most recent requests, beside the model.
     pub requests: RequestLogs,
+    /// Who is at each world and what waits for it (see [`crate::turns`]), beside the model.
+    pub turns: crate::turns::WorldTurns,
 }
 
 impl App {
@@ -77,6 +79,7 @@ impl App {
                 webhooks: Webhooks::new(config.webhooks.clone()),
                 reclaimer: Reclaimer::new(config.release_memory),
                 requests: RequestLogs::new(config.request_log),
+                turns: crate::turns::WorldTurns::default(),
                 config,
                 started: Instant::now(),
             }
@@ -210,6 +213,7 @@ impl App {
         let stored = self.idempotency.remove(world);
         self.webhooks.reset(world);
         self.requests.reset(world);
+        self.turns.remove(world);
         let existed = self.store.remove(world);
         let found = existed.is_some() || stored.is_some();
         if let Some(keys) = stored {

@@ -47,7 +47,8 @@
 //!                waits for a stored request's commit (--data-dir), and records the answered
 //!                request in its world's request log
 //! turns.rs       taking turns at one world: a request whose world is busy leaves its work to the
-//!                task already at it (same core, warm cache) and waits without holding a thread
+//!                task already at it (same core, warm cache) and waits without holding a thread;
+//!                each world's turns are kept beside the model, in App
 //! router.rs      which facade answers a request, from its path and headers, and which world it
 //!                names (for the request log)
 //! app.rs         App: the worlds (model::Store, at most --max-tenants of them; reads never make

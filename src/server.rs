@@ -327,13 +327,14 @@ async fn take_turn(
     world: Option<&str>,
     request: Request,
 ) -> Result<Served, String> {
-    let Some(cell) = world.and_then(|w| app.store.get(w)) else {
+    let Some(world) = world.filter(|w| app.store.get(w).is_some()) else {
         let (reply, stored) = persist::dispatch(app, api, &request);
         return Ok((request, reply, stored));
     };
     let request_id = request.request_id.clone();
+    let turns = app.turns.of(world);
     let app = app.clone();
-    cell.turns
+    turns
         .take(move || {
             let (reply, stored) = persist::dispatch(&app, api, &request);
             (request, reply, stored)

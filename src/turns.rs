@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 /// Queued works one task does in a pass before handing the turn to the next waiting one.
@@ -107,6 +108,31 @@ where
             }
             Err(Outcome::Done(_)) => false,
         }
+    }
+}
+
+/// Each world's [`Turns`], kept beside the model by [`crate::app::App`] (as its stored answers and
+/// request log are), and forgotten with the world by a reset.
+#[derive(Debug, Default)]
+pub struct WorldTurns {
+    worlds: DashMap<String, Arc<Turns>>,
+}
+
+impl WorldTurns {
+    /// The turns at the world named `world`, made on first use. Ask only for worlds that exist, so
+    /// that requests with keys that never make a world leave nothing behind.
+    pub fn of(&self, world: &str) -> Arc<Turns> {
+        if let Some(turns) = self.worlds.get(world) {
+            return turns.clone();
+        }
+        self.worlds.entry(world.to_string()).or_default().clone()
+    }
+
+    /// Forgets the turns at the world named `world`. Requests still waiting there are served as
+    /// they would have been; the world's next request starts afresh (the world's lock keeps the two
+    /// apart, should they meet).
+    pub fn remove(&self, world: &str) {
+        self.worlds.remove(world);
     }
 }
 
@@ -382,5 +408,15 @@ mod tests {
         }
         assert!(!turns.busy());
         assert_eq!(turns.waiting(), 0);
+    }
+
+    #[test]
+    fn a_world_keeps_its_turns_until_it_is_reset() {
+        let worlds = WorldTurns::default();
+        let a = worlds.of("sk_test_a");
+        assert!(Arc::ptr_eq(&a, &worlds.of("sk_test_a")));
+        assert!(!Arc::ptr_eq(&a, &worlds.of("sk_test_b")));
+        worlds.remove("sk_test_a");
+        assert!(!Arc::ptr_eq(&a, &worlds.of("sk_test_a")));
     }
 }

@@ -112,7 +112,6 @@ pub use webhook_endpoints::{
     NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointChanges, WebhookTarget, ALL_EVENTS,
 };
 
-use crate::turns::Turns;
 use dashmap::DashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -136,10 +135,6 @@ pub struct TenantCell {
     /// facade numbers its versions; 0 when none was set. Outside the state lock, so that a request
     /// knows its version (and checks its parameters by it) before it waits for the model.
     pub default_version: AtomicU16,
-    /// Who is at the world and what waits for it: the server hands a request's work to the task
-    /// already at a busy world (see [`crate::turns`]). Scheduling only; `state`'s lock still
-    /// guards every change.
-    pub turns: Arc<Turns>,
 }
 
 /// A mutex that does not poison: a request that panics while holding it costs that request only
@@ -308,7 +303,6 @@ impl Store {
                 let cell = TenantCell {
                     state: Mutex::new(self.blank(key)),
                     default_version: AtomicU16::new(0),
-                    turns: Arc::default(),
                 };
                 let cell = Arc::new(cell);
                 place.insert(cell.clone());
