@@ -272,7 +272,7 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         body,
         request_id,
     };
-    // Read once from the credentials, for giving way and for the request log.
+    // Read once from the credentials, for taking its turn and for the request log.
     let world = router::world_of(api, &request);
     let (request, reply) = match refusal {
         Some(refusal) => (

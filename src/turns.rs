@@ -191,15 +191,7 @@ impl Turns {
     /// world up when nothing waits.
     fn drain(self: &Arc<Self>) {
         for _ in 0..PASS {
-            let next = {
-                let mut state = self.state();
-                let next = state.queue.pop_front();
-                if next.is_none() {
-                    state.busy = false;
-                }
-                next
-            };
-            let Some(next) = next else {
+            let Some(next) = self.next_or_free() else {
                 return;
             };
             // A work that panics costs its owner its answer (the sender is dropped), not the
@@ -209,18 +201,21 @@ impl Turns {
         self.pass_on();
     }
 
+    /// The first work waiting, taken from the queue; when none is, the world is given up (in the same
+    /// step, so that a work queued just after finds it free and is done by its owner).
+    fn next_or_free(&self) -> Option<Box<dyn Waiting>> {
+        let mut state = self.state();
+        let next = state.queue.pop_front();
+        if next.is_none() {
+            state.busy = false;
+        }
+        next
+    }
+
     /// Hands the turn to the first waiting owner still there, or gives the world up when none is.
     fn pass_on(self: &Arc<Self>) {
         loop {
-            let next = {
-                let mut state = self.state();
-                let next = state.queue.pop_front();
-                if next.is_none() {
-                    state.busy = false;
-                }
-                next
-            };
-            let Some(next) = next else {
+            let Some(next) = self.next_or_free() else {
                 return;
             };
             if next.hand_over(self) {
@@ -304,9 +299,13 @@ mod tests {
         assert_eq!(turns.waiting(), 0);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_panicking_work_costs_its_owner_only() {
-        let turns = Arc::new(Turns::new());
+    /// A task at the world until `release` is sent: (its handle, `release`).
+    async fn hold(
+        turns: &Arc<Turns>,
+    ) -> (
+        tokio::task::JoinHandle<Option<bool>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let first = {
             let turns = turns.clone();
@@ -315,6 +314,13 @@ mod tests {
         while !turns.busy() {
             tokio::task::yield_now().await;
         }
+        (first, release)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_work_costs_its_owner_only() {
+        let turns = Arc::new(Turns::new());
+        let (first, release) = hold(&turns).await;
         let bad = {
             let turns = turns.clone();
             tokio::spawn(async move { turns.take(|| -> u32 { panic!("a bug") }).await })
@@ -341,14 +347,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_turn_handed_to_an_owner_who_left_goes_to_the_next() {
         let turns = Arc::new(Turns::new());
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let first = {
-            let turns = turns.clone();
-            tokio::spawn(async move { turns.take(move || held.recv().is_ok()).await })
-        };
-        while !turns.busy() {
-            tokio::task::yield_now().await;
-        }
+        let (first, release) = hold(&turns).await;
         let done = Arc::new(AtomicUsize::new(0));
         let mut waiting = Vec::new();
         for _ in 0..PASS + 2 {
