@@ -30,15 +30,6 @@ const ZERO_DECIMAL: &[&str] = &[
 /// Currencies with three decimals.
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
 
-/// Normalises a currency code (any case) to its lowercase form, if it is a supported ISO code.
-pub fn normalize(code: &str) -> Option<String> {
-    let lower = code.to_ascii_lowercase();
-    CURRENCIES
-        .binary_search(&lower.as_str())
-        .ok()
-        .map(|_| lower)
-}
-
 /// All supported codes, for error messages.
 pub fn supported() -> &'static [&'static str] {
     CURRENCIES
@@ -78,8 +69,6 @@ mod tests {
 
     #[test]
     fn units() {
-        assert_eq!(normalize("USD").as_deref(), Some("usd"));
-        assert_eq!(normalize("xyz"), None);
         for code in ["usd", "USD", "uSd"] {
             assert_eq!(
                 Currency::parse(code).map(|c| c.to_string()).as_deref(),

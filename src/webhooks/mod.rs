@@ -385,7 +385,7 @@ impl Deref for Webhooks {
     }
 }
 
-/// Called on each successful delivery to an endpoint, with the world and the event's id.
+/// Called with each batch's successful deliveries to endpoints: the world and the events' ids.
 type OnDelivered = Box<dyn Fn(&str, &[&str]) + Send + Sync>;
 
 /// Queues, their records and the settings; the tasks hold it too.
