@@ -157,13 +157,12 @@ impl App {
     /// endpoints.
     pub fn deliver(&self, world: &str, events: &[webhooks::EventRef]) -> Vec<u32> {
         let targets = match self.store.get(world) {
-            Some(cell) => {
-                let tenant = cell.state.lock();
+            Some(cell) => cell.peek(|tenant| {
                 events
                     .iter()
                     .map(|e| tenant.webhook_targets(&e.kind))
                     .collect()
-            }
+            }),
             None => Vec::new(),
         };
         self.webhooks.enqueue(world, events, targets)
@@ -185,11 +184,10 @@ impl App {
         let Some(cell) = self.store.get(world) else {
             return 0;
         };
-        let mut tenant = cell.state.lock();
-        let Some(log) = tenant.attachment_mut::<EventLog>() else {
-            return 0;
-        };
-        event_ids.iter().filter(|id| log.delivered(id)).count()
+        cell.with_attachment(|log: &mut EventLog| {
+            event_ids.iter().filter(|id| log.delivered(id)).count()
+        })
+        .unwrap_or(0)
     }
 
     /// The stored answers of the world named `world`, for a request that carries an
@@ -227,7 +225,7 @@ impl App {
             self.reclaimer.discard(move || {
                 // A request still holding the world finishes with it first; the last one out
                 // frees it.
-                let weight = cell.state.lock().weight();
+                let weight = cell.peek(|tenant| tenant.weight());
                 drop(cell);
                 weight
             });

@@ -106,6 +106,9 @@
 //! index, so a page costs O(log n + limit); the model is reached only through the store's
 //! `with_tenant` family (`try_with_tenant` for requests that write, `read_tenant` for those that
 //! only read, which never makes a world), which locks a world and posts what is due on its clock.
+//! Nothing outside the model takes a world's lock: bookkeeping that must not move the clock (a
+//! dropped world's size, an event's endpoints, webhook deliveries counted down) goes through
+//! `TenantCell::peek` and `TenantCell::with_attachment`, which lock without catching up.
 //!
 //! ### A Stripe request
 //!

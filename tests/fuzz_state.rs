@@ -167,8 +167,8 @@ fn request(
 
 fn dump(app: &credit_emulator::App) -> String {
     format!(
-        "{:?}{:?}",
-        *app.store.tenant(TARGET).state.lock(),
+        "{}{:?}",
+        app.store.tenant(TARGET).peek(|t| format!("{t:?}")),
         *app.idempotency.of(TARGET).lock()
     )
 }

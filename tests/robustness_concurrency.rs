@@ -180,91 +180,92 @@ fn invoice_form(customer: &str, rng: &mut StdRng, max: i64) -> String {
 /// all back exactly when it is void. Returns the counts of lots, entries and invoices.
 fn check_ledger(emu: &Emu, key: &str) -> (usize, usize, usize) {
     let cell = emu.running.app.store.tenant(key);
-    let t = cell.state.lock();
-    let mut entries = 0;
-    let mut applied_by_invoice: HashMap<u128, (i64, i64)> = HashMap::new();
-    for lot in t.lots_in(..) {
-        let k = &lot.key;
-        let id = ids::encode(*k);
-        let mut sum = Decimal::ZERO;
-        let mut count: HashMap<EntryKind, usize> = HashMap::new();
-        for e in t.entry_keys_of_lot(*k).iter().map(|e| t.entry(e).unwrap()) {
-            entries += 1;
-            assert_eq!(e.lot, *k, "entry indexed under another lot");
-            assert!(
-                e.amount > Decimal::ZERO,
-                "lot {id}: an entry of {}",
-                e.amount
-            );
-            if e.kind.is_credit() {
-                sum += e.amount;
-            } else {
-                sum -= e.amount;
-            }
-            *count.entry(e.kind).or_default() += 1;
-            if let Some((invoice, _)) = e.invoice {
-                assert!(e.amount.fract().is_zero(), "invoice credit {}", e.amount);
-                let whole = e.amount.to_i64().unwrap();
-                let slot = applied_by_invoice.entry(invoice).or_default();
-                match e.kind {
-                    EntryKind::Applied => slot.0 += whole,
-                    EntryKind::InvoiceVoided => slot.1 += whole,
-                    other => panic!("lot {id}: a {other:?} entry names an invoice"),
+    cell.peek(|t| {
+        let mut entries = 0;
+        let mut applied_by_invoice: HashMap<u128, (i64, i64)> = HashMap::new();
+        for lot in t.lots_in(..) {
+            let k = &lot.key;
+            let id = ids::encode(*k);
+            let mut sum = Decimal::ZERO;
+            let mut count: HashMap<EntryKind, usize> = HashMap::new();
+            for e in t.entry_keys_of_lot(*k).iter().map(|e| t.entry(e).unwrap()) {
+                entries += 1;
+                assert_eq!(e.lot, *k, "entry indexed under another lot");
+                assert!(
+                    e.amount > Decimal::ZERO,
+                    "lot {id}: an entry of {}",
+                    e.amount
+                );
+                if e.kind.is_credit() {
+                    sum += e.amount;
+                } else {
+                    sum -= e.amount;
+                }
+                *count.entry(e.kind).or_default() += 1;
+                if let Some((invoice, _)) = e.invoice {
+                    assert!(e.amount.fract().is_zero(), "invoice credit {}", e.amount);
+                    let whole = e.amount.to_i64().unwrap();
+                    let slot = applied_by_invoice.entry(invoice).or_default();
+                    match e.kind {
+                        EntryKind::Applied => slot.0 += whole,
+                        EntryKind::InvoiceVoided => slot.1 += whole,
+                        other => panic!("lot {id}: a {other:?} entry names an invoice"),
+                    }
                 }
             }
-        }
-        let n = |kind| count.get(&kind).copied().unwrap_or(0);
-        assert_eq!(
-            lot.remaining, sum,
-            "lot {id}: balance is not the sum of its entries"
-        );
-        assert!(
-            lot.remaining >= Decimal::ZERO,
-            "lot {id}: balance below zero"
-        );
-        assert_eq!(n(EntryKind::Granted), 1, "lot {id}: granted {count:?}");
-        assert!(n(EntryKind::Voided) <= 1, "lot {id}: voided {count:?}");
-        assert!(
-            n(EntryKind::Voided) == 0 || n(EntryKind::Applied) == 0,
-            "lot {id}: voided although an invoice spent from it: {count:?}"
-        );
-        assert!(
-            n(EntryKind::Expired) <= 1 + n(EntryKind::InvoiceVoided),
-            "lot {id}: expired {count:?}"
-        );
-        assert!(
-            n(EntryKind::InvoiceVoided) <= n(EntryKind::Applied),
-            "lot {id}: {count:?}"
-        );
-        let closed = lot.voided_at.is_some() || lot.expires_at.is_some();
-        if closed {
+            let n = |kind| count.get(&kind).copied().unwrap_or(0);
             assert_eq!(
-                lot.remaining,
-                Decimal::ZERO,
-                "lot {id}: closed but not empty"
+                lot.remaining, sum,
+                "lot {id}: balance is not the sum of its entries"
             );
-        } else {
-            assert_eq!(n(EntryKind::Voided) + n(EntryKind::Expired), 0, "lot {id}");
+            assert!(
+                lot.remaining >= Decimal::ZERO,
+                "lot {id}: balance below zero"
+            );
+            assert_eq!(n(EntryKind::Granted), 1, "lot {id}: granted {count:?}");
+            assert!(n(EntryKind::Voided) <= 1, "lot {id}: voided {count:?}");
+            assert!(
+                n(EntryKind::Voided) == 0 || n(EntryKind::Applied) == 0,
+                "lot {id}: voided although an invoice spent from it: {count:?}"
+            );
+            assert!(
+                n(EntryKind::Expired) <= 1 + n(EntryKind::InvoiceVoided),
+                "lot {id}: expired {count:?}"
+            );
+            assert!(
+                n(EntryKind::InvoiceVoided) <= n(EntryKind::Applied),
+                "lot {id}: {count:?}"
+            );
+            let closed = lot.voided_at.is_some() || lot.expires_at.is_some();
+            if closed {
+                assert_eq!(
+                    lot.remaining,
+                    Decimal::ZERO,
+                    "lot {id}: closed but not empty"
+                );
+            } else {
+                assert_eq!(n(EntryKind::Voided) + n(EntryKind::Expired), 0, "lot {id}");
+            }
         }
-    }
-    for inv in t.invoices_in(..) {
-        let (applied, returned) = applied_by_invoice.remove(&inv.key).unwrap_or_default();
-        let id = ids::encode(inv.key);
-        assert_eq!(applied, inv.credited(), "invoice {id}: applied entries");
-        let void = inv.voided_at.is_some();
-        assert_eq!(returned, if void { applied } else { 0 }, "invoice {id}");
-    }
-    assert!(
-        applied_by_invoice.is_empty(),
-        "entries name invoices that do not exist"
-    );
-    for customer in t.customers() {
-        for (_, b) in t.balances(customer.key, |_| true) {
-            assert!(b.available >= Decimal::ZERO && b.ledger >= Decimal::ZERO);
+        for inv in t.invoices_in(..) {
+            let (applied, returned) = applied_by_invoice.remove(&inv.key).unwrap_or_default();
+            let id = ids::encode(inv.key);
+            assert_eq!(applied, inv.credited(), "invoice {id}: applied entries");
+            let void = inv.voided_at.is_some();
+            assert_eq!(returned, if void { applied } else { 0 }, "invoice {id}");
         }
-    }
-    t.check_indexes().expect("indexes agree with the objects");
-    (t.lots_in(..).count(), entries, t.invoices_in(..).count())
+        assert!(
+            applied_by_invoice.is_empty(),
+            "entries name invoices that do not exist"
+        );
+        for customer in t.customers() {
+            for (_, b) in t.balances(customer.key, |_| true) {
+                assert!(b.available >= Decimal::ZERO && b.ledger >= Decimal::ZERO);
+            }
+        }
+        t.check_indexes().expect("indexes agree with the objects");
+        (t.lots_in(..).count(), entries, t.invoices_in(..).count())
+    })
 }
 
 /// Through the APIs: `customer`'s Stripe balance summary, the sum of every one of its balance

@@ -129,12 +129,30 @@ pub type Metadata = indexmap::IndexMap<String, String>;
 /// One tenant's state behind its lock, and the default version read without it.
 #[derive(Debug)]
 pub struct TenantCell {
-    /// The world itself.
-    pub state: Mutex<Tenant>,
+    /// The world itself. Requests lock it through [`Store`] (which catches its clock up first);
+    /// nothing outside the model takes the lock except through the two narrow ways below.
+    state: Mutex<Tenant>,
     /// The API version the Stripe facade applies to this world's requests that name none, as that
     /// facade numbers its versions; 0 when none was set. Outside the state lock, so that a request
     /// knows its version (and checks its parameters by it) before it waits for the model.
     pub default_version: AtomicU16,
+}
+
+impl TenantCell {
+    /// Runs `f` on the world as it stands, locked, without catching its clock up: nothing falls
+    /// due and nothing is posted. For bookkeeping that must not move time (how large a dropped
+    /// world was, which endpoints receive an event) and for checks that look at the model without
+    /// changing it. Requests reach their world through [`Store`], never here.
+    pub fn peek<R>(&self, f: impl FnOnce(&Tenant) -> R) -> R {
+        f(&self.state.lock())
+    }
+
+    /// Runs `f` on the world's [`Attachment`], locked, if it is an `A`; the model itself is not
+    /// touched and its clock does not move. For what the application keeps beside the world (how
+    /// many webhook deliveries each event still waits for).
+    pub fn with_attachment<A: 'static, R>(&self, f: impl FnOnce(&mut A) -> R) -> Option<R> {
+        self.state.lock().attachment_mut::<A>().map(f)
+    }
 }
 
 /// A mutex that does not poison: a request that panics while holding it costs that request only

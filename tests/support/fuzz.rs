@@ -351,7 +351,7 @@ pub fn fill(s: &str, ids: &HashMap<&'static str, String>) -> String {
 
 /// Everything the tenant holds, ids generator included.
 pub fn dump(app: &App) -> String {
-    format!("{:?}", *app.store.tenant(KEY).state.lock())
+    app.store.tenant(KEY).peek(|t| format!("{t:?}"))
 }
 
 /// Every lot's balance is the sum of its entries, never below zero, granted at most once, voided at
@@ -360,56 +360,57 @@ pub fn dump(app: &App) -> String {
 /// all of it back).
 pub fn ledger_ok(app: &App) -> Result<(), String> {
     let cell = app.store.tenant(KEY);
-    let t = cell.state.lock();
-    let mut by_invoice: HashMap<u128, (Decimal, Decimal)> = HashMap::new();
-    t.check_indexes()?;
-    for lot in t.lots_in(..) {
-        let k = &lot.key;
-        let mut sum = Decimal::ZERO;
-        let mut n: HashMap<EntryKind, usize> = HashMap::new();
-        for e in t.entry_keys_of_lot(*k).iter().map(|e| t.entry(e).unwrap()) {
-            if e.kind.is_credit() {
-                sum += e.amount;
-            } else {
-                sum -= e.amount;
-            }
-            *n.entry(e.kind).or_default() += 1;
-            if let Some((invoice, _)) = e.invoice {
-                let slot = by_invoice.entry(invoice).or_default();
-                match e.kind {
-                    EntryKind::Applied => slot.0 += e.amount,
-                    _ => slot.1 += e.amount,
+    cell.peek(|t| {
+        let mut by_invoice: HashMap<u128, (Decimal, Decimal)> = HashMap::new();
+        t.check_indexes()?;
+        for lot in t.lots_in(..) {
+            let k = &lot.key;
+            let mut sum = Decimal::ZERO;
+            let mut n: HashMap<EntryKind, usize> = HashMap::new();
+            for e in t.entry_keys_of_lot(*k).iter().map(|e| t.entry(e).unwrap()) {
+                if e.kind.is_credit() {
+                    sum += e.amount;
+                } else {
+                    sum -= e.amount;
+                }
+                *n.entry(e.kind).or_default() += 1;
+                if let Some((invoice, _)) = e.invoice {
+                    let slot = by_invoice.entry(invoice).or_default();
+                    match e.kind {
+                        EntryKind::Applied => slot.0 += e.amount,
+                        _ => slot.1 += e.amount,
+                    }
                 }
             }
+            let count = |kind| n.get(&kind).copied().unwrap_or(0);
+            let bad = lot.remaining != sum
+                || lot.remaining < Decimal::ZERO
+                || count(EntryKind::Granted) > 1
+                || count(EntryKind::Voided) > 1
+                || (count(EntryKind::Voided) > 0 && count(EntryKind::Applied) > 0)
+                || count(EntryKind::Expired) > 1 + count(EntryKind::InvoiceVoided);
+            if bad {
+                return Err(format!(
+                    "lot {k}: remaining {} sum {sum} entries {n:?}",
+                    lot.remaining
+                ));
+            }
         }
-        let count = |kind| n.get(&kind).copied().unwrap_or(0);
-        let bad = lot.remaining != sum
-            || lot.remaining < Decimal::ZERO
-            || count(EntryKind::Granted) > 1
-            || count(EntryKind::Voided) > 1
-            || (count(EntryKind::Voided) > 0 && count(EntryKind::Applied) > 0)
-            || count(EntryKind::Expired) > 1 + count(EntryKind::InvoiceVoided);
-        if bad {
-            return Err(format!(
-                "lot {k}: remaining {} sum {sum} entries {n:?}",
-                lot.remaining
-            ));
+        for inv in t.invoices_in(..) {
+            let k = &inv.key;
+            let (applied, returned) = by_invoice.remove(k).unwrap_or_default();
+            let voided = inv.voided_at.is_some();
+            if applied != Decimal::from(inv.credited())
+                || returned != if voided { applied } else { Decimal::ZERO }
+            {
+                return Err(format!(
+                    "invoice {k}: credited {} applied {applied} returned {returned}",
+                    inv.credited()
+                ));
+            }
         }
-    }
-    for inv in t.invoices_in(..) {
-        let k = &inv.key;
-        let (applied, returned) = by_invoice.remove(k).unwrap_or_default();
-        let voided = inv.voided_at.is_some();
-        if applied != Decimal::from(inv.credited())
-            || returned != if voided { applied } else { Decimal::ZERO }
-        {
-            return Err(format!(
-                "invoice {k}: credited {} applied {applied} returned {returned}",
-                inv.credited()
-            ));
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A Stripe error body: `{"error": {type, message, code+doc_url?, param?}}` and nothing else.

@@ -115,15 +115,16 @@ pub fn stripe_available(emu: &Emu, key: &str, customer: &str) -> i64 {
         .trim_start_matches("cus_");
     let k = credit_emulator::ids::decode(suffix).expect("customer id");
     let cell = emu.running.app.store.tenant(key);
-    let t = cell.state.lock();
-    let b = t
-        .balances(k, |_| true)
-        .get(&Currency::parse("usd").unwrap())
-        .copied()
-        .unwrap_or_default();
-    assert_eq!(b.available, b.ledger, "nothing pending in these scenarios");
-    use rust_decimal::prelude::ToPrimitive;
-    b.available.to_i64().expect("whole cents")
+    cell.peek(|t| {
+        let b = t
+            .balances(k, |_| true)
+            .get(&Currency::parse("usd").unwrap())
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(b.available, b.ledger, "nothing pending in these scenarios");
+        use rust_decimal::prelude::ToPrimitive;
+        b.available.to_i64().expect("whole cents")
+    })
 }
 
 /// The native real-time balance of every usd wallet of a customer, summed, in cents.

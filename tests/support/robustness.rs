@@ -794,7 +794,7 @@ pub async fn dump(emu: &Emu, key: &str, clock: &str) -> Value {
 /// corpus compares this after every case, and the API views of [`dump`] before and after the run.
 pub fn fingerprint(emu: &Emu, key: &str) -> String {
     let cell = emu.running.app.store.tenant(key);
-    let state = format!("{:?}", *cell.state.lock());
+    let state = cell.peek(|t| format!("{t:?}"));
     let stored = format!("{:?}", *emu.running.app.idempotency.of(key).lock());
     state + &stored
 }
