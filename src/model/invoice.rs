@@ -599,7 +599,7 @@ impl Tenant {
         }
     }
 
-    /// Finalizes a draft at the customer's now (see [`Tenant::finalize_invoice_at`]).
+    /// Finalizes a draft at the customer's now (see `Tenant::finalize_invoice_at`).
     pub fn finalize_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
         let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
         let domain = self.domain_of(inv.customer);

@@ -305,7 +305,7 @@ pub struct End {
     /// say how it was asked for).
     pub requested: bool,
     /// Whether a final invoice is to bill what the period has not billed yet (see
-    /// [`Tenant::invoice_on_end`]).
+    /// `Tenant::invoice_on_end`).
     pub invoice_now: bool,
     /// Set when given.
     pub comment: Option<String>,
@@ -843,7 +843,7 @@ impl Tenant {
     }
 
     /// Ends a subscription at `end.at`: `canceled`, with `ended_at` and the reason set. With
-    /// `end.invoice_now`, [`Tenant::invoice_on_end`] is called once it has ended.
+    /// `end.invoice_now`, `Tenant::invoice_on_end` is called once it has ended.
     pub fn end_subscription(&mut self, key: Key, end: End) -> Result<(), PricedError> {
         let Some(mut sub) = self.priced.subscriptions.get(&key).cloned() else {
             return Err(PricedError::NotFound);

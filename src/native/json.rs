@@ -1,7 +1,7 @@
 //! Binding JSON bodies the way gin binds them into Go structs, straight into typed request structs
 //! (no `serde_json::Value` tree).
 //!
-//! A request struct is declared with [`json_object!`]: every field is an `Option` of what it holds,
+//! A request struct is declared with `json_object!`: every field is an `Option` of what it holds,
 //! and a [`Kind`] says how its JSON binds. The rules reproduced:
 //!
 //! - unknown fields are ignored, and a key sent twice keeps its last value (Go's decoder);
@@ -46,7 +46,7 @@ pub trait Kind {
     fn bind<'de, D: Deserializer<'de>>(d: D) -> Result<Slot<Self::Out>, D::Error>;
 }
 
-/// A request object: a struct made by [`json_object!`].
+/// A request object: a struct made by `json_object!`.
 pub trait Object: Default {
     /// The JSON keys of its fields.
     const FIELDS: &'static [&'static str];

@@ -23,7 +23,7 @@
 //!
 //! 1. the model method it needs, in `src/model/` (the model knows nothing of JSON or HTTP);
 //! 2. an operation type in the resource's file here (`pub struct Create { … }` with
-//!    `impl Operation for Create`): a [`json::json_object!`] struct for its body, parse, apply and a
+//!    `impl Operation for Create`): a `json_object!` struct for its body, parse, apply and a
 //!    view struct for render; lookups shared by several resources go in [`find`];
 //! 3. a row in [`ROUTES`], which also makes the path native if only this API has it;
 //! 4. a black-box test over a real socket (`tests/native_*.rs`) with `insta` snapshots of whole

@@ -1095,7 +1095,7 @@ impl Operation for Update {
 
 /// `DELETE /v1/subscriptions/{id}`: ends the subscription at once, at its customer's now, with
 /// reason `cancellation_requested`. `invoice_now=true` asks the billing side for a final invoice
-/// (see [`Tenant::invoice_on_end`]); `prorate=true` is refused.
+/// (see `Tenant::invoice_on_end`); `prorate=true` is refused.
 pub struct Cancel {
     id: String,
     details: DetailsChange,
