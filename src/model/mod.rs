@@ -45,6 +45,7 @@ mod invoice;
 mod invoice_items;
 mod ledger;
 mod lot;
+mod metadata;
 mod meters;
 pub mod money;
 pub mod periods;
@@ -123,8 +124,7 @@ pub const DEFAULT_GRACE: crate::time::Nanos = 3600 * 1_000_000_000;
 /// The longest grace period Stripe allows (72 hours).
 pub const MAX_GRACE: crate::time::Nanos = 72 * DEFAULT_GRACE;
 
-/// Key–value metadata in insertion order.
-pub type Metadata = indexmap::IndexMap<String, String>;
+pub use metadata::Metadata;
 
 /// One tenant's state behind its lock, and the default version read without it.
 #[derive(Debug)]

@@ -822,7 +822,7 @@ mod tests {
     fn metadata_keeps_first_places_and_last_values() {
         let p = probe(r#"{"metadata":{"b":"1","a":null,"b":"2","c":1,"c":"3"}}"#).unwrap();
         let m = p.metadata.unwrap();
-        let pairs: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = m.iter().collect();
         assert_eq!(pairs, [("b", "2"), ("a", ""), ("c", "3")]);
         assert_eq!(message(r#"{"metadata":{"a":1}}"#), "Invalid request format");
         assert_eq!(message(r#"{"metadata":[]}"#), "Invalid request format");

@@ -172,7 +172,7 @@ pub struct SortedMap<'a>(pub &'a Metadata);
 
 impl Serialize for SortedMap<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut pairs: Vec<(&String, &String)> = self.0.iter().collect();
+        let mut pairs: Vec<(&str, &str)> = self.0.iter().collect();
         pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
         s.collect_map(pairs)
     }

@@ -326,7 +326,10 @@ impl<'a> TransactionView<'a> {
             reference_type,
             reference_id,
             description: "",
-            metadata: metadata.into_iter().collect(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             expiry_date: if credit {
                 lot.expires_at.map(Time)
             } else {

@@ -952,7 +952,7 @@ fn field_of<'a>(c: &'a Customer, f: &search::Field) -> Found<'a> {
         search::Field::Named("phone") => text(&c.phone),
         search::Field::Named("created") => Found::Num(to_secs(c.created)),
         search::Field::Named(_) => Found::Missing,
-        search::Field::Metadata(k) => c.metadata.get(k).map_or(Found::Missing, |v| Found::Str(v)),
+        search::Field::Metadata(k) => c.metadata.get(k).map_or(Found::Missing, Found::Str),
     }
 }
 
