@@ -19,16 +19,43 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Length of an encoded key.
 pub const ENCODED_LEN: usize = 26;
 
-/// Renders a key as 26 Crockford base32 characters.
-pub fn encode(key: Key) -> String {
+/// Each byte's value as a Crockford base32 digit of [`ALPHABET`], or [`NOT_A_DIGIT`]: decoding
+/// looks a character up once instead of searching the alphabet for it.
+static DIGITS: [u8; 256] = {
+    let mut table = [NOT_A_DIGIT; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// A byte that is not in [`ALPHABET`].
+const NOT_A_DIGIT: u8 = 0xFF;
+
+/// The 26 Crockford base32 characters of a key.
+fn encode_bytes(key: Key) -> [u8; ENCODED_LEN] {
     let mut out = [0u8; ENCODED_LEN];
     let mut v = key;
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(v & 31) as usize];
         v >>= 5;
     }
+    out
+}
+
+/// Appends a key's 26 characters to `s`.
+fn push_encoded(s: &mut String, key: Key) {
     // Every byte comes from ALPHABET, which is ASCII.
-    out.iter().map(|&b| b as char).collect()
+    s.extend(encode_bytes(key).iter().map(|&b| b as char));
+}
+
+/// Renders a key as 26 Crockford base32 characters.
+pub fn encode(key: Key) -> String {
+    let mut s = String::with_capacity(ENCODED_LEN);
+    push_encoded(&mut s, key);
+    s
 }
 
 /// Parses the 26-character form back into a key. Anything else (wrong length, foreign characters,
@@ -40,8 +67,11 @@ pub fn decode(s: &str) -> Option<Key> {
     }
     let mut v: u128 = 0;
     for &b in bytes {
-        let d = ALPHABET.iter().position(|&a| a == b)? as u128;
-        v = (v << 5) | d;
+        let d = DIGITS[usize::from(b)];
+        if d == NOT_A_DIGIT {
+            return None;
+        }
+        v = (v << 5) | u128::from(d);
     }
     Some(v)
 }
@@ -50,7 +80,7 @@ pub fn decode(s: &str) -> Option<Key> {
 pub fn render(prefix: &str, key: Key) -> String {
     let mut s = String::with_capacity(prefix.len() + ENCODED_LEN);
     s.push_str(prefix);
-    s.push_str(&encode(key));
+    push_encoded(&mut s, key);
     s
 }
 
@@ -62,7 +92,7 @@ pub fn parse(id: &str, prefix: &str) -> Option<Key> {
 /// Keys in serialized documents: their 26-character encoding ([`encode`]), as field adapters for
 /// `#[serde(with = "…")]`. Only the encoding itself is accepted back: no prefix, no other length.
 pub mod text {
-    use super::{decode, encode, Key};
+    use super::{decode, encode_bytes, Key};
     use serde::de::{Deserializer, Error, Visitor};
     use serde::ser::Serializer;
     use serde::{Deserialize, Serialize};
@@ -73,7 +103,8 @@ pub mod text {
 
     impl Serialize for KeyText {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&encode(self.0))
+            // From the stack: every byte is ASCII, so the text is always valid.
+            s.serialize_str(std::str::from_utf8(&encode_bytes(self.0)).unwrap_or_default())
         }
     }
 
@@ -299,6 +330,21 @@ fn fresh_random_id(prefix: &str, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_exactly_the_alphabets_characters() {
+        for b in 0..=255u8 {
+            let mut text = *b"00000000000000000000000000";
+            text[25] = b;
+            let decoded = std::str::from_utf8(&text).ok().and_then(decode);
+            match ALPHABET.iter().position(|&a| a == b) {
+                Some(d) => assert_eq!(decoded, Some(d as u128), "{b}"),
+                None => assert_eq!(decoded, None, "{b}"),
+            }
+        }
+        assert_eq!(render("cus_", 0), "cus_00000000000000000000000000");
+        assert_eq!(render("x_", u128::MAX), format!("x_{}", encode(u128::MAX)));
+    }
 
     #[test]
     fn round_trips_and_sorts() {
