@@ -63,7 +63,8 @@ impl Metadata {
     }
 
     /// Sets `key` to `value`: in its place if it is there, last otherwise. Returns the value it
-    /// replaced.
+    /// replaced. Repacks the pairs (time in proportion to them): to build many pairs at once,
+    /// collect them instead.
     pub fn insert(&mut self, key: String, value: String) -> Option<String> {
         let mut pairs: Vec<(&str, &str)> = self.iter().collect();
         let old = match pairs.iter_mut().find(|(k, _)| *k == key) {
@@ -158,17 +159,15 @@ impl<'a> IntoIterator for &'a Metadata {
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Metadata {
-    /// The pairs in order; a key given again keeps its first place, with its last value.
+    /// The pairs in order; a key given again keeps its first place, with its last value. In time
+    /// proportional to the pairs, however many (a document or a body may hold any number; the
+    /// APIs' limits are checked by their facades).
     fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
-        let mut owned: Vec<(String, String)> = Vec::new();
+        let mut unique: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
         for (k, v) in pairs {
-            let (k, v) = (k.into(), v.into());
-            match owned.iter_mut().find(|(seen, _)| *seen == k) {
-                Some(pair) => pair.1 = v,
-                None => owned.push((k, v)),
-            }
+            unique.insert(k.into(), v.into());
         }
-        Self::packed(owned.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        Self::packed(unique.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
 
@@ -278,6 +277,18 @@ mod tests {
         );
         assert!(serde_json::from_str::<Metadata>(r#"{"a":1}"#).is_err());
         assert_eq!(format!("{m:?}"), r#"{"z": "1", "a": "2\"\n"}"#);
+    }
+
+    #[test]
+    fn many_pairs_are_gathered_in_one_pass() {
+        let n = 100_000;
+        let m: Metadata = (0..n)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .chain([("k0".to_string(), "again".to_string())])
+            .collect();
+        assert_eq!(m.len(), n);
+        assert_eq!(m.get("k0"), Some("again"));
+        assert_eq!(m.iter().nth(n - 1), Some(("k99999", "v99999")));
     }
 
     #[test]
