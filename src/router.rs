@@ -89,6 +89,39 @@ pub fn dispatch(app: &App, api: Api, req: &Request) -> Reply {
     }
 }
 
+/// A request read as far as its facade can without its world.
+#[derive(Debug)]
+pub enum Prepared {
+    /// A Stripe request: answered already, or parsed (see [`stripe::Prepared`]).
+    Stripe(stripe::Prepared),
+    /// A request of a facade that reads it in its world's turn.
+    Whole,
+}
+
+impl Prepared {
+    /// Whether the answer is known already, needing no world ([`Prepared::finish`] gives it).
+    pub fn is_answered(&self) -> bool {
+        matches!(self, Prepared::Stripe(stripe::Prepared::Answered(_)))
+    }
+
+    /// Serves what is left of `req` (the request `self` was prepared from) in its world.
+    pub fn finish(self, app: &App, api: Api, req: &Request) -> Reply {
+        match self {
+            Prepared::Stripe(prepared) => prepared.finish(app, req),
+            Prepared::Whole => dispatch(app, api, req),
+        }
+    }
+}
+
+/// Reads `req` as far as the facade of `api` can without its world; [`Prepared::finish`] serves
+/// the rest. Together they are [`dispatch`].
+pub fn prepare(app: &App, api: Api, req: &Request) -> Prepared {
+    match api {
+        Api::Stripe => Prepared::Stripe(stripe::prepare(app, req)),
+        Api::Admin | Api::Native => Prepared::Whole,
+    }
+}
+
 /// A request turned away before it reached a facade (too large, too slow, malformed), answered in
 /// its API's envelope.
 pub fn refusal(api: Api, status: u16, message: &str) -> Reply {

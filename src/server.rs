@@ -318,27 +318,45 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
 type Served = (Request, std::thread::Result<Reply>, Option<persist::Commit>);
 
 /// Serves `request` in its turn at its world (see [`crate::turns`]): at once when no one is at the
-/// world, otherwise by the task already at it, which wakes this one with the answer. A request for
-/// no world, or for one not made yet (its first request makes it), is served at once. Err (with the
-/// request's id) only if the request was lost, which the turns' own panic containment prevents.
+/// world, otherwise by the task already at it, which wakes this one with the answer. What the
+/// facade can read without the world (keys, parameters, the operation's own checks) is read here
+/// first, on this task's thread, so that the turn holds only the work that needs the world; a
+/// request refused there never waits for its world. A request for no world, or for one not made
+/// yet (its first request makes it), is served at once. Err (with the request's id) only if the
+/// request was lost, which the turns' own panic containment prevents.
 async fn take_turn(
     app: &Arc<App>,
     api: Api,
     world: Option<&str>,
     request: Request,
 ) -> Result<Served, String> {
+    let prepared = match persist::prepare(app, api, &request) {
+        None => None,
+        Some(Err(panic)) => return Ok((request, Err(panic), None)),
+        Some(Ok(prepared)) if prepared.is_answered() => {
+            let reply = persist::finish_prepared(app, api, &request, prepared);
+            return Ok((request, reply, None));
+        }
+        Some(Ok(prepared)) => Some(prepared),
+    };
+    let serve = move |app: &App, request: Request| match prepared {
+        Some(prepared) => {
+            let reply = persist::finish_prepared(app, api, &request, prepared);
+            (request, reply, None)
+        }
+        None => {
+            let (reply, stored) = persist::dispatch(app, api, &request);
+            (request, reply, stored)
+        }
+    };
     let Some(world) = world.filter(|w| app.store.get(w).is_some()) else {
-        let (reply, stored) = persist::dispatch(app, api, &request);
-        return Ok((request, reply, stored));
+        return Ok(serve(app, request));
     };
     let request_id = request.request_id.clone();
     let turns = app.turns.of(world);
     let app = app.clone();
     turns
-        .take(move || {
-            let (reply, stored) = persist::dispatch(&app, api, &request);
-            (request, reply, stored)
-        })
+        .take(move || serve(&app, request))
         .await
         .ok_or(request_id)
 }

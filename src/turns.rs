@@ -8,6 +8,10 @@
 //! task at work does the queued work after its own, on the core whose cache already holds the world,
 //! and wakes each owner with its answer.
 //!
+//! The work queued is only what needs the world: the server reads and checks a request (keys,
+//! parameters, the operation's parse) on the thread that received it before it takes its turn
+//! (`crate::persist::prepare`).
+//!
 //! A pass does at most [`PASS`] queued works; the next one waiting then takes the turn and goes on
 //! itself, so no task answers its own client only after an unbounded stream of others' work.
 //! Work is done in the order it was queued. [`Turns`] decides only who does the work and when,

@@ -278,6 +278,31 @@ async fn idempotency_replays_and_conflicts() {
         json!({"status": other_endpoint.status, "body": other_endpoint.body}),
     );
     assert_json_snapshot!("idempotency_errors", out);
+    // The key is compared before the parameters are checked: a used key sent with parameters
+    // that would be refused gets the key's error, and an unknown route with it the key's too.
+    let refused = emu
+        .stripe_with(
+            "POST",
+            &key,
+            path,
+            "amount[type]=nonsense",
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.body["error"]["type"], "idempotency_error");
+    assert_eq!(refused.header("idempotency-key"), Some("k1"));
+    let unknown = emu
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/nothing",
+            "",
+            &[("idempotency-key", "k1")],
+        )
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
+    assert_eq!(unknown.body["error"]["type"], "idempotency_error");
 
     // Keys are per tenant.
     let other = emu.tenant("idempotency_other").await;

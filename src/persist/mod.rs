@@ -405,6 +405,42 @@ pub fn dispatch(
     (reply, journal.and_then(|j| j.finish(request)))
 }
 
+/// Reads `request` as far as its facade can without its world ([`crate::router::prepare`]), for a
+/// server that keeps the world's turn for the rest ([`finish_prepared`]): the reading, or the panic it
+/// raised. `None` when `app` has a journal: a request is recorded whole, so it is served whole by
+/// [`dispatch`] in its world's turn, in the order the journal keeps.
+pub fn prepare(
+    app: &App,
+    api: crate::router::Api,
+    request: &Request,
+) -> Option<std::thread::Result<crate::router::Prepared>> {
+    if app.journal.get().is_some() {
+        return None;
+    }
+    let held = tape::hold_clock();
+    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::router::prepare(app, api, request)
+    }));
+    drop(held);
+    Some(prepared)
+}
+
+/// Serves what is left of `request`, read by [`prepare`] (so with no journal), as [`dispatch`]
+/// would: the answer, or the panic it raised.
+pub fn finish_prepared(
+    app: &App,
+    api: crate::router::Api,
+    request: &Request,
+    prepared: crate::router::Prepared,
+) -> std::thread::Result<Reply> {
+    let held = tape::hold_clock();
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        prepared.finish(app, api, request)
+    }));
+    drop(held);
+    reply
+}
+
 /// Serves `request` from inside the emulator (not from a client), stored as a request from a
 /// client is when the worlds are: the answer comes once the request is committed. Blocks: call it
 /// from a thread that may block.

@@ -16,6 +16,11 @@
 //!    request makes it, unless the emulator holds `--max-tenants` worlds already;
 //! 6. store the answer for the idempotency key, and add `Stripe-Version` and `Idempotency-Key`.
 //!
+//! [`prepare`] does steps 1–3 and the operation's parse, which need no world, and
+//! [`Prepared::finish`] the rest, in the world's turn; the server calls the two on different
+//! threads when it can (see `crate::turns`), [`handle`] one after the other. A refusal found
+//! while parsing is kept and reported after step 4, where Stripe reports it.
+//!
 //! Rows of the emulator's own origin (`POST /_emulator/invoices`) skip the version header and the
 //! idempotency layer, and take the key from either API's header.
 //!
@@ -64,42 +69,112 @@ use routes::{Origin, Route, Verb};
 
 /// Serves one Stripe request (or one of the emulator's own routes in Stripe's language).
 pub fn handle(app: &App, req: &Request) -> Reply {
+    prepare(app, req).finish(app, req)
+}
+
+/// A Stripe request as far as it can be served without its world: answered already, or what its
+/// world's turn still has to do ([`Prepared::finish`]). Splitting the two lets the server read and
+/// check a request on the thread that received it, and keep the world's turn for the work that
+/// needs the world (see `crate::turns`).
+pub enum Prepared {
+    /// Answered without the world: the key, the account, the version or the parameters were
+    /// refused (in the order the module's documentation gives).
+    Answered(Reply),
+    /// One of the emulator's own routes, served whole in the world's turn.
+    Emulator,
+    /// A Stripe route, read and parsed.
+    Stripe(Pending),
+}
+
+/// A Stripe request read and parsed, with what its world's turn has to do: claim its idempotency
+/// key, then apply and render the operation.
+pub struct Pending {
+    /// The world the request acts in.
+    world: String,
+    /// The version it runs under.
+    version: Version,
+    /// Whether a route answers the method and path.
+    found: bool,
+    /// Whether it only reads (a `GET`).
+    read_only: bool,
+    /// The `X-Emulator-Panic` switch, when allowed.
+    panic: bool,
+    /// The parameters' fingerprint, for the idempotency key.
+    fingerprint: u64,
+    /// The operation, parsed; or the unknown route's or the parameters' refusal, which Stripe
+    /// reports only after the idempotency key is claimed.
+    run: StripeResult<routes::Applied>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Prepared::Answered(reply) => write!(f, "Answered({})", reply.status),
+            Prepared::Emulator => f.write_str("Emulator"),
+            Prepared::Stripe(p) => write!(f, "Stripe({}, {})", p.world, p.version.as_str()),
+        }
+    }
+}
+
+/// Reads and checks `req` without its world: everything up to the idempotency key, in the order
+/// the module's documentation gives.
+pub fn prepare(app: &App, req: &Request) -> Prepared {
     let found = routes::find(&req.method, &req.path);
-    if let Some((route, captures)) = found.filter(|(r, _)| r.origin == Origin::Emulator) {
-        return serve_emulator(app, req, route, captures).unwrap_or_else(|e| e.reply());
+    if found.is_some_and(|(r, _)| r.origin == Origin::Emulator) {
+        return Prepared::Emulator;
     }
     if req.path.starts_with("/_emulator/") {
         // The emulator's own paths answer an unknown route at once, as the admin routes do.
-        return StripeError::unrecognized(req.method.as_str(), &req.path).reply();
+        return Prepared::Answered(
+            StripeError::unrecognized(req.method.as_str(), &req.path).reply(),
+        );
     }
-    // Only POSTs are idempotent; a key sent with anything else is ignored, and not echoed.
-    let idempotency_key = match req.method {
-        Method::POST => req.header("idempotency-key"),
-        _ => None,
-    };
+    let idempotency_key = idempotency_key(req);
     let mut applied = None;
-    let reply = match serve(app, req, found, idempotency_key, &mut applied) {
-        Ok(reply) => reply,
-        Err(e) => e.reply(),
-    };
-    finish_headers(applied, idempotency_key, reply)
+    match read(app, req, found, idempotency_key, &mut applied) {
+        Ok(pending) => Prepared::Stripe(pending),
+        Err(e) => Prepared::Answered(finish_headers(applied, idempotency_key, e.reply())),
+    }
 }
 
-/// Serves `req` on the route `found` (if any), setting `applied` to the API version once it is
-/// settled.
-///
-/// The order of the checks: the key (401), the `Stripe-Account` header (403), then the version
-/// (400). A version is a setting of the account that calls, and whether a beta may be named
-/// depends on that account, so the version is settled only once the caller is known. Then the
-/// parameters are decoded, the idempotency key is claimed, and only then is an unknown route
-/// reported, as Stripe reports it.
-fn serve(
+impl Prepared {
+    /// Serves what is left of `req` in its world (`req` is the request `self` was prepared from).
+    pub fn finish(self, app: &App, req: &Request) -> Reply {
+        match self {
+            Prepared::Answered(reply) => reply,
+            Prepared::Emulator => match routes::find(&req.method, &req.path) {
+                Some((route, captures)) => {
+                    serve_emulator(app, req, route, captures).unwrap_or_else(|e| e.reply())
+                }
+                None => StripeError::unrecognized(req.method.as_str(), &req.path).reply(),
+            },
+            Prepared::Stripe(pending) => {
+                let idempotency_key = idempotency_key(req);
+                let version = pending.version;
+                let reply = serve(app, req, pending, idempotency_key).unwrap_or_else(|e| e.reply());
+                finish_headers(Some(version), idempotency_key, reply)
+            }
+        }
+    }
+}
+
+/// Only POSTs are idempotent; a key sent with anything else is ignored, and not echoed.
+fn idempotency_key(req: &Request) -> Option<&str> {
+    match req.method {
+        Method::POST => req.header("idempotency-key"),
+        _ => None,
+    }
+}
+
+/// Reads `req` on the route `found` (if any), setting `applied` to the API version once it is
+/// settled: the first half of [`serve`].
+fn read(
     app: &App,
     req: &Request,
     found: Option<(&'static Route, Captures)>,
     idempotency_key: Option<&str>,
     applied: &mut Option<Version>,
-) -> StripeResult<Reply> {
+) -> StripeResult<Pending> {
     let key = keys::authenticate(req)?;
     let account = keys::account(req, &key)?;
     let requested = versions::requested(req)?;
@@ -115,16 +190,58 @@ fn serve(
             "Idempotency keys can be at most 255 characters long.",
         ));
     }
+    let fingerprint = match idempotency_key {
+        Some(_) => fingerprint(req, &params),
+        None => 0,
+    };
+    let run = found
+        .ok_or_else(|| StripeError::unrecognized(req.method.as_str(), &req.path))
+        .and_then(|(route, captures)| (route.run)(&Input::new(&params, version, captures)));
+    Ok(Pending {
+        world: world.into_owned(),
+        version,
+        found: found.is_some(),
+        read_only: found.is_some_and(|(r, _)| r.verb == Verb::Get),
+        panic: app.config.panic_trigger && req.header("x-emulator-panic").is_some(),
+        fingerprint,
+        run,
+    })
+}
+
+/// Serves a request read by [`read`] in its world.
+///
+/// The order of the checks: the key (401), the `Stripe-Account` header (403), then the version
+/// (400). A version is a setting of the account that calls, and whether a beta may be named
+/// depends on that account, so the version is settled only once the caller is known. Then the
+/// parameters are decoded, the idempotency key is claimed, and only then is an unknown route
+/// reported, as Stripe reports it, or a refused parameter. The operation parsed what it could
+/// without the world before the world's turn, so requests of one world wait for each other only
+/// while the model is read or written.
+fn serve(
+    app: &App,
+    req: &Request,
+    pending: Pending,
+    idempotency_key: Option<&str>,
+) -> StripeResult<Reply> {
+    let Pending {
+        world,
+        found,
+        read_only,
+        panic,
+        fingerprint,
+        run,
+        ..
+    } = pending;
     // The key belongs to the world, which a request on a route that exists makes first (or is
     // refused when the emulator holds as many worlds as it may). An unknown route makes nothing:
     // a world that does not exist has no keys to compare with, and the 404 below is its answer.
     let store = match idempotency_key {
-        Some(k) if found.is_some() => Some((k, app.idempotency_of(&world)?)),
+        Some(k) if found => Some((k, app.idempotency_of(&world)?)),
         Some(k) => app.idempotency.get(&world).map(|stored| (k, stored)),
         None => None,
     };
     if let Some((k, stored)) = &store {
-        if let Some(answer) = claim(stored, k, fingerprint(req, &params))? {
+        if let Some(answer) = claim(stored, k, fingerprint)? {
             return Ok(answer);
         }
     }
@@ -142,18 +259,12 @@ fn serve(
     let mut release = Release {
         claimed: store.as_ref(),
     };
-    // The operation parses what it can without the world before the world is locked: requests of
-    // one world wait for each other only while the model is read or written.
-    let result = found
-        .ok_or_else(|| StripeError::unrecognized(req.method.as_str(), &req.path))
-        .and_then(|(route, captures)| {
-            let input = Input::new(&params, version, captures);
-            let panic = app.config.panic_trigger && req.header("x-emulator-panic").is_some();
-            let world = World::new(&app.store, &world, panic)
-                .caused_by(&req.request_id, idempotency_key)
-                .read_only(route.verb == Verb::Get);
-            (route.run)(&input, &world)
-        });
+    let result = run.and_then(|applied| {
+        let world = World::new(&app.store, &world, panic)
+            .caused_by(&req.request_id, idempotency_key)
+            .read_only(read_only);
+        applied(&world)
+    });
     let (reply, keep) = match result {
         Ok(mut body) => {
             // A stored answer lives for a day: it keeps the bytes it needs, not the buffer's spare
@@ -218,7 +329,7 @@ fn serve_emulator(
     let input = Input::new(&params, version, captures);
     let panic = app.config.panic_trigger && req.header("x-emulator-panic").is_some();
     let world = World::new(&app.store, &world, panic).read_only(route.verb == Verb::Get);
-    let body = (route.run)(&input, &world)?;
+    let body = (route.run)(&input)?(&world)?;
     Ok(Reply::json_body(200, body))
 }
 

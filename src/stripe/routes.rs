@@ -142,9 +142,14 @@ pub enum Origin {
     Emulator,
 }
 
-/// What a row runs once the request is decoded: parse, then apply and render in the caller's
-/// world. The answer is the body's bytes.
-pub type Run = fn(&Input, &World) -> StripeResult<Vec<u8>>;
+/// What a row runs once the request is decoded: parse, with no world, into what is left to do in
+/// the caller's world (apply and render). Parsing needs nothing of the world, so the server does
+/// it before the request waits for its world's turn.
+pub type Run = fn(&Input) -> StripeResult<Applied>;
+
+/// What is left of a parsed request: apply and render in the caller's world. The answer is the
+/// body's bytes.
+pub type Applied = Box<dyn FnOnce(&World) -> StripeResult<Vec<u8>> + Send>;
 
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
@@ -265,10 +270,15 @@ pub fn serves_path(path: &str) -> bool {
         .any(|r| r.captures(trimmed, slashes).is_some())
 }
 
-/// Runs operation `O`: parse without the lock, then apply and render in the caller's world, and
-/// expand what `expand[]` asks for while the world is still locked.
-fn op<O: Operation>(input: &Input, world: &World) -> StripeResult<Vec<u8>> {
+/// Runs operation `O`: parse without the lock, then (in what it returns) apply and render in the
+/// caller's world, and expand what `expand[]` asks for while the world is still locked.
+fn op<O: Operation + Send + 'static>(input: &Input) -> StripeResult<Applied> {
     let operation = O::parse(input)?;
+    Ok(Box::new(move |world: &World| apply::<O>(operation, world)))
+}
+
+/// Applies and renders a parsed `operation` in `world`.
+fn apply<O: Operation>(operation: O, world: &World) -> StripeResult<Vec<u8>> {
     world.with(|tenant| {
         let mark = tenant.change_mark();
         let output = match operation.apply(tenant) {
