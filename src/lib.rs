@@ -50,7 +50,8 @@
 //!                task already at it (same core, warm cache) and waits without holding a thread;
 //!                each world's turns are kept beside the model, in App
 //! router.rs      which facade answers a request, from its path and headers, and which world it
-//!                names (for the request log)
+//!                names (for the request log); `prepare` reads what needs no world before the
+//!                request takes its turn, `Prepared::finish` serves the rest
 //! app.rs         App: the worlds (model::Store, at most --max-tenants of them; reads never make
 //!                one), stored idempotent answers, settings; App::reset; the hand-off of events to
 //!                webhook delivery

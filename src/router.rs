@@ -94,20 +94,27 @@ pub fn dispatch(app: &App, api: Api, req: &Request) -> Reply {
 pub enum Prepared {
     /// A Stripe request: answered already, or parsed (see [`stripe::Prepared`]).
     Stripe(stripe::Prepared),
-    /// A request of a facade that reads it in its world's turn.
+    /// A native request: answered already, or parsed (see [`native::Prepared`]).
+    Native(native::Prepared),
+    /// An admin request, read in its world's turn.
     Whole,
 }
 
 impl Prepared {
     /// Whether the answer is known already, needing no world ([`Prepared::finish`] gives it).
     pub fn is_answered(&self) -> bool {
-        matches!(self, Prepared::Stripe(stripe::Prepared::Answered(_)))
+        matches!(
+            self,
+            Prepared::Stripe(stripe::Prepared::Answered(_))
+                | Prepared::Native(native::Prepared::Answered(_))
+        )
     }
 
     /// Serves what is left of `req` (the request `self` was prepared from) in its world.
     pub fn finish(self, app: &App, api: Api, req: &Request) -> Reply {
         match self {
             Prepared::Stripe(prepared) => prepared.finish(app, req),
+            Prepared::Native(prepared) => prepared.finish(&app.store),
             Prepared::Whole => dispatch(app, api, req),
         }
     }
@@ -118,7 +125,8 @@ impl Prepared {
 pub fn prepare(app: &App, api: Api, req: &Request) -> Prepared {
     match api {
         Api::Stripe => Prepared::Stripe(stripe::prepare(app, req)),
-        Api::Admin | Api::Native => Prepared::Whole,
+        Api::Native => Prepared::Native(native::prepare(&app.config, req)),
+        Api::Admin => Prepared::Whole,
     }
 }
 

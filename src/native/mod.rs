@@ -135,26 +135,80 @@ pub fn owns_path(path: &str) -> bool {
 
 /// Serves one native request.
 pub fn handle(store: &Store, config: &Config, req: &Request) -> Reply {
+    prepare(config, req).finish(store)
+}
+
+/// A native request as far as it can be served without its world: answered already (an unknown
+/// route, a bad key, a refused query or body), or parsed, with what its world's turn still has to
+/// do ([`Prepared::finish`]).
+pub enum Prepared {
+    /// Refused before the world was needed.
+    Answered(Reply),
+    /// Parsed: apply and render remain.
+    Pending {
+        /// The caller's tenant key.
+        key: String,
+        /// The environment that key is bound to.
+        env: String,
+        /// Whether the request only reads.
+        read_only: bool,
+        /// Apply and render.
+        run: op::Applied,
+    },
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Prepared::Answered(reply) => write!(f, "Answered({})", reply.status),
+            Prepared::Pending { key, .. } => write!(f, "Pending({key})"),
+        }
+    }
+}
+
+/// Reads and parses `req` without its world: route, key, query, then the operation's parse.
+pub fn prepare(config: &Config, req: &Request) -> Prepared {
     // gin routes on the decoded path (`URL.Path`): `%2F` is a slash there, so an id holding one
     // matches no route, and an id's other escapes reach the operation decoded.
     let path = percent_encoding::percent_decode_str(&req.path).decode_utf8_lossy();
     let Some((row, id)) = routes::find(ROUTES, &req.method, &path) else {
-        return error::route_not_found();
+        return Prepared::Answered(error::route_not_found());
     };
     let key = match auth::authenticate(req) {
         Ok(k) => k,
-        Err(reply) => return reply,
+        Err(reply) => return Prepared::Answered(reply),
     };
     let query = match Query::parse(req.query.as_deref()) {
         Ok(q) => q,
-        Err(e) => return e.reply(),
+        Err(e) => return Prepared::Answered(e.reply()),
     };
-    let env = ids::environment_of(&key);
-    (row.handler)(&Call {
-        store,
-        key: &key,
-        env: &env,
-        read_only: req.method == GET,
-        input: Input::new(id, &query, &req.body, config.max_json_depth),
-    })
+    match (row.handler)(&Input::new(id, &query, &req.body, config.max_json_depth)) {
+        Ok(run) => Prepared::Pending {
+            env: ids::environment_of(&key),
+            key: key.to_string(),
+            read_only: req.method == GET,
+            run,
+        },
+        Err(reply) => Prepared::Answered(reply),
+    }
+}
+
+impl Prepared {
+    /// Serves what is left in the caller's world, among the tenants of `store`.
+    pub fn finish(self, store: &Store) -> Reply {
+        match self {
+            Prepared::Answered(reply) => reply,
+            Prepared::Pending {
+                key,
+                env,
+                read_only,
+                run,
+            } => run(&Call {
+                store,
+                key: &key,
+                env: &env,
+                read_only,
+            }),
+        }
+    }
 }

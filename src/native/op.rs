@@ -1,7 +1,8 @@
 //! The native pipeline: every endpoint is an [`Operation`] run in three phases by [`op`].
 //!
-//! 1. **parse**, without the tenant lock: the path id, the query and the JSON body become a typed
-//!    request, checked by every rule that needs no stored object, in Flexprice's order;
+//! 1. **parse**, without the tenant lock (and before the request waits for its world's turn, see
+//!    `super::prepare`): the path id, the query and the JSON body become a typed request, checked
+//!    by every rule that needs no stored object, in Flexprice's order;
 //! 2. **apply**, under the lock ([`Store::try_with_tenant`], or [`Store::read_tenant`] for a `GET`,
 //!    which never makes a world): lookups, the checks that
 //!    upstream makes after them (deferred from parse so that the order holds), and the model call;
@@ -71,7 +72,7 @@ pub trait Operation: Sized {
     fn render<'a>(done: &'a Self::Done<'_>, env: &'a str) -> impl Serialize + 'a;
 }
 
-/// Everything about one authenticated request that its operation may use.
+/// Everything about one authenticated request that its operation's apply and render may use.
 #[derive(Debug)]
 pub struct Call<'a> {
     /// All tenants.
@@ -82,21 +83,25 @@ pub struct Call<'a> {
     pub env: &'a str,
     /// Whether the request only reads (a `GET`): it never makes the caller's world.
     pub read_only: bool,
-    /// What parse reads.
-    pub input: Input<'a>,
 }
 
-/// What the route table holds for each route: the pipeline of one operation.
-pub type Handler = fn(&Call<'_>) -> Reply;
+/// What the route table holds for each route: the pipeline of one operation, whose first phase
+/// (parse) runs with no world and returns the rest, or the answer to a refused request.
+pub type Handler = fn(&Input<'_>) -> Result<Applied, Reply>;
 
-/// Runs operation `T`: parse, then apply and render under the tenant's lock; the first error is
-/// the answer. A `GET` on a key with no world sees an empty one that is not kept; any other
-/// request makes the world, unless the emulator holds as many as it may.
-pub fn op<T: Operation>(call: &Call<'_>) -> Reply {
-    let parsed = match T::parse(&call.input) {
-        Ok(p) => p,
-        Err(e) => return e.reply(),
-    };
+/// What is left of a parsed request: apply and render in the caller's world.
+pub type Applied = Box<dyn FnOnce(&Call<'_>) -> Reply + Send>;
+
+/// Runs operation `T`: parse now, then (in what it returns) apply and render under the tenant's
+/// lock; the first error is the answer. A `GET` on a key with no world sees an empty one that is
+/// not kept; any other request makes the world, unless the emulator holds as many as it may.
+pub fn op<T: Operation + Send + 'static>(input: &Input<'_>) -> Result<Applied, Reply> {
+    let parsed = T::parse(input).map_err(|e| e.reply())?;
+    Ok(Box::new(move |call: &Call<'_>| apply(parsed, call)))
+}
+
+/// Applies and renders a parsed operation in the caller's world.
+fn apply<T: Operation>(parsed: T, call: &Call<'_>) -> Reply {
     let run = |tenant: &mut Tenant| match parsed.apply(tenant) {
         Ok(done) => view::reply(T::STATUS, &T::render(&done, call.env)),
         Err(e) => e.reply(),

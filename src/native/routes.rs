@@ -132,10 +132,10 @@ impl Owned {
 mod tests {
     use super::*;
     use crate::http::Reply;
-    use crate::native::op::Call;
+    use crate::native::op::{Applied, Input};
 
-    fn nothing(_: &Call<'_>) -> Reply {
-        Reply::text(200, "")
+    fn nothing(_: &Input<'_>) -> Result<Applied, Reply> {
+        Err(Reply::text(200, ""))
     }
 
     static TABLE: [Route; 5] = [
