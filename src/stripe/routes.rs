@@ -249,6 +249,14 @@ const MAX_ID_LEN: usize = 5000;
 /// The first route that answers `method` on `path`, with the segments it captures.
 pub fn find<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, Captures<'p>)> {
     let verb = Verb::of(method)?;
+    if let Some(literal) = LITERALS.get(path) {
+        return literal.winners[verb as usize];
+    }
+    find_in_table(verb, path)
+}
+
+/// [`find`] by walking the table from the top.
+fn find_in_table(verb: Verb, path: &str) -> Option<(&'static Route, Captures<'_>)> {
     // Stripe's routes are found however many slashes lead the path, the emulator's only with one.
     let trimmed = path.trim_start_matches('/');
     let slashes = path.len() - trimmed.len();
@@ -258,10 +266,46 @@ pub fn find<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, Captu
         .find_map(|r| r.captures(trimmed, slashes).map(|c| (r, c)))
 }
 
+/// What the table answers for a path that is some row's whole pattern (no `{…}`), spelled with one
+/// leading `/`, worked out once by walking the table: the creates, lists and actions SDKs call
+/// most are then found with one hash lookup. Any other path walks the table.
+struct Literal {
+    /// The row that wins for each verb (`Verb as usize`), if any, with what it captures (a row
+    /// with a `{…}` above may win: `POST /v1/customers/search` is an update).
+    winners: [Option<(&'static Route, Captures<'static>)>; 3],
+    /// Whether a row of Stripe's own serves the path with some method ([`serves_path`]).
+    served: bool,
+}
+
+static LITERALS: std::sync::LazyLock<
+    std::collections::HashMap<&'static str, Literal, foldhash::fast::FixedState>,
+> = std::sync::LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .filter(|r| !r.pattern.contains('{'))
+        .map(|r| {
+            let winners = [Get, Post, Delete].map(|v| find_in_table(v, r.pattern));
+            let literal = Literal {
+                winners,
+                served: serves_path_in_table(r.pattern),
+            };
+            (r.pattern, literal)
+        })
+        .collect()
+});
+
 /// Whether a row of Stripe's own (not the emulator's) answers `path` with any method: the paths
 /// the Stripe facade serves, which the router sends it unless `x-api-key` asks for the native API.
 /// Matched as [`find`] matches, however many slashes lead the path.
 pub fn serves_path(path: &str) -> bool {
+    if let Some(literal) = LITERALS.get(path) {
+        return literal.served;
+    }
+    serves_path_in_table(path)
+}
+
+/// [`serves_path`] by walking the table.
+fn serves_path_in_table(path: &str) -> bool {
     let trimmed = path.trim_start_matches('/');
     let slashes = path.len() - trimmed.len();
     ROUTES
@@ -308,6 +352,45 @@ mod tests {
 
     fn matched(method: Method, path: &str) -> Option<(&'static str, Captures<'_>)> {
         find(&method, path).map(|(r, c)| (r.pattern, c))
+    }
+
+    /// The literal paths' index answers exactly as walking the table does, for every verb, on
+    /// every row's path, on literal paths spelled with other leading slashes and on near misses.
+    #[test]
+    fn the_literal_index_agrees_with_the_table() {
+        let mut paths = Vec::new();
+        for r in ROUTES {
+            let path = r.pattern.replace("{id}", "x_1").replace("{item}", "y_1");
+            paths.push(path.clone());
+            paths.push(format!("/{path}"));
+            paths.push(format!("{path}/"));
+            paths.push(path.trim_start_matches('/').to_string());
+            paths.push(r.pattern.to_string());
+        }
+        let mut literal = 0;
+        for path in &paths {
+            literal += usize::from(LITERALS.contains_key(path.as_str()));
+            for verb in [Get, Post, Delete] {
+                let fast = find(&method(verb), path);
+                let walked = find_in_table(verb, path);
+                assert_eq!(
+                    fast.map(|(r, c)| (r.pattern, r.origin, c)),
+                    walked.map(|(r, c)| (r.pattern, r.origin, c)),
+                    "{verb:?} {path}"
+                );
+            }
+            assert_eq!(serves_path(path), serves_path_in_table(path), "{path}");
+        }
+        // The index is used (every literal row's own path is in it).
+        assert!(literal >= ROUTES.iter().filter(|r| !r.pattern.contains('{')).count());
+    }
+
+    fn method(verb: Verb) -> Method {
+        match verb {
+            Get => Method::GET,
+            Post => Method::POST,
+            Delete => Method::DELETE,
+        }
     }
 
     #[test]
