@@ -184,6 +184,12 @@ fn read(
         versions::default_for(&app.store, &world, platform).0
     });
     *applied = Some(version);
+    // The world's name is the key itself unless a connected account is named: kept without a copy.
+    let world = match world {
+        std::borrow::Cow::Owned(world) => Some(world),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    let world = world.unwrap_or(key);
     let params = decode(req, &app.config.form)?;
     if idempotency_key.is_some_and(|k| k.len() > 255) {
         return Err(StripeError::invalid(
@@ -198,7 +204,7 @@ fn read(
         .ok_or_else(|| StripeError::unrecognized(req.method.as_str(), &req.path))
         .and_then(|(route, captures)| (route.run)(&Input::new(&params, version, captures)));
     Ok(Pending {
-        world: world.into_owned(),
+        world,
         version,
         found: found.is_some(),
         read_only: found.is_some_and(|(r, _)| r.verb == Verb::Get),
