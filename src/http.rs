@@ -22,9 +22,32 @@ pub struct Request {
     pub request_id: String,
 }
 
+/// The header names read on every request, parsed once: a lookup by a
+/// [`hyper::header::HeaderName`] skips checking and lower-casing the name that a lookup by text
+/// does.
+pub mod names {
+    use hyper::header::HeaderName;
+
+    /// `Authorization`.
+    pub static AUTHORIZATION: HeaderName = hyper::header::AUTHORIZATION;
+    /// `Content-Type`.
+    pub static CONTENT_TYPE: HeaderName = hyper::header::CONTENT_TYPE;
+    /// `Idempotency-Key`.
+    pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    /// `Stripe-Account`.
+    pub static STRIPE_ACCOUNT: HeaderName = HeaderName::from_static("stripe-account");
+    /// `Stripe-Version`.
+    pub static STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
+    /// `X-Api-Key` (the native API's key).
+    pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    /// `X-Emulator-Panic`.
+    pub static X_EMULATOR_PANIC: HeaderName = HeaderName::from_static("x-emulator-panic");
+}
+
 impl Request {
-    /// A header's value as text, if present and visible ASCII.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// A header's value as text, if present and visible ASCII. `name` is a `HeaderName` (see
+    /// [`names`]) or its text in lower case.
+    pub fn header<K: hyper::header::AsHeaderName>(&self, name: K) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 

@@ -2,7 +2,7 @@
 //! decoded.
 
 use crate::app::App;
-use crate::http::{Reply, Request};
+use crate::http::{names, Reply, Request};
 use crate::wire::envelope::StripeError;
 use crate::wire::keys;
 use crate::{admin, native, stripe};
@@ -41,7 +41,7 @@ pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
     if path == "/_emulator" || path.starts_with("/_emulator/") {
         return Api::Admin;
     }
-    if headers.contains_key("x-api-key") {
+    if headers.contains_key(&names::X_API_KEY) {
         return Api::Native;
     }
     if stripe::routes::serves_path(path) {
@@ -69,7 +69,7 @@ pub fn api_name(api: Api) -> &'static str {
 pub fn world_of(api: Api, req: &Request) -> Option<String> {
     match api {
         Api::Native => req
-            .header("x-api-key")
+            .header(&names::X_API_KEY)
             .filter(|key| native::auth::accepts(key))
             .map(str::to_string),
         Api::Stripe | Api::Admin => {

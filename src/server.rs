@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
-use crate::http::{Reply, Request};
+use crate::http::{names, Reply, Request};
 use crate::ids::random_id;
 use crate::request_log::{self, Seen};
 use crate::time::Nanos;
@@ -379,7 +379,7 @@ fn record(
         path: &request.path,
         query: request.query.as_deref(),
         api: router::api_name(api),
-        idempotency_key: request.header("idempotency-key"),
+        idempotency_key: request.header(&names::IDEMPOTENCY_KEY),
         took,
     };
     app.record_request(world, seen, reply);

@@ -8,19 +8,19 @@
 
 use serde_json::json;
 
-use crate::http::{Reply, Request};
+use crate::http::{names, Reply, Request};
 
 /// The tenant key of a request, or the 401 Flexprice sends.
 ///
 /// Without a usable API key Flexprice falls back to `Authorization: Bearer <JWT>`; the emulator
 /// issues no JWTs, so that path can only fail, with the message Flexprice gives for each case.
 pub fn authenticate(req: &Request) -> Result<String, Reply> {
-    if let Some(key) = req.header("x-api-key") {
+    if let Some(key) = req.header(&names::X_API_KEY) {
         if accepts(key) {
             return Ok(key.to_string());
         }
     }
-    let error = match req.header("authorization") {
+    let error = match req.header(&names::AUTHORIZATION) {
         None => "Unauthorized",
         Some(h) if !h.starts_with("Bearer ") => "Invalid authorization header format",
         Some(_) => "Invalid token",

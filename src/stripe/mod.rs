@@ -58,7 +58,7 @@ use hyper::Method;
 
 use crate::app::App;
 use crate::form::{Node, Params};
-use crate::http::{Reply, Request};
+use crate::http::{names, Reply, Request};
 use crate::idempotency::{Claim, WorldStore};
 use crate::wire::decode::decode;
 use crate::wire::envelope::{StripeError, StripeResult};
@@ -161,7 +161,7 @@ impl Prepared {
 /// Only POSTs are idempotent; a key sent with anything else is ignored, and not echoed.
 fn idempotency_key(req: &Request) -> Option<&str> {
     match req.method {
-        Method::POST => req.header("idempotency-key"),
+        Method::POST => req.header(&names::IDEMPOTENCY_KEY),
         _ => None,
     }
 }
@@ -208,7 +208,7 @@ fn read(
         version,
         found: found.is_some(),
         read_only: found.is_some_and(|(r, _)| r.verb == Verb::Get),
-        panic: app.config.panic_trigger && req.header("x-emulator-panic").is_some(),
+        panic: app.config.panic_trigger && req.header(&names::X_EMULATOR_PANIC).is_some(),
         fingerprint,
         run,
     })
@@ -333,7 +333,7 @@ fn serve_emulator(
     let platform = account.map(|_| key.as_str());
     let version = versions::default_for(&app.store, &world, platform).0;
     let input = Input::new(&params, version, captures);
-    let panic = app.config.panic_trigger && req.header("x-emulator-panic").is_some();
+    let panic = app.config.panic_trigger && req.header(&names::X_EMULATOR_PANIC).is_some();
     let world = World::new(&app.store, &world, panic).read_only(route.verb == Verb::Get);
     let body = (route.run)(&input)?(&world)?;
     Ok(Reply::json_body(200, body))

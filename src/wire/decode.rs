@@ -2,7 +2,7 @@
 //! decoded into one tree, within the configured limits. A body of another type is refused.
 
 use crate::form::{self, FormError, FormLimits, Params};
-use crate::http::Request;
+use crate::http::{names, Request};
 
 use super::envelope::{shorten, StripeError, StripeResult};
 
@@ -15,7 +15,7 @@ pub fn decode(req: &Request, limits: &FormLimits) -> StripeResult<Params> {
         form::parse_into(&mut params, q.as_bytes(), limits, &mut count).map_err(form_error)?;
     }
     if !req.body.is_empty() {
-        let content_type = req.header("content-type").unwrap_or("");
+        let content_type = req.header(&names::CONTENT_TYPE).unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim();
         if !mime.is_empty() && !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             return Err(StripeError::invalid(format!(

@@ -8,14 +8,14 @@ use std::borrow::Cow;
 use base64::Engine;
 
 use super::envelope::{shorten, StripeError};
-use crate::http::Request;
+use crate::http::{names, Request};
 
 const NO_KEY: &str = "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
 
 /// The API key of a request, if it is a test key the emulator accepts.
 pub fn authenticate(req: &Request) -> Result<String, StripeError> {
     // A header that is absent or not visible ASCII carries no usable key.
-    let Some(header) = req.header("authorization") else {
+    let Some(header) = req.header(&names::AUTHORIZATION) else {
         return Err(unauthorized(NO_KEY.to_string()));
     };
     let key = key_from_header(header).ok_or_else(|| unauthorized(NO_KEY.to_string()))?;
@@ -26,7 +26,7 @@ pub fn authenticate(req: &Request) -> Result<String, StripeError> {
 /// The API key of a request to one of the emulator's own routes, which clients of either API call:
 /// `x-api-key` (the native API's header) if present, else `Authorization` as Stripe reads it.
 pub fn either_key(req: &Request) -> Result<String, StripeError> {
-    match req.header("x-api-key") {
+    match req.header(&names::X_API_KEY) {
         Some(key) => {
             check_key(key)?;
             Ok(key.to_string())
@@ -108,7 +108,7 @@ pub fn mask(key: &str) -> String {
 /// an account the platform cannot reach: 403, code `account_invalid`. Several headers are joined
 /// with `, `, so they are refused too.
 pub fn account<'r>(req: &'r Request, key: &str) -> Result<Option<&'r str>, StripeError> {
-    let mut values = req.headers.get_all("stripe-account").iter();
+    let mut values = req.headers.get_all(&names::STRIPE_ACCOUNT).iter();
     let Some(first) = values.next() else {
         return Ok(None);
     };

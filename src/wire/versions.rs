@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use super::envelope::{shorten, StripeError, StripeResult};
-use crate::http::Request;
+use crate::http::{names, Request};
 use crate::model::{Store, TenantCell};
 
 /// Every Stripe API version the emulator accepts, oldest first: Stripe's dated versions, then the
@@ -232,7 +232,7 @@ pub fn set_default(cell: &TenantCell, version: Option<Version>) {
 /// when it names no version this account may use. Several headers are read as Stripe reads them,
 /// joined with `, ` (which no version matches).
 pub fn requested(req: &Request) -> StripeResult<Option<Version>> {
-    let mut values = req.headers.get_all("stripe-version").iter();
+    let mut values = req.headers.get_all(&names::STRIPE_VERSION).iter();
     let Some(first) = values.next() else {
         return Ok(None);
     };
