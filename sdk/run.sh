@@ -11,19 +11,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r sdk/python/requirements.txt
 
-cargo build --quiet --bin credit-emulator
-BIN="${CARGO_TARGET_DIR:-target}/debug/credit-emulator"
-LOG=$(mktemp)
-"$BIN" --port 0 >"$LOG" 2>&1 &
-PID=$!
+source scripts/start-emulator.sh
 TAP=$(mktemp)
 trap 'kill $PID 2>/dev/null || true; rm -f "$LOG" "$TAP"' EXIT
-for _ in $(seq 1 100); do
-  grep -q '^listening on ' "$LOG" && break
-  sleep 0.05
-done
-URL=$(sed -n 's/^listening on //p' "$LOG" | head -n 1)
-[ -n "$URL" ] || { echo "emulator did not start"; cat "$LOG"; exit 1; }
 
 passed=0
 failed=0
