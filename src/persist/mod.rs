@@ -417,12 +417,7 @@ pub fn prepare(
     if app.journal.get().is_some() {
         return None;
     }
-    let held = tape::hold_clock();
-    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::router::prepare(app, api, request)
-    }));
-    drop(held);
-    Some(prepared)
+    Some(one_instant(|| crate::router::prepare(app, api, request)))
 }
 
 /// Serves what is left of `request`, read by [`prepare`] (so with no journal), as [`dispatch`]
@@ -433,12 +428,14 @@ pub fn finish_prepared(
     request: &Request,
     prepared: crate::router::Prepared,
 ) -> std::thread::Result<Reply> {
-    let held = tape::hold_clock();
-    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        prepared.finish(app, api, request)
-    }));
-    drop(held);
-    reply
+    one_instant(|| prepared.finish(app, api, request))
+}
+
+/// Runs `f` with the clock held (one instant, as a request without a journal is) and its panic
+/// contained.
+fn one_instant<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let _held = tape::hold_clock();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
 }
 
 /// Serves `request` from inside the emulator (not from a client), stored as a request from a
