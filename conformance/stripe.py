@@ -6,7 +6,8 @@ Drives a running emulator through every operation the document describes, as an 
 bodies, bracketed keys), and checks:
 
 1. every operation answers a well-formed request with 200, and every answer matches the documented
-   schema (fields, types, nullability, enums; no field the object does not have);
+   schema (fields, types, nullability, enums; no field the object does not have), including an
+   invoice that credits paid, read back expanded from its debit;
 2. every error answer matches Stripe's error envelope;
 3. every documented request parameter, down to each nested leaf, is one the emulator knows: sent on
    its own it never draws `Received unknown parameter`, while a made-up sibling does.
@@ -68,6 +69,30 @@ class Stripe:
         return answer.body
 
 
+def spend(s, customer):
+    """Credits spent on an invoice (the emulator's own invoice helper, which the document does not
+    describe), then the debit read back with its invoice expanded: the invoice and its lines are
+    checked against the document's `invoice` and `line_item` (the credit-relevant fields)."""
+    headers = {"Authorization": f"Bearer {s.key}", "Content-Type": "application/x-www-form-urlencoded"}
+    form = urllib.parse.urlencode([("customer", customer), ("currency", "usd"), ("lines[0][amount]", "300")])
+    answer = call(s.base, "POST", "/_emulator/invoices", form, headers)
+    what = f"[{s.version or 'default'}] POST /_emulator/invoices"
+    s.report.expect(answer.status == 200, f"{what}: status {answer.status}: {answer.text[:300]}")
+    invoice = answer.body or {}
+    for problem in s.spec.errors(invoice, {"$ref": "#/components/schemas/invoice"}):
+        s.report.fail(f"{what}: {problem}")
+    credited = invoice.get("total_pretax_credit_amounts") or []
+    s.report.expect(sum(c.get("amount", 0) for c in credited) == 300,
+                    f"{what}: credits should pay all 300: {credited}")
+    txs = "/v1/billing/credit_balance_transactions"
+    page = s.request("GET", txs, txs, [("customer", customer), ("expand[]", "data.debit.credits_applied.invoice")])
+    debits = [t for t in page.get("data", []) if t.get("type") == "debit"]
+    s.report.expect(
+        any(isinstance(((t.get("debit") or {}).get("credits_applied") or {}).get("invoice"), dict) for t in debits),
+        f"[{s.version or 'default'}] GET {txs}: no debit with its invoice expanded: {debits}",
+    )
+
+
 def scenario(s):
     """Every operation of the document, in an order that makes what each one needs."""
     p = "/v1/customers"
@@ -118,6 +143,7 @@ def scenario(s):
         ("metadata[source]", "conformance"),
     ])
     gid = grant.get("id", "credgr_missing")
+    spend(s, cid)
     s.request("GET", grants, grants, [("customer", cid), ("limit", "10")])
     s.request("GET", grants + "/{id}", f"{grants}/{gid}")
     s.request("GET", grants + "/{id}", f"{grants}/{gid}", [("expand[]", "customer")])
@@ -128,8 +154,10 @@ def scenario(s):
         ("applicability_config[scope][price_type]", "metered"),
         ("effective_at", "1767225600"), ("expires_at", "4102444800"),
     ])
-    s.request("POST", grants + "/{id}/expire", f"{grants}/{second.get('id', 'x')}/expire")
-    s.request("POST", grants + "/{id}/void", f"{grants}/{gid}/void")
+    # A grant credits were taken from cannot be voided (Stripe's rule): the spent one is expired,
+    # the untouched one voided.
+    s.request("POST", grants + "/{id}/expire", f"{grants}/{gid}/expire")
+    s.request("POST", grants + "/{id}/void", f"{grants}/{second.get('id', 'x')}/void")
 
     summary = "/v1/billing/credit_balance_summary"
     s.request("GET", summary, summary, [
