@@ -28,10 +28,8 @@ pub struct Request {
 pub mod names {
     use hyper::header::HeaderName;
 
-    /// `Authorization`.
-    pub static AUTHORIZATION: HeaderName = hyper::header::AUTHORIZATION;
-    /// `Content-Type`.
-    pub static CONTENT_TYPE: HeaderName = hyper::header::CONTENT_TYPE;
+    pub use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+
     /// `Idempotency-Key`.
     pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
     /// `Stripe-Account`.

@@ -185,7 +185,7 @@ pub fn prepare(config: &Config, req: &Request) -> Prepared {
     match (row.handler)(&Input::new(id, &query, &req.body, config.max_json_depth)) {
         Ok(run) => Prepared::Pending {
             env: ids::environment_of(&key),
-            key: key.to_string(),
+            key,
             read_only: req.method == GET,
             run,
         },

@@ -95,8 +95,6 @@ pub struct Pending {
     version: Version,
     /// Whether a route answers the method and path.
     found: bool,
-    /// Whether it only reads (a `GET`).
-    read_only: bool,
     /// The `X-Emulator-Panic` switch, when allowed.
     panic: bool,
     /// The parameters' fingerprint, for the idempotency key.
@@ -207,7 +205,6 @@ fn read(
         world,
         version,
         found: found.is_some(),
-        read_only: found.is_some_and(|(r, _)| r.verb == Verb::Get),
         panic: app.config.panic_trigger && req.header(&names::X_EMULATOR_PANIC).is_some(),
         fingerprint,
         run,
@@ -232,7 +229,6 @@ fn serve(
     let Pending {
         world,
         found,
-        read_only,
         panic,
         fingerprint,
         run,
@@ -268,7 +264,8 @@ fn serve(
     let result = run.and_then(|applied| {
         let world = World::new(&app.store, &world, panic)
             .caused_by(&req.request_id, idempotency_key)
-            .read_only(read_only);
+            // The route found answers GET exactly when the method is GET.
+            .read_only(req.method == Method::GET);
         applied(&world)
     });
     let (reply, keep) = match result {
