@@ -60,7 +60,8 @@ OPTIONS:
                   kill -9 and after a clean stop); a quick check while working on that path
   --soak ROW      for profiling: start the emulator, print its pid, and load it with one
                   kind of request (create, retrieve, list, invoice, native: row 5's native
-                  create, or meter_events: row 7's events) for --secs seconds, or
+                  create, meter_events: row 7's events, or create_webhook: row 1w's creates
+                  with one endpoint receiving every event) for --secs seconds, or
                   (memory) load --grants grants and report bytes per grant, or
                   (event-memory) store --events meter events and report bytes per event
   --inproc ROW    the handler's time per request for one kind of request (create, native,
@@ -1501,6 +1502,26 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
     if row == "meter_events" || row == "event-memory" {
         return soak_meter_events(&b, row).await;
     }
+    if row == "create_webhook" {
+        // As row 1w: the tenant's one endpoint receives every event at a local receiver.
+        let receiver = receiver::start().await?;
+        b.probe(stripe_post_plain(
+            key,
+            "/v1/webhook_endpoints",
+            format!("url=http://{}/hook&enabled_events[]=*", receiver.addr),
+        ))
+        .await?;
+        let (cpu0, answered0) = (receiver.cpu_ns(), receiver.answered());
+        soak_load(&b, row, create_make(key, cus)).await?;
+        let answered = receiver.answered() - answered0;
+        if let (Some(a), Some(c)) = (cpu0, receiver.cpu_ns()) {
+            println!(
+                "receiver: {answered} deliveries answered, {:.1} µs of its CPU per delivery",
+                (c - a) as f64 / 1e3 / answered.max(1) as f64
+            );
+        }
+        return Ok(());
+    }
     if row == "invoice" {
         // As row 6: a customer with 100 metered grants, each invoice a line of 100 cents.
         b.load("soak invoice tenant", 100, u64::MAX, {
@@ -1549,7 +1570,7 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         }
         other => {
             return Err(format!(
-                "--soak takes create, retrieve, list, invoice, native, meter_events, memory or event-memory, not {other}"
+                "--soak takes create, retrieve, list, invoice, native, meter_events, create_webhook, memory or event-memory, not {other}"
             ))
         }
     };
