@@ -1280,19 +1280,12 @@ async fn create_webhook_row(
     emu_cmd: &dyn Fn() -> Command,
     base_cmd: &dyn Fn() -> Command,
 ) -> Result<Row, String> {
-    let receiver = receiver::start().await?;
     let fresh = Bench::start(o, emu_cmd, base_cmd, Some(SETTLE)).await?;
     let key = "sk_test_bench_create_webhook";
-    fresh
-        .probe(stripe_post_plain(
-            key,
-            "/v1/webhook_endpoints",
-            format!("url=http://{}/hook&enabled_events[]=*", receiver.addr),
-        ))
-        .await?;
+    let receiver = endpoint_receiving_every_event(&fresh, key).await?;
     let cus = fresh.customers(key, 1).await?.remove(0);
     let make = create_make(key, cus);
-    let (cpu0, answered0) = (receiver.cpu_ns(), receiver.answered());
+    let mark = receiver.mark();
     let (emu_s, base_s) = fresh
         .compare(
             "create, one endpoint receiving every event",
@@ -1302,12 +1295,8 @@ async fn create_webhook_row(
         .await;
     // The receiver's share of the machine: what the deliveries cost the application that gets
     // them, on the same two cores as the emulator and the load.
-    let answered = receiver.answered() - answered0;
-    if let (Some(a), Some(b)) = (cpu0, receiver.cpu_ns()) {
-        eprintln!(
-            "  receiver: {answered} requests answered, {:.1} µs of its CPU per request",
-            (b - a) as f64 / 1e3 / answered.max(1) as f64
-        );
+    if let (answered, Some(per)) = receiver.since(mark) {
+        eprintln!("  receiver: {answered} requests answered, {per:.1} µs of its CPU per request");
     }
     // What became of the deliveries: the drops of the endpoint's full queue, and where the last
     // ones stand (the queue drains while this is asked).
@@ -1346,6 +1335,22 @@ async fn create_webhook_row(
         },
         target_ratio: Some(0.7),
     })
+}
+
+/// A local receiver, started on a thread of its own, and an endpoint of tenant `key` that sends it
+/// every event (`enabled_events[]=*`): row 1w's setup.
+async fn endpoint_receiving_every_event(
+    b: &Bench,
+    key: &str,
+) -> Result<receiver::Receiver, String> {
+    let receiver = receiver::start().await?;
+    b.probe(stripe_post_plain(
+        key,
+        "/v1/webhook_endpoints",
+        format!("url=http://{}/hook&enabled_events[]=*", receiver.addr),
+    ))
+    .await?;
+    Ok(receiver)
 }
 
 /// The cycle engine's figures for each of [`cycle::SIZES`], each in a fresh emulator.
@@ -1504,20 +1509,12 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
     }
     if row == "create_webhook" {
         // As row 1w: the tenant's one endpoint receives every event at a local receiver.
-        let receiver = receiver::start().await?;
-        b.probe(stripe_post_plain(
-            key,
-            "/v1/webhook_endpoints",
-            format!("url=http://{}/hook&enabled_events[]=*", receiver.addr),
-        ))
-        .await?;
-        let (cpu0, answered0) = (receiver.cpu_ns(), receiver.answered());
+        let receiver = endpoint_receiving_every_event(&b, key).await?;
+        let mark = receiver.mark();
         soak_load(&b, row, create_make(key, cus)).await?;
-        let answered = receiver.answered() - answered0;
-        if let (Some(a), Some(c)) = (cpu0, receiver.cpu_ns()) {
+        if let (answered, Some(per)) = receiver.since(mark) {
             println!(
-                "receiver: {answered} deliveries answered, {:.1} µs of its CPU per delivery",
-                (c - a) as f64 / 1e3 / answered.max(1) as f64
+                "receiver: {answered} deliveries answered, {per:.1} µs of its CPU per delivery"
             );
         }
         return Ok(());

@@ -31,15 +31,41 @@ pub struct Receiver {
 
 impl Receiver {
     /// The receiver thread's CPU time so far, in nanoseconds.
-    pub fn cpu_ns(&self) -> Option<u64> {
+    fn cpu_ns(&self) -> Option<u64> {
         let stat = std::fs::read_to_string(self.schedstat.as_ref()?).ok()?;
         stat.split_whitespace().next()?.parse().ok()
     }
 
     /// How many requests it has answered.
-    pub fn answered(&self) -> u64 {
+    fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
     }
+
+    /// Where it stands now, to measure a load from.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            cpu_ns: self.cpu_ns(),
+            answered: self.answered(),
+        }
+    }
+
+    /// The requests answered since `mark`, and its CPU per request since then in µs (if the
+    /// thread's CPU time can be read).
+    pub fn since(&self, mark: Mark) -> (u64, Option<f64>) {
+        let answered = self.answered() - mark.answered;
+        let per = mark
+            .cpu_ns
+            .zip(self.cpu_ns())
+            .map(|(a, b)| (b - a) as f64 / 1e3 / answered.max(1) as f64);
+        (answered, per)
+    }
+}
+
+/// A receiver's answers and CPU time at one moment (see [`Receiver::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    cpu_ns: Option<u64>,
+    answered: u64,
 }
 
 /// What the receiver's thread hands back once it listens.
