@@ -95,6 +95,48 @@ impl Metadata {
         *self = Self::default();
     }
 
+    /// These pairs with `changes` made in order: `(key, Some(value))` sets `key` in its place (last
+    /// if it is new), `(key, None)` removes it. Packs once, however many changes: an update that
+    /// sets several keys would repack at every [`Metadata::insert`].
+    pub fn merged<'a>(
+        &'a self,
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Metadata {
+        let mut pairs: Vec<(&str, &str)> = self.iter().collect();
+        let mut changes = changes.into_iter();
+        // A few changes to a few pairs (nearly every request) are searched in place; past that,
+        // an index keeps the time in proportion to the changes, whatever a body holds.
+        for (k, v) in changes.by_ref() {
+            match (pairs.iter().position(|(pk, _)| *pk == k), v) {
+                (Some(i), Some(v)) => pairs[i].1 = v,
+                (None, Some(v)) => pairs.push((k, v)),
+                (Some(i), None) => {
+                    pairs.remove(i);
+                }
+                (None, None) => {}
+            }
+            if pairs.len() > SEARCHED_IN_PLACE {
+                break;
+            }
+        }
+        let mut rest = changes.peekable();
+        if rest.peek().is_none() {
+            return Self::packed(pairs);
+        }
+        let mut index: indexmap::IndexMap<&str, &str> = pairs.into_iter().collect();
+        for (k, v) in rest {
+            match v {
+                Some(v) => {
+                    index.insert(k, v);
+                }
+                None => {
+                    index.shift_remove(k);
+                }
+            }
+        }
+        Self::packed(index)
+    }
+
     /// Packs `pairs`, whose keys are distinct, in their order.
     fn packed<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut text = String::new();
@@ -111,6 +153,9 @@ impl Metadata {
         }
     }
 }
+
+/// Most pairs [`Metadata::merged`] searches one by one before it builds an index.
+const SEARCHED_IN_PLACE: usize = 64;
 
 /// The length of `text` as an offset. Metadata is bounded far below 4 GiB (a request body is), so
 /// an offset always fits; saturating keeps a misuse from wrapping.
@@ -261,6 +306,41 @@ mod tests {
         ours.clear();
         assert!(ours.is_empty());
         assert_eq!(ours, Metadata::new());
+    }
+
+    #[test]
+    fn merging_changes_at_once_is_making_them_one_by_one() {
+        let base: Metadata = [("a", "1"), ("b", "2"), ("c", "3")].into_iter().collect();
+        // Small (searched in place) and large (past the index's threshold) change lists.
+        for extra in [0, 200] {
+            let keys: Vec<String> = (0..extra).map(|i| format!("k{i}")).collect();
+            let mut changes: Vec<(&str, Option<&str>)> = vec![
+                ("b", Some("two")),
+                ("d", Some("4")),
+                ("a", None),
+                ("missing", None),
+            ];
+            changes.extend(keys.iter().map(|k| (k.as_str(), Some("x"))));
+            changes.extend([("k1", None), ("a", Some("back, last")), ("c", None)]);
+            let mut one_by_one = base.clone();
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => {
+                        one_by_one.insert(k.to_string(), v.to_string());
+                    }
+                    None => {
+                        one_by_one.shift_remove(k);
+                    }
+                }
+            }
+            let merged = base.merged(changes.iter().copied());
+            assert_eq!(
+                pairs(&merged),
+                pairs(&one_by_one),
+                "with {extra} extra keys"
+            );
+        }
+        assert_eq!(base.merged([]), base);
     }
 
     #[test]

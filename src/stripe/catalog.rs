@@ -7,9 +7,7 @@ use rust_decimal::Decimal;
 use super::ids;
 use crate::form::Params;
 use crate::ids::Key;
-use crate::model::{
-    CatalogError, Interval, Metadata, Product, Recurring, TaxBehavior, Tenant, UsageType,
-};
+use crate::model::{CatalogError, Interval, Product, Recurring, TaxBehavior, Tenant, UsageType};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{get_int, get_str, in_range};
 
@@ -196,16 +194,6 @@ pub fn recurring(r: &Params, path: &str) -> StripeResult<Recurring> {
         usage_type: UsageType::Licensed,
         meter: None,
     })
-}
-
-/// The validated `metadata` hash of `p` as the metadata of a new object (`""` values are left
-/// out); `param` spells where it is (`product_data[metadata]`).
-pub fn new_metadata(p: &Params, param: &str) -> StripeResult<Metadata> {
-    use crate::wire::params::{apply_metadata, get_metadata};
-    match get_metadata(p, "metadata") {
-        Some(u) => apply_metadata(&Metadata::new(), u, param),
-        None => Ok(Metadata::new()),
-    }
 }
 
 /// A validated boolean parameter.

@@ -20,8 +20,9 @@ use crate::model::{
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::{
-    apply_metadata, currency, get_int, get_metadata, get_obj, get_str, in_range, list_items, opt,
-    req, timestamp, validate_at, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+    apply_metadata, currency, get_int, get_metadata, get_obj, get_str, in_range, list_items,
+    new_metadata, opt, req, timestamp, validate_at, Field, MetadataUpdate, Spec, EXPAND,
+    LIST_FIELDS,
 };
 use crate::wire::versions::{Change, Version};
 
@@ -321,11 +322,7 @@ impl Operation for Create {
             expires_at: get_int(p, "expires_at")
                 .map(|s| timestamp(s, "expires_at"))
                 .transpose(),
-            // Parameter checks already limit the keys, so merging them into nothing cannot fail.
-            metadata: match get_metadata(p, "metadata") {
-                Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-                None => Metadata::new(),
-            },
+            metadata: new_metadata(p, "metadata", "metadata")?,
             category: match get_str(p, "category") {
                 Some("promotional") => Category::Promotional,
                 _ => Category::Paid,

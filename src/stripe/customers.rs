@@ -21,8 +21,8 @@ use crate::time::to_secs;
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
     apply_metadata, cannot_unset, get_int, get_metadata, get_nullable_str, get_obj, get_str,
-    in_range, join, list_items, opt, req, validate, Field, MetadataUpdate, Spec, EXPAND,
-    LIST_FIELDS,
+    in_range, join, list_items, new_metadata, opt, req, validate, Field, MetadataUpdate, Spec,
+    EXPAND, LIST_FIELDS,
 };
 use crate::wire::versions::Version;
 
@@ -587,10 +587,7 @@ impl Operation for Create {
         let email = get_nullable_str(p, "email").flatten();
         check_email(&email)?;
         let rest = (|| {
-            let metadata = match get_metadata(p, "metadata") {
-                Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-                None => Metadata::new(),
-            };
+            let metadata = new_metadata(p, "metadata", "metadata")?;
             let mut profile = Profile::default();
             ProfileChanges::read(p)?.apply(&mut profile);
             Ok((metadata, profile))

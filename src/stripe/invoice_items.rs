@@ -17,8 +17,8 @@ use crate::model::{
 use crate::time::to_secs;
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::{
-    apply_metadata, currency, get_int, get_metadata, get_obj, get_str, in_range, opt, req,
-    validate, Field, Spec, EXPAND, LIST_FIELDS,
+    currency, get_int, get_obj, get_str, in_range, new_metadata, opt, req, validate, Field, Spec,
+    EXPAND, LIST_FIELDS,
 };
 
 /// Paths `expand[]` accepts on an invoice item.
@@ -260,10 +260,7 @@ impl Operation for Create {
             }
             None => None,
         };
-        let metadata = match get_metadata(p, "metadata") {
-            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-            None => Metadata::new(),
-        };
+        let metadata = new_metadata(p, "metadata", "metadata")?;
         Ok(Create {
             customer: customer.to_string(),
             currency,

@@ -17,8 +17,8 @@ use crate::model::{
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
-    apply_metadata, currency, get_int, get_metadata, get_str, in_range, list_items, opt, req,
-    validate, Field, Spec, EXPAND, LIST_FIELDS,
+    currency, get_int, get_str, in_range, list_items, new_metadata, opt, req, validate, Field,
+    Spec, EXPAND, LIST_FIELDS,
 };
 use crate::wire::versions::Version;
 
@@ -1160,10 +1160,7 @@ impl Operation for Create {
             Some(d) => Some(in_range(d, 0, 730, "days_until_due")? as u32),
             None => None,
         };
-        let metadata = match get_metadata(p, "metadata") {
-            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-            None => Metadata::new(),
-        };
+        let metadata = new_metadata(p, "metadata", "metadata")?;
         Ok(Create {
             customer: customer.to_string(),
             auto_advance: get_str(p, "auto_advance") == Some("true"),

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::catalog::{
     self as shared, amount_pair, catalog_error, find_price, find_product, get_bool, interval,
-    interval_name, new_metadata, no_such_price, no_such_product, only_one, product_id_of,
-    shown_amount, tax_behavior, tax_behavior_name, INTERVALS, TAX_BEHAVIORS,
+    interval_name, no_such_price, no_such_product, only_one, product_id_of, shown_amount,
+    tax_behavior, tax_behavior_name, INTERVALS, TAX_BEHAVIORS,
 };
 use super::ids;
 use super::list::{self, ListJson, PageRequest, TimeRange};
@@ -29,7 +29,8 @@ use crate::time::to_secs;
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::{
     apply_metadata, currency, get_int, get_metadata, get_nullable_str, get_obj, get_str, in_range,
-    list_items, opt, parse_int, req, validate_at, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+    list_items, new_metadata, opt, parse_int, req, validate_at, Field, MetadataUpdate, Spec,
+    EXPAND, LIST_FIELDS,
 };
 use crate::wire::versions::Change;
 
@@ -492,7 +493,7 @@ impl Operation for Create {
         };
         let (scheme, transform_quantity) = scheme(p)?;
         let (recurring, meter, trial_period_days) = Create::recurring(p, input)?;
-        let metadata = new_metadata(p, "metadata")?;
+        let metadata = new_metadata(p, "metadata", "metadata")?;
         Ok(Create {
             product,
             data: PriceData {

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::catalog::{
     amount_pair, catalog_error, chosen_product_id, find_price, find_product, get_bool,
-    new_metadata, no_such_price, no_such_product, product_id, recurring, statement_descriptor,
-    tax_behavior, INTERVALS, TAX_BEHAVIORS,
+    no_such_price, no_such_product, product_id, recurring, statement_descriptor, tax_behavior,
+    INTERVALS, TAX_BEHAVIORS,
 };
 use super::ids;
 use super::list::{self, ListJson, PageRequest, TimeRange};
@@ -24,7 +24,8 @@ use crate::time::to_secs;
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::{
     apply_metadata, cannot_unset, currency, get_metadata, get_nullable_str, get_obj, get_str,
-    list_items, opt, req, validate_at, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+    list_items, new_metadata, opt, req, validate_at, Field, MetadataUpdate, Spec, EXPAND,
+    LIST_FIELDS,
 };
 
 const HINT: &str = " (it needs tax calculation or shipping, which the emulator does not model)";
@@ -270,7 +271,7 @@ pub fn product_data(d: &Params) -> StripeResult<NewProduct> {
         name: name(d, "product_data[name]")?.unwrap_or_default(),
         active: get_bool(d, "active").unwrap_or(true),
         unit_label: get_nullable_str(d, "unit_label").flatten(),
-        metadata: new_metadata(d, "product_data[metadata]")?,
+        metadata: new_metadata(d, "metadata", "product_data[metadata]")?,
         statement_descriptor: descriptor(d, "product_data[statement_descriptor]")?,
         tax_code: get_nullable_str(d, "tax_code").flatten(),
         ..NewProduct::default()
@@ -300,7 +301,7 @@ fn default_price(d: &Params) -> StripeResult<FirstPrice> {
             transform_quantity: None,
             lookup_key: None,
             nickname: None,
-            metadata: new_metadata(d, &format!("{P}[metadata]"))?,
+            metadata: new_metadata(d, "metadata", &format!("{P}[metadata]"))?,
         },
         terms: PriceTerms {
             tax_behavior: get_str(d, "tax_behavior").map(tax_behavior),
@@ -335,7 +336,7 @@ impl Operation for Create {
             active: get_bool(p, "active").unwrap_or(true),
             description: get_nullable_str(p, "description").flatten(),
             unit_label: get_nullable_str(p, "unit_label").flatten(),
-            metadata: new_metadata(p, "metadata")?,
+            metadata: new_metadata(p, "metadata", "metadata")?,
             kind: match get_str(p, "type") {
                 Some("good") => ProductType::Good,
                 _ => ProductType::Service,

@@ -23,7 +23,8 @@ use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
     apply_metadata, currency, get_int, get_metadata, get_nullable_str, get_obj, get_str, in_range,
-    list_items, opt, req, timestamp, validate, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+    list_items, new_metadata, opt, req, timestamp, validate, Field, MetadataUpdate, Spec, EXPAND,
+    LIST_FIELDS,
 };
 use crate::wire::versions::Version;
 
@@ -700,10 +701,7 @@ impl Operation for Create {
             let Node::Map(item) = node else {
                 return Err(StripeError::invalid("Invalid hash").param(format!("items[{i}]")));
             };
-            let metadata = match get_metadata(item, "metadata") {
-                Some(u) => apply_metadata(&Metadata::new(), u, &format!("items[{i}][metadata]"))?,
-                None => Metadata::new(),
-            };
+            let metadata = new_metadata(item, "metadata", &format!("items[{i}][metadata]"))?;
             items.push(SentItem {
                 price: get_str(item, "price").unwrap_or("").to_string(),
                 quantity: read_quantity(item, i)?,
@@ -747,10 +745,7 @@ impl Operation for Create {
             cancel_at_period_end,
             cancel_at,
             no_prorations: get_str(p, "proration_behavior") == Some("none"),
-            metadata: match get_metadata(p, "metadata") {
-                Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-                None => Metadata::new(),
-            },
+            metadata: new_metadata(p, "metadata", "metadata")?,
             description: get_nullable_str(p, "description").flatten(),
             expand,
         })

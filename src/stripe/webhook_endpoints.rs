@@ -13,8 +13,8 @@ use crate::time::to_secs;
 use crate::webhooks::{check_url, signature, UrlError};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
-    apply_metadata, get_metadata, get_nullable_str, get_str, list_items, opt, req, validate_at,
-    Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
+    apply_metadata, get_metadata, get_nullable_str, get_str, list_items, new_metadata, opt, req,
+    validate_at, Field, MetadataUpdate, Spec, EXPAND, LIST_FIELDS,
 };
 use crate::wire::versions::{self, Version};
 
@@ -210,10 +210,7 @@ impl Operation for Create {
                     .to_string(),
             ),
         };
-        let metadata = match get_metadata(p, "metadata") {
-            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-            None => Metadata::new(),
-        };
+        let metadata = new_metadata(p, "metadata", "metadata")?;
         Ok(Create {
             new: NewWebhookEndpoint {
                 enabled_events: read_events(p)?,

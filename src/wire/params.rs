@@ -572,30 +572,46 @@ pub fn apply_metadata(
     update: MetadataUpdate,
     param: &str,
 ) -> StripeResult<crate::model::Metadata> {
-    let mut out = existing.clone();
-    match update {
-        MetadataUpdate::Clear => out.clear(),
+    let out = match update {
+        MetadataUpdate::Clear => crate::model::Metadata::new(),
         MetadataUpdate::Merge(pairs) => {
-            for (k, v) in pairs {
-                match v {
-                    Some(v) => {
-                        out.insert(k, v);
-                    }
-                    None => {
-                        out.shift_remove(&k);
-                    }
-                }
-            }
+            existing.merged(pairs.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
         }
-    }
-    if out.len() > METADATA_KEYS {
+    };
+    too_many_keys(out.len(), param)?;
+    Ok(out)
+}
+
+/// The validated metadata parameter `name` of `params` as the metadata of a new object (`""`
+/// values are left out); `param` spells where it is in errors (`items[0][metadata]`). Read in
+/// place: a create need not copy each pair into an update first.
+pub fn new_metadata(
+    params: &Params,
+    name: &str,
+    param: &str,
+) -> StripeResult<crate::model::Metadata> {
+    let Some(Node::Map(m)) = params.get(name) else {
+        return Ok(crate::model::Metadata::new());
+    };
+    let out = crate::model::Metadata::new().merged(m.iter().map(|(k, v)| {
+        let v = match v {
+            Node::Value(s) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        };
+        (k.as_str(), v)
+    }));
+    too_many_keys(out.len(), param)?;
+    Ok(out)
+}
+
+fn too_many_keys(keys: usize, param: &str) -> StripeResult<()> {
+    if keys > METADATA_KEYS {
         return Err(StripeError::invalid(format!(
-            "Metadata can have up to {METADATA_KEYS} keys, but you've set {}.",
-            out.len()
+            "Metadata can have up to {METADATA_KEYS} keys, but you've set {keys}."
         ))
         .param(param));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Stripe's answer to `""` for a parameter that cannot be cleared.
