@@ -119,6 +119,40 @@ async fn each_action_emits_its_event_with_the_object_and_what_changed() {
 }
 
 #[tokio::test]
+async fn an_update_of_several_fields_is_one_event() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_one_update").await;
+    let customer = emu.post(&key, "/v1/customers", "name=Ada").await.id();
+    let grant = emu
+        .post(
+            &key,
+            "/v1/billing/credit_grants",
+            &format!(
+                "customer={customer}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=500&applicability_config[scope][price_type]=metered&metadata[old]=1"
+            ),
+        )
+        .await
+        .id();
+    let expires_at = T0 + 30 * DAY;
+    let updated = emu
+        .post(
+            &key,
+            &format!("/v1/billing/credit_grants/{grant}"),
+            &format!("expires_at={expires_at}&metadata[tier]=gold&metadata[old]="),
+        )
+        .await;
+    let body = ok(updated, "update");
+    let updates: Vec<Value> = events(&emu, &key, "&type=billing.credit_grant.updated").await;
+    assert_eq!(updates.len(), 1, "{updates:#?}");
+    let event = &updates[0];
+    assert_eq!(event["data"]["object"], body);
+    assert_eq!(
+        event["data"]["previous_attributes"],
+        json!({"expires_at": null, "metadata": {"old": "1"}})
+    );
+}
+
+#[tokio::test]
 async fn replays_and_refusals_emit_nothing() {
     let emu = Emu::start().await;
     let key = emu.tenant("events_replay").await;
