@@ -247,6 +247,56 @@ async fn subscriptions_copy_plan_grants_and_apply_them() {
 }
 
 #[tokio::test]
+async fn a_top_up_is_priced_at_the_top_up_rate_and_a_write_off_is_keyed_by_its_lot() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("native_rates").await;
+    let c = customer(&emu, &key, "ext-rates").await;
+    let p = plan(&emu, &key, "Rates").await;
+    grant(
+        &emu,
+        &key,
+        json!({"name": "Week", "scope": "PLAN", "plan_id": p, "credits": "10",
+               "conversion_rate": "2", "topup_conversion_rate": "4",
+               "cadence": "ONETIME", "expiration_type": "DURATION",
+               "expiration_duration": 1, "expiration_duration_unit": "WEEK"}),
+    )
+    .await;
+    let created = post(
+        &emu,
+        &key,
+        "/v1/subscriptions",
+        json!({"customer_id": c, "plan_id": p, "currency": "USD", "billing_period": "MONTHLY"}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let wallets = get(&emu, &key, &format!("/v1/customers/{c}/wallets")).await;
+    let wallet = wallets.body[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(wallets.body[0]["conversion_rate"], "2");
+    assert_eq!(wallets.body[0]["topup_conversion_rate"], "4");
+    // The wallet is worth what its credits buy (10 × 2); the top-up cost 10 × 4.
+    assert_eq!(wallets.body[0]["balance"], "20");
+
+    emu.freeze(&key, T0 + 8 * DAY).await;
+    let txns = get(
+        &emu,
+        &key,
+        &format!("/v1/wallets/{wallet}/transactions?order=asc"),
+    )
+    .await;
+    let items = txns.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", txns.text);
+    let (top_up, expiry) = (&items[0], &items[1]);
+    assert_eq!(top_up["transaction_reason"], "SUBSCRIPTION_CREDIT_GRANT");
+    assert_eq!(top_up["credit_amount"], "10");
+    assert_eq!(top_up["amount"], "40");
+    assert_eq!(expiry["transaction_reason"], "CREDIT_EXPIRED");
+    assert_eq!(expiry["credit_amount"], "10");
+    assert_eq!(expiry["amount"], "20");
+    assert_eq!(expiry["idempotency_key"], top_up["id"]);
+    assert_ne!(expiry["id"], top_up["id"]);
+}
+
+#[tokio::test]
 async fn subscription_validation() {
     let emu = Emu::start().await;
     let key = emu.tenant("native_sub_validation").await;

@@ -306,7 +306,21 @@ impl<'a> TransactionView<'a> {
             (EntryKind::Granted, LotOrigin::Application { application, .. }) => {
                 ids::render(ids::APPLICATION, application)
             }
+            // A lot is written off once: Flexprice's expiry debit is keyed by the lot it empties
+            // (the lot's credit transaction). A void is written the same way.
+            (EntryKind::Expired | EntryKind::Voided, _) => {
+                let lot_tx = t.entry_keys_of_lot(lot.key).iter().next().unwrap_or(e.key);
+                ids::render(ids::TRANSACTION, lot_tx)
+            }
             _ => ids::render(ids::TRANSACTION, e.key),
+        };
+        let credit_amount = credits(e.amount, w);
+        // A top-up is priced at the wallet's top-up rate; what is spent or written off, at the
+        // rate credits are consumed at.
+        let amount = if e.kind == EntryKind::Granted {
+            credit_amount * w.topup_conversion_rate
+        } else {
+            major(e.amount, w)
         };
         let available = if e.kind == EntryKind::Granted {
             credits(lot.remaining, w)
@@ -318,8 +332,8 @@ impl<'a> TransactionView<'a> {
             wallet_id: Id(ids::WALLET, w.key),
             customer_id: Id(ids::CUSTOMER, e.customer),
             kind: if credit { "credit" } else { "debit" },
-            amount: Dec(major(e.amount, w)),
-            credit_amount: Dec(credits(e.amount, w)),
+            amount: Dec(amount),
+            credit_amount: Dec(credit_amount),
             credit_balance_before: Dec(row.before),
             credit_balance_after: Dec(row.after),
             transaction_status: "completed",
