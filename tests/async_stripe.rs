@@ -55,7 +55,9 @@ async fn grant_lifecycle_through_async_stripe() {
     assert_eq!(grant.expires_at, Some(T0 + 3_600));
     assert!(grant.id.as_str().starts_with("credgr_test_"));
 
-    // A price-scoped grant round-trips its price list.
+    // A price-scoped grant round-trips its price list (of metered prices: only those may be named).
+    let price_a = emu.metered_price(&key, "calls_a").await;
+    let price_b = emu.metered_price(&key, "calls_b").await;
     let mut amount =
         CreateBillingCreditGrantAmount::new(CreateBillingCreditGrantAmountType::Monetary);
     amount.monetary = Some(CreateBillingCreditGrantAmountMonetary::new(
@@ -64,8 +66,8 @@ async fn grant_lifecycle_through_async_stripe() {
     ));
     let mut scope = CreateBillingCreditGrantApplicabilityConfigScope::new();
     scope.prices = Some(vec![
-        CreateBillingCreditGrantApplicabilityConfigScopePrices::new("price_A"),
-        CreateBillingCreditGrantApplicabilityConfigScopePrices::new("price_B"),
+        CreateBillingCreditGrantApplicabilityConfigScopePrices::new(price_a.as_str()),
+        CreateBillingCreditGrantApplicabilityConfigScopePrices::new(price_b.as_str()),
     ]);
     let scoped = CreateBillingCreditGrant::new(
         amount,
@@ -83,7 +85,7 @@ async fn grant_lifecycle_through_async_stripe() {
         .into_iter()
         .filter_map(|p| p.id.map(|id| id.as_str().to_string()))
         .collect();
-    assert_eq!(prices, ["price_A", "price_B"]);
+    assert_eq!(prices, [price_a, price_b]);
 
     let retrieved = RetrieveBillingCreditGrant::new(grant.id.clone())
         .send(&c)

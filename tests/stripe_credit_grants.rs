@@ -13,6 +13,8 @@ async fn lifecycle_create_retrieve_update_list_expire_void() {
     let emu = Emu::start().await;
     let key = emu.tenant("lifecycle").await;
     let cus = emu.customer(&key, "email=ada%40example.com&name=Ada").await;
+    let price_a = emu.metered_price(&key, "calls_a").await;
+    let price_b = emu.metered_price(&key, "calls_b").await;
 
     // The stripe-python wire format: raw brackets, `+` for spaces, indexed arrays, expand.
     let created = emu
@@ -21,7 +23,7 @@ async fn lifecycle_create_retrieve_update_list_expire_void() {
             GRANTS,
             &format!(
                 "customer={cus}&amount[type]=monetary&amount[monetary][currency]=USD&amount[monetary][value]=1000\
-                 &applicability_config[scope][prices][0][id]=price_A&applicability_config[scope][prices][1][id]=price_B\
+                 &applicability_config[scope][prices][0][id]={price_a}&applicability_config[scope][prices][1][id]={price_b}\
                  &category=promotional&name=Purchased+credits&metadata[order]=42&metadata[note]=a+b%26c&expand[0]=customer"
             ),
         )
@@ -161,6 +163,129 @@ async fn create_validation_errors() {
     // None of them created anything.
     let listed = emu.get(&key, GRANTS).await;
     assert_eq!(listed.body["data"], json!([]));
+}
+
+/// A price scope names prices of the catalogue that bill usage: each must exist and be metered
+/// with a meter, on a grant, in the balance summary's filter and in a credit balance alert's.
+#[tokio::test]
+async fn price_scopes_name_existing_metered_prices() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("price_scopes").await;
+    let cus = emu.customer(&key, "").await;
+    let metered = emu.metered_price(&key, "calls").await;
+    let licensed = emu
+        .post(
+            &key,
+            "/v1/prices",
+            "currency=usd&unit_amount=900&product_data[name]=Seat&recurring[interval]=month",
+        )
+        .await
+        .id();
+    let one_time = emu
+        .post(
+            &key,
+            "/v1/prices",
+            "currency=usd&unit_amount=2500&product_data[name]=Pack",
+        )
+        .await
+        .id();
+    let grant = format!(
+        "customer={cus}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=100"
+    );
+    let scope = |ids: &[&str]| -> String {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| format!("&applicability_config[scope][prices][{i}][id]={id}"))
+            .collect()
+    };
+    let summary = |ids: &[&str]| -> String {
+        let filter: String = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| format!("&filter[applicability_scope][prices][{i}][id]={id}"))
+            .collect();
+        format!("/v1/billing/credit_balance_summary?customer={cus}&filter[type]=applicability_scope{filter}")
+    };
+    let alert = |id: &str| -> String {
+        format!(
+            "alert_type=credit_balance_threshold&title=Low&credit_balance_threshold[filters][0][type]=customer\
+             &credit_balance_threshold[filters][0][customer]={cus}\
+             &credit_balance_threshold[filters][0][credit_grants][applicability_config][scope][prices][0][id]={id}\
+             &credit_balance_threshold[lte][balance_type]=monetary&credit_balance_threshold[lte][monetary][currency]=usd\
+             &credit_balance_threshold[lte][monetary][value]=10"
+        )
+    };
+
+    let mut out = serde_json::Map::new();
+    for (name, r) in [
+        (
+            "grant_unknown_price",
+            emu.post(
+                &key,
+                GRANTS,
+                &format!("{grant}{}", scope(&[&metered, "price_nope"])),
+            )
+            .await,
+        ),
+        (
+            "grant_licensed_price",
+            emu.post(&key, GRANTS, &format!("{grant}{}", scope(&[&licensed])))
+                .await,
+        ),
+        (
+            "grant_one_time_price",
+            emu.post(&key, GRANTS, &format!("{grant}{}", scope(&[&one_time])))
+                .await,
+        ),
+        // The customer is looked up first.
+        (
+            "grant_unknown_customer_first",
+            emu.post(
+                &key,
+                GRANTS,
+                &format!(
+                    "{}{}",
+                    grant.replace(&cus, "cus_nope"),
+                    scope(&["price_nope"])
+                ),
+            )
+            .await,
+        ),
+        (
+            "summary_unknown_price",
+            emu.get(&key, &summary(&["price_nope"])).await,
+        ),
+        (
+            "summary_licensed_price",
+            emu.get(&key, &summary(&[&metered, &licensed])).await,
+        ),
+        (
+            "alert_unknown_price",
+            emu.post(&key, "/v1/billing/alerts", &alert("price_nope"))
+                .await,
+        ),
+    ] {
+        assert_eq!(r.status, 400, "{name}: {}", r.text);
+        out.insert(name.to_string(), r.body);
+    }
+    assert_json_snapshot!("price_scope_errors", out);
+
+    let ok = emu
+        .post(&key, GRANTS, &format!("{grant}{}", scope(&[&metered])))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(
+        ok.body["applicability_config"]["scope"],
+        json!({"prices": [{"id": metered}]})
+    );
+    let r = emu.get(&key, &summary(&[&metered])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["balances"][0]["available_balance"]["monetary"]["value"],
+        100
+    );
+    let r = emu.post(&key, "/v1/billing/alerts", &alert(&metered)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[tokio::test]

@@ -26,7 +26,13 @@ fn sdk_wire_formats_create_the_same_kind_of_grant() {
             // Each fixture in a world of its own, so that the seeded ids do not depend on the order.
             let key = emu.tenant(&name).await;
             let customer = emu.customer(&key, "email=fixture%40example.com").await;
-            let body = body.replace("{customer}", &customer);
+            let mut body = body.replace("{customer}", &customer);
+            for (placeholder, event) in [("{price_a}", "calls_a"), ("{price_b}", "calls_b")] {
+                if body.contains(placeholder) {
+                    let price = emu.metered_price(&key, event).await;
+                    body = body.replace(placeholder, &price);
+                }
+            }
             emu.post(&key, "/v1/billing/credit_grants", body.trim_end())
                 .await
         });

@@ -358,20 +358,24 @@ async fn summary_filters_and_currencies() {
     let key = emu.tenant("summary_filters").await;
     let cus = emu.customer(&key, "").await;
     let other = emu.customer(&key, "").await;
+    let pa = emu.metered_price(&key, "calls_a").await;
+    let pb = emu.metered_price(&key, "calls_b").await;
+    let pc = emu.metered_price(&key, "calls_c").await;
+    let pd = emu.metered_price(&key, "calls_d").await;
     emu.grant(&key, &cus, 1000, "").await;
     let a = emu
         .grant(
             &key,
             &cus,
             200,
-            "applicability_config[scope][prices][0][id]=price_A",
+            &format!("applicability_config[scope][prices][0][id]={pa}"),
         )
         .await;
     emu.grant(
         &key,
         &cus,
         50,
-        "applicability_config[scope][prices][0][id]=price_B&applicability_config[scope][prices][1][id]=price_C",
+        &format!("applicability_config[scope][prices][0][id]={pb}&applicability_config[scope][prices][1][id]={pc}"),
     )
     .await;
     let r = emu
@@ -386,7 +390,7 @@ async fn summary_filters_and_currencies() {
         .post(
             &key,
             "/v1/billing/credit_grants",
-            &format!("customer={cus}&amount[type]=monetary&amount[monetary][currency]=jpy&amount[monetary][value]=7&applicability_config[scope][prices][0][id]=price_A"),
+            &format!("customer={cus}&amount[type]=monetary&amount[monetary][currency]=jpy&amount[monetary][value]=7&applicability_config[scope][prices][0][id]={pa}"),
         )
         .await;
     assert_eq!(r.status, 200);
@@ -395,8 +399,8 @@ async fn summary_filters_and_currencies() {
     let mut out = serde_json::Map::new();
     for (name, filter) in [
         ("metered", "filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered".to_string()),
-        ("price_A", "filter[type]=applicability_scope&filter[applicability_scope][prices][0][id]=price_A".to_string()),
-        ("price_C_or_D", "filter[type]=applicability_scope&filter[applicability_scope][prices][0][id]=price_D&filter[applicability_scope][prices][1][id]=price_C".to_string()),
+        ("price_A", format!("filter[type]=applicability_scope&filter[applicability_scope][prices][0][id]={pa}")),
+        ("price_C_or_D", format!("filter[type]=applicability_scope&filter[applicability_scope][prices][0][id]={pd}&filter[applicability_scope][prices][1][id]={pc}")),
         ("grant_A", format!("filter[type]=credit_grant&filter[credit_grant]={a}")),
     ] {
         let r = summary(&emu, &key, &cus, &filter).await;
@@ -509,13 +513,14 @@ async fn price_scoped_grants_pay_only_their_lines() {
     let emu = Emu::start().await;
     let key = emu.tenant("price_scoped").await;
     let cus = emu.customer(&key, "").await;
+    let price_a = emu.metered_price(&key, "calls_a").await;
     let metered = emu.grant(&key, &cus, 100, "priority=90").await;
     let a = emu
         .grant(
             &key,
             &cus,
             100,
-            "applicability_config[scope][prices][0][id]=price_A",
+            &format!("applicability_config[scope][prices][0][id]={price_a}"),
         )
         .await;
     let names = [(metered.as_str(), "metered"), (a.as_str(), "price_A")];
@@ -523,7 +528,11 @@ async fn price_scoped_grants_pay_only_their_lines() {
         &emu,
         &key,
         &cus,
-        &[(60, Some("price_B")), (80, Some("price_A")), (80, None)],
+        &[
+            (60, Some("price_B")),
+            (80, Some(price_a.as_str())),
+            (80, None),
+        ],
     )
     .await;
     let order = credits_of(&emu, &key, &inv, &names).await;
@@ -532,7 +541,7 @@ async fn price_scoped_grants_pay_only_their_lines() {
     assert_eq!(order, vec!["metered 60", "price_A 80", "metered 40"]);
     assert_eq!(inv["amount_due"], 40);
     let line = &inv["lines"]["data"][1];
-    assert_eq!(line["pricing"]["price_details"]["price"], "price_A");
+    assert_eq!(line["pricing"]["price_details"]["price"], price_a.as_str());
 }
 
 #[tokio::test]

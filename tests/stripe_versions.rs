@@ -215,11 +215,12 @@ async fn parameters_follow_the_version() {
     let emu = Emu::start().await;
     let key = emu.tenant("param_versions").await;
     let cus = emu.customer(&key, "").await;
+    let price = emu.metered_price(&key, "calls").await;
     let prices = format!(
-        "customer={cus}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=100&category=paid&applicability_config[scope][prices][0][id]=price_A"
+        "customer={cus}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=100&category=paid&applicability_config[scope][prices][0][id]={price}"
     );
     let no_customer = "amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=100&category=paid&applicability_config[scope][price_type]=metered&priority=500";
-    let summary = format!("/v1/billing/credit_balance_summary?customer={cus}&filter[type]=applicability_scope&filter[applicability_scope][prices][0][id]=price_A");
+    let summary = format!("/v1/billing/credit_balance_summary?customer={cus}&filter[type]=applicability_scope&filter[applicability_scope][prices][0][id]={price}");
     let mut out = serde_json::Map::new();
     for (name, method, path, form, version) in [
         (
@@ -334,12 +335,13 @@ async fn fields_follow_the_version() {
     let key = emu.tenant("field_versions").await;
     let cus = emu.customer(&key, "").await;
     let metered = emu.grant(&key, &cus, 100, "priority=7").await;
+    let price = emu.metered_price(&key, "calls").await;
     let scoped = emu
         .grant(
             &key,
             &cus,
             200,
-            "applicability_config[scope][prices][0][id]=price_A",
+            &format!("applicability_config[scope][prices][0][id]={price}"),
         )
         .await;
     let mut out = serde_json::Map::new();

@@ -830,11 +830,12 @@ async fn an_endpoint_with_its_own_api_version_receives_events_rendered_at_it() {
     let (_, new_secret) = endpoint(&emu, &key, &new.url, &["billing.credit_grant.created"]).await;
 
     let cus = emu.customer(&key, "name=Ada").await;
+    let price = emu.metered_price(&key, "calls").await;
     emu.grant(
         &key,
         &cus,
         500,
-        "applicability_config[scope][prices][0][id]=price_A",
+        &format!("applicability_config[scope][prices][0][id]={price}"),
     )
     .await;
     let (old_hit, new_hit) = (
@@ -861,7 +862,7 @@ async fn an_endpoint_with_its_own_api_version_receives_events_rendered_at_it() {
     assert_ne!(new_event["api_version"], "2024-12-18.acacia");
     let scope = |e: &Value| e["data"]["object"]["applicability_config"]["scope"].clone();
     assert_eq!(scope(&old_event), json!({}));
-    assert_eq!(scope(&new_event), json!({"prices": [{"id": "price_A"}]}));
+    assert_eq!(scope(&new_event), json!({"prices": [{"id": price}]}));
 
     // The event as the API lists it is the world's rendering.
     settled(&emu, &key).await;

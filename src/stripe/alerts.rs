@@ -6,7 +6,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::credit_grants::scope_param;
+use super::credit_grants::{check_scope_prices, scope_param};
 use super::list::{self, ListJson, PageRequest};
 use super::op::{Body, Expand, Input, Null, Operation, NULL};
 use super::{customers, ids};
@@ -506,16 +506,26 @@ impl Operation for Create {
                 scope,
                 currency,
                 value,
-            } => AlertRule::CreditBalance {
-                customer: customers::lookup_param(
+            } => {
+                let customer = customers::lookup_param(
                     t,
                     &customer,
                     "credit_balance_threshold[filters][0][customer]",
-                )?,
-                scope,
-                currency,
-                value,
-            },
+                )?;
+                if let Some(scope) = &scope {
+                    check_scope_prices(
+                        t,
+                        scope,
+                        "credit_balance_threshold[filters][0][credit_grants][applicability_config][scope]",
+                    )?;
+                }
+                AlertRule::CreditBalance {
+                    customer,
+                    scope,
+                    currency,
+                    value,
+                }
+            }
         };
         let key = t
             .create_alert(NewAlert {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::credit_grants::{scope_param, AmountJson, Shown};
+use super::credit_grants::{check_scope_prices, scope_param, AmountJson, Shown};
 use super::op::{Body, Expand, Input, Null, Operation, NULL};
 use super::{customers, ids};
 use crate::form::Params;
@@ -98,6 +98,7 @@ impl Operation for Retrieve {
         let sums = match self.filter? {
             Filter::Scope(Applicability::Metered) => t.metered_balances(customer),
             Filter::Scope(scope) => {
+                check_scope_prices(t, &scope, "filter[applicability_scope]")?;
                 t.balances(customer, |l: &Lot| l.applicability.intersects(&scope))
             }
             Filter::Grant(id) => {

@@ -7,6 +7,7 @@
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::catalog::no_such_price;
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{Body, Expand, Input, Operation};
 use super::{customers, ids};
@@ -18,7 +19,7 @@ use crate::model::{
     Tenant,
 };
 use crate::time::{to_secs, Nanos};
-use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
     apply_metadata, currency, get_int, get_metadata, get_obj, get_str, in_range, list_items,
     new_metadata, opt, req, timestamp, validate_at, Field, MetadataUpdate, Spec, EXPAND,
@@ -337,6 +338,7 @@ impl Operation for Create {
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Answer> {
         let customer = customers::lookup_param(t, &self.customer_id, "customer")?;
+        check_scope_prices(t, &self.applicability, "applicability_config[scope]")?;
         let effective_at = self.effective_at?;
         let expires_at = self.expires_at?;
         let effective = effective_at.unwrap_or_else(|| t.now_for(customer));
@@ -423,6 +425,30 @@ pub fn scope_param(scope: Option<&Params>, param: &str) -> StripeResult<Applicab
         )
         .param(param)),
     }
+}
+
+/// Checks a scope's prices against the catalogue, in the order they were sent: each must exist
+/// (`No such price`, 400) and be metered with a meter, as only such prices bill the invoice lines
+/// credits pay. `param` names the scope hash; errors name the price's own `[prices][N][id]`.
+pub fn check_scope_prices(t: &Tenant, scope: &Applicability, param: &str) -> StripeResult<()> {
+    let Applicability::Prices(prices) = scope else {
+        return Ok(());
+    };
+    for (i, scoped) in prices.iter().enumerate() {
+        let at = format!("{param}[prices][{i}][id]");
+        let price = scoped
+            .key
+            .and_then(|k| t.price(k))
+            .ok_or_else(|| no_such_price(&scoped.id, &at, 400))?;
+        if !price.is_metered() || price.meter().is_none() {
+            return Err(StripeError::invalid(format!(
+                "The price specified ({}) is not a metered price with a billing meter. Credit grants currently only apply to metered prices that have a Billing Meter attached to them.",
+                shorten(&scoped.id)
+            ))
+            .param(at));
+        }
+    }
+    Ok(())
 }
 
 /// A request about one grant named in the path, with only `expand[]` as parameters.

@@ -191,6 +191,34 @@ impl Emu {
 }
 
 impl Emu {
+    /// Creates a `sum` meter of `event_name` and a monthly metered usd price of 5 cents a unit on
+    /// it (a price a grant's scope may name); returns the price's id.
+    pub async fn metered_price(&self, key: &str, event_name: &str) -> String {
+        let meter = self
+            .post(
+                key,
+                "/v1/billing/meters",
+                &format!(
+                    "display_name={event_name}&event_name={event_name}&default_aggregation[formula]=sum"
+                ),
+            )
+            .await;
+        assert_eq!(meter.status, 200, "create meter: {}", meter.text);
+        let price = self
+            .post(
+                key,
+                "/v1/prices",
+                &format!(
+                    "currency=usd&unit_amount=5&product_data[name]={event_name}&recurring[interval]=month\
+                     &recurring[usage_type]=metered&recurring[meter]={}",
+                    meter.id()
+                ),
+            )
+            .await;
+        assert_eq!(price.status, 200, "create price: {}", price.text);
+        price.id()
+    }
+
     /// Tries to create a metered usd grant of 1 for `customer` and returns the raw response.
     pub async fn grant_raw(&self, key: &str, customer: &str) -> Resp {
         let form = format!(
