@@ -567,3 +567,133 @@ async fn health_answers_without_a_key() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], json!("ok"));
 }
+
+/// `expand[]` paths go on through the objects they expand (`customer.test_clock`), on single
+/// objects and lists, up to four levels; a path that names no expandable field, or goes deeper, is
+/// refused the way Stripe refuses it.
+#[tokio::test]
+async fn nested_expand_paths_recurse_through_expanded_objects() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("nested_expand").await;
+    let clock = emu
+        .post(
+            &key,
+            "/v1/test_helpers/test_clocks",
+            &format!("frozen_time={T0}"),
+        )
+        .await
+        .id();
+    let cus = emu.customer(&key, &format!("test_clock={clock}")).await;
+    let grant = emu.grant(&key, &cus, 500, "").await;
+    let inv = emu
+        .post(
+            &key,
+            "/_emulator/invoices",
+            &format!("customer={cus}&currency=usd&lines[0][amount]=300"),
+        )
+        .await;
+    assert_eq!(inv.status, 200, "{}", inv.text);
+    let inv = inv.id();
+    let get = |path: String| {
+        let (emu, key) = (&emu, &key);
+        async move {
+            let r = emu.get(key, &path).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            r.body
+        }
+    };
+
+    let g = get(format!(
+        "/v1/billing/credit_grants/{grant}?expand[]=customer.test_clock"
+    ))
+    .await;
+    assert_eq!(g["customer"]["id"], json!(cus));
+    assert_eq!(g["customer"]["test_clock"]["id"], json!(clock));
+    assert_eq!(
+        g["customer"]["test_clock"]["object"],
+        "test_helpers.test_clock"
+    );
+    assert_eq!(
+        g["test_clock"],
+        json!(clock),
+        "only the paths asked for expand"
+    );
+
+    // Expanding a field and a path through it, in either order, gives the same object.
+    let both = get(format!(
+        "/v1/billing/credit_grants/{grant}?expand[]=customer.test_clock&expand[]=customer"
+    ))
+    .await;
+    assert_eq!(both, g);
+
+    let list = get(format!(
+        "/v1/billing/credit_grants?customer={cus}&expand[]=data.customer.test_clock"
+    ))
+    .await;
+    assert_eq!(
+        list["data"][0]["customer"]["test_clock"]["id"],
+        json!(clock)
+    );
+
+    let txns = get(format!(
+        "/v1/billing/credit_balance_transactions?customer={cus}&expand[]=data.credit_grant.customer.test_clock"
+    ))
+    .await;
+    let applied = &txns["data"][0];
+    assert_eq!(applied["debit"]["type"], "credits_applied");
+    assert_eq!(
+        applied["credit_grant"]["customer"]["test_clock"]["id"],
+        json!(clock)
+    );
+    let txn = applied["id"].as_str().unwrap();
+    let one = get(format!(
+        "/v1/billing/credit_balance_transactions/{txn}?expand[]=credit_grant.customer&expand[]=debit.credits_applied.invoice"
+    ))
+    .await;
+    assert_eq!(one["credit_grant"]["customer"]["id"], json!(cus));
+    assert_eq!(one["debit"]["credits_applied"]["invoice"]["id"], json!(inv));
+
+    let summary = get(format!(
+        "/v1/billing/credit_balance_summary?customer={cus}&filter[type]=applicability_scope\
+         &filter[applicability_scope][price_type]=metered&expand[]=customer.test_clock"
+    ))
+    .await;
+    assert_eq!(summary["customer"]["test_clock"]["id"], json!(clock));
+
+    // An invoice's credits expand to their transactions, and on through them.
+    let invoice = get(format!(
+        "/v1/invoices/{inv}?expand[]=total_pretax_credit_amounts.credit_balance_transaction.credit_grant"
+    ))
+    .await;
+    let credit = &invoice["total_pretax_credit_amounts"][0];
+    assert_eq!(credit["amount"], 300);
+    assert_eq!(credit["credit_balance_transaction"]["id"], json!(txn));
+    assert_eq!(
+        credit["credit_balance_transaction"]["credit_grant"]["id"],
+        json!(grant)
+    );
+    let invoices = get(format!(
+        "/v1/invoices?customer={cus}&expand[]=data.total_pretax_credit_amounts.credit_balance_transaction"
+    ))
+    .await;
+    assert_eq!(
+        invoices["data"][0]["total_pretax_credit_amounts"][0]["credit_balance_transaction"]
+            ["object"],
+        "billing.credit_balance_transaction"
+    );
+
+    let mut out = serde_json::Map::new();
+    for (name, path) in [
+        ("unknown_inner_field", format!("/v1/billing/credit_grants/{grant}?expand[]=customer.email")),
+        ("inner_field_of_a_test_clock", format!("/v1/billing/credit_grants/{grant}?expand[]=test_clock.customer")),
+        ("list_path_without_data", "/v1/billing/credit_grants?expand[]=customer.test_clock".to_string()),
+        ("five_levels", format!("/v1/billing/credit_balance_transactions?customer={cus}&expand[]=data.credit_grant.customer.test_clock.x")),
+        ("paths_checked_in_order", format!("/v1/billing/credit_grants/{grant}?expand[]=customer.nope&expand[]=a.b.c.d.e")),
+        ("summary_inner", format!("/v1/billing/credit_balance_summary?customer={cus}&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered&expand[]=balances.customer")),
+    ] {
+        let r = emu.get(&key, &path).await;
+        assert_eq!(r.status, 400, "{name}: {}", r.text);
+        out.insert(name.to_string(), r.body);
+    }
+    assert_json_snapshot!("nested_expand_errors", out);
+}

@@ -24,8 +24,16 @@ use crate::wire::versions::Version;
 
 const ONLY_EXPAND: &[Field] = &[EXPAND];
 /// Paths `expand[]` accepts on an invoice.
-pub const EXPANDABLE: &[&str] = &["customer", "test_clock"];
-const LIST_EXPANDABLE: &[&str] = &["data.customer", "data.test_clock"];
+pub const EXPANDABLE: &[&str] = &[
+    "customer",
+    "test_clock",
+    "total_pretax_credit_amounts.credit_balance_transaction",
+];
+const LIST_EXPANDABLE: &[&str] = &[
+    "data.customer",
+    "data.test_clock",
+    "data.total_pretax_credit_amounts.credit_balance_transaction",
+];
 
 /// Every status Stripe's invoices can have.
 const STATUSES: &[&str] = &["draft", "open", "paid", "uncollectible", "void"];

@@ -181,11 +181,12 @@ pub struct Expand {
 }
 
 impl Expand {
-    /// Reads `expand[]` and checks each path against `allowed` (Stripe's `This property cannot be
-    /// expanded`). Expanded objects are shown as `version` shows them.
+    /// Reads `expand[]` and checks each path against `allowed`, or one of them followed by a path
+    /// within the object it names (Stripe's `This property cannot be expanded`, and its limit of
+    /// four levels). Expanded objects are shown as `version` shows them.
     pub fn read(params: &Params, allowed: &[&str], version: Version) -> StripeResult<Expand> {
         let paths = get_expand(params);
-        expand::check(&paths, allowed)?;
+        expand::check(&paths, allowed, &super::objects::expandable_within)?;
         Ok(Expand { paths, version })
     }
 
