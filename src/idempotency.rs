@@ -38,6 +38,9 @@ pub enum Record {
         status: u16,
         /// Body.
         body: Bytes,
+        /// The `Request-Id` of the request that ran, which a replay names in `Original-Request`
+        /// (empty when not known: a replay then names none).
+        request: Arc<str>,
     },
 }
 
@@ -52,6 +55,8 @@ pub enum Claim {
         status: u16,
         /// Stored body.
         body: Bytes,
+        /// The `Request-Id` of the request that ran (empty when not known).
+        request: Arc<str>,
     },
     /// The key was used for a different request.
     Mismatch,
@@ -125,11 +130,13 @@ impl IdempotencyStore {
                 fingerprint: f,
                 status,
                 body,
+                request,
             }) => {
                 if *f == fingerprint {
                     Claim::Replay {
                         status: *status,
                         body: body.clone(),
+                        request: request.clone(),
                     }
                 } else {
                     Claim::Mismatch
@@ -138,14 +145,15 @@ impl IdempotencyStore {
         }
     }
 
-    /// Stores the answer of a claimed key.
-    pub fn finish(&mut self, key: &str, status: u16, body: Bytes) {
+    /// Stores the answer of a claimed key, given by the request whose `Request-Id` is `request`.
+    pub fn finish(&mut self, key: &str, status: u16, body: Bytes, request: &str) {
         if let Some(rec) = self.records.get_mut(key) {
             if let Record::InFlight { fingerprint } = *rec {
                 *rec = Record::Done {
                     fingerprint,
                     status,
                     body,
+                    request: Arc::from(request),
                 };
             }
         }
@@ -218,6 +226,10 @@ pub struct StoredAnswer {
     pub status: u16,
     /// The answer's body.
     pub body: String,
+    /// The `Request-Id` of the request that gave the answer, which a replay names in its
+    /// `Original-Request` header. May be left out: a replay then names none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
 }
 
 /// Nanoseconds in a second.
@@ -235,6 +247,7 @@ impl IdempotencyStore {
                     fingerprint,
                     status,
                     body,
+                    request,
                 } => {
                     // To the second, so that reading a record back and writing it out again
                     // gives the same figure.
@@ -246,6 +259,7 @@ impl IdempotencyStore {
                         created,
                         status: *status,
                         body: String::from_utf8_lossy(body).into_owned(),
+                        request: request.to_string(),
                     })
                 }
                 Record::InFlight { .. } => None,
@@ -274,6 +288,13 @@ impl IdempotencyStore {
             if !(100..=599).contains(&a.status) {
                 return Err((i, "status", "must be an HTTP status, 100 to 599".into()));
             }
+            if a.request.len() > 255 || !a.request.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err((
+                    i,
+                    "request",
+                    "must be at most 255 visible ASCII characters".into(),
+                ));
+            }
             if !seen.insert(a.key.clone()) {
                 return Err((i, "key", format!("{:?} is given twice", a.key)));
             }
@@ -285,6 +306,7 @@ impl IdempotencyStore {
                 fingerprint,
                 status: a.status,
                 body: Bytes::from(a.body),
+                request: Arc::from(a.request),
             };
             let key: Arc<str> = Arc::from(a.key);
             store.records.insert(key.clone(), record);
@@ -392,8 +414,10 @@ mod tests {
         let mut s = IdempotencyStore::default();
         assert!(matches!(s.claim("k", 1), Claim::Proceed));
         assert!(matches!(s.claim("k", 1), Claim::InFlight));
-        s.finish("k", 200, Bytes::from_static(b"{}"));
-        assert!(matches!(s.claim("k", 1), Claim::Replay { status: 200, .. }));
+        s.finish("k", 200, Bytes::from_static(b"{}"), "req_first");
+        assert!(
+            matches!(s.claim("k", 1), Claim::Replay { status: 200, request, .. } if &*request == "req_first")
+        );
         assert!(matches!(s.claim("k", 2), Claim::Mismatch));
         assert!(matches!(s.claim("j", 1), Claim::Proceed));
         s.abandon("j");
@@ -404,7 +428,7 @@ mod tests {
 
     fn done(s: &mut IdempotencyStore, key: &str, now: Nanos) {
         assert!(matches!(s.claim_at(key, 1, now), Claim::Proceed), "{key}");
-        s.finish(key, 200, Bytes::from(key.to_string()));
+        s.finish(key, 200, Bytes::from(key.to_string()), "req_1");
     }
 
     fn replays(s: &mut IdempotencyStore, key: &str, now: Nanos) -> bool {

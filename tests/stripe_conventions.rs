@@ -249,6 +249,12 @@ async fn idempotency_replays_and_conflicts() {
     assert_eq!(replay.text, first.text);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(ids(&emu.get(&key, path).await.body).len(), 1);
+    // `Original-Request` names the request that ran: the first one's own id, then on the replay
+    // still the first one's, beside the replay's own `Request-Id`.
+    let first_id = first.header("request-id").unwrap();
+    assert_eq!(first.header("original-request"), Some(first_id));
+    assert_eq!(replay.header("original-request"), Some(first_id));
+    assert_ne!(replay.header("request-id"), Some(first_id));
 
     let mut out = serde_json::Map::new();
     let other_params = emu
@@ -696,4 +702,54 @@ async fn nested_expand_paths_recurse_through_expanded_objects() {
         out.insert(name.to_string(), r.body);
     }
     assert_json_snapshot!("nested_expand_errors", out);
+}
+
+/// `POST path` with `form` and `Idempotency-Key: k`.
+async fn post_with_key(emu: &Emu, key: &str, path: &str, form: &str, k: &str) -> support::Resp {
+    emu.stripe_with("POST", key, path, form, &[("idempotency-key", k)])
+        .await
+}
+
+/// `Original-Request` on answers to POSTs with an `Idempotency-Key`: the answering request's own
+/// id when it ran (errors too), the first request's on a replay (a stored error too); none without
+/// a key, and none on a GET, whose key is ignored.
+#[tokio::test]
+async fn original_request_names_the_request_that_ran() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("original_request").await;
+    let cus = emu.customer(&key, "").await;
+    let grants = "/v1/billing/credit_grants";
+    let grant = emu.grant(&key, &cus, 10, "").await;
+
+    let no_key = emu.post(&key, "/v1/customers", "name=Ada").await;
+    assert_eq!(no_key.status, 200);
+    assert_eq!(no_key.header("original-request"), None);
+    let get = emu
+        .stripe_with("GET", &key, grants, "", &[("idempotency-key", "g")])
+        .await;
+    assert_eq!(get.header("original-request"), None);
+
+    // A refusal after the grant was looked up is stored and replayed with the first request's id.
+    let void = &format!("/v1/billing/credit_grants/{grant}/void");
+    let first = post_with_key(&emu, &key, void, "", "v1").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = post_with_key(&emu, &key, void, "", "v2").await;
+    assert_eq!(again.status, 400, "{}", again.text);
+    let again_id = again.header("request-id").unwrap();
+    assert_eq!(again.header("original-request"), Some(again_id));
+    let replay = post_with_key(&emu, &key, void, "", "v2").await;
+    assert_eq!(replay.status, 400);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.header("original-request"), Some(again_id));
+
+    // A refused parameter is not stored: each try runs, and names itself.
+    let bad = post_with_key(&emu, &key, grants, "amount[type]=coins", "b").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.header("original-request"), bad.header("request-id"));
+    let bad_again = post_with_key(&emu, &key, grants, "amount[type]=coins", "b").await;
+    assert_eq!(bad_again.header("idempotent-replayed"), None);
+    assert_eq!(
+        bad_again.header("original-request"),
+        bad_again.header("request-id")
+    );
 }

@@ -131,7 +131,12 @@ pub fn prepare(app: &App, req: &Request) -> Prepared {
     let mut applied = None;
     match read(app, req, found, idempotency_key, &mut applied) {
         Ok(pending) => Prepared::Stripe(pending),
-        Err(e) => Prepared::Answered(finish_headers(applied, idempotency_key, e.reply())),
+        Err(e) => Prepared::Answered(finish_headers(
+            applied,
+            idempotency_key,
+            &req.request_id,
+            e.reply(),
+        )),
     }
 }
 
@@ -150,7 +155,7 @@ impl Prepared {
                 let idempotency_key = idempotency_key(req);
                 let version = pending.version;
                 let reply = serve(app, req, pending, idempotency_key).unwrap_or_else(|e| e.reply());
-                finish_headers(Some(version), idempotency_key, reply)
+                finish_headers(Some(version), idempotency_key, &req.request_id, reply)
             }
         }
     }
@@ -282,7 +287,9 @@ fn serve(
     // An answer not kept (parameters refused) leaves the key to `Release`, which forgets it.
     if keep {
         if let Some((k, stored)) = release.claimed.take() {
-            stored.lock().finish(k, reply.status, reply.body.clone());
+            stored
+                .lock()
+                .finish(k, reply.status, reply.body.clone(), &req.request_id);
         }
     }
     Ok(reply)
@@ -294,12 +301,23 @@ fn claim(stored: &WorldStore, key: &str, fp: u64) -> StripeResult<Option<Reply>>
     let claimed = stored.lock().claim(key, fp);
     match claimed {
         Claim::Proceed => Ok(None),
-        Claim::Replay { status, body } => Ok(Some(Reply {
+        Claim::Replay {
             status,
-            content_type: "application/json",
-            headers: vec![("idempotent-replayed", "true".to_string())],
             body,
-        })),
+            request,
+        } => {
+            let mut headers = vec![(IDEMPOTENT_REPLAYED, "true".to_string())];
+            // The request that ran; an answer stored without its id names none.
+            if !request.is_empty() {
+                headers.push((ORIGINAL_REQUEST, request.to_string()));
+            }
+            Ok(Some(Reply {
+                status,
+                content_type: "application/json",
+                headers,
+                body,
+            }))
+        }
         Claim::Mismatch => {
             let mut e = StripeError::invalid(format!(
                 "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
@@ -336,13 +354,22 @@ fn serve_emulator(
     Ok(Reply::json_body(200, body))
 }
 
+/// `Original-Request`: on an answer to a POST with `Idempotency-Key`, the `Request-Id` of the
+/// request that ran with the key (this one, unless the answer is a replay).
+const ORIGINAL_REQUEST: &str = "original-request";
+
+/// `Idempotent-Replayed: true`, on a stored answer given again.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 /// Adds the headers every Stripe response carries. `Stripe-Version` names the version the request
 /// ran under (the one it sent, or its world's default), as Stripe sends the account's version when
 /// none was asked for; an answer given before a version applied (401, 403, an invalid version)
-/// has none.
+/// has none. With an idempotency key, the key is echoed and `Original-Request` names the request
+/// that ran: a replay already names the first one, any other answer `request_id`, its own.
 fn finish_headers(
     applied: Option<Version>,
     idempotency_key: Option<&str>,
+    request_id: &str,
     mut reply: Reply,
 ) -> Reply {
     if let Some(v) = applied {
@@ -352,6 +379,15 @@ fn finish_headers(
     }
     if let Some(k) = idempotency_key {
         reply.headers.push(("idempotency-key", k.to_string()));
+        let replayed = reply
+            .headers
+            .iter()
+            .any(|(name, _)| *name == IDEMPOTENT_REPLAYED);
+        if !replayed {
+            reply
+                .headers
+                .push((ORIGINAL_REQUEST, request_id.to_string()));
+        }
     }
     reply
 }
