@@ -43,6 +43,16 @@ async fn authentication_errors_match_stripe() {
             vec![("authorization", "Bearer pk_test_51Habcdefghij1234")],
         ),
         ("bad_basic", vec![("authorization", "Basic %%%")]),
+        // An unencoded key after `Basic` is checked as after `Bearer`; other text is no key.
+        (
+            "basic_unencoded_live_key",
+            vec![("authorization", "Basic sk_live_51Habcdefghij1234")],
+        ),
+        (
+            "basic_unencoded_not_a_key",
+            vec![("authorization", "Basic not_a_key_abcdef123456")],
+        ),
+        ("basic_empty", vec![("authorization", "Basic ")]),
     ] {
         let r = emu.raw("GET", "/v1/customers", &headers, "").await;
         assert_eq!(r.status, 401, "{name}");
@@ -62,6 +72,20 @@ async fn authentication_errors_match_stripe() {
         .await;
     assert_eq!(basic.status, 200, "{}", basic.text);
     assert_eq!(emu.get("rk_test_abc", "/v1/customers").await.status, 200);
+
+    // `Basic` with the key unencoded (with or without `-u`'s colon) is the same key, the same world.
+    let cus = emu.customer("sk_test_abc", "name=Ada").await;
+    for raw in [
+        "Basic sk_test_abc",
+        "Basic sk_test_abc:",
+        "basic  sk_test_abc ",
+    ] {
+        let r = emu
+            .raw("GET", "/v1/customers", &[("authorization", raw)], "")
+            .await;
+        assert_eq!(r.status, 200, "{raw}: {}", r.text);
+        assert_eq!(ids(&r.body), std::slice::from_ref(&cus), "{raw}");
+    }
 }
 
 #[tokio::test]

@@ -35,7 +35,9 @@ pub fn either_key(req: &Request) -> Result<String, StripeError> {
     }
 }
 
-/// Extracts the key from `Bearer KEY` or `Basic base64(KEY:)`.
+/// Extracts the key from `Bearer KEY`, `Basic base64(KEY:)` (as `curl -u KEY:` sends it) or
+/// `Basic KEY`, the key itself unencoded, which Stripe accepts too. An unencoded key is told
+/// apart by its prefix: `_` is not in base64's alphabet, so no encoded credential starts with one.
 fn key_from_header(header: &str) -> Option<String> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
@@ -47,12 +49,20 @@ fn key_from_header(header: &str) -> Option<String> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .ok()
-            .and_then(|b| String::from_utf8(b).ok())?;
-        let user = decoded.split(':').next().unwrap_or("");
+            .and_then(|b| String::from_utf8(b).ok());
+        let credentials = match decoded {
+            Some(decoded) => Cow::Owned(decoded),
+            None if KEY_PREFIXES.iter().any(|p| rest.starts_with(p)) => Cow::Borrowed(rest),
+            None => return None,
+        };
+        let user = credentials.split(':').next().unwrap_or("");
         return (!user.is_empty()).then(|| user.to_string());
     }
     None
 }
+
+/// How Stripe's API keys begin (secret, restricted, publishable); `check_key` tells them apart.
+const KEY_PREFIXES: [&str; 3] = ["sk_", "rk_", "pk_"];
 
 /// Accepts test secret and restricted keys; refuses live keys, publishable keys and anything else.
 pub fn check_key(key: &str) -> Result<(), StripeError> {
@@ -194,6 +204,18 @@ mod tests {
             Some("sk_test_1")
         );
         assert_eq!(key_from_header("Token x"), None);
+        // The key unencoded, with or without the colon `-u` adds.
+        assert_eq!(
+            key_from_header("Basic sk_test_1").as_deref(),
+            Some("sk_test_1")
+        );
+        assert_eq!(
+            key_from_header("basic rk_test_1:").as_deref(),
+            Some("rk_test_1")
+        );
+        assert_eq!(key_from_header("Basic not_a_key"), None);
+        assert_eq!(key_from_header("Basic :sk_test_1"), None);
+        assert_eq!(key_from_header("Basic %%%"), None);
     }
 
     #[test]
