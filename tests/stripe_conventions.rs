@@ -777,3 +777,60 @@ async fn original_request_names_the_request_that_ran() {
         bad_again.header("request-id")
     );
 }
+
+/// `""` for a parameter that cannot be unset is Stripe's `parameter_invalid_empty`, on every
+/// endpoint, after unknown parameters and in declaration order; parameters that `""` clears keep
+/// clearing.
+#[tokio::test]
+async fn empty_strings_only_unset_what_can_be_unset() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("empty_strings").await;
+    let cus = emu.customer(&key, "name=Ada&description=VIP").await;
+    let grant = emu.grant(&key, &cus, 100, "metadata[a]=1").await;
+    let grant_form = format!(
+        "customer={cus}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=100&applicability_config[scope][price_type]=metered"
+    );
+    let summary = "/v1/billing/credit_balance_summary";
+    let mut out = serde_json::Map::new();
+    for (name, method, path, form) in [
+        ("grant_customer", "POST", "/v1/billing/credit_grants".to_string(), grant_form.replace(&format!("customer={cus}"), "customer=")),
+        ("grant_value", "POST", "/v1/billing/credit_grants".to_string(), grant_form.replace("value]=100", "value]=")),
+        ("grant_currency", "POST", "/v1/billing/credit_grants".to_string(), grant_form.replace("currency]=usd", "currency]=")),
+        ("grant_priority", "POST", "/v1/billing/credit_grants".to_string(), format!("{grant_form}&priority=")),
+        // Declaration order: `amount` is declared before `customer`.
+        ("grant_first_declared", "POST", "/v1/billing/credit_grants".to_string(), grant_form.replace(&format!("customer={cus}"), "customer=").replace("currency]=usd", "currency]=")),
+        // Unknown parameters come first.
+        ("grant_unknown_first", "POST", "/v1/billing/credit_grants".to_string(), format!("{}&colour=red", grant_form.replace("value]=100", "value]="))),
+        ("summary_filter_type", "GET", format!("{summary}?customer={cus}&filter[type]="), String::new()),
+        ("summary_customer", "GET", format!("{summary}?customer=&filter[type]=applicability_scope&filter[applicability_scope][price_type]=metered"), String::new()),
+        ("test_clock_frozen_time", "POST", "/v1/test_helpers/test_clocks".to_string(), "frozen_time=".to_string()),
+        ("list_limit", "GET", "/v1/customers?limit=".to_string(), String::new()),
+    ] {
+        let r = emu.stripe(method, &key, &path, &form).await;
+        assert_eq!(r.status, 400, "{name}: {}", r.text);
+        out.insert(name.to_string(), r.body);
+    }
+    assert_json_snapshot!("empty_string_errors", out);
+
+    // What "" clears, it still clears.
+    let r = emu
+        .post(
+            &key,
+            &format!("/v1/billing/credit_grants/{grant}"),
+            "expires_at=&metadata=",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["expires_at"], Value::Null);
+    assert_eq!(r.body["metadata"], json!({}));
+    let r = emu
+        .post(
+            &key,
+            &format!("/v1/customers/{cus}"),
+            "description=&name=&metadata=",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["description"], Value::Null);
+    assert_eq!(r.body["name"], Value::Null);
+}

@@ -349,7 +349,8 @@ impl Operation for ReadVersion {
     }
 }
 
-const VERSION: &[Field] = &[req("version", Spec::Str(5000))];
+/// `version=` puts the world back on the newest version: `""` is a value here.
+const VERSION: &[Field] = &[req("version", Spec::Str(5000)).empty_allowed()];
 
 /// `POST /_emulator/stripe_version`: `version=<known version>` sets the world's default,
 /// `version=` clears it (back to the platform's, or the newest).

@@ -56,6 +56,8 @@ pub struct Field {
     pub since: Option<Change>,
     /// The change that made it optional; versions before it require the parameter.
     pub required_before: Option<Change>,
+    /// Whether `""` is a value of it whatever its type and presence ([`Field::empty_allowed`]).
+    pub empty_allowed: bool,
 }
 
 impl Field {
@@ -71,6 +73,13 @@ impl Field {
         self
     }
 
+    /// This parameter, with `""` as one of its values even where the rule of
+    /// [`Field::may_be_empty`] would refuse it (a required setting that `""` resets).
+    pub const fn empty_allowed(mut self) -> Field {
+        self.empty_allowed = true;
+        self
+    }
+
     /// Whether requests under `version` know this parameter.
     fn known_in(&self, version: Version) -> bool {
         self.since.is_none_or(|c| version.has(c))
@@ -79,6 +88,31 @@ impl Field {
     /// Whether requests under `version` must send this parameter.
     fn required_in(&self, version: Version) -> bool {
         self.required || self.required_before.is_some_and(|c| !version.has(c))
+    }
+
+    /// Whether `""` is a value of this parameter under `version` (it unsets, clears or empties
+    /// it), rather than Stripe's `parameter_invalid_empty`. A parameter that must be sent, or once
+    /// had to be (it has an alternative now, as `customer` has `customer_account`), cannot be
+    /// unset; nor can an integer, a boolean, a time filter, a string map or an enum without `""`
+    /// among its values. Optional strings, timestamps that may be cleared, metadata, hashes and
+    /// arrays take `""` as their empty value, and their handlers say what it means.
+    fn may_be_empty(&self, version: Version) -> bool {
+        if self.empty_allowed {
+            return true;
+        }
+        if self.required_in(version) || self.required_before.is_some() {
+            return false;
+        }
+        match self.spec {
+            Spec::Str(_)
+            | Spec::TsOrEmpty
+            | Spec::Metadata
+            | Spec::Obj(_)
+            | Spec::Array(..)
+            | Spec::Unsupported => true,
+            Spec::Enum(values) => values.contains(&""),
+            Spec::Int | Spec::Bool | Spec::Range | Spec::StrMap(_) => false,
+        }
     }
 }
 
@@ -90,6 +124,7 @@ pub const fn opt(name: &'static str, spec: Spec) -> Field {
         required: false,
         since: None,
         required_before: None,
+        empty_allowed: false,
     }
 }
 
@@ -101,6 +136,7 @@ pub const fn req(name: &'static str, spec: Spec) -> Field {
         required: true,
         since: None,
         required_before: None,
+        empty_allowed: false,
     }
 }
 
@@ -273,7 +309,7 @@ fn check_unknown_node(node: &Node, spec: &Spec, path: &Path, at: At) -> StripeRe
     }
 }
 
-/// Pass two: presence and types, in declaration order.
+/// Pass two: presence, `""` where it cannot unset, and types, in declaration order.
 fn check_fields(params: &Params, fields: &[Field], prefix: &Path, v: Version) -> StripeResult<()> {
     for field in fields {
         let path = Path::Name(prefix, field.name);
@@ -283,6 +319,9 @@ fn check_fields(params: &Params, fields: &[Field], prefix: &Path, v: Version) ->
                 if required {
                     return Err(StripeError::missing_param(&path.to_string()));
                 }
+            }
+            Some(Node::Value(s)) if s.is_empty() && !field.may_be_empty(v) => {
+                return Err(cannot_unset(&path.to_string()));
             }
             Some(node) => check_node(node, &field.spec, &path, required, v)?,
         }
@@ -771,9 +810,10 @@ mod tests {
             )
         );
         assert_eq!(check("payload=x").unwrap_err().message, "Invalid hash");
+        let e = check("payload=").unwrap_err();
         assert_eq!(
-            check("payload=").unwrap_err().message,
-            "Missing required param: payload."
+            (e.code, e.param.as_deref()),
+            (Some("parameter_invalid_empty"), Some("payload"))
         );
         assert_eq!(
             check("").unwrap_err().message,
@@ -796,7 +836,10 @@ mod tests {
                 Some("parameter_invalid_integer")
             )
         );
-        assert_eq!(check("created=").unwrap_err().message, "Invalid integer: ");
+        assert_eq!(
+            check("created=").unwrap_err().code,
+            Some("parameter_invalid_empty")
+        );
         for (bad, param) in [
             ("created[foo]=1", "created[foo]"),
             ("created[gt][x]=1", "created[gt][x]"),
@@ -806,6 +849,55 @@ mod tests {
             assert_eq!(e.code, Some("parameter_unknown"), "{bad}");
             assert_eq!(e.param.as_deref(), Some(param), "{bad}");
         }
+    }
+
+    #[test]
+    fn empty_strings_unset_only_what_may_be_unset() {
+        let empty = |s: &str| {
+            let e = check(s).unwrap_err();
+            assert_eq!(
+                e.code,
+                Some("parameter_invalid_empty"),
+                "{s}: {}",
+                e.message
+            );
+            e.param.unwrap_or_default()
+        };
+        // Required, in declaration order, nested paths spelled in full.
+        assert_eq!(empty("amount[type]=&amount[value]=1"), "amount[type]");
+        assert_eq!(
+            empty("amount[type]=monetary&amount[value]="),
+            "amount[value]"
+        );
+        assert_eq!(empty("amount="), "amount");
+        assert_eq!(
+            message("amount[type]="),
+            "You passed an empty string for 'amount[type]'. We assume empty values are an attempt to unset a parameter; however 'amount[type]' cannot be unset. You should remove 'amount[type]' from your request or supply a non-empty value."
+        );
+        // Unknown parameters still come first; declaration order decides among the rest.
+        assert_eq!(
+            check("amount[type]=&zzz=1").unwrap_err().code,
+            Some("parameter_unknown")
+        );
+        // What may be emptied stays accepted.
+        assert!(check("amount[type]=monetary&name=&metadata=&tags=").is_ok());
+        const MORE: &[Field] = &[
+            opt("n", Spec::Int),
+            opt("b", Spec::Bool),
+            opt("e", Spec::Enum(&["x"])),
+            opt("clearable", Spec::Enum(&["", "x"])),
+            opt("ts", Spec::TsOrEmpty),
+            opt("was_required", Spec::Str(9)).required_before(Change::CustomerAccount),
+        ];
+        let check = |s: &str| validate(&parse(s, &FormLimits::default()).unwrap(), MORE, "");
+        for s in ["n=", "b=", "e=", "was_required="] {
+            assert_eq!(
+                check(s).unwrap_err().code,
+                Some("parameter_invalid_empty"),
+                "{s}"
+            );
+        }
+        assert!(check("clearable=&ts=").is_ok());
     }
 
     #[test]
