@@ -14,7 +14,7 @@ use hyper::{Method, Request};
 use crate::{
     invoice_grant_request, invoice_request, json_id, meter_event_form, meter_request,
     native_request, native_setup_request, native_subscription_grant_body, realistic_grant_form,
-    stripe_post_plain, stripe_request, NativeSetup,
+    scope_prices, stripe_post_plain, stripe_request, NativeSetup,
 };
 
 /// Converts a client request into the emulator's own, as its server does.
@@ -69,14 +69,17 @@ pub async fn run(row: &str, secs: f64) -> Result<(), String> {
     )
     .await?;
     let make: Make = match row {
-        "create" => Box::new(move |_| {
-            stripe_request(
-                Method::POST,
-                key,
-                "/v1/billing/credit_grants",
-                Some(realistic_grant_form(&customer)),
-            )
-        }),
+        "create" => {
+            let prices = scope_prices(key, |req| setup(&app, req)).await?;
+            Box::new(move |_| {
+                stripe_request(
+                    Method::POST,
+                    key,
+                    "/v1/billing/credit_grants",
+                    Some(realistic_grant_form(&customer, &prices)),
+                )
+            })
+        }
         "invoice" => {
             for i in 0..100 {
                 setup(&app, invoice_grant_request(key, &customer, i)).await?;

@@ -301,13 +301,61 @@ fn native_request(
 }
 
 /// The create body of the stripe-python wire capture (reference §16.1), without its `expand[]`
-/// (which would add a whole customer to every answer) and with a `name`: 300 bytes or so.
-fn realistic_grant_form(customer: &str) -> String {
+/// (which would add a whole customer to every answer) and with a `name`, scoped to the world's two
+/// metered prices (see [`scope_prices`]): 350 bytes or so.
+fn realistic_grant_form(customer: &str, prices: &ScopePrices) -> String {
+    let [a, b] = &**prices;
     format!(
         "customer={customer}&amount[type]=monetary&amount[monetary][currency]=usd&amount[monetary][value]=1000\
-         &applicability_config[scope][prices][0][id]=price_A&applicability_config[scope][prices][1][id]=price_B\
+         &applicability_config[scope][prices][0][id]={a}&applicability_config[scope][prices][1][id]={b}\
          &category=promotional&metadata[order]=42&metadata[note]=a+b%26c&name=Bench+credits"
     )
+}
+
+/// The ids of the two metered prices a world's realistic grants are scoped to.
+type ScopePrices = Arc<[String; 2]>;
+
+/// Makes the two metered prices (on one meter) that [`realistic_grant_form`] names in world `key`:
+/// a grant's price scope must name existing metered prices. `send` sends one request and answers
+/// the id of the object it made. Once per world (a meter's event name is the world's only one).
+async fn scope_prices<F, Fut>(key: &str, send: F) -> Result<ScopePrices, String>
+where
+    F: Fn(Request<Full<Bytes>>) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let meter = send(stripe_post_plain(
+        key,
+        "/v1/billing/meters",
+        "display_name=Bench&event_name=bench_scope&default_aggregation[formula]=sum".into(),
+    ))
+    .await?;
+    let price = |name: &str| {
+        stripe_post_plain(
+            key,
+            "/v1/prices",
+            format!(
+                "currency=usd&unit_amount=5&product_data[name]={name}&recurring[interval]=month\
+                 &recurring[usage_type]=metered&recurring[meter]={meter}"
+            ),
+        )
+    };
+    let a = send(price("Bench+A")).await?;
+    let b = send(price("Bench+B")).await?;
+    Ok(Arc::new([a, b]))
+}
+
+/// [`scope_prices`] over HTTP, against the server at `addr`.
+async fn scope_prices_at(addr: std::net::SocketAddr, key: &str) -> Result<ScopePrices, String> {
+    scope_prices(key, |req| async move {
+        let (status, body) = load::once(addr, req).await?;
+        json_id(&body).ok_or_else(|| {
+            format!(
+                "making the scoped prices: {status} {}",
+                String::from_utf8_lossy(&body)
+            )
+        })
+    })
+    .await
 }
 
 /// A grant on metered prices, which a balance summary filtered on `price_type=metered` counts and an
@@ -592,13 +640,13 @@ fn both(f: impl Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static) -> (Mak
 }
 
 /// Stripe create of a grant for `customer` with the SDK's body (a fresh Idempotency-Key each time).
-fn create_make(key: &'static str, customer: String) -> Make {
+fn create_make(key: &'static str, customer: String, prices: ScopePrices) -> Make {
     Arc::new(move |_| {
         stripe_request(
             Method::POST,
             key,
             "/v1/billing/credit_grants",
-            Some(realistic_grant_form(&customer)),
+            Some(realistic_grant_form(&customer, &prices)),
         )
     })
 }
@@ -720,6 +768,7 @@ async fn run(o: Opts) -> Result<(), String> {
     eprintln!("loading the 1,000-grant tenant");
     let key_small = "sk_test_bench_small";
     let cus_small = b.customers(key_small, 1).await?.remove(0);
+    let prices_small = scope_prices_at(b.emu.addr, key_small).await?;
     let (small_ids, _) = b
         .load("1k tenant", 1_000, 1, {
             let c = cus_small.clone();
@@ -727,7 +776,7 @@ async fn run(o: Opts) -> Result<(), String> {
                 stripe_post_plain(
                     key_small,
                     "/v1/billing/credit_grants",
-                    realistic_grant_form(&c),
+                    realistic_grant_form(&c, &prices_small),
                 )
             })
         })
@@ -836,15 +885,17 @@ async fn run(o: Opts) -> Result<(), String> {
         others + 1
     );
     let big_customers = Arc::new(b.customers(key_big, others + 1).await?);
+    let prices_big = scope_prices_at(b.emu.addr, key_big).await?;
     let rss_before_big = b.emu.rss_kib().unwrap_or(0);
     let (big_ids, load_time) = b
         .load("large tenant", n, 997, {
             let cs = big_customers.clone();
+            let prices = prices_big.clone();
             Arc::new(move |i| {
                 let form = if i % 100 == 0 {
                     metered_grant_form(&cs[0], 1000, 50)
                 } else {
-                    realistic_grant_form(&cs[1 + ((i / 100) % others) as usize])
+                    realistic_grant_form(&cs[1 + ((i / 100) % others) as usize], &prices)
                 };
                 stripe_post_plain(key_big, "/v1/billing/credit_grants", form)
             })
@@ -929,7 +980,7 @@ async fn run(o: Opts) -> Result<(), String> {
     let create_big = b
         .emulator_only(
             "create at 1,000,000",
-            create_make(key_big, big_customers[1].clone()),
+            create_make(key_big, big_customers[1].clone(), prices_big),
         )
         .await;
 
@@ -1149,7 +1200,8 @@ async fn create_row(
     let fresh = Bench::start(o, emu_cmd, base_cmd, Some(SETTLE)).await?;
     let key = "sk_test_bench_create";
     let cus = fresh.customers(key, 1).await?.remove(0);
-    let make = create_make(key, cus);
+    let prices = scope_prices_at(fresh.emu.addr, key).await?;
+    let make = create_make(key, cus, prices);
     let (emu_s, base_s) = fresh.compare("create", make.clone(), make).await;
     let row = Row {
         name:
@@ -1208,6 +1260,7 @@ async fn restart_figures(
     let b = Bench::start(o, &with_dir, base_cmd, None).await?;
     let key = "sk_test_bench_restart";
     let customers = Arc::new(b.customers(key, 1_000).await?);
+    let prices = scope_prices_at(b.emu.addr, key).await?;
     eprintln!("storing {} grants", o.grants);
     let (_, took) = b
         .load("restart world", o.grants, u64::MAX, {
@@ -1216,7 +1269,7 @@ async fn restart_figures(
                 stripe_post_plain(
                     key,
                     "/v1/billing/credit_grants",
-                    realistic_grant_form(&c[(i % 1_000) as usize]),
+                    realistic_grant_form(&c[(i % 1_000) as usize], &prices),
                 )
             })
         })
@@ -1284,7 +1337,8 @@ async fn create_webhook_row(
     let key = "sk_test_bench_create_webhook";
     let receiver = endpoint_receiving_every_event(&fresh, key).await?;
     let cus = fresh.customers(key, 1).await?.remove(0);
-    let make = create_make(key, cus);
+    let prices = scope_prices_at(fresh.emu.addr, key).await?;
+    let make = create_make(key, cus, prices);
     let mark = receiver.mark();
     let (emu_s, base_s) = fresh
         .compare(
@@ -1485,13 +1539,18 @@ async fn soak_meter_events(b: &Bench, row: &str) -> Result<(), String> {
 async fn soak(b: Bench, row: &str) -> Result<(), String> {
     let key = "sk_test_bench_soak";
     let cus = b.customers(key, 1).await?.remove(0);
+    let prices = scope_prices_at(b.emu.addr, key).await?;
     if row == "memory" {
         let before = b.emu.rss_kib().unwrap_or(0);
         let n = b.o.grants;
         b.load("memory", n, u64::MAX, {
-            let c = cus.clone();
+            let (c, prices) = (cus.clone(), prices.clone());
             Arc::new(move |_| {
-                stripe_post_plain(key, "/v1/billing/credit_grants", realistic_grant_form(&c))
+                stripe_post_plain(
+                    key,
+                    "/v1/billing/credit_grants",
+                    realistic_grant_form(&c, &prices),
+                )
             })
         })
         .await?;
@@ -1511,7 +1570,7 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         // As row 1w: the tenant's one endpoint receives every event at a local receiver.
         let receiver = endpoint_receiving_every_event(&b, key).await?;
         let mark = receiver.mark();
-        soak_load(&b, row, create_make(key, cus)).await?;
+        soak_load(&b, row, create_make(key, cus, prices)).await?;
         if let (answered, Some(per)) = receiver.since(mark) {
             println!(
                 "receiver: {answered} deliveries answered, {per:.1} µs of its CPU per delivery"
@@ -1547,16 +1606,20 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
         Vec::new()
     } else {
         b.load("soak tenant", 1_000, 1, {
-            let c = cus.clone();
+            let (c, prices) = (cus.clone(), prices.clone());
             Arc::new(move |_| {
-                stripe_post_plain(key, "/v1/billing/credit_grants", realistic_grant_form(&c))
+                stripe_post_plain(
+                    key,
+                    "/v1/billing/credit_grants",
+                    realistic_grant_form(&c, &prices),
+                )
             })
         })
         .await?
         .0
     };
     let make = match row {
-        "create" => create_make(key, cus),
+        "create" => create_make(key, cus, prices),
         "retrieve" => retrieve_make(key, Arc::new(ids)),
         "list" => list_make(key),
         "invoice" => {

@@ -15,7 +15,8 @@ use hyper::Method;
 use super::load::{self, Until};
 use super::proc::Server;
 use super::{
-    mib, realistic_grant_form, stripe_post_plain, stripe_request_with, thousands, Opts, SETTLE,
+    mib, realistic_grant_form, scope_prices_at, stripe_post_plain, stripe_request_with, thousands,
+    Opts, SETTLE,
 };
 
 /// Reads and writes with new keys.
@@ -120,6 +121,7 @@ pub async fn figures(o: &Opts, emu_cmd: &dyn Fn() -> Command) -> Result<(), Stri
     eprintln!("memory: a world of {grants} grants");
     let key = "sk_test_memory_large";
     let customer = customer(&emu, key).await?;
+    let prices = scope_prices_at(emu.addr, key).await?;
     let before = rss(&emu);
     let t0 = Instant::now();
     let out = load::run(
@@ -130,7 +132,7 @@ pub async fn figures(o: &Opts, emu_cmd: &dyn Fn() -> Command) -> Result<(), Stri
             stripe_post_plain(
                 key,
                 "/v1/billing/credit_grants",
-                realistic_grant_form(&customer),
+                realistic_grant_form(&customer, &prices),
             )
         }),
         None,

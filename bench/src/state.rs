@@ -11,7 +11,9 @@ use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 
-use crate::{load, mib, realistic_grant_form, stripe_post_plain, thousands, Bench};
+use crate::{
+    load, mib, realistic_grant_form, scope_prices_at, stripe_post_plain, thousands, Bench,
+};
 
 /// The body limit the emulator runs with here: 4 GiB, above a million grants' document.
 pub const MAX_BODY: &str = "4294967296";
@@ -54,6 +56,7 @@ pub async fn measure(
 ) -> Result<Figures, String> {
     if !loaded {
         let customers = Arc::new(b.customers(key, (n / 1_000).max(1)).await?);
+        let prices = scope_prices_at(b.emu.addr, key).await?;
         let count = customers.len() as u64;
         b.load("state tenant", n, u64::MAX, {
             let cs = customers.clone();
@@ -61,7 +64,7 @@ pub async fn measure(
                 stripe_post_plain(
                     key,
                     "/v1/billing/credit_grants",
-                    realistic_grant_form(&cs[(i % count) as usize]),
+                    realistic_grant_form(&cs[(i % count) as usize], &prices),
                 )
             })
         })

@@ -434,18 +434,19 @@ pub fn check_scope_prices(t: &Tenant, scope: &Applicability, param: &str) -> Str
     let Applicability::Prices(prices) = scope else {
         return Ok(());
     };
+    // The path is spelled only for an error: a create's scope is checked on every request.
+    let at = |i: usize| format!("{param}[prices][{i}][id]");
     for (i, scoped) in prices.iter().enumerate() {
-        let at = format!("{param}[prices][{i}][id]");
         let price = scoped
             .key
             .and_then(|k| t.price(k))
-            .ok_or_else(|| no_such_price(&scoped.id, &at, 400))?;
+            .ok_or_else(|| no_such_price(&scoped.id, &at(i), 400))?;
         if !price.is_metered() || price.meter().is_none() {
             return Err(StripeError::invalid(format!(
                 "The price specified ({}) is not a metered price with a billing meter. Credit grants currently only apply to metered prices that have a Billing Meter attached to them.",
                 shorten(&scoped.id)
             ))
-            .param(at));
+            .param(at(i)));
         }
     }
     Ok(())
