@@ -134,6 +134,17 @@ impl Config {
         for url in &self.webhooks.forward_to {
             crate::webhooks::check_url(url).map_err(|e| format!("forward_to {url}: {e}"))?;
         }
+        // The same list an endpoint's `enabled_events[]` is checked against.
+        if let Some(kind) = self
+            .webhooks
+            .forward_events
+            .iter()
+            .find(|k| !crate::stripe::event_types::is_event_type(k))
+        {
+            return Err(format!(
+                "forward_events {kind}: not one of Stripe's event types (`*` for all)"
+            ));
+        }
         Ok(())
     }
 }

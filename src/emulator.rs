@@ -212,7 +212,9 @@ impl EmulatorBuilder {
         self
     }
 
-    /// The event types forwarded, as `--forward-events` (`*` for all, the default).
+    /// The event types forwarded, as `--forward-events` (`*` for all, the default). A type that is
+    /// not one of Stripe's (those an endpoint's `enabled_events[]` takes) is an `InvalidInput`
+    /// error from `start`.
     pub fn forward_events<S: Into<String>>(mut self, types: impl IntoIterator<Item = S>) -> Self {
         self.config.webhooks.forward_events = types.into_iter().map(Into::into).collect();
         self

@@ -71,7 +71,8 @@
 //!                mod.rs (the pipeline around operations), one file per resource (customers,
 //!                credit_grants, balances, transactions, invoices, invoice_items, test_clocks,
 //!                products, prices (with catalog.rs for what the two share), subscriptions,
-//!                subscription_items, meters, meter_events, alerts, webhook_endpoints), events.rs (the
+//!                subscription_items, meters, meter_events, alerts, webhook_endpoints), event_types.rs (all
+//!                of Stripe's event types, as `enabled_events[]` and `--forward-events` take them), events.rs (the
 //!                model's changes as Stripe events, stored per world; /v1/events), lists, expand,
 //!                search
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,

@@ -13,6 +13,7 @@ use credit_emulator::config::{
 };
 use credit_emulator::form::FormLimits;
 use credit_emulator::request_log::MAX_CAPACITY as MAX_REQUEST_LOG;
+use credit_emulator::stripe::event_types::is_event_type;
 use credit_emulator::webhooks::{check_url, RetrySchedule, WebhookConfig};
 use credit_emulator::{serve, App, Config};
 
@@ -93,8 +94,15 @@ struct Cli {
     #[arg(long, value_name = "URL", value_parser = forward_url)]
     forward_to: Vec<String>,
 
-    /// The event types forwarded, separated by commas (`*` for all).
-    #[arg(long, value_name = "TYPES", default_value = "*", value_delimiter = ',')]
+    /// The event types forwarded, separated by commas (`*` for all); each must be one of the
+    /// types a webhook endpoint's `enabled_events[]` takes.
+    #[arg(
+        long,
+        value_name = "TYPES",
+        default_value = "*",
+        value_delimiter = ',',
+        value_parser = forward_event
+    )]
     forward_events: Vec<String>,
 
     /// The secret forwarded deliveries are signed with (`whsec_…`); one is made up and printed
@@ -335,6 +343,20 @@ fn forward_url(s: &str) -> Result<String, String> {
     check_url(s)
         .map(|()| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// One `--forward-events` type: any of Stripe's event types, as an endpoint's `enabled_events[]`
+/// takes them, so that a misspelt type is refused at start rather than silently forwarding nothing.
+/// Blanks around it are dropped (an empty entry is ignored later).
+fn forward_event(s: &str) -> Result<String, String> {
+    let kind = s.trim();
+    if kind.is_empty() || is_event_type(kind) {
+        Ok(kind.to_string())
+    } else {
+        Err(format!(
+            "{kind} is not one of Stripe's event types (`*` for all)"
+        ))
+    }
 }
 
 /// A `--webhook-secret`: `whsec_` and something after it, as Stripe's SDKs expect.

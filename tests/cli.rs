@@ -135,7 +135,7 @@ fn forwarding_prints_the_signing_secret_after_the_listening_line() {
             "--webhook-retry-schedule",
             "stripe",
             "--forward-events",
-            "customer.created,invoice.paid",
+            "customer.created, invoice.paid,issuing_card.created",
         ],
         2,
     );
@@ -155,6 +155,7 @@ fn bad_webhook_flags_are_refused() {
         &["--webhook-secret", "secret"],
         &["--webhook-retry-schedule", "often"],
         &["--webhook-retry-schedule", "1,-2"],
+        &["--forward-events", "customer.created,customer.exploded"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
             .args(["--port", "0"])

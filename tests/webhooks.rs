@@ -308,6 +308,45 @@ async fn endpoint_create_retrieve_update_list_delete() {
     assert_eq!(none.status, 404);
 }
 
+/// `enabled_events[]` takes every value of Stripe's enum, including types the emulator never emits
+/// (they are kept, and simply never delivered).
+#[tokio::test]
+async fn endpoint_takes_every_stripe_event_type() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("wh_every_type").await;
+    let all = credit_emulator::stripe::event_types::EVENT_TYPES;
+    assert_eq!(all.len(), 276);
+    let (id, _) = endpoint(&emu, &key, "http://127.0.0.1:1/x", all).await;
+    let got = emu.get(&key, &format!("{ENDPOINTS}/{id}")).await;
+    assert_eq!(got.body["enabled_events"].as_array().unwrap().len(), 276);
+
+    let never_emitted = [
+        "payment_intent.succeeded",
+        "issuing_card.created",
+        "checkout.session.completed",
+        "invoice_payment.paid",
+        "treasury.received_debit.created",
+    ];
+    let mut form = String::new();
+    for e in never_emitted {
+        form.push_str(&format!("&enabled_events[]={e}"));
+    }
+    let updated = emu
+        .post(&key, &format!("{ENDPOINTS}/{id}"), &form[1..])
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.body["enabled_events"], json!(never_emitted));
+    let misspelt = emu
+        .post(
+            &key,
+            &format!("{ENDPOINTS}/{id}"),
+            "enabled_events[]=payment_intent.succeded",
+        )
+        .await;
+    assert_eq!(misspelt.status, 400);
+    assert_eq!(misspelt.body["error"]["param"], "enabled_events[0]");
+}
+
 #[tokio::test]
 async fn endpoint_refusals() {
     let emu = Emu::start().await;
@@ -693,6 +732,22 @@ async fn forwarding_sends_every_worlds_events_signed_with_the_fixed_secret() {
         refused.unwrap_err().kind(),
         std::io::ErrorKind::InvalidInput
     );
+    // So is an event type that is not Stripe's; one the emulator never emits is fine.
+    let misspelt = Emulator::builder()
+        .forward_to(rx.url.clone())
+        .forward_events(["invoice.paid", "invoice.payed"])
+        .start()
+        .await;
+    assert_eq!(
+        misspelt.unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    let never_emitted = Emulator::builder()
+        .forward_to(rx.url.clone())
+        .forward_events(["issuing_card.created"])
+        .start()
+        .await;
+    assert!(never_emitted.is_ok());
 }
 
 #[tokio::test]

@@ -181,7 +181,7 @@ impl EventLog {
 
 /// Every event type [`event_type`] gives, so that an event read back from a document keeps its
 /// type as the others do.
-const KINDS: &[&str] = &[
+pub(crate) const KINDS: &[&str] = &[
     "customer.created",
     "customer.updated",
     "customer.deleted",

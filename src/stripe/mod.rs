@@ -32,6 +32,7 @@ pub mod balances;
 pub mod catalog;
 pub mod credit_grants;
 pub mod customers;
+pub mod event_types;
 pub mod events;
 pub mod expand;
 pub mod ids;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::event_types::EVENT_TYPES;
 use super::ids;
 use super::list::{self, ListJson, PageRequest};
 use super::op::{pretty, Body, Deleted, Expand, Input, Operation};
@@ -18,62 +19,7 @@ use crate::wire::params::{
 };
 use crate::wire::versions::{self, Version};
 
-/// The event types an endpoint may ask for: `*`, the types Stripe documents for the objects the
-/// emulator serves, and every type the emulator emits.
-pub const EVENT_TYPES: &[&str] = &[
-    "*",
-    "billing.alert.triggered",
-    "billing.credit_balance_transaction.created",
-    "billing.credit_grant.created",
-    "billing.credit_grant.updated",
-    "billing.meter.created",
-    "billing.meter.deactivated",
-    "billing.meter.reactivated",
-    "billing.meter.updated",
-    "customer.created",
-    "customer.deleted",
-    "customer.subscription.created",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.pending_update_applied",
-    "customer.subscription.pending_update_expired",
-    "customer.subscription.resumed",
-    "customer.subscription.trial_will_end",
-    "customer.subscription.updated",
-    "customer.updated",
-    "invoice.created",
-    "invoice.deleted",
-    "invoice.finalization_failed",
-    "invoice.finalized",
-    "invoice.marked_uncollectible",
-    "invoice.overdue",
-    "invoice.overpaid",
-    "invoice.paid",
-    "invoice.payment_action_required",
-    "invoice.payment_failed",
-    "invoice.payment_succeeded",
-    "invoice.sent",
-    "invoice.upcoming",
-    "invoice.updated",
-    "invoice.voided",
-    "invoice.will_be_due",
-    "invoice_payment.paid",
-    "invoiceitem.created",
-    "invoiceitem.deleted",
-    "price.created",
-    "price.deleted",
-    "price.updated",
-    "product.created",
-    "product.deleted",
-    "product.updated",
-    "test_helpers.test_clock.advancing",
-    "test_helpers.test_clock.created",
-    "test_helpers.test_clock.deleted",
-    "test_helpers.test_clock.internal_failure",
-    "test_helpers.test_clock.ready",
-];
-
-/// Most entries `enabled_events[]` may have (Stripe's enum has 276 values).
+/// Most entries `enabled_events[]` may have (more than Stripe's enum has values).
 const MAX_EVENTS: usize = 300;
 
 const EVENTS: Spec = Spec::Array(&Spec::Enum(EVENT_TYPES), MAX_EVENTS);
