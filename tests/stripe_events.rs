@@ -630,6 +630,7 @@ async fn one_event_of_each_type() {
             "invoice.finalized",
             "invoice.paid",
             "invoice.payment_failed",
+            "invoice.payment_succeeded",
             "invoice.updated",
             "invoice.voided",
             "price.created",
@@ -645,6 +646,140 @@ async fn one_event_of_each_type() {
     );
     assert_json_snapshot!("one_of_each", first_of_each);
     assert_json_snapshot!("every_type_in_order", types(&all));
+}
+
+/// The events of invoice `id`, oldest first, by type.
+async fn invoice_events(emu: &Emu, key: &str, id: &str) -> Vec<String> {
+    let all = events(emu, key, "&type=invoice.*").await;
+    let mine: Vec<Value> = all
+        .into_iter()
+        .filter(|e| e["data"]["object"]["id"] == id)
+        .collect();
+    types(&mine)
+}
+
+/// A payment (a charge, or nothing due) gives `invoice.paid` then `invoice.payment_succeeded`,
+/// the same invoice at the same instant; `paid_out_of_band=true` gives `invoice.paid` alone.
+#[tokio::test]
+async fn a_payment_gives_paid_then_payment_succeeded_and_out_of_band_paid_alone() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_payments").await;
+    let k = key.as_str();
+    let customer = emu.customer(k, "name=Ada").await;
+    let customer = customer.as_str();
+    let emu = &emu;
+    let invoice = |form: String| async move {
+        call(
+            emu,
+            k,
+            "POST",
+            "/v1/invoiceitems",
+            &format!("customer={customer}&amount=500&currency=usd"),
+        )
+        .await;
+        call(
+            emu,
+            k,
+            "POST",
+            "/v1/invoices",
+            &format!("customer={customer}&pending_invoice_items_behavior=include{form}"),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let finalized = ["invoice.created", "invoice.finalized"];
+
+    // Charged at finalization.
+    let charged = invoice(String::new()).await;
+    call(
+        emu,
+        k,
+        "POST",
+        &format!("/v1/invoices/{charged}/finalize"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        invoice_events(emu, k, &charged).await,
+        [
+            &finalized[..],
+            &["invoice.paid", "invoice.payment_succeeded"]
+        ]
+        .concat()
+    );
+    let pair = events(emu, k, "&limit=2").await;
+    assert_eq!(pair[0]["data"]["object"], pair[1]["data"]["object"]);
+    assert_eq!(pair[0]["created"], pair[1]["created"]);
+
+    // Sent, then charged by `pay`.
+    let send = "&collection_method=send_invoice&days_until_due=30".to_string();
+    let paid = invoice(send.clone()).await;
+    call(emu, k, "POST", &format!("/v1/invoices/{paid}/finalize"), "").await;
+    let r = call(emu, k, "POST", &format!("/v1/invoices/{paid}/pay"), "").await;
+    assert_eq!(r["status"], "paid");
+    assert_eq!(
+        invoice_events(emu, k, &paid).await,
+        [
+            &finalized[..],
+            &["invoice.paid", "invoice.payment_succeeded"]
+        ]
+        .concat()
+    );
+
+    // Sent, then marked paid outside Stripe: no payment was made.
+    let outside = invoice(send).await;
+    call(
+        emu,
+        k,
+        "POST",
+        &format!("/v1/invoices/{outside}/finalize"),
+        "",
+    )
+    .await;
+    let r = call(
+        emu,
+        k,
+        "POST",
+        &format!("/v1/invoices/{outside}/pay"),
+        "paid_out_of_band=true",
+    )
+    .await;
+    assert_eq!(r["status"], "paid");
+    assert_eq!(
+        invoice_events(emu, k, &outside).await,
+        [&finalized[..], &["invoice.paid"]].concat()
+    );
+
+    // A draft with nothing due is paid by finalizing, out of band or not.
+    let empty = call(
+        emu,
+        k,
+        "POST",
+        "/v1/invoices",
+        &format!("customer={customer}"),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        emu,
+        k,
+        "POST",
+        &format!("/v1/invoices/{empty}/pay"),
+        "paid_out_of_band=true",
+    )
+    .await;
+    assert_eq!(
+        invoice_events(emu, k, &empty).await,
+        [
+            &finalized[..],
+            &["invoice.paid", "invoice.payment_succeeded"]
+        ]
+        .concat()
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,9 @@ pub enum ChangeKind {
     Finalized,
     /// An invoice was paid.
     Paid,
+    /// An invoice was paid by a payment (charged, or nothing was due), not marked paid outside
+    /// the emulator: recorded right after its [`ChangeKind::Paid`].
+    PaymentSucceeded,
     /// A payment attempt of an invoice was declined.
     PaymentFailed,
     /// An invoice was voided.

@@ -622,7 +622,7 @@ impl Tenant {
         self.finalize_draft(key, now)?;
         let inv = &self.invoices[&key];
         if inv.amount_due() == 0 {
-            self.mark_paid(key, now);
+            self.mark_paid(key, now, Payment::Succeeded);
         } else if inv.collection_method == CollectionMethod::ChargeAutomatically {
             let _ = self.attempt_payment(key, now, None);
         }
@@ -756,13 +756,19 @@ impl Tenant {
         }
     }
 
-    fn mark_paid(&mut self, key: Key, now: Nanos) {
+    /// Marks an invoice paid: by a payment (`Payment::Succeeded`: charged, or nothing was due),
+    /// which Stripe reports as `invoice.paid` then `invoice.payment_succeeded`, or outside Stripe
+    /// (`Payment::OutOfBand`), which is `invoice.paid` alone.
+    fn mark_paid(&mut self, key: Key, now: Nanos, payment: Payment) {
         if let Some(inv) = self.invoices.get_mut(&key) {
             inv.amount_paid = inv.amount_due();
             inv.paid_at = Some(now);
         }
         self.set_invoice_status(key, InvoiceStatus::Paid);
         self.record_invoice(ChangeKind::Paid, key, now, None);
+        if payment == Payment::Succeeded {
+            self.record_invoice(ChangeKind::PaymentSucceeded, key, now, None);
+        }
         if let Some(sub) = self.invoices[&key].subscription {
             self.subscription_payment_settled(sub);
         }
@@ -796,7 +802,7 @@ impl Tenant {
             }
             return Err(InvoiceError::PaymentFailed);
         }
-        self.mark_paid(key, now);
+        self.mark_paid(key, now, Payment::Succeeded);
         Ok(())
     }
 
@@ -818,7 +824,8 @@ impl Tenant {
             // Finalized without its automatic charge: this request makes the one attempt.
             self.finalize_draft(key, now)?;
             if self.invoices[&key].amount_due() == 0 {
-                self.mark_paid(key, now);
+                // Nothing due: paid by finalizing, as any $0 invoice is, whatever `out_of_band`.
+                self.mark_paid(key, now, Payment::Succeeded);
                 return Ok(());
             }
         }
@@ -830,7 +837,7 @@ impl Tenant {
             return Err(InvoiceError::NotPayable(inv.status));
         }
         if out_of_band {
-            self.mark_paid(key, now);
+            self.mark_paid(key, now, Payment::OutOfBand);
             return Ok(());
         }
         self.attempt_payment(key, now, payment_method)
@@ -1058,4 +1065,13 @@ fn range_or_empty<T: Ord + Copy>(
         }
         _ => set.range((lo, hi)),
     }
+}
+
+/// How an invoice came to be paid, which decides the events it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payment {
+    /// A payment succeeded (charged, or nothing was due).
+    Succeeded,
+    /// Marked paid outside Stripe (`paid_out_of_band`).
+    OutOfBand,
 }
