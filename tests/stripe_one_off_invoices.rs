@@ -562,3 +562,145 @@ async fn pay_charges_the_payment_method_it_names_once() {
     assert_eq!(open["status"], "open");
     assert_eq!(open["attempt_count"], 1);
 }
+
+/// The types of the world's `invoice.*` events about invoice `id`, oldest first.
+async fn invoice_event_types(emu: &Emu, key: &str, id: &str) -> Vec<String> {
+    let list = ok(
+        emu.get(key, "/v1/events?type=invoice.*&limit=100").await,
+        "events",
+    )
+    .await;
+    let mut types: Vec<String> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["object"]["id"] == id)
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    types.reverse();
+    types
+}
+
+#[tokio::test]
+async fn send_finalizes_a_draft_and_emits_invoice_sent() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("one_off_send_endpoint").await;
+    let cus = emu.customer(&key, "name=Di&email=di%40example.com").await;
+    let send = "&collection_method=send_invoice&days_until_due=7";
+
+    // A draft is finalized, then sent.
+    let id = open_invoice(&emu, &key, &cus, send).await;
+    let sent = ok(
+        emu.post(&key, &format!("/v1/invoices/{id}/send"), "").await,
+        "send draft",
+    )
+    .await;
+    assert_eq!(sent["status"], "open");
+    assert_eq!(sent["amount_due"], 700);
+    insta::assert_json_snapshot!("one_off_sent", sent);
+    assert_eq!(
+        invoice_event_types(&emu, &key, &id).await,
+        ["invoice.created", "invoice.finalized", "invoice.sent"]
+    );
+    let events = ok(emu.get(&key, "/v1/events?limit=1").await, "last event").await;
+    assert_eq!(events["data"][0]["data"]["object"], sent);
+
+    // An open invoice may be sent again, and a paid one too.
+    ok(
+        emu.post(&key, &format!("/v1/invoices/{id}/send"), "").await,
+        "send again",
+    )
+    .await;
+    ok(
+        emu.post(
+            &key,
+            &format!("/v1/invoices/{id}/pay"),
+            "paid_out_of_band=true",
+        )
+        .await,
+        "pay",
+    )
+    .await;
+    let paid = ok(
+        emu.post(&key, &format!("/v1/invoices/{id}/send"), "").await,
+        "send paid",
+    )
+    .await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(
+        invoice_event_types(&emu, &key, &id).await,
+        [
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.sent",
+            "invoice.sent",
+            "invoice.paid",
+            "invoice.sent"
+        ]
+    );
+
+    // A draft with nothing due is paid by its finalization, then sent.
+    let empty = ok(
+        emu.post(&key, "/v1/invoices", &format!("customer={cus}{send}"))
+            .await,
+        "empty draft",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = ok(
+        emu.post(&key, &format!("/v1/invoices/{empty}/send"), "")
+            .await,
+        "send empty",
+    )
+    .await;
+    assert_eq!(r["status"], "paid");
+    assert_eq!(
+        invoice_event_types(&emu, &key, &empty).await,
+        [
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.paid",
+            "invoice.payment_succeeded",
+            "invoice.sent"
+        ]
+    );
+
+    // Refusals: an invoice charged automatically, a void one, none, an unknown parameter.
+    let mut errors = serde_json::Map::new();
+    let charged = open_invoice(&emu, &key, &cus, "").await;
+    let void = open_invoice(&emu, &key, &cus, send).await;
+    ok(
+        emu.post(&key, &format!("/v1/invoices/{void}/finalize"), "")
+            .await,
+        "finalize",
+    )
+    .await;
+    ok(
+        emu.post(&key, &format!("/v1/invoices/{void}/void"), "")
+            .await,
+        "void",
+    )
+    .await;
+    for (name, id, form, status) in [
+        ("charge_automatically", charged.as_str(), "", 400),
+        ("void", void.as_str(), "", 400),
+        ("no_such_invoice", "in_nope", "", 404),
+        ("unknown_param", id.as_str(), "days_until_due=3", 400),
+    ] {
+        let r = emu
+            .post(&key, &format!("/v1/invoices/{id}/send"), form)
+            .await;
+        assert_eq!(r.status, status, "{name}: {}", r.text);
+        errors.insert(name.to_string(), r.body);
+    }
+    // A refused send changes nothing.
+    let still = ok(
+        emu.get(&key, &format!("/v1/invoices/{charged}")).await,
+        "read",
+    )
+    .await;
+    assert_eq!(still["status"], "draft");
+    insta::assert_json_snapshot!("one_off_send_errors", errors);
+}

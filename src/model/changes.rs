@@ -30,6 +30,8 @@ pub enum ChangeKind {
     PaymentSucceeded,
     /// A payment attempt of an invoice was declined.
     PaymentFailed,
+    /// An invoice was sent to its customer.
+    Sent,
     /// An invoice was voided.
     Voided,
     /// A test clock started moving.

@@ -364,6 +364,10 @@ pub enum InvoiceError {
     FromSubscription,
     /// The customer's payment method declined the charge (the invoice stays open).
     PaymentFailed,
+    /// Only invoices collected by sending them (`send_invoice`) can be sent.
+    NotSendInvoice,
+    /// A void invoice cannot be sent.
+    NotSendable(InvoiceStatus),
 }
 
 /// A line to bill.
@@ -841,6 +845,27 @@ impl Tenant {
             return Ok(());
         }
         self.attempt_payment(key, now, payment_method)
+    }
+
+    /// Sends a `send_invoice` invoice to its customer (nothing is mailed: the change is the
+    /// `invoice.sent` event). A draft is finalized first, as by `finalize_invoice`; an open, paid
+    /// or uncollectible one is sent as it is (again, if it was sent before).
+    pub fn send_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        if inv.collection_method != CollectionMethod::SendInvoice {
+            return Err(InvoiceError::NotSendInvoice);
+        }
+        let domain = self.domain_of(inv.customer);
+        let now = self.now_in(domain);
+        self.run_due(domain, now);
+        let status = self.invoices[&key].status;
+        match status {
+            InvoiceStatus::Void => return Err(InvoiceError::NotSendable(status)),
+            InvoiceStatus::Draft => self.finalize_invoice_at(key, now)?,
+            InvoiceStatus::Open | InvoiceStatus::Paid | InvoiceStatus::Uncollectible => {}
+        }
+        self.record_invoice(ChangeKind::Sent, key, now, None);
+        Ok(())
     }
 
     /// Turns a draft's automatic finalization on or off.

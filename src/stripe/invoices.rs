@@ -942,6 +942,13 @@ fn refusal(e: InvoiceError, id: &str) -> StripeError {
         InvoiceError::FromSubscription => StripeError::invalid(
             "You can only delete draft invoices that were not created by a subscription; void it once it is finalized.",
         ),
+        InvoiceError::NotSendInvoice => StripeError::invalid(
+            "You can only manually send an invoice if its collection method is 'send_invoice'.",
+        ),
+        InvoiceError::NotSendable(status) => StripeError::invalid(format!(
+            "You can only send an invoice whose status is draft, open, paid or uncollectible; invoice {id} is {}.",
+            status_word(status)
+        )),
         InvoiceError::PaymentFailed => {
             let mut e = StripeError::invalid("Your card was declined.")
                 .code("card_declined")
@@ -1068,6 +1075,33 @@ impl Operation for MarkUncollectible {
             .executed(),
             e => refusal(e, &self.id),
         })?;
+        Ok((key, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+/// `POST /v1/invoices/{id}/send`: a `send_invoice` invoice sent to its customer (a draft is
+/// finalized first); no email leaves the emulator, the invoice gets an `invoice.sent` event.
+pub struct Send {
+    id: String,
+    expand: Expand,
+}
+
+impl Operation for Send {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate(input.params, ONLY_EXPAND, "")?;
+        let (id, expand) = one_invoice(input)?;
+        Ok(Send { id, expand })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        t.send_invoice(key).map_err(|e| refusal(e, &self.id))?;
         Ok((key, self.expand))
     }
 

@@ -67,6 +67,7 @@ pub static ROUTES: &[Route] = &[
     route(Post,   "/v1/invoices/{id}/pay",                          op::<invoices::Pay>),
     route(Post,   "/v1/invoices/{id}/mark_uncollectible",           op::<invoices::MarkUncollectible>),
     route(Post,   "/v1/invoices/{id}/void",                         op::<invoices::Void>),
+    route(Post,   "/v1/invoices/{id}/send",                         op::<invoices::Send>),
 
     route(Post,   "/v1/invoiceitems",                               op::<invoice_items::Create>),
     route(Get,    "/v1/invoiceitems",                               op::<invoice_items::List>),
