@@ -299,6 +299,9 @@ struct CancellationView<'a> {
 #[derive(Serialize)]
 struct InvoiceSettings {
     account_tax_ids: Null,
+    custom_fields: Null,
+    description: Null,
+    footer: Null,
     issuer: Issuer,
 }
 
@@ -427,6 +430,9 @@ impl<'a> SubscriptionView<'a> {
             ended_at: secs(s.ended_at),
             invoice_settings: InvoiceSettings {
                 account_tax_ids: NULL,
+                custom_fields: NULL,
+                description: NULL,
+                footer: NULL,
                 issuer: Issuer { kind: "self" },
             },
             items: ItemsList {
