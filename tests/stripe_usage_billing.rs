@@ -543,3 +543,158 @@ async fn with_no_grace_period_a_draft_made_on_a_test_clock_finalizes_at_once() {
     assert_eq!(last["amount_paid"], 35);
     assert_eq!(last["status_transitions"]["finalized_at"], T0 + DAY);
 }
+
+/// Each line of `invoice` as (price id, amount, credits applied), in order.
+fn lines_of(invoice: &Value) -> Vec<(String, i64, i64)> {
+    invoice["lines"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let credits = l["pretax_credit_amounts"]
+                .as_array()
+                .map_or(0, |c| c.iter().map(|c| c["amount"].as_i64().unwrap()).sum());
+            (
+                l["pricing"]["price_details"]["price"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                l["amount"].as_i64().unwrap(),
+                credits,
+            )
+        })
+        .collect()
+}
+
+/// A subscription's lines come newest item first (Stripe's order), on its first invoice, its
+/// preview and its cycle invoice; credits pay the lines in that order.
+#[tokio::test]
+async fn lines_come_newest_item_first_and_credits_pay_them_in_that_order() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("usage_line_order").await;
+    let clock = test_clock(&emu, &key).await;
+    let customer = emu
+        .customer(&key, &format!("test_clock={clock}&name=Ada"))
+        .await;
+    emu.grant(&key, &customer, 1_000, "").await;
+    let mut prices = Vec::new();
+    for (name, form) in [
+        ("seat", "unit_amount=1500".to_string()),
+        ("calls", "unit_amount=5".to_string()),
+        ("support", "unit_amount=900".to_string()),
+        ("storage", "unit_amount=10".to_string()),
+    ] {
+        let metered = matches!(name, "calls" | "storage");
+        let mut form =
+            format!("currency=usd&{form}&product_data[name]={name}&recurring[interval]=month");
+        if metered {
+            let meter = ok(
+                emu.post(
+                    &key,
+                    "/v1/billing/meters",
+                    &format!(
+                        "display_name={name}&event_name={name}&default_aggregation[formula]=sum"
+                    ),
+                )
+                .await,
+                "meter",
+            )
+            .await;
+            form.push_str(&format!(
+                "&recurring[usage_type]=metered&recurring[meter]={}",
+                meter["id"].as_str().unwrap()
+            ));
+        }
+        let price = ok(emu.post(&key, "/v1/prices", &form).await, "price").await;
+        prices.push(price["id"].as_str().unwrap().to_string());
+    }
+    let [seat, calls, support, storage] = [&prices[0], &prices[1], &prices[2], &prices[3]];
+    let sub = ok(
+        emu.post(
+            &key,
+            "/v1/subscriptions",
+            &format!(
+                "customer={customer}&items[0][price]={seat}&items[1][price]={calls}\
+                 &items[2][price]={support}&items[3][price]={storage}&expand[]=latest_invoice"
+            ),
+        )
+        .await,
+        "subscription",
+    )
+    .await;
+    // The first invoice bills the licensed items, newest first.
+    assert_eq!(
+        lines_of(&sub["latest_invoice"]),
+        [(support.clone(), 900, 0), (seat.clone(), 1500, 0)]
+    );
+
+    for (meter, value) in [("calls", 100), ("storage", 80)] {
+        ok(
+            emu.post(
+                &key,
+                "/v1/billing/meter_events",
+                &format!(
+                    "event_name={meter}&payload[stripe_customer_id]={customer}&payload[value]={value}"
+                ),
+            )
+            .await,
+            "usage",
+        )
+        .await;
+    }
+    // The newest metered line (storage, 800) takes credit first, the older (calls, 500) the rest.
+    let expected = [
+        (storage.clone(), 800, 800),
+        (support.clone(), 900, 0),
+        (calls.clone(), 500, 200),
+        (seat.clone(), 1500, 0),
+    ];
+    let preview = ok(
+        emu.post(
+            &key,
+            "/v1/invoices/create_preview",
+            &format!("customer={customer}"),
+        )
+        .await,
+        "preview",
+    )
+    .await;
+    assert_eq!(lines_of(&preview), expected);
+
+    ok(
+        emu.post(
+            &key,
+            &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
+            &format!("frozen_time={}", T1 + 2 * HOUR),
+        )
+        .await,
+        "advance",
+    )
+    .await;
+    let list = ok(
+        emu.get(
+            &key,
+            &format!(
+                "/v1/invoices?subscription={}&limit=1",
+                sub["id"].as_str().unwrap()
+            ),
+        )
+        .await,
+        "invoices",
+    )
+    .await;
+    let cycle = &list["data"][0];
+    assert_eq!(cycle["billing_reason"], "subscription_cycle");
+    assert_eq!(cycle["status"], "paid");
+    assert_eq!(lines_of(cycle), expected);
+    let lines = ok(
+        emu.get(
+            &key,
+            &format!("/v1/invoices/{}/lines", cycle["id"].as_str().unwrap()),
+        )
+        .await,
+        "lines",
+    )
+    .await;
+    assert_eq!(lines["data"], cycle["lines"]["data"]);
+}

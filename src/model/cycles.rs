@@ -208,19 +208,25 @@ impl Tenant {
         invoice
     }
 
-    /// The lines billing `sub`'s items as `bills` say, in item order. A metered line's amount is
-    /// what its meter counted so far (finalization counts again); a licensed line bills its
-    /// quantity.
+    /// The lines billing `sub`'s items as `bills` say, newest item first (Stripe's order for an
+    /// invoice's subscription lines; items made together, newest key first, which is the last one
+    /// listed in the request), each item's lines in `bills` order. Credits apply to lines in this
+    /// order. A metered line's amount is what its meter counted so far (finalization counts
+    /// again); a licensed line bills its quantity.
     fn subscription_lines(&self, sub: Key, bills: &[Bill]) -> Vec<DraftLine> {
         let Some(s) = self.priced_subscription(sub) else {
             return Vec::new();
         };
+        let mut items: Vec<_> = s
+            .items
+            .iter()
+            .filter_map(|&k| self.subscription_item(k))
+            .collect();
+        items.sort_by_key(|i| std::cmp::Reverse((i.created, i.key)));
         let mut lines = Vec::new();
-        for bill in bills {
-            for &item_key in &s.items {
-                let Some(item) = self.subscription_item(item_key) else {
-                    continue;
-                };
+        for item in items {
+            let item_key = item.key;
+            for bill in bills {
                 let Some(price) = self.price(item.price) else {
                     continue;
                 };
