@@ -1338,3 +1338,199 @@ async fn another_key_sees_nothing_of_a_subscription() {
     );
     insta::assert_json_snapshot!("isolation", seen);
 }
+
+/// `POST /v1/subscription_items`, `POST /v1/subscription_items/{id}` and
+/// `DELETE /v1/subscription_items/{id}` change a subscription's items as `items[N]` on the
+/// subscription does, with the same refusals, and the subscription gets
+/// `customer.subscription.updated`.
+#[tokio::test]
+async fn items_are_added_changed_and_removed_through_their_own_endpoints() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("subs_item_endpoints").await;
+    let prices = catalog(&emu, &key);
+    let cus = emu.customer(&key, "").await;
+    let s = subscribe(
+        &emu,
+        &key,
+        &format!(
+            "customer={cus}&items[0][price]={}&items[0][quantity]=2",
+            prices.seat
+        ),
+    )
+    .await;
+    let sub = id(&s);
+    let seat_item = id(&s["items"]["data"][0]);
+    emu.freeze(&key, T0 + 3 * DAY).await;
+
+    // Added: a metered item, no prorations needed.
+    let created = emu
+        .post(
+            &key,
+            "/v1/subscription_items",
+            &format!(
+                "subscription={sub}&price={}&metadata[kind]=usage",
+                prices.calls
+            ),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let calls_item = id(&created.body);
+    insta::assert_json_snapshot!("item_created", created.body);
+    let read = emu
+        .get(&key, &format!("/v1/subscription_items/{calls_item}"))
+        .await;
+    assert_eq!(read.body, created.body);
+    let events = emu
+        .get(&key, "/v1/events?type=customer.subscription.updated")
+        .await;
+    let events = events.body["data"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["data"]["object"]["items"]["data"][1],
+        created.body
+    );
+    assert!(events[0]["data"]["previous_attributes"]["items"].is_object());
+
+    // Changed: metadata; a licensed quantity only without prorations.
+    let changed = emu
+        .post(
+            &key,
+            &format!("/v1/subscription_items/{calls_item}"),
+            "metadata[kind]=&metadata[team]=api",
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.body["metadata"], json!({"team": "api"}));
+    let seat_path = format!("/v1/subscription_items/{seat_item}");
+    let prorated = emu.post(&key, &seat_path, "quantity=5").await;
+    assert_eq!(prorated.status, 400, "{}", prorated.text);
+    assert_eq!(prorated.body["error"]["param"], "quantity");
+    let five = emu
+        .post(&key, &seat_path, "quantity=5&proration_behavior=none")
+        .await;
+    assert_eq!(five.status, 200, "{}", five.text);
+    assert_eq!(five.body["quantity"], 5);
+
+    // Removed: the metered item; the last one cannot go.
+    let deleted = emu
+        .delete(&key, &format!("/v1/subscription_items/{calls_item}"))
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    insta::assert_json_snapshot!("item_deleted", deleted.body);
+    let gone = emu
+        .get(&key, &format!("/v1/subscription_items/{calls_item}"))
+        .await;
+    assert_eq!(gone.status, 404);
+    let after = emu.get(&key, &format!("/v1/subscriptions/{sub}")).await;
+    assert_eq!(ids_of(&after.body["items"]), [seat_item.as_str()]);
+    assert_eq!(after.body["items"]["data"][0]["quantity"], 5);
+    let events = emu
+        .get(&key, "/v1/events?type=customer.subscription.updated")
+        .await;
+    assert_eq!(events.body["data"].as_array().unwrap().len(), 4);
+
+    let mut errors = serde_json::Map::new();
+    for (name, method, path, form) in [
+        (
+            "create_without_subscription",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("price={}", prices.calls),
+        ),
+        (
+            "create_without_price",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("subscription={sub}"),
+        ),
+        (
+            "create_unknown_subscription",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("subscription=sub_nope&price={}", prices.calls),
+        ),
+        (
+            "create_unknown_price",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("subscription={sub}&price=price_nope"),
+        ),
+        (
+            "create_same_price",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!(
+                "subscription={sub}&price={}&proration_behavior=none",
+                prices.seat
+            ),
+        ),
+        (
+            "create_quantity_on_metered",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("subscription={sub}&price={}&quantity=3", prices.calls),
+        ),
+        (
+            "create_licensed_prorated",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("subscription={sub}&price={}", prices.support),
+        ),
+        (
+            "create_other_currency",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!(
+                "subscription={sub}&price={}&proration_behavior=none",
+                prices.euro
+            ),
+        ),
+        (
+            "create_price_data",
+            "POST",
+            "/v1/subscription_items".to_string(),
+            format!("subscription={sub}&price_data[currency]=usd"),
+        ),
+        (
+            "update_unknown_item",
+            "POST",
+            "/v1/subscription_items/si_nope".to_string(),
+            "quantity=1".to_string(),
+        ),
+        (
+            "update_tax_rates",
+            "POST",
+            seat_path.clone(),
+            "tax_rates[0]=txr_1".to_string(),
+        ),
+        (
+            "delete_licensed_prorated",
+            "DELETE",
+            seat_path.clone(),
+            String::new(),
+        ),
+        (
+            "delete_last_item",
+            "DELETE",
+            seat_path.clone(),
+            "proration_behavior=none".to_string(),
+        ),
+        (
+            "delete_clear_usage",
+            "DELETE",
+            seat_path.clone(),
+            "clear_usage=true".to_string(),
+        ),
+    ] {
+        let r = emu.stripe(method, &key, &path, &form).await;
+        assert!(r.status >= 400, "{name}: {}", r.text);
+        errors.insert(
+            name.to_string(),
+            json!({"status": r.status, "body": r.body}),
+        );
+    }
+    insta::assert_json_snapshot!("item_errors", errors);
+    // None of the refusals changed anything.
+    let still = emu.get(&key, &format!("/v1/subscriptions/{sub}")).await;
+    assert_eq!(still.body, after.body);
+}

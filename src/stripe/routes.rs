@@ -90,8 +90,11 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/subscriptions/{id}",                         op::<subscriptions::Retrieve>),
     route(Post,   "/v1/subscriptions/{id}",                         op::<subscriptions::Update>),
     route(Delete, "/v1/subscriptions/{id}",                         op::<subscriptions::Cancel>),
+    route(Post,   "/v1/subscription_items",                         op::<subscriptions::CreateItem>),
     route(Get,    "/v1/subscription_items",                         op::<subscription_items::List>),
     route(Get,    "/v1/subscription_items/{id}",                    op::<subscription_items::Retrieve>),
+    route(Post,   "/v1/subscription_items/{id}",                    op::<subscriptions::UpdateItem>),
+    route(Delete, "/v1/subscription_items/{id}",                    op::<subscriptions::DeleteItem>),
 
     route(Post,   "/v1/test_helpers/test_clocks",                   op::<test_clocks::Create>),
     route(Get,    "/v1/test_helpers/test_clocks",                   op::<test_clocks::List>),

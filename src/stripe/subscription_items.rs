@@ -1,6 +1,7 @@
 //! `/v1/subscription_items`: reading the items of priced subscriptions (list by subscription,
-//! retrieve). Items change through their subscription (`POST /v1/subscriptions/{id}` with
-//! `items[N]`).
+//! retrieve). Items change through their subscription: `POST /v1/subscriptions/{id}` with
+//! `items[N]`, or the item endpoints (create, update, delete), whose operations live with the
+//! subscription's in `super::subscriptions`, since each is a change of the subscription.
 
 use serde::Serialize;
 

@@ -1,6 +1,7 @@
 //! `/v1/subscriptions`: a customer billed every period for items, each a recurring price, in the
 //! model's priced subscriptions. Create, retrieve, list, update (items, cancellation, collection,
-//! metadata) and cancel (`DELETE`). Their invoices come from the cycle engine
+//! metadata) and cancel (`DELETE`), and the item endpoints that change one item
+//! (`POST /v1/subscription_items`, `POST`/`DELETE /v1/subscription_items/{id}`). Their invoices come from the cycle engine
 //! (`model/cycles.rs`). The emulator has no payment intents and computes no prorations, so what
 //! needs those is refused with a clear 400: trials, discounts, taxes, payment settings,
 //! `payment_behavior` other than the default, and any change Stripe would prorate unless
@@ -1294,5 +1295,289 @@ impl Operation for List {
             expand,
             8192 * (keys.len() + 1),
         )
+    }
+}
+
+// ---- items ----
+
+const ITEM_CREATE: &[Field] = &[
+    opt("billing_thresholds", Spec::Unsupported),
+    opt("discounts", Spec::Unsupported),
+    EXPAND,
+    opt("metadata", Spec::Metadata),
+    opt("payment_behavior", PAYMENT_BEHAVIOR),
+    opt("plan", Spec::Unsupported),
+    opt("price", Spec::Str(5000)),
+    opt("price_data", Spec::Unsupported),
+    opt("proration_behavior", PRORATION),
+    opt("proration_date", Spec::Unsupported),
+    opt("quantity", Spec::Int),
+    req("subscription", Spec::Str(5000)),
+    opt("tax_rates", Spec::Unsupported),
+];
+
+const ITEM_UPDATE: &[Field] = &[
+    opt("billing_thresholds", Spec::Unsupported),
+    opt("discounts", Spec::Unsupported),
+    EXPAND,
+    opt("metadata", Spec::Metadata),
+    opt("off_session", Spec::Unsupported),
+    opt("payment_behavior", PAYMENT_BEHAVIOR),
+    opt("plan", Spec::Unsupported),
+    opt("price", Spec::Str(5000)),
+    opt("price_data", Spec::Unsupported),
+    opt("proration_behavior", PRORATION),
+    opt("proration_date", Spec::Unsupported),
+    opt("quantity", Spec::Int),
+    opt("tax_rates", Spec::Unsupported),
+];
+
+const ITEM_DELETE: &[Field] = &[
+    opt("clear_usage", Spec::Unsupported),
+    opt("proration_behavior", PRORATION),
+    opt("proration_date", Spec::Unsupported),
+];
+
+/// What the item endpoints read alike: `quantity` (at least 0), whether prorations are turned
+/// off, and the `payment_behavior` check.
+fn item_common(p: &Params) -> StripeResult<(Option<u64>, bool)> {
+    check_payment_behavior(p)?;
+    let quantity = get_int(p, "quantity")
+        .map(|q| in_range(q, 0, i64::MAX, "quantity").map(|q| q as u64))
+        .transpose()?;
+    Ok((quantity, get_str(p, "proration_behavior") == Some("none")))
+}
+
+/// The item named in the path, and its subscription (404 when there is none).
+fn item_lookup(t: &Tenant, id: &str) -> StripeResult<(Key, Key)> {
+    ids::key_of(id, ids::SUBSCRIPTION_ITEM)
+        .and_then(|k| t.subscription_item(k))
+        .map(|item| (item.key, item.subscription))
+        .ok_or_else(|| StripeError::no_such("subscription item", id, "id", 404))
+}
+
+/// Applies one item change to subscription `sub`, as `POST /v1/subscriptions/{id}` with that one
+/// change would; the item endpoints name their fields without `items[N]`.
+fn change_items(t: &mut Tenant, sub: Key, change: ItemChange) -> StripeResult<()> {
+    let customer = t
+        .priced_subscription(sub)
+        .map(|s| ids::render(ids::CUSTOMER, s.customer))
+        .unwrap_or_default();
+    let update = PricedUpdate {
+        items: vec![change],
+        ..PricedUpdate::default()
+    };
+    t.update_priced_subscription(sub, update)
+        .map_err(|e| match e {
+            // The item endpoint has no `items` parameter to name.
+            PricedError::NoItems => StripeError::invalid(
+                "A subscription must keep at least one item. To end it, cancel it (DELETE /v1/subscriptions/{id}).",
+            )
+            .executed(),
+            e => priced_error(e, &customer, |_, field| field.to_string()),
+        })
+}
+
+/// The answer of an item endpoint: the item as `GET /v1/subscription_items/{id}` shows it.
+fn respond_item(t: &Tenant, key: Key) -> Body {
+    let item = t.subscription_item(key).expect("made or looked up above");
+    Body::Json(super::op::pretty(&ItemView::of(t, item), 2048))
+}
+
+/// `POST /v1/subscription_items`: a new item of `subscription`, as adding `items[N][price]` to the
+/// subscription does (a licensed price needs `proration_behavior=none`); the subscription gets
+/// `customer.subscription.updated`.
+pub struct CreateItem {
+    subscription: String,
+    price: String,
+    quantity: Option<u64>,
+    metadata: Option<MetadataUpdate>,
+    no_prorations: bool,
+}
+
+impl Operation for CreateItem {
+    type Output = Key;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, ITEM_CREATE, HINT)?;
+        Expand::read(p, &[], Version::NEWEST)?;
+        let (quantity, no_prorations) = item_common(p)?;
+        let price = get_str(p, "price")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| StripeError::missing_param("price"))?;
+        Ok(CreateItem {
+            subscription: get_str(p, "subscription").unwrap_or_default().to_string(),
+            price: price.to_string(),
+            quantity,
+            metadata: get_metadata(p, "metadata"),
+            no_prorations,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
+        let sub = ids::key_of(&self.subscription, ids::SUBSCRIPTION)
+            .filter(|k| t.priced_subscription(*k).is_some())
+            .ok_or_else(|| {
+                StripeError::no_such("subscription", &self.subscription, "subscription", 400)
+            })?;
+        let price = price_key(t, &self.price, "price")?;
+        let ended = t
+            .priced_subscription(sub)
+            .is_some_and(|s| s.status.is_ended());
+        if licensed(t, price) && !self.no_prorations && !ended {
+            return Err(proration_refused(
+                "price",
+                "adding a licensed price within a period",
+            ));
+        }
+        let metadata = match self.metadata {
+            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
+            None => Metadata::new(),
+        };
+        let before: Vec<Key> = t
+            .priced_subscription(sub)
+            .map(|s| s.items.clone())
+            .unwrap_or_default();
+        change_items(
+            t,
+            sub,
+            ItemChange::Add(NewItem {
+                price,
+                quantity: self.quantity,
+                metadata,
+            }),
+        )?;
+        t.priced_subscription(sub)
+            .and_then(|s| s.items.iter().copied().find(|k| !before.contains(k)))
+            .ok_or_else(|| StripeError::invalid("The item could not be added.").executed())
+    }
+
+    fn render(key: Key, t: &Tenant) -> Body {
+        respond_item(t, key)
+    }
+}
+
+/// `POST /v1/subscription_items/{id}`: another price, quantity or metadata, as
+/// `items[N][id]=…` on the subscription does (a change Stripe would prorate needs
+/// `proration_behavior=none`).
+pub struct UpdateItem {
+    id: String,
+    price: Option<String>,
+    quantity: Option<u64>,
+    metadata: Option<MetadataUpdate>,
+    no_prorations: bool,
+}
+
+impl Operation for UpdateItem {
+    type Output = Key;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, ITEM_UPDATE, HINT)?;
+        Expand::read(p, &[], Version::NEWEST)?;
+        let (quantity, no_prorations) = item_common(p)?;
+        Ok(UpdateItem {
+            id: input.id().to_string(),
+            price: get_str(p, "price")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            quantity,
+            metadata: get_metadata(p, "metadata"),
+            no_prorations,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
+        let (key, sub) = item_lookup(t, &self.id)?;
+        let item = t.subscription_item(key).expect("looked up above");
+        let price = self.price.map(|p| price_key(t, &p, "price")).transpose()?;
+        let was_licensed = licensed(t, item.price);
+        let new_price = price.filter(|p| *p != item.price);
+        let prorated = if new_price.is_some_and(|p| was_licensed || licensed(t, p)) {
+            Some((
+                "price",
+                "changing the price of a licensed item within a period",
+            ))
+        } else if was_licensed
+            && new_price.is_none()
+            && self.quantity.is_some_and(|q| Some(q) != item.quantity)
+        {
+            Some((
+                "quantity",
+                "changing the quantity of a licensed item within a period",
+            ))
+        } else {
+            None
+        };
+        let metadata = self
+            .metadata
+            .map(|u| apply_metadata(&item.metadata, u, "metadata"))
+            .transpose()?;
+        let ended = t
+            .priced_subscription(sub)
+            .is_some_and(|s| s.status.is_ended());
+        if let Some((param, what)) = prorated.filter(|_| !ended && !self.no_prorations) {
+            return Err(proration_refused(param, what));
+        }
+        change_items(
+            t,
+            sub,
+            ItemChange::Update {
+                item: key,
+                price,
+                quantity: self.quantity,
+                metadata,
+            },
+        )?;
+        Ok(key)
+    }
+
+    fn render(key: Key, t: &Tenant) -> Body {
+        respond_item(t, key)
+    }
+}
+
+/// `DELETE /v1/subscription_items/{id}`: the item leaves its subscription, as
+/// `items[N][deleted]=true` does (a licensed one needs `proration_behavior=none`; the last one
+/// cannot go: cancel the subscription instead).
+pub struct DeleteItem {
+    id: String,
+    no_prorations: bool,
+}
+
+impl Operation for DeleteItem {
+    type Output = String;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, ITEM_DELETE, HINT)?;
+        Ok(DeleteItem {
+            id: input.id().to_string(),
+            no_prorations: get_str(p, "proration_behavior") == Some("none"),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<String> {
+        let (key, sub) = item_lookup(t, &self.id)?;
+        let ended = t
+            .priced_subscription(sub)
+            .is_some_and(|s| s.status.is_ended());
+        let price = t.subscription_item(key).map(|i| i.price);
+        if price.is_some_and(|p| licensed(t, p)) && !ended && !self.no_prorations {
+            return Err(proration_refused(
+                "proration_behavior",
+                "removing a licensed item within a period",
+            ));
+        }
+        change_items(t, sub, ItemChange::Remove(key))?;
+        Ok(ids::render(ids::SUBSCRIPTION_ITEM, key))
+    }
+
+    fn render(id: String, _: &Tenant) -> Body {
+        Body::Json(super::op::pretty(
+            &super::op::Deleted::new(&id, "subscription_item"),
+            128,
+        ))
     }
 }
