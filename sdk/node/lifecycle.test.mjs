@@ -145,12 +145,27 @@ test('credit grants: create, retrieve, update, list, expire, void', async () => 
   assert.equal(updated.expires_at, T0 + 60 * DAY);
   assert.deepEqual(updated.metadata, { batch: 'b1' });
 
+  // A price scope names metered prices of the world: a meter and two prices on it.
+  const meter = await stripe.billing.meters.create({
+    display_name: 'API calls',
+    event_name: 'api_call',
+    default_aggregation: { formula: 'sum' },
+  });
+  const meteredPrice = (name) =>
+    stripe.prices.create({
+      currency: 'usd',
+      unit_amount: 5,
+      product_data: { name },
+      recurring: { interval: 'month', usage_type: 'metered', meter: meter.id },
+    });
+  const priceA = await meteredPrice('Search');
+  const priceB = await meteredPrice('Export');
   const priced = await stripe.billing.creditGrants.create({
     customer: cus,
     amount: { type: 'monetary', monetary: { currency: 'usd', value: 500 } },
-    applicability_config: { scope: { prices: [{ id: 'price_A' }, { id: 'price_B' }] } },
+    applicability_config: { scope: { prices: [{ id: priceA.id }, { id: priceB.id }] } },
   });
-  assert.deepEqual(priced.applicability_config.scope.prices, [{ id: 'price_A' }, { id: 'price_B' }]);
+  assert.deepEqual(priced.applicability_config.scope.prices, [{ id: priceA.id }, { id: priceB.id }]);
   assert.equal(priced.priority, 50);
   assert.equal(priced.category, 'paid');
 

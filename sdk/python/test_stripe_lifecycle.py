@@ -70,13 +70,36 @@ try:
 except stripe.InvalidRequestError as e:
     assert e.http_status == 400 and e.param == "query", (e.http_status, e.param)
 
+# A price scope names metered prices of the world: a meter and two prices on it.
+meter = client.v1.billing.meters.create(
+    params={
+        "display_name": "API calls",
+        "event_name": "api_call",
+        "default_aggregation": {"formula": "sum"},
+    }
+)
+
+
+def metered_price(name):
+    return client.v1.prices.create(
+        params={
+            "currency": "usd",
+            "unit_amount": 5,
+            "product_data": {"name": name},
+            "recurring": {"interval": "month", "usage_type": "metered", "meter": meter.id},
+        }
+    )
+
+
+price_a, price_b = metered_price("Search"), metered_price("Export")
+
 # Create, with price scope, metadata and expand, exactly as the SDK encodes it.
 grant = client.v1.billing.credit_grants.create(
     params={
         "customer": customer.id,
         "name": "Purchased credits",
         "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 1000}},
-        "applicability_config": {"scope": {"prices": [{"id": "price_A"}, {"id": "price_B"}]}},
+        "applicability_config": {"scope": {"prices": [{"id": price_a.id}, {"id": price_b.id}]}},
         "category": "promotional",
         "metadata": {"order": "42", "note": "a b&c"},
         "expand": ["customer"],
@@ -85,7 +108,7 @@ grant = client.v1.billing.credit_grants.create(
 assert grant.object == "billing.credit_grant"
 assert grant.id.startswith("credgr_test_")
 assert grant.amount.monetary.value == 1000 and grant.amount.monetary.currency == "usd"
-assert [p.id for p in grant.applicability_config.scope.prices] == ["price_A", "price_B"]
+assert [p.id for p in grant.applicability_config.scope.prices] == [price_a.id, price_b.id]
 assert grant.customer.id == customer.id, "expand[]=customer returns the customer object"
 assert grant.metadata["note"] == "a b&c"
 assert grant.priority == 50 and grant.voided_at is None and grant.livemode is False
