@@ -73,8 +73,8 @@ impl Field {
         self
     }
 
-    /// This parameter, with `""` as one of its values even where the rule of
-    /// [`Field::may_be_empty`] would refuse it (a required setting that `""` resets).
+    /// This parameter, with `""` as one of its values even where the empty-string rule
+    /// (`may_be_empty`) would refuse it (a required setting that `""` resets).
     pub const fn empty_allowed(mut self) -> Field {
         self.empty_allowed = true;
         self
