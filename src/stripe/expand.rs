@@ -55,6 +55,36 @@ fn expandable(
     })
 }
 
+/// Paths `expand[]` accepts on an invoice: its own endpoints' list, and what an expanded invoice
+/// lets a path go on to. Kept here, beside [`within`], so that the two agree.
+pub const INVOICE: &[&str] = &[
+    "customer",
+    "test_clock",
+    "total_pretax_credit_amounts.credit_balance_transaction",
+];
+
+/// The paths `expand[]` may name within the object an expandable field (by its last segment) puts
+/// in place of an id, for paths that go on past it (`customer.test_clock`,
+/// `data.credit_grant.customer`). The same paths the object's own endpoints accept, so an object
+/// expands the same wherever it appears.
+pub fn within(field: &str) -> &'static [&'static str] {
+    match field {
+        "customer" => &["test_clock"],
+        "credit_grant" => &["customer", "test_clock"],
+        "invoice" | "latest_invoice" => INVOICE,
+        "product" => &["default_price"],
+        "default_price" => &["product"],
+        "subscription" => &["customer", "latest_invoice", "test_clock"],
+        "credit_balance_transaction" => &[
+            "credit_grant",
+            "test_clock",
+            "credit.credits_application_invoice_voided.invoice",
+            "debit.credits_applied.invoice",
+        ],
+        _ => &[],
+    }
+}
+
 /// Expands `paths` (already checked) in `value`. `resolve(field, id)` renders the object behind an id.
 pub fn apply(value: &mut Value, paths: &[String], resolve: &dyn Fn(&str, &str) -> Option<Value>) {
     for path in paths {

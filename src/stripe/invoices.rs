@@ -24,11 +24,7 @@ use crate::wire::versions::Version;
 
 const ONLY_EXPAND: &[Field] = &[EXPAND];
 /// Paths `expand[]` accepts on an invoice.
-pub const EXPANDABLE: &[&str] = &[
-    "customer",
-    "test_clock",
-    "total_pretax_credit_amounts.credit_balance_transaction",
-];
+pub const EXPANDABLE: &[&str] = super::expand::INVOICE;
 const LIST_EXPANDABLE: &[&str] = &[
     "data.customer",
     "data.test_clock",

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::credit_grants::GrantJson;
 use super::customers::CustomerView;
-use super::invoices::{self, InvoiceIds, InvoiceView};
+use super::invoices::{InvoiceIds, InvoiceView};
 use super::meters::MeterView;
 use super::op::Expand;
 use super::prices::price_view;
@@ -50,28 +50,6 @@ pub fn resolve(tenant: &Tenant, field: &str, id: &str, version: Version) -> Opti
             .and_then(|k| tenant.entry(k))
             .map(|e| value(&TransactionView::of(e))),
         _ => None,
-    }
-}
-
-/// The paths `expand[]` may name within the object an expandable field (by its last segment) puts
-/// in place of an id, for paths that go on past it (`customer.test_clock`,
-/// `data.credit_grant.customer`). The same paths the object's own endpoints accept, so an object
-/// expands the same wherever it appears.
-pub fn expandable_within(field: &str) -> &'static [&'static str] {
-    match field {
-        "customer" => &["test_clock"],
-        "credit_grant" => &["customer", "test_clock"],
-        "invoice" | "latest_invoice" => invoices::EXPANDABLE,
-        "product" => &["default_price"],
-        "default_price" => &["product"],
-        "subscription" => &["customer", "latest_invoice", "test_clock"],
-        "credit_balance_transaction" => &[
-            "credit_grant",
-            "test_clock",
-            "credit.credits_application_invoice_voided.invoice",
-            "debit.credits_applied.invoice",
-        ],
-        _ => &[],
     }
 }
 

@@ -186,7 +186,7 @@ impl Expand {
     /// four levels). Expanded objects are shown as `version` shows them.
     pub fn read(params: &Params, allowed: &[&str], version: Version) -> StripeResult<Expand> {
         let paths = get_expand(params);
-        expand::check(&paths, allowed, &super::objects::expandable_within)?;
+        expand::check(&paths, allowed, &expand::within)?;
         Ok(Expand { paths, version })
     }
 
