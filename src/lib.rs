@@ -125,7 +125,8 @@
 //!
 //! To add a Stripe resource: a model file (`model/`, its state and rules as `Tenant` methods), a
 //! facade file (`stripe/`, one type per operation with its parameter table and views), its rows in
-//! `stripe/routes.rs` (and its object in `stripe/objects.rs` if fields can expand to it), and a test
+//! `stripe/routes.rs` (and its object in `stripe/objects.rs` if fields can expand to it, with the
+//! paths that go on through it in `stripe/expand.rs`), and a test
 //! file over real sockets (`tests/stripe_<resource>.rs`, with snapshots).
 
 pub mod admin;
