@@ -18,7 +18,8 @@ use crate::ids::Key;
 use crate::model::{
     BillingMode, CancellationFeedback, CancellationReason, CollectionMethod, Currency, End,
     ItemChange, ItemProblem, Metadata, NewItem, NewPricedSubscription, PricedError, PricedStatus,
-    PricedSubscription, PricedUpdate, Tenant, MAX_ITEMS, MAX_OPEN_ON_CLOCK, MAX_OPEN_PER_CUSTOMER,
+    PricedSubscription, PricedUpdate, SubscriptionItem, Tenant, MAX_ITEMS, MAX_OPEN_ON_CLOCK,
+    MAX_OPEN_PER_CUSTOMER,
 };
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
@@ -865,6 +866,85 @@ enum SentChange {
     },
 }
 
+/// One item change as the request sent it, in the model's words, with what of it Stripe would
+/// prorate (the parameter to name, and why). `item_of(id)` finds the item a change or removal
+/// names; `param(field)` spells a field as the request named it: `items[0][price]` on a
+/// subscription's update, `price` on the item endpoints. Shared by both, so that an item changes
+/// the same way whichever endpoint is asked.
+fn item_change<'t>(
+    t: &'t Tenant,
+    sent: SentChange,
+    item_of: &dyn Fn(&str) -> StripeResult<&'t SubscriptionItem>,
+    param: &dyn Fn(&str) -> String,
+) -> StripeResult<(ItemChange, Option<(String, &'static str)>)> {
+    Ok(match sent {
+        SentChange::Add {
+            price,
+            quantity,
+            metadata,
+        } => {
+            let price = price_key(t, &price, &param("price"))?;
+            let prorates = licensed(t, price)
+                .then(|| (param("price"), "adding a licensed price within a period"));
+            let metadata = match metadata {
+                Some(u) => apply_metadata(&Metadata::new(), u, &param("metadata"))?,
+                None => Metadata::new(),
+            };
+            let change = ItemChange::Add(NewItem {
+                price,
+                quantity,
+                metadata,
+            });
+            (change, prorates)
+        }
+        SentChange::Change {
+            id,
+            price,
+            quantity,
+            metadata,
+        } => {
+            let item = item_of(&id)?;
+            let price = price
+                .map(|p| price_key(t, &p, &param("price")))
+                .transpose()?;
+            let was_licensed = licensed(t, item.price);
+            let new_price = price.filter(|p| *p != item.price);
+            let prorates = if new_price.is_some_and(|p| was_licensed || licensed(t, p)) {
+                Some((
+                    param("price"),
+                    "changing the price of a licensed item within a period",
+                ))
+            } else if was_licensed
+                && new_price.is_none()
+                && quantity.is_some_and(|q| Some(q) != item.quantity)
+            {
+                Some((
+                    param("quantity"),
+                    "changing the quantity of a licensed item within a period",
+                ))
+            } else {
+                None
+            };
+            let metadata = metadata
+                .map(|u| apply_metadata(&item.metadata, u, &param("metadata")))
+                .transpose()?;
+            let change = ItemChange::Update {
+                item: item.key,
+                price,
+                quantity,
+                metadata,
+            };
+            (change, prorates)
+        }
+        SentChange::Remove { id } => {
+            let item = item_of(&id)?;
+            let prorates = licensed(t, item.price)
+                .then(|| (param("deleted"), "removing a licensed item within a period"));
+            (ItemChange::Remove(item.key), prorates)
+        }
+    })
+}
+
 /// `POST /v1/subscriptions/{id}`: items added (`items[N][price]`), changed (`items[N][id]` with a
 /// `price`, `quantity` or `metadata`) or removed (`items[N][id]` with `items[N][deleted]=true`),
 /// cancellation asked for or withdrawn, collection, description and metadata.
@@ -976,79 +1056,13 @@ impl Operation for Update {
             prorated.get_or_insert((param, what));
         };
         for (i, sent) in self.items.into_iter().enumerate() {
-            changes.push(match sent {
-                SentChange::Add {
-                    price,
-                    quantity,
-                    metadata,
-                } => {
-                    let param = format!("items[{i}][price]");
-                    let price = price_key(t, &price, &param)?;
-                    if licensed(t, price) {
-                        note(param, "adding a licensed price within a period");
-                    }
-                    let metadata = match metadata {
-                        Some(u) => {
-                            apply_metadata(&Metadata::new(), u, &format!("items[{i}][metadata]"))?
-                        }
-                        None => Metadata::new(),
-                    };
-                    ItemChange::Add(NewItem {
-                        price,
-                        quantity,
-                        metadata,
-                    })
-                }
-                SentChange::Change {
-                    id,
-                    price,
-                    quantity,
-                    metadata,
-                } => {
-                    let item = item_of(&id, i)?;
-                    let price = price
-                        .map(|p| price_key(t, &p, &format!("items[{i}][price]")))
-                        .transpose()?;
-                    let was_licensed = licensed(t, item.price);
-                    let new_price = price.filter(|p| *p != item.price);
-                    if new_price.is_some_and(|p| was_licensed || licensed(t, p)) {
-                        note(
-                            format!("items[{i}][price]"),
-                            "changing the price of a licensed item within a period",
-                        );
-                    }
-                    if was_licensed
-                        && new_price.is_none()
-                        && quantity.is_some_and(|q| Some(q) != item.quantity)
-                    {
-                        note(
-                            format!("items[{i}][quantity]"),
-                            "changing the quantity of a licensed item within a period",
-                        );
-                    }
-                    let metadata = metadata
-                        .map(|u| {
-                            apply_metadata(&item.metadata, u, &format!("items[{i}][metadata]"))
-                        })
-                        .transpose()?;
-                    ItemChange::Update {
-                        item: item.key,
-                        price,
-                        quantity,
-                        metadata,
-                    }
-                }
-                SentChange::Remove { id } => {
-                    let item = item_of(&id, i)?;
-                    if licensed(t, item.price) {
-                        note(
-                            format!("items[{i}][deleted]"),
-                            "removing a licensed item within a period",
-                        );
-                    }
-                    ItemChange::Remove(item.key)
-                }
-            });
+            let (change, prorates) = item_change(t, sent, &|id| item_of(id, i), &|field| {
+                format!("items[{i}][{field}]")
+            })?;
+            if let Some((param, what)) = prorates {
+                note(param, what);
+            }
+            changes.push(change);
         }
         let metadata = self
             .metadata
@@ -1356,6 +1370,38 @@ fn item_lookup(t: &Tenant, id: &str) -> StripeResult<(Key, Key)> {
         .ok_or_else(|| StripeError::no_such("subscription item", id, "id", 404))
 }
 
+/// Reads one item change sent to an item endpoint with the rules of a subscription's update
+/// ([`item_change`]; fields are named without `items[N]`, a removal by its `proration_behavior`),
+/// refuses what Stripe would prorate unless `no_prorations` (an ended subscription is not
+/// prorated), and applies it to subscription `sub`. `item` is the item the path names, if any.
+fn change_item(
+    t: &mut Tenant,
+    sub: Key,
+    item: Option<Key>,
+    sent: SentChange,
+    no_prorations: bool,
+) -> StripeResult<()> {
+    let (change, prorates) = item_change(
+        t,
+        sent,
+        &|id| {
+            item.and_then(|k| t.subscription_item(k))
+                .ok_or_else(|| StripeError::no_such("subscription item", id, "id", 404))
+        },
+        &|field| match field {
+            "deleted" => "proration_behavior".to_string(),
+            field => field.to_string(),
+        },
+    )?;
+    let ended = t
+        .priced_subscription(sub)
+        .is_some_and(|s| s.status.is_ended());
+    if let Some((param, what)) = prorates.filter(|_| !ended && !no_prorations) {
+        return Err(proration_refused(&param, what));
+    }
+    change_items(t, sub, change)
+}
+
 /// Applies one item change to subscription `sub`, as `POST /v1/subscriptions/{id}` with that one
 /// change would; the item endpoints name their fields without `items[N]`.
 fn change_items(t: &mut Tenant, sub: Key, change: ItemChange) -> StripeResult<()> {
@@ -1421,33 +1467,16 @@ impl Operation for CreateItem {
             .ok_or_else(|| {
                 StripeError::no_such("subscription", &self.subscription, "subscription", 400)
             })?;
-        let price = price_key(t, &self.price, "price")?;
-        let ended = t
-            .priced_subscription(sub)
-            .is_some_and(|s| s.status.is_ended());
-        if licensed(t, price) && !self.no_prorations && !ended {
-            return Err(proration_refused(
-                "price",
-                "adding a licensed price within a period",
-            ));
-        }
-        let metadata = match self.metadata {
-            Some(u) => apply_metadata(&Metadata::new(), u, "metadata")?,
-            None => Metadata::new(),
-        };
         let before: Vec<Key> = t
             .priced_subscription(sub)
             .map(|s| s.items.clone())
             .unwrap_or_default();
-        change_items(
-            t,
-            sub,
-            ItemChange::Add(NewItem {
-                price,
-                quantity: self.quantity,
-                metadata,
-            }),
-        )?;
+        let sent = SentChange::Add {
+            price: self.price,
+            quantity: self.quantity,
+            metadata: self.metadata,
+        };
+        change_item(t, sub, None, sent, self.no_prorations)?;
         t.priced_subscription(sub)
             .and_then(|s| s.items.iter().copied().find(|k| !before.contains(k)))
             .ok_or_else(|| StripeError::invalid("The item could not be added.").executed())
@@ -1490,46 +1519,13 @@ impl Operation for UpdateItem {
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
         let (key, sub) = item_lookup(t, &self.id)?;
-        let item = t.subscription_item(key).expect("looked up above");
-        let price = self.price.map(|p| price_key(t, &p, "price")).transpose()?;
-        let was_licensed = licensed(t, item.price);
-        let new_price = price.filter(|p| *p != item.price);
-        let prorated = if new_price.is_some_and(|p| was_licensed || licensed(t, p)) {
-            Some((
-                "price",
-                "changing the price of a licensed item within a period",
-            ))
-        } else if was_licensed
-            && new_price.is_none()
-            && self.quantity.is_some_and(|q| Some(q) != item.quantity)
-        {
-            Some((
-                "quantity",
-                "changing the quantity of a licensed item within a period",
-            ))
-        } else {
-            None
+        let sent = SentChange::Change {
+            id: self.id,
+            price: self.price,
+            quantity: self.quantity,
+            metadata: self.metadata,
         };
-        let metadata = self
-            .metadata
-            .map(|u| apply_metadata(&item.metadata, u, "metadata"))
-            .transpose()?;
-        let ended = t
-            .priced_subscription(sub)
-            .is_some_and(|s| s.status.is_ended());
-        if let Some((param, what)) = prorated.filter(|_| !ended && !self.no_prorations) {
-            return Err(proration_refused(param, what));
-        }
-        change_items(
-            t,
-            sub,
-            ItemChange::Update {
-                item: key,
-                price,
-                quantity: self.quantity,
-                metadata,
-            },
-        )?;
+        change_item(t, sub, Some(key), sent, self.no_prorations)?;
         Ok(key)
     }
 
@@ -1560,17 +1556,8 @@ impl Operation for DeleteItem {
 
     fn apply(self, t: &mut Tenant) -> StripeResult<String> {
         let (key, sub) = item_lookup(t, &self.id)?;
-        let ended = t
-            .priced_subscription(sub)
-            .is_some_and(|s| s.status.is_ended());
-        let price = t.subscription_item(key).map(|i| i.price);
-        if price.is_some_and(|p| licensed(t, p)) && !ended && !self.no_prorations {
-            return Err(proration_refused(
-                "proration_behavior",
-                "removing a licensed item within a period",
-            ));
-        }
-        change_items(t, sub, ItemChange::Remove(key))?;
+        let sent = SentChange::Remove { id: self.id };
+        change_item(t, sub, Some(key), sent, self.no_prorations)?;
         Ok(ids::render(ids::SUBSCRIPTION_ITEM, key))
     }
 
