@@ -172,16 +172,17 @@ impl Tenant {
         // A request changes an object once, as Stripe tells it: an update made in steps (a
         // grant's expiry, then its metadata) is one update, from the object as it was before the
         // request to the object as it became. What time changes stays one change per step.
-        if kind == ChangeKind::Updated && by_request {
+        if let Some(object) = after
+            .object()
+            .filter(|_| kind == ChangeKind::Updated && by_request)
+        {
             // Not compared on `at`: a clock that runs moves on between the steps of one request.
             let same = |c: &Change| {
-                c.kind == ChangeKind::Updated && c.by_request && c.after.object() == after.object()
+                c.kind == ChangeKind::Updated && c.by_request && c.after.object() == Some(object)
             };
-            if after.object().is_some() {
-                if let Some(earlier) = self.changes.iter_mut().rev().find(|c| same(c)) {
-                    earlier.after = after;
-                    return;
-                }
+            if let Some(earlier) = self.changes.iter_mut().rev().find(|c| same(c)) {
+                earlier.after = after;
+                return;
             }
         }
         self.changes.push(Change {
