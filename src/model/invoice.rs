@@ -606,9 +606,7 @@ impl Tenant {
     /// Finalizes a draft at the customer's now (see `Tenant::finalize_invoice_at`).
     pub fn finalize_invoice(&mut self, key: Key) -> Result<(), InvoiceError> {
         let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
-        let domain = self.domain_of(inv.customer);
-        let now = self.now_in(domain);
-        self.run_due(domain, now);
+        let now = self.caught_up_for(inv.customer);
         self.finalize_invoice_at(key, now)
     }
 
@@ -820,9 +818,7 @@ impl Tenant {
         payment_method: Option<&str>,
     ) -> Result<(), InvoiceError> {
         let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
-        let domain = self.domain_of(inv.customer);
-        let now = self.now_in(domain);
-        self.run_due(domain, now);
+        let now = self.caught_up_for(inv.customer);
         let inv = &self.invoices[&key];
         if inv.status == InvoiceStatus::Draft {
             // Finalized without its automatic charge: this request makes the one attempt.
@@ -855,9 +851,7 @@ impl Tenant {
         if inv.collection_method != CollectionMethod::SendInvoice {
             return Err(InvoiceError::NotSendInvoice);
         }
-        let domain = self.domain_of(inv.customer);
-        let now = self.now_in(domain);
-        self.run_due(domain, now);
+        let now = self.caught_up_for(inv.customer);
         let status = self.invoices[&key].status;
         match status {
             InvoiceStatus::Void => return Err(InvoiceError::NotSendable(status)),
@@ -977,9 +971,7 @@ impl Tenant {
         ) {
             return Err(InvoiceError::NotOpen(invoice.status));
         }
-        let domain = self.domain_of(invoice.customer);
-        let now = self.now_in(domain);
-        self.run_due(domain, now);
+        let now = self.caught_up_for(invoice.customer);
         let invoice = self.invoices[&key].clone();
         for line in &invoice.lines {
             for (entry, _) in &line.credits {

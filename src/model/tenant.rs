@@ -239,6 +239,15 @@ impl Tenant {
         }
     }
 
+    /// Posts what fell due on `customer`'s clock up to its now, and returns that now: a command on
+    /// the customer's objects acts after everything time owed them.
+    pub(super) fn caught_up_for(&mut self, customer: Key) -> Nanos {
+        let domain = self.domain_of(customer);
+        let now = self.now_in(domain);
+        self.run_due(domain, now);
+        now
+    }
+
     /// Now, for a customer.
     pub fn now_for(&self, customer: Key) -> Nanos {
         self.now_in(self.domain_of(customer))
