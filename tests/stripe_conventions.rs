@@ -470,14 +470,7 @@ async fn customers_crud_filters_and_unsupported_fields() {
     );
 
     // Customers on a test clock are listed only with `test_clock`.
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, T0).await;
     let clocked = emu.customer(&key, &format!("test_clock={clock}")).await;
     assert!(!ids(&emu.get(&key, "/v1/customers").await.body).contains(&clocked));
     assert_eq!(
@@ -605,14 +598,7 @@ async fn health_answers_without_a_key() {
 async fn nested_expand_paths_recurse_through_expanded_objects() {
     let emu = Emu::start().await;
     let key = emu.tenant("nested_expand").await;
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, T0).await;
     let cus = emu.customer(&key, &format!("test_clock={clock}")).await;
     let grant = emu.grant(&key, &cus, 500, "").await;
     let inv = emu

@@ -748,14 +748,7 @@ async fn test_clock_advance_posts_every_due_entry_in_time_order() {
     let emu = Emu::start().await;
     let key = emu.tenant("clock_advance").await;
     const DAY: i64 = 86_400;
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, T0).await;
     let cus = emu.customer(&key, &format!("test_clock={clock}")).await;
     let g1 = emu
         .grant(

@@ -185,14 +185,7 @@ async fn timestamp_windows_on_the_tenant_clock_and_on_a_test_clock() {
 
     // A clock frozen 100 days back: its customer's events live at the clock's time.
     let frozen = T0 - 100 * DAY;
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={frozen}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, frozen).await;
     let on_clock = emu.customer(&key, &format!("test_clock={clock}")).await;
     check(
         "clock_default_timestamp",

@@ -182,14 +182,7 @@ async fn month_ends_clamp_and_a_future_anchor_makes_a_short_period() {
     let prices = catalog(&emu, &key);
     // 2026-01-31T09:30:00Z on a test clock.
     let jan31 = 1_769_851_800;
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={jan31}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, jan31).await;
     let cus = emu.customer(&key, &format!("test_clock={clock}")).await;
     let s = subscribe(
         &emu,
@@ -282,14 +275,7 @@ async fn lists_filter_by_customer_status_price_clock_and_created() {
     let prices = catalog(&emu, &key);
     let ada = emu.customer(&key, "email=ada@example.com").await;
     let bob = emu.customer(&key, "email=bob@example.com").await;
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, T0).await;
     let clocked = emu.customer(&key, &format!("test_clock={clock}")).await;
 
     let a1 = id(&subscribe(
@@ -952,14 +938,7 @@ async fn test_clock_and_customer_limits() {
     let emu = Emu::start().await;
     let key = emu.tenant("subs_limits").await;
     let p = catalog(&emu, &key);
-    let clock = emu
-        .post(
-            &key,
-            "/v1/test_helpers/test_clocks",
-            &format!("frozen_time={T0}"),
-        )
-        .await
-        .id();
+    let clock = emu.test_clock(&key, T0).await;
     let cus = emu.customer(&key, &format!("test_clock={clock}")).await;
     let form = format!("customer={cus}&items[0][price]={}", p.calls);
     let first = id(&subscribe(&emu, &key, &form).await);

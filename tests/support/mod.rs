@@ -165,6 +165,19 @@ impl Emu {
         key
     }
 
+    /// Creates a test clock frozen at `frozen_time` and returns its id.
+    pub async fn test_clock(&self, key: &str, frozen_time: i64) -> String {
+        let r = self
+            .post(
+                key,
+                "/v1/test_helpers/test_clocks",
+                &format!("frozen_time={frozen_time}"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "create test clock: {}", r.text);
+        r.id()
+    }
+
     /// Creates a Stripe customer and returns its id.
     pub async fn customer(&self, key: &str, form: &str) -> String {
         let r = self.post(key, "/v1/customers", form).await;
