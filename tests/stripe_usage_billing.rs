@@ -698,3 +698,269 @@ async fn lines_come_newest_item_first_and_credits_pay_them_in_that_order() {
     .await;
     assert_eq!(lines["data"], cycle["lines"]["data"]);
 }
+
+/// Each line of `invoice` as (kind, amount, credits applied), in order: `item` for an invoice
+/// item's line (with its description), the price id for a subscription item's.
+fn kinds_of(invoice: &Value) -> Vec<(String, i64, i64)> {
+    invoice["lines"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let credits = l["pretax_credit_amounts"]
+                .as_array()
+                .map_or(0, |c| c.iter().map(|c| c["amount"].as_i64().unwrap()).sum());
+            let kind = match l["parent"]["type"].as_str() {
+                Some("invoice_item_details") => {
+                    format!("item {}", l["description"].as_str().unwrap_or(""))
+                }
+                _ => l["pricing"]["price_details"]["price"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            };
+            (kind, l["amount"].as_i64().unwrap(), credits)
+        })
+        .collect()
+}
+
+/// An invoice item of `cents` in `currency` for `customer`, described `description`, with `extra`
+/// form fields; returns its id.
+async fn invoice_item(
+    emu: &Emu,
+    key: &str,
+    customer: &str,
+    cents: i64,
+    currency: &str,
+    description: &str,
+    extra: &str,
+) -> String {
+    let r = emu
+        .post(
+            key,
+            "/v1/invoiceitems",
+            &format!(
+                "customer={customer}&amount={cents}&currency={currency}&description={description}{extra}"
+            ),
+        )
+        .await;
+    ok(r, "invoice item").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The invoice an invoice item is on (`null` while pending).
+async fn invoice_of(emu: &Emu, key: &str, item: &str) -> Value {
+    ok(
+        emu.get(key, &format!("/v1/invoiceitems/{item}")).await,
+        "item",
+    )
+    .await["invoice"]
+        .clone()
+}
+
+/// Pending invoice items go first, newest first, on every invoice a subscription makes: its first
+/// invoice, its preview, each cycle's and a cancellation's last. Credits still pay only the
+/// metered line; an item in another currency stays pending.
+#[tokio::test]
+async fn pending_invoice_items_go_first_on_each_subscription_invoice() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("usage_pending_items").await;
+    let clock = test_clock(&emu, &key).await;
+    let customer = emu
+        .customer(&key, &format!("test_clock={clock}&name=Ada"))
+        .await;
+    emu.grant(&key, &customer, 1_000, "").await;
+    let calls = emu.metered_price(&key, "api_calls").await;
+    let seat = ok(
+        emu.post(
+            &key,
+            "/v1/prices",
+            "currency=usd&unit_amount=900&product_data[name]=Seat&recurring[interval]=month",
+        )
+        .await,
+        "licensed price",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Before the subscription: a setup fee, and a charge in another currency.
+    let setup = invoice_item(&emu, &key, &customer, 300, "usd", "Setup", "").await;
+    let euros = invoice_item(&emu, &key, &customer, 100, "eur", "Euros", "").await;
+    let sub = ok(
+        emu.post(
+            &key,
+            "/v1/subscriptions",
+            &format!(
+                "customer={customer}&items[0][price]={seat}&items[1][price]={calls}&expand[]=latest_invoice"
+            ),
+        )
+        .await,
+        "subscription",
+    )
+    .await;
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    let first = &sub["latest_invoice"];
+    insta::assert_json_snapshot!("usage_first_invoice_with_an_item", first);
+    assert_eq!(first["billing_reason"], "subscription_create");
+    assert_eq!(
+        kinds_of(first),
+        [("item Setup".to_string(), 300, 0), (seat.clone(), 900, 0)]
+    );
+    assert_eq!(first["subtotal"], 1_200);
+    assert_eq!(first["amount_paid"], 1_200);
+    assert_eq!(first["status"], "paid");
+    assert_eq!(first["total_pretax_credit_amounts"], json!([]));
+    assert_eq!(invoice_of(&emu, &key, &setup).await, first["id"]);
+    assert_eq!(invoice_of(&emu, &key, &euros).await, Value::Null);
+
+    // Usage, then two more items: both go on the cycle invoice, newest first.
+    let advance = |to: i64| {
+        let (emu, key, clock) = (&emu, &key, &clock);
+        async move {
+            ok(
+                emu.post(
+                    key,
+                    &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
+                    &format!("frozen_time={to}"),
+                )
+                .await,
+                "advance",
+            )
+            .await
+        }
+    };
+    advance(T0 + DAY).await;
+    ok(
+        emu.post(
+            &key,
+            "/v1/billing/meter_events",
+            &format!(
+                "event_name=api_calls&payload[stripe_customer_id]={customer}&payload[value]=100"
+            ),
+        )
+        .await,
+        "usage",
+    )
+    .await;
+    let fee = invoice_item(&emu, &key, &customer, 250, "usd", "Fee", "").await;
+    let late = invoice_item(&emu, &key, &customer, 50, "usd", "Late", "").await;
+    // Items first, newest first; then the subscription's items, newest first (`calls` was listed
+    // last), and only the metered line takes credit.
+    let expected = [
+        ("item Late".to_string(), 50, 0),
+        ("item Fee".to_string(), 250, 0),
+        (calls.clone(), 500, 500),
+        (seat.clone(), 900, 0),
+    ];
+    let preview = ok(
+        emu.post(
+            &key,
+            "/v1/invoices/create_preview",
+            &format!("subscription={sub_id}"),
+        )
+        .await,
+        "preview",
+    )
+    .await;
+    assert_eq!(kinds_of(&preview), expected);
+    assert_eq!(preview["subtotal"], 1_700);
+    assert_eq!(preview["total"], 1_200);
+    assert_eq!(
+        preview["lines"]["data"][0]["id"],
+        format!("il_tmp_{}", late.trim_start_matches("ii_"))
+    );
+    // A preview takes nothing.
+    assert_eq!(invoice_of(&emu, &key, &fee).await, Value::Null);
+
+    advance(T1 + 2 * HOUR).await;
+    let cycle = ok(
+        emu.get(&key, &format!("/v1/invoices?subscription={sub_id}&limit=1"))
+            .await,
+        "invoices",
+    )
+    .await["data"][0]
+        .clone();
+    assert_eq!(cycle["billing_reason"], "subscription_cycle");
+    assert_eq!(cycle["status"], "paid");
+    assert_eq!(kinds_of(&cycle), expected);
+    assert_eq!(cycle["subtotal"], 1_700);
+    assert_eq!(cycle["total"], 1_200);
+    assert_eq!(cycle["amount_paid"], 1_200);
+    let item_line = &cycle["lines"]["data"][1];
+    assert_eq!(
+        item_line["parent"]["invoice_item_details"]["invoice_item"],
+        fee.as_str()
+    );
+    assert_eq!(item_line["period"], json!({"start": T0 + DAY, "end": T1}));
+    for item in [&fee, &late] {
+        assert_eq!(invoice_of(&emu, &key, item).await, cycle["id"]);
+    }
+    assert_eq!(invoice_of(&emu, &key, &euros).await, Value::Null);
+
+    // Cancelled at once with a final invoice: a last item goes on it.
+    let last = invoice_item(&emu, &key, &customer, 75, "usd", "Last", "").await;
+    let canceled = ok(
+        emu.delete(
+            &key,
+            &format!("/v1/subscriptions/{sub_id}?invoice_now=true&expand[]=latest_invoice"),
+        )
+        .await,
+        "cancel",
+    )
+    .await;
+    let final_invoice = &canceled["latest_invoice"];
+    assert_eq!(final_invoice["billing_reason"], "subscription_update");
+    assert_eq!(
+        kinds_of(final_invoice),
+        [("item Last".to_string(), 75, 0), (calls.clone(), 0, 0)]
+    );
+    assert_eq!(invoice_of(&emu, &key, &last).await, final_invoice["id"]);
+    assert_eq!(invoice_of(&emu, &key, &euros).await, Value::Null);
+    let checked = emu
+        .running
+        .app
+        .store
+        .with_tenant(&key, |t| t.check_indexes());
+    assert_eq!(checked, Ok(()));
+}
+
+/// An advance across two boundaries: an item goes on the first invoice made after it, and only
+/// there; one made while a cycle's draft waits its grace period goes on the next cycle's.
+#[tokio::test]
+async fn an_item_goes_on_the_first_invoice_made_after_it() {
+    let emu = Emu::start().await;
+    let w = Loop::new(&emu, "usage_item_first_after", 1_000, "").await;
+    w.advance(&emu, T0 + DAY).await;
+    w.usage(&emu, 100, None).await;
+    let early = invoice_item(&emu, &w.key, &w.customer, 300, "usd", "Early", "").await;
+    // The first boundary's draft is made; an item made now waits for the next invoice.
+    w.advance(&emu, T1 + 60).await;
+    let waiting = invoice_item(&emu, &w.key, &w.customer, 40, "usd", "Waiting", "").await;
+    w.advance(&emu, T2 + 2 * HOUR).await;
+    let invoices = w.invoices(&emu).await;
+    let cycles: Vec<&Value> = invoices
+        .iter()
+        .filter(|i| i["billing_reason"] == "subscription_cycle")
+        .collect();
+    assert_eq!(cycles.len(), 2, "{invoices:#?}");
+    assert_eq!(cycles[0]["created"], T1);
+    assert_eq!(
+        kinds_of(cycles[0]),
+        [
+            ("item Early".to_string(), 300, 0),
+            (w.price.clone(), 500, 500)
+        ]
+    );
+    assert_eq!(cycles[0]["total"], 300);
+    assert_eq!(cycles[1]["created"], T2);
+    assert_eq!(
+        kinds_of(cycles[1]),
+        [("item Waiting".to_string(), 40, 0), (w.price.clone(), 0, 0)]
+    );
+    assert_eq!(invoice_of(&emu, &w.key, &early).await, cycles[0]["id"]);
+    assert_eq!(invoice_of(&emu, &w.key, &waiting).await, cycles[1]["id"]);
+}

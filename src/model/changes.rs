@@ -308,21 +308,6 @@ impl Tenant {
         }
     }
 
-    /// Replaces the copy in the latest change, when it records the creation of the invoice
-    /// `key`, with the invoice as it is now (a draft whose lines are added in the same step).
-    pub(super) fn retake_created(&mut self, key: crate::ids::Key) {
-        let Some(inv) = self.invoices.get(&key) else {
-            return;
-        };
-        if let Some(last) = self.changes.last_mut() {
-            if last.kind == ChangeKind::Created
-                && matches!(&last.after, Snapshot::Invoice(i) if i.key == key)
-            {
-                last.after = Snapshot::Invoice(Box::new(inv.clone()));
-            }
-        }
-    }
-
     /// The world's [`Attachment`], if it is a `T`.
     pub fn attachment<T: 'static>(&self) -> Option<&T> {
         self.attachment.as_ref()?.downcast_ref()

@@ -19,6 +19,9 @@
 //! - **Payment**: a declined charge makes the subscription `past_due`; a paid invoice makes a
 //!   `past_due` one `active` again.
 //!
+//! Each of these invoices takes first the customer's pending invoice items in its currency made by
+//! its creation, newest first; credits never pay them.
+//!
 //! A scheduled step checks that the subscription is still where it expected it (same period end,
 //! not ended), so an event left behind by a change is a no-op and nothing bills twice.
 
@@ -176,7 +179,8 @@ impl Tenant {
         self.post_due_drafts(sub, at);
     }
 
-    /// A draft invoice for `sub` at `at`, with `lines`, that finalizes by itself `grace` later;
+    /// A draft invoice for `sub` at `at`, with the customer's pending invoice items it takes (see
+    /// [`Tenant::pending_item_lines`]) then `lines`, that finalizes by itself `grace` later;
     /// recorded as the subscription's latest.
     fn subscription_invoice(
         &mut self,
@@ -203,7 +207,7 @@ impl Tenant {
             description: None,
             metadata: Metadata::new(),
         };
-        let invoice = self.create_draft_invoice_at(new, at, grace);
+        let invoice = self.create_draft_invoice_at(new, at, grace, true);
         self.set_subscription_latest_invoice(sub, invoice);
         invoice
     }
@@ -302,8 +306,9 @@ impl Tenant {
 
 impl Tenant {
     /// The invoice `sub` would get at the end of its current period, as of the customer's now,
-    /// never stored and changing nothing: metered items with the usage reported so far, licensed
-    /// items for the next period, and the credits that would be applied if it finalized now
+    /// never stored and changing nothing: the customer's pending invoice items it would take,
+    /// metered items with the usage reported so far, licensed items for the next period, and the
+    /// credits that would be applied if it finalized now
     /// (each credit keyed by the lot it would come from; the lines are keyed by their items).
     pub fn preview_subscription_invoice(&self, sub: Key) -> Option<super::Invoice> {
         let s = self.priced_subscription(sub)?;
@@ -314,19 +319,29 @@ impl Tenant {
         if self.subscription_end_due(sub).is_none() {
             bills.push(Bill::Licensed(end, next_end));
         }
-        let lines = self.subscription_lines(sub, &bills);
+        let created = end.max(now);
+        // The customer's pending invoice items come first, as on the invoice the period will make.
+        let items = self.pending_item_lines(s.customer, s.currency, now);
+        let lines = items
+            .into_iter()
+            .map(|(_, mut l)| {
+                l.period.1 = created;
+                l
+            })
+            .chain(self.subscription_lines(sub, &bills));
         let domain = self.domain_of(s.customer);
         let test_clock = match domain {
             super::Domain::Clock(c) => Some(c),
             super::Domain::Tenant => None,
         };
-        // Lines are keyed by their items, which is how a preview names them (`il_tmp_…`).
+        // Lines are keyed by their items (subscription items, invoice items), which is how a
+        // preview names them (`il_tmp_…`).
         let lines = lines
-            .into_iter()
             .map(|l| {
                 let key = match l.source {
                     LineSource::SubscriptionItem { item, .. } => item,
-                    _ => 0,
+                    LineSource::InvoiceItem(item) => item,
+                    LineSource::Direct => 0,
                 };
                 super::InvoiceLine::from_draft(key, l)
             })
@@ -344,7 +359,7 @@ impl Tenant {
             description: None,
             metadata: Metadata::new(),
         };
-        let mut invoice = super::Invoice::draft(sub, new, test_clock, end.max(now), None, lines);
+        let mut invoice = super::Invoice::draft(sub, new, test_clock, created, None, lines);
         self.project_credits(&mut invoice, now);
         Some(invoice)
     }

@@ -521,11 +521,17 @@ impl Tenant {
     }
 
     /// Creates a draft at the customer's now. With `auto_advance`, it finalizes by itself
-    /// `grace` later (at once when `grace` is zero).
-    pub fn create_draft_invoice(&mut self, new: NewInvoice, grace: Nanos) -> Key {
+    /// `grace` later (at once when `grace` is zero). With `take_pending`, the customer's pending
+    /// invoice items it may take come first (see `Tenant::pending_item_lines`).
+    pub fn create_draft_invoice(
+        &mut self,
+        new: NewInvoice,
+        grace: Nanos,
+        take_pending: bool,
+    ) -> Key {
         let domain = self.domain_of(new.customer);
         let now = self.now_in(domain);
-        self.create_draft_invoice_at(new, now, grace)
+        self.create_draft_invoice_at(new, now, grace, take_pending)
     }
 
     /// [`Tenant::create_draft_invoice`] at `now` (a clock's instant while it is being advanced).
@@ -534,12 +540,20 @@ impl Tenant {
         new: NewInvoice,
         now: Nanos,
         grace: Nanos,
+        take_pending: bool,
     ) -> Key {
         let domain = self.domain_of(new.customer);
         let key = self.next_key();
         let mut new = new;
-        let lines = std::mem::take(&mut new.lines)
+        let items = if take_pending {
+            self.take_pending_items(new.customer, new.currency, key, now)
+        } else {
+            Vec::new()
+        };
+        // Stripe's order: pending invoice items, then what the invoice was made for.
+        let lines = items
             .into_iter()
+            .chain(std::mem::take(&mut new.lines))
             .map(|l| InvoiceLine::from_draft(self.next_key(), l))
             .collect();
         let finalizes_at = new.auto_advance.then(|| now.saturating_add(grace));
@@ -903,21 +917,7 @@ impl Tenant {
                 Some(self.invoice_items.items.get(&first)?.currency)
             })
             .unwrap_or(fallback);
-        let key = self.create_draft_invoice_at(new, now, grace);
-        if include_pending {
-            let (customer, currency) = (self.invoices[&key].customer, self.invoices[&key].currency);
-            let lines = self.take_pending_items(customer, currency, key, now);
-            let lines: Vec<InvoiceLine> = lines
-                .into_iter()
-                .map(|l| InvoiceLine::from_draft(self.next_key(), l))
-                .collect();
-            if let Some(inv) = self.invoices.get_mut(&key) {
-                inv.lines.extend(lines);
-            }
-            // The draft is made with its items in one step: its creation shows them.
-            self.retake_created(key);
-        }
-        key
+        self.create_draft_invoice_at(new, now, grace, include_pending)
     }
 
     /// Takes the line made by `source` off draft `key`; false when the invoice is not a draft.

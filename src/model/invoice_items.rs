@@ -1,6 +1,8 @@
 //! Invoice items: one-off charges waiting for an invoice (a credit pack a customer buys, say). A
-//! pending item is swept into the customer's next invoice that includes pending items; deleting
-//! that draft makes it pending again.
+//! pending item goes onto the customer's next invoice made at or after its creation, in its
+//! currency: an invoice of one of the customer's subscriptions (its first, each cycle's, a
+//! cancellation's last), or a one-off invoice that includes pending items. Deleting a one-off
+//! draft makes its items pending again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -170,47 +172,61 @@ impl Tenant {
         Ok(())
     }
 
-    /// Takes a customer's pending items in `currency` onto invoice `invoice`, as draft lines.
+    /// The lines a new invoice of `customer` in `currency`, made at `at`, takes from the customer's
+    /// pending items, newest first (Stripe lists them so, ahead of a subscription's lines), each
+    /// with its item's key: the items in its currency made at or before its creation.
+    pub(super) fn pending_item_lines(
+        &self,
+        customer: Key,
+        currency: Currency,
+        at: Nanos,
+    ) -> Vec<(Key, DraftLine)> {
+        let Some(pending) = self.invoice_items.pending.get(&customer) else {
+            return Vec::new();
+        };
+        pending
+            .iter()
+            .rev()
+            .filter_map(|key| self.invoice_items.items.get(key))
+            .filter(|item| item.currency == currency && item.created <= at)
+            .map(|item| {
+                let line = DraftLine {
+                    amount: item.amount,
+                    price_key: item.price,
+                    product: item.product,
+                    quantity: Decimal::from(item.quantity),
+                    description: item.description.clone(),
+                    period: (item.created, at),
+                    source: LineSource::InvoiceItem(item.key),
+                    usage: None,
+                    // Billing credits never pay one-off charges.
+                    creditable: false,
+                    metadata: item.metadata.clone(),
+                };
+                (item.key, line)
+            })
+            .collect()
+    }
+
+    /// Takes the pending items [`Tenant::pending_item_lines`] selects onto invoice `invoice`: they
+    /// name it and are no longer pending. Returns their lines.
     pub(super) fn take_pending_items(
         &mut self,
         customer: Key,
         currency: Currency,
         invoice: Key,
-        now: Nanos,
+        at: Nanos,
     ) -> Vec<DraftLine> {
-        let keys: Vec<Key> = self
-            .invoice_items
-            .pending
-            .get(&customer)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        let mut lines = Vec::new();
-        // Stripe lists pending items newest first on the invoice.
-        for key in keys.into_iter().rev() {
-            let Some(item) = self.invoice_items.items.get_mut(&key) else {
-                continue;
-            };
-            if item.currency != currency {
-                continue;
-            }
-            item.invoice = Some(invoice);
-            lines.push(DraftLine {
-                amount: item.amount,
-                price_key: item.price,
-                product: item.product,
-                quantity: Decimal::from(item.quantity),
-                description: item.description.clone(),
-                period: (item.created, now),
-                source: LineSource::InvoiceItem(key),
-                usage: None,
-                creditable: false,
-                metadata: item.metadata.clone(),
-            });
+        let taken = self.pending_item_lines(customer, currency, at);
+        for (key, _) in &taken {
             if let Some(s) = self.invoice_items.pending.get_mut(&customer) {
-                s.remove(&key);
+                s.remove(key);
+            }
+            if let Some(item) = self.invoice_items.items.get_mut(key) {
+                item.invoice = Some(invoice);
             }
         }
-        lines
+        taken.into_iter().map(|(_, line)| line).collect()
     }
 
     /// Makes an item pending again (its draft was deleted).
@@ -261,5 +277,108 @@ impl Tenant {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        BillingMode, CollectionMethod, Interval, NewCustomer, NewItem, NewPrice,
+        NewPricedSubscription, Recurring, Scheme, TenantClock, UsageType,
+    };
+    use crate::time::parse_rfc3339;
+
+    fn at(s: &str) -> Nanos {
+        parse_rfc3339(s).expect("a time")
+    }
+
+    fn usd() -> Currency {
+        Currency::parse("usd").expect("a currency")
+    }
+
+    /// A clock that runs by itself posts what fell due at the next request, so an item can be made
+    /// at an instant past a period end whose invoice is not made yet. That invoice is dated at the
+    /// period end, before the item existed: the item waits for the next one.
+    #[test]
+    fn an_item_made_past_a_period_end_not_yet_run_waits_for_the_next_invoice() {
+        let mut t = Tenant::new("sk_test_items", Some(5));
+        t.freeze_clock(at("2026-01-01T00:00:00Z"))
+            .expect("a fresh world starts anywhere");
+        let customer = t.create_customer(NewCustomer::default());
+        let product = t.create_product("Seat".into(), Metadata::new());
+        let price = t.create_price(NewPrice {
+            product,
+            active: true,
+            currency: usd(),
+            recurring: Some(Recurring {
+                interval: Interval::Month,
+                interval_count: 1,
+                usage_type: UsageType::Licensed,
+                meter: None,
+            }),
+            scheme: Scheme::PerUnit {
+                unit_amount: 900.into(),
+            },
+            transform_quantity: None,
+            lookup_key: None,
+            nickname: None,
+            metadata: Metadata::new(),
+        });
+        let sub = t
+            .create_priced_subscription(NewPricedSubscription {
+                customer,
+                items: vec![NewItem {
+                    price,
+                    ..NewItem::default()
+                }],
+                collection_method: CollectionMethod::ChargeAutomatically,
+                days_until_due: None,
+                billing_mode: BillingMode::Flexible,
+                billing_cycle_anchor: None,
+                cancel_at_period_end: false,
+                cancel_at: None,
+                metadata: Metadata::new(),
+                description: None,
+            })
+            .expect("made");
+        let latest = |t: &Tenant| {
+            let key = t
+                .priced_subscription(sub)
+                .and_then(|s| s.latest_invoice)
+                .expect("an invoice");
+            t.invoice(key).expect("stored").clone()
+        };
+
+        // Five seconds past the first period end, nothing due posted yet.
+        t.clock = TenantClock::Frozen(at("2026-02-01T00:00:05Z"));
+        let item = t.create_invoice_item(NewInvoiceItem {
+            customer,
+            currency: usd(),
+            price: None,
+            product: None,
+            quantity: 1,
+            unit_amount: 300.into(),
+            description: Some("Fee".into()),
+            metadata: Metadata::new(),
+        });
+        t.catch_up();
+        let cycle = latest(&t);
+        assert_eq!(cycle.created, at("2026-02-01T00:00:00Z"));
+        assert_eq!(cycle.lines.len(), 1);
+        assert!(matches!(
+            cycle.lines[0].source,
+            LineSource::SubscriptionItem { .. }
+        ));
+        assert_eq!(t.invoice_item(item).and_then(|i| i.invoice), None);
+
+        t.freeze_clock(at("2026-03-01T00:00:00Z")).expect("forward");
+        let next = latest(&t);
+        assert_eq!(next.created, at("2026-03-01T00:00:00Z"));
+        assert_eq!(next.lines[0].source, LineSource::InvoiceItem(item));
+        assert!(!next.lines[0].creditable);
+        assert_eq!(next.subtotal(), 1_200);
+        assert_eq!(t.invoice_item(item).and_then(|i| i.invoice), Some(next.key));
+        assert_eq!(t.check_indexes(), Ok(()));
     }
 }

@@ -1,8 +1,9 @@
 //! Invoice items (`/v1/invoiceitems`): one-off charges that wait, pending, for the customer's next
-//! invoice that takes pending items (`POST /v1/invoices` with
-//! `pending_invoice_items_behavior=include`). This is how a customer buys a credit pack: an item for
-//! the pack's one-time price, an invoice, finalized and paid; the application then grants `paid`
-//! credits, reading `pricing.price_details.product` off the paid invoice's lines.
+//! invoice: the next one a subscription of the customer makes, or a one-off invoice that takes
+//! pending items (`POST /v1/invoices` with `pending_invoice_items_behavior=include`). This is how a
+//! customer buys a credit pack: an item for the pack's one-time price, an invoice, finalized and
+//! paid; the application then grants `paid` credits, reading `pricing.price_details.product` off
+//! the paid invoice's lines.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
