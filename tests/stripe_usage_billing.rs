@@ -964,3 +964,135 @@ async fn an_item_goes_on_the_first_invoice_made_after_it() {
     assert_eq!(invoice_of(&emu, &w.key, &early).await, cycles[0]["id"]);
     assert_eq!(invoice_of(&emu, &w.key, &waiting).await, cycles[1]["id"]);
 }
+
+/// `subscription` ties an item to one subscription of the customer: a one-off invoice leaves it,
+/// and that subscription's next invoice takes it. Each wrong subscription is refused.
+#[tokio::test]
+async fn an_item_made_for_a_subscription_waits_for_that_subscriptions_invoice() {
+    let emu = Emu::start().await;
+    let w = Loop::new(&emu, "usage_item_subscription", 0, "").await;
+    let sub_id = w.subscription["id"].as_str().unwrap().to_string();
+    let tied = ok(
+        emu.post(
+            &w.key,
+            "/v1/invoiceitems",
+            &format!(
+                "customer={}&amount=120&currency=usd&description=Tied&subscription={sub_id}",
+                w.customer
+            ),
+        )
+        .await,
+        "tied item",
+    )
+    .await;
+    insta::assert_json_snapshot!("usage_item_for_a_subscription", tied);
+    assert_eq!(
+        tied["parent"],
+        json!({"subscription_details": {"subscription": sub_id}, "type": "subscription_details"})
+    );
+    let tied_id = tied["id"].as_str().unwrap().to_string();
+    let loose = invoice_item(&emu, &w.key, &w.customer, 80, "usd", "Loose", "").await;
+
+    // A one-off invoice takes only the item that waits for no subscription.
+    let one_off = ok(
+        emu.post(
+            &w.key,
+            "/v1/invoices",
+            &format!(
+                "customer={}&pending_invoice_items_behavior=include",
+                w.customer
+            ),
+        )
+        .await,
+        "one-off",
+    )
+    .await;
+    assert_eq!(kinds_of(&one_off), [("item Loose".to_string(), 80, 0)]);
+    assert_eq!(invoice_of(&emu, &w.key, &loose).await, one_off["id"]);
+    assert_eq!(invoice_of(&emu, &w.key, &tied_id).await, Value::Null);
+
+    w.advance(&emu, T1 + 60).await;
+    let invoices = w.invoices(&emu).await;
+    let cycle = &invoices[1];
+    assert_eq!(
+        kinds_of(cycle),
+        [("item Tied".to_string(), 120, 0), (w.price.clone(), 0, 0)]
+    );
+    assert_eq!(
+        cycle["lines"]["data"][0]["parent"]["invoice_item_details"]["subscription"],
+        sub_id.as_str()
+    );
+    assert_eq!(invoice_of(&emu, &w.key, &tied_id).await, cycle["id"]);
+
+    // Refusals: no such subscription, another customer's, an ended one, another currency.
+    let other = emu
+        .customer(&w.key, &format!("test_clock={}&name=Bo", w.clock))
+        .await;
+    let ended = ok(
+        emu.post(
+            &w.key,
+            "/v1/subscriptions",
+            &format!("customer={other}&items[0][price]={}", w.price),
+        )
+        .await,
+        "other subscription",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        emu.delete(&w.key, &format!("/v1/subscriptions/{ended}"))
+            .await,
+        "cancel",
+    )
+    .await;
+    let eur = ok(
+        emu.post(
+            &w.key,
+            "/v1/prices",
+            "currency=eur&unit_amount=100&product_data[name]=Pack",
+        )
+        .await,
+        "eur price",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let customer = &w.customer;
+    let mut errors = serde_json::Map::new();
+    for (name, form) in [
+        (
+            "no_such_subscription",
+            format!("customer={customer}&amount=1&currency=usd&subscription=sub_nope"),
+        ),
+        (
+            "another_customers_subscription",
+            format!("customer={other}&amount=1&currency=usd&subscription={sub_id}"),
+        ),
+        (
+            "ended_subscription",
+            format!("customer={other}&amount=1&currency=usd&subscription={ended}"),
+        ),
+        (
+            "currency_of_another",
+            format!("customer={customer}&amount=1&currency=eur&subscription={sub_id}"),
+        ),
+        (
+            "price_in_another_currency",
+            format!("customer={customer}&pricing[price]={eur}&subscription={sub_id}"),
+        ),
+    ] {
+        let r = emu.post(&w.key, "/v1/invoiceitems", &form).await;
+        assert_eq!(r.status, 400, "{name}: {}", r.text);
+        errors.insert(name.to_string(), r.body);
+    }
+    insta::assert_json_snapshot!("usage_item_subscription_errors", errors);
+    let checked = emu
+        .running
+        .app
+        .store
+        .with_tenant(&w.key, |t| t.check_indexes());
+    assert_eq!(checked, Ok(()));
+}

@@ -20,7 +20,7 @@
 //!   `past_due` one `active` again.
 //!
 //! Each of these invoices takes first the customer's pending invoice items in its currency made by
-//! its creation, newest first; credits never pay them.
+//! its creation (those tied to another subscription aside), newest first; credits never pay them.
 //!
 //! A scheduled step checks that the subscription is still where it expected it (same period end,
 //! not ended), so an event left behind by a change is a no-op and nothing bills twice.
@@ -321,7 +321,7 @@ impl Tenant {
         }
         let created = end.max(now);
         // The customer's pending invoice items come first, as on the invoice the period will make.
-        let items = self.pending_item_lines(s.customer, s.currency, now);
+        let items = self.pending_item_lines(s.customer, s.currency, Some(sub), now);
         let lines = items
             .into_iter()
             .map(|(_, mut l)| {

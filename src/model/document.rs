@@ -826,6 +826,14 @@ impl Tenant {
             keys.check(&path, item.key)?;
             let c = item.customer;
             self.need(&path, "customer", self.customers.contains_key(&c), c)?;
+            if let Some(sub) = item.subscription {
+                let ours = self
+                    .priced
+                    .subscriptions
+                    .get(&sub)
+                    .is_some_and(|s| s.customer == c);
+                self.need(&path, "subscription", ours, sub)?;
+            }
             let ii = &mut self.invoice_items;
             ii.by_customer.entry(c).or_default().insert(item.key);
             match item.invoice {

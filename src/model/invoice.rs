@@ -546,7 +546,7 @@ impl Tenant {
         let key = self.next_key();
         let mut new = new;
         let items = if take_pending {
-            self.take_pending_items(new.customer, new.currency, key, now)
+            self.take_pending_items(new.customer, new.currency, new.subscription, key, now)
         } else {
             Vec::new()
         };
@@ -900,8 +900,8 @@ impl Tenant {
     }
 
     /// Creates a one-off draft for `customer` at its now, with its pending invoice items in
-    /// `currency` when `include_pending` (the invoice's currency is `currency`, else that of the
-    /// oldest pending item, else `fallback`).
+    /// `currency` that wait for no subscription when `include_pending` (the invoice's currency is
+    /// `currency`, else that of the oldest such pending item, else `fallback`).
     pub fn create_one_off_invoice(
         &mut self,
         mut new: NewInvoice,
@@ -913,8 +913,12 @@ impl Tenant {
         let now = self.now_for(new.customer);
         new.currency = currency
             .or_else(|| {
-                let first = *self.invoice_items.pending.get(&new.customer)?.first()?;
-                Some(self.invoice_items.items.get(&first)?.currency)
+                let pending = self.invoice_items.pending.get(&new.customer)?;
+                pending
+                    .iter()
+                    .filter_map(|k| self.invoice_items.items.get(k))
+                    .find(|i| i.subscription.is_none())
+                    .map(|i| i.currency)
             })
             .unwrap_or(fallback);
         self.create_draft_invoice_at(new, now, grace, include_pending)

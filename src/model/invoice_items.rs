@@ -1,8 +1,9 @@
 //! Invoice items: one-off charges waiting for an invoice (a credit pack a customer buys, say). A
 //! pending item goes onto the customer's next invoice made at or after its creation, in its
 //! currency: an invoice of one of the customer's subscriptions (its first, each cycle's, a
-//! cancellation's last), or a one-off invoice that includes pending items. Deleting a one-off
-//! draft makes its items pending again.
+//! cancellation's last), or a one-off invoice that includes pending items. An item tied to a
+//! subscription waits for that subscription's next invoice. Deleting a one-off draft makes its
+//! items pending again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -44,6 +45,10 @@ pub struct InvoiceItem {
     /// The invoice it was swept into, if any.
     #[serde(with = "crate::ids::text::opt")]
     pub invoice: Option<Key>,
+    /// The customer's subscription whose next invoice it waits for; `None`: the customer's next
+    /// invoice, whichever makes it.
+    #[serde(default, with = "crate::ids::text::opt")]
+    pub subscription: Option<Key>,
     /// Creation time (the customer's clock).
     pub created: Nanos,
 }
@@ -67,6 +72,8 @@ pub struct NewInvoiceItem {
     pub description: Option<String>,
     /// See [`InvoiceItem`].
     pub metadata: Metadata,
+    /// See [`InvoiceItem`]; the facade has checked that it is the customer's and has not ended.
+    pub subscription: Option<Key>,
 }
 
 /// Why an invoice item refused a change.
@@ -144,6 +151,7 @@ impl Tenant {
                 description: new.description,
                 metadata: new.metadata,
                 invoice: None,
+                subscription: new.subscription,
                 created,
             },
         );
@@ -172,13 +180,16 @@ impl Tenant {
         Ok(())
     }
 
-    /// The lines a new invoice of `customer` in `currency`, made at `at`, takes from the customer's
-    /// pending items, newest first (Stripe lists them so, ahead of a subscription's lines), each
-    /// with its item's key: the items in its currency made at or before its creation.
+    /// The lines a new invoice of `customer` in `currency`, made at `at` by `subscription` (`None`:
+    /// a one-off invoice), takes from the customer's pending items, newest first (Stripe lists
+    /// them so, ahead of the subscription's lines), each with its item's key. An invoice takes the
+    /// items in its currency made at or before its creation, that wait for any invoice or for
+    /// this subscription's.
     pub(super) fn pending_item_lines(
         &self,
         customer: Key,
         currency: Currency,
+        subscription: Option<Key>,
         at: Nanos,
     ) -> Vec<(Key, DraftLine)> {
         let Some(pending) = self.invoice_items.pending.get(&customer) else {
@@ -188,7 +199,11 @@ impl Tenant {
             .iter()
             .rev()
             .filter_map(|key| self.invoice_items.items.get(key))
-            .filter(|item| item.currency == currency && item.created <= at)
+            .filter(|item| {
+                item.currency == currency
+                    && item.created <= at
+                    && item.subscription.is_none_or(|s| Some(s) == subscription)
+            })
             .map(|item| {
                 let line = DraftLine {
                     amount: item.amount,
@@ -214,10 +229,11 @@ impl Tenant {
         &mut self,
         customer: Key,
         currency: Currency,
+        subscription: Option<Key>,
         invoice: Key,
         at: Nanos,
     ) -> Vec<DraftLine> {
-        let taken = self.pending_item_lines(customer, currency, at);
+        let taken = self.pending_item_lines(customer, currency, subscription, at);
         for (key, _) in &taken {
             if let Some(s) = self.invoice_items.pending.get_mut(&customer) {
                 s.remove(key);
@@ -242,7 +258,8 @@ impl Tenant {
     }
 
     /// Checks that every item is listed under its customer, pending exactly when it is on no
-    /// invoice, and that an invoiced item's invoice exists and has its line (see
+    /// invoice, tied (if at all) to a subscription of its customer, and that an invoiced item's
+    /// invoice exists and has its line (see
     /// [`Tenant::check_indexes`]).
     pub(super) fn check_invoice_item_indexes(&self) -> Result<(), String> {
         let ii = &self.invoice_items;
@@ -264,6 +281,17 @@ impl Tenant {
                 .is_some_and(|s| s.contains(&item.key));
             if !by_customer || pending != item.invoice.is_none() {
                 return Err(format!("invoice item {} misindexed", item.key));
+            }
+            if let Some(sub) = item.subscription {
+                let ours = self
+                    .priced_subscription(sub)
+                    .is_some_and(|s| s.customer == item.customer);
+                if !ours {
+                    return Err(format!(
+                        "invoice item {} waits for a subscription not its customer's",
+                        item.key
+                    ));
+                }
             }
             if let Some(inv) = item.invoice {
                 let on_it = self.invoices.get(&inv).is_some_and(|i| {
@@ -361,6 +389,7 @@ mod tests {
             unit_amount: 300.into(),
             description: Some("Fee".into()),
             metadata: Metadata::new(),
+            subscription: None,
         });
         t.catch_up();
         let cycle = latest(&t);

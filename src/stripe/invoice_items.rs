@@ -1,9 +1,9 @@
 //! Invoice items (`/v1/invoiceitems`): one-off charges that wait, pending, for the customer's next
-//! invoice: the next one a subscription of the customer makes, or a one-off invoice that takes
-//! pending items (`POST /v1/invoices` with `pending_invoice_items_behavior=include`). This is how a
-//! customer buys a credit pack: an item for the pack's one-time price, an invoice, finalized and
-//! paid; the application then grants `paid` credits, reading `pricing.price_details.product` off
-//! the paid invoice's lines.
+//! invoice: the next one a subscription of the customer makes (or, with `subscription`, the next
+//! one that subscription makes), or a one-off invoice that takes pending items (`POST /v1/invoices`
+//! with `pending_invoice_items_behavior=include`). This is how a customer buys a credit pack: an
+//! item for the pack's one-time price, an invoice, finalized and paid; the application then grants
+//! `paid` credits, reading `pricing.price_details.product` off the paid invoice's lines.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -16,7 +16,7 @@ use crate::model::{
     Currency, InvoiceItem, InvoiceItemError, Metadata, NewInvoiceItem, Scheme, Tenant,
 };
 use crate::time::to_secs;
-use crate::wire::envelope::{StripeError, StripeResult};
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
     currency, get_int, get_obj, get_str, in_range, new_metadata, opt, req, validate, Field, Spec,
     EXPAND, LIST_FIELDS,
@@ -46,7 +46,7 @@ const CREATE: &[Field] = &[
     opt("price_data", Spec::Unsupported),
     opt("pricing", Spec::Obj(PRICING)),
     opt("quantity", Spec::Int),
-    opt("subscription", Spec::Unsupported),
+    opt("subscription", Spec::Str(5000)),
     opt("tax_behavior", Spec::Unsupported),
     opt("tax_code", Spec::Unsupported),
     opt("tax_rates", Spec::Unsupported),
@@ -81,7 +81,7 @@ struct ItemView<'a> {
     livemode: bool,
     metadata: &'a Metadata,
     net_amount: i64,
-    parent: Null,
+    parent: Option<ItemParent>,
     period: Period,
     pricing: Option<Pricing>,
     proration: bool,
@@ -89,6 +89,19 @@ struct ItemView<'a> {
     quantity_decimal: String,
     tax_rates: [(); 0],
     test_clock: Option<String>,
+}
+
+/// `parent` of an item made for a subscription's next invoice.
+#[derive(Serialize)]
+struct ItemParent {
+    subscription_details: ItemSubscriptionDetails,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct ItemSubscriptionDetails {
+    subscription: String,
 }
 
 #[derive(Serialize)]
@@ -112,6 +125,7 @@ struct PriceDetails {
 }
 
 impl<'a> ItemView<'a> {
+    /// The view of `item`, reading its customer's test clock and its price's product in `t`.
     fn of(t: &Tenant, item: &'a InvoiceItem) -> Self {
         let date = to_secs(item.created);
         ItemView {
@@ -129,7 +143,12 @@ impl<'a> ItemView<'a> {
             livemode: false,
             metadata: &item.metadata,
             net_amount: item.amount,
-            parent: NULL,
+            parent: item.subscription.map(|sub| ItemParent {
+                subscription_details: ItemSubscriptionDetails {
+                    subscription: ids::render(ids::SUBSCRIPTION, sub),
+                },
+                kind: "subscription_details",
+            }),
             period: Period {
                 end: date,
                 start: date,
@@ -186,6 +205,7 @@ pub struct Create {
     quantity: Option<u64>,
     description: Option<String>,
     metadata: Metadata,
+    subscription: Option<String>,
     expand: Expand,
 }
 
@@ -271,12 +291,19 @@ impl Operation for Create {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             metadata,
+            subscription: get_str(p, "subscription")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             expand,
         })
     }
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
         let customer = customers::lookup_param(t, &self.customer, "customer")?;
+        let subscription = match &self.subscription {
+            Some(id) => Some(subscription_of(t, id, customer, &self.customer)?),
+            None => None,
+        };
         let quantity = self.quantity.unwrap_or(1);
         let (currency, price, product, unit_amount) = match &self.priced {
             Priced::Amount(a) => (self.currency, None, None, Decimal::from(*a)),
@@ -319,15 +346,31 @@ impl Operation for Create {
                 )
             }
         };
+        let currency = currency.expect("checked in parse or taken from the price");
+        if let Some(sub) = subscription.and_then(|k| t.priced_subscription(k)) {
+            if sub.currency != currency {
+                return Err(StripeError::invalid(format!(
+                    "The invoice item's currency ({}) must be the currency of the subscription {} ({}): it is added to that subscription's next invoice.",
+                    currency.as_str(),
+                    self.subscription.as_deref().unwrap_or_default(),
+                    sub.currency.as_str()
+                ))
+                .param(match &self.priced {
+                    Priced::Price(_, param) if self.currency.is_none() => param,
+                    _ => "currency",
+                }));
+            }
+        }
         let key = t.create_invoice_item(NewInvoiceItem {
             customer,
-            currency: currency.expect("checked in parse or taken from the price"),
+            currency,
             price,
             product,
             quantity,
             unit_amount,
             description: self.description,
             metadata: self.metadata,
+            subscription,
         });
         Ok((key, self.expand))
     }
@@ -335,6 +378,30 @@ impl Operation for Create {
     fn render((key, expand): Self::Output, t: &Tenant) -> Body {
         respond(t, key, expand)
     }
+}
+
+/// The subscription named `id` in parameter `subscription`: one of `customer`'s (sent as
+/// `customer_id`) that has not ended, whose next invoice the item waits for.
+fn subscription_of(t: &Tenant, id: &str, customer: Key, customer_id: &str) -> StripeResult<Key> {
+    let sub = ids::key_of(id, ids::SUBSCRIPTION)
+        .and_then(|k| t.priced_subscription(k))
+        .ok_or_else(|| StripeError::no_such("subscription", id, "subscription", 400))?;
+    if sub.customer != customer {
+        return Err(StripeError::invalid(format!(
+            "The subscription {} does not belong to the customer {}.",
+            shorten(id),
+            shorten(customer_id)
+        ))
+        .param("subscription"));
+    }
+    if sub.status.is_ended() {
+        return Err(StripeError::invalid(format!(
+            "The subscription {} has ended: it makes no more invoices, so no invoice item can be added to it.",
+            shorten(id)
+        ))
+        .param("subscription"));
+    }
+    Ok(sub.key)
 }
 
 /// `GET /v1/invoiceitems/{id}`.

@@ -281,7 +281,8 @@ struct InvoiceItemDetails {
     invoice_item: String,
     proration: bool,
     proration_details: ProrationDetails,
-    subscription: Null,
+    /// The subscription the item was made for (`subscription` on its creation), if any.
+    subscription: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -370,7 +371,10 @@ impl<'a> LineView<'a> {
                     invoice_item: ids::render(ids::INVOICE_ITEM, item),
                     proration: false,
                     proration_details: no_proration(),
-                    subscription: NULL,
+                    subscription: t
+                        .invoice_item(item)
+                        .and_then(|i| i.subscription)
+                        .map(|sub| ids::render(ids::SUBSCRIPTION, sub)),
                 }),
                 subscription_item_details: None,
                 kind: "invoice_item_details",
