@@ -595,6 +595,23 @@ async fn one_event_of_each_type() {
     )
     .await;
     call(&emu, k, "DELETE", &format!("/v1/customers/{payer}"), "").await;
+    // An invoice item made and deleted.
+    let spare = call(
+        &emu,
+        k,
+        "POST",
+        "/v1/invoiceitems",
+        &format!("customer={customer}&amount=100&currency=usd&description=Spare"),
+    )
+    .await;
+    call(
+        &emu,
+        k,
+        "DELETE",
+        &format!("/v1/invoiceitems/{}", spare["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
 
     let mut all = events(&emu, k, "").await;
     for e in &mut all {
@@ -633,6 +650,8 @@ async fn one_event_of_each_type() {
             "invoice.payment_succeeded",
             "invoice.updated",
             "invoice.voided",
+            "invoiceitem.created",
+            "invoiceitem.deleted",
             "price.created",
             "price.updated",
             "product.created",
@@ -646,6 +665,85 @@ async fn one_event_of_each_type() {
     );
     assert_json_snapshot!("one_of_each", first_of_each);
     assert_json_snapshot!("every_type_in_order", types(&all));
+}
+
+/// Creating an invoice item gives `invoiceitem.created`, deleting it `invoiceitem.deleted`, each
+/// with the whole item (the deleted one as it was, not the `deleted: true` answer of the delete)
+/// and the request that made it.
+#[tokio::test]
+async fn invoice_items_emit_created_and_deleted_with_the_whole_item() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_invoice_items").await;
+    let customer = emu.customer(&key, "name=Ada").await;
+    let created = emu
+        .stripe_with(
+            "POST",
+            &key,
+            "/v1/invoiceitems",
+            &format!(
+                "customer={customer}&amount=300&currency=usd&description=Setup&metadata[order]=7"
+            ),
+            &[("idempotency-key", "item-1")],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let item = created.body.clone();
+    let id = item["id"].as_str().unwrap().to_string();
+    let deleted = emu.delete(&key, &format!("/v1/invoiceitems/{id}")).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(
+        deleted.body,
+        json!({"id": id, "object": "invoiceitem", "deleted": true})
+    );
+    let mut all = events(&emu, &key, "&type=invoiceitem.*").await;
+    assert_eq!(types(&all), ["invoiceitem.created", "invoiceitem.deleted"]);
+    assert_eq!(all[1]["data"]["object"], item);
+    assert_eq!(all[0]["data"]["object"], item, "the item as it was");
+    name_requests(
+        &mut all,
+        &[("create item", &created), ("delete item", &deleted)],
+    );
+    assert_eq!(all[1]["request"]["idempotency_key"], "item-1");
+    assert_json_snapshot!("invoice_item_events", all);
+
+    // An item taken off a one-off draft by its deletion names the draft it was on.
+    let swept = call(
+        &emu,
+        &key,
+        "POST",
+        "/v1/invoiceitems",
+        &format!("customer={customer}&amount=500&currency=usd"),
+    )
+    .await;
+    let draft = call(
+        &emu,
+        &key,
+        "POST",
+        "/v1/invoices",
+        &format!("customer={customer}&pending_invoice_items_behavior=include"),
+    )
+    .await;
+    let swept_id = swept["id"].as_str().unwrap();
+    call(
+        &emu,
+        &key,
+        "DELETE",
+        &format!("/v1/invoiceitems/{swept_id}"),
+        "",
+    )
+    .await;
+    let gone = &events(&emu, &key, "&type=invoiceitem.deleted").await[0];
+    assert_eq!(gone["data"]["object"]["id"], swept_id);
+    assert_eq!(gone["data"]["object"]["invoice"], draft["id"]);
+    let draft_now = call(
+        &emu,
+        &key,
+        "GET",
+        &format!("/v1/invoices/{}", draft["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
+    assert_eq!(draft_now["lines"]["data"], json!([]));
 }
 
 /// The events of invoice `id`, oldest first, by type.

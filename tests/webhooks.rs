@@ -864,6 +864,52 @@ async fn real_events_reach_an_endpoint_and_count_down_their_pending_webhooks() {
 }
 
 #[tokio::test]
+async fn invoice_item_events_reach_an_endpoint_that_enables_them() {
+    let emu = emu_with(1000).await;
+    let key = emu.tenant("wh_invoice_items").await;
+    let rx = Receiver::start(Mode::FailFirst(0)).await;
+    let (_, secret) = endpoint(
+        &emu,
+        &key,
+        &rx.url,
+        &["invoiceitem.created", "invoiceitem.deleted"],
+    )
+    .await;
+    let cus = emu.customer(&key, "name=Ada").await;
+    let created = emu
+        .post(
+            &key,
+            "/v1/invoiceitems",
+            &format!("customer={cus}&amount=300&currency=usd&description=Setup"),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let id = created.id();
+    let deleted = emu.delete(&key, &format!("/v1/invoiceitems/{id}")).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+
+    let hits = rx.wait_for(2).await;
+    let events: Vec<Value> = hits
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["invoiceitem.created", "invoiceitem.deleted"]);
+    for (event, request) in events.iter().zip([&created, &deleted]) {
+        assert_eq!(event["data"]["object"], created.body, "the whole item");
+        assert_eq!(
+            event["request"]["id"],
+            request.header("request-id").unwrap()
+        );
+    }
+    for hit in &hits {
+        assert!(verify(hit.header("stripe-signature"), &hit.body, &secret));
+    }
+    settled(&emu, &key).await;
+    assert_eq!(rx.hits().len(), 2, "no other type was sent");
+}
+
+#[tokio::test]
 async fn an_endpoint_with_its_own_api_version_receives_events_rendered_at_it() {
     let emu = emu_with(1000).await;
     let key = emu.tenant("wh_endpoint_version").await;

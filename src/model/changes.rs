@@ -7,8 +7,8 @@
 //! or renders them.
 
 use super::{
-    AlertTrigger, Customer, Entry, Invoice, Lot, Meter, Price, PricedSubscription, Product,
-    SubscriptionItem, Tenant, TestClock,
+    AlertTrigger, Customer, Entry, Invoice, InvoiceItem, Lot, Meter, Price, PricedSubscription,
+    Product, SubscriptionItem, Tenant, TestClock,
 };
 use crate::time::Nanos;
 
@@ -60,6 +60,8 @@ pub enum Snapshot {
     TestClock(Box<TestClock>),
     /// An invoice.
     Invoice(Box<Invoice>),
+    /// An invoice item.
+    InvoiceItem(Box<InvoiceItem>),
     /// A meter.
     Meter(Box<Meter>),
     /// A product.
@@ -82,6 +84,7 @@ impl Snapshot {
             Snapshot::Entry(e) => e.key,
             Snapshot::TestClock(c) => c.key,
             Snapshot::Invoice(i) => i.key,
+            Snapshot::InvoiceItem(i) => i.key,
             Snapshot::Meter(m) => m.key,
             Snapshot::Product(p) => p.key,
             Snapshot::Price(p) => p.key,

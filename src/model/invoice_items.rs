@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rust_decimal::Decimal;
 
 use super::invoice::{DraftLine, LineSource};
-use super::{Currency, Metadata, Tenant};
+use super::{ChangeKind, Currency, Metadata, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
@@ -155,7 +155,16 @@ impl Tenant {
                 created,
             },
         );
+        let after = self.invoice_item_snapshot(key);
+        self.record_some(ChangeKind::Created, created, after, None);
         key
+    }
+
+    /// A copy of the invoice item `key`, if it exists.
+    fn invoice_item_snapshot(&self, key: Key) -> Option<Snapshot> {
+        Some(Snapshot::InvoiceItem(Box::new(
+            self.invoice_item(key)?.clone(),
+        )))
     }
 
     /// Deletes an item that is pending or on a draft (taking it off the draft).
@@ -177,6 +186,13 @@ impl Tenant {
         if let Some(s) = self.invoice_items.pending.get_mut(&item.customer) {
             s.remove(&key);
         }
+        let at = self.now_for(item.customer);
+        self.record(
+            ChangeKind::Deleted,
+            at,
+            Snapshot::InvoiceItem(Box::new(item)),
+            None,
+        );
         Ok(())
     }
 

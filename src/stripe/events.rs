@@ -21,6 +21,7 @@ use super::alerts::TriggeredView;
 use super::credit_grants::GrantJson;
 use super::customers::CustomerView;
 use super::ids;
+use super::invoice_items::ItemView;
 use super::invoices::{InvoiceIds, InvoiceView};
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::meters::MeterView;
@@ -201,6 +202,8 @@ pub(crate) const KINDS: &[&str] = &[
     "invoice.sent",
     "invoice.voided",
     "invoice.deleted",
+    "invoiceitem.created",
+    "invoiceitem.deleted",
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
@@ -470,6 +473,8 @@ pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
         (Snapshot::Invoice(_), K::Sent) => "invoice.sent",
         (Snapshot::Invoice(_), K::Voided) => "invoice.voided",
         (Snapshot::Invoice(_), K::Deleted) => "invoice.deleted",
+        (Snapshot::InvoiceItem(_), K::Created) => "invoiceitem.created",
+        (Snapshot::InvoiceItem(_), K::Deleted) => "invoiceitem.deleted",
         (Snapshot::Subscription(_), K::Created) => "customer.subscription.created",
         (Snapshot::Subscription(_), K::Updated) => "customer.subscription.updated",
         (Snapshot::Subscription(_), K::Deleted) => "customer.subscription.deleted",
@@ -518,6 +523,7 @@ fn object_value(snapshot: &Snapshot, tenant: Option<&Tenant>, version: Version) 
             let rendered = InvoiceIds::of(inv);
             value(&InvoiceView::of(tenant, inv, &rendered))
         }
+        Snapshot::InvoiceItem(item) => value(&ItemView::of(tenant, item)),
         Snapshot::Subscription(s) => value(&SubscriptionView::with_items(
             tenant,
             &s.subscription,
@@ -547,11 +553,15 @@ mod erased {
 
 /// Whether an event about `snapshot` may be kept as the copy and rendered when read. The copy
 /// holds the object as it was; what its view looks up elsewhere is read then: for an invoice, its
-/// customer's name, email and phone, and its lines' prices (which do not change what they charge).
-/// A subscription's and a price's views read more of the world (items, products), so their events
-/// are rendered at once.
+/// customer's name, email and phone, its lines' prices (which do not change what they charge) and
+/// the subscription its invoice items were made for (which does not change either).
+/// A subscription's, a price's and an invoice item's views read more of the world (items,
+/// products, the customer's test clock), so their events are rendered at once.
 fn self_contained(snapshot: &Snapshot) -> bool {
-    !matches!(snapshot, Snapshot::Subscription(_) | Snapshot::Price(_))
+    !matches!(
+        snapshot,
+        Snapshot::Subscription(_) | Snapshot::Price(_) | Snapshot::InvoiceItem(_)
+    )
 }
 
 /// The top-level fields of `after` whose values differ in `before`, with their values in `before`

@@ -3,7 +3,8 @@
 //! one that subscription makes), or a one-off invoice that takes pending items (`POST /v1/invoices`
 //! with `pending_invoice_items_behavior=include`). This is how a customer buys a credit pack: an
 //! item for the pack's one-time price, an invoice, finalized and paid; the application then grants
-//! `paid` credits, reading `pricing.price_details.product` off the paid invoice's lines.
+//! `paid` credits, reading `pricing.price_details.product` off the paid invoice's lines. Creating
+//! and deleting an item give `invoiceitem.created` and `invoiceitem.deleted`.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -66,7 +67,7 @@ const ONLY_EXPAND: &[Field] = &[EXPAND];
 
 /// An invoice item as Stripe's `invoiceitem`.
 #[derive(Serialize)]
-struct ItemView<'a> {
+pub struct ItemView<'a> {
     id: String,
     object: &'static str,
     amount: i64,
@@ -126,7 +127,7 @@ struct PriceDetails {
 
 impl<'a> ItemView<'a> {
     /// The view of `item`, reading its customer's test clock and its price's product in `t`.
-    fn of(t: &Tenant, item: &'a InvoiceItem) -> Self {
+    pub fn of(t: &Tenant, item: &'a InvoiceItem) -> Self {
         let date = to_secs(item.created);
         ItemView {
             id: ids::render(ids::INVOICE_ITEM, item.key),
