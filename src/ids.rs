@@ -47,8 +47,10 @@ fn encode_bytes(key: Key) -> [u8; ENCODED_LEN] {
 
 /// Appends a key's 26 characters to `s`.
 fn push_encoded(s: &mut String, key: Key) {
-    // Every byte comes from ALPHABET, which is ASCII.
-    s.extend(encode_bytes(key).iter().map(|&b| b as char));
+    // Every byte comes from ALPHABET, which is ASCII, so the check cannot fail; it costs less than
+    // pushing the characters one by one.
+    let encoded = encode_bytes(key);
+    s.push_str(std::str::from_utf8(&encoded).unwrap_or_default());
 }
 
 /// Renders a key as 26 Crockford base32 characters.
