@@ -47,6 +47,14 @@ pub fn to_rfc3339(t: Nanos) -> String {
     s
 }
 
+/// RFC 3339 in UTC with exactly three fractional digits (`2026-01-01T12:00:00.000Z`), as Stripe's
+/// v2 APIs render times.
+pub fn to_rfc3339_millis(t: Nanos) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(t)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// Parses RFC 3339 (any offset) into nanoseconds, as strictly as Go's `time.RFC3339` layout does: the
 /// date and time are separated by `T` and UTC is `Z`, both upper case (chrono alone would also take a
 /// space, `t` and `z`).
@@ -71,6 +79,11 @@ mod tests {
         let t = parse_rfc3339("2026-01-01T12:00:00Z").unwrap();
         assert_eq!(to_rfc3339(t), "2026-01-01T12:00:00Z");
         assert_eq!(to_rfc3339(t + 1_500), "2026-01-01T12:00:00.0000015Z");
+        assert_eq!(to_rfc3339_millis(t), "2026-01-01T12:00:00.000Z");
+        assert_eq!(
+            to_rfc3339_millis(t + 12_345_678),
+            "2026-01-01T12:00:00.012Z"
+        );
         for loose in [
             "2026-01-01 12:00:00Z",
             "2026-01-01t12:00:00Z",

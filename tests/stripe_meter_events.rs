@@ -841,3 +841,111 @@ async fn the_official_client_reports_usage_and_reads_it_back() {
         .unwrap();
     assert_eq!(on.status, BillingMeterStatus::Active);
 }
+
+/// A v2 request: a JSON body, Stripe auth and the version header stripe-python sends.
+async fn v2(emu: &Emu, key: &str, path: &str, body: &Value) -> Resp {
+    emu.raw(
+        "POST",
+        path,
+        &[
+            ("authorization", &format!("Bearer {key}")),
+            ("content-type", "application/json"),
+            ("stripe-version", "2026-10-28.endive"),
+        ],
+        &body.to_string(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn v2_meter_events_and_adjustments_take_json() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_v2").await;
+    let cus = emu.customer(&key, "").await;
+    let m = meter_of(&emu, &key, "ai_search_api", "sum", "").await;
+    // The body of Stripe's v2 example: a JSON object, the timestamp in RFC 3339.
+    let event = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_events",
+        &json!({
+            "event_name": "ai_search_api",
+            "identifier": "idmp_12345678",
+            "payload": {"stripe_customer_id": cus, "value": "25"},
+            "timestamp": "2025-06-14T23:58:30.000Z",
+        }),
+    )
+    .await;
+    assert_eq!(event.status, 200, "{}", event.text);
+    assert_json_snapshot!("v2_event", event.body);
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 25);
+    // Without a timestamp: now, on the customer's clock; a JSON number is read as its text.
+    let minimal = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_events",
+        &json!({"event_name": "ai_search_api", "payload": {"stripe_customer_id": cus, "value": 5}}),
+    )
+    .await;
+    assert_eq!(minimal.status, 200, "{}", minimal.text);
+    assert_eq!(minimal.body["timestamp"], "2025-06-15T00:00:00.000Z");
+    assert_eq!(minimal.body["payload"]["value"], "5");
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 30);
+    // The same rules as v1: a duplicate identifier, a timestamp that is not RFC 3339.
+    let again = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_events",
+        &json!({"event_name": "ai_search_api", "identifier": "idmp_12345678",
+                "payload": {"stripe_customer_id": cus, "value": "25"}}),
+    )
+    .await;
+    assert_eq!(again.status, 400);
+    assert_eq!(
+        again.body["error"]["message"],
+        "An event already exists with identifier idmp_12345678."
+    );
+    let bad_time = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_events",
+        &json!({"event_name": "ai_search_api", "timestamp": 1749945600,
+                "payload": {"stripe_customer_id": cus, "value": "1"}}),
+    )
+    .await;
+    assert_eq!(bad_time.status, 400);
+    assert_json_snapshot!("v2_event_bad_timestamp", bad_time.body);
+    // A form body is not what v2 takes.
+    let form = emu
+        .post(
+            &key,
+            "/v2/billing/meter_events",
+            &format!("event_name=ai_search_api&payload[stripe_customer_id]={cus}&payload[value]=1"),
+        )
+        .await;
+    assert_eq!(form.status, 400);
+    assert_json_snapshot!("v2_event_form_body", form.body);
+
+    // The v2 adjustment cancels the event, and has an id and a creation time.
+    let adjustment = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_event_adjustments",
+        &json!({"event_name": "ai_search_api", "type": "cancel",
+                "cancel": {"identifier": "idmp_12345678"}}),
+    )
+    .await;
+    assert_eq!(adjustment.status, 200, "{}", adjustment.text);
+    assert_json_snapshot!("v2_adjustment", adjustment.body);
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 5);
+    let twice = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_event_adjustments",
+        &json!({"event_name": "ai_search_api", "type": "cancel",
+                "cancel": {"identifier": "idmp_12345678"}}),
+    )
+    .await;
+    assert_eq!(twice.status, 400);
+    assert_eq!(twice.body["error"]["param"], "cancel[identifier]");
+}

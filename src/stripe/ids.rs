@@ -31,6 +31,9 @@ pub const UPCOMING_INVOICE: &str = "upcoming_in_";
 /// Meter event summary prefix (a summary is computed, never stored: its id names its window).
 pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 
+/// v2 meter event adjustment prefix.
+pub const METER_EVENT_ADJUSTMENT: &str = "mtr_event_adj_";
+
 /// Billing alert prefix.
 pub const ALERT: &str = "alrt_";
 

@@ -1,5 +1,8 @@
 //! `POST /v1/billing/meter_events` and `POST /v1/billing/meter_event_adjustments`: usage reported
-//! against the active meter of an event name, and its cancellation.
+//! against the active meter of an event name, and its cancellation. Their v2 twins,
+//! `POST /v2/billing/meter_events` and `POST /v2/billing/meter_event_adjustments`, take the same
+//! parameters as a JSON object (v2 times are RFC 3339 strings) and answer v2 objects; the rules
+//! are the same.
 //!
 //! The highest-volume call there is, so everything that needs no tenant (the parameter checks,
 //! copying the payload and the timestamp) happens in `parse`; `apply` looks up the meter and the
@@ -18,7 +21,7 @@ use crate::ids::Key;
 use crate::model::{
     CancelError, Formula, MeterEventError, NewMeterEvent, Tenant, MAX_VALUE_DIGITS, MAX_VALUE_SCALE,
 };
-use crate::time::{to_secs, Nanos};
+use crate::time::{parse_rfc3339, to_rfc3339_millis, to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
     cannot_unset, get_int, get_obj, get_str, opt, req, timestamp, validate_at, Field, Spec, EXPAND,
@@ -31,7 +34,18 @@ const CREATE: &[Field] = &[
     req("payload", Spec::StrMap(100)),
     opt("timestamp", Spec::Int),
 ];
+const CREATE_V2: &[Field] = &[
+    req("event_name", Spec::Str(100)),
+    opt("identifier", Spec::Str(100)),
+    req("payload", Spec::StrMap(100)),
+    opt("timestamp", Spec::Str(100)),
+];
 const CANCEL: &[Field] = &[opt("identifier", Spec::Str(100))];
+const ADJUST_V2: &[Field] = &[
+    opt("cancel", Spec::Obj(CANCEL)),
+    req("event_name", Spec::Str(100)),
+    req("type", Spec::Enum(&["cancel"])),
+];
 const ADJUST: &[Field] = &[
     opt("cancel", Spec::Obj(CANCEL)),
     req("event_name", Spec::Str(100)),
@@ -106,25 +120,10 @@ impl Operation for Create {
         let p = input.params;
         validate_at(p, CREATE, "", input.version)?;
         Expand::read(p, &[], input.version)?;
-        let event_name = non_empty(get_str(p, "event_name"), "event_name")?.unwrap_or_default();
-        let payload = get_obj(p, "payload")
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| match v {
-                        Node::Value(v) => Some((k.clone(), v.clone())),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Create {
-            event_name,
-            payload,
-            identifier: non_empty(get_str(p, "identifier"), "identifier")?,
-            timestamp: get_int(p, "timestamp")
-                .map(|s| timestamp(s, "timestamp"))
-                .transpose()?,
-        })
+        let timestamp = get_int(p, "timestamp")
+            .map(|s| timestamp(s, "timestamp"))
+            .transpose()?;
+        Create::read(input, timestamp)
     }
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Recorded> {
@@ -211,6 +210,28 @@ impl Operation for Create {
 }
 
 impl Create {
+    /// The event's name, payload and identifier, once the parameters passed their table.
+    fn read(input: &Input, timestamp: Option<Nanos>) -> StripeResult<Self> {
+        let p = input.params;
+        let event_name = non_empty(get_str(p, "event_name"), "event_name")?.unwrap_or_default();
+        let payload = get_obj(p, "payload")
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| match v {
+                        Node::Value(v) => Some((k.clone(), v.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Create {
+            event_name,
+            payload,
+            identifier: non_empty(get_str(p, "identifier"), "identifier")?,
+            timestamp,
+        })
+    }
+
     /// The payload's value for `key` (the last one sent).
     fn field(&self, key: &str) -> Option<&str> {
         self.payload
@@ -331,33 +352,12 @@ impl Operation for Adjust {
         let p = input.params;
         validate_at(p, ADJUST, "", input.version)?;
         Expand::read(p, &[], input.version)?;
-        let event_name = non_empty(get_str(p, "event_name"), "event_name")?.unwrap_or_default();
-        // `cancel` is optional in the schema, and the only adjustment there is needs it.
-        let cancel = get_obj(p, "cancel").ok_or_else(|| StripeError::missing_param("cancel"))?;
-        let identifier = non_empty(get_str(cancel, "identifier"), "cancel[identifier]")?
-            .ok_or_else(|| StripeError::missing_param("cancel[identifier]"))?;
-        Ok(Adjust {
-            event_name,
-            identifier,
-        })
+        Adjust::read(input)
     }
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Adjust> {
-        match t.cancel_meter_event(&self.event_name, &self.identifier) {
-            Ok(()) => Ok(self),
-            Err(CancelError::NotFound) => Err(StripeError::invalid(format!(
-                "No meter event with identifier {} was found for event name \"{}\". Only events received in the last 24 hours can be cancelled.",
-                shorten(&self.identifier),
-                shorten(&self.event_name)
-            ))
-            .param("cancel[identifier]")),
-            Err(CancelError::AlreadyCancelled) => Err(StripeError::invalid(format!(
-                "The meter event with identifier {} has already been cancelled.",
-                shorten(&self.identifier)
-            ))
-            .param("cancel[identifier]")
-            .executed()),
-        }
+        self.cancel(t)?;
+        Ok(self)
     }
 
     fn render(a: Adjust, _: &Tenant) -> Body {
@@ -373,6 +373,158 @@ impl Operation for Adjust {
                 kind: "cancel",
             },
             256,
+        ))
+    }
+}
+
+impl Adjust {
+    /// The event name and the identifier to cancel, once the parameters passed their table.
+    fn read(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        let event_name = non_empty(get_str(p, "event_name"), "event_name")?.unwrap_or_default();
+        // `cancel` is optional in the schema, and the only adjustment there is needs it.
+        let cancel = get_obj(p, "cancel").ok_or_else(|| StripeError::missing_param("cancel"))?;
+        let identifier = non_empty(get_str(cancel, "identifier"), "cancel[identifier]")?
+            .ok_or_else(|| StripeError::missing_param("cancel[identifier]"))?;
+        Ok(Adjust {
+            event_name,
+            identifier,
+        })
+    }
+
+    /// Cancels the event in `t`, or says why it cannot.
+    fn cancel(&self, t: &mut Tenant) -> StripeResult<()> {
+        match t.cancel_meter_event(&self.event_name, &self.identifier) {
+            Ok(()) => Ok(()),
+            Err(CancelError::NotFound) => Err(StripeError::invalid(format!(
+                "No meter event with identifier {} was found for event name \"{}\". Only events received in the last 24 hours can be cancelled.",
+                shorten(&self.identifier),
+                shorten(&self.event_name)
+            ))
+            .param("cancel[identifier]")),
+            Err(CancelError::AlreadyCancelled) => Err(StripeError::invalid(format!(
+                "The meter event with identifier {} has already been cancelled.",
+                shorten(&self.identifier)
+            ))
+            .param("cancel[identifier]")
+            .executed()),
+        }
+    }
+}
+
+/// `POST /v2/billing/meter_events`: [`Create`] with a JSON body, an RFC 3339 `timestamp` and no
+/// `expand`.
+pub struct CreateV2(Create);
+
+/// `v2.billing.meter_event` (it has no id; its times are RFC 3339 strings).
+#[derive(Serialize)]
+struct MeterEventV2View<'a> {
+    object: &'static str,
+    created: String,
+    livemode: bool,
+    identifier: &'a str,
+    event_name: &'a str,
+    timestamp: String,
+    payload: Payload<'a>,
+}
+
+impl Operation for CreateV2 {
+    type Output = Recorded;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate_at(p, CREATE_V2, "", input.version)?;
+        let timestamp = match get_str(p, "timestamp") {
+            None => None,
+            Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
+                StripeError::invalid(format!(
+                    "Invalid timestamp: {}; must be an RFC 3339 date-time such as 2026-01-01T00:00:00.000Z",
+                    shorten(text)
+                ))
+                .param("timestamp")
+            })?),
+        };
+        Create::read(input, timestamp).map(CreateV2)
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Recorded> {
+        self.0.apply(t)
+    }
+
+    fn render(r: Recorded, _: &Tenant) -> Body {
+        Body::Json(pretty(
+            &MeterEventV2View {
+                object: "v2.billing.meter_event",
+                created: to_rfc3339_millis(r.created),
+                livemode: false,
+                identifier: &r.identifier,
+                event_name: &r.event_name,
+                timestamp: to_rfc3339_millis(r.timestamp),
+                payload: Payload(&r.payload),
+            },
+            320,
+        ))
+    }
+}
+
+/// `POST /v2/billing/meter_event_adjustments`: [`Adjust`] with a JSON body. A v2 adjustment has
+/// an id and a creation time.
+pub struct AdjustV2(Adjust);
+
+/// What a v2 cancellation answers: the adjustment, its key and when it was made.
+pub struct AdjustedV2 {
+    adjust: Adjust,
+    key: Key,
+    created: Nanos,
+}
+
+/// `v2.billing.meter_event_adjustment`.
+#[derive(Serialize)]
+struct AdjustmentV2View<'a> {
+    object: &'static str,
+    id: String,
+    livemode: bool,
+    created: String,
+    status: &'static str,
+    event_name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    cancel: CancelJson<'a>,
+}
+
+impl Operation for AdjustV2 {
+    type Output = AdjustedV2;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate_at(input.params, ADJUST_V2, "", input.version)?;
+        Adjust::read(input).map(AdjustV2)
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<AdjustedV2> {
+        let adjust = self.0;
+        let key = t.try_with_next_key(|t, key| adjust.cancel(t).map(|()| key))?;
+        Ok(AdjustedV2 {
+            adjust,
+            key,
+            created: t.tenant_now(),
+        })
+    }
+
+    fn render(a: AdjustedV2, _: &Tenant) -> Body {
+        Body::Json(pretty(
+            &AdjustmentV2View {
+                object: "v2.billing.meter_event_adjustment",
+                id: ids::render(ids::METER_EVENT_ADJUSTMENT, a.key),
+                livemode: false,
+                created: to_rfc3339_millis(a.created),
+                status: "complete",
+                event_name: &a.adjust.event_name,
+                kind: "cancel",
+                cancel: CancelJson {
+                    identifier: &a.adjust.identifier,
+                },
+            },
+            320,
         ))
     }
 }

@@ -56,6 +56,8 @@ pub static ROUTES: &[Route] = &[
     route(Post,   "/v1/billing/alerts/{id}/archive",                op::<alerts::Archive>),
     route(Post,   "/v1/billing/meter_events",                       op::<meter_events::Create>),
     route(Post,   "/v1/billing/meter_event_adjustments",            op::<meter_events::Adjust>),
+    route(Post,   "/v2/billing/meter_events",                       op::<meter_events::CreateV2>),
+    route(Post,   "/v2/billing/meter_event_adjustments",            op::<meter_events::AdjustV2>),
 
     route(Post,   "/v1/invoices",                                   op::<invoices::Create>),
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),

@@ -1,7 +1,8 @@
 //! A request's parameters as Stripe reads them: the query string and, for form bodies, the body,
-//! decoded into one tree, within the configured limits. A body of another type is refused.
+//! decoded into one tree, within the configured limits. A body of another type is refused, except
+//! on Stripe's v2 paths (`/v2/…`), whose bodies are JSON objects: those become the same tree.
 
-use crate::form::{self, FormError, FormLimits, Params};
+use crate::form::{self, FormError, FormLimits, Node, Params};
 use crate::http::{names, Request};
 
 use super::envelope::{shorten, StripeError, StripeResult};
@@ -17,15 +18,103 @@ pub fn decode(req: &Request, limits: &FormLimits) -> StripeResult<Params> {
     if !req.body.is_empty() {
         let content_type = req.header(&names::CONTENT_TYPE).unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim();
+        if req.path.starts_with("/v2/") {
+            if !mime.is_empty() && !mime.eq_ignore_ascii_case("application/json") {
+                return Err(unsupported(content_type));
+            }
+            json_into(&mut params, &req.body, limits, &mut count)?;
+            return Ok(params);
+        }
         if !mime.is_empty() && !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(StripeError::invalid(format!(
-                "Invalid request: unsupported Content-Type {}. If error persists and you need assistance, please contact support@stripe.com.",
-                shorten(content_type)
-            )));
+            return Err(unsupported(content_type));
         }
         form::parse_into(&mut params, &req.body, limits, &mut count).map_err(form_error)?;
     }
     Ok(params)
+}
+
+fn unsupported(content_type: &str) -> StripeError {
+    StripeError::invalid(format!(
+        "Invalid request: unsupported Content-Type {}. If error persists and you need assistance, please contact support@stripe.com.",
+        shorten(content_type)
+    ))
+}
+
+/// A v2 body: a JSON object, read into the tree as a form would have put it. Strings, numbers and
+/// booleans are values (as text), objects are hashes, arrays are lists, and `null` is a parameter
+/// not sent. The same limits bound it: pairs counted once per value, and nesting.
+fn json_into(
+    params: &mut Params,
+    body: &[u8],
+    limits: &FormLimits,
+    count: &mut usize,
+) -> StripeResult<()> {
+    let invalid = || {
+        StripeError::invalid(
+            "Invalid request: the body is not a JSON object. Stripe's v2 endpoints take a JSON object as the request body.",
+        )
+    };
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid())?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(invalid());
+    };
+    for (name, value) in fields {
+        if let Some(node) = json_node(value, &name, 0, limits, count)? {
+            params.insert(name, node);
+        }
+    }
+    Ok(())
+}
+
+fn json_node(
+    value: serde_json::Value,
+    name: &str,
+    depth: usize,
+    limits: &FormLimits,
+    count: &mut usize,
+) -> StripeResult<Option<Node>> {
+    use serde_json::Value;
+    if depth > limits.max_depth {
+        return Err(form_error(FormError::TooDeep {
+            param: name.to_string(),
+            limit: limits.max_depth,
+        }));
+    }
+    let mut leaf = |text: String| {
+        *count += 1;
+        if *count > limits.max_params {
+            return Err(form_error(FormError::TooManyParams {
+                limit: limits.max_params,
+            }));
+        }
+        Ok(Some(Node::Value(text)))
+    };
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => leaf(s),
+        Value::Number(n) => leaf(n.to_string()),
+        Value::Bool(b) => leaf(b.to_string()),
+        Value::Array(items) => {
+            let mut list = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let inner = format!("{name}[{i}]");
+                if let Some(node) = json_node(item, &inner, depth + 1, limits, count)? {
+                    list.push(node);
+                }
+            }
+            Ok(Some(Node::List(list)))
+        }
+        Value::Object(fields) => {
+            let mut map = Params::with_capacity(fields.len());
+            for (key, item) in fields {
+                let inner = format!("{name}[{key}]");
+                if let Some(node) = json_node(item, &inner, depth + 1, limits, count)? {
+                    map.insert(key, node);
+                }
+            }
+            Ok(Some(Node::Map(map)))
+        }
+    }
 }
 
 fn form_error(e: FormError) -> StripeError {
