@@ -829,6 +829,42 @@ async fn params_are_sent_as_the_sdks_send_them() {
 }
 
 #[tokio::test]
+async fn a_v2_fixture_sends_its_params_as_json() {
+    let started = Emu::start().await;
+    let emu = Client::of(&started);
+    let key = started.tenant("fixtures_v2").await;
+    let r = emu
+        .apply_json(
+            &key,
+            &file(json!([
+                {"name": "customer", "path": "/v1/customers", "method": "post", "params": {}},
+                {"name": "meter", "path": "/v1/billing/meters", "method": "post",
+                 "params": {"display_name": "Search", "event_name": "ai_search_api",
+                            "default_aggregation": {"formula": "sum"}}},
+                {"name": "event", "path": "/v2/billing/meter_events", "method": "post",
+                 "params": {"event_name": "ai_search_api", "identifier": "idmp_1",
+                            "payload": {"stripe_customer_id": "${customer:id}", "value": "25"}}}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let usage = emu
+        .get(
+            &key,
+            &format!(
+                "/v1/billing/meters/{}/event_summaries?customer={}&start_time={}&end_time={}",
+                applied_id(&r.body, "meter"),
+                applied_id(&r.body, "customer"),
+                T0 - 3_600,
+                T0 + 3_600
+            ),
+        )
+        .await;
+    assert_eq!(usage.status, 200, "{}", usage.text);
+    assert_eq!(usage.body["data"][0]["aggregated_value"], 25);
+}
+
+#[tokio::test]
 async fn references_fill_the_body_of_the_next_fixture() {
     let started = Emu::start().await;
     let emu = Client::of(&started);

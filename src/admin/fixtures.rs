@@ -1058,10 +1058,12 @@ impl Apply {
         for (name, value) in &fixture.headers {
             headers.insert(name.clone(), header_value(run, value)?);
         }
+        // The native API and Stripe's v2 routes take JSON bodies; Stripe's v1 routes take forms.
+        let json = native || path.starts_with("/v2/");
         let mut body = Vec::new();
         if let Some(params) = &fixture.params {
             let in_body = fixture.method == Method::POST || fixture.method == Method::PUT;
-            if native && in_body {
+            if json && in_body {
                 let mut map = Map::with_capacity(params.len());
                 for (key, tree) in params {
                     map.insert(key.clone(), run.json(tree)?);
@@ -1090,7 +1092,7 @@ impl Apply {
             }
         }
         if !body.is_empty() {
-            let content_type = if native {
+            let content_type = if json {
                 "application/json"
             } else {
                 "application/x-www-form-urlencoded"
