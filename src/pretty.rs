@@ -2,12 +2,12 @@
 //! objects as `[]` and `{}`. The same bytes as `serde_json::to_writer_pretty`, written faster.
 //!
 //! Every answer is pretty, so this is on every request's path. [`to_vec`] writes with its own
-//! serializer ([`Writer`]): serde_json checks each byte of each name and string for escapes, one
+//! serializer (`Writer`): serde_json checks each byte of each name and string for escapes, one
 //! at a time, and writes a line's indentation as one two-byte write per level, which together were
 //! most of the cost of rendering an answer. Here strings are checked eight bytes at a time and a
 //! line break with its indentation is one write. What the serializer does not write itself (a map
 //! key that is not a string or an integer, say) makes it give up, and serde_json, with the
-//! [`Pretty`] formatter, writes the value instead: the bytes are the same either way.
+//! `Pretty` formatter, writes the value instead: the bytes are the same either way.
 
 use std::fmt::{self, Display};
 use std::io::{self, Write};
