@@ -339,7 +339,8 @@ impl WorldStore {
 /// account), created on first use.
 #[derive(Debug)]
 pub struct IdempotencyStores {
-    worlds: DashMap<String, Arc<WorldStore>>,
+    /// foldhash, not SipHash: every POST with an Idempotency-Key looks its world up.
+    worlds: DashMap<String, Arc<WorldStore>, foldhash::fast::RandomState>,
     /// Most keys one world keeps.
     cap: usize,
     /// How long a key is kept.
@@ -357,7 +358,7 @@ impl IdempotencyStores {
     /// No store yet; each world's, once made, keeps at most `cap` keys, each for `lifetime`.
     pub fn new(cap: usize, lifetime: Duration) -> Self {
         IdempotencyStores {
-            worlds: DashMap::new(),
+            worlds: DashMap::default(),
             cap,
             lifetime,
         }

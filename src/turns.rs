@@ -119,7 +119,8 @@ where
 /// request log are), and forgotten with the world by a reset.
 #[derive(Debug, Default)]
 pub struct WorldTurns {
-    worlds: DashMap<String, Arc<Turns>>,
+    /// foldhash, not SipHash: every request for a world looks it up.
+    worlds: DashMap<String, Arc<Turns>, foldhash::fast::RandomState>,
 }
 
 impl WorldTurns {

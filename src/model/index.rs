@@ -225,7 +225,7 @@ impl Tenant {
                 self.lots.len()
             )
         })?;
-        let mut metered: HashMap<Key, BTreeMap<Currency, Decimal>> = HashMap::new();
+        let mut metered: super::tenant::KeyMap<BTreeMap<Currency, Decimal>> = Default::default();
         for lot in self.lots.values() {
             ensure(self.lot_keys_of(lot.customer).contains(lot.key), || {
                 format!("lot {} missing from its customer's lots", lot.key)
@@ -257,12 +257,13 @@ impl Tenant {
             }
         }
         // Both ways round: a sum kept for nothing, and lots whose sum is not kept.
-        let sum_of = |sums: &HashMap<Key, BTreeMap<Currency, Decimal>>, c: &Key, cur: &Currency| {
-            sums.get(c)
-                .and_then(|m| m.get(cur))
-                .copied()
-                .unwrap_or_default()
-        };
+        let sum_of =
+            |sums: &super::tenant::KeyMap<BTreeMap<Currency, Decimal>>, c: &Key, cur: &Currency| {
+                sums.get(c)
+                    .and_then(|m| m.get(cur))
+                    .copied()
+                    .unwrap_or_default()
+            };
         for (customer, currency) in self
             .metered_remaining
             .iter()

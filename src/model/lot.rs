@@ -5,7 +5,6 @@
 //! agree on balances.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::ops::RangeBounds;
 
 use rust_decimal::Decimal;
@@ -555,7 +554,7 @@ impl Tenant {
 
     /// Rebuilds every customer's spending order from the lots (a world read from a document).
     pub(super) fn rebuild_spend_order(&mut self) {
-        let mut orders: HashMap<Key, Vec<Key>> = HashMap::new();
+        let mut orders: super::tenant::KeyMap<Vec<Key>> = Default::default();
         for lot in self.lots.values() {
             orders.entry(lot.customer).or_default().push(lot.key);
         }

@@ -186,7 +186,8 @@ pub struct Store {
     seed: Option<u64>,
     /// The grace period new worlds start with (see [`Tenant::invoice_grace`]).
     invoice_grace: crate::time::Nanos,
-    tenants: DashMap<String, Arc<TenantCell>>,
+    /// foldhash, not SipHash: every request that reaches a world looks it up here.
+    tenants: DashMap<String, Arc<TenantCell>, foldhash::fast::RandomState>,
     /// How many worlds `tenants` holds, counted apart so that two requests making worlds at once
     /// cannot both take the last place ([`Store::create`] reserves a place before it inserts).
     live: AtomicUsize,
@@ -233,7 +234,7 @@ impl Store {
         Store {
             seed,
             invoice_grace: DEFAULT_GRACE,
-            tenants: DashMap::new(),
+            tenants: DashMap::default(),
             live: AtomicUsize::new(0),
             max_tenants: usize::MAX,
             hook: None,

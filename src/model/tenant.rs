@@ -12,6 +12,10 @@ use super::{
 use crate::ids::{IdGen, Key};
 use crate::time::{real_now, to_millis, Nanos};
 
+/// A hash map keyed by object keys, hashed with foldhash rather than SipHash: a create looks up
+/// several of them, and keys are made by the world, not chosen by clients.
+pub(super) type KeyMap<V> = HashMap<Key, V, foldhash::fast::RandomState>;
+
 /// Which clock a customer lives on: the tenant's own, or one Stripe test clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Domain {
@@ -53,7 +57,7 @@ pub struct Tenant {
     /// Live customers not on a test clock (the default customer list shows only these).
     pub(super) customers_unclocked: BTreeSet<Key>,
     /// Live customers per test clock.
-    pub(super) customers_by_clock: HashMap<Key, BTreeSet<Key>>,
+    pub(super) customers_by_clock: KeyMap<BTreeSet<Key>>,
     /// Live customers per exact email.
     pub(super) customers_by_email: HashMap<String, BTreeSet<Key>>,
     /// Live customers by their caller-given identifier (unique among live customers: the facade
@@ -63,16 +67,16 @@ pub struct Tenant {
     /// half full, and half-empty slots of a 368-byte value cost more than a pointer per lot.
     pub(super) lots: BTreeMap<Key, Box<Lot>>,
     /// Lots per customer.
-    pub(super) lots_by_customer: HashMap<Key, BTreeSet<Key>>,
+    pub(super) lots_by_customer: KeyMap<BTreeSet<Key>>,
     /// Each customer's lots in spending order ([`Lot::spend_order`]), so that spending finds the
     /// first lot it may use without visiting them all. A sorted vector, not a B-tree: a new lot
     /// nearly always sorts last, and a B-tree filled in order is half empty (16 bytes a lot here
     /// against about 60).
-    pub(super) spend_order: HashMap<Key, Vec<Key>>,
+    pub(super) spend_order: KeyMap<Vec<Key>>,
     /// The ledger: every entry by key (keys are time-ordered). Boxed, as lots are.
     pub(super) entries: BTreeMap<Key, Box<Entry>>,
     /// Entries per customer.
-    pub(super) entries_by_customer: HashMap<Key, BTreeSet<Key>>,
+    pub(super) entries_by_customer: KeyMap<BTreeSet<Key>>,
     /// Entries per lot, as `(lot, entry)` pairs: a lot's entries are the range
     /// `(lot, 0)..=(lot, Key::MAX)`. One ordered set rather than a set per lot, whose tree node
     /// cost about 200 bytes for the one or two entries most lots have.
@@ -80,7 +84,7 @@ pub struct Tenant {
     /// What remains of each customer's lots whose scope intersects `Metered`, per currency: the
     /// running sum that `post` (the only writer of `Lot::remaining`) keeps, so that a balance
     /// filtered on metered lines costs one lookup however many lots the customer holds.
-    pub(super) metered_remaining: HashMap<Key, BTreeMap<Currency, Decimal>>,
+    pub(super) metered_remaining: KeyMap<BTreeMap<Currency, Decimal>>,
     /// Entries not yet due, per time domain, in time order.
     pub(super) schedule: BTreeMap<(Domain, Nanos, Key), Event>,
     /// Test clocks.
@@ -126,16 +130,16 @@ impl Tenant {
             clock: TenantClock::Real,
             customers: BTreeMap::new(),
             customers_unclocked: BTreeSet::new(),
-            customers_by_clock: HashMap::new(),
+            customers_by_clock: KeyMap::default(),
             customers_by_email: HashMap::new(),
             customers_by_external_id: HashMap::new(),
             lots: BTreeMap::new(),
-            lots_by_customer: HashMap::new(),
-            spend_order: HashMap::new(),
+            lots_by_customer: KeyMap::default(),
+            spend_order: KeyMap::default(),
             entries: BTreeMap::new(),
-            entries_by_customer: HashMap::new(),
+            entries_by_customer: KeyMap::default(),
             entries_by_lot: BTreeSet::new(),
-            metered_remaining: HashMap::new(),
+            metered_remaining: KeyMap::default(),
             schedule: BTreeMap::new(),
             test_clocks: BTreeMap::new(),
             invoices: BTreeMap::new(),
