@@ -121,21 +121,7 @@ async fn a_cycle_invoice_spends_credits_that_the_native_wallet_shows_like_the_he
         "subscription",
     )
     .await);
-    let advance = |to: i64| {
-        let (emu, key, clock) = (&emu, &key, &clock);
-        async move {
-            ok(
-                emu.post(
-                    key,
-                    &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
-                    &format!("frozen_time={to}"),
-                )
-                .await,
-                "advance",
-            )
-            .await
-        }
-    };
+    let advance = |to: i64| emu.advance_clock(&key, &clock, to);
     advance(T0 + DAY).await;
     ok(
         emu.post(

@@ -363,20 +363,7 @@ async fn a_credit_alert_fires_when_finalization_spends_the_balance_and_again_aft
         .await,
         "alert",
     );
-    let advance = |to: i64| {
-        let (emu, key, clock) = (&emu, &key, &clock);
-        async move {
-            ok(
-                emu.post(
-                    key,
-                    &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
-                    &format!("frozen_time={to}"),
-                )
-                .await,
-                "advance",
-            );
-        }
-    };
+    let advance = |to: i64| emu.advance_clock(&key, &clock, to);
 
     // 150 calls at 5 cents: the cycle invoice of T1 finalizes an hour later and spends 750 of
     // the 1,000, leaving 250, under 500.

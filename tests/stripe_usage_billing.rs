@@ -101,16 +101,7 @@ impl Loop {
     }
 
     async fn advance(&self, emu: &Emu, to: i64) -> Value {
-        ok(
-            emu.post(
-                &self.key,
-                &format!("/v1/test_helpers/test_clocks/{}/advance", self.clock),
-                &format!("frozen_time={to}"),
-            )
-            .await,
-            "advance",
-        )
-        .await
+        emu.advance_clock(&self.key, &self.clock, to).await
     }
 
     /// Reports `calls` API calls at `timestamp` (the clock's now when `None`).
@@ -818,21 +809,7 @@ async fn pending_invoice_items_go_first_on_each_subscription_invoice() {
     assert_eq!(invoice_of(&emu, &key, &euros).await, Value::Null);
 
     // Usage, then two more items: both go on the cycle invoice, newest first.
-    let advance = |to: i64| {
-        let (emu, key, clock) = (&emu, &key, &clock);
-        async move {
-            ok(
-                emu.post(
-                    key,
-                    &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
-                    &format!("frozen_time={to}"),
-                )
-                .await,
-                "advance",
-            )
-            .await
-        }
-    };
+    let advance = |to: i64| emu.advance_clock(&key, &clock, to);
     advance(T0 + DAY).await;
     ok(
         emu.post(

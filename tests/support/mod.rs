@@ -178,6 +178,19 @@ impl Emu {
         r.id()
     }
 
+    /// Advances test clock `clock` to `frozen_time` and returns the clock as answered.
+    pub async fn advance_clock(&self, key: &str, clock: &str, frozen_time: i64) -> Value {
+        let r = self
+            .post(
+                key,
+                &format!("/v1/test_helpers/test_clocks/{clock}/advance"),
+                &format!("frozen_time={frozen_time}"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "advance test clock: {}", r.text);
+        r.body
+    }
+
     /// Creates a Stripe customer and returns its id.
     pub async fn customer(&self, key: &str, form: &str) -> String {
         let r = self.post(key, "/v1/customers", form).await;
