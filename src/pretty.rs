@@ -145,6 +145,18 @@ impl ser::Error for GiveUp {
     }
 }
 
+/// The serializer's methods for integers, one per `method: type` pair, each writing its value with
+/// the serializer's own `integer`.
+macro_rules! integers {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(
+            fn $method(self, v: $ty) -> Result<(), GiveUp> {
+                self.integer(v)
+            }
+        )*
+    };
+}
+
 /// A serializer writing pretty JSON into a buffer, the way serde_json with [`Pretty`] does.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
@@ -188,9 +200,10 @@ impl Writer<'_> {
         self.new_line();
     }
 
-    fn integer(&mut self, value: impl itoa::Integer) {
+    fn integer(&mut self, value: impl itoa::Integer) -> Result<(), GiveUp> {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        Ok(())
     }
 
     fn string(&mut self, value: &str) {
@@ -334,54 +347,10 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         Ok(())
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
-    }
-
-    fn serialize_u128(self, v: u128) -> Result<(), GiveUp> {
-        self.integer(v);
-        Ok(())
+    integers! {
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128,
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), GiveUp> {
@@ -696,36 +665,9 @@ impl ser::Serializer for KeyWriter<'_> {
         value.serialize(self)
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), GiveUp> {
-        self.integer(v)
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), GiveUp> {
-        self.integer(v)
+    integers! {
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64,
     }
 
     fn serialize_bool(self, _v: bool) -> Result<(), GiveUp> {
