@@ -54,6 +54,8 @@ pub struct App {
     pub requests: RequestLogs,
     /// Who is at each world and what waits for it (see [`crate::turns`]), beside the model.
     pub turns: crate::turns::WorldTurns,
+    /// Meter event sessions by token, beside the model.
+    pub meter_sessions: crate::meter_sessions::MeterSessions,
 }
 
 impl App {
@@ -80,6 +82,7 @@ impl App {
                 reclaimer: Reclaimer::new(config.release_memory),
                 requests: RequestLogs::new(config.request_log),
                 turns: crate::turns::WorldTurns::default(),
+                meter_sessions: crate::meter_sessions::MeterSessions::default(),
                 config,
                 started: Instant::now(),
             }
@@ -212,6 +215,7 @@ impl App {
         self.webhooks.reset(world);
         self.requests.reset(world);
         self.turns.remove(world);
+        self.meter_sessions.reset(world);
         let existed = self.store.remove(world);
         let found = existed.is_some() || stored.is_some();
         if let Some(keys) = stored {

@@ -60,6 +60,8 @@
 //! pretty.rs      pretty JSON, as every answer of both APIs is written
 //! idempotency.rs stored answers for Idempotency-Key, one store per world, beside the model;
 //!                each expires after a day and holds a bounded number of keys
+//! meter_sessions.rs  each meter event session's token, world and expiry, beside the model: the
+//!                stream's credential names its world before the request takes its turn
 //! memory.rs      worlds a reset drops are dropped on a background thread, and the allocator then
 //!                gives their memory back to the system
 //! request_log.rs each world's recent requests, recorded by server.rs once a reply is built,
@@ -138,6 +140,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod memory;
+pub mod meter_sessions;
 pub mod model;
 pub mod native;
 pub mod persist;

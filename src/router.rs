@@ -65,9 +65,15 @@ pub fn api_name(api: Api) -> &'static str {
 /// The world a request of `api` acts in, read from its credentials as that API reads them: the
 /// native API's `x-api-key`; for Stripe's routes and the emulator's own, either key header and
 /// `Stripe-Account`. `None` when the API would refuse them (no key, a live key, an account it
-/// cannot reach).
-pub fn world_of(api: Api, req: &Request) -> Option<String> {
+/// cannot reach). On the meter event stream, the world of the session its bearer token names.
+pub fn world_of(app: &App, api: Api, req: &Request) -> Option<String> {
     match api {
+        Api::Stripe
+            if req.method == hyper::Method::POST && stripe::routes::is_stream(&req.path) =>
+        {
+            let token = keys::bearer(req).ok()?;
+            app.meter_sessions.get(token).map(|s| s.world)
+        }
         Api::Native => req
             .header(&names::X_API_KEY)
             .filter(|key| native::auth::accepts(key))

@@ -273,7 +273,7 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
         request_id,
     };
     // Read once from the credentials, for taking its turn and for the request log.
-    let world = router::world_of(api, &request);
+    let world = router::world_of(app, api, &request);
     let (request, reply) = match refusal {
         Some(refusal) => (
             request,

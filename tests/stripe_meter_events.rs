@@ -949,3 +949,207 @@ async fn v2_meter_events_and_adjustments_take_json() {
     assert_eq!(twice.status, 400);
     assert_eq!(twice.body["error"]["param"], "cancel[identifier]");
 }
+
+const SESSION: &str = "/v2/billing/meter_event_session";
+const STREAM: &str = "/v2/billing/meter_event_stream";
+
+/// A meter event session of `key`: its answer, the token replaced by `[token]` once checked.
+async fn session(emu: &Emu, key: &str) -> (String, Value) {
+    let r = v2(emu, key, SESSION, &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut body = r.body;
+    let token = body["authentication_token"].as_str().unwrap().to_string();
+    assert!(
+        token.starts_with("ek_test_") && token.len() == 56,
+        "{token}"
+    );
+    body["authentication_token"] = json!("[token]");
+    (token, body)
+}
+
+/// `n` events of `name` for `customer`, each worth 1, identified `{prefix}{i}`.
+fn events(name: &str, customer: &str, prefix: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"event_name": name, "identifier": format!("{prefix}{i}"),
+                   "payload": {"stripe_customer_id": customer, "value": "1"}})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_token_streams_events() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("stream").await;
+    let cus = emu.customer(&key, "").await;
+    let m = meter_of(&emu, &key, "ai_search_api", "sum", "").await;
+
+    let (token, made) = session(&emu, &key).await;
+    assert_json_snapshot!("stream_session", made);
+    // An empty body is a session too; each has its own token.
+    let empty = emu
+        .raw(
+            "POST",
+            SESSION,
+            &[("authorization", &format!("Bearer {key}"))],
+            "",
+        )
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.text);
+    assert_ne!(empty.body["authentication_token"], token.as_str());
+    assert_ne!(empty.body["id"], made["id"]);
+
+    // The stream records each event as POST /v2/billing/meter_events would, and answers `{}`.
+    let mut batch = events("ai_search_api", &cus, "stream_", 3);
+    batch.push(
+        json!({"event_name": "ai_search_api", "timestamp": "2025-06-14T23:30:00.000Z",
+                      "payload": {"stripe_customer_id": cus, "value": "7.5"}}),
+    );
+    let streamed = v2(&emu, &token, STREAM, &json!({ "events": batch })).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text);
+    assert_eq!(streamed.text, "{}");
+    assert_eq!(
+        usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await,
+        10.5
+    );
+    // Identifiers are shared with the other routes: a v1 event repeating one is refused, and the
+    // same batch again stops at its first event.
+    let dup = send(
+        &emu,
+        &key,
+        "ai_search_api",
+        &cus,
+        "1",
+        "&identifier=stream_0",
+    )
+    .await;
+    assert_eq!(dup.status, 400, "{}", dup.text);
+    let again = v2(
+        &emu,
+        &token,
+        STREAM,
+        &json!({ "events": events("ai_search_api", &cus, "stream_", 1) }),
+    )
+    .await;
+    assert_eq!(again.status, 400);
+    assert_json_snapshot!("stream_duplicate", again.body);
+    assert_eq!(
+        usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await,
+        10.5
+    );
+    // A v2 adjustment cancels a streamed event.
+    let cancel = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_event_adjustments",
+        &json!({"event_name": "ai_search_api", "type": "cancel", "cancel": {"identifier": "stream_1"}}),
+    )
+    .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 9.5);
+}
+
+#[tokio::test]
+async fn stream_refusals() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("stream_refusals").await;
+    let cus = emu.customer(&key, "").await;
+    let m = meter_of(&emu, &key, "calls", "sum", "").await;
+    let (token, _) = session(&emu, &key).await;
+
+    // A bad event is named by its place in the stream; the events before it are recorded.
+    let mut batch = events("calls", &cus, "ok_", 3);
+    batch.push(json!({"event_name": "calls", "timestamp": "yesterday",
+                      "payload": {"stripe_customer_id": cus, "value": "1"}}));
+    let bad = v2(&emu, &token, STREAM, &json!({ "events": batch })).await;
+    assert_eq!(bad.status, 400);
+    assert_json_snapshot!("stream_bad_timestamp", bad.body);
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 0);
+    let mut batch = events("calls", &cus, "ok_", 2);
+    batch.push(json!({"event_name": "calls", "payload": {"stripe_customer_id": "cus_nobody", "value": "1"}}));
+    let unknown = v2(&emu, &token, STREAM, &json!({ "events": batch })).await;
+    assert_eq!(unknown.status, 400);
+    assert_json_snapshot!("stream_unknown_customer", unknown.body);
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 2);
+    // At most 100 events, at least one.
+    let many = v2(
+        &emu,
+        &token,
+        STREAM,
+        &json!({ "events": events("calls", &cus, "many_", 101) }),
+    )
+    .await;
+    assert_eq!(many.status, 400);
+    assert_json_snapshot!("stream_too_many", many.body);
+    let none = v2(&emu, &token, STREAM, &json!({ "events": [] })).await;
+    assert_eq!(none.status, 400);
+    assert_json_snapshot!("stream_no_events", none.body);
+    let hundred = v2(
+        &emu,
+        &token,
+        STREAM,
+        &json!({ "events": events("calls", &cus, "many_", 100) }),
+    )
+    .await;
+    assert_eq!(hundred.status, 200, "{}", hundred.text);
+    assert_eq!(usage(&emu, &key, &m, &cus, T0 - HOUR, T0 + HOUR).await, 102);
+
+    // An unknown token is refused as an unknown API key is, and so is a secret key.
+    let unknown_token = v2(
+        &emu,
+        "ek_test_notasessiontoken",
+        STREAM,
+        &json!({ "events": [] }),
+    )
+    .await;
+    assert_eq!(unknown_token.status, 401);
+    assert_json_snapshot!("stream_unknown_token", unknown_token.body);
+    let secret = v2(
+        &emu,
+        &key,
+        STREAM,
+        &json!({ "events": events("calls", &cus, "key_", 1) }),
+    )
+    .await;
+    assert_eq!(secret.status, 401);
+    assert_json_snapshot!("stream_secret_key", secret.body);
+    // A session's token is no API key.
+    let as_key = emu.get(&token, "/v1/customers").await;
+    assert_eq!(as_key.status, 401);
+    // The masked token ends with the random token's last four characters.
+    let mut refused = as_key.body;
+    let message = refused["error"]["message"].as_str().unwrap();
+    let message = message.replace(&token[token.len() - 4..], "[tail]");
+    refused["error"]["message"] = json!(message);
+    assert_json_snapshot!("session_token_as_api_key", refused);
+    let as_key = v2(&emu, &token, SESSION, &json!({})).await;
+    assert_eq!(as_key.status, 401);
+
+    // Fifteen minutes later on the world's clock the token has expired; a new session works.
+    emu.freeze(&key, T0 + 15 * MINUTE).await;
+    let expired = v2(
+        &emu,
+        &token,
+        STREAM,
+        &json!({ "events": events("calls", &cus, "late_", 1) }),
+    )
+    .await;
+    assert_eq!(expired.status, 401);
+    assert_json_snapshot!("stream_expired_token", expired.body);
+    let (fresh, made) = session(&emu, &key).await;
+    assert_eq!(made["expires_at"], "2025-06-15T00:30:00.000Z");
+    let late = v2(
+        &emu,
+        &fresh,
+        STREAM,
+        &json!({ "events": events("calls", &cus, "late_", 1) }),
+    )
+    .await;
+    assert_eq!(late.status, 200, "{}", late.text);
+    // A reset forgets the world's sessions.
+    let reset = emu.post(&key, "/_emulator/reset", "").await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    let gone = v2(&emu, &fresh, STREAM, &json!({ "events": [] })).await;
+    assert_eq!(gone.status, 401);
+    assert_eq!(gone.body["error"]["type"], "invalid_request_error");
+}

@@ -34,6 +34,12 @@ pub const METER_EVENT_SUMMARY: &str = "mtrusg_";
 /// v2 meter event adjustment prefix.
 pub const METER_EVENT_ADJUSTMENT: &str = "mtr_event_adj_";
 
+/// v2 meter event session prefix.
+pub const METER_EVENT_SESSION: &str = "mtr_sess_";
+
+/// A meter event session's authentication token prefix (Stripe's ephemeral keys').
+pub const SESSION_TOKEN: &str = "ek_test_";
+
 /// Billing alert prefix.
 pub const ALERT: &str = "alrt_";
 

@@ -4,6 +4,10 @@
 //! parameters as a JSON object (v2 times are RFC 3339 strings) and answer v2 objects; the rules
 //! are the same.
 //!
+//! The high-throughput form: `POST /v2/billing/meter_event_session` makes a session whose
+//! authentication token, for 15 minutes of the world's clock, authenticates
+//! `POST /v2/billing/meter_event_stream`, which takes up to 100 v2 events at once.
+//!
 //! The highest-volume call there is, so everything that needs no tenant (the parameter checks,
 //! copying the payload and the timestamp) happens in `parse`; `apply` looks up the meter and the
 //! customer, reads the value, and leaves the rest (the clock window, the identifier, the buckets)
@@ -545,4 +549,144 @@ mod tests {
         // Beyond the decimal type's 28 digits: not a number the emulator can hold.
         assert_eq!(parse_value(&"9".repeat(40)), None);
     }
+}
+
+/// How long a meter event session's token is accepted: 15 minutes.
+pub const SESSION_LIFETIME: Nanos = 15 * 60 * 1_000_000_000;
+
+/// `POST /v2/billing/meter_event_session`: a session whose token authenticates the meter event
+/// stream. The pipeline remembers the token and its world (`crate::meter_sessions`) once the
+/// answer is made.
+pub struct SessionCreate {
+    token: String,
+}
+
+/// A session made: its key, token and creation time on the world's clock.
+pub struct Session {
+    key: Key,
+    token: String,
+    created: Nanos,
+}
+
+/// `v2.billing.meter_event_session`.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    id: String,
+    object: &'static str,
+    authentication_token: &'a str,
+    created: String,
+    expires_at: String,
+    livemode: bool,
+}
+
+impl Operation for SessionCreate {
+    type Output = Session;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        validate_at(input.params, &[], "", input.version)?;
+        Ok(SessionCreate {
+            token: crate::ids::random_id(ids::SESSION_TOKEN, 48),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Session> {
+        let key = t.try_with_next_key(|_, key| Ok::<_, StripeError>(key))?;
+        Ok(Session {
+            key,
+            token: self.token,
+            created: t.tenant_now(),
+        })
+    }
+
+    fn render(s: Session, _: &Tenant) -> Body {
+        Body::Json(pretty(
+            &SessionView {
+                id: ids::render(ids::METER_EVENT_SESSION, s.key),
+                object: "v2.billing.meter_event_session",
+                authentication_token: &s.token,
+                created: to_rfc3339_millis(s.created),
+                expires_at: to_rfc3339_millis(s.created + SESSION_LIFETIME),
+                livemode: false,
+            },
+            320,
+        ))
+    }
+}
+
+const STREAM: &[Field] = &[req("events", Spec::Array(&Spec::Obj(CREATE_V2), 100))];
+
+/// `POST /v2/billing/meter_event_stream`: up to 100 v2 events, each read and recorded as
+/// `POST /v2/billing/meter_events` would, authenticated by a session's token. The events are
+/// recorded in order; the first one refused stops the stream there, and the answer names it
+/// (`events[3][timestamp]`): those before it stay recorded.
+pub struct StreamCreate {
+    /// When the session expires, on the world's clock (checked before anything else).
+    expires_at: Option<Nanos>,
+    /// The events, or the refusal of the first one that could not be read.
+    events: StripeResult<Vec<Create>>,
+}
+
+impl Operation for StreamCreate {
+    type Output = ();
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        Ok(StreamCreate {
+            expires_at: input.session_expires_at(),
+            events: read_events(input),
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<()> {
+        if self.expires_at.is_some_and(|end| t.tenant_now() >= end) {
+            return Err(crate::wire::keys::session_expired());
+        }
+        for (i, event) in self.events?.into_iter().enumerate() {
+            event.apply(t).map_err(|e| in_event(e, i))?;
+        }
+        Ok(())
+    }
+
+    fn render((): (), _: &Tenant) -> Body {
+        Body::Json(b"{}".to_vec())
+    }
+}
+
+/// The stream's events, each checked as `POST /v2/billing/meter_events` checks its body.
+fn read_events(input: &Input) -> StripeResult<Vec<Create>> {
+    let p = input.params;
+    validate_at(p, STREAM, "", input.version)?;
+    let items: Vec<&Node> = match p.get("events") {
+        Some(Node::List(items)) => items.iter().collect(),
+        Some(Node::Map(m)) => m.values().collect(),
+        _ => Vec::new(),
+    };
+    if items.is_empty() {
+        return Err(StripeError::invalid(
+            "Invalid array: events must hold between 1 and 100 meter events.",
+        )
+        .param("events"));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, node)| match node {
+            Node::Map(event) => CreateV2::parse(&input.with_params(event))
+                .map(|e| e.0)
+                .map_err(|e| in_event(e, i)),
+            _ => Err(StripeError::invalid("Invalid object").param(format!("events[{i}]"))),
+        })
+        .collect()
+}
+
+/// `e`, a refusal of one event, naming its place in the stream: `timestamp` becomes
+/// `events[3][timestamp]`, `payload[customer]` `events[3][payload][customer]`.
+fn in_event(mut e: StripeError, i: usize) -> StripeError {
+    e.param = Some(match e.param.take() {
+        Some(param) => match param.split_once('[') {
+            Some((head, rest)) => format!("events[{i}][{head}][{rest}"),
+            None => format!("events[{i}][{param}]"),
+        },
+        None => format!("events[{i}]"),
+    });
+    e
 }

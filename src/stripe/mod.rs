@@ -96,6 +96,8 @@ pub struct Pending {
     version: Version,
     /// Whether a route answers the method and path.
     found: bool,
+    /// Whether the route makes a meter event session, whose token is remembered once answered.
+    makes_session: bool,
     /// The `X-Emulator-Panic` switch, when allowed.
     panic: bool,
     /// The parameters' fingerprint, for the idempotency key.
@@ -179,21 +181,27 @@ fn read(
     idempotency_key: Option<&str>,
     applied: &mut Option<Version>,
 ) -> StripeResult<Pending> {
-    let key = keys::authenticate(req)?;
-    let account = keys::account(req, &key)?;
+    let stream = found.is_some_and(|(r, _)| r.pattern == routes::METER_EVENT_STREAM);
+    let (world, session) = if stream {
+        // The stream's credential is a session's token, which names its world.
+        let token = keys::bearer(req)?;
+        let session = app
+            .meter_sessions
+            .get(token)
+            .ok_or_else(|| keys::unknown_token(token))?;
+        (session.world, Some(session.expires_at))
+    } else {
+        let key = keys::authenticate(req)?;
+        let account = keys::account(req, &key)?;
+        (keys::world(&key, account).into_owned(), None)
+    };
     let requested = versions::requested(req)?;
-    let world = keys::world(&key, account);
     let version = requested.unwrap_or_else(|| {
-        let platform = account.map(|_| key.as_str());
+        // A connected account's world is named `key account`; its platform's default applies.
+        let platform = world.split_once(' ').map(|(key, _)| key);
         versions::default_for(&app.store, &world, platform).0
     });
     *applied = Some(version);
-    // The world's name is the key itself unless a connected account is named: kept without a copy.
-    let world = match world {
-        std::borrow::Cow::Owned(world) => Some(world),
-        std::borrow::Cow::Borrowed(_) => None,
-    };
-    let world = world.unwrap_or(key);
     let params = decode(req, &app.config.form)?;
     if idempotency_key.is_some_and(|k| k.len() > 255) {
         return Err(StripeError::invalid(
@@ -206,11 +214,19 @@ fn read(
     };
     let run = found
         .ok_or_else(|| StripeError::unrecognized(req.method.as_str(), &req.path))
-        .and_then(|(route, captures)| (route.run)(&Input::new(&params, version, captures)));
+        .and_then(|(route, captures)| {
+            let input = Input::new(&params, version, captures);
+            let input = match session {
+                Some(expires_at) => input.with_session(expires_at),
+                None => input,
+            };
+            (route.run)(&input)
+        });
     Ok(Pending {
         world,
         version,
         found: found.is_some(),
+        makes_session: found.is_some_and(|(r, _)| r.pattern == routes::METER_EVENT_SESSION),
         panic: app.config.panic_trigger && req.header(&names::X_EMULATOR_PANIC).is_some(),
         fingerprint,
         run,
@@ -235,6 +251,7 @@ fn serve(
     let Pending {
         world,
         found,
+        makes_session,
         panic,
         fingerprint,
         run,
@@ -276,6 +293,9 @@ fn serve(
     });
     let (reply, keep) = match result {
         Ok(mut body) => {
+            if makes_session {
+                remember_session(app, &world, &body);
+            }
             // A stored answer lives for a day: it keeps the bytes it needs, not the buffer's spare
             // capacity (a create's 1 KiB buffer holds about 750 bytes).
             if release.claimed.is_some() {
@@ -294,6 +314,26 @@ fn serve(
         }
     }
     Ok(reply)
+}
+
+/// Remembers the meter event session an answer of `POST /v2/billing/meter_event_session` shows,
+/// as a session of `world`, so that its token authenticates the stream.
+fn remember_session(app: &App, world: &str, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Made<'a> {
+        authentication_token: &'a str,
+        expires_at: &'a str,
+    }
+    let made = serde_json::from_slice::<Made>(body).ok();
+    if let Some((made, expires_at)) =
+        made.and_then(|m| crate::time::parse_rfc3339(m.expires_at).map(|t| (m, t)))
+    {
+        app.meter_sessions.insert(
+            made.authentication_token.to_string(),
+            world.to_string(),
+            expires_at,
+        );
+    }
 }
 
 /// Claims `key` in `stored` for a request with fingerprint `fp`: `None` to go ahead, the stored

@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::expand;
 use crate::form::Params;
 use crate::model::{Store, Tenant};
+use crate::time::Nanos;
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::get_expand;
 use crate::wire::versions::Version;
@@ -33,6 +34,9 @@ pub struct Input<'r> {
     pub version: Version,
     /// The path's `{…}` segments, in order (unused places are empty).
     captures: Captures<'r>,
+    /// On the meter event stream: when the session whose token authenticated the request
+    /// expires, on its world's clock.
+    session_expires_at: Option<Nanos>,
 }
 
 /// How many `{…}` segments one route pattern may capture.
@@ -48,7 +52,27 @@ impl<'r> Input<'r> {
             params,
             version,
             captures,
+            session_expires_at: None,
         }
+    }
+
+    /// The same input, for a request authenticated by a meter event session that expires at
+    /// `expires_at`.
+    pub fn with_session(mut self, expires_at: Nanos) -> Self {
+        self.session_expires_at = Some(expires_at);
+        self
+    }
+
+    /// When the meter event session that authenticated the request expires, if one did.
+    pub fn session_expires_at(&self) -> Option<Nanos> {
+        self.session_expires_at
+    }
+
+    /// The same input with other parameters (one element of a list, read as a request of its
+    /// own).
+    pub fn with_params(mut self, params: &'r Params) -> Self {
+        self.params = params;
+        self
     }
 
     /// The path's first `{…}` segment (the object's id in `/v1/customers/{id}`), as sent.

@@ -17,6 +17,17 @@ use super::{
 use crate::wire::envelope::StripeResult;
 use Verb::{Delete, Get, Post};
 
+/// The route that makes a meter event session; the pipeline remembers the token it answers.
+pub const METER_EVENT_SESSION: &str = "/v2/billing/meter_event_session";
+
+/// The meter event stream: authenticated by a session's token rather than an API key.
+pub const METER_EVENT_STREAM: &str = "/v2/billing/meter_event_stream";
+
+/// Whether `path` is the meter event stream's (for a POST), as [`find`] matches it.
+pub fn is_stream(path: &str) -> bool {
+    find(&Method::POST, path).is_some_and(|(r, _)| r.pattern == METER_EVENT_STREAM)
+}
+
 /// The routes, in the order they are tried.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
@@ -58,6 +69,8 @@ pub static ROUTES: &[Route] = &[
     route(Post,   "/v1/billing/meter_event_adjustments",            op::<meter_events::Adjust>),
     route(Post,   "/v2/billing/meter_events",                       op::<meter_events::CreateV2>),
     route(Post,   "/v2/billing/meter_event_adjustments",            op::<meter_events::AdjustV2>),
+    route(Post,   METER_EVENT_SESSION,                              op::<meter_events::SessionCreate>),
+    route(Post,   METER_EVENT_STREAM,                               op::<meter_events::StreamCreate>),
 
     route(Post,   "/v1/invoices",                                   op::<invoices::Create>),
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),

@@ -23,6 +23,34 @@ pub fn authenticate(req: &Request) -> Result<String, StripeError> {
     Ok(key)
 }
 
+/// The token of `Authorization: Bearer TOKEN` (a meter event session's, on the meter event
+/// stream), or Stripe's "You did not provide an API key" 401.
+pub fn bearer(req: &Request) -> Result<&str, StripeError> {
+    req.header(&names::AUTHORIZATION)
+        .and_then(|header| {
+            let (scheme, rest) = header.trim().split_once(' ')?;
+            let token = rest.trim();
+            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+        })
+        .ok_or_else(|| unauthorized(NO_KEY.to_string()))
+}
+
+/// A bearer token that names no meter event session: refused as an unknown API key is.
+pub fn unknown_token(token: &str) -> StripeError {
+    unauthorized(format!("Invalid API Key provided: {}", mask(token)))
+}
+
+/// A meter event session's token used after it expired: 401, `temporary_session_expired`.
+pub fn session_expired() -> StripeError {
+    let mut e = StripeError::invalid(
+        "The meter event session's authentication token has expired. Create a new session with POST /v2/billing/meter_event_session.",
+    )
+    .code("billing_meter_event_session_expired")
+    .status(401);
+    e.kind = "temporary_session_expired";
+    e
+}
+
 /// The API key of a request to one of the emulator's own routes, which clients of either API call:
 /// `x-api-key` (the native API's header) if present, else `Authorization` as Stripe reads it.
 pub fn either_key(req: &Request) -> Result<String, StripeError> {
@@ -95,7 +123,7 @@ pub fn check_key(key: &str) -> Result<(), StripeError> {
 pub fn mask(key: &str) -> String {
     let chars: Vec<char> = key.chars().take(300).collect();
     let prefix_len = [
-        "sk_test_", "rk_test_", "sk_live_", "rk_live_", "pk_test_", "pk_live_",
+        "sk_test_", "rk_test_", "sk_live_", "rk_live_", "pk_test_", "pk_live_", "ek_test_",
     ]
     .iter()
     .find(|p| key.starts_with(*p))
