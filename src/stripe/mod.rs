@@ -5,8 +5,9 @@
 //!
 //! 1. find the row for the method and path (an unknown route is answered after the checks below,
 //!    where Stripe answers it);
-//! 2. authenticate, find the world (the key's, or with `Stripe-Account` the connected account's),
-//!    settle the API version (`Stripe-Version`, else the world's default);
+//! 2. authenticate, find the world (the key's, or with `Stripe-Account` the connected account's;
+//!    on the meter event stream, the world of the session its bearer token names), settle the API
+//!    version (`Stripe-Version`, else the world's default);
 //! 3. decode the query string and body into one parameter tree;
 //! 4. for a POST with `Idempotency-Key`, claim the key (or replay, or refuse); the key belongs to
 //!    the world, which is made first if it is new;
@@ -193,7 +194,13 @@ fn read(
     } else {
         let key = keys::authenticate(req)?;
         let account = keys::account(req, &key)?;
-        (keys::world(&key, account).into_owned(), None)
+        // The world's name is the key itself unless a connected account is named: kept without
+        // a copy.
+        let pair = match keys::world(&key, account) {
+            std::borrow::Cow::Owned(world) => Some(world),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        (pair.unwrap_or(key), None)
     };
     let requested = versions::requested(req)?;
     let version = requested.unwrap_or_else(|| {
