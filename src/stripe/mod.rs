@@ -338,6 +338,7 @@ fn remember_session(app: &App, world: &str, body: &[u8]) {
         app.meter_sessions.insert(
             made.authentication_token.to_string(),
             world.to_string(),
+            expires_at - meter_events::SESSION_LIFETIME,
             expires_at,
         );
     }
