@@ -24,11 +24,7 @@ fn write(out: &mut Vec<u8>, value: &impl Serialize) -> serde_json::Result<()> {
 /// `value` as pretty JSON, in a buffer of `capacity` bytes to start with.
 pub fn to_vec(value: &impl Serialize, capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
-    let mut writer = Writer {
-        out: &mut out,
-        level: 0,
-        has_value: false,
-    };
+    let mut writer = Writer::new(&mut out);
     if value.serialize(&mut writer).is_err() {
         out.clear();
         // Writing to a Vec fails only if `Serialize` does; the views serialized here never do.
@@ -157,47 +153,33 @@ macro_rules! integers {
     };
 }
 
-/// A serializer writing pretty JSON into a buffer, the way serde_json with [`Pretty`] does.
+/// A serializer writing pretty JSON into a buffer, the way serde_json with [`Pretty`] does: the
+/// brackets, commas and line breaks are [`Pretty`]'s own.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
-    /// The level being written (0 outside any array or object).
-    level: usize,
-    /// Whether the array or object being closed has a value (`[]` stays on one line).
-    has_value: bool,
+    layout: Pretty,
 }
 
-impl Writer<'_> {
-    fn new_line(&mut self) {
-        let mut spaces = self.level * 2;
-        let first = spaces.min(BREAK.len() - 1);
-        self.out.extend_from_slice(&BREAK[..1 + first]);
-        spaces -= first;
-        while spaces > 0 {
-            let n = spaces.min(BREAK.len() - 1);
-            self.out.extend_from_slice(&BREAK[1..1 + n]);
-            spaces -= n;
+impl<'a> Writer<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Writer {
+            out,
+            layout: Pretty::default(),
         }
     }
 
-    fn open(&mut self, bracket: u8) {
-        self.level += 1;
-        self.has_value = false;
-        self.out.push(bracket);
+    // Writing to a Vec cannot fail: the layout's `io::Result`s are always `Ok`.
+
+    fn open(&mut self, bracket: &[u8]) {
+        let _ = self.layout.open(self.out, bracket);
     }
 
-    fn close(&mut self, bracket: u8) {
-        self.level -= 1;
-        if self.has_value {
-            self.new_line();
-        }
-        self.out.push(bracket);
+    fn close(&mut self, bracket: &[u8]) {
+        let _ = self.layout.close(self.out, bracket);
     }
 
     fn item(&mut self, first: bool) {
-        if !first {
-            self.out.push(b',');
-        }
-        self.new_line();
+        let _ = self.layout.item(self.out, first);
     }
 
     fn integer(&mut self, value: impl itoa::Integer) -> Result<(), GiveUp> {
@@ -311,7 +293,7 @@ impl Compound<'_, '_> {
         self.writer.item(self.first);
         self.first = false;
         value.serialize(&mut *self.writer)?;
-        self.writer.has_value = true;
+        self.writer.layout.has_value = true;
         Ok(())
     }
 
@@ -325,7 +307,7 @@ impl Compound<'_, '_> {
     fn value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), GiveUp> {
         self.writer.out.extend_from_slice(b": ");
         value.serialize(&mut *self.writer)?;
-        self.writer.has_value = true;
+        self.writer.layout.has_value = true;
         Ok(())
     }
 }
@@ -424,18 +406,18 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), GiveUp> {
-        self.open(b'{');
+        self.open(b"{");
         let mut object = Compound {
             writer: self,
             first: true,
         };
         object.entry(variant, value)?;
-        object.writer.close(b'}');
+        object.writer.close(b"}");
         Ok(())
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'w, 'a>, GiveUp> {
-        self.open(b'[');
+        self.open(b"[");
         Ok(Compound {
             writer: self,
             first: true,
@@ -462,7 +444,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         _len: usize,
     ) -> Result<Compound<'w, 'a>, GiveUp> {
         // `{"variant": [` … `]}`: the outer object is closed in `end`.
-        self.open(b'{');
+        self.open(b"{");
         self.item(true);
         self.string(variant);
         self.out.extend_from_slice(b": ");
@@ -470,7 +452,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'w, 'a>, GiveUp> {
-        self.open(b'{');
+        self.open(b"{");
         Ok(Compound {
             writer: self,
             first: true,
@@ -489,7 +471,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         _len: usize,
     ) -> Result<Compound<'w, 'a>, GiveUp> {
         // `{"variant": {` … `}}`: the outer object is closed in `end`.
-        self.open(b'{');
+        self.open(b"{");
         self.item(true);
         self.string(variant);
         self.out.extend_from_slice(b": ");
@@ -506,7 +488,7 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b']');
+        self.writer.close(b"]");
         Ok(())
     }
 }
@@ -520,7 +502,7 @@ impl ser::SerializeTuple for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b']');
+        self.writer.close(b"]");
         Ok(())
     }
 }
@@ -534,7 +516,7 @@ impl ser::SerializeTupleStruct for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b']');
+        self.writer.close(b"]");
         Ok(())
     }
 }
@@ -548,9 +530,9 @@ impl ser::SerializeTupleVariant for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b']');
-        self.writer.has_value = true;
-        self.writer.close(b'}');
+        self.writer.close(b"]");
+        self.writer.layout.has_value = true;
+        self.writer.close(b"}");
         Ok(())
     }
 }
@@ -570,7 +552,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b'}');
+        self.writer.close(b"}");
         Ok(())
     }
 }
@@ -588,7 +570,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b'}');
+        self.writer.close(b"}");
         Ok(())
     }
 }
@@ -606,9 +588,9 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        self.writer.close(b'}');
-        self.writer.has_value = true;
-        self.writer.close(b'}');
+        self.writer.close(b"}");
+        self.writer.layout.has_value = true;
+        self.writer.close(b"}");
         Ok(())
     }
 }
@@ -790,11 +772,7 @@ mod tests {
             );
             // Written by the serializer here, not left to serde_json.
             let mut out = Vec::new();
-            let mut writer = super::Writer {
-                out: &mut out,
-                level: 0,
-                has_value: false,
-            };
+            let mut writer = super::Writer::new(&mut out);
             assert!(serde::Serialize::serialize(&value, &mut writer).is_ok());
         }
     }
