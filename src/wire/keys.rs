@@ -27,12 +27,16 @@ pub fn authenticate(req: &Request) -> Result<String, StripeError> {
 /// stream), or Stripe's "You did not provide an API key" 401.
 pub fn bearer(req: &Request) -> Result<&str, StripeError> {
     req.header(&names::AUTHORIZATION)
-        .and_then(|header| {
-            let (scheme, rest) = header.trim().split_once(' ')?;
-            let token = rest.trim();
-            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-        })
+        .and_then(bearer_token)
         .ok_or_else(|| unauthorized(NO_KEY.to_string()))
+}
+
+/// The credential of `Bearer CREDENTIAL`, if the header is one and it is not empty.
+fn bearer_token(header: &str) -> Option<&str> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ')?;
+    let rest = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty()).then_some(rest)
 }
 
 /// A bearer token that names no meter event session: refused as an unknown API key is.
@@ -67,12 +71,12 @@ pub fn either_key(req: &Request) -> Result<String, StripeError> {
 /// `Basic KEY`, the key itself unencoded, which Stripe accepts too. An unencoded key is told
 /// apart by its prefix: `_` is not in base64's alphabet, so no encoded credential starts with one.
 fn key_from_header(header: &str) -> Option<String> {
+    if let Some(key) = bearer_token(header) {
+        return Some(key.to_string());
+    }
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return (!rest.is_empty()).then(|| rest.to_string());
-    }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
