@@ -28,7 +28,8 @@ use crate::model::{
 use crate::time::{parse_rfc3339, to_rfc3339_millis, to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
-    cannot_unset, get_int, get_obj, get_str, opt, req, timestamp, validate_at, Field, Spec, EXPAND,
+    cannot_unset, get_int, get_obj, get_str, list_items, opt, req, timestamp, validate_at, Field,
+    Spec, EXPAND,
 };
 
 const CREATE: &[Field] = &[
@@ -533,24 +534,6 @@ impl Operation for AdjustV2 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_plain_decimals() {
-        assert_eq!(parse_value("25"), Some(Decimal::from(25)));
-        assert_eq!(parse_value("-0.50"), Some(Decimal::new(-50, 2)));
-        for bad in [
-            "", "-", "1e3", " 1", "1 ", "+1", ".5", "1.", "NaN", "1.2.3", "١",
-        ] {
-            assert_eq!(parse_value(bad), None, "{bad:?}");
-        }
-        // Beyond the decimal type's 28 digits: not a number the emulator can hold.
-        assert_eq!(parse_value(&"9".repeat(40)), None);
-    }
-}
-
 /// How long a meter event session's token is accepted: 15 minutes.
 pub const SESSION_LIFETIME: Nanos = 15 * 60 * 1_000_000_000;
 
@@ -655,11 +638,7 @@ impl Operation for StreamCreate {
 fn read_events(input: &Input) -> StripeResult<Vec<Create>> {
     let p = input.params;
     validate_at(p, STREAM, "", input.version)?;
-    let items: Vec<&Node> = match p.get("events") {
-        Some(Node::List(items)) => items.iter().collect(),
-        Some(Node::Map(m)) => m.values().collect(),
-        _ => Vec::new(),
-    };
+    let items = p.get("events").map(list_items).unwrap_or_default();
     if items.is_empty() {
         return Err(StripeError::invalid(
             "Invalid array: events must hold between 1 and 100 meter events.",
@@ -689,4 +668,22 @@ fn in_event(mut e: StripeError, i: usize) -> StripeError {
         None => format!("events[{i}]"),
     });
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_plain_decimals() {
+        assert_eq!(parse_value("25"), Some(Decimal::from(25)));
+        assert_eq!(parse_value("-0.50"), Some(Decimal::new(-50, 2)));
+        for bad in [
+            "", "-", "1e3", " 1", "1 ", "+1", ".5", "1.", "NaN", "1.2.3", "١",
+        ] {
+            assert_eq!(parse_value(bad), None, "{bad:?}");
+        }
+        // Beyond the decimal type's 28 digits: not a number the emulator can hold.
+        assert_eq!(parse_value(&"9".repeat(40)), None);
+    }
 }
