@@ -328,8 +328,8 @@ impl Tenant {
 mod tests {
     use super::*;
     use crate::model::{
-        BillingMode, CollectionMethod, Interval, NewCustomer, NewItem, NewPrice,
-        NewPricedSubscription, Recurring, Scheme, TenantClock, UsageType,
+        Interval, NewCustomer, NewPrice, NewPricedSubscription, Recurring, Scheme, TenantClock,
+        UsageType,
     };
     use crate::time::parse_rfc3339;
 
@@ -370,21 +370,7 @@ mod tests {
             metadata: Metadata::new(),
         });
         let sub = t
-            .create_priced_subscription(NewPricedSubscription {
-                customer,
-                items: vec![NewItem {
-                    price,
-                    ..NewItem::default()
-                }],
-                collection_method: CollectionMethod::ChargeAutomatically,
-                days_until_due: None,
-                billing_mode: BillingMode::Flexible,
-                billing_cycle_anchor: None,
-                cancel_at_period_end: false,
-                cancel_at: None,
-                metadata: Metadata::new(),
-                description: None,
-            })
+            .create_priced_subscription(NewPricedSubscription::of(customer, &[price]))
             .expect("made");
         let latest = |t: &Tenant| {
             let key = t

@@ -1097,6 +1097,32 @@ fn place<G: std::hash::Hash + Eq>(
 }
 
 #[cfg(test)]
+impl NewPricedSubscription {
+    /// A subscription of `customer` to one item of each of `prices`, charged automatically, with
+    /// nothing else set: what the model's tests start from.
+    pub(super) fn of(customer: Key, prices: &[Key]) -> NewPricedSubscription {
+        NewPricedSubscription {
+            customer,
+            items: prices
+                .iter()
+                .map(|&price| NewItem {
+                    price,
+                    ..NewItem::default()
+                })
+                .collect(),
+            collection_method: CollectionMethod::ChargeAutomatically,
+            days_until_due: None,
+            billing_mode: BillingMode::Flexible,
+            billing_cycle_anchor: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            metadata: Metadata::new(),
+            description: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{NewCustomer, NewPrice, Recurring, Scheme, UsageType};
@@ -1137,27 +1163,6 @@ mod tests {
         })
     }
 
-    fn new(customer: Key, prices: &[Key]) -> NewPricedSubscription {
-        NewPricedSubscription {
-            customer,
-            items: prices
-                .iter()
-                .map(|&price| NewItem {
-                    price,
-                    ..NewItem::default()
-                })
-                .collect(),
-            collection_method: CollectionMethod::ChargeAutomatically,
-            days_until_due: None,
-            billing_mode: BillingMode::Flexible,
-            billing_cycle_anchor: None,
-            cancel_at_period_end: false,
-            cancel_at: None,
-            metadata: Metadata::new(),
-            description: None,
-        }
-    }
-
     fn period(t: &Tenant, key: Key) -> (String, String) {
         let (a, b) = t.subscription_period(key).expect("a subscription");
         (to_rfc3339(a), to_rfc3339(b))
@@ -1167,7 +1172,9 @@ mod tests {
     fn monthly_periods_keep_the_anchor_day_clamped_to_short_months() {
         let (mut t, c) = world("2025-01-31T10:00:00Z");
         let p = price(&mut t, "usd", Interval::Month, UsageType::Licensed);
-        let s = t.create_priced_subscription(new(c, &[p])).expect("made");
+        let s = t
+            .create_priced_subscription(NewPricedSubscription::of(c, &[p]))
+            .expect("made");
         let p1 = (
             "2025-01-31T10:00:00Z".to_string(),
             "2025-02-28T10:00:00Z".to_string(),
@@ -1199,7 +1206,7 @@ mod tests {
     fn a_future_anchor_makes_a_short_first_period() {
         let (mut t, c) = world("2025-06-15T00:00:00Z");
         let p = price(&mut t, "usd", Interval::Week, UsageType::Metered);
-        let mut n = new(c, &[p]);
+        let mut n = NewPricedSubscription::of(c, &[p]);
         n.billing_cycle_anchor = Some(at("2025-06-18T12:00:00Z"));
         let s = t.create_priced_subscription(n.clone()).expect("made");
         assert_eq!(
@@ -1230,7 +1237,9 @@ mod tests {
         let metered = price(&mut t, "usd", Interval::Month, UsageType::Metered);
         let eur = price(&mut t, "eur", Interval::Month, UsageType::Licensed);
         let yearly = price(&mut t, "usd", Interval::Year, UsageType::Licensed);
-        let problem = |t: &mut Tenant, prices: &[Key]| t.create_priced_subscription(new(c, prices));
+        let problem = |t: &mut Tenant, prices: &[Key]| {
+            t.create_priced_subscription(NewPricedSubscription::of(c, prices))
+        };
         assert_eq!(
             problem(&mut t, &[usd, eur]),
             Err(PricedError::Item(1, ItemProblem::CurrencyMismatch))
@@ -1248,7 +1257,7 @@ mod tests {
             Err(PricedError::Item(0, ItemProblem::NoSuchPrice))
         );
         assert_eq!(problem(&mut t, &[]), Err(PricedError::NoItems));
-        let mut n = new(c, &[usd, metered]);
+        let mut n = NewPricedSubscription::of(c, &[usd, metered]);
         n.items[1].quantity = Some(2);
         assert_eq!(
             t.create_priced_subscription(n),
@@ -1268,7 +1277,9 @@ mod tests {
         let a = price(&mut t, "usd", Interval::Month, UsageType::Licensed);
         let b = price(&mut t, "usd", Interval::Month, UsageType::Metered);
         let eur = price(&mut t, "eur", Interval::Month, UsageType::Licensed);
-        let s = t.create_priced_subscription(new(c, &[a])).expect("made");
+        let s = t
+            .create_priced_subscription(NewPricedSubscription::of(c, &[a]))
+            .expect("made");
         let first = t.priced_subscription(s).expect("made").items[0];
         let add = |price| {
             ItemChange::Add(NewItem {
@@ -1341,12 +1352,12 @@ mod tests {
         });
         let subs: Vec<Key> = (0..MAX_OPEN_ON_CLOCK)
             .map(|_| {
-                t.create_priced_subscription(new(on_clock, &[p]))
+                t.create_priced_subscription(NewPricedSubscription::of(on_clock, &[p]))
                     .expect("made")
             })
             .collect();
         assert_eq!(
-            t.create_priced_subscription(new(on_clock, &[p])),
+            t.create_priced_subscription(NewPricedSubscription::of(on_clock, &[p])),
             Err(PricedError::ClockLimit(clock))
         );
         let end = End {
@@ -1367,7 +1378,7 @@ mod tests {
         );
         assert_eq!(t.subscription_end_due(subs[0]), None);
         // An ended one no longer counts.
-        t.create_priced_subscription(new(on_clock, &[p]))
+        t.create_priced_subscription(NewPricedSubscription::of(on_clock, &[p]))
             .expect("made");
         assert_eq!(t.priced_subscriptions_on_clock(clock).len(), 4);
         assert!(t.priced_subscriptions_off_clocks().is_empty());
@@ -1380,10 +1391,11 @@ mod tests {
         );
         assert_eq!(changed, Err(PricedError::Ended));
         for _ in 0..MAX_OPEN_PER_CUSTOMER {
-            t.create_priced_subscription(new(c, &[p])).expect("made");
+            t.create_priced_subscription(NewPricedSubscription::of(c, &[p]))
+                .expect("made");
         }
         assert_eq!(
-            t.create_priced_subscription(new(c, &[p])),
+            t.create_priced_subscription(NewPricedSubscription::of(c, &[p])),
             Err(PricedError::CustomerLimit)
         );
         // Deleting the customer cancels what it still has.
@@ -1400,7 +1412,9 @@ mod tests {
     fn a_scheduled_cancellation_is_dated_and_due() {
         let (mut t, c) = world("2025-06-15T00:00:00Z");
         let p = price(&mut t, "usd", Interval::Month, UsageType::Licensed);
-        let s = t.create_priced_subscription(new(c, &[p])).expect("made");
+        let s = t
+            .create_priced_subscription(NewPricedSubscription::of(c, &[p]))
+            .expect("made");
         assert_eq!(t.subscription_end_due(s), None);
         let ask = |t: &mut Tenant, v| {
             t.update_priced_subscription(
@@ -1441,7 +1455,8 @@ mod tests {
         for (what, break_it) in breaks {
             let (mut t, c) = world("2025-06-15T00:00:00Z");
             let p = price(&mut t, "usd", Interval::Month, UsageType::Licensed);
-            t.create_priced_subscription(new(c, &[p])).expect("made");
+            t.create_priced_subscription(NewPricedSubscription::of(c, &[p]))
+                .expect("made");
             assert_eq!(t.check_indexes(), Ok(()));
             break_it(&mut t);
             assert!(t.check_indexes().is_err(), "{what} drifted unnoticed");
