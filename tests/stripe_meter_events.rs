@@ -857,6 +857,30 @@ async fn v2(emu: &Emu, key: &str, path: &str, body: &Value) -> Resp {
     .await
 }
 
+/// A v2 body nested past the limit is refused like a form nested past it, naming the parameter
+/// where the limit is passed, spelled as a form would spell it.
+#[tokio::test]
+async fn a_v2_body_nested_too_deep_names_where() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("events_v2_deep").await;
+    let mut deep = json!("1");
+    for _ in 0..12 {
+        deep = json!({ "a": deep });
+    }
+    let r = v2(
+        &emu,
+        &key,
+        "/v2/billing/meter_events",
+        &json!({"event_name": "x", "payload": deep}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        r.body["error"]["param"],
+        format!("payload{}", "[a]".repeat(9))
+    );
+}
+
 #[tokio::test]
 async fn v2_meter_events_and_adjustments_take_json() {
     let emu = Emu::start().await;

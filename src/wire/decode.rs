@@ -58,25 +58,33 @@ fn json_into(
     let serde_json::Value::Object(fields) = value else {
         return Err(invalid());
     };
+    let mut path = String::new();
     for (name, value) in fields {
-        if let Some(node) = json_node(value, &name, 0, limits, count)? {
+        path.clear();
+        path.push_str(&name);
+        if let Some(node) = json_node(value, &mut path, 0, limits, count)? {
             params.insert(name, node);
         }
     }
     Ok(())
 }
 
+/// `value`, the parameter spelled `path` (`events[0][payload]`), as a node. `path` is one buffer
+/// for the whole body, grown and cut back as the walk goes down and up: a JSON body has many
+/// nodes, and only a refusal reads it.
 fn json_node(
     value: serde_json::Value,
-    name: &str,
+    path: &mut String,
     depth: usize,
     limits: &FormLimits,
     count: &mut usize,
 ) -> StripeResult<Option<Node>> {
+    use std::fmt::Write;
+
     use serde_json::Value;
     if depth > limits.max_depth {
         return Err(form_error(FormError::TooDeep {
-            param: name.to_string(),
+            param: path.clone(),
             limit: limits.max_depth,
         }));
     }
@@ -89,6 +97,7 @@ fn json_node(
         }
         Ok(Some(Node::Value(text)))
     };
+    let at = path.len();
     match value {
         Value::Null => Ok(None),
         Value::String(s) => leaf(s),
@@ -97,18 +106,20 @@ fn json_node(
         Value::Array(items) => {
             let mut list = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                let inner = format!("{name}[{i}]");
-                if let Some(node) = json_node(item, &inner, depth + 1, limits, count)? {
-                    list.push(node);
-                }
+                let _ = write!(path, "[{i}]");
+                let node = json_node(item, path, depth + 1, limits, count)?;
+                path.truncate(at);
+                list.extend(node);
             }
             Ok(Some(Node::List(list)))
         }
         Value::Object(fields) => {
             let mut map = Params::with_capacity(fields.len());
             for (key, item) in fields {
-                let inner = format!("{name}[{key}]");
-                if let Some(node) = json_node(item, &inner, depth + 1, limits, count)? {
+                let _ = write!(path, "[{key}]");
+                let node = json_node(item, path, depth + 1, limits, count)?;
+                path.truncate(at);
+                if let Some(node) = node {
                     map.insert(key, node);
                 }
             }
