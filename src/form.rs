@@ -268,12 +268,7 @@ fn parse_text(
         if pair.is_empty() {
             continue;
         }
-        *count += 1;
-        if *count > limits.max_params {
-            return Err(FormError::TooManyParams {
-                limit: limits.max_params,
-            });
-        }
+        count_pair(count, limits)?;
         // `&`, `=`, `%` and `+` are ASCII: every index found is a character boundary.
         let (raw_key, raw_value) = match equals {
             Some(i) => (&text[pair.start..i], &text[i + 1..pair.end]),
@@ -287,14 +282,7 @@ fn parse_text(
             }
         };
         if escaped_key {
-            let key = decode_component(raw_key.as_bytes())?;
-            if key.is_empty() {
-                continue;
-            }
-            let value = value(raw_value)?;
-            let mut owned = Vec::new();
-            split_key(&key, &mut owned);
-            insert_pair(root, &owned, value, &key, limits)?;
+            insert_escaped_name(root, raw_key.as_bytes(), || value(raw_value), limits)?;
         } else {
             if raw_key.is_empty() {
                 continue;
@@ -319,25 +307,13 @@ fn parse_bytes(
         if pair.is_empty() {
             continue;
         }
-        *count += 1;
-        if *count > limits.max_params {
-            return Err(FormError::TooManyParams {
-                limit: limits.max_params,
-            });
-        }
+        count_pair(count, limits)?;
         let (raw_key, raw_value) = match pair.iter().position(|&b| b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
         if needs_decoding(raw_key) {
-            let key = decode_component(raw_key)?;
-            if key.is_empty() {
-                continue;
-            }
-            let value = decode_component(raw_value)?;
-            let mut owned = Vec::new();
-            split_key(&key, &mut owned);
-            insert_pair(root, &owned, value, &key, limits)?;
+            insert_escaped_name(root, raw_key, || decode_component(raw_value), limits)?;
         } else {
             let key = std::str::from_utf8(raw_key).map_err(|_| FormError::BadEncoding)?;
             if key.is_empty() {
@@ -349,6 +325,36 @@ fn parse_bytes(
         }
     }
     Ok(())
+}
+
+/// Counts one more pair, within the limit on pairs.
+fn count_pair(count: &mut usize, limits: &FormLimits) -> Result<(), FormError> {
+    *count += 1;
+    if *count > limits.max_params {
+        return Err(FormError::TooManyParams {
+            limit: limits.max_params,
+        });
+    }
+    Ok(())
+}
+
+/// Inserts a pair whose name has escapes: the name is decoded first, and a pair whose name
+/// decodes to nothing is skipped before its value is decoded (so its value's errors do not
+/// count).
+fn insert_escaped_name(
+    root: &mut Params,
+    raw_key: &[u8],
+    value: impl FnOnce() -> Result<String, FormError>,
+    limits: &FormLimits,
+) -> Result<(), FormError> {
+    let key = decode_component(raw_key)?;
+    if key.is_empty() {
+        return Ok(());
+    }
+    let value = value()?;
+    let mut segments = Vec::new();
+    split_key(&key, &mut segments);
+    insert_pair(root, &segments, value, &key, limits)
 }
 
 fn insert_pair(
