@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, Deleted, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
-use super::{customers, ids};
+use super::{customers, ids, subscriptions};
 use crate::ids::Key;
 use crate::model::{
     Currency, InvoiceItem, InvoiceItemError, Metadata, NewInvoiceItem, Scheme, Tenant,
@@ -348,13 +348,13 @@ impl Operation for Create {
             }
         };
         let currency = currency.expect("checked in parse or taken from the price");
-        if let Some(sub) = subscription.and_then(|k| t.priced_subscription(k)) {
-            if sub.currency != currency {
+        if let Some((_, sub_currency)) = subscription {
+            if sub_currency != currency {
                 return Err(StripeError::invalid(format!(
                     "The invoice item's currency ({}) must be the currency of the subscription {} ({}): it is added to that subscription's next invoice.",
                     currency.as_str(),
                     self.subscription.as_deref().unwrap_or_default(),
-                    sub.currency.as_str()
+                    sub_currency.as_str()
                 ))
                 .param(match &self.priced {
                     Priced::Price(_, param) if self.currency.is_none() => param,
@@ -371,7 +371,7 @@ impl Operation for Create {
             unit_amount,
             description: self.description,
             metadata: self.metadata,
-            subscription,
+            subscription: subscription.map(|(key, _)| key),
         });
         Ok((key, self.expand))
     }
@@ -381,12 +381,15 @@ impl Operation for Create {
     }
 }
 
-/// The subscription named `id` in parameter `subscription`: one of `customer`'s (sent as
-/// `customer_id`) that has not ended, whose next invoice the item waits for.
-fn subscription_of(t: &Tenant, id: &str, customer: Key, customer_id: &str) -> StripeResult<Key> {
-    let sub = ids::key_of(id, ids::SUBSCRIPTION)
-        .and_then(|k| t.priced_subscription(k))
-        .ok_or_else(|| StripeError::no_such("subscription", id, "subscription", 400))?;
+/// The subscription named `id` in parameter `subscription`, and its currency: one of `customer`'s
+/// (sent as `customer_id`) that has not ended, whose next invoice the item waits for.
+fn subscription_of(
+    t: &Tenant,
+    id: &str,
+    customer: Key,
+    customer_id: &str,
+) -> StripeResult<(Key, Currency)> {
+    let sub = subscriptions::param_lookup(t, id)?;
     if sub.customer != customer {
         return Err(StripeError::invalid(format!(
             "The subscription {} does not belong to the customer {}.",
@@ -402,7 +405,7 @@ fn subscription_of(t: &Tenant, id: &str, customer: Key, customer_id: &str) -> St
         ))
         .param("subscription"));
     }
-    Ok(sub.key)
+    Ok((sub.key, sub.currency))
 }
 
 /// `GET /v1/invoiceitems/{id}`.

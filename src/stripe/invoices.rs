@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
-use super::{customers, ids};
+use super::{customers, ids, subscriptions};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
@@ -1305,10 +1305,8 @@ impl Operation for CreatePreview {
         };
         let sub = match &self.subscription {
             Some(id) => {
-                let key = ids::key_of(id, ids::SUBSCRIPTION)
-                    .filter(|k| t.priced_subscription(*k).is_some())
-                    .ok_or_else(|| StripeError::no_such("subscription", id, "subscription", 400))?;
-                let s = t.priced_subscription(key).expect("found above");
+                let s = subscriptions::param_lookup(t, id)?;
+                let key = s.key;
                 if customer.is_some_and(|c| c != s.customer) {
                     return Err(StripeError::invalid(format!(
                         "The subscription {id} does not belong to the customer {}.",

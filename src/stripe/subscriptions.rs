@@ -484,6 +484,14 @@ fn respond(t: &Tenant, key: Key, expand: Expand) -> Body {
     )
 }
 
+/// The subscription named `id` in parameter `subscription` (400 when there is none), as an
+/// invoice, an invoice item or a new subscription item names it.
+pub fn param_lookup<'t>(t: &'t Tenant, id: &str) -> StripeResult<&'t PricedSubscription> {
+    ids::key_of(id, ids::SUBSCRIPTION)
+        .and_then(|k| t.priced_subscription(k))
+        .ok_or_else(|| StripeError::no_such("subscription", id, "subscription", 400))
+}
+
 /// The subscription named in the path (404 when there is none).
 fn lookup(t: &Tenant, id: &str) -> StripeResult<Key> {
     ids::key_of(id, ids::SUBSCRIPTION)
@@ -1462,15 +1470,8 @@ impl Operation for CreateItem {
     }
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Key> {
-        let sub = ids::key_of(&self.subscription, ids::SUBSCRIPTION)
-            .filter(|k| t.priced_subscription(*k).is_some())
-            .ok_or_else(|| {
-                StripeError::no_such("subscription", &self.subscription, "subscription", 400)
-            })?;
-        let before: Vec<Key> = t
-            .priced_subscription(sub)
-            .map(|s| s.items.clone())
-            .unwrap_or_default();
+        let found = param_lookup(t, &self.subscription)?;
+        let (sub, before) = (found.key, found.items.clone());
         let sent = SentChange::Add {
             price: self.price,
             quantity: self.quantity,
