@@ -129,7 +129,8 @@
 //! facade file (`stripe/`, one type per operation with its parameter table and views), its rows in
 //! `stripe/routes.rs` (and its object in `stripe/objects.rs` if fields can expand to it, with the
 //! paths that go on through it in `stripe/expand.rs`), and a test
-//! file over real sockets (`tests/stripe_<resource>.rs`, with snapshots).
+//! file over real sockets (`tests/stripe_<resource>.rs`, with snapshots, named by a `mod` line in
+//! `tests/suite.rs`).
 
 pub mod admin;
 pub mod app;

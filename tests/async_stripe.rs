@@ -1,7 +1,7 @@
 //! The official Rust client, `async-stripe`, driving the grant lifecycle against a real emulator and
 //! deserialising every response into its own types.
 
-mod support;
+use crate::support;
 
 use support::sdk::{client, metered_usd};
 

@@ -2,7 +2,7 @@
 //! currency, Stripe's `available_balance` (in cents) and the native real-time wallet balance (in
 //! dollars, conversion rate 1) agree after every step.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::native::{at, get, grant, native_customer, plan, subscription, DAY};

@@ -17,7 +17,7 @@
 //!   passed on its clock has been finalized;
 //! - every index agrees with the objects (`Tenant::check_indexes`).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

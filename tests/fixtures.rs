@@ -3,7 +3,7 @@
 //! builds is checked through both APIs; every refusal and every run that stops part way is
 //! snapshotted whole.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

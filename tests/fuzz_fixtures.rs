@@ -4,7 +4,7 @@
 //! that holds real objects of both APIs. Short by default; a long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=20000 cargo test --release --test fuzz_fixtures
+//! PROPTEST_CASES=20000 cargo test --release --test suite fuzz_fixtures::
 //! ```
 //!
 //! For every file: no panic; the answer is a 200 listing every fixture, or a 400 (401, 413) in
@@ -12,7 +12,7 @@
 //! fixture) leaves the world exactly as it was, ids included; a run that stopped names the fixture
 //! right after the ones it lists as applied; the ledger and the indexes stay consistent.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

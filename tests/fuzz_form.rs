@@ -2,7 +2,7 @@
 //! nightly toolchain). Short by default; a long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=200000 cargo test --release --test fuzz_form
+//! PROPTEST_CASES=200000 cargo test --release --test suite fuzz_form::
 //! ```
 //!
 //! - any bytes decode to a tree or an error, never a panic, and a tree respects the limits;

@@ -3,10 +3,10 @@
 //! of its own making) or closes the connection, and keeps serving. A long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=20000 cargo test --release --test fuzz_http
+//! PROPTEST_CASES=20000 cargo test --release --test suite fuzz_http::
 //! ```
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -5,7 +5,7 @@
 //! run:
 //!
 //! ```sh
-//! PROPTEST_CASES=200000 cargo test --release --test fuzz_native
+//! PROPTEST_CASES=200000 cargo test --release --test suite fuzz_native::
 //! ```
 //!
 //! For every request: no panic; the answer is gin's plain 404, gin's raw auth body, the native
@@ -18,7 +18,7 @@
 //! tenant clock (posting every grant application due) and checks that Stripe's balance summary and
 //! the native wallets still agree.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

@@ -4,7 +4,7 @@
 //! swapped), read into a world. Short by default; a long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=20000 cargo test --release --test fuzz_state
+//! PROPTEST_CASES=20000 cargo test --release --test suite fuzz_state::
 //! ```
 //!
 //! For every document: no panic; the answer is 200 or the admin envelope's 400; a refused document
@@ -12,7 +12,7 @@
 //! out), exports again, and survives a year of its clocks (every scheduled event posted) and the
 //! reads of both APIs without a panic.
 
-mod support;
+use crate::support;
 
 use credit_emulator::http::Reply;
 use proptest::prelude::*;

@@ -4,7 +4,7 @@
 //! included), against a fresh seeded world each time. Short by default; a long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=200000 cargo test --release --test fuzz_stripe
+//! PROPTEST_CASES=200000 cargo test --release --test suite fuzz_stripe::
 //! ```
 //!
 //! For every request: no panic; a status Stripe uses; a 200 is an object and anything else is
@@ -12,7 +12,7 @@
 //! the ledger stays consistent (every balance the sum of its entries, never below zero, every
 //! invoice's entries equal to what it applied).
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use serde_json::Value;

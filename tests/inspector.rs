@@ -9,7 +9,7 @@
 //! `CREDIT_EMULATOR_SCREENSHOT=PATH` it also saves a screenshot of the page there (the README's
 //! `docs/inspector.png`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! The first property drives the model directly (thousands of steps a second); the second drives a
 //! real emulator over HTTP and checks the summary against the transactions it lists.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

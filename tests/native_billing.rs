@@ -1,7 +1,7 @@
 //! What native grants hang on, over a real socket: customers, plans, subscriptions (with plan
 //! grants copied onto them), applications over time with each expiry rule, and wallets.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! structs (repeated keys, nulls, numbers as decimals, ignored fields still checked as JSON, the
 //! nesting limit), and the route table (every row reachable, native paths claimed without a key).
 
-mod support;
+use crate::support;
 
 use credit_emulator::native::ROUTES;
 use insta::assert_json_snapshot;

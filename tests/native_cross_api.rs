@@ -1,7 +1,7 @@
 //! One model, two views: objects made through one API observed through the other, with the Stripe
 //! available balance and the native real-time wallet balance equal at every step.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! `CREDIT_ADJUSTMENT` debit per grant spent, referencing the invoice as `inv_…`), and the wallet
 //! balance follows Stripe's available balance.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::native::{at, get, grant, native_available, native_customer, plan, subscription};

@@ -1,7 +1,7 @@
 //! The native `/v1/creditgrants` API over a real socket: auth, routing, the grant lifecycle for both
 //! scopes, every validation message in Flexprice's order, and the list quirks.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! Flexprice's order, and what a grant's currency means for the subscriptions it is copied into and
 //! the wallets its credits land in.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! `--data-dir`: worlds survive a restart exactly, acknowledged writes survive `kill -9`, and a
 //! store the emulator cannot read is refused with a clear message instead of starting empty.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,7 @@
 //! of a world that does not exist); `Stripe-Account` worlds; pages and their refusals; the bound,
 //! reset, bodies refused before any API, long paths and panics.
 
-mod support;
+use crate::support;
 
 use credit_emulator::Config;
 use insta::assert_json_snapshot;

@@ -6,7 +6,7 @@
 //! transactions and its native wallets' real-time balance agree. One `Idempotency-Key` retried
 //! concurrently creates exactly one grant.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! real socket with a raw HTTP client: every case must get its expected 4xx in its API's envelope,
 //! the server must stay healthy, and neither tenant the corpus touches may change.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! reads them; `/_emulator/*` acts on the caller's tenant only; live keys are refused everywhere and
 //! never create a world.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::robustness::{self as rs, exchange, RawRequest};

@@ -2,7 +2,7 @@
 //! and far over it, in both APIs' envelopes; slow and idle clients; the connection cap; and the CLI
 //! flags that set them.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

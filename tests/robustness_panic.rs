@@ -3,7 +3,7 @@
 //! panic is triggered on purpose with `X-Emulator-Panic`, which only works when
 //! `Config::panic_trigger` (hidden CLI flag `--enable-panic-trigger`) is on.
 
-mod support;
+use crate::support;
 
 use credit_emulator::Config;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! frees a place, and each world remembers a bounded number of `Idempotency-Key`s for a bounded
 //! time.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

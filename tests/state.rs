@@ -5,7 +5,7 @@
 //! document; the imported world answers as the original does, replays its idempotent answers and
 //! makes new objects after the old ones; refused documents leave the world as it was.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::robustness as rs;

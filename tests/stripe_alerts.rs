@@ -4,7 +4,7 @@
 //! under its threshold, at that instant, and again after a grant re-arms it; the
 //! `billing.alert.triggered` events in `GET /v1/events`.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

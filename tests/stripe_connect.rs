@@ -1,7 +1,7 @@
 //! `Stripe-Account` over a real socket: a platform key acting for a connected account reaches a world
 //! of its own, on every Stripe route and on the `/_emulator` routes; native routes never read it.
 
-mod support;
+use crate::support;
 
 use support::sdk::metered_usd;
 

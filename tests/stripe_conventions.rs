@@ -1,7 +1,7 @@
 //! Conventions every Stripe route shares: auth, tenants, form decoding, errors, headers,
 //! idempotency, and customers.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! Stripe credit grants over a real socket: lifecycle, validation, and the shapes Stripe renders.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Stripe customers: the fields SDK users set in test setup, `created` list filters (customers and
 //! credit grants), and customer search, over real sockets.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Map, Value};

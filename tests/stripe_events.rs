@@ -2,7 +2,7 @@
 //! `request`), idempotent replays and refusals emitting nothing, a test clock advance crossing
 //! several boundaries, and `GET /v1/events` filters, cursors and retention.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Replays the SDK wire fixtures in `fixtures/stripe/` (one captured create body per file) and
 //! snapshots what the emulator answers, one snapshot per fixture.
 
-mod support;
+use crate::support;
 
 use support::Emu;
 

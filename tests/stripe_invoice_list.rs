@@ -1,7 +1,7 @@
 //! `GET /v1/invoices` over real sockets: filters, cursors both ways, expand, test-clock invoices and
 //! errors.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{Emu, T0};

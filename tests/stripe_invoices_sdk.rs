@@ -2,7 +2,7 @@
 //! it sends invoice items, creates, finalizes and pays invoices, previews the next one, and reads
 //! back every object the emulator renders (drafts, paid invoices, items, previews).
 
-mod support;
+use crate::support;
 
 use stripe_billing::invoice::{
     CreateInvoice, CreateInvoicePendingInvoiceItemsBehavior, FinalizeInvoiceInvoice, PayInvoice,

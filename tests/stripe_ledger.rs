@@ -1,7 +1,7 @@
 //! The credit ledger over real sockets: balance summary, balance transactions, invoices that spend
 //! credits, voids, expiries, and time (tenant clock and test clocks).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{Emu, Resp, T0};

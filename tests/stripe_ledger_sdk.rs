@@ -1,7 +1,7 @@
 //! The credit ledger through async-stripe, unmodified but for the base URL: its types must
 //! deserialise every object the emulator renders (summary, transactions, invoices, test clocks).
 
-mod support;
+use crate::support;
 
 use support::sdk::client;
 

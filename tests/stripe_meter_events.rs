@@ -3,7 +3,7 @@
 //! tenant's clock and on a test clock, identifier dedupe (with and without idempotency keys, and
 //! 64 concurrent retries counting once), cancellation, and every refusal.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

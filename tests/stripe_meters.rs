@@ -2,7 +2,7 @@
 //! the event-name rule, and event summaries by hour, by day and over a whole range, with Stripe's
 //! alignment rules and cursors.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! which may be one of Stripe's declining test cards, or out of band), mark uncollectible, void and
 //! delete, with their errors. Credits never pay one-off invoices.
 
-mod support;
+use crate::support;
 
 use credit_emulator::model::{Currency, NewPrice, Scheme};
 use rust_decimal::Decimal;

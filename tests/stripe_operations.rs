@@ -3,7 +3,7 @@
 //! `POST /_emulator/invoices`, a row of the Stripe facade's route table, stays outside the
 //! idempotency layer and the version header.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{Emu, T0};

@@ -2,7 +2,7 @@
 //! the bookkeeping updates, lookup keys, the list's filters, every refusal in Stripe's envelope, and
 //! async-stripe creating a product and a metered price.
 
-mod support;
+use crate::support;
 
 use credit_emulator::model::{Formula, NewMeter};
 use credit_emulator::stripe::ids;

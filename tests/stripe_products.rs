@@ -2,7 +2,7 @@
 //! made with the product, updates, deletion (only without prices), the list's filters, and every
 //! refusal in Stripe's envelope.
 
-mod support;
+use crate::support;
 
 use insta::assert_json_snapshot;
 use serde_json::{json, Map, Value};

@@ -2,7 +2,7 @@
 //! filters, item changes, cancellation, errors, test-clock limits, and which API answers a path
 //! both APIs have.
 
-mod support;
+use crate::support;
 
 use credit_emulator::model::{
     Currency, Formula, Interval, Metadata, NewMeter, NewPrice, Recurring, Scheme, UsageType,

@@ -1,7 +1,7 @@
 //! `POST /v1/test_helpers/test_clocks` with `customer`: an existing customer moves onto the new
 //! clock with its grants and whatever they still have due, over real sockets.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{Emu, Resp, T0};

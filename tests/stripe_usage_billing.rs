@@ -4,7 +4,7 @@
 //! and transactions. Also several boundaries crossed by one advance, the clock's advance limit,
 //! late usage, the preview, cancellation, and declined payments.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{Emu, T0};

@@ -1,7 +1,7 @@
 //! `Stripe-Version` over a real socket: which versions exist, where an invalid one is refused, how
 //! the version shapes validation and rendering, and the world's default version.
 
-mod support;
+use crate::support;
 
 use support::sdk::metered_usd;
 

@@ -4,7 +4,7 @@
 //! `GET /_emulator/webhook_deliveries`. Events are handed to the delivery side directly through
 //! `App::deliver`, as the event log does through `App::events_produced`.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
