@@ -3,8 +3,12 @@
 
 use crate::support;
 
+// The tests below `spawn` run the binary itself, which only the `cli` feature builds.
+#[cfg(feature = "cli")]
 use std::io::{BufRead, BufReader};
+#[cfg(feature = "cli")]
 use std::process::{Child, Command, Stdio};
+#[cfg(feature = "cli")]
 use std::time::Duration;
 
 use credit_emulator::{start, Config};
@@ -267,6 +271,7 @@ async fn a_reset_and_a_clock_move_are_stored_too() {
 }
 
 /// The binary on `dir`, and the URL it listens on.
+#[cfg(feature = "cli")]
 fn spawn(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
         .args(["--port", "0", "--data-dir"])
@@ -288,6 +293,7 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
 }
 
 /// What the binary says when it refuses to start on `dir`.
+#[cfg(feature = "cli")]
 fn refusal(dir: &std::path::Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
         .args(["--port", "0", "--data-dir"])
@@ -298,6 +304,7 @@ fn refusal(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn a_store_it_cannot_read_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -336,6 +343,7 @@ fn a_store_it_cannot_read_is_refused() {
     assert!(said.contains("not an SQLite database"), "{said}");
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn a_second_emulator_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,6 +356,7 @@ fn a_second_emulator_on_the_same_directory_is_refused() {
 
 /// Creates customers and grants from several clients until `stop`, returning every grant whose
 /// creation was acknowledged, with its customer.
+#[cfg(feature = "cli")]
 async fn write_until(
     url: String,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -401,6 +410,7 @@ async fn write_until(
 /// Under concurrent writes, `kill -9` at a random moment, restart on the same directory, and check
 /// that every acknowledged grant is there with its ledger entry and that each customer's balance is
 /// the sum of its entries; again and again, with the world growing across rounds.
+#[cfg(feature = "cli")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
     let rounds: u32 = std::env::var("CRASH_ROUNDS")
@@ -508,6 +518,7 @@ async fn acknowledged_writes_survive_kill_9() {
 }
 
 /// `GET url` with `key`, its JSON body.
+#[cfg(feature = "cli")]
 async fn get_json(client: &reqwest::Client, key: &str, url: String) -> Value {
     client
         .get(url)
@@ -521,6 +532,7 @@ async fn get_json(client: &reqwest::Client, key: &str, url: String) -> Value {
 }
 
 /// A cheap, varying delay without a random number generator of the test's own.
+#[cfg(feature = "cli")]
 fn rand_ms(round: u32) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
