@@ -327,8 +327,9 @@ fn parse_bytes(
     Ok(())
 }
 
-/// Counts one more pair, within the limit on pairs.
-fn count_pair(count: &mut usize, limits: &FormLimits) -> Result<(), FormError> {
+/// Counts one more pair (or, in a JSON body read into the same tree, one more value), within the
+/// limit on pairs.
+pub fn count_pair(count: &mut usize, limits: &FormLimits) -> Result<(), FormError> {
     *count += 1;
     if *count > limits.max_params {
         return Err(FormError::TooManyParams {

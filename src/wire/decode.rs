@@ -89,12 +89,7 @@ fn json_node(
         }));
     }
     let mut leaf = |text: String| {
-        *count += 1;
-        if *count > limits.max_params {
-            return Err(form_error(FormError::TooManyParams {
-                limit: limits.max_params,
-            }));
-        }
+        form::count_pair(count, limits).map_err(form_error)?;
         Ok(Some(Node::Value(text)))
     };
     let at = path.len();
