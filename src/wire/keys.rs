@@ -31,12 +31,23 @@ pub fn bearer(req: &Request) -> Result<&str, StripeError> {
         .ok_or_else(|| unauthorized(NO_KEY.to_string()))
 }
 
+/// An `Authorization` header as `(scheme, credential)`, split at the first space and trimmed;
+/// the credential is empty when there is none.
+fn scheme_and_credential(header: &str) -> (&str, &str) {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    (scheme, rest.trim())
+}
+
+/// The credential of a `Bearer` header split by [`scheme_and_credential`], if it is one and the
+/// credential is not empty.
+fn bearer_credential<'h>((scheme, credential): (&str, &'h str)) -> Option<&'h str> {
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
 /// The credential of `Bearer CREDENTIAL`, if the header is one and it is not empty.
 fn bearer_token(header: &str) -> Option<&str> {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ')?;
-    let rest = rest.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty()).then_some(rest)
+    bearer_credential(scheme_and_credential(header))
 }
 
 /// A bearer token that names no meter event session: refused as an unknown API key is.
@@ -71,12 +82,11 @@ pub fn either_key(req: &Request) -> Result<String, StripeError> {
 /// `Basic KEY`, the key itself unencoded, which Stripe accepts too. An unencoded key is told
 /// apart by its prefix: `_` is not in base64's alphabet, so no encoded credential starts with one.
 fn key_from_header(header: &str) -> Option<String> {
-    if let Some(key) = bearer_token(header) {
+    let split = scheme_and_credential(header);
+    if let Some(key) = bearer_credential(split) {
         return Some(key.to_string());
     }
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let rest = rest.trim();
+    let (scheme, rest) = split;
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
