@@ -46,16 +46,17 @@ pub enum ChangeKind {
     Triggered,
 }
 
-/// A copy of an object as of one moment. Boxed, so that a change costs one allocation whatever
-/// the object.
+/// An object as of one moment. A copy, boxed so that a change costs one allocation whatever the
+/// object; for lots and ledger entries, the most numerous, the stored object itself, shared (the
+/// tenant copies a lot before changing it while a snapshot still holds it).
 #[derive(Debug, Clone)]
 pub enum Snapshot {
     /// A customer.
     Customer(Box<Customer>),
     /// A lot (a credit grant).
-    Lot(Box<Lot>),
+    Lot(std::sync::Arc<Lot>),
     /// A ledger entry.
-    Entry(Box<Entry>),
+    Entry(std::sync::Arc<Entry>),
     /// A test clock.
     TestClock(Box<TestClock>),
     /// An invoice.
@@ -303,6 +304,31 @@ impl Tenant {
         self.changes.truncate(mark);
     }
 
+    /// Records the creation at `at` of the lot `key`, in its place at `mark` (the
+    /// [`Tenant::change_mark`] of when it was made), with the lot as it is now. A lot's creation
+    /// is recorded once its own steps (its grant, its schedule) are done, so that the snapshot is
+    /// the stored lot itself: taken before them, it would make the first of them copy the lot.
+    /// Those steps change nothing a grant shows (only the commands of `lot.rs` do, each recording
+    /// an update, and none runs inside a creation).
+    pub(super) fn record_lot_created(&mut self, mark: usize, key: crate::ids::Key, at: Nanos) {
+        let mark = mark.min(self.changes.len());
+        debug_assert!(
+            !self.changes[mark..]
+                .iter()
+                .any(|c| c.kind == ChangeKind::Updated
+                    && matches!(&c.after, Snapshot::Lot(l) if l.key == key)),
+            "a lot changed what it shows while it was being made"
+        );
+        let change = Change {
+            kind: ChangeKind::Created,
+            at,
+            by_request: self.cause.caused,
+            after: Snapshot::Lot(self.lots[&key].clone()),
+            before: None,
+        };
+        self.changes.insert(mark, change);
+    }
+
     /// Replaces the copy in the change at `index` (a draft's creation, say, whose later parts
     /// are made in the same step).
     pub(super) fn retake(&mut self, index: usize, after: Snapshot) {
@@ -339,5 +365,60 @@ impl Tenant {
     /// Whether any change is waiting.
     pub(super) fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        Applicability, Category, Currency, LotOrigin, Metadata, NewCustomer, NewLot,
+    };
+    use std::sync::Arc;
+
+    #[test]
+    fn a_lots_creation_shares_the_stored_lot_until_the_lot_changes() {
+        let mut t = Tenant::new("sk_test_snapshots", Some(3));
+        let customer = t.create_customer(NewCustomer::default());
+        let mark = t.change_mark();
+        let lot = t.create_lot(NewLot {
+            customer,
+            currency: Currency::parse("usd").expect("a currency"),
+            amount: 500.into(),
+            category: Category::Paid,
+            applicability: Applicability::Metered,
+            priority: None,
+            name: None,
+            metadata: Metadata::new(),
+            effective_at: None,
+            expires_at: None,
+            origin: LotOrigin::Direct,
+        });
+        // The creation comes first, before the entry its grant posted, though it was recorded
+        // last; both snapshots are the stored objects, not copies.
+        let made: Vec<(ChangeKind, Snapshot)> = t.changes[mark..]
+            .iter()
+            .map(|c| (c.kind, c.after.clone()))
+            .collect();
+        let [(ChangeKind::Created, Snapshot::Lot(created)), (ChangeKind::Created, Snapshot::Entry(entry))] =
+            &made[..]
+        else {
+            panic!("a lot's creation, then its grant's entry: {made:?}");
+        };
+        assert_eq!(created.key, lot);
+        assert!(Arc::ptr_eq(created, &t.lots[&lot]));
+        assert!(Arc::ptr_eq(entry, &t.entries[&entry.key]));
+        // A change copies the lot first: the snapshot keeps the lot as it was made.
+        let mut metadata = Metadata::new();
+        metadata.insert("tier".into(), "gold".into());
+        t.set_lot_metadata(lot, metadata).expect("an open lot");
+        assert!(!Arc::ptr_eq(created, &t.lots[&lot]));
+        assert_eq!(created.metadata.get("tier"), None);
+        assert_eq!(t.lot(lot).expect("made").metadata.get("tier"), Some("gold"));
+        // Once the changes are handed on and their events gone, the lot is the tenant's alone
+        // again: what changes it without a snapshot (a spend) changes it in place.
+        t.changes.clear();
+        drop(made);
+        assert_eq!(Arc::strong_count(&t.lots[&lot]), 1);
     }
 }

@@ -294,7 +294,11 @@ impl Tenant {
             amount(&path, "amount", lot.amount, false)?;
             amount(&path, "remaining", lot.remaining, false)?;
             self.lots_by_customer.entry(c).or_default().insert(lot.key);
-            if self.lots.insert(lot.key, Box::new(lot)).is_some() {
+            if self
+                .lots
+                .insert(lot.key, std::sync::Arc::new(lot))
+                .is_some()
+            {
                 return Err(duplicate(&path));
             }
         }
@@ -315,7 +319,7 @@ impl Tenant {
             let handle = (domain, e.at, e.key);
             match e.event {
                 Event::Effective(lot) | Event::Expire(lot) => {
-                    let held = self.lots.get_mut(&lot);
+                    let held = self.lots.get_mut(&lot).map(std::sync::Arc::make_mut);
                     let found = held.is_some();
                     if let Some(l) = held {
                         l.pending.push(handle);
@@ -433,7 +437,7 @@ impl Tenant {
                 .or_default()
                 .insert(e.key);
             self.entries_by_lot.insert((e.lot, e.key));
-            if self.entries.insert(e.key, Box::new(e)).is_some() {
+            if self.entries.insert(e.key, std::sync::Arc::new(e)).is_some() {
                 return Err(duplicate(&path));
             }
         }

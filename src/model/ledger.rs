@@ -195,14 +195,15 @@ impl Tenant {
             .or_default()
             .insert(key);
         self.entries_by_lot.insert((lot_key, key));
+        let customer = entry.customer;
+        let entry = std::sync::Arc::new(entry);
         self.record(
             ChangeKind::Created,
             created,
-            Snapshot::Entry(Box::new(entry.clone())),
+            Snapshot::Entry(entry.clone()),
             None,
         );
-        let customer = entry.customer;
-        self.entries.insert(key, Box::new(entry));
+        self.entries.insert(key, entry);
         self.check_credit_alerts(customer, created);
         key
     }
@@ -219,7 +220,7 @@ impl Tenant {
     pub(super) fn fire(&mut self, event: Event, at: Nanos) {
         match event {
             Event::Effective(key) => {
-                let Some(lot) = self.lots.get_mut(&key) else {
+                let Some(lot) = self.lots.get_mut(&key).map(std::sync::Arc::make_mut) else {
                     return;
                 };
                 if lot.granted || lot.voided_at.is_some() || lot.is_expired(at) {

@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::ops::RangeBounds;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -294,13 +295,10 @@ impl Tenant {
             .entry(new.customer)
             .or_default()
             .insert(key);
-        self.record(
-            ChangeKind::Created,
-            now,
-            Snapshot::Lot(Box::new(lot.clone())),
-            None,
-        );
-        self.lots.insert(key, Box::new(lot));
+        // Its creation is recorded in this place, before what its grant posts, but once the steps
+        // below are done (see `record_lot_created`).
+        let mark = self.change_mark();
+        self.lots.insert(key, Arc::new(lot));
         self.index_spend_order(key);
         // The common case, a lot effective now with nothing else due in its domain, is granted on
         // the spot: scheduling its Effective event only to find and remove it again at once was a
@@ -329,10 +327,11 @@ impl Tenant {
         // Handles of events already posted are dead weight: a lot that became effective at once
         // would otherwise keep a four-slot Vec (256 bytes) for the rest of its life.
         let schedule = &self.schedule;
-        if let Some(lot) = self.lots.get_mut(&key) {
+        if let Some(lot) = self.lots.get_mut(&key).map(Arc::make_mut) {
             lot.pending.retain(|h| schedule.contains_key(h));
             lot.pending.shrink_to_fit();
         }
+        self.record_lot_created(mark, key, now);
         key
     }
 
@@ -441,9 +440,9 @@ impl Tenant {
         Ok((domain, now))
     }
 
-    /// A copy of the lot `key`, which exists.
+    /// The lot `key`, which exists, as it is now.
     fn lot_snapshot(&self, key: Key) -> Snapshot {
-        Snapshot::Lot(Box::new(self.lots[&key].as_ref().clone()))
+        Snapshot::Lot(self.lots[&key].clone())
     }
 
     /// Records that the lot `key` was updated at `at` from `before`.
@@ -452,10 +451,13 @@ impl Tenant {
         self.record(ChangeKind::Updated, at, after, Some(before));
     }
 
+    /// The lot `key`, which exists, to change: copied first if a snapshot still holds it.
     pub(super) fn lot_mut(&mut self, key: Key) -> &mut Lot {
-        self.lots
-            .get_mut(&key)
-            .expect("lot exists: callers look it up first")
+        Arc::make_mut(
+            self.lots
+                .get_mut(&key)
+                .expect("lot exists: callers look it up first"),
+        )
     }
 
     /// Removes scheduled events of a lot that match `which`.

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -63,9 +64,12 @@ pub struct Tenant {
     /// Live customers by their caller-given identifier (unique among live customers: the facade
     /// that sets it refuses a second one).
     pub(super) customers_by_external_id: HashMap<String, Key>,
-    /// Every lot by key. Boxed: keys arrive in ascending order, which leaves B-tree leaves about
-    /// half full, and half-empty slots of a 368-byte value cost more than a pointer per lot.
-    pub(super) lots: BTreeMap<Key, Box<Lot>>,
+    /// Every lot by key. Behind a pointer: keys arrive in ascending order, which leaves B-tree
+    /// leaves about half full, and half-empty slots of a 288-byte value cost more than a pointer
+    /// per lot. Shared, not boxed: a change's [`Snapshot`] of a lot is the lot itself until the
+    /// lot changes again ([`Arc::make_mut`] copies it then), so that the events of a create keep
+    /// no copy of the grant (the `Arc`'s counts fit in the slack of the allocation's size class).
+    pub(super) lots: BTreeMap<Key, Arc<Lot>>,
     /// Lots per customer.
     pub(super) lots_by_customer: KeyMap<BTreeSet<Key>>,
     /// Each customer's lots in spending order ([`Lot::spend_order`]), so that spending finds the
@@ -73,8 +77,9 @@ pub struct Tenant {
     /// nearly always sorts last, and a B-tree filled in order is half empty (16 bytes a lot here
     /// against about 60).
     pub(super) spend_order: KeyMap<Vec<Key>>,
-    /// The ledger: every entry by key (keys are time-ordered). Boxed, as lots are.
-    pub(super) entries: BTreeMap<Key, Box<Entry>>,
+    /// The ledger: every entry by key (keys are time-ordered). Shared, as lots are: an entry never
+    /// changes, so its snapshot is always the entry itself.
+    pub(super) entries: BTreeMap<Key, Arc<Entry>>,
     /// Entries per customer.
     pub(super) entries_by_customer: KeyMap<BTreeSet<Key>>,
     /// Entries per lot, as `(lot, entry)` pairs: a lot's entries are the range

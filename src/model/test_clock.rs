@@ -186,7 +186,7 @@ impl Tenant {
         self.customers.insert(customer, moved);
         let lots: Vec<Key> = self.lot_keys_of(customer).into_iter().collect();
         for key in lots {
-            let Some(lot) = self.lots.get_mut(&key) else {
+            let Some(lot) = self.lots.get_mut(&key).map(std::sync::Arc::make_mut) else {
                 continue;
             };
             lot.test_clock = Some(clock);
