@@ -40,6 +40,14 @@ pub mod names {
     pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
     /// `X-Emulator-Panic`.
     pub static X_EMULATOR_PANIC: HeaderName = HeaderName::from_static("x-emulator-panic");
+    /// `Request-Id`, on every answer.
+    pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+    /// `Original-Request`: the request whose answer an idempotency key keeps.
+    pub static ORIGINAL_REQUEST: HeaderName = HeaderName::from_static("original-request");
+    /// `Idempotent-Replayed: true`, on a stored answer given again.
+    pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+    /// `Stripe-Should-Retry`.
+    pub static STRIPE_SHOULD_RETRY: HeaderName = HeaderName::from_static("stripe-should-retry");
 }
 
 impl Request {
@@ -62,8 +70,9 @@ pub struct Reply {
     pub status: u16,
     /// `Content-Type`.
     pub content_type: &'static str,
-    /// Extra headers.
-    pub headers: Vec<(&'static str, String)>,
+    /// Extra headers. Names, not text: a name made from text is checked byte by byte, and every
+    /// answer carries a few.
+    pub headers: Vec<(hyper::header::HeaderName, String)>,
     /// Body.
     pub body: Bytes,
 }
@@ -100,7 +109,11 @@ impl Reply {
     }
 
     /// Adds a header.
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub fn with_header(
+        mut self,
+        name: hyper::header::HeaderName,
+        value: impl Into<String>,
+    ) -> Reply {
         self.headers.push((name, value.into()));
         self
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
@@ -277,7 +277,7 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
     let (request, reply) = match refusal {
         Some(refusal) => (
             request,
-            refused(api, refusal, config).with_header("connection", "close"),
+            refused(api, refusal, config).with_header(hyper::header::CONNECTION, "close"),
         ),
         None => {
             let (request, reply, stored) = match take_turn(app, api, world.as_deref(), request)
@@ -439,11 +439,12 @@ fn to_response(reply: Reply, request_id: &str) -> Response<Full<Bytes>> {
     headers.reserve(2 + reply.headers.len());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert(HeaderName::from_static("request-id"), v);
+        headers.insert(names::REQUEST_ID.clone(), v);
     }
     for (name, value) in reply.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.append(HeaderName::from_static(name), v);
+        // The value's own bytes, not a copy.
+        if let Ok(v) = HeaderValue::try_from(value) {
+            headers.append(name, v);
         }
     }
     response

@@ -52,14 +52,14 @@ pub(super) fn asset(_: &App, req: &Request) -> StripeResult<Reply> {
         content_type,
         headers: vec![
             (
-                "content-security-policy",
+                hyper::header::CONTENT_SECURITY_POLICY,
                 CONTENT_SECURITY_POLICY.to_string(),
             ),
-            ("x-content-type-options", "nosniff".to_string()),
-            ("x-frame-options", "DENY".to_string()),
-            ("referrer-policy", "no-referrer".to_string()),
+            (hyper::header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (hyper::header::X_FRAME_OPTIONS, "DENY".to_string()),
+            (hyper::header::REFERRER_POLICY, "no-referrer".to_string()),
             // The files change with the binary: always ask again.
-            ("cache-control", "no-cache".to_string()),
+            (hyper::header::CACHE_CONTROL, "no-cache".to_string()),
         ],
         body: Bytes::from_static(body),
     })

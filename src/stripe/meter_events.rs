@@ -322,7 +322,10 @@ fn duplicate(identifier: &str) -> StripeError {
         shorten(identifier)
     ))
     .executed();
-    e.headers.push(("stripe-should-retry", "false".to_string()));
+    e.headers.push((
+        crate::http::names::STRIPE_SHOULD_RETRY.clone(),
+        "false".to_string(),
+    ));
     e
 }
 

@@ -355,10 +355,10 @@ fn claim(stored: &WorldStore, key: &str, fp: u64) -> StripeResult<Option<Reply>>
             body,
             request,
         } => {
-            let mut headers = vec![(IDEMPOTENT_REPLAYED, "true".to_string())];
+            let mut headers = vec![(names::IDEMPOTENT_REPLAYED.clone(), "true".to_string())];
             // The request that ran; an answer stored without its id names none.
             if !request.is_empty() {
-                headers.push((ORIGINAL_REQUEST, request.to_string()));
+                headers.push((names::ORIGINAL_REQUEST.clone(), request.to_string()));
             }
             Ok(Some(Reply {
                 status,
@@ -403,13 +403,6 @@ fn serve_emulator(
     Ok(Reply::json_body(200, body))
 }
 
-/// `Original-Request`: on an answer to a POST with `Idempotency-Key`, the `Request-Id` of the
-/// request that ran with the key (this one, unless the answer is a replay).
-const ORIGINAL_REQUEST: &str = "original-request";
-
-/// `Idempotent-Replayed: true`, on a stored answer given again.
-const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
 /// Adds the headers every Stripe response carries. `Stripe-Version` names the version the request
 /// ran under (the one it sent, or its world's default), as Stripe sends the account's version when
 /// none was asked for; an answer given before a version applied (401, 403, an invalid version)
@@ -424,18 +417,20 @@ fn finish_headers(
     if let Some(v) = applied {
         reply
             .headers
-            .push(("stripe-version", v.as_str().to_string()));
+            .push((names::STRIPE_VERSION.clone(), v.as_str().to_string()));
     }
     if let Some(k) = idempotency_key {
-        reply.headers.push(("idempotency-key", k.to_string()));
+        reply
+            .headers
+            .push((names::IDEMPOTENCY_KEY.clone(), k.to_string()));
         let replayed = reply
             .headers
             .iter()
-            .any(|(name, _)| *name == IDEMPOTENT_REPLAYED);
+            .any(|(name, _)| *name == names::IDEMPOTENT_REPLAYED);
         if !replayed {
             reply
                 .headers
-                .push((ORIGINAL_REQUEST, request_id.to_string()));
+                .push((names::ORIGINAL_REQUEST.clone(), request_id.to_string()));
         }
     }
     reply

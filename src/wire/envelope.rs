@@ -24,7 +24,7 @@ pub struct StripeError {
     /// being checked.
     pub executed: bool,
     /// Extra response headers (`WWW-Authenticate` on 401s).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(hyper::header::HeaderName, String)>,
 }
 
 /// Result of a Stripe handler.

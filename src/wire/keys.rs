@@ -207,8 +207,10 @@ pub fn world<'a>(key: &'a str, account: Option<&str>) -> Cow<'a, str> {
 
 fn unauthorized(message: String) -> StripeError {
     let mut e = StripeError::invalid(message).status(401);
-    e.headers
-        .push(("www-authenticate", "Basic realm=\"Stripe\"".to_string()));
+    e.headers.push((
+        hyper::header::WWW_AUTHENTICATE,
+        "Basic realm=\"Stripe\"".to_string(),
+    ));
     e
 }
 
