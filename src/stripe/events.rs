@@ -43,8 +43,9 @@ use crate::wire::versions::Version;
 pub const RETENTION: Nanos = 30 * 24 * 3600 * NANOS_PER_SEC;
 
 /// How many events one world keeps at most: the oldest go first. Stripe keeps 30 days whatever
-/// their number; a bound here keeps a load of millions of grants from holding as many events
-/// (about 800 bytes each) as it holds grants.
+/// their number; a bound here keeps a load of millions of grants from holding twice as many events
+/// as it holds grants (a grant's two events take about 250 bytes each; events of objects that are
+/// copied, such as invoices, more).
 pub const MAX_EVENTS: usize = 100_000;
 
 /// How many names `types[]` may hold.
