@@ -289,17 +289,21 @@ struct Compound<'w, 'a> {
 }
 
 impl Compound<'_, '_> {
-    fn element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), GiveUp> {
+    /// Starts the next element or entry: the separator and indentation before it.
+    fn next_item(&mut self) {
         self.writer.item(self.first);
         self.first = false;
+    }
+
+    fn element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), GiveUp> {
+        self.next_item();
         value.serialize(&mut *self.writer)?;
         self.writer.layout.has_value = true;
         Ok(())
     }
 
     fn entry<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> Result<(), GiveUp> {
-        self.writer.item(self.first);
-        self.first = false;
+        self.next_item();
         self.writer.string(key);
         self.value(value)
     }
@@ -542,8 +546,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
     type Error = GiveUp;
 
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), GiveUp> {
-        self.writer.item(self.first);
-        self.first = false;
+        self.next_item();
         key.serialize(KeyWriter(&mut *self.writer.out))
     }
 
