@@ -371,9 +371,7 @@ impl Tenant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        Applicability, Category, Currency, LotOrigin, Metadata, NewCustomer, NewLot,
-    };
+    use crate::model::{Category, Currency, Metadata, NewCustomer, NewLot};
     use std::sync::Arc;
 
     #[test]
@@ -381,19 +379,8 @@ mod tests {
         let mut t = Tenant::new("sk_test_snapshots", Some(3));
         let customer = t.create_customer(NewCustomer::default());
         let mark = t.change_mark();
-        let lot = t.create_lot(NewLot {
-            customer,
-            currency: Currency::parse("usd").expect("a currency"),
-            amount: 500.into(),
-            category: Category::Paid,
-            applicability: Applicability::Metered,
-            priority: None,
-            name: None,
-            metadata: Metadata::new(),
-            effective_at: None,
-            expires_at: None,
-            origin: LotOrigin::Direct,
-        });
+        let usd = Currency::parse("usd").expect("a currency");
+        let lot = t.create_lot(NewLot::plain(customer, usd, 500.into(), Category::Paid));
         // The creation comes first, before the entry its grant posted, though it was recorded
         // last; both snapshots are the stored objects, not copies.
         let made: Vec<(ChangeKind, Snapshot)> = t.changes[mark..]

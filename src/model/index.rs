@@ -422,8 +422,8 @@ mod tests {
     use super::*;
     use crate::model::periods::Period;
     use crate::model::{
-        BillingCadence, Cadence, Category, ExpiryRule, GrantScope, LotOrigin, Metadata,
-        NewCustomer, NewGrantRule, NewInvoiceLine, NewLot, NewPlan, NewSubscription,
+        BillingCadence, Cadence, Category, ExpiryRule, GrantScope, Metadata, NewCustomer,
+        NewGrantRule, NewInvoiceLine, NewLot, NewPlan, NewSubscription,
     };
     use crate::time::Nanos;
     use std::ops::Bound::{Excluded, Included, Unbounded};
@@ -485,19 +485,7 @@ mod tests {
             external_id: Some("ada".into()),
             ..NewCustomer::default()
         });
-        t.create_lot(NewLot {
-            customer,
-            currency: usd,
-            amount: 500.into(),
-            category: Category::Paid,
-            applicability: Applicability::Metered,
-            priority: None,
-            name: None,
-            metadata: Metadata::new(),
-            effective_at: None,
-            expires_at: None,
-            origin: LotOrigin::Direct,
-        });
+        t.create_lot(NewLot::plain(customer, usd, 500.into(), Category::Paid));
         let line = NewInvoiceLine {
             amount: 200,
             price: None,
@@ -665,17 +653,8 @@ mod tests {
 
     fn new_lot(customer: Key, currency: Currency, expires_at: Option<Nanos>) -> NewLot {
         NewLot {
-            customer,
-            currency,
-            amount: 100.into(),
-            category: Category::Promotional,
-            applicability: Applicability::Metered,
-            priority: None,
-            name: None,
-            metadata: Metadata::new(),
-            effective_at: None,
             expires_at,
-            origin: LotOrigin::Direct,
+            ..NewLot::plain(customer, currency, 100.into(), Category::Promotional)
         }
     }
 

@@ -212,6 +212,32 @@ pub struct NewLot {
     pub origin: LotOrigin,
 }
 
+#[cfg(test)]
+impl NewLot {
+    /// A grant made directly to `customer` of `amount` of `currency`, for metered prices, effective
+    /// now, never expiring, with no name, priority or metadata: what the model's tests start from.
+    pub(crate) fn plain(
+        customer: Key,
+        currency: Currency,
+        amount: Decimal,
+        category: Category,
+    ) -> NewLot {
+        NewLot {
+            customer,
+            currency,
+            amount,
+            category,
+            applicability: Applicability::Metered,
+            priority: None,
+            name: None,
+            metadata: Metadata::new(),
+            effective_at: None,
+            expires_at: None,
+            origin: LotOrigin::Direct,
+        }
+    }
+}
+
 /// Why a lot refused a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LotError {
