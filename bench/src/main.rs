@@ -11,6 +11,7 @@
 //! Markdown; progress goes to stderr.
 
 mod baseline;
+mod count;
 mod cycle;
 mod inproc;
 mod load;
@@ -68,6 +69,10 @@ OPTIONS:
                   invoice, meter_events), in this process on one thread, no sockets, --secs ×
                   50,000 requests: the figure a change to the request path moves, without the network's
                   and the scheduler's noise
+  --count ROW     instructions, cache misses and cold writes per request (create or meter_events),
+                  the emulator and the baseline each under valgrind's callgrind, counted over --secs
+                  seconds of load after a warm-up (needs valgrind; use --secs 10 or more): the
+                  release binary as shipped, through real sockets, and steady from run to run
 ";
 
 #[derive(Debug, Clone)]
@@ -82,6 +87,8 @@ struct Opts {
     soak: Option<String>,
     /// `--inproc ROW`: the handler alone, in this process.
     inproc: Option<String>,
+    /// `--count ROW`: instructions and cache misses per request, under callgrind.
+    count: Option<String>,
     /// `--only ROW`: one fresh-process row alone (`create`, `meter_events` or `cycle`).
     only: Option<String>,
     /// Meter events stored by `--soak event-memory`.
@@ -127,6 +134,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         emulator: None,
         soak: None,
         inproc: None,
+        count: None,
         only: None,
         events: 1_000_000,
         memory: false,
@@ -179,6 +187,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--emulator" => o.emulator = Some(PathBuf::from(value)),
             "--soak" => o.soak = Some(value.clone()),
             "--inproc" => o.inproc = Some(value.clone()),
+            "--count" => o.count = Some(value.clone()),
             "--only"
                 if [
                     "create",
@@ -700,6 +709,9 @@ async fn run(o: Opts) -> Result<(), String> {
     };
     if o.memory {
         return memory::figures(&o, &emu_cmd).await;
+    }
+    if let Some(row) = &o.count {
+        return count::run(&o, &emu_bin, &me, row).await;
     }
     if let Some(row) = &o.soak {
         let b = Bench::start(&o, &emu_cmd, &base_cmd, None).await?;

@@ -1,0 +1,254 @@
+//! `--count ROW`: what one request costs the processor, counted instead of timed.
+//!
+//! On a small machine shared with other work, a request's time moves by more than most changes
+//! to it. Counts do not: each server runs under valgrind's callgrind with its cache simulation,
+//! uninstrumented while the tenant is set up and the load warms up, then counted over `--secs`
+//! seconds of the row's load (`callgrind_control -i on`, then a dump). Dividing by the requests
+//! answered in that window gives, per request, the instructions run, the first-level instruction
+//! and data cache misses, and the writes that missed every simulated cache (memory the process
+//! had not touched, or not for a long time). The emulator and the baseline are counted the same
+//! way in the same run, so the figures stand side by side; run to run they agree within a few
+//! percent, whatever else the machine does.
+//!
+//! Both servers are user-space code only here: the kernel's share (the sockets) is not counted,
+//! and under valgrind a server runs on one core at a time, some 50 times slower, so the counts say
+//! nothing of how threads contend.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::load::{self, Make, Until};
+use crate::proc::Server;
+use crate::{Bench, Opts};
+
+/// The events the cache simulation counts, in callgrind's order.
+const EVENTS: [&str; 9] = [
+    "Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw",
+];
+
+/// Uninstrumented load before counting: the server's caches, maps and connections warm.
+const WARM: Duration = Duration::from_secs(3);
+
+/// One server's counts per request.
+struct Counted {
+    requests: u64,
+    /// Per request, in [`EVENTS`] order.
+    per_request: [f64; 9],
+}
+
+/// Runs `--count ROW` (`create` or `meter_events`) with the emulator binary `emu_bin` and this
+/// program (`me`) as the baseline.
+pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), String> {
+    for tool in ["valgrind", "callgrind_control"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !found {
+            return Err(format!(
+                "--count needs valgrind's callgrind and {tool} (Debian: apt install valgrind)"
+            ));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("credit-emulator-count-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let emu_out = dir.join("emulator.out");
+    let base_out = dir.join("baseline.out");
+    let emu_cmd = || {
+        let mut c = under_callgrind(&emu_out, emu_bin);
+        c.args(["--port", "0"]);
+        c
+    };
+    let base_cmd = || {
+        let mut c = under_callgrind(&base_out, me);
+        c.arg("baseline-server");
+        c
+    };
+    eprintln!("starting both servers under callgrind (slow)");
+    let b = Bench::start(o, &emu_cmd, &base_cmd, None).await?;
+    let make = setup(&b, row).await?;
+    let emulator = count(&b, &b.emu, &emu_out, &make, "emulator").await;
+    let baseline = count(&b, &b.base, &base_out, &make, "baseline").await;
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (emulator, baseline) = (emulator?, baseline?);
+    print(row, o.secs, &emulator, &baseline);
+    Ok(())
+}
+
+/// The command that runs `program` under callgrind, instrumentation off until switched on, its
+/// counts dumped to `out` (a dump is written as `out.1`).
+fn under_callgrind(out: &Path, program: &Path) -> Command {
+    let mut c = Command::new("valgrind");
+    c.arg("--tool=callgrind")
+        .arg("--cache-sim=yes")
+        .arg("--instr-atstart=no")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(program);
+    c
+}
+
+/// Sets up the tenant `row` needs on the emulator and gives the row's requests.
+async fn setup(b: &Bench, row: &str) -> Result<Make, String> {
+    match row {
+        "create" => {
+            let key = "sk_test_bench_count";
+            let customer = b.customers(key, 1).await?.remove(0);
+            let prices = crate::scope_prices_at(b.emu.addr, key).await?;
+            Ok(crate::create_make(key, customer, prices))
+        }
+        "meter_events" => {
+            let key = "sk_test_bench_count_events";
+            let customers = Arc::new(crate::meter_setup(b, key, 100).await?);
+            Ok(crate::meter_events_make(key, customers))
+        }
+        other => Err(format!("--count takes create or meter_events, not {other}")),
+    }
+}
+
+/// Warms `server` up with `make`'s requests, then counts `--secs` seconds of them.
+async fn count(
+    b: &Bench,
+    server: &Server,
+    out: &Path,
+    make: &Make,
+    side: &str,
+) -> Result<Counted, String> {
+    eprintln!("  {side}: warming up");
+    let warm = load::run(
+        server.addr,
+        b.o.conns,
+        Until::Elapsed(WARM),
+        make.clone(),
+        None,
+    )
+    .await;
+    if warm.ok == 0 {
+        return Err(format!(
+            "{side}: no request answered while warming up ({})",
+            warm.first_failure.unwrap_or_default()
+        ));
+    }
+    control(server.pid(), "-i", Some("on"))?;
+    eprintln!("  {side}: counting for {} s", b.o.secs);
+    let span = Duration::from_secs_f64(b.o.secs);
+    let counted = load::run(
+        server.addr,
+        b.o.conns,
+        Until::Elapsed(span),
+        make.clone(),
+        None,
+    )
+    .await;
+    control(server.pid(), "-d", None)?;
+    let dump = PathBuf::from(format!("{}.1", out.display()));
+    let totals = read_totals(&dump)?;
+    if counted.ok == 0 {
+        return Err(format!("{side}: no request answered while counting"));
+    }
+    let n = counted.ok as f64;
+    Ok(Counted {
+        requests: counted.ok,
+        per_request: totals.map(|t| t as f64 / n),
+    })
+}
+
+/// `callgrind_control FLAG [VALUE] PID`.
+fn control(pid: u32, flag: &str, value: Option<&str>) -> Result<(), String> {
+    let mut c = Command::new("callgrind_control");
+    c.arg(flag);
+    if let Some(v) = value {
+        c.arg(v);
+    }
+    let status = c
+        .arg(pid.to_string())
+        .output()
+        .map_err(|e| format!("callgrind_control: {e}"))?;
+    if status.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "callgrind_control {flag} {pid}: {}",
+            String::from_utf8_lossy(&status.stderr).trim()
+        ))
+    }
+}
+
+/// The `totals:` line of a callgrind dump, once it is written whole.
+fn read_totals(path: &Path) -> Result<[u64; 9], String> {
+    for _ in 0..600 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(totals) = parse_totals(&text) {
+                return Ok(totals);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "{}: no callgrind totals within a minute",
+        path.display()
+    ))
+}
+
+/// The counts of the `totals:` line, in [`EVENTS`] order, if the `events:` line names them so.
+fn parse_totals(text: &str) -> Option<[u64; 9]> {
+    let events: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("events:"))?
+        .split_whitespace()
+        .collect();
+    if events != EVENTS {
+        return None;
+    }
+    let totals: Vec<u64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("totals:"))?
+        .split_whitespace()
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    totals.try_into().ok()
+}
+
+fn print(row: &str, secs: f64, emulator: &Counted, baseline: &Counted) {
+    println!(
+        "Per request, {row} ({} emulator and {} baseline requests counted over {secs} s each):",
+        emulator.requests, baseline.requests
+    );
+    println!();
+    println!("| Per request | Emulator | Baseline | Emulator ÷ baseline |");
+    println!("|---|---:|---:|---:|");
+    let rows = [
+        ("Instructions", &[0][..]),
+        ("L1 instruction misses", &[3][..]),
+        ("L1 data misses (reads + writes)", &[4, 5][..]),
+        ("Writes missing the last-level cache", &[8][..]),
+    ];
+    for (what, events) in rows {
+        let e: f64 = events.iter().map(|&i| emulator.per_request[i]).sum();
+        let b: f64 = events.iter().map(|&i| baseline.per_request[i]).sum();
+        let ratio = if b > 0.0 {
+            format!("{:.2}", e / b)
+        } else {
+            "–".to_string()
+        };
+        println!("| {what} | {} | {} | {ratio} |", figure(e), figure(b));
+    }
+}
+
+/// `78,400`, or `0.2` below ten.
+fn figure(x: f64) -> String {
+    if x < 10.0 {
+        return format!("{x:.1}");
+    }
+    let digits = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
