@@ -38,7 +38,7 @@ struct Counted {
     per_request: [f64; 9],
 }
 
-/// Runs `--count ROW` (`create` or `meter_events`) with the emulator binary `emu_bin` and this
+/// Runs `--count ROW` (`create`, `retrieve`, `native` or `meter_events`) with the emulator binary `emu_bin` and this
 /// program (`me`) as the baseline.
 pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), String> {
     for tool in ["valgrind", "callgrind_control"] {
@@ -99,12 +99,46 @@ async fn setup(b: &Bench, row: &str) -> Result<Make, String> {
             let prices = crate::scope_prices_at(b.emu.addr, key).await?;
             Ok(crate::create_make(key, customer, prices))
         }
+        "retrieve" => {
+            // As row 2: a tenant of 1,000 grants, each retrieved in turn.
+            let key = "sk_test_bench_count_retrieve";
+            let customer = b.customers(key, 1).await?.remove(0);
+            let prices = crate::scope_prices_at(b.emu.addr, key).await?;
+            let (ids, _) = b
+                .load("count tenant", 1_000, 1, {
+                    Arc::new(move |_| {
+                        crate::stripe_post_plain(
+                            key,
+                            "/v1/billing/credit_grants",
+                            crate::realistic_grant_form(&customer, &prices),
+                        )
+                    })
+                })
+                .await?;
+            Ok(crate::retrieve_make(key, Arc::new(ids)))
+        }
+        "native" => {
+            // As row 5: grants on a subscription.
+            let key = "sk_test_bench_count_native";
+            let subscription = crate::native_setup(b, key).await.0?;
+            let body = crate::native_subscription_grant_body(&subscription);
+            Ok(Arc::new(move |_| {
+                crate::native_request(
+                    hyper::Method::POST,
+                    key,
+                    "/v1/creditgrants",
+                    Some(body.clone()),
+                )
+            }))
+        }
         "meter_events" => {
             let key = "sk_test_bench_count_events";
             let customers = Arc::new(crate::meter_setup(b, key, 100).await?);
             Ok(crate::meter_events_make(key, customers))
         }
-        other => Err(format!("--count takes create or meter_events, not {other}")),
+        other => Err(format!(
+            "--count takes create, retrieve, native or meter_events, not {other}"
+        )),
     }
 }
 
