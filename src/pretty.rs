@@ -1,5 +1,7 @@
 //! Pretty JSON as the APIs answer it: two spaces per level, `"name": value`, empty arrays and
-//! objects as `[]` and `{}`. The same bytes as `serde_json::to_writer_pretty`, written faster.
+//! objects as `[]` and `{}`. The same bytes as `serde_json::to_writer_pretty`, written faster;
+//! and compact JSON, as the native API answers, the same bytes as `serde_json::to_writer`
+//! ([`to_vec_compact`]).
 //!
 //! Every answer is pretty, so this is on every request's path. [`to_vec`] writes with its own
 //! serializer (`Writer`): serde_json checks each byte of each name and string for escapes, one
@@ -15,20 +17,40 @@ use std::io::{self, Write};
 use serde::ser::{self, Serialize};
 use serde_json::ser::{Formatter, Serializer};
 
-/// Writes `value` as pretty JSON at the end of `out`, with serde_json.
-fn write(out: &mut Vec<u8>, value: &impl Serialize) -> serde_json::Result<()> {
-    let mut ser = Serializer::with_formatter(out, Pretty::default());
+/// Writes `value` at the end of `out` with serde_json, laid out as `layout` lays it out.
+fn write(out: &mut Vec<u8>, value: &impl Serialize, layout: Pretty) -> serde_json::Result<()> {
+    let mut ser = Serializer::with_formatter(out, layout);
     value.serialize(&mut ser)
 }
 
 /// `value` as pretty JSON, in a buffer of `capacity` bytes to start with.
 pub fn to_vec(value: &impl Serialize, capacity: usize) -> Vec<u8> {
+    to_vec_as(value, capacity, Pretty::default())
+}
+
+/// `value` as compact JSON (no spaces, no line breaks), in a buffer of `capacity` bytes to start
+/// with.
+pub fn to_vec_compact(value: &impl Serialize, capacity: usize) -> Vec<u8> {
+    to_vec_as(
+        value,
+        capacity,
+        Pretty {
+            compact: true,
+            ..Pretty::default()
+        },
+    )
+}
+
+fn to_vec_as(value: &impl Serialize, capacity: usize, layout: Pretty) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
-    let mut writer = Writer::new(&mut out);
+    let mut writer = Writer {
+        out: &mut out,
+        layout: layout.clone(),
+    };
     if value.serialize(&mut writer).is_err() {
         out.clear();
         // Writing to a Vec fails only if `Serialize` does; the views serialized here never do.
-        let _ = write(&mut out, value);
+        let _ = write(&mut out, value, layout);
     }
     out
 }
@@ -37,16 +59,32 @@ pub fn to_vec(value: &impl Serialize, capacity: usize) -> Vec<u8> {
 /// (none of the APIs' objects) take more writes.
 const BREAK: &[u8] = b"\n                                                                ";
 
-#[derive(Default)]
+/// The layout of what is written: pretty, or compact (`compact`: no line breaks, and `:` alone
+/// between a name and its value).
+#[derive(Default, Clone)]
 struct Pretty {
     /// The level being written (0 outside any array or object).
     level: usize,
     /// Whether the array or object being closed has a value (`[]` stays on one line).
     has_value: bool,
+    /// Compact rather than pretty.
+    compact: bool,
 }
 
 impl Pretty {
+    /// What goes between a name and its value.
+    fn colon(&self) -> &'static [u8] {
+        if self.compact {
+            b":"
+        } else {
+            b": "
+        }
+    }
+
     fn new_line<W: ?Sized + Write>(&self, w: &mut W) -> io::Result<()> {
+        if self.compact {
+            return Ok(());
+        }
         let mut spaces = self.level * 2;
         let first = spaces.min(BREAK.len() - 1);
         w.write_all(&BREAK[..1 + first])?;
@@ -114,7 +152,7 @@ impl Formatter for Pretty {
     }
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        w.write_all(b": ")
+        w.write_all(self.colon())
     }
 
     fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
@@ -153,19 +191,25 @@ macro_rules! integers {
     };
 }
 
-/// A serializer writing pretty JSON into a buffer, the way serde_json with [`Pretty`] does: the
-/// brackets, commas and line breaks are [`Pretty`]'s own.
+/// A serializer writing JSON into a buffer, the way serde_json with [`Pretty`] does: the brackets,
+/// commas, line breaks and colons are [`Pretty`]'s own, pretty or compact.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
     layout: Pretty,
 }
 
 impl<'a> Writer<'a> {
+    #[cfg(test)]
     fn new(out: &'a mut Vec<u8>) -> Self {
         Writer {
             out,
             layout: Pretty::default(),
         }
+    }
+
+    /// What goes between a name and its value.
+    fn colon(&mut self) {
+        self.out.extend_from_slice(self.layout.colon());
     }
 
     // Writing to a Vec cannot fail: the layout's `io::Result`s are always `Ok`.
@@ -309,7 +353,7 @@ impl Compound<'_, '_> {
     }
 
     fn value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), GiveUp> {
-        self.writer.out.extend_from_slice(b": ");
+        self.writer.colon();
         value.serialize(&mut *self.writer)?;
         self.writer.layout.has_value = true;
         Ok(())
@@ -451,7 +495,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         self.open(b"{");
         self.item(true);
         self.string(variant);
-        self.out.extend_from_slice(b": ");
+        self.colon();
         self.serialize_seq(None)
     }
 
@@ -478,7 +522,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         self.open(b"{");
         self.item(true);
         self.string(variant);
-        self.out.extend_from_slice(b": ");
+        self.colon();
         self.serialize_map(None)
     }
 }
@@ -773,9 +817,19 @@ mod tests {
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(theirs).unwrap()
             );
-            // Written by the serializer here, not left to serde_json.
+            let ours = super::to_vec_compact(&value, 0);
+            let theirs = serde_json::to_vec(&value).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+            // Written by the serializer here, not left to serde_json, in both layouts.
             let mut out = Vec::new();
             let mut writer = super::Writer::new(&mut out);
+            assert!(serde::Serialize::serialize(&value, &mut writer).is_ok());
+            let mut out = Vec::new();
+            let mut writer = super::Writer::new(&mut out);
+            writer.layout.compact = true;
             assert!(serde::Serialize::serialize(&value, &mut writer).is_ok());
         }
     }
@@ -840,6 +894,13 @@ mod tests {
         for value in [all(BTreeMap::new()), all(BTreeMap::from([(true, 1)]))] {
             let ours = super::to_vec(&value, 0);
             let theirs = serde_json::to_vec_pretty(&value).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+            // A key left to serde_json is written compact there too.
+            let ours = super::to_vec_compact(&value, 0);
+            let theirs = serde_json::to_vec(&value).unwrap();
             assert_eq!(
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(theirs).unwrap()

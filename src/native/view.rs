@@ -17,9 +17,8 @@ use crate::time::Nanos;
 
 /// A JSON reply of `view`, compact, as gin writes it.
 pub fn reply(status: u16, view: &impl Serialize) -> Reply {
-    let mut body = Vec::with_capacity(1024);
-    // Writing to a Vec fails only if `Serialize` does, and no view here fails.
-    let _ = serde_json::to_writer(&mut body, view);
+    // The same bytes as `serde_json::to_writer`, written faster (see `crate::pretty`).
+    let body = crate::pretty::to_vec_compact(view, 1024);
     Reply {
         status,
         content_type: "application/json; charset=utf-8",
