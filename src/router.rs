@@ -80,11 +80,8 @@ pub fn world_of(app: &App, api: Api, req: &Request) -> Option<String> {
             .map(str::to_string),
         Api::Stripe | Api::Admin => {
             let key = keys::either_key(req).ok()?;
-            // Without a connected account the world is named by the key itself: no copy.
-            match keys::account(req, &key).ok()? {
-                None => Some(key),
-                account => Some(keys::world(&key, account).into_owned()),
-            }
+            let account = keys::account(req, &key).ok()?;
+            Some(keys::world_owned(key, account))
         }
     }
 }

@@ -194,13 +194,7 @@ fn read(
     } else {
         let key = keys::authenticate(req)?;
         let account = keys::account(req, &key)?;
-        // The world's name is the key itself unless a connected account is named: kept without
-        // a copy.
-        let pair = match keys::world(&key, account) {
-            std::borrow::Cow::Owned(world) => Some(world),
-            std::borrow::Cow::Borrowed(_) => None,
-        };
-        (pair.unwrap_or(key), None)
+        (keys::world_owned(key, account), None)
     };
     let requested = versions::requested(req)?;
     let version = requested.unwrap_or_else(|| {

@@ -205,6 +205,15 @@ pub fn world<'a>(key: &'a str, account: Option<&str>) -> Cow<'a, str> {
     }
 }
 
+/// [`world`], for a caller that owns the key and needs it no more: without an account the key
+/// itself is the name, not a copy of it.
+pub fn world_owned(key: String, account: Option<&str>) -> String {
+    match account {
+        None => key,
+        Some(_) => world(&key, account).into_owned(),
+    }
+}
+
 fn unauthorized(message: String) -> StripeError {
     let mut e = StripeError::invalid(message).status(401);
     e.headers.push((
