@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::load::{self, Make, Until};
+use crate::load::Make;
 use crate::proc::Server;
 use crate::{Bench, Opts};
 
@@ -38,8 +38,8 @@ struct Counted {
     per_request: [f64; 9],
 }
 
-/// Runs `--count ROW` (`create`, `retrieve`, `native` or `meter_events`) with the emulator binary `emu_bin` and this
-/// program (`me`) as the baseline.
+/// Runs `--count ROW` (`create`, `retrieve`, `native` or `meter_events`) with the emulator binary
+/// `emu_bin` and this program (`me`) as the baseline.
 pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), String> {
     for tool in ["valgrind", "callgrind_control"] {
         let found = Command::new(tool)
@@ -151,14 +151,7 @@ async fn count(
     side: &str,
 ) -> Result<Counted, String> {
     eprintln!("  {side}: warming up");
-    let warm = load::run(
-        server.addr,
-        b.o.conns,
-        Until::Elapsed(WARM),
-        make.clone(),
-        None,
-    )
-    .await;
+    let warm = b.load_for(server, WARM, make).await;
     if warm.ok == 0 {
         return Err(format!(
             "{side}: no request answered while warming up ({})",
@@ -167,15 +160,9 @@ async fn count(
     }
     control(server.pid(), "-i", Some("on"))?;
     eprintln!("  {side}: counting for {} s", b.o.secs);
-    let span = Duration::from_secs_f64(b.o.secs);
-    let counted = load::run(
-        server.addr,
-        b.o.conns,
-        Until::Elapsed(span),
-        make.clone(),
-        None,
-    )
-    .await;
+    let counted = b
+        .load_for(server, Duration::from_secs_f64(b.o.secs), make)
+        .await;
     control(server.pid(), "-d", None)?;
     let dump = PathBuf::from(format!("{}.1", out.display()));
     let totals = read_totals(&dump)?;
@@ -196,16 +183,16 @@ fn control(pid: u32, flag: &str, value: Option<&str>) -> Result<(), String> {
     if let Some(v) = value {
         c.arg(v);
     }
-    let status = c
+    let out = c
         .arg(pid.to_string())
         .output()
         .map_err(|e| format!("callgrind_control: {e}"))?;
-    if status.status.success() {
+    if out.status.success() {
         Ok(())
     } else {
         Err(format!(
             "callgrind_control {flag} {pid}: {}",
-            String::from_utf8_lossy(&status.stderr).trim()
+            String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
 }

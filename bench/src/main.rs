@@ -487,27 +487,26 @@ impl Bench {
         })
     }
 
-    /// One warmed-up window on `server`: its outcome and the server's CPU ticks during it.
-    async fn window(&self, server: &Server, make: &Make) -> (Outcome, Option<u64>) {
-        let warm = Duration::from_secs_f64(self.o.warmup);
+    /// `make`'s requests on `server` for `span`, over `--conns` keep-alive connections.
+    async fn load_for(&self, server: &Server, span: Duration, make: &Make) -> Outcome {
         load::run(
-            server.addr,
-            self.o.conns,
-            Until::Elapsed(warm),
-            make.clone(),
-            None,
-        )
-        .await;
-        let c0 = server.cpu_ticks();
-        let span = Duration::from_secs_f64(self.o.secs);
-        let out = load::run(
             server.addr,
             self.o.conns,
             Until::Elapsed(span),
             make.clone(),
             None,
         )
-        .await;
+        .await
+    }
+
+    /// One warmed-up window on `server`: its outcome and the server's CPU ticks during it.
+    async fn window(&self, server: &Server, make: &Make) -> (Outcome, Option<u64>) {
+        self.load_for(server, Duration::from_secs_f64(self.o.warmup), make)
+            .await;
+        let c0 = server.cpu_ticks();
+        let out = self
+            .load_for(server, Duration::from_secs_f64(self.o.secs), make)
+            .await;
         let c1 = server.cpu_ticks();
         (out, c0.zip(c1).map(|(a, b)| b.saturating_sub(a)))
     }
@@ -1654,14 +1653,9 @@ async fn soak(b: Bench, row: &str) -> Result<(), String> {
 async fn soak_load(b: &Bench, row: &str, make: Make) -> Result<(), String> {
     eprintln!("emulator pid {}: {row} for {} s", b.emu.pid(), b.o.secs);
     let c0 = b.emu.cpu_ticks();
-    let out = load::run(
-        b.emu.addr,
-        b.o.conns,
-        Until::Elapsed(Duration::from_secs_f64(b.o.secs)),
-        make,
-        None,
-    )
-    .await;
+    let out = b
+        .load_for(&b.emu, Duration::from_secs_f64(b.o.secs), &make)
+        .await;
     let ticks = c0.zip(b.emu.cpu_ticks()).map(|(a, c)| c.saturating_sub(a));
     let s = Side::from(out, ticks);
     println!(
