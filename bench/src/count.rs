@@ -263,13 +263,5 @@ fn figure(x: f64) -> String {
     if x < 10.0 {
         return format!("{x:.1}");
     }
-    let digits = format!("{:.0}", x);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::thousands(x.round() as u64)
 }
