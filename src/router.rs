@@ -127,10 +127,11 @@ impl Prepared {
 }
 
 /// Reads `req` as far as the facade of `api` can without its world; [`Prepared::finish`] serves
-/// the rest. Together they are [`dispatch`].
-pub fn prepare(app: &App, api: Api, req: &Request) -> Prepared {
+/// the rest. Together they are [`dispatch`]. `world` is what [`world_of`] read from the request,
+/// if the caller asked it (the credentials are then not read twice).
+pub fn prepare(app: &App, api: Api, world: Option<&str>, req: &Request) -> Prepared {
     match api {
-        Api::Stripe => Prepared::Stripe(stripe::prepare(app, req)),
+        Api::Stripe => Prepared::Stripe(stripe::prepare(app, req, world)),
         Api::Native => Prepared::Native(native::prepare(&app.config, req)),
         Api::Admin => Prepared::Whole,
     }

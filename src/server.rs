@@ -330,7 +330,7 @@ async fn take_turn(
     world: Option<&str>,
     request: Request,
 ) -> Result<Served, String> {
-    let prepared = match persist::prepare(app, api, &request) {
+    let prepared = match persist::prepare(app, api, world, &request) {
         None => None,
         Some(Err(panic)) => return Ok((request, Err(panic), None)),
         Some(Ok(prepared)) if prepared.is_answered() => {

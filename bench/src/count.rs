@@ -52,7 +52,9 @@ pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), S
             ));
         }
     }
-    let dir = std::env::temp_dir().join(format!("credit-emulator-count-{}", std::process::id()));
+    let dir = o.keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("credit-emulator-count-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let emu_out = dir.join("emulator.out");
     let base_out = dir.join("baseline.out");
@@ -72,7 +74,15 @@ pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), S
     let emulator = count(&b, &b.emu, &emu_out, &make, "emulator").await;
     let baseline = count(&b, &b.base, &base_out, &make, "baseline").await;
     drop(b);
-    let _ = std::fs::remove_dir_all(&dir);
+    match &o.keep {
+        Some(_) => eprintln!(
+            "callgrind's files: {0}/emulator.out.1 and {0}/baseline.out.1",
+            dir.display()
+        ),
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
     let (emulator, baseline) = (emulator?, baseline?);
     print(row, o.secs, &emulator, &baseline);
     Ok(())

@@ -74,6 +74,8 @@ OPTIONS:
                   the emulator and the baseline each under valgrind's callgrind, counted over --secs
                   seconds of load after a warm-up (needs valgrind; use --secs 10 or more): the
                   release binary as shipped, through real sockets, and steady from run to run
+  --keep DIR      with --count: write callgrind's files (emulator.out.1, baseline.out.1) to DIR
+                  and keep them, for callgrind_annotate
 ";
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,9 @@ struct Opts {
     inproc: Option<String>,
     /// `--count ROW`: instructions and cache misses per request, under callgrind.
     count: Option<String>,
+    /// `--keep DIR`: where `--count` leaves callgrind's files (otherwise a temporary directory,
+    /// removed).
+    keep: Option<PathBuf>,
     /// `--only ROW`: one fresh-process row alone (`create`, `meter_events` or `cycle`).
     only: Option<String>,
     /// Meter events stored by `--soak event-memory`.
@@ -136,6 +141,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         soak: None,
         inproc: None,
         count: None,
+        keep: None,
         only: None,
         events: 1_000_000,
         memory: false,
@@ -189,6 +195,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--soak" => o.soak = Some(value.clone()),
             "--inproc" => o.inproc = Some(value.clone()),
             "--count" => o.count = Some(value.clone()),
+            "--keep" => o.keep = Some(PathBuf::from(value)),
             "--only"
                 if [
                     "create",

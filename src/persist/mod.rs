@@ -405,19 +405,23 @@ pub fn dispatch(
     (reply, journal.and_then(|j| j.finish(request)))
 }
 
-/// Reads `request` as far as its facade can without its world ([`crate::router::prepare`]), for a
-/// server that keeps the world's turn for the rest ([`finish_prepared`]): the reading, or the panic it
-/// raised. `None` when `app` has a journal: a request is recorded whole, so it is served whole by
-/// [`dispatch`] in its world's turn, in the order the journal keeps.
+/// Reads `request` as far as its facade can without its world ([`crate::router::prepare`], given
+/// the `world` that [`crate::router::world_of`] read), for a server that keeps the world's turn
+/// for the rest ([`finish_prepared`]): the reading, or the panic it raised. `None` when `app` has
+/// a journal: a request is recorded whole, so it is served whole by [`dispatch`] in its world's
+/// turn, in the order the journal keeps.
 pub fn prepare(
     app: &App,
     api: crate::router::Api,
+    world: Option<&str>,
     request: &Request,
 ) -> Option<std::thread::Result<crate::router::Prepared>> {
     if app.journal.get().is_some() {
         return None;
     }
-    Some(one_instant(|| crate::router::prepare(app, api, request)))
+    Some(one_instant(|| {
+        crate::router::prepare(app, api, world, request)
+    }))
 }
 
 /// Serves what is left of `request`, read by [`prepare`] (so with no journal), as [`dispatch`]

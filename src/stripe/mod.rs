@@ -71,7 +71,7 @@ use routes::{Origin, Route, Verb};
 
 /// Serves one Stripe request (or one of the emulator's own routes in Stripe's language).
 pub fn handle(app: &App, req: &Request) -> Reply {
-    prepare(app, req).finish(app, req)
+    prepare(app, req, None).finish(app, req)
 }
 
 /// A Stripe request as far as it can be served without its world: answered already, or what its
@@ -119,8 +119,11 @@ impl std::fmt::Debug for Prepared {
 }
 
 /// Reads and checks `req` without its world: everything up to the idempotency key, in the order
-/// the module's documentation gives.
-pub fn prepare(app: &App, req: &Request) -> Prepared {
+/// the module's documentation gives. `world` is the world the server already read from the
+/// request's credentials ([`crate::router::world_of`]), which spares reading the key and account
+/// twice; `None` when it has not, or when they name none (they are read here then, for their
+/// error).
+pub fn prepare(app: &App, req: &Request, world: Option<&str>) -> Prepared {
     let found = routes::find(&req.method, &req.path);
     if found.is_some_and(|(r, _)| r.origin == Origin::Emulator) {
         return Prepared::Emulator;
@@ -133,7 +136,7 @@ pub fn prepare(app: &App, req: &Request) -> Prepared {
     }
     let idempotency_key = idempotency_key(req);
     let mut applied = None;
-    match read(app, req, found, idempotency_key, &mut applied) {
+    match read(app, req, found, world, idempotency_key, &mut applied) {
         Ok(pending) => Prepared::Stripe(pending),
         Err(e) => Prepared::Answered(finish_headers(
             applied,
@@ -174,11 +177,13 @@ fn idempotency_key(req: &Request) -> Option<&str> {
 }
 
 /// Reads `req` on the route `found` (if any), setting `applied` to the API version once it is
-/// settled: the first half of [`serve`].
+/// settled: the first half of [`serve`]. `known` is the world its credentials name, if the
+/// caller read them already (see [`prepare`]).
 fn read(
     app: &App,
     req: &Request,
     found: Option<(&'static Route, Captures)>,
+    known: Option<&str>,
     idempotency_key: Option<&str>,
     applied: &mut Option<Version>,
 ) -> StripeResult<Pending> {
@@ -192,9 +197,16 @@ fn read(
             .ok_or_else(|| keys::unknown_token(token))?;
         (session.world, Some(session.expires_at))
     } else {
-        let key = keys::authenticate(req)?;
-        let account = keys::account(req, &key)?;
-        (keys::world_owned(key, account), None)
+        // `router::world_of` reads a Stripe route's credentials as `world_of_credentials` does
+        // (no request with `X-Api-Key` reaches one: `router::api_of` sends it to the native API).
+        let world = match known {
+            Some(world) => {
+                debug_assert_eq!(world_of_credentials(req).ok().as_deref(), Some(world));
+                world.to_owned()
+            }
+            None => world_of_credentials(req)?,
+        };
+        (world, None)
     };
     let requested = versions::requested(req)?;
     let version = requested.unwrap_or_else(|| {
@@ -232,6 +244,14 @@ fn read(
         fingerprint,
         run,
     })
+}
+
+/// The world named by `req`'s key (`Authorization`) and `Stripe-Account`, or Stripe's refusal of
+/// them: 401 for the key, then 403 for the account.
+fn world_of_credentials(req: &Request) -> StripeResult<String> {
+    let key = keys::authenticate(req)?;
+    let account = keys::account(req, &key)?;
+    Ok(keys::world_owned(key, account))
 }
 
 /// Serves a request read by [`read`] in its world.

@@ -67,6 +67,11 @@ impl Version {
 
     /// The version spelled exactly `s`, if it is known.
     pub fn parse(s: &str) -> Option<Version> {
+        // The official SDKs send the version they pin, the newest: one comparison instead of a
+        // search.
+        if s == Version::NEWEST.as_str() {
+            return Some(Version::NEWEST);
+        }
         KNOWN.binary_search(&s).ok().map(|i| Version(i as u16))
     }
 
@@ -306,6 +311,12 @@ mod tests {
         assert_eq!(Version::from_stored(clover.stored()), Some(clover));
         assert_eq!(Version::from_stored(0), None);
         assert_eq!(Version::from_stored(u16::MAX), None);
+        // The newest is found without the search, the others by it: each at its own place.
+        for (i, name) in KNOWN.iter().enumerate() {
+            assert_eq!(Version::parse(name), Some(Version(i as u16)), "{name}");
+        }
+        assert!(Version::parse("2026-10-28.endive ").is_none());
+        assert!(Version::parse("2026-10-28.endiv").is_none());
     }
 
     #[test]
