@@ -520,21 +520,10 @@ impl Tenant {
         key
     }
 
-    /// Creates a draft at the customer's now. With `auto_advance`, it finalizes by itself
-    /// `grace` later (at once when `grace` is zero). With `take_pending`, the customer's pending
-    /// invoice items it may take come first (see `Tenant::pending_item_lines`).
-    pub fn create_draft_invoice(
-        &mut self,
-        new: NewInvoice,
-        grace: Nanos,
-        take_pending: bool,
-    ) -> Key {
-        let domain = self.domain_of(new.customer);
-        let now = self.now_in(domain);
-        self.create_draft_invoice_at(new, now, grace, take_pending)
-    }
-
-    /// [`Tenant::create_draft_invoice`] at `now` (a clock's instant while it is being advanced).
+    /// Creates a draft at `now` (the customer's now, or a clock's instant while it is being
+    /// advanced). With `auto_advance`, it finalizes by itself `grace` later (at once when `grace`
+    /// is zero). With `take_pending`, the customer's pending invoice items it may take come first
+    /// (see `Tenant::pending_item_lines`).
     pub(super) fn create_draft_invoice_at(
         &mut self,
         new: NewInvoice,
