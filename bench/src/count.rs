@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::load::Make;
 use crate::proc::Server;
+use crate::receiver::Receiver;
 use crate::{Bench, Opts};
 
 /// The events the cache simulation counts, in callgrind's order.
@@ -31,14 +32,20 @@ const EVENTS: [&str; 9] = [
 /// Uninstrumented load before counting: the server's caches, maps and connections warm.
 const WARM: Duration = Duration::from_secs(3);
 
+/// How long no delivery must come in for the sender to count as caught up, and the longest wait.
+const SETTLE_QUIET: Duration = Duration::from_secs(2);
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
+
 /// One server's counts per request.
 struct Counted {
     requests: u64,
+    /// With an endpoint: the deliveries it answered while the server was counted.
+    delivered: Option<u64>,
     /// Per request, in [`EVENTS`] order.
     per_request: [f64; 9],
 }
 
-/// Runs `--count ROW` (`create`, `retrieve`, `native` or `meter_events`) with the emulator binary
+/// Runs `--count ROW` (`create`, `create_webhook`, `retrieve`, `native` or `meter_events`) with the emulator binary
 /// `emu_bin` and this program (`me`) as the baseline.
 pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), String> {
     for tool in ["valgrind", "callgrind_control"] {
@@ -70,9 +77,9 @@ pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), S
     };
     eprintln!("starting both servers under callgrind (slow)");
     let b = Bench::start(o, &emu_cmd, &base_cmd, None).await?;
-    let make = setup(&b, row).await?;
-    let emulator = count(&b, &b.emu, &emu_out, &make, "emulator").await;
-    let baseline = count(&b, &b.base, &base_out, &make, "baseline").await;
+    let (make, receiver) = setup(&b, row).await?;
+    let emulator = count(&b, &b.emu, &emu_out, &make, "emulator", receiver.as_ref()).await;
+    let baseline = count(&b, &b.base, &base_out, &make, "baseline", None).await;
     drop(b);
     match &o.keep {
         Some(_) => eprintln!(
@@ -85,6 +92,12 @@ pub async fn run(o: &Opts, emu_bin: &Path, me: &Path, row: &str) -> Result<(), S
     }
     let (emulator, baseline) = (emulator?, baseline?);
     print(row, o.secs, &emulator, &baseline);
+    if let Some(delivered) = emulator.delivered {
+        println!(
+            "\nThe emulator's figures include the webhook deliveries of the creates counted: {delivered} answered by the local endpoint ({:.2} a create); the baseline has no endpoint.",
+            delivered as f64 / emulator.requests.max(1) as f64
+        );
+    }
     Ok(())
 }
 
@@ -100,14 +113,20 @@ fn under_callgrind(out: &Path, program: &Path) -> Command {
     c
 }
 
-/// Sets up the tenant `row` needs on the emulator and gives the row's requests.
-async fn setup(b: &Bench, row: &str) -> Result<Make, String> {
+/// Sets up the tenant `row` needs on the emulator and gives the row's requests, and for
+/// `create_webhook` the local endpoint receiving every event.
+async fn setup(b: &Bench, row: &str) -> Result<(Make, Option<Receiver>), String> {
     match row {
-        "create" => {
+        "create" | "create_webhook" => {
             let key = "sk_test_bench_count";
             let customer = b.customers(key, 1).await?.remove(0);
             let prices = crate::scope_prices_at(b.emu.addr, key).await?;
-            Ok(crate::create_make(key, customer, prices))
+            let receiver = match row {
+                // As row 1w: one endpoint, every event, answered at once.
+                "create_webhook" => Some(crate::endpoint_receiving_every_event(b, key).await?),
+                _ => None,
+            };
+            Ok((crate::create_make(key, customer, prices), receiver))
         }
         "retrieve" => {
             // As row 2: a tenant of 1,000 grants, each retrieved in turn.
@@ -125,40 +144,45 @@ async fn setup(b: &Bench, row: &str) -> Result<Make, String> {
                     })
                 })
                 .await?;
-            Ok(crate::retrieve_make(key, Arc::new(ids)))
+            Ok((crate::retrieve_make(key, Arc::new(ids)), None))
         }
         "native" => {
             // As row 5: grants on a subscription.
             let key = "sk_test_bench_count_native";
             let subscription = crate::native_setup(b, key).await.0?;
             let body = crate::native_subscription_grant_body(&subscription);
-            Ok(Arc::new(move |_| {
+            let make: Make = Arc::new(move |_| {
                 crate::native_request(
                     hyper::Method::POST,
                     key,
                     "/v1/creditgrants",
                     Some(body.clone()),
                 )
-            }))
+            });
+            Ok((make, None))
         }
         "meter_events" => {
             let key = "sk_test_bench_count_events";
             let customers = Arc::new(crate::meter_setup(b, key, 100).await?);
-            Ok(crate::meter_events_make(key, customers))
+            Ok((crate::meter_events_make(key, customers), None))
         }
         other => Err(format!(
-            "--count takes create, retrieve, native or meter_events, not {other}"
+            "--count takes create, create_webhook, retrieve, native or meter_events, not {other}"
         )),
     }
 }
 
-/// Warms `server` up with `make`'s requests, then counts `--secs` seconds of them.
+/// Warms `server` up with `make`'s requests, then counts `--secs` seconds of them. With a
+/// `receiver` (an endpoint receiving the server's events), the deliveries of the warm-up are
+/// finished before counting starts, and those of the counted requests before it ends, so that
+/// the count holds every delivery of the requests counted and no other.
 async fn count(
     b: &Bench,
     server: &Server,
     out: &Path,
     make: &Make,
     side: &str,
+    receiver: Option<&Receiver>,
 ) -> Result<Counted, String> {
     eprintln!("  {side}: warming up");
     let warm = b.load_for(server, WARM, make).await;
@@ -168,11 +192,21 @@ async fn count(
             warm.first_failure.unwrap_or_default()
         ));
     }
+    if let Some(r) = receiver {
+        eprintln!("  {side}: waiting for the warm-up's deliveries");
+        r.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
+    }
+    let mark = receiver.map(Receiver::answered);
     control(server.pid(), "-i", Some("on"))?;
     eprintln!("  {side}: counting for {} s", b.o.secs);
     let counted = b
         .load_for(server, Duration::from_secs_f64(b.o.secs), make)
         .await;
+    if let Some(r) = receiver {
+        eprintln!("  {side}: waiting for the counted requests' deliveries");
+        r.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
+    }
+    let delivered = receiver.zip(mark).map(|(r, m)| r.answered() - m);
     control(server.pid(), "-d", None)?;
     let dump = PathBuf::from(format!("{}.1", out.display()));
     let totals = read_totals(&dump)?;
@@ -182,6 +216,7 @@ async fn count(
     let n = counted.ok as f64;
     Ok(Counted {
         requests: counted.ok,
+        delivered,
         per_request: totals.map(|t| t as f64 / n),
     })
 }

@@ -69,8 +69,9 @@ OPTIONS:
                   invoice, meter_events), in this process on one thread, no sockets, --secs ×
                   50,000 requests: the figure a change to the request path moves, without the network's
                   and the scheduler's noise
-  --count ROW     instructions, cache misses and cold writes per request (create, retrieve, native
-                  or meter_events),
+  --count ROW     instructions, cache misses and cold writes per request (create, create_webhook:
+                  row 1w's creates with one endpoint receiving every event, retrieve, native or
+                  meter_events),
                   the emulator and the baseline each under valgrind's callgrind, counted over --secs
                   seconds of load after a warm-up (needs valgrind; use --secs 10 or more): the
                   release binary as shipped, through real sockets, and steady from run to run

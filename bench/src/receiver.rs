@@ -37,8 +37,20 @@ impl Receiver {
     }
 
     /// How many requests it has answered.
-    fn answered(&self) -> u64 {
+    pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no delivery has come in for `quiet` (at most `limit`): the sender has caught up.
+    pub async fn settle(&self, quiet: std::time::Duration, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let before = self.answered();
+            tokio::time::sleep(quiet).await;
+            if self.answered() == before || started.elapsed() > limit {
+                return;
+            }
+        }
     }
 
     /// Where it stands now, to measure a load from.

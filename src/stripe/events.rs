@@ -731,7 +731,9 @@ fn serialize<O: Serialize>(
         },
         kind,
     };
-    serde_json::to_vec(&event).unwrap_or_default()
+    // The same bytes as `serde_json::to_vec`, with strings checked for escapes eight bytes at a
+    // time (see `crate::pretty`): an event is rendered for every endpoint that receives it.
+    crate::pretty::to_vec_compact(&event, 2048)
 }
 
 impl ChangeHook for Recorder {
