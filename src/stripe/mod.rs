@@ -82,8 +82,9 @@ pub enum Prepared {
     /// Answered without the world: the key, the account, the version or the parameters were
     /// refused (in the order the module's documentation gives).
     Answered(Reply),
-    /// One of the emulator's own routes, served whole in the world's turn.
-    Emulator,
+    /// One of the emulator's own routes, served whole in the world's turn; with the world the
+    /// server read from its credentials, if it did.
+    Emulator(Option<String>),
     /// A Stripe route, read and parsed.
     Stripe(Pending),
 }
@@ -112,7 +113,7 @@ impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Prepared::Answered(reply) => write!(f, "Answered({})", reply.status),
-            Prepared::Emulator => f.write_str("Emulator"),
+            Prepared::Emulator(_) => f.write_str("Emulator"),
             Prepared::Stripe(p) => write!(f, "Stripe({}, {})", p.world, p.version.as_str()),
         }
     }
@@ -126,7 +127,7 @@ impl std::fmt::Debug for Prepared {
 pub fn prepare(app: &App, req: &Request, world: Option<&str>) -> Prepared {
     let found = routes::find(&req.method, &req.path);
     if found.is_some_and(|(r, _)| r.origin == Origin::Emulator) {
-        return Prepared::Emulator;
+        return Prepared::Emulator(world.map(str::to_owned));
     }
     if req.path.starts_with("/_emulator/") {
         // The emulator's own paths answer an unknown route at once, as the admin routes do.
@@ -152,9 +153,10 @@ impl Prepared {
     pub fn finish(self, app: &App, req: &Request) -> Reply {
         match self {
             Prepared::Answered(reply) => reply,
-            Prepared::Emulator => match routes::find(&req.method, &req.path) {
+            Prepared::Emulator(world) => match routes::find(&req.method, &req.path) {
                 Some((route, captures)) => {
-                    serve_emulator(app, req, route, captures).unwrap_or_else(|e| e.reply())
+                    serve_emulator(app, req, route, captures, world.as_deref())
+                        .unwrap_or_else(|e| e.reply())
                 }
                 None => StripeError::unrecognized(req.method.as_str(), &req.path).reply(),
             },
@@ -199,14 +201,7 @@ fn read(
     } else {
         // `router::world_of` reads a Stripe route's credentials as `world_of_credentials` does
         // (no request with `X-Api-Key` reaches one: `router::api_of` sends it to the native API).
-        let world = match known {
-            Some(world) => {
-                debug_assert_eq!(world_of_credentials(req).ok().as_deref(), Some(world));
-                world.to_owned()
-            }
-            None => world_of_credentials(req)?,
-        };
-        (world, None)
+        (world_from(known, || world_of_credentials(req))?, None)
     };
     let requested = versions::requested(req)?;
     let version = requested.unwrap_or_else(|| {
@@ -244,6 +239,22 @@ fn read(
         fingerprint,
         run,
     })
+}
+
+/// The world the server read from a request's credentials (`known`), or when it read none, the
+/// one `read` reads from them (or their refusal). `read` must read them as the server does, which
+/// a debug assertion holds.
+fn world_from(
+    known: Option<&str>,
+    read: impl Fn() -> StripeResult<String>,
+) -> StripeResult<String> {
+    match known {
+        Some(world) => {
+            debug_assert_eq!(read().ok().as_deref(), Some(world));
+            Ok(world.to_owned())
+        }
+        None => read(),
+    }
 }
 
 /// The world named by `req`'s key (`Authorization`) and `Stripe-Account`, or Stripe's refusal of
@@ -403,12 +414,17 @@ fn serve_emulator(
     req: &Request,
     route: &Route,
     captures: Captures,
+    known: Option<&str>,
 ) -> StripeResult<Reply> {
-    let key = keys::either_key(req)?;
-    let account = keys::account(req, &key)?;
-    let world = keys::world(&key, account);
+    // The emulator's own routes take either key header, as `router::world_of` reads them.
+    let world = world_from(known, || {
+        let key = keys::either_key(req)?;
+        let account = keys::account(req, &key)?;
+        Ok(keys::world_owned(key, account))
+    })?;
     let params = decode(req, &app.config.form)?;
-    let platform = account.map(|_| key.as_str());
+    // A connected account's world is named `key account`; its platform's default applies.
+    let platform = world.split_once(' ').map(|(key, _)| key);
     let version = versions::default_for(&app.store, &world, platform).0;
     let input = Input::new(&params, version, captures);
     let panic = app.config.panic_trigger && req.header(&names::X_EMULATOR_PANIC).is_some();
