@@ -198,7 +198,7 @@ async fn count(
         eprintln!("  {side}: waiting for the warm-up's deliveries");
         r.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
     }
-    let mark = receiver.map(Receiver::answered);
+    let mark = receiver.map(Receiver::mark);
     control(server.pid(), "-i", Some("on"))?;
     eprintln!("  {side}: counting for {} s", b.o.secs);
     let counted = b
@@ -208,7 +208,7 @@ async fn count(
         eprintln!("  {side}: waiting for the counted requests' deliveries");
         r.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
     }
-    let delivered = receiver.zip(mark).map(|(r, m)| r.answered() - m);
+    let delivered = receiver.zip(mark).map(|(r, m)| r.since(m).0);
     control(server.pid(), "-d", None)?;
     let dump = PathBuf::from(format!("{}.1", out.display()));
     let totals = read_totals(&dump)?;

@@ -37,7 +37,7 @@ impl Receiver {
     }
 
     /// How many requests it has answered.
-    pub fn answered(&self) -> u64 {
+    fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
     }
 

@@ -199,9 +199,9 @@ fn read(
             .ok_or_else(|| keys::unknown_token(token))?;
         (session.world, Some(session.expires_at))
     } else {
-        // `router::world_of` reads a Stripe route's credentials as `world_of_credentials` does
-        // (no request with `X-Api-Key` reaches one: `router::api_of` sends it to the native API).
-        (world_from(known, || world_of_credentials(req))?, None)
+        // `router::world_of` reads a Stripe route's credentials as `keys::stripe_world` does (no
+        // request with `X-Api-Key` reaches one: `router::api_of` sends it to the native API).
+        (world_from(known, || keys::stripe_world(req))?, None)
     };
     let requested = versions::requested(req)?;
     let version = requested.unwrap_or_else(|| {
@@ -255,14 +255,6 @@ fn world_from(
         }
         None => read(),
     }
-}
-
-/// The world named by `req`'s key (`Authorization`) and `Stripe-Account`, or Stripe's refusal of
-/// them: 401 for the key, then 403 for the account.
-fn world_of_credentials(req: &Request) -> StripeResult<String> {
-    let key = keys::authenticate(req)?;
-    let account = keys::account(req, &key)?;
-    Ok(keys::world_owned(key, account))
 }
 
 /// Serves a request read by [`read`] in its world.
@@ -417,11 +409,7 @@ fn serve_emulator(
     known: Option<&str>,
 ) -> StripeResult<Reply> {
     // The emulator's own routes take either key header, as `router::world_of` reads them.
-    let world = world_from(known, || {
-        let key = keys::either_key(req)?;
-        let account = keys::account(req, &key)?;
-        Ok(keys::world_owned(key, account))
-    })?;
+    let world = world_from(known, || keys::emulator_world(req))?;
     let params = decode(req, &app.config.form)?;
     // A connected account's world is named `key account`; its platform's default applies.
     let platform = world.split_once(' ').map(|(key, _)| key);

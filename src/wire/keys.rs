@@ -78,6 +78,23 @@ pub fn either_key(req: &Request) -> Result<String, StripeError> {
     }
 }
 
+/// The world a request to a Stripe route acts in (see [`world`]): named by its key
+/// (`Authorization`, [`authenticate`]) and its `Stripe-Account` ([`account`]), or Stripe's refusal
+/// of them, 401 for the key before 403 for the account.
+pub fn stripe_world(req: &Request) -> Result<String, StripeError> {
+    let key = authenticate(req)?;
+    let account = account(req, &key)?;
+    Ok(world_owned(key, account))
+}
+
+/// [`stripe_world`] for the emulator's own routes, which take either key header
+/// ([`either_key`]).
+pub fn emulator_world(req: &Request) -> Result<String, StripeError> {
+    let key = either_key(req)?;
+    let account = account(req, &key)?;
+    Ok(world_owned(key, account))
+}
+
 /// Extracts the key from `Bearer KEY`, `Basic base64(KEY:)` (as `curl -u KEY:` sends it) or
 /// `Basic KEY`, the key itself unencoded, which Stripe accepts too. An unencoded key is told
 /// apart by its prefix: `_` is not in base64's alphabet, so no encoded credential starts with one.
