@@ -46,6 +46,8 @@
 //!                panic containment, graceful shutdown; hands an owned Request to the router,
 //!                waits for a stored request's commit (--data-dir), and records the answered
 //!                request in its world's request log
+//! connections.rs the open connections: how long each has waited for a request head (one sweeper
+//!                task cuts off those past --header-read-timeout), and shutdown's orders to them
 //! turns.rs       taking turns at one world: a request whose world is busy leaves its work to the
 //!                task already at it (same core, warm cache) and waits without holding a thread;
 //!                each world's turns are kept beside the model, in App
@@ -135,6 +137,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod emulator;
 pub mod form;
 pub mod http;

@@ -14,11 +14,12 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::Config;
+use crate::connections::{Connections, Enrolled};
 use crate::http::{names, Reply, Request};
 use crate::ids::random_id;
 use crate::request_log::{self, Seen};
@@ -35,9 +36,11 @@ pub use crate::router::{api_of, Api};
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let permits = Arc::new(Semaphore::new(app.config.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
-    // Each connection holds a receiver: the sender tells them when to close, and learns from the
-    // receivers being dropped when the last one has.
-    let (phase, phase_rx) = watch::channel(Phase::Serving);
+    let connections = Connections::new(app.config.header_read_timeout);
+    let _sweeper = AbortOnDrop(tokio::spawn(connections.clone().sweeper()).abort_handle());
+    // Each connection holds a receiver, never read: the sender learns from their drops when the
+    // last connection has closed.
+    let (open, open_rx) = watch::channel(());
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -56,18 +59,27 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let timeout = app.config.header_read_timeout;
         let hard_head = hard_head_limit(app.config.max_header_bytes);
-        let phase_rx = phase_rx.clone();
+        let connection = Arc::new(Connection {
+            app: app.clone(),
+            enrolled: connections.enroll(),
+        });
+        let open = open_rx.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, req).await) }
-            });
+            let service = {
+                let connection = connection.clone();
+                service_fn(move |req| {
+                    connection.enrolled.serving();
+                    let connection = connection.clone();
+                    async move {
+                        let response = handle(&connection.app, req).await;
+                        connection.enrolled.waiting();
+                        Ok::<_, Infallible>(response)
+                    }
+                })
+            };
+            // No timer: the head read timeout is the sweeper's (see `crate::connections`).
             let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
                 // Heads a little over the limit are read and answered in the API's envelope (see
                 // `head_size`); only heads far over it are cut off by hyper with a bare 431.
                 .max_header_size(hard_head)
@@ -76,57 +88,50 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 // A client that shuts down its write side after sending still gets its answer.
                 .half_close(true)
                 .serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            let mut phase = phase_rx;
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                _ = reached(&mut phase, Phase::Draining) => {
-                    // The request in flight is answered; an idle connection closes at once. A
-                    // dropped sender (the server future itself dropped) ends up here as well.
-                    conn.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        ended = conn.as_mut() => ended,
-                        _ = reached(&mut phase, Phase::Closed) => Ok(()),
-                    }
-                }
-            };
-            if let Err(e) = ended {
+            let conn = std::pin::pin!(conn);
+            // Told to finish (shutdown), the request in flight is answered and an idle connection
+            // closes at once; told to close (the grace period is over, or no head in time), it
+            // is dropped, which closes the socket.
+            let ended = connection
+                .enrolled
+                .run(conn, |conn| conn.graceful_shutdown())
+                .await;
+            if let Some(Err(e)) = ended {
                 tracing::debug!("connection ended: {e}");
             }
+            drop(open);
             drop(permit);
         });
     }
     drop(listener);
-    drop(phase_rx);
+    drop(open_rx);
     // Deliveries stop with the server: no request of this server's can be waiting for them.
     app.webhooks.stop();
-    let _ = phase.send(Phase::Draining);
+    connections.finish_all();
     let grace = shutdown_grace(&app.config);
-    if tokio::time::timeout(grace, phase.closed()).await.is_err() {
+    if tokio::time::timeout(grace, open.closed()).await.is_err() {
         tracing::warn!("connections still open {grace:?} after shutdown were cut off");
-        let _ = phase.send(Phase::Closed);
-        phase.closed().await;
+        connections.close_all();
+        open.closed().await;
     }
     // Every request is answered: store the worlds as snapshots, so the next start is quick.
     let closing = app.clone();
     let _ = tokio::task::spawn_blocking(move || persist::detach(&closing)).await;
 }
 
-/// Where the server is in its life, as its connections see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
-    /// Accepting and serving.
-    Serving,
-    /// Shutting down: answer the request in flight, then close.
-    Draining,
-    /// The grace period is over: close now.
-    Closed,
+/// What a connection's requests share: the app, and the connection's place among the open ones.
+struct Connection {
+    app: Arc<App>,
+    enrolled: Enrolled,
 }
 
-/// Waits until the server is at `phase` or past it, or gone.
-async fn reached(phase: &mut watch::Receiver<Phase>, at: Phase) {
-    // The guard `wait_for` returns is not `Send`; it is dropped here, before any other await.
-    let _ = phase.wait_for(|p| *p >= at).await;
+/// Aborts a task when dropped: the sweeper ends with the server, however the server ends.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long open connections get to finish after shutdown: as long as a request's head and body

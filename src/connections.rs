@@ -1,0 +1,272 @@
+//! The server's open connections: how long each has waited for its next request head, and the
+//! orders the server gives them all (finish and close, close now).
+//!
+//! A connection that does not send a complete request head within `header_read_timeout` of
+//! connecting, or of its previous request being served, is cut off: a silent client, half a head,
+//! a head sent one line at a time. One sweeper task per server looks at every connection a few
+//! times per timeout. A connection's own cost is two atomic stores per request, where a timer armed
+//! and cleared for every head (hyper's own header timeout) cost about a thousand instructions a
+//! request on a keep-alive connection.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+
+/// `Watch::since` while a request is being served: the head timeout does not run.
+const SERVING: u64 = u64::MAX;
+
+/// No order: serve.
+const SERVE: u8 = 0;
+/// Answer the request in flight, then close; an idle connection closes at once.
+const FINISH: u8 = 1;
+/// Close now.
+const CLOSE: u8 = 2;
+
+/// The server's open connections and their sweeper's clock.
+pub struct Connections {
+    open: Mutex<Vec<Option<Arc<Watch>>>>,
+    /// Where the sweeper's clock starts.
+    epoch: Instant,
+    /// Milliseconds since `epoch` as the sweeper last read them: the time a connection notes when
+    /// it starts to wait, a clock read the request path does not make.
+    now: AtomicU64,
+    /// How long a connection may wait for a complete head.
+    timeout: Duration,
+}
+
+/// One connection as the server and its sweeper see it.
+#[derive(Debug)]
+struct Watch {
+    /// Milliseconds on the sweeper's clock since which the connection has waited for a request
+    /// head, or [`SERVING`].
+    since: AtomicU64,
+    /// [`SERVE`], [`FINISH`] or [`CLOSE`].
+    order: AtomicU8,
+    /// Wakes the connection's task when it is given an order.
+    waker: AtomicWaker,
+}
+
+impl Watch {
+    /// Gives the connection `order` (a later order wins over an earlier one) and wakes it.
+    fn order(&self, order: u8) {
+        self.order.fetch_max(order, Ordering::AcqRel);
+        self.waker.wake();
+    }
+}
+
+/// A connection's place among the open ones; leaving it (dropping) takes the connection off the list.
+pub struct Enrolled {
+    connections: Arc<Connections>,
+    slot: usize,
+    watch: Arc<Watch>,
+}
+
+impl Enrolled {
+    /// A request head has arrived: the head timeout stops until it is answered.
+    pub fn serving(&self) {
+        self.watch.since.store(SERVING, Ordering::Relaxed);
+    }
+
+    /// A request has been answered: the connection waits for its next head from now on.
+    pub fn waiting(&self) {
+        self.watch.since.store(
+            self.connections.now.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Runs `conn` (hyper's connection future) until it ends or is told to close. `finish` is
+    /// called once when the server asks it to answer what it is serving and close
+    /// (`graceful_shutdown`).
+    pub async fn run<C, T>(
+        &self,
+        conn: Pin<&mut C>,
+        mut finish: impl FnMut(Pin<&mut C>),
+    ) -> Option<T>
+    where
+        C: Future<Output = T>,
+    {
+        let mut conn = conn;
+        let mut finishing = false;
+        poll_fn(|cx| loop {
+            let order = self.watch.order.load(Ordering::Acquire);
+            if order == CLOSE {
+                return Poll::Ready(None);
+            }
+            if order == FINISH && !finishing {
+                finishing = true;
+                finish(conn.as_mut());
+            }
+            if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Some(ended));
+            }
+            self.watch.waker.register(cx.waker());
+            // An order given before the waker was registered woke no one: look once more.
+            if self.watch.order.load(Ordering::Acquire) == order {
+                return Poll::Pending;
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Enrolled {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = open.get_mut(self.slot) {
+            *slot = None;
+        }
+        while open.last().is_some_and(Option::is_none) {
+            open.pop();
+        }
+    }
+}
+
+impl Connections {
+    /// No connection yet; heads must be complete within `timeout`.
+    pub fn new(timeout: Duration) -> Arc<Connections> {
+        Arc::new(Connections {
+            open: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            now: AtomicU64::new(0),
+            timeout,
+        })
+    }
+
+    /// Adds a new connection, waiting for its first head from now.
+    pub fn enroll(self: &Arc<Self>) -> Enrolled {
+        let watch = Arc::new(Watch {
+            since: AtomicU64::new(self.millis()),
+            order: AtomicU8::new(SERVE),
+            waker: AtomicWaker::new(),
+        });
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match open.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                open.push(None);
+                open.len() - 1
+            }
+        };
+        open[slot] = Some(watch.clone());
+        Enrolled {
+            connections: self.clone(),
+            slot,
+            watch,
+        }
+    }
+
+    /// Asks every open connection to answer the request in flight and close.
+    pub fn finish_all(&self) {
+        self.order_all(FINISH);
+    }
+
+    /// Closes every open connection now.
+    pub fn close_all(&self) {
+        self.order_all(CLOSE);
+    }
+
+    fn order_all(&self, order: u8) {
+        for watch in self.snapshot() {
+            watch.order(order);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Watch>> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.iter().flatten().cloned().collect()
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// How often the sweeper looks: four times per timeout, so a connection is cut off between
+    /// the timeout and one and a half times it.
+    fn period(&self) -> Duration {
+        (self.timeout / 4).max(Duration::from_millis(1))
+    }
+
+    /// Cuts off every connection that has waited longer than the timeout for a head, and moves
+    /// the clock connections read. Returns how many were cut off.
+    pub fn sweep(&self) -> usize {
+        let now = self.millis();
+        self.now.store(now, Ordering::Relaxed);
+        // A connection may have noted a clock up to one period old; count that in its favour.
+        let limit = u64::try_from((self.timeout + self.period()).as_millis()).unwrap_or(u64::MAX);
+        let mut cut = 0;
+        for watch in self.snapshot() {
+            let since = watch.since.load(Ordering::Relaxed);
+            if since != SERVING && now.saturating_sub(since) > limit {
+                tracing::debug!("a connection sent no complete request head in time; closing it");
+                watch.order(CLOSE);
+                cut += 1;
+            }
+        }
+        cut
+    }
+
+    /// Sweeps every [`period`](Self::period) until the task is dropped.
+    pub async fn sweeper(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.period());
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.sweep();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_waiting_past_the_timeout_is_told_to_close_and_one_being_served_is_not() {
+        let connections = Connections::new(Duration::from_millis(40));
+        let waiting = connections.enroll();
+        let served = connections.enroll();
+        served.serving();
+        assert_eq!(connections.sweep(), 0);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(connections.sweep(), 1);
+        assert_eq!(waiting.watch.order.load(Ordering::Relaxed), CLOSE);
+        assert_eq!(served.watch.order.load(Ordering::Relaxed), SERVE);
+        // Answered: it waits again from the sweeper's clock, and is not cut off at once.
+        served.waiting();
+        assert_eq!(connections.sweep(), 1, "only the first is still over");
+        assert_eq!(served.watch.order.load(Ordering::Relaxed), SERVE);
+    }
+
+    #[test]
+    fn places_are_reused_and_the_list_shrinks_as_connections_close() {
+        let connections = Connections::new(Duration::from_secs(10));
+        let a = connections.enroll();
+        let b = connections.enroll();
+        assert_eq!((a.slot, b.slot), (0, 1));
+        drop(a);
+        let c = connections.enroll();
+        assert_eq!(c.slot, 0);
+        drop(b);
+        drop(c);
+        assert!(connections.open.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_later_order_wins() {
+        let connections = Connections::new(Duration::from_secs(10));
+        let a = connections.enroll();
+        connections.close_all();
+        connections.finish_all();
+        assert_eq!(a.watch.order.load(Ordering::Relaxed), CLOSE);
+    }
+}
