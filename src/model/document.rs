@@ -293,7 +293,7 @@ impl Tenant {
             self.need(&path, "customer", self.customers.contains_key(&c), c)?;
             amount(&path, "amount", lot.amount, false)?;
             amount(&path, "remaining", lot.remaining, false)?;
-            self.lots_by_customer.entry(c).or_default().insert(lot.key);
+            self.lots_by_customer.entry(c).or_default().add(lot.key);
             if self
                 .lots
                 .insert(lot.key, std::sync::Arc::new(lot))
@@ -435,8 +435,8 @@ impl Tenant {
             self.entries_by_customer
                 .entry(e.customer)
                 .or_default()
-                .insert(e.key);
-            self.entries_by_lot.insert((e.lot, e.key));
+                .add(e.key);
+            self.entries_by_lot.entry(e.lot).or_default().add(e.key);
             if self.entries.insert(e.key, std::sync::Arc::new(e)).is_some() {
                 return Err(duplicate(&path));
             }

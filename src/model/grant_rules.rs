@@ -904,12 +904,12 @@ mod tests {
         assert_eq!(both_views(&mut t, customer), (500.into(), 500.into()));
 
         // Expiring the direct lot (it was spent from, so it cannot be voided) empties both views.
-        let direct_lot = *t
+        let direct_lot = t
             .lots
-            .iter()
-            .find(|(_, l)| l.origin == LotOrigin::Direct)
+            .values()
+            .find(|l| l.origin == LotOrigin::Direct)
             .unwrap()
-            .0;
+            .key;
         assert_eq!(
             t.void_lot(direct_lot),
             Err(crate::model::LotError::AppliedToInvoice)
@@ -1158,12 +1158,14 @@ mod tests {
                             }
                         }
                         Op::VoidLot(i) => {
-                            if let Some(k) = t.lots.keys().nth(i).copied() {
+                            let nth = t.lots.keys().nth(i).copied();
+                            if let Some(k) = nth {
                                 let _ = t.void_lot(k);
                             }
                         }
                         Op::ExpireLot(i) => {
-                            if let Some(k) = t.lots.keys().nth(i).copied() {
+                            let nth = t.lots.keys().nth(i).copied();
+                            if let Some(k) = nth {
                                 let _ = t.expire_lot(k);
                             }
                         }

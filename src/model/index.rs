@@ -12,6 +12,7 @@ use std::ops::{Bound, RangeBounds};
 
 use rust_decimal::Decimal;
 
+use super::keyed::Keyed;
 use super::{Applicability, Currency, Lot, Tenant};
 use crate::ids::Key;
 
@@ -58,6 +59,8 @@ enum Group<'a> {
     Empty,
     /// A set of its own.
     Set(&'a BTreeSet<Key>),
+    /// A sorted vector of its own.
+    Keyed(&'a Keyed<()>),
     /// The second halves of the pairs `(owner, key)` of one owner, in a set shared by all owners.
     Pairs(&'a BTreeSet<(Key, Key)>, Key),
 }
@@ -66,6 +69,11 @@ impl<'a> KeyIndex<'a> {
     /// A group held in a set of its own (none: the group is empty).
     pub(super) fn of(set: Option<&'a BTreeSet<Key>>) -> Self {
         KeyIndex(set.map_or(Group::Empty, Group::Set))
+    }
+
+    /// A group held in a sorted vector of its own (none: the group is empty).
+    pub(super) fn of_keyed(set: Option<&'a Keyed<()>>) -> Self {
+        KeyIndex(set.map_or(Group::Empty, Group::Keyed))
     }
 
     /// The group of `owner` in a set of `(owner, key)` pairs.
@@ -84,6 +92,7 @@ impl<'a> KeyIndex<'a> {
         KeyIter(match self.0 {
             Group::Empty => Walk::Empty,
             Group::Set(set) => Walk::Set(set.range((lo, hi))),
+            Group::Keyed(set) => Walk::Keyed(set.range((lo, hi)).iter()),
             Group::Pairs(set, owner) => {
                 let pair = |b: Bound<Key>, unbounded: Key| match b {
                     Bound::Included(k) => Bound::Included((owner, k)),
@@ -100,6 +109,7 @@ impl<'a> KeyIndex<'a> {
         match self.0 {
             Group::Empty => false,
             Group::Set(set) => set.contains(&key),
+            Group::Keyed(set) => set.contains(&key),
             Group::Pairs(set, owner) => set.contains(&(owner, key)),
         }
     }
@@ -109,6 +119,7 @@ impl<'a> KeyIndex<'a> {
         match self.0 {
             Group::Empty => 0,
             Group::Set(set) => set.len(),
+            Group::Keyed(set) => set.len(),
             Group::Pairs(..) => self.iter().count(),
         }
     }
@@ -136,6 +147,7 @@ pub struct KeyIter<'a>(Walk<'a>);
 enum Walk<'a> {
     Empty,
     Set(btree_set::Range<'a, Key>),
+    Keyed(std::slice::Iter<'a, (Key, ())>),
     Pairs(btree_set::Range<'a, (Key, Key)>),
 }
 
@@ -146,6 +158,7 @@ impl Iterator for KeyIter<'_> {
         match &mut self.0 {
             Walk::Empty => None,
             Walk::Set(r) => r.next().copied(),
+            Walk::Keyed(r) => r.next().map(|&(k, _)| k),
             Walk::Pairs(r) => r.next().map(|&(_, k)| k),
         }
     }
@@ -156,6 +169,7 @@ impl DoubleEndedIterator for KeyIter<'_> {
         match &mut self.0 {
             Walk::Empty => None,
             Walk::Set(r) => r.next_back().copied(),
+            Walk::Keyed(r) => r.next_back().map(|&(k, _)| k),
             Walk::Pairs(r) => r.next_back().map(|&(_, k)| k),
         }
     }
@@ -218,7 +232,7 @@ impl Tenant {
     }
 
     fn check_ledger_indexes(&self) -> Result<(), String> {
-        let lots_by_customer: usize = self.lots_by_customer.values().map(BTreeSet::len).sum();
+        let lots_by_customer: usize = self.lots_by_customer.values().map(Keyed::len).sum();
         ensure(lots_by_customer == self.lots.len(), || {
             format!(
                 "{lots_by_customer} lots listed per customer, {} lots",
@@ -276,17 +290,17 @@ impl Tenant {
                 format!("metered remaining of {customer} in {currency}: {kept}, lots hold {held}")
             })?;
         }
-        let by_customer: usize = self.entries_by_customer.values().map(BTreeSet::len).sum();
+        let by_customer: usize = self.entries_by_customer.values().map(Keyed::len).sum();
         ensure(by_customer == self.entries.len(), || {
             format!(
                 "{by_customer} entries listed per customer, {} entries",
                 self.entries.len()
             )
         })?;
-        ensure(self.entries_by_lot.len() == self.entries.len(), || {
+        let by_lot: usize = self.entries_by_lot.values().map(Keyed::len).sum();
+        ensure(by_lot == self.entries.len(), || {
             format!(
-                "{} entries listed per lot, {} entries",
-                self.entries_by_lot.len(),
+                "{by_lot} entries listed per lot, {} entries",
                 self.entries.len()
             )
         })?;

@@ -5,7 +5,6 @@ use std::ops::RangeBounds;
 
 use rust_decimal::Decimal;
 
-use super::index::values_in;
 use super::{Applicability, ChangeKind, Currency, KeyIndex, Lot, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
@@ -111,18 +110,18 @@ impl Tenant {
         &self,
         range: impl RangeBounds<Key>,
     ) -> impl DoubleEndedIterator<Item = &Entry> {
-        values_in(&self.entries, range).map(|e| &**e)
+        self.entries.values_in(range).map(|e| &**e)
     }
 
     /// The keys of a customer's entries, oldest first: in `created` order too, since entries are
     /// written in time order for each customer.
     pub fn entry_keys_of(&self, customer: Key) -> KeyIndex<'_> {
-        KeyIndex::of(self.entries_by_customer.get(&customer))
+        KeyIndex::of_keyed(self.entries_by_customer.get(&customer))
     }
 
     /// The keys of a lot's entries, oldest first.
     pub fn entry_keys_of_lot(&self, lot: Key) -> KeyIndex<'_> {
-        KeyIndex::of_pairs(&self.entries_by_lot, lot)
+        KeyIndex::of_keyed(self.entries_by_lot.get(&lot))
     }
 
     /// Appends an entry written when it takes effect (or, for a back-dated lot, when the lot was
@@ -193,8 +192,8 @@ impl Tenant {
         self.entries_by_customer
             .entry(entry.customer)
             .or_default()
-            .insert(key);
-        self.entries_by_lot.insert((lot_key, key));
+            .add(key);
+        self.entries_by_lot.entry(lot_key).or_default().add(key);
         let customer = entry.customer;
         let entry = std::sync::Arc::new(entry);
         self.record(

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::index::values_in;
 use super::{ChangeKind, Currency, Domain, EntryKind, Event, KeyIndex, Metadata, Snapshot, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
@@ -263,12 +262,12 @@ impl Tenant {
 
     /// The lots whose keys are in `range`, oldest first (walk it backwards for newest first).
     pub fn lots_in(&self, range: impl RangeBounds<Key>) -> impl DoubleEndedIterator<Item = &Lot> {
-        values_in(&self.lots, range).map(|l| &**l)
+        self.lots.values_in(range).map(|l| &**l)
     }
 
     /// The keys of a customer's lots, oldest first.
     pub fn lot_keys_of(&self, customer: Key) -> KeyIndex<'_> {
-        KeyIndex::of(self.lots_by_customer.get(&customer))
+        KeyIndex::of_keyed(self.lots_by_customer.get(&customer))
     }
 
     /// Creates a lot, schedules its grant and expiry, and posts whatever is already due.
@@ -320,7 +319,7 @@ impl Tenant {
         self.lots_by_customer
             .entry(new.customer)
             .or_default()
-            .insert(key);
+            .add(key);
         // Its creation is recorded in this place, before what its grant posts, but once the steps
         // below are done (see `record_lot_created`).
         let mark = self.change_mark();

@@ -43,6 +43,7 @@ mod grant_rules;
 mod index;
 mod invoice;
 mod invoice_items;
+mod keyed;
 mod ledger;
 mod lot;
 mod metadata;

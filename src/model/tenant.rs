@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
+use super::keyed::Keyed;
 use super::{
     Alerts, Billing, Catalog, Currency, Customer, Entry, Event, Invoice, InvoiceItems,
     InvoiceListEntry, Lot, Metering, PricedBilling, TestClock, WebhookEndpoint,
@@ -64,28 +65,26 @@ pub struct Tenant {
     /// Live customers by their caller-given identifier (unique among live customers: the facade
     /// that sets it refuses a second one).
     pub(super) customers_by_external_id: HashMap<String, Key>,
-    /// Every lot by key. Behind a pointer: keys arrive in ascending order, which leaves B-tree
-    /// leaves about half full, and half-empty slots of a 288-byte value cost more than a pointer
-    /// per lot. Shared, not boxed: a change's [`Snapshot`] of a lot is the lot itself until the
+    /// Every lot by key, in key order (see [`Keyed`]). Behind a pointer: the vector moves as it
+    /// grows, and 288 bytes a slot would be a lot to move. Shared, not boxed: a change's [`Snapshot`] of a lot is the lot itself until the
     /// lot changes again ([`Arc::make_mut`] copies it then), so that the events of a create keep
     /// no copy of the grant (the `Arc`'s counts fit in the slack of the allocation's size class).
-    pub(super) lots: BTreeMap<Key, Arc<Lot>>,
-    /// Lots per customer.
-    pub(super) lots_by_customer: KeyMap<BTreeSet<Key>>,
+    pub(super) lots: Keyed<Arc<Lot>>,
+    /// Lots per customer, in key order.
+    pub(super) lots_by_customer: KeyMap<Keyed<()>>,
     /// Each customer's lots in spending order ([`Lot::spend_order`]), so that spending finds the
     /// first lot it may use without visiting them all. A sorted vector, not a B-tree: a new lot
     /// nearly always sorts last, and a B-tree filled in order is half empty (16 bytes a lot here
     /// against about 60).
     pub(super) spend_order: KeyMap<Vec<Key>>,
-    /// The ledger: every entry by key (keys are time-ordered). Shared, as lots are: an entry never
+    /// The ledger: every entry by key (keys are time-ordered; see [`Keyed`]). Shared, as lots are: an entry never
     /// changes, so its snapshot is always the entry itself.
-    pub(super) entries: BTreeMap<Key, Arc<Entry>>,
-    /// Entries per customer.
-    pub(super) entries_by_customer: KeyMap<BTreeSet<Key>>,
-    /// Entries per lot, as `(lot, entry)` pairs: a lot's entries are the range
-    /// `(lot, 0)..=(lot, Key::MAX)`. One ordered set rather than a set per lot, whose tree node
-    /// cost about 200 bytes for the one or two entries most lots have.
-    pub(super) entries_by_lot: BTreeSet<(Key, Key)>,
+    pub(super) entries: Keyed<Arc<Entry>>,
+    /// Entries per customer, in key order.
+    pub(super) entries_by_customer: KeyMap<Keyed<()>>,
+    /// Entries per lot, in key order. A sorted vector per lot holds the one or two entries most
+    /// lots have in 16 bytes each, where a B-tree set per lot took a node of about 200 bytes.
+    pub(super) entries_by_lot: KeyMap<Keyed<()>>,
     /// What remains of each customer's lots whose scope intersects `Metered`, per currency: the
     /// running sum that `post` (the only writer of `Lot::remaining`) keeps, so that a balance
     /// filtered on metered lines costs one lookup however many lots the customer holds.
@@ -138,12 +137,12 @@ impl Tenant {
             customers_by_clock: KeyMap::default(),
             customers_by_email: HashMap::new(),
             customers_by_external_id: HashMap::new(),
-            lots: BTreeMap::new(),
+            lots: Keyed::default(),
             lots_by_customer: KeyMap::default(),
             spend_order: KeyMap::default(),
-            entries: BTreeMap::new(),
+            entries: Keyed::default(),
             entries_by_customer: KeyMap::default(),
-            entries_by_lot: BTreeSet::new(),
+            entries_by_lot: KeyMap::default(),
             metered_remaining: KeyMap::default(),
             schedule: BTreeMap::new(),
             test_clocks: BTreeMap::new(),

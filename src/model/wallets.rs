@@ -200,7 +200,7 @@ impl Tenant {
         self.entries_by_customer
             .get(&customer)
             .into_iter()
-            .flatten()
+            .flat_map(|set| set.keys())
             .filter(|k| {
                 self.entries
                     .get(k)
