@@ -197,6 +197,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn it_answers_as_a_b_tree_does(
+            ops in proptest::collection::vec((0u8..4, 0u128..64, 0u128..64), 0..200)
+        ) {
+            let mut map = Keyed::default();
+            let mut tree = std::collections::BTreeMap::new();
+            for (n, (op, a, b)) in ops.into_iter().enumerate() {
+                match op {
+                    0 | 1 => proptest::prop_assert_eq!(map.insert(a, n), tree.insert(a, n)),
+                    2 => {
+                        proptest::prop_assert_eq!(map.get(&a), tree.get(&a));
+                        proptest::prop_assert_eq!(map.contains_key(&a), tree.contains_key(&a));
+                    }
+                    _ => {
+                        let (lo, hi) = (a.min(b), a.max(b));
+                        let ours: Vec<_> = map.values_in(lo..=hi).copied().collect();
+                        let theirs: Vec<_> = tree.range(lo..=hi).map(|(_, v)| *v).collect();
+                        proptest::prop_assert_eq!(ours, theirs);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(map.len(), tree.len());
+            let keys: Vec<_> = map.keys().copied().collect();
+            proptest::prop_assert_eq!(keys, tree.keys().copied().collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn a_set_of_keys_adds_each_once() {
         let mut set = Keyed::default();
