@@ -233,6 +233,20 @@ impl IdGen {
         }
     }
 
+    /// A generator for one tenant of a store whose worlds are journaled (`--data-dir`): its salt
+    /// comes from the store's own `salt` and the tenant's name rather than a random draw, so that
+    /// replaying the journal makes the same world whichever request's record comes first. (The
+    /// request that made a world is not always the first whose record is replayed: two requests
+    /// may reach a new world at once, and the other one take its lock first.)
+    pub fn salted(salt: u64, tenant: &str) -> Self {
+        IdGen {
+            last_ms: 0,
+            counter: 0,
+            salt: fnv1a32(salt, tenant),
+            seeded: false,
+        }
+    }
+
     /// The next key. `now_ms` is the wall clock; it never makes keys go backwards.
     pub fn next(&mut self, now_ms: u64) -> Key {
         let ms = if self.seeded {

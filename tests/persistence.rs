@@ -517,6 +517,102 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(!all.is_empty(), "no write was acknowledged at all");
 }
 
+/// A form POST of `name` to `/v1/customers` with `key`, as a client sends it.
+fn customer_post(key: &str, name: &str) -> credit_emulator::http::Request {
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
+    headers.insert(
+        "content-type",
+        "application/x-www-form-urlencoded".parse().unwrap(),
+    );
+    credit_emulator::http::Request {
+        method: hyper::Method::POST,
+        path: "/v1/customers".into(),
+        query: None,
+        headers,
+        body: format!("name={name}").into(),
+        request_id: format!("req_{name}"),
+    }
+}
+
+/// The request that makes a world is not always the first to lock it: two requests can reach a
+/// new world at once, and the other one take the lock first, so that its journal record, not the
+/// maker's, is the first one replayed. Made here in that order on purpose (the maker makes the
+/// world, then another request is served whole, then the maker goes on): after a restart, the
+/// world holds both customers under the ids they were given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_made_by_one_request_and_first_locked_by_another_replays_as_it_was() {
+    use credit_emulator::router::{self, Api};
+    use credit_emulator::{app::App, persist};
+    let dir = tempfile::tempdir().unwrap();
+    let config = || Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let key = "sk_test_maker";
+    let id_of = |body: &[u8]| -> String {
+        let v: Value = serde_json::from_slice(body).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+
+    let app = App::new(config());
+    persist::attach(&app).unwrap();
+    let journal = app.journal.get().unwrap().clone();
+    let maker = customer_post(key, "Maker");
+    journal.begin(false);
+    app.store.create(key).unwrap();
+    let other = {
+        let app = app.clone();
+        std::thread::spawn(move || {
+            let (reply, commit) =
+                persist::dispatch(&app, Api::Stripe, &customer_post(key, "Other"));
+            (reply.unwrap(), commit.unwrap())
+        })
+        .join()
+        .unwrap()
+    };
+    let maker_reply = router::dispatch(&app, Api::Stripe, &maker);
+    let maker_commit = journal.finish(&maker).unwrap();
+    assert_eq!((maker_reply.status, other.0.status), (200, 200));
+    other.1.await.unwrap().unwrap();
+    maker_commit.await.unwrap().unwrap();
+    let mut made = vec![id_of(&maker_reply.body), id_of(&other.0.body)];
+    made.sort();
+    // A stop that stores no snapshot, as `kill -9` leaves the directory: the journal alone.
+    drop(journal);
+    drop(app);
+
+    // The journal's writer lets go of the file once it has seen its channel close.
+    let mut attempts = 0;
+    let again = loop {
+        let again = App::new(config());
+        match persist::attach(&again) {
+            Ok(_) => break again,
+            Err(e) if e.contains("in use") && attempts < 200 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut list = customer_post(key, "List");
+    list.method = hyper::Method::GET;
+    list.body = Default::default();
+    let listed = router::dispatch(&again, Api::Stripe, &list);
+    let listed: Value = serde_json::from_slice(&listed.body).unwrap();
+    let mut found: Vec<String> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, made,
+        "the replayed world differs from the one acknowledged"
+    );
+}
+
 /// `GET url` with `key`, its JSON body.
 #[cfg(feature = "cli")]
 async fn get_json(client: &reqwest::Client, key: &str, url: String) -> Value {

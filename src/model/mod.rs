@@ -198,6 +198,8 @@ pub struct Store {
     hook: Option<Arc<dyn ChangeHook>>,
     /// Told of every locked section and every world made (persistence orders its journal by it).
     sequencer: std::sync::OnceLock<Arc<dyn Sequencer>>,
+    /// The salt new worlds take their ids' from (a journaled store's; see [`IdGen::salted`]).
+    world_salt: std::sync::OnceLock<u64>,
 }
 
 /// What a journal of requests needs to know of the worlds: told, under the world's lock, at the
@@ -240,7 +242,14 @@ impl Store {
             max_tenants: usize::MAX,
             hook: None,
             sequencer: std::sync::OnceLock::new(),
+            world_salt: std::sync::OnceLock::new(),
         }
+    }
+
+    /// New worlds take the salt of their ids from `salt` and their name from now on, unless ids are
+    /// seeded ([`IdGen::salted`]); false when a salt was set already.
+    pub fn set_world_salt(&self, salt: u64) -> bool {
+        self.world_salt.set(salt).is_ok()
     }
 
     /// Tells `sequencer` of every locked section from now on; false when one was set already.
@@ -273,7 +282,10 @@ impl Store {
 
     /// An empty world named `key`, as a new key gets it.
     fn blank(&self, key: &str) -> Tenant {
-        let mut tenant = Tenant::new(key, self.seed);
+        let mut tenant = match (self.seed, self.world_salt.get()) {
+            (None, Some(&salt)) => Tenant::salted(key, salt),
+            _ => Tenant::new(key, self.seed),
+        };
         tenant.set_invoice_grace(self.invoice_grace);
         tenant
     }
@@ -431,5 +443,47 @@ impl Store {
     /// Number of tenants that exist.
     pub fn tenant_count(&self) -> usize {
         self.tenants.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tape::{self, Item};
+
+    fn salt_of(cell: &TenantCell) -> u32 {
+        cell.state.lock().ids.state().salt
+    }
+
+    #[test]
+    fn a_world_of_a_salted_store_is_made_without_a_draw_and_the_same_each_time() {
+        let made = |salt: Option<u64>| {
+            let store = Store::new(None);
+            if let Some(salt) = salt {
+                assert!(store.set_world_salt(salt));
+                assert!(!store.set_world_salt(salt), "set once");
+            }
+            tape::record();
+            let cell = store.create("sk_test_w").unwrap();
+            (salt_of(&cell), tape::stop())
+        };
+        let (first, drawn) = made(Some(42));
+        assert_eq!(
+            drawn,
+            Vec::<Item>::new(),
+            "making the world drew from the tape"
+        );
+        assert_eq!(
+            made(Some(42)).0,
+            first,
+            "the same salt and name, the same world"
+        );
+        assert_ne!(made(Some(43)).0, first);
+        // Without a salt, making a world draws its salt: the request that made it records it.
+        let (unsalted, drawn) = made(None);
+        assert!(
+            matches!(drawn[..], [Item::Word(w)] if w as u32 == unsalted),
+            "{drawn:?}"
+        );
     }
 }

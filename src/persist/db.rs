@@ -148,6 +148,41 @@ fn describe(path: &Path, e: rusqlite::Error) -> String {
     }
 }
 
+/// The salt the store's worlds take their ids' from ([`crate::ids::IdGen::salted`]), kept in
+/// `meta` as `world_salt`. A store that holds nothing yet is given one; a store written before
+/// the salt was kept has none, and its worlds go on drawing theirs as they did.
+pub fn world_salt(conn: &Connection) -> Result<Option<u64>, String> {
+    let kept: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'world_salt'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(|e| e.to_string())?;
+    if let Some(kept) = kept {
+        return kept
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("the store's world salt {kept:?} is not a number"));
+    }
+    let held: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM journal) + (SELECT count(*) FROM snapshots)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    if held > 0 {
+        return Ok(None);
+    }
+    let salt: u64 = rand::random();
+    conn.execute(
+        "INSERT INTO meta VALUES ('world_salt', ?1)",
+        params![salt.to_string()],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Some(salt))
+}
+
 /// The highest journal number in the file (0 when empty).
 pub fn last_seq(conn: &Connection) -> Result<u64, String> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| {

@@ -178,6 +178,12 @@ impl Journal {
         let started = std::time::Instant::now();
         let numbering = Arc::new(Numbering::default());
         let conn = db::open(dir)?;
+        // Before any world is made, by a snapshot or a replayed request.
+        if let Some(salt) = db::world_salt(&conn)? {
+            if !app.store.set_world_salt(salt) {
+                return Err("the application's worlds already have a salt".into());
+            }
+        }
         let mut opened = Opened::default();
         let mut covered = std::collections::HashMap::new();
         for (world, seq, document) in db::snapshots(&conn)? {

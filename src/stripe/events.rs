@@ -196,12 +196,16 @@ impl Events {
 }
 
 impl EventLog {
-    /// An empty log whose ids depend only on `seed` and the world's name when `seed` is given.
-    fn new(seed: Option<u64>, world: &str) -> Self {
+    /// An empty log whose ids depend only on `seed` and the world's name when `seed` is given,
+    /// and whose salt comes from the store's `salt` as the world's does when it has one.
+    fn new(seed: Option<u64>, salt: Option<u64>, world: &str) -> Self {
+        // Apart from the model's generator, so that events leave the ids of objects as they were.
+        let name = format!("{world}\u{0}events");
         EventLog {
-            // Apart from the model's generator, so that events leave the ids of objects as they
-            // were.
-            ids: IdGen::new(seed, &format!("{world}\u{0}events")),
+            ids: match (seed, salt) {
+                (None, Some(salt)) => IdGen::salted(salt, &name),
+                _ => IdGen::new(seed, &name),
+            },
             events: Events::default(),
         }
     }
@@ -747,7 +751,8 @@ impl ChangeHook for Recorder {
         let Some(app) = self.app.upgrade() else {
             return;
         };
-        let slot = attachment.get_or_insert_with(|| Box::new(EventLog::new(self.seed, world)));
+        let slot = attachment
+            .get_or_insert_with(|| Box::new(EventLog::new(self.seed, tenant.world_salt(), world)));
         let Some(log) = slot.downcast_mut::<EventLog>() else {
             return;
         };
@@ -953,7 +958,7 @@ impl Operation for List {
             Some(log) => log,
             None => {
                 // A world that never changed has no log yet: its cursors name no event.
-                empty = EventLog::new(None, "");
+                empty = EventLog::new(None, None, "");
                 &empty
             }
         };
@@ -1028,7 +1033,7 @@ mod tests {
 
     #[test]
     fn a_log_keeps_thirty_days_and_at_most_its_bound() {
-        let mut log = EventLog::new(Some(1), "w");
+        let mut log = EventLog::new(Some(1), None, "w");
         for i in 0..(MAX_EVENTS as u128 + 5) {
             log.events.insert(i, stored(RETENTION));
         }
