@@ -4,7 +4,8 @@
 //! A connection that does not send a complete request head within `header_read_timeout` of
 //! connecting, or of its previous request being served, is cut off: a silent client, half a head,
 //! a head sent one line at a time. One sweeper task per server looks at every connection a few
-//! times per timeout. A connection's own cost is two atomic stores per request, where a timer armed
+//! times per timeout; writing an answer counts as busy, not waiting. A connection's own cost is a
+//! few atomic stores per request, where a timer armed
 //! and cleared for every head (hyper's own header timeout) cost about a thousand instructions a
 //! request on a keep-alive connection.
 
@@ -12,7 +13,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
@@ -80,6 +81,18 @@ impl Enrolled {
         );
     }
 
+    /// `io`, the connection's socket, with every write that moves bytes counted as the connection
+    /// being busy: a long answer (a state export of a million grants takes seconds to send) is
+    /// still being written after its request is answered, and is not a client that sends no head.
+    /// Reads do not count: a head sent a byte at a time is cut off all the same.
+    pub fn io<T>(&self, io: T) -> Watched<T> {
+        Watched {
+            io,
+            watch: self.watch.clone(),
+            connections: self.connections.clone(),
+        }
+    }
+
     /// Runs `conn` (hyper's connection future) until it ends or is told to close. `finish` is
     /// called once when the server asks it to answer what it is serving and close
     /// (`graceful_shutdown`).
@@ -112,6 +125,69 @@ impl Enrolled {
             }
         })
         .await
+    }
+}
+
+/// A connection's socket, as [`Enrolled::io`] gives it to hyper.
+pub struct Watched<T> {
+    io: T,
+    watch: Arc<Watch>,
+    connections: Arc<Connections>,
+}
+
+impl<T> Watched<T> {
+    /// Bytes went out: the connection is writing an answer, not waiting for a head.
+    fn wrote<E>(&self, written: &Poll<Result<usize, E>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0)
+            && self.watch.since.load(Ordering::Relaxed) != SERVING
+        {
+            let now = self.connections.now.load(Ordering::Relaxed);
+            self.watch.since.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.wrote(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.wrote(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -215,7 +291,7 @@ impl Connections {
         cut
     }
 
-    /// Sweeps every [`period`](Self::period) until the task is dropped.
+    /// Sweeps four times per timeout until the task is dropped.
     pub async fn sweeper(self: Arc<Self>) {
         let mut every = tokio::time::interval(self.period());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,6 +321,43 @@ mod tests {
         served.waiting();
         assert_eq!(connections.sweep(), 1, "only the first is still over");
         assert_eq!(served.watch.order.load(Ordering::Relaxed), SERVE);
+    }
+
+    #[tokio::test]
+    async fn writing_an_answer_counts_as_busy_and_reading_does_not() {
+        use hyper::rt::{Read, Write};
+        let connections = Connections::new(Duration::from_millis(40));
+        let conn = connections.enroll();
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut io = conn.io(hyper_util::rt::TokioIo::new(ours));
+        let tick = || {
+            let now = connections.millis();
+            connections.now.store(now, Ordering::Relaxed);
+        };
+        std::thread::sleep(Duration::from_millis(80));
+        tick();
+        // Writing moves the time the connection has waited since.
+        let written =
+            std::future::poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"HTTP/1.1 200 OK"));
+        assert_eq!(written.await.unwrap(), 15);
+        assert_eq!(
+            connections.sweep(),
+            0,
+            "a connection writing is not cut off"
+        );
+        // Reading does not: a client trickling its head is cut off all the same.
+        std::thread::sleep(Duration::from_millis(80));
+        tick();
+        tokio::io::AsyncWriteExt::write_all(&mut theirs, b"G")
+            .await
+            .unwrap();
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 8];
+        let mut read = hyper::rt::ReadBuf::uninit(&mut buf);
+        std::future::poll_fn(|cx| Pin::new(&mut io).poll_read(cx, read.unfilled()))
+            .await
+            .unwrap();
+        assert_eq!(read.filled(), b"G");
+        assert_eq!(connections.sweep(), 1);
     }
 
     #[test]

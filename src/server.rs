@@ -87,7 +87,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 .max_buf_size(hard_head.saturating_add(8192).max(8192))
                 // A client that shuts down its write side after sending still gets its answer.
                 .half_close(true)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(connection.enrolled.io(TokioIo::new(stream)), service);
             let conn = std::pin::pin!(conn);
             // Told to finish (shutdown), the request in flight is answered and an idle connection
             // closes at once; told to close (the grace period is over, or no head in time), it
