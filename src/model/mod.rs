@@ -198,7 +198,8 @@ pub struct Store {
     hook: Option<Arc<dyn ChangeHook>>,
     /// Told of every locked section and every world made (persistence orders its journal by it).
     sequencer: std::sync::OnceLock<Arc<dyn Sequencer>>,
-    /// The salt new worlds take their ids' from (a journaled store's; see [`IdGen::salted`]).
+    /// The salt new worlds take their ids' from (a journaled store's; see
+    /// [`crate::ids::IdGen::salted`]).
     world_salt: std::sync::OnceLock<u64>,
 }
 
@@ -247,7 +248,7 @@ impl Store {
     }
 
     /// New worlds take the salt of their ids from `salt` and their name from now on, unless ids are
-    /// seeded ([`IdGen::salted`]); false when a salt was set already.
+    /// seeded ([`crate::ids::IdGen::salted`]); false when a salt was set already.
     pub fn set_world_salt(&self, salt: u64) -> bool {
         self.world_salt.set(salt).is_ok()
     }
