@@ -38,6 +38,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     let mut shutdown = std::pin::pin!(shutdown);
     let connections = Connections::new(app.config.header_read_timeout);
     let _sweeper = AbortOnDrop(tokio::spawn(connections.clone().sweeper()).abort_handle());
+    // A server whose future is dropped tells its connections to finish as well: idle ones close
+    // at once, and a request in flight is answered first.
+    let _finish = FinishOnDrop(connections.clone());
     // Each connection holds a receiver, never read: the sender learns from their drops when the
     // last connection has closed.
     let (open, open_rx) = watch::channel(());
@@ -123,6 +126,15 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 struct Connection {
     app: Arc<App>,
     enrolled: Enrolled,
+}
+
+/// Tells every connection to finish when dropped (see [`Connections::finish_all`]).
+struct FinishOnDrop(Arc<Connections>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_all();
+    }
 }
 
 /// Aborts a task when dropped: the sweeper ends with the server, however the server ends.

@@ -539,3 +539,35 @@ fn the_cli_refuses_limits_that_would_be_unsafe_and_documents_the_rest() {
         "the panic trigger is not advertised"
     );
 }
+
+/// A server whose future is dropped (not shut down) closes its idle keep-alive connections too,
+/// long before their head read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_server_closes_its_idle_connections() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = credit_emulator::app::App::new(Config {
+        header_read_timeout: Duration::from_secs(120),
+        ..Config::default()
+    });
+    let server = tokio::spawn(credit_emulator::serve(
+        listener,
+        app,
+        std::future::pending::<()>(),
+    ));
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /_emulator/health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 15];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+    server.abort();
+    let _ = server.await;
+    let started = std::time::Instant::now();
+    let _ = read_until_closed(&mut idle).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed only by a timeout"
+    );
+}
