@@ -5,9 +5,8 @@
 //! connecting, or of its previous request being served, is cut off: a silent client, half a head,
 //! a head sent one line at a time. One sweeper task per server looks at every connection a few
 //! times per timeout; writing an answer counts as busy, not waiting. A connection's own cost is a
-//! few atomic stores per request, where a timer armed
-//! and cleared for every head (hyper's own header timeout) cost about a thousand instructions a
-//! request on a keep-alive connection.
+//! few atomic stores per request, where a timer armed and cleared for every head (hyper's own
+//! header timeout) cost about a thousand instructions a request on a keep-alive connection.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -60,7 +59,7 @@ impl Watch {
     }
 }
 
-/// A connection's place among the open ones; leaving it (dropping) takes the connection off the list.
+/// A connection's place among the open ones; dropping it takes the connection off the list.
 pub struct Enrolled {
     connections: Arc<Connections>,
     slot: usize,
