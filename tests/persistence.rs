@@ -270,9 +270,37 @@ async fn a_reset_and_a_clock_move_are_stored_too() {
     emu.running.shutdown().await;
 }
 
+/// A running emulator binary, killed when dropped, so that a failed assertion leaves none behind.
+#[cfg(feature = "cli")]
+struct Running(Child);
+
+#[cfg(feature = "cli")]
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+#[cfg(feature = "cli")]
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+#[cfg(feature = "cli")]
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Already killed and reaped by most tests: both then fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The binary on `dir`, and the URL it listens on.
 #[cfg(feature = "cli")]
-fn spawn(dir: &std::path::Path) -> (Child, String) {
+fn spawn(dir: &std::path::Path) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_credit-emulator"))
         .args(["--port", "0", "--data-dir"])
         .arg(dir)
@@ -289,7 +317,7 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("no listening line: {line:?}"))
         .to_string();
-    (child, url)
+    (Running(child), url)
 }
 
 /// What the binary says when it refuses to start on `dir`.
