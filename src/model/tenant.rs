@@ -68,9 +68,10 @@ pub struct Tenant {
     /// that sets it refuses a second one).
     pub(super) customers_by_external_id: HashMap<String, Key>,
     /// Every lot by key, in key order (see [`Keyed`]). Behind a pointer: the vector moves as it
-    /// grows, and 288 bytes a slot would be a lot to move. Shared, not boxed: a change's [`Snapshot`] of a lot is the lot itself until the
-    /// lot changes again ([`Arc::make_mut`] copies it then), so that the events of a create keep
-    /// no copy of the grant (the `Arc`'s counts fit in the slack of the allocation's size class).
+    /// grows, and 288 bytes a slot would be a lot to move. Shared, not boxed: a change's
+    /// [`Snapshot`] of a lot is the lot itself until the lot changes again ([`Arc::make_mut`]
+    /// copies it then), so that the events of a create keep no copy of the grant (the `Arc`'s
+    /// counts fit in the slack of the allocation's size class).
     pub(super) lots: Keyed<Arc<Lot>>,
     /// Lots per customer, in key order.
     pub(super) lots_by_customer: KeyMap<Keyed<()>>,
@@ -79,8 +80,8 @@ pub struct Tenant {
     /// nearly always sorts last, and a B-tree filled in order is half empty (16 bytes a lot here
     /// against about 60).
     pub(super) spend_order: KeyMap<Vec<Key>>,
-    /// The ledger: every entry by key (keys are time-ordered; see [`Keyed`]). Shared, as lots are: an entry never
-    /// changes, so its snapshot is always the entry itself.
+    /// The ledger: every entry by key (keys are time-ordered; see [`Keyed`]). Shared, as lots
+    /// are: an entry never changes, so its snapshot is always the entry itself.
     pub(super) entries: Keyed<Arc<Entry>>,
     /// Entries per customer, in key order.
     pub(super) entries_by_customer: KeyMap<Keyed<()>>,
