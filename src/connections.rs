@@ -305,14 +305,20 @@ impl Connections {
 mod tests {
     use super::*;
 
+    /// Short, yet long enough that a busy machine's pause between two steps of a test does not
+    /// pass it (a connection is cut off past the timeout and a quarter of it).
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    /// A wait that passes it.
+    const PAST: Duration = Duration::from_millis(300);
+
     #[test]
     fn a_connection_waiting_past_the_timeout_is_told_to_close_and_one_being_served_is_not() {
-        let connections = Connections::new(Duration::from_millis(40));
+        let connections = Connections::new(TIMEOUT);
         let waiting = connections.enroll();
         let served = connections.enroll();
         served.serving();
         assert_eq!(connections.sweep(), 0);
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(PAST);
         assert_eq!(connections.sweep(), 1);
         assert_eq!(waiting.watch.order.load(Ordering::Relaxed), CLOSE);
         assert_eq!(served.watch.order.load(Ordering::Relaxed), SERVE);
@@ -325,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn writing_an_answer_counts_as_busy_and_reading_does_not() {
         use hyper::rt::{Read, Write};
-        let connections = Connections::new(Duration::from_millis(40));
+        let connections = Connections::new(TIMEOUT);
         let conn = connections.enroll();
         let (ours, mut theirs) = tokio::io::duplex(64);
         let mut io = conn.io(hyper_util::rt::TokioIo::new(ours));
@@ -333,7 +339,7 @@ mod tests {
             let now = connections.millis();
             connections.now.store(now, Ordering::Relaxed);
         };
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(PAST);
         tick();
         // Writing moves the time the connection has waited since.
         let written =
@@ -345,7 +351,7 @@ mod tests {
             "a connection writing is not cut off"
         );
         // Reading does not: a client trickling its head is cut off all the same.
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(PAST);
         tick();
         tokio::io::AsyncWriteExt::write_all(&mut theirs, b"G")
             .await
