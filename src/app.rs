@@ -241,10 +241,7 @@ impl App {
 /// The Stripe events' view of the application: the inherent methods above.
 impl Outbox for App {
     fn version_of(&self, world: &str) -> Version {
-        // A connected account's world is named `key account`; its platform's default applies when
-        // it has none of its own.
-        let platform = world.split_once(' ').map(|(key, _)| key);
-        versions::default_for(&self.store, world, platform).0
+        versions::default_for(&self.store, world).0
     }
 
     fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {

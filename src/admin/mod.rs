@@ -108,15 +108,12 @@ struct Caller {
     key: String,
     /// The world's name: the key, or the key and the connected account.
     world: String,
-    /// Whether the world is a connected account's.
-    connected: bool,
 }
 
 impl Caller {
     /// The world's default Stripe API version, and where it comes from.
     fn default_version(&self, app: &App) -> (Version, versions::Source) {
-        let platform = self.connected.then_some(self.key.as_str());
-        versions::default_for(&app.store, &self.world, platform)
+        versions::default_for(&app.store, &self.world)
     }
 }
 
@@ -124,11 +121,7 @@ fn caller(req: &Request) -> StripeResult<Caller> {
     let key = keys::either_key(req)?;
     let account = keys::account(req, &key)?;
     let world = keys::world(&key, account).into_owned();
-    Ok(Caller {
-        key,
-        world,
-        connected: account.is_some(),
-    })
+    Ok(Caller { key, world })
 }
 
 /// The query string and form body, decoded with the same limits, Content-Type check and error

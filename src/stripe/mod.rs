@@ -204,11 +204,7 @@ fn read(
         (world_from(known, || keys::stripe_world(req))?, None)
     };
     let requested = versions::requested(req)?;
-    let version = requested.unwrap_or_else(|| {
-        // A connected account's world is named `key account`; its platform's default applies.
-        let platform = world.split_once(' ').map(|(key, _)| key);
-        versions::default_for(&app.store, &world, platform).0
-    });
+    let version = requested.unwrap_or_else(|| versions::default_for(&app.store, &world).0);
     *applied = Some(version);
     let params = decode(req, &app.config.form)?;
     if idempotency_key.is_some_and(|k| k.len() > 255) {
@@ -411,9 +407,7 @@ fn serve_emulator(
     // The emulator's own routes take either key header, as `router::world_of` reads them.
     let world = world_from(known, || keys::emulator_world(req))?;
     let params = decode(req, &app.config.form)?;
-    // A connected account's world is named `key account`; its platform's default applies.
-    let platform = world.split_once(' ').map(|(key, _)| key);
-    let version = versions::default_for(&app.store, &world, platform).0;
+    let version = versions::default_for(&app.store, &world).0;
     let input = Input::new(&params, version, captures);
     let panic = app.config.panic_trigger && req.header(&names::X_EMULATOR_PANIC).is_some();
     let world = World::new(&app.store, &world, panic).read_only(route.verb == Verb::Get);

@@ -222,6 +222,12 @@ pub fn world<'a>(key: &'a str, account: Option<&str>) -> Cow<'a, str> {
     }
 }
 
+/// The platform key of a connected account's world (named by [`world`]); `None` for a key's own
+/// world.
+pub fn platform_of(world: &str) -> Option<&str> {
+    world.split_once(' ').map(|(key, _)| key)
+}
+
 /// [`world`], for a caller that owns the key and needs it no more: without an account the key
 /// itself is the name, not a copy of it.
 pub fn world_owned(key: String, account: Option<&str>) -> String {
@@ -243,6 +249,13 @@ fn unauthorized(message: String) -> StripeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connected_account_s_world_names_its_platform() {
+        let connected = world("sk_test_a", Some("acct_1"));
+        assert_eq!(platform_of(&connected), Some("sk_test_a"));
+        assert_eq!(platform_of(&world("sk_test_a", None)), None);
+    }
 
     #[test]
     fn masks_like_stripe() {

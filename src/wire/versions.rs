@@ -203,13 +203,13 @@ impl Source {
 }
 
 /// The version a request without `Stripe-Version` runs under, and where it came from: the default
-/// of the world named `world`, else (for a connected account's world, whose platform key is
-/// `platform`) the platform's, else the newest. Creates no world.
-pub fn default_for(store: &Store, world: &str, platform: Option<&str>) -> (Version, Source) {
+/// of the world named `world`, else (for a connected account's world) its platform's, else the
+/// newest. Creates no world.
+pub fn default_for(store: &Store, world: &str) -> (Version, Source) {
     if let Some(v) = store.get(world).and_then(|c| stored(&c)) {
         return (v, Source::World);
     }
-    if let Some(v) = platform
+    if let Some(v) = super::keys::platform_of(world)
         .and_then(|key| store.get(key))
         .and_then(|c| stored(&c))
     {
