@@ -37,6 +37,8 @@ pub struct Connections {
     now: AtomicU64,
     /// How long a connection may wait for a complete head.
     timeout: Duration,
+    /// Told when the last open connection closes.
+    emptied: tokio::sync::Notify,
 }
 
 /// One connection as the server and its sweeper see it.
@@ -203,6 +205,9 @@ impl Drop for Enrolled {
         while open.last().is_some_and(Option::is_none) {
             open.pop();
         }
+        if open.is_empty() {
+            self.connections.emptied.notify_waiters();
+        }
     }
 }
 
@@ -214,7 +219,27 @@ impl Connections {
             epoch: Instant::now(),
             now: AtomicU64::new(0),
             timeout,
+            emptied: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Waits until no connection is open.
+    pub async fn closed(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            let mut emptied = std::pin::pin!(emptied);
+            // Registered before looking, so that a last close in between is not missed.
+            emptied.as_mut().enable();
+            if self
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+            {
+                return;
+            }
+            emptied.await;
+        }
     }
 
     /// Adds a new connection, waiting for its first head from now.
@@ -377,6 +402,25 @@ mod tests {
         drop(b);
         drop(c);
         assert!(connections.open.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn closed_waits_for_the_last_connection() {
+        let connections = Connections::new(Duration::from_secs(10));
+        connections.closed().await;
+        let (a, b) = (connections.enroll(), connections.enroll());
+        let waiter = tokio::spawn({
+            let connections = connections.clone();
+            async move { connections.closed().await }
+        });
+        drop(b);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one is still open");
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("told when the last one closed")
+            .unwrap();
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::connections::{Connections, Enrolled};
@@ -41,9 +41,6 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     // A server whose future is dropped tells its connections to finish as well: idle ones close
     // at once, and a request in flight is answered first.
     let _finish = FinishOnDrop(connections.clone());
-    // Each connection holds a receiver, never read: the sender learns from their drops when the
-    // last connection has closed.
-    let (open, open_rx) = watch::channel(());
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -67,7 +64,6 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             app: app.clone(),
             enrolled: connections.enroll(),
         });
-        let open = open_rx.clone();
         tokio::spawn(async move {
             let service = {
                 let connection = connection.clone();
@@ -102,20 +98,21 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             if let Some(Err(e)) = ended {
                 tracing::debug!("connection ended: {e}");
             }
-            drop(open);
             drop(permit);
         });
     }
     drop(listener);
-    drop(open_rx);
     // Deliveries stop with the server: no request of this server's can be waiting for them.
     app.webhooks.stop();
     connections.finish_all();
     let grace = shutdown_grace(&app.config);
-    if tokio::time::timeout(grace, open.closed()).await.is_err() {
+    if tokio::time::timeout(grace, connections.closed())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open {grace:?} after shutdown were cut off");
         connections.close_all();
-        open.closed().await;
+        connections.closed().await;
     }
     // Every request is answered: store the worlds as snapshots, so the next start is quick.
     let closing = app.clone();
