@@ -226,12 +226,8 @@ impl Route {
         // Every pattern starts with one `/` (a unit test checks it).
         let pattern = self.pattern.as_bytes().get(1..).unwrap_or_default();
         let bytes = path.as_bytes();
-        let segment_end = |b: &[u8], from: usize| {
-            b[from..]
-                .iter()
-                .position(|&c| c == b'/')
-                .map_or(b.len(), |k| from + k)
-        };
+        let segment_end =
+            |b: &[u8], from: usize| memchr::memchr(b'/', &b[from..]).map_or(b.len(), |k| from + k);
         let literal = pattern
             .get(..self.literal.saturating_sub(1))
             .unwrap_or_default();
@@ -273,17 +269,98 @@ pub fn find<'p>(method: &Method, path: &'p str) -> Option<(&'static Route, Captu
     if let Some(literal) = LITERALS.get(path) {
         return literal.winners[verb as usize];
     }
-    find_in_table(verb, path)
+    first_row(path, |r| r.verb == verb)
 }
 
-/// [`find`] by walking the table from the top.
-fn find_in_table(verb: Verb, path: &str) -> Option<(&'static Route, Captures<'_>)> {
+/// The first row `keep` accepts that matches `path`, with what it captures, found through
+/// [`STARTS`]: only rows whose literal start begins the path are tried, in table order. What
+/// [`walk`] finds, without walking.
+fn first_row(path: &str, keep: impl Fn(&Route) -> bool) -> Option<(&'static Route, Captures<'_>)> {
     // Stripe's routes are found however many slashes lead the path, the emulator's only with one.
+    let trimmed = path.trim_start_matches('/');
+    let slashes = path.len() - trimmed.len();
+    let bytes = trimmed.as_bytes();
+    let starts = &*STARTS;
+    let mut best: Option<(usize, Captures)> = None;
+    let mut try_start = |end: usize| {
+        let Some(rows) = starts.rows.get(&trimmed[..end]) else {
+            return;
+        };
+        // Each list is in table order: its first match is its best.
+        let found = rows
+            .iter()
+            .map(|&at| usize::from(at))
+            .take_while(|&at| best.is_none_or(|(b, _)| at < b))
+            .find_map(|at| {
+                let row = &ROUTES[at];
+                keep(row)
+                    .then(|| row.captures(trimmed, slashes))
+                    .flatten()
+                    .map(|c| (at, c))
+            });
+        if found.is_some() {
+            best = found;
+        }
+    };
+    // Only prefixes as long as some start are looked up: those that end in a `/` (a start that is
+    // not a whole pattern ends in the `/` before its first `{`), and the whole path.
+    let has_length = |n: usize| n < 128 && starts.lengths & 1 << n != 0;
+    let head = &bytes[..bytes.len().min(starts.longest)];
+    for at in memchr::memchr_iter(b'/', head) {
+        if has_length(at + 1) {
+            try_start(at + 1);
+        }
+    }
+    if has_length(bytes.len()) {
+        try_start(bytes.len());
+    }
+    best.map(|(at, c)| (&ROUTES[at], c))
+}
+
+/// The rows of the table by their literal start (the pattern before its first `{`, or all of it,
+/// without its leading `/`), each list in table order. A path is matched against the rows whose
+/// start begins it: a hash lookup for each prefix as long as some start and ending in a `/` (or the
+/// whole path), one or two for most paths, instead of a walk through eighty rows.
+struct Starts {
+    rows: std::collections::HashMap<&'static str, Vec<u8>, foldhash::fast::FixedState>,
+    /// The lengths of the starts, as bits (bit `n` for a start of `n` bytes; every start is
+    /// shorter than 128 bytes, and none is empty).
+    lengths: u128,
+    /// The longest start's length: no longer prefix is looked up.
+    longest: usize,
+}
+
+static STARTS: std::sync::LazyLock<Starts> = std::sync::LazyLock::new(|| {
+    let mut rows = std::collections::HashMap::<_, Vec<u8>, _>::default();
+    for (at, r) in ROUTES.iter().enumerate() {
+        let at = u8::try_from(at).expect("the table has fewer than 256 rows");
+        rows.entry(start_of(r)).or_default().push(at);
+    }
+    let lengths = rows.keys().fold(0u128, |bits, start| {
+        assert!((1..128).contains(&start.len()), "{start}");
+        bits | 1 << start.len()
+    });
+    let longest = 128 - lengths.leading_zeros() as usize - 1;
+    Starts {
+        rows,
+        lengths,
+        longest,
+    }
+});
+
+/// A row's literal start, its key in [`STARTS`].
+fn start_of(r: &Route) -> &'static str {
+    &r.pattern[1..r.literal]
+}
+
+/// What [`first_row`] finds, by walking the table from the top: what the indexes are built from
+/// and checked against.
+fn walk(path: &str, keep: impl Fn(&Route) -> bool) -> Option<(&'static Route, Captures<'_>)> {
     let trimmed = path.trim_start_matches('/');
     let slashes = path.len() - trimmed.len();
     ROUTES
         .iter()
-        .filter(|r| r.verb == verb)
+        .filter(|r| keep(r))
         .find_map(|r| r.captures(trimmed, slashes).map(|c| (r, c)))
 }
 
@@ -305,10 +382,10 @@ static LITERALS: std::sync::LazyLock<
         .iter()
         .filter(|r| !r.pattern.contains('{'))
         .map(|r| {
-            let winners = [Get, Post, Delete].map(|v| find_in_table(v, r.pattern));
+            let winners = [Get, Post, Delete].map(|v| walk(r.pattern, |r| r.verb == v));
             let literal = Literal {
                 winners,
-                served: serves_path_in_table(r.pattern),
+                served: walk(r.pattern, |r| r.origin == Origin::Stripe).is_some(),
             };
             (r.pattern, literal)
         })
@@ -322,17 +399,7 @@ pub fn serves_path(path: &str) -> bool {
     if let Some(literal) = LITERALS.get(path) {
         return literal.served;
     }
-    serves_path_in_table(path)
-}
-
-/// [`serves_path`] by walking the table.
-fn serves_path_in_table(path: &str) -> bool {
-    let trimmed = path.trim_start_matches('/');
-    let slashes = path.len() - trimmed.len();
-    ROUTES
-        .iter()
-        .filter(|r| r.origin == Origin::Stripe)
-        .any(|r| r.captures(trimmed, slashes).is_some())
+    first_row(path, |r| r.origin == Origin::Stripe).is_some()
 }
 
 /// Runs operation `O`: parse without the lock, then (in what it returns) apply and render in the
@@ -393,17 +460,119 @@ mod tests {
             literal += usize::from(LITERALS.contains_key(path.as_str()));
             for verb in [Get, Post, Delete] {
                 let fast = find(&method(verb), path);
-                let walked = find_in_table(verb, path);
+                let walked = walk(path, |r| r.verb == verb);
                 assert_eq!(
                     fast.map(|(r, c)| (r.pattern, r.origin, c)),
                     walked.map(|(r, c)| (r.pattern, r.origin, c)),
                     "{verb:?} {path}"
                 );
             }
-            assert_eq!(serves_path(path), serves_path_in_table(path), "{path}");
+            assert_eq!(serves_path(path), served_by_walking(path), "{path}");
         }
         // The index is used (every literal row's own path is in it).
         assert!(literal >= ROUTES.iter().filter(|r| !r.pattern.contains('{')).count());
+    }
+
+    fn served_by_walking(path: &str) -> bool {
+        walk(path, |r| r.origin == Origin::Stripe).is_some()
+    }
+
+    /// Every row's literal start is the whole pattern or ends in the `/` before a `{`, which is
+    /// what lets [`first_row`] look up only prefixes that end in a `/`.
+    #[test]
+    fn every_start_is_the_whole_pattern_or_ends_at_a_slash() {
+        for r in ROUTES {
+            let start = start_of(r);
+            assert!(
+                start.len() + 1 == r.pattern.len() || start.ends_with('/'),
+                "{}",
+                r.pattern
+            );
+            assert!(STARTS.lengths & 1 << start.len() != 0);
+        }
+    }
+
+    proptest::proptest! {
+        /// The index of literal starts finds what walking the table finds, on paths made from a
+        /// row's pattern (its ids filled in, cut short, or with a segment more) and on paths of
+        /// the table's segments in any order, with stray slashes before and after.
+        #[test]
+        fn the_index_of_starts_agrees_with_the_table(
+            row in 0..ROUTES.len(),
+            id in 0..SEGMENTS.len(),
+            keep in 0usize..8,
+            extra in proptest::option::of(0..SEGMENTS.len()),
+            shuffled in proptest::collection::vec(0..SEGMENTS.len(), 0..7),
+            lead in 0usize..3,
+            trail in proptest::bool::ANY,
+        ) {
+            let filled = ROUTES[row].pattern.replace("{id}", SEGMENTS[id]);
+            let mut from_row: Vec<&str> = filled.split('/').skip(1).take(keep).collect();
+            from_row.extend(extra.map(|e| SEGMENTS[e]));
+            let shuffled: Vec<&str> = shuffled.iter().map(|&s| SEGMENTS[s]).collect();
+            for segments in [from_row, shuffled] {
+                let mut path = "/".repeat(lead);
+                path.push_str(&segments.join("/"));
+                if trail {
+                    path.push('/');
+                }
+                for verb in [Get, Post, Delete] {
+                    let fast = first_row(&path, |r| r.verb == verb);
+                    let walked = walk(&path, |r| r.verb == verb);
+                    proptest::prop_assert_eq!(
+                        fast.map(|(r, c)| (r.pattern, c)),
+                        walked.map(|(r, c)| (r.pattern, c)),
+                        "{:?} {}", verb, path
+                    );
+                }
+                proptest::prop_assert_eq!(serves_path(&path), served_by_walking(&path), "{}", path);
+            }
+        }
+    }
+
+    /// Segments of paths for the property above: every segment of the table's patterns, and
+    /// some that are not.
+    const SEGMENTS: &[&str] = &[
+        "v1",
+        "v2",
+        "billing",
+        "customers",
+        "search",
+        "credit_grants",
+        "void",
+        "expire",
+        "meters",
+        "deactivate",
+        "event_summaries",
+        "meter_events",
+        "meter_event_stream",
+        "invoices",
+        "pay",
+        "lines",
+        "test_helpers",
+        "test_clocks",
+        "advance",
+        "_emulator",
+        "subscription_items",
+        "cus_1",
+        "x",
+        "",
+        "credit_balance_summary",
+        "wallets",
+    ];
+
+    #[test]
+    fn a_path_longer_than_every_start_is_matched_on_its_starts_alone() {
+        let long_id = "i".repeat(MAX_ID_LEN);
+        let path = format!("/v1/billing/credit_grants/{long_id}/void");
+        assert_eq!(
+            matched(Method::POST, &path).map(|(p, c)| (p, c[0].len())),
+            Some(("/v1/billing/credit_grants/{id}/void", MAX_ID_LEN))
+        );
+        // Thousands of slashes past the longest start cost no lookups and match nothing.
+        let slashes = format!("/v1/customers/{}", "a/".repeat(10_000));
+        assert_eq!(matched(Method::GET, &slashes), None);
+        assert!(!serves_path(&slashes));
     }
 
     fn method(verb: Verb) -> Method {
