@@ -24,6 +24,7 @@ use crate::http::{names, Reply, Request};
 use crate::ids::random_id;
 use crate::request_log::{self, Seen};
 use crate::time::Nanos;
+use crate::turns::Taken;
 use crate::{persist, router};
 
 pub use crate::app::App;
@@ -294,14 +295,14 @@ async fn handle(app: &Arc<App>, req: hyper::Request<Incoming>) -> Response<Full<
             refused(api, refusal, config).with_header(hyper::header::CONNECTION, "close"),
         ),
         None => {
-            let (request, reply, stored) = match take_turn(app, api, world.as_deref(), request)
-                .await
-            {
-                Ok(served) => served,
-                Err(request_id) => {
-                    tracing::error!("request {request_id} was lost while waiting for its world");
-                    return to_response(router::internal_error(api), &request_id);
-                }
+            let request_id = request.request_id.clone();
+            let served = match take_turn(app, api, world.as_deref(), request) {
+                Taken::Done(served) => served,
+                Taken::Queued(wait) => wait.await,
+            };
+            let Some((request, reply, stored)) = served else {
+                tracing::error!("request {request_id} was lost while waiting for its world");
+                return to_response(router::internal_error(api), &request_id);
             };
             // A bug must cost one request, not the server: the model's locks do not poison, and
             // the client gets a 500 in its API's envelope.
@@ -336,20 +337,24 @@ type Served = (Request, std::thread::Result<Reply>, Option<persist::Commit>);
 /// facade can read without the world (keys, parameters, the operation's own checks) is read here
 /// first, on this task's thread, so that the turn holds only the work that needs the world; a
 /// request refused there never waits for its world. A request for no world, or for one not made
-/// yet (its first request makes it), is served at once. Err (with the request's id) only if the
-/// request was lost, which the turns' own panic containment prevents.
-async fn take_turn(
+/// yet (its first request makes it), is served at once.
+///
+/// Not itself a future: a request served at once awaits nothing, and one that waits awaits only
+/// the small future of its queued work (`None` if the request was lost, which the turns' own
+/// panic containment prevents). Awaiting a future that held the request and its prepared
+/// operation copied them into the connection's task and out again.
+fn take_turn(
     app: &Arc<App>,
     api: Api,
     world: Option<&str>,
     request: Request,
-) -> Result<Served, String> {
+) -> Taken<Served, impl std::future::Future<Output = Option<Served>> + Send + 'static> {
     let prepared = match persist::prepare(app, api, world, &request) {
         None => None,
-        Some(Err(panic)) => return Ok((request, Err(panic), None)),
+        Some(Err(panic)) => return Taken::Done(Some((request, Err(panic), None))),
         Some(Ok(prepared)) if prepared.is_answered() => {
             let reply = persist::finish_prepared(app, api, &request, prepared);
-            return Ok((request, reply, None));
+            return Taken::Done(Some((request, reply, None)));
         }
         Some(Ok(prepared)) => Some(prepared),
     };
@@ -364,15 +369,11 @@ async fn take_turn(
         }
     };
     let Some(world) = world.filter(|w| app.store.get(w).is_some()) else {
-        return Ok(serve(app, request));
+        return Taken::Done(Some(serve(app, request)));
     };
-    let request_id = request.request_id.clone();
     let turns = app.turns.of(world);
     let app = app.clone();
-    turns
-        .take(move || serve(&app, request))
-        .await
-        .ok_or(request_id)
+    turns.start(move || serve(&app, request))
 }
 
 /// Records an answered request in the request log of `world` (see [`crate::request_log`]).

@@ -115,6 +115,14 @@ where
     }
 }
 
+/// What [`Turns::start`] gives: the result of work done at once, or the wait for it.
+pub enum Taken<T, W> {
+    /// The work was done (`None` if it panicked).
+    Done(Option<T>),
+    /// The work is queued; the future gives its result.
+    Queued(W),
+}
+
 /// Each world's [`Turns`], kept beside the model by [`crate::app::App`] (as its stored answers and
 /// request log are), and forgotten with the world by a reset.
 #[derive(Debug, Default)]
@@ -161,6 +169,24 @@ impl Turns {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        match self.start(work) {
+            Taken::Done(result) => result,
+            Taken::Queued(wait) => wait.await,
+        }
+    }
+
+    /// [`Turns::take`] in two steps: `work` is done now, on this thread, when no one is at the
+    /// world ([`Taken::Done`]); otherwise it is queued, and what is returned is the wait for its
+    /// result ([`Taken::Queued`]). The wait holds only the way back, not the work: a caller whose
+    /// work is large awaits a small future, and one that found the world free awaits none.
+    pub fn start<F, T>(
+        self: &Arc<Self>,
+        work: F,
+    ) -> Taken<T, impl std::future::Future<Output = Option<T>> + Send + 'static>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let waiting = {
             let mut state = self.state();
             if state.busy {
@@ -172,21 +198,33 @@ impl Turns {
                 Ok(work)
             }
         };
-        // From here to the end nothing awaits while this task holds the turn: a task dropped
-        // while waiting leaves its work queued (done, its result dropped), never a busy world.
-        let work = match waiting {
-            Ok(work) => work,
-            Err(answer) => match answer.await {
-                Ok(Outcome::Done(result)) => return Some(result),
-                Ok(Outcome::Turn(mut turn)) => match turn.work.take() {
-                    Some(work) => work,
-                    None => return None,
-                },
-                // Dropped undone: only if the task at the world panicked outside every work,
-                // which `drain` does not.
-                Err(_) => return None,
-            },
-        };
+        match waiting {
+            Ok(work) => Taken::Done(self.work_and_drain(work)),
+            Err(answer) => {
+                let turns = self.clone();
+                // A task dropped while waiting leaves its work queued (done, its result dropped),
+                // never a busy world.
+                Taken::Queued(async move {
+                    match answer.await {
+                        Ok(Outcome::Done(result)) => Some(result),
+                        Ok(Outcome::Turn(mut turn)) => {
+                            let work = turn.work.take()?;
+                            turns.work_and_drain(work)
+                        }
+                        // Dropped undone: only if the task at the world panicked outside every
+                        // work, which `drain` does not.
+                        Err(_) => None,
+                    }
+                })
+            }
+        }
+    }
+
+    /// Does `work` while holding the turn, then what is queued; nothing here awaits.
+    fn work_and_drain<F, T>(self: &Arc<Self>, work: F) -> Option<T>
+    where
+        F: FnOnce() -> T,
+    {
         let result = catch_unwind(AssertUnwindSafe(work)).ok();
         self.drain();
         result
