@@ -4,7 +4,8 @@
 //! A connection that does not send a complete request head within `header_read_timeout` of
 //! connecting, or of its previous request being served, is cut off: a silent client, half a head,
 //! a head sent one line at a time. One sweeper task per server looks at every connection a few
-//! times per timeout; writing an answer counts as busy, not waiting. A connection's own cost is a
+//! times per timeout; writing an answer counts as busy, not waiting, and a stall of the process or
+//! machine counts only up to half the timeout. A connection's own cost is a
 //! few atomic stores per request, where a timer armed and cleared for every head (hyper's own
 //! header timeout) cost about a thousand instructions a request on a keep-alive connection.
 
@@ -32,9 +33,12 @@ pub struct Connections {
     open: Mutex<Vec<Option<Arc<Watch>>>>,
     /// Where the sweeper's clock starts.
     epoch: Instant,
-    /// Milliseconds since `epoch` as the sweeper last read them: the time a connection notes when
-    /// it starts to wait, a clock read the request path does not make.
+    /// The sweeper's clock, in milliseconds: the time a connection notes when it starts to wait, a
+    /// clock read the request path does not make. It runs with the real one (`epoch`) from sweep
+    /// to sweep, except across a stall ([`Connections::sweep`]).
     now: AtomicU64,
+    /// Milliseconds since `epoch` at the last sweep.
+    swept: AtomicU64,
     /// How long a connection may wait for a complete head.
     timeout: Duration,
     /// Told when the last open connection closes.
@@ -218,6 +222,7 @@ impl Connections {
             open: Mutex::new(Vec::new()),
             epoch: Instant::now(),
             now: AtomicU64::new(0),
+            swept: AtomicU64::new(0),
             timeout,
             emptied: tokio::sync::Notify::new(),
         })
@@ -245,7 +250,7 @@ impl Connections {
     /// Adds a new connection, waiting for its first head from now.
     pub fn enroll(self: &Arc<Self>) -> Enrolled {
         let watch = Arc::new(Watch {
-            since: AtomicU64::new(self.millis()),
+            since: AtomicU64::new(self.now.load(Ordering::Relaxed)),
             order: AtomicU8::new(SERVE),
             waker: AtomicWaker::new(),
         });
@@ -299,7 +304,20 @@ impl Connections {
     /// Cuts off every connection that has waited longer than the timeout for a head, and moves
     /// the clock connections read. Returns how many were cut off.
     pub fn sweep(&self) -> usize {
-        let now = self.millis();
+        self.sweep_at(self.millis())
+    }
+
+    /// [`Connections::sweep`] at `real` milliseconds since `epoch`. The sweeper's clock moves as
+    /// far as the real one has since the last sweep, but never more than two periods (half the
+    /// timeout): a sweep that comes that late means the process or the machine stalled (a laptop
+    /// that slept, a paused virtual machine, a stopped process, an overloaded runtime), and a
+    /// stall is not the clients' waiting. Counted in full, it would cut off every connection at
+    /// once on waking, a long answer still being written included, before any of them could
+    /// write or send again.
+    fn sweep_at(&self, real: u64) -> usize {
+        let since_last = real.saturating_sub(self.swept.swap(real, Ordering::Relaxed));
+        let most = 2 * u64::try_from(self.period().as_millis()).unwrap_or(u64::MAX / 4);
+        let now = self.now.load(Ordering::Relaxed) + since_last.min(most);
         self.now.store(now, Ordering::Relaxed);
         // A connection may have noted a clock up to one period old; count that in its favour.
         let limit = u64::try_from((self.timeout + self.period()).as_millis()).unwrap_or(u64::MAX);
@@ -330,11 +348,18 @@ impl Connections {
 mod tests {
     use super::*;
 
-    /// Short, yet long enough that a busy machine's pause between two steps of a test does not
-    /// pass it (a connection is cut off past the timeout and a quarter of it).
+    /// Sweeps every 50 ms; the tests move the sweeper's clock themselves ([`Connections::sweep_at`]),
+    /// so a busy machine's pauses between their steps do not count.
     const TIMEOUT: Duration = Duration::from_millis(200);
-    /// A wait that passes it.
-    const PAST: Duration = Duration::from_millis(300);
+
+    /// The sweeps of a server with [`TIMEOUT`], one period (50 ms) apart, from `from` to `to`
+    /// milliseconds of real time: how many connections each cut off, in all.
+    fn sweeps(connections: &Connections, from: u64, to: u64) -> usize {
+        (from..=to)
+            .step_by(50)
+            .map(|real| connections.sweep_at(real))
+            .sum()
+    }
 
     #[test]
     fn a_connection_waiting_past_the_timeout_is_told_to_close_and_one_being_served_is_not() {
@@ -342,15 +367,42 @@ mod tests {
         let waiting = connections.enroll();
         let served = connections.enroll();
         served.serving();
-        assert_eq!(connections.sweep(), 0);
-        std::thread::sleep(PAST);
-        assert_eq!(connections.sweep(), 1);
+        // Cut off past the timeout and a period (250 ms), not before.
+        assert_eq!(sweeps(&connections, 50, 250), 0);
+        assert_eq!(connections.sweep_at(300), 1);
         assert_eq!(waiting.watch.order.load(Ordering::Relaxed), CLOSE);
         assert_eq!(served.watch.order.load(Ordering::Relaxed), SERVE);
         // Answered: it waits again from the sweeper's clock, and is not cut off at once.
         served.waiting();
-        assert_eq!(connections.sweep(), 1, "only the first is still over");
+        assert_eq!(connections.sweep_at(350), 1, "only the first is still over");
         assert_eq!(served.watch.order.load(Ordering::Relaxed), SERVE);
+        assert_eq!(sweeps(&connections, 400, 550), 4, "the first, each time");
+        assert_eq!(connections.sweep_at(600), 2, "and now the second");
+    }
+
+    #[test]
+    fn the_sweeper_tells_real_time_from_a_stall() {
+        let connections = Connections::new(TIMEOUT);
+        let waiting = connections.enroll();
+        connections.sweep_at(50);
+        // Ten seconds pass between two sweeps: the machine stalled. The clock moves two periods.
+        assert_eq!(connections.sweep_at(10_050), 0, "not cut off by a stall");
+        assert_eq!(connections.now.load(Ordering::Relaxed), 150);
+        assert_eq!(waiting.watch.order.load(Ordering::Relaxed), SERVE);
+        // Time that passes with the sweeper running counts in full.
+        assert_eq!(sweeps(&connections, 10_100, 10_150), 0);
+        assert_eq!(connections.sweep_at(10_200), 1);
+        // Through real time, the sweeps of the server itself cut it off as well.
+        let connections = Connections::new(TIMEOUT);
+        let _waiting = connections.enroll();
+        assert_eq!(connections.sweep(), 0);
+        let started = Instant::now();
+        let mut cut = 0;
+        while cut == 0 && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(connections.period());
+            cut = connections.sweep();
+        }
+        assert_eq!(cut, 1);
     }
 
     #[tokio::test]
@@ -360,24 +412,17 @@ mod tests {
         let conn = connections.enroll();
         let (ours, mut theirs) = tokio::io::duplex(64);
         let mut io = conn.io(hyper_util::rt::TokioIo::new(ours));
-        let tick = || {
-            let now = connections.millis();
-            connections.now.store(now, Ordering::Relaxed);
-        };
-        std::thread::sleep(PAST);
-        tick();
-        // Writing moves the time the connection has waited since.
+        assert_eq!(sweeps(&connections, 50, 200), 0);
+        // Writing moves the time the connection has waited since (to 200 ms).
         let written =
             std::future::poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"HTTP/1.1 200 OK"));
         assert_eq!(written.await.unwrap(), 15);
         assert_eq!(
-            connections.sweep(),
+            sweeps(&connections, 250, 450),
             0,
             "a connection writing is not cut off"
         );
         // Reading does not: a client trickling its head is cut off all the same.
-        std::thread::sleep(PAST);
-        tick();
         tokio::io::AsyncWriteExt::write_all(&mut theirs, b"G")
             .await
             .unwrap();
@@ -387,7 +432,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(read.filled(), b"G");
-        assert_eq!(connections.sweep(), 1);
+        assert_eq!(connections.sweep_at(500), 1);
     }
 
     #[test]
