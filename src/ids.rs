@@ -86,6 +86,36 @@ pub fn render(prefix: &str, key: Key) -> String {
     s
 }
 
+/// An id as [`render`] spells it, serialized from a buffer on the stack rather than a `String` of
+/// its own: an answer shows several ids, and each `String` was an allocation made only to be
+/// copied into the answer and freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdText {
+    prefix: &'static str,
+    key: Key,
+}
+
+/// `prefix` followed by the key's 26 characters, to serialize ([`IdText`]).
+pub fn text_of(prefix: &'static str, key: Key) -> IdText {
+    IdText { prefix, key }
+}
+
+impl serde::Serialize for IdText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Every prefix is a few bytes; a longer one would take the `String` path.
+        const ROOM: usize = 48;
+        let prefix = self.prefix.as_bytes();
+        let Some(rest) = ROOM.checked_sub(prefix.len() + ENCODED_LEN) else {
+            return s.serialize_str(&render(self.prefix, self.key));
+        };
+        let mut buf = [0u8; ROOM];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()..ROOM - rest].copy_from_slice(&encode_bytes(self.key));
+        // The prefix is text and the key's characters are ASCII.
+        s.serialize_str(std::str::from_utf8(&buf[..ROOM - rest]).unwrap_or_default())
+    }
+}
+
 /// Splits `prefix` off `id` and decodes the rest.
 pub fn parse(id: &str, prefix: &str) -> Option<Key> {
     id.strip_prefix(prefix).and_then(decode)
@@ -359,6 +389,20 @@ fn fresh_random_id(prefix: &str, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_text_serializes_as_the_id_renders() {
+        let long: &'static str = "a_prefix_longer_than_any_the_apis_use_";
+        for prefix in ["", "cus_", "credgr_test_", "cbtxn_test_", long] {
+            for key in [0, 1, 31, 1 << 64, (1 << 127) + 12_345, u128::MAX >> 1] {
+                assert_eq!(
+                    serde_json::to_string(&text_of(prefix, key)).unwrap(),
+                    format!("\"{}\"", render(prefix, key)),
+                    "{prefix} {key}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn random_ids_use_every_character_of_the_alphabet_and_only_those() {

@@ -113,13 +113,13 @@ impl AmountJson {
 /// have are left out of its answers.
 #[derive(Serialize)]
 pub struct GrantJson<'a> {
-    id: String,
+    id: ids::IdText,
     object: &'static str,
     amount: AmountJson,
     applicability_config: ApplicabilityJson<'a>,
     category: &'static str,
     created: i64,
-    customer: String,
+    customer: ids::IdText,
     #[serde(skip_serializing_if = "Shown::hidden")]
     customer_account: Shown<Option<&'static str>>,
     effective_at: i64,
@@ -129,7 +129,7 @@ pub struct GrantJson<'a> {
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Shown::hidden")]
     priority: Shown<Option<i64>>,
-    test_clock: Option<String>,
+    test_clock: Option<ids::IdText>,
     updated: i64,
     voided_at: Option<i64>,
 }
@@ -197,7 +197,7 @@ impl<'a> GrantJson<'a> {
             },
         };
         GrantJson {
-            id: ids::render(ids::CREDIT_GRANT, lot.key),
+            id: ids::text_of(ids::CREDIT_GRANT, lot.key),
             object: "billing.credit_grant",
             amount: AmountJson::new(lot.currency, lot.amount),
             applicability_config: ApplicabilityJson { scope },
@@ -206,7 +206,7 @@ impl<'a> GrantJson<'a> {
                 Category::Promotional => "promotional",
             },
             created: to_secs(lot.created),
-            customer: ids::render(ids::CUSTOMER, lot.customer),
+            customer: ids::text_of(ids::CUSTOMER, lot.customer),
             customer_account: Shown::from(None, version, Change::CustomerAccount),
             effective_at: to_secs(lot.effective_at),
             expires_at: lot.expires_at.map(to_secs),
@@ -214,7 +214,7 @@ impl<'a> GrantJson<'a> {
             metadata: &lot.metadata,
             name: lot.name.as_deref(),
             priority: Shown::from(lot.priority, version, Change::Priority),
-            test_clock: lot.test_clock.map(|k| ids::render(ids::TEST_CLOCK, k)),
+            test_clock: lot.test_clock.map(|k| ids::text_of(ids::TEST_CLOCK, k)),
             updated: to_secs(lot.updated),
             voided_at: lot.voided_at.map(to_secs),
         }

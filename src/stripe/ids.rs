@@ -47,7 +47,7 @@ pub const ALERT: &str = "alrt_";
 pub const WEBHOOK_ENDPOINT: &str = "we_";
 
 /// Rendering an id and reading one back are the same for every API; only the prefixes differ.
-pub use crate::ids::{parse as key_of, render};
+pub use crate::ids::{parse as key_of, render, text_of, IdText};
 
 /// Events (`evt_…`).
 pub const EVENT: &str = "evt_";
