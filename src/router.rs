@@ -44,6 +44,11 @@ pub fn api_of(path: &str, headers: &hyper::HeaderMap) -> Api {
     if headers.contains_key(&names::X_API_KEY) {
         return Api::Native;
     }
+    // Under no root of a native-only route, a path is Stripe's whether Stripe serves it (rule 3)
+    // or not (rule 5): told from its first two segments, without matching it against the table.
+    if !native::may_own_path(path) {
+        return Api::Stripe;
+    }
     if stripe::routes::serves_path(path) {
         return Api::Stripe;
     }
@@ -196,6 +201,77 @@ mod tests {
         assert_eq!(api_of("/v1/nothing", &none), Api::Stripe);
         assert_eq!(api_of("/_emulator/clock", &native), Api::Admin);
         assert_eq!(api_of("/_emulator/invoices", &native), Api::Stripe);
+    }
+
+    /// [`api_of`] for a request without `x-api-key`, as its documentation states the rules,
+    /// without the shortcut for paths under no native root.
+    fn by_the_rules(path: &str) -> Api {
+        if path == EMULATOR_INVOICES {
+            Api::Stripe
+        } else if path == "/_emulator" || path.starts_with("/_emulator/") {
+            Api::Admin
+        } else if stripe::routes::serves_path(path) {
+            Api::Stripe
+        } else if native::owns_path(path) {
+            Api::Native
+        } else {
+            Api::Stripe
+        }
+    }
+
+    /// Segments of paths for the property below: those of both APIs' tables, and some of neither.
+    const SEGMENTS: &[&str] = &[
+        "v1",
+        "v2",
+        "billing",
+        "credit_grants",
+        "customers",
+        "creditgrants",
+        "plans",
+        "wallets",
+        "subscriptions",
+        "cancel",
+        "grants",
+        "upcoming",
+        "transactions",
+        "meter_events",
+        "x_1",
+        "",
+        "%2F",
+        "plansX",
+    ];
+
+    proptest::proptest! {
+        /// The shortcut for paths under no native root answers as the rules do: on every row's
+        /// own path of both tables, cut short or lengthened, and on paths of their segments in
+        /// any order, with stray slashes.
+        #[test]
+        fn the_shortcut_answers_as_the_rules_do(
+            row in 0..native::ROUTES.len() + stripe::routes::ROUTES.len(),
+            keep in 0usize..8,
+            extra in proptest::option::of(0..SEGMENTS.len()),
+            shuffled in proptest::collection::vec(0..SEGMENTS.len(), 0..6),
+            lead in 0usize..3,
+            trail in proptest::bool::ANY,
+        ) {
+            let pattern = match native::ROUTES.get(row) {
+                Some(r) => r.pattern,
+                None => stripe::routes::ROUTES[row - native::ROUTES.len()].pattern,
+            };
+            let filled = pattern.replace("{id}", "x_1");
+            let mut from_row: Vec<&str> = filled.split('/').skip(1).take(keep).collect();
+            from_row.extend(extra.map(|e| SEGMENTS[e]));
+            let shuffled: Vec<&str> = shuffled.iter().map(|&s| SEGMENTS[s]).collect();
+            let none = HeaderMap::new();
+            for segments in [from_row, shuffled] {
+                let mut path = "/".repeat(lead);
+                path.push_str(&segments.join("/"));
+                if trail {
+                    path.push('/');
+                }
+                proptest::prop_assert_eq!(api_of(&path, &none), by_the_rules(&path), "{}", path);
+            }
+        }
     }
 
     /// A native row is `shared` exactly when Stripe's table serves its path too, so that

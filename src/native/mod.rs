@@ -133,6 +133,13 @@ pub fn owns_path(path: &str) -> bool {
     OWNED.contains(path)
 }
 
+/// Whether `path` lies under a root of a native-only route (`/v1/plans`, `/v1/customers` for
+/// `/v1/customers/{id}/wallets`): when it does not, [`owns_path`] is false, which this tells from
+/// the path's first two segments, without a look at either table.
+pub fn may_own_path(path: &str) -> bool {
+    OWNED.may_contain(path)
+}
+
 /// Serves one native request.
 pub fn handle(store: &Store, config: &Config, req: &Request) -> Reply {
     prepare(config, req).finish(store)
