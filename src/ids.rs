@@ -263,6 +263,16 @@ impl IdGen {
         }
     }
 
+    /// The generator of a world named `tenant`, or of what keeps ids beside it: seeded when `seed`
+    /// is given ([`IdGen::new`]), else salted by the store's `salt` when it has one
+    /// ([`IdGen::salted`]), else salted by a random draw.
+    pub fn of(seed: Option<u64>, salt: Option<u64>, tenant: &str) -> Self {
+        match (seed, salt) {
+            (None, Some(salt)) => IdGen::salted(salt, tenant),
+            _ => IdGen::new(seed, tenant),
+        }
+    }
+
     /// A generator for one tenant of a store whose worlds are journaled (`--data-dir`): its salt
     /// comes from the store's own `salt` and the tenant's name rather than a random draw, so that
     /// replaying the journal makes the same world whichever request's record comes first. (The

@@ -283,10 +283,7 @@ impl Store {
 
     /// An empty world named `key`, as a new key gets it.
     fn blank(&self, key: &str) -> Tenant {
-        let mut tenant = match (self.seed, self.world_salt.get()) {
-            (None, Some(&salt)) => Tenant::salted(key, salt),
-            _ => Tenant::new(key, self.seed),
-        };
+        let mut tenant = Tenant::made(key, self.seed, self.world_salt.get().copied());
         tenant.set_invoice_grace(self.invoice_grace);
         tenant
     }

@@ -52,7 +52,7 @@ pub struct Tenant {
     /// What names this world: an API key, or an API key and a connected account.
     pub(super) name: String,
     pub(super) ids: IdGen,
-    /// The store's salt the world was made with (see [`Tenant::world_salt`]).
+    /// The store's salt the world was made with, if it has one (see [`Tenant::world_salt`]).
     pub(super) world_salt: Option<u64>,
     /// The tenant's clock.
     pub(super) clock: TenantClock,
@@ -129,30 +129,24 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// An empty world named `name`.
-    pub fn new(name: &str, seed: Option<u64>) -> Self {
-        Tenant::with_ids(name, IdGen::new(seed, name))
-    }
-
-    /// An empty world named `name` in a store whose worlds take their ids' salt from `salt` (see
-    /// [`IdGen::salted`]): making it draws nothing random.
-    pub(super) fn salted(name: &str, salt: u64) -> Self {
-        let mut tenant = Tenant::with_ids(name, IdGen::salted(salt, name));
-        tenant.world_salt = Some(salt);
-        tenant
-    }
-
-    /// The store's salt this world was made with ([`IdGen::salted`]), if it was: what else keeps
-    /// ids for the world (its events) salts them the same way.
+    /// The store's salt this world was made with ([`IdGen::of`]), if any: what else keeps ids for
+    /// the world (its events) salts them the same way.
     pub fn world_salt(&self) -> Option<u64> {
         self.world_salt
     }
 
-    fn with_ids(name: &str, ids: IdGen) -> Self {
+    /// An empty world named `name`.
+    pub fn new(name: &str, seed: Option<u64>) -> Self {
+        Tenant::made(name, seed, None)
+    }
+
+    /// An empty world named `name` in a store whose ids are seeded by `seed`, or whose worlds take
+    /// their ids' salt from `salt` (see [`IdGen::of`]): then making it draws nothing random.
+    pub(super) fn made(name: &str, seed: Option<u64>, salt: Option<u64>) -> Self {
         Tenant {
-            world_salt: None,
+            world_salt: salt,
             name: name.to_string(),
-            ids,
+            ids: IdGen::of(seed, salt, name),
             clock: TenantClock::Real,
             customers: BTreeMap::new(),
             customers_unclocked: BTreeSet::new(),

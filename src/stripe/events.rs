@@ -202,10 +202,7 @@ impl EventLog {
         // Apart from the model's generator, so that events leave the ids of objects as they were.
         let name = format!("{world}\u{0}events");
         EventLog {
-            ids: match (seed, salt) {
-                (None, Some(salt)) => IdGen::salted(salt, &name),
-                _ => IdGen::new(seed, &name),
-            },
+            ids: IdGen::of(seed, salt, &name),
             events: Events::default(),
         }
     }
