@@ -10,12 +10,14 @@
 //! The stores sit beside the model, not in it: idempotency is a convention of Stripe's wire, and
 //! a replay never waits for the world's lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use hashbrown::HashTable;
 
 use crate::time::{real_now, Nanos};
 
@@ -36,11 +38,12 @@ pub enum Record {
         fingerprint: u64,
         /// Status code.
         status: u16,
-        /// Body.
+        /// Body: a copy of exactly the answer's bytes, owned by the store alone, so that
+        /// forgetting it frees it without reading it (a shared buffer's count would be read).
         body: Bytes,
         /// The `Request-Id` of the request that ran, which a replay names in `Original-Request`
         /// (empty when not known: a replay then names none).
-        request: Arc<str>,
+        request: Box<str>,
     },
 }
 
@@ -56,7 +59,7 @@ pub enum Claim {
         /// Stored body.
         body: Bytes,
         /// The `Request-Id` of the request that ran (empty when not known).
-        request: Arc<str>,
+        request: String,
     },
     /// The key was used for a different request.
     Mismatch,
@@ -64,15 +67,39 @@ pub enum Claim {
     InFlight,
 }
 
+/// One remembered key.
+#[derive(Debug)]
+struct Slot {
+    /// When the key was first used (real time).
+    created: Nanos,
+    /// The hash of the key in the store's index, kept so that forgetting the key finds its place
+    /// there without reading its text.
+    hash: u64,
+    key: Box<str>,
+    record: Record,
+}
+
 /// One world's keys.
+///
+/// The keys sit in a queue in the order they were first used, each numbered once and for good;
+/// the index finds a key's number by the hash of its text. Past the cap every new key forgets the
+/// oldest, whose memory was written long ago: the queue reaches it in order, and the index drops
+/// it by number, so forgetting reads only the queue's front and a slot of the index (a map from
+/// key text to record read the old key's text and its record's place, two cold reads a request).
 #[derive(Debug)]
 pub struct IdempotencyStore {
-    /// foldhash, not SipHash: every POST with a key looks it up twice.
-    records: HashMap<Arc<str>, Record, foldhash::fast::RandomState>,
-    /// `(created, key)` for every key in `records`, once each, oldest first: for expiry and for
-    /// eviction.
-    /// The key's text is shared with `records`: one allocation per key.
-    order: VecDeque<(Nanos, Arc<str>)>,
+    /// Every key kept, oldest first. A key forgotten out of turn (abandoned, or answered while
+    /// an older one is still in flight at the cap) leaves `None` until it reaches the front.
+    slots: VecDeque<Option<Slot>>,
+    /// The number of `slots[0]`.
+    first: u64,
+    /// The number of every key kept, by the hash of its text.
+    index: HashTable<u64>,
+    /// foldhash, not SipHash: every POST with a key looks it up twice. Randomly seeded, so chosen
+    /// keys cannot be made to collide.
+    hasher: foldhash::fast::RandomState,
+    /// Keys kept (the `Some`s of `slots`).
+    live: usize,
     /// Most keys kept at once.
     cap: usize,
     /// How long a key is kept, in nanoseconds of real time.
@@ -90,8 +117,11 @@ impl IdempotencyStore {
     /// An empty store that keeps at most `cap` keys (at least one), each for `lifetime`.
     pub fn new(cap: usize, lifetime: Duration) -> Self {
         IdempotencyStore {
-            records: HashMap::default(),
-            order: VecDeque::new(),
+            slots: VecDeque::new(),
+            first: 0,
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            live: 0,
             cap: cap.max(1),
             lifetime: Nanos::try_from(lifetime.as_nanos()).unwrap_or(Nanos::MAX),
         }
@@ -99,12 +129,12 @@ impl IdempotencyStore {
 
     /// How many keys the store holds.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.live
     }
 
     /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.live == 0
     }
 
     /// Looks `key` up for a request with `fingerprint`, claiming it if unused.
@@ -116,16 +146,14 @@ impl IdempotencyStore {
     /// first, and a new key past the cap makes room by forgetting the oldest answered one.
     pub fn claim_at(&mut self, key: &str, fingerprint: u64, now: Nanos) -> Claim {
         self.expire(now);
-        match self.records.get(key) {
-            None => {
-                self.make_room();
-                let key: Arc<str> = Arc::from(key);
-                self.records
-                    .insert(key.clone(), Record::InFlight { fingerprint });
-                self.order.push_back((now, key));
-                Claim::Proceed
-            }
-            Some(Record::InFlight { .. }) => Claim::InFlight,
+        let hash = self.hasher.hash_one(key);
+        let Some(number) = self.find(hash, key) else {
+            self.make_room();
+            self.push(now, hash, key.into(), Record::InFlight { fingerprint });
+            return Claim::Proceed;
+        };
+        match self.slot(number).map(|s| &s.record) {
+            None | Some(Record::InFlight { .. }) => Claim::InFlight,
             Some(Record::Done {
                 fingerprint: f,
                 status,
@@ -136,7 +164,7 @@ impl IdempotencyStore {
                     Claim::Replay {
                         status: *status,
                         body: body.clone(),
-                        request: request.clone(),
+                        request: request.to_string(),
                     }
                 } else {
                     Claim::Mismatch
@@ -146,40 +174,108 @@ impl IdempotencyStore {
     }
 
     /// Stores the answer of a claimed key, given by the request whose `Request-Id` is `request`.
-    pub fn finish(&mut self, key: &str, status: u16, body: Bytes, request: &str) {
-        if let Some(rec) = self.records.get_mut(key) {
-            if let Record::InFlight { fingerprint } = *rec {
-                *rec = Record::Done {
+    /// The store keeps its own copy of exactly `body`'s bytes.
+    pub fn finish(&mut self, key: &str, status: u16, body: &[u8], request: &str) {
+        let hash = self.hasher.hash_one(key);
+        let Some(number) = self.find(hash, key) else {
+            return;
+        };
+        if let Some(slot) = self.slot_mut(number) {
+            if let Record::InFlight { fingerprint } = slot.record {
+                slot.record = Record::Done {
                     fingerprint,
                     status,
-                    body,
-                    request: Arc::from(request),
+                    body: Bytes::copy_from_slice(body),
+                    request: request.into(),
                 };
             }
         }
     }
 
-    /// Forgets a claimed key whose answer is not to be stored (validation errors, panics).
+    /// Forgets a claimed key whose answer is not to be stored (validation errors, panics). Its
+    /// place in the order goes too, or a later claim of the same key would be forgotten when this
+    /// one's day is up.
     pub fn abandon(&mut self, key: &str) {
-        if let Some(Record::InFlight { .. }) = self.records.get(key) {
-            self.records.remove(key);
-            // Its place in the order goes too, or a later claim of the same key would be
-            // forgotten when this one's day is up. It was claimed recently: look from the back.
-            if let Some(at) = self.order.iter().rposition(|(_, k)| &**k == key) {
-                self.order.remove(at);
-            }
+        let hash = self.hasher.hash_one(key);
+        let Some(number) = self.find(hash, key) else {
+            return;
+        };
+        if matches!(
+            self.slot(number).map(|s| &s.record),
+            Some(Record::InFlight { .. })
+        ) {
+            self.forget(number);
+        }
+    }
+
+    /// The number of the kept key `key`, whose hash is `hash`.
+    fn find(&self, hash: u64, key: &str) -> Option<u64> {
+        self.index
+            .find(hash, |&n| self.slot(n).is_some_and(|s| &*s.key == key))
+            .copied()
+    }
+
+    /// The key numbered `number`, if it is kept.
+    fn slot(&self, number: u64) -> Option<&Slot> {
+        let at = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        self.slots.get(at)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, number: u64) -> Option<&mut Slot> {
+        let at = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        self.slots.get_mut(at)?.as_mut()
+    }
+
+    /// Keeps `key` as the newest key.
+    fn push(&mut self, created: Nanos, hash: u64, key: Box<str>, record: Record) {
+        let number = self.first + self.slots.len() as u64;
+        self.slots.push_back(Some(Slot {
+            created,
+            hash,
+            key,
+            record,
+        }));
+        self.live += 1;
+        let IdempotencyStore {
+            slots,
+            first,
+            index,
+            ..
+        } = self;
+        // Growing the index rehashes from the hashes kept in the slots, not from the keys.
+        index.insert_unique(hash, number, |&n| {
+            slots[(n - *first) as usize].as_ref().map_or(0, |s| s.hash)
+        });
+    }
+
+    /// Forgets the key numbered `number`, then drops the queue's forgotten front.
+    fn forget(&mut self, number: u64) {
+        let Some(at) = number
+            .checked_sub(self.first)
+            .and_then(|at| usize::try_from(at).ok())
+        else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(at).and_then(Option::take) else {
+            return;
+        };
+        if let Ok(entry) = self.index.find_entry(slot.hash, |&n| n == number) {
+            entry.remove();
+        }
+        self.live -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first += 1;
         }
     }
 
     /// Forgets the keys `lifetime` old or older at `now`.
     fn expire(&mut self, now: Nanos) {
-        while let Some((created, _)) = self.order.front() {
-            if now.saturating_sub(*created) < self.lifetime {
+        while let Some(Some(oldest)) = self.slots.front() {
+            if now.saturating_sub(oldest.created) < self.lifetime {
                 break;
             }
-            if let Some((_, key)) = self.order.pop_front() {
-                self.records.remove(&key);
-            }
+            self.forget(self.first);
         }
     }
 
@@ -187,26 +283,19 @@ impl IdempotencyStore {
     /// still being served is never forgotten (its answer could not be stored, and a retry would
     /// run the request twice), so the store passes its cap by at most the requests in flight.
     fn make_room(&mut self) {
-        while self.records.len() >= self.cap {
-            // Nearly always the oldest key is answered: it goes with one lookup.
-            if let Some((_, oldest)) = self.order.front() {
-                if let Some((key, record)) = self.records.remove_entry(&**oldest) {
-                    if matches!(record, Record::Done { .. }) {
-                        self.order.pop_front();
-                        continue;
-                    }
-                    self.records.insert(key, record);
-                }
-            }
-            let records = &self.records;
-            let oldest_done = self
-                .order
-                .iter()
-                .position(|(_, k)| matches!(records.get(k), Some(Record::Done { .. })));
+        while self.live >= self.cap {
+            // Nearly always the oldest key is answered; otherwise the oldest answered one goes.
+            let oldest_done = self.slots.iter().position(|s| {
+                matches!(
+                    s,
+                    Some(Slot {
+                        record: Record::Done { .. },
+                        ..
+                    })
+                )
+            });
             let Some(at) = oldest_done else { return };
-            if let Some((_, key)) = self.order.remove(at) {
-                self.records.remove(&key);
-            }
+            self.forget(self.first + at as u64);
         }
     }
 }
@@ -239,10 +328,11 @@ impl IdempotencyStore {
     /// The finished answers still remembered, oldest first; `wall` is the wall clock's now, to
     /// which each record's age is referred.
     pub fn answers(&self, wall: crate::time::Nanos) -> Vec<StoredAnswer> {
-        self.order
+        self.slots
             .iter()
-            .filter(|(at, _)| wall.saturating_sub(*at) < self.lifetime)
-            .filter_map(|(at, key)| match self.records.get(key)? {
+            .flatten()
+            .filter(|s| wall.saturating_sub(s.created) < self.lifetime)
+            .filter_map(|s| match &s.record {
                 Record::Done {
                     fingerprint,
                     status,
@@ -252,9 +342,9 @@ impl IdempotencyStore {
                     // To the second, so that reading a record back and writing it out again
                     // gives the same figure.
                     let second = SECOND as Nanos;
-                    let created = (at.max(&0) + second / 2) / second * second;
+                    let created = (s.created.max(0) + second / 2) / second * second;
                     Some(StoredAnswer {
-                        key: key.to_string(),
+                        key: s.key.to_string(),
                         fingerprint: format!("{fingerprint:016x}"),
                         created,
                         status: *status,
@@ -306,11 +396,10 @@ impl IdempotencyStore {
                 fingerprint,
                 status: a.status,
                 body: Bytes::from(a.body),
-                request: Arc::from(a.request),
+                request: a.request.into(),
             };
-            let key: Arc<str> = Arc::from(a.key);
-            store.records.insert(key.clone(), record);
-            store.order.push_back((at, key));
+            let hash = store.hasher.hash_one(&*a.key);
+            store.push(at, hash, a.key.into(), record);
         }
         Ok(store)
     }
@@ -415,7 +504,7 @@ mod tests {
         let mut s = IdempotencyStore::default();
         assert!(matches!(s.claim("k", 1), Claim::Proceed));
         assert!(matches!(s.claim("k", 1), Claim::InFlight));
-        s.finish("k", 200, Bytes::from_static(b"{}"), "req_first");
+        s.finish("k", 200, b"{}", "req_first");
         assert!(
             matches!(s.claim("k", 1), Claim::Replay { status: 200, request, .. } if &*request == "req_first")
         );
@@ -429,7 +518,7 @@ mod tests {
 
     fn done(s: &mut IdempotencyStore, key: &str, now: Nanos) {
         assert!(matches!(s.claim_at(key, 1, now), Claim::Proceed), "{key}");
-        s.finish(key, 200, Bytes::from(key.to_string()), "req_1");
+        s.finish(key, 200, key.as_bytes(), "req_1");
     }
 
     fn replays(s: &mut IdempotencyStore, key: &str, now: Nanos) -> bool {
@@ -488,6 +577,92 @@ mod tests {
         done(&mut s, "k", t0 + 2 * HOUR);
         // The abandoned claim's day is up; the answered one's is not.
         assert!(replays(&mut s, "k", t0 + 25 * HOUR));
-        assert_eq!(s.order.len(), 1);
+        assert_eq!(s.slots.len(), 1);
+    }
+
+    /// The rules, written as plainly as possible: the keys in the order first used, each with
+    /// when, its fingerprint and its answer (`None` while in flight).
+    #[derive(Default)]
+    struct Plain {
+        keys: Vec<(String, Nanos, u64, Option<u16>)>,
+    }
+
+    impl Plain {
+        fn claim(&mut self, cap: usize, key: &str, fp: u64, now: Nanos) -> String {
+            self.keys.retain(|k| now.saturating_sub(k.1) < HOUR);
+            match self.keys.iter().find(|k| k.0 == key) {
+                Some((_, _, _, None)) => "in flight".into(),
+                Some((_, _, f, Some(status))) if *f == fp => format!("replay {status}"),
+                Some(_) => "mismatch".into(),
+                None => {
+                    while self.keys.len() >= cap {
+                        let Some(at) = self.keys.iter().position(|k| k.3.is_some()) else {
+                            break;
+                        };
+                        self.keys.remove(at);
+                    }
+                    self.keys.push((key.to_string(), now, fp, None));
+                    "proceed".into()
+                }
+            }
+        }
+
+        fn finish(&mut self, key: &str, status: u16) {
+            if let Some(k) = self.keys.iter_mut().find(|k| k.0 == key && k.3.is_none()) {
+                k.3 = Some(status);
+            }
+        }
+
+        fn abandon(&mut self, key: &str) {
+            self.keys.retain(|k| !(k.0 == key && k.3.is_none()));
+        }
+    }
+
+    fn said(claim: Claim) -> String {
+        match claim {
+            Claim::Proceed => "proceed".into(),
+            Claim::InFlight => "in flight".into(),
+            Claim::Mismatch => "mismatch".into(),
+            Claim::Replay { status, .. } => format!("replay {status}"),
+        }
+    }
+
+    proptest::proptest! {
+        /// Claims, answers and abandons of a few keys, at a small cap and with an hour's
+        /// lifetime, as the store and as the plain rules see them: the same answers, the same
+        /// keys kept, in the same order.
+        #[test]
+        fn the_store_keeps_what_the_plain_rules_keep(
+            cap in 1usize..5,
+            steps in proptest::collection::vec((0u8..3, 0u8..8, 0u64..2, 0i64..20), 0..200),
+        ) {
+            let mut store = IdempotencyStore::new(cap, Duration::from_secs(3600));
+            let mut plain = Plain::default();
+            let mut now: Nanos = 1_750_000_000 * 1_000_000_000;
+            for (what, key, fp, minutes) in steps {
+                now += minutes * 60 * 1_000_000_000;
+                let key = format!("key-{key}");
+                match what {
+                    0 => proptest::prop_assert_eq!(
+                        said(store.claim_at(&key, fp, now)),
+                        plain.claim(cap, &key, fp, now)
+                    ),
+                    1 => {
+                        let status = 200 + u16::from(fp as u8);
+                        store.finish(&key, status, key.as_bytes(), "req_1");
+                        plain.finish(&key, status);
+                    }
+                    _ => {
+                        store.abandon(&key);
+                        plain.abandon(&key);
+                    }
+                }
+                let kept: Vec<&str> = store.slots.iter().flatten().map(|s| &*s.key).collect();
+                let expected: Vec<&str> = plain.keys.iter().map(|k| k.0.as_str()).collect();
+                proptest::prop_assert_eq!(kept, expected);
+                proptest::prop_assert_eq!(store.len(), plain.keys.len());
+                proptest::prop_assert_eq!(store.index.len(), plain.keys.len());
+            }
+        }
     }
 }
