@@ -9,7 +9,6 @@
 //! never makes a world (a request whose world does not exist once it is answered is not recorded).
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -270,10 +269,42 @@ fn boundary(s: &str, max: usize) -> usize {
 
 /// One world's log behind its own lock, oldest first. The lock does not poison.
 #[derive(Debug, Default)]
-pub struct WorldLog(Mutex<VecDeque<Entry>>);
+pub struct WorldLog(Mutex<Ring>);
+
+/// A world's entries in a ring: once it holds as many as it may, the oldest is refilled where it
+/// lies and the next one becomes the oldest. Nothing moves: taking the oldest out of a queue and
+/// putting it back at the end copied the whole entry out of memory written long ago and into
+/// another such place, on every request.
+#[derive(Debug, Default)]
+struct Ring {
+    entries: Vec<Entry>,
+    /// Where the oldest entry lies (0 until the ring has gone round).
+    oldest: usize,
+}
+
+impl Ring {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `i`-th oldest entry.
+    fn get(&self, i: usize) -> &Entry {
+        &self.entries[(self.oldest + i) % self.entries.len()]
+    }
+
+    /// Where the entry with this id is, counted from the oldest.
+    fn position(&self, id: &str) -> Option<usize> {
+        (0..self.len()).rev().find(|&i| self.get(i).id == id)
+    }
+
+    /// Entries `from..to` (counted from the oldest), newest first.
+    fn newest_first(&self, from: usize, to: usize) -> Vec<Entry> {
+        (from..to).rev().map(|i| self.get(i).clone()).collect()
+    }
+}
 
 impl WorldLog {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Ring> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -281,17 +312,24 @@ impl WorldLog {
 
     /// Appends a request, recycling the oldest entry when `capacity` are kept.
     fn push(&self, capacity: usize, seen: Seen<'_>, outcome: Outcome) {
-        let mut entries = self.lock();
-        if entries.len() >= capacity {
-            if let Some(mut oldest) = entries.pop_front() {
-                oldest.fill(seen, outcome);
-                entries.push_back(oldest);
+        let mut ring = self.lock();
+        let oldest = ring.oldest;
+        if ring.len() >= capacity {
+            if let Some(entry) = ring.entries.get_mut(oldest) {
+                entry.fill(seen, outcome);
+                ring.oldest = (oldest + 1) % ring.entries.len();
                 return;
             }
         }
         let mut entry = Entry::empty();
         entry.fill(seen, outcome);
-        entries.push_back(entry);
+        // The newest lies just before the oldest (at the end until the ring has gone round).
+        if oldest == 0 {
+            ring.entries.push(entry);
+        } else {
+            ring.entries.insert(oldest, entry);
+            ring.oldest += 1;
+        }
     }
 }
 
@@ -379,7 +417,7 @@ impl RequestLogs {
             };
         };
         let entries = log.lock();
-        let position = |id: &str| entries.iter().rposition(|e| e.id == id);
+        let position = |id: &str| entries.position(id);
         // Entries are oldest first: newest first is a walk down from the back.
         Some(match cursor {
             Cursor::Newest => walk_down(&entries, entries.len(), limit),
@@ -388,7 +426,7 @@ impl RequestLogs {
                 let from = position(id)? + 1;
                 let to = entries.len().min(from.saturating_add(limit));
                 Page {
-                    data: entries.range(from..to).rev().cloned().collect(),
+                    data: entries.newest_first(from, to),
                     has_more: to < entries.len(),
                 }
             }
@@ -402,10 +440,10 @@ impl RequestLogs {
 }
 
 /// Up to `limit` entries older than index `before`, newest first.
-fn walk_down(entries: &VecDeque<Entry>, before: usize, limit: usize) -> Page {
+fn walk_down(entries: &Ring, before: usize, limit: usize) -> Page {
     let from = before.saturating_sub(limit);
     Page {
-        data: entries.range(from..before).rev().cloned().collect(),
+        data: entries.newest_first(from, before),
         has_more: from > 0,
     }
 }
@@ -460,6 +498,26 @@ mod tests {
             .is_empty());
         assert!(logs.reset("w"));
         assert!(logs.page("w", 2, Cursor::Newest).unwrap().data.is_empty());
+    }
+
+    #[test]
+    fn a_full_log_goes_round_and_keeps_its_order() {
+        let logs = RequestLogs::new(3);
+        let ids_sent = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        for (n, id) in ids_sent.iter().enumerate() {
+            record(&logs, "w", id);
+            let page = logs.page("w", 10, Cursor::Newest).unwrap();
+            let newest: Vec<&str> = ids_sent[n.saturating_sub(2)..=n]
+                .iter()
+                .rev()
+                .copied()
+                .collect();
+            assert_eq!(ids(&page), newest, "after {id}");
+        }
+        let back = logs.page("w", 1, Cursor::EndingBefore("f")).unwrap();
+        assert_eq!((ids(&back), back.has_more), (vec!["g"], true));
+        let next = logs.page("w", 5, Cursor::StartingAfter("g")).unwrap();
+        assert_eq!((ids(&next), next.has_more), (vec!["f"], false));
     }
 
     #[test]
