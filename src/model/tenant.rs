@@ -119,6 +119,9 @@ pub struct Tenant {
     pub(super) webhook_endpoints: BTreeMap<Key, WebhookEndpoint>,
     /// Billing alerts and what they have fired for.
     pub(super) alerts: Alerts,
+    /// The price list of the last grant scoped to prices, which the next grant scoped to the same
+    /// prices shares (see [`Tenant::shared_scope`]).
+    pub(super) last_scope: Option<Arc<[super::ScopedPrice]>>,
     /// Changes not yet handed to the store's hook, oldest first.
     pub(super) changes: Vec<super::Change>,
     /// Who is asking for the changes being made (none while time moves things).
@@ -173,6 +176,7 @@ impl Tenant {
             priced: PricedBilling::default(),
             webhook_endpoints: BTreeMap::new(),
             alerts: Alerts::default(),
+            last_scope: None,
             changes: Vec::new(),
             cause: super::changes::CauseSlot::default(),
             attachment: None,
