@@ -478,7 +478,7 @@ impl Tenant {
 
     /// `scope`, sharing the price list of the last grant scoped to the same prices. Grants are
     /// mostly scoped to a handful of a catalogue's prices, and a list of two prices of their own
-    /// was about a sixth of a grant's memory; the copy made for this grant is dropped while it is
+    /// was about a fifth of a grant's memory; the copy made for this grant is dropped while it is
     /// still fresh, where a kept one would have been fresh memory every grant.
     fn shared_scope(&mut self, scope: Applicability) -> Applicability {
         let Applicability::Prices(list) = scope else {
