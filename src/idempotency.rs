@@ -215,14 +215,18 @@ impl IdempotencyStore {
             .copied()
     }
 
+    /// Where the key numbered `number` lies in `slots`, if it is not before the front.
+    fn place(&self, number: u64) -> Option<usize> {
+        usize::try_from(number.checked_sub(self.first)?).ok()
+    }
+
     /// The key numbered `number`, if it is kept.
     fn slot(&self, number: u64) -> Option<&Slot> {
-        let at = usize::try_from(number.checked_sub(self.first)?).ok()?;
-        self.slots.get(at)?.as_ref()
+        self.slots.get(self.place(number)?)?.as_ref()
     }
 
     fn slot_mut(&mut self, number: u64) -> Option<&mut Slot> {
-        let at = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        let at = self.place(number)?;
         self.slots.get_mut(at)?.as_mut()
     }
 
@@ -250,13 +254,11 @@ impl IdempotencyStore {
 
     /// Forgets the key numbered `number`, then drops the queue's forgotten front.
     fn forget(&mut self, number: u64) {
-        let Some(at) = number
-            .checked_sub(self.first)
-            .and_then(|at| usize::try_from(at).ok())
+        let Some(slot) = self
+            .place(number)
+            .and_then(|at| self.slots.get_mut(at))
+            .and_then(Option::take)
         else {
-            return;
-        };
-        let Some(slot) = self.slots.get_mut(at).and_then(Option::take) else {
             return;
         };
         if let Ok(entry) = self.index.find_entry(slot.hash, |&n| n == number) {
