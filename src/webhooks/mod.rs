@@ -17,8 +17,9 @@
 mod sender;
 pub mod signature;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -358,8 +359,42 @@ impl Entry {
 /// One world's delivery records, and the deliveries dropped per destination.
 #[derive(Debug, Default)]
 struct WorldLog {
-    records: BTreeMap<u64, Entry>,
+    records: Records,
     dropped: HashMap<Destination, (Option<String>, String, u64)>,
+}
+
+/// A world's newest [`MAX_RECORDS`] delivery records, oldest first, by number.
+///
+/// Numbers are handed out under the lock of every world's log, so each world's records arrive in
+/// increasing order: a record is added at the back, the oldest leaves from the front, and one is
+/// found by bisection. Every delivery adds a record, and an ordered tree's node splits and merges
+/// cost more than that on the path of a create that delivers.
+#[derive(Debug, Default)]
+struct Records(VecDeque<(u64, Entry)>);
+
+impl Records {
+    /// Adds the record numbered `seq`, newer than any kept, and forgets the oldest past the cap.
+    fn push(&mut self, seq: u64, entry: Entry) {
+        debug_assert!(self.0.back().is_none_or(|(last, _)| *last < seq));
+        self.0.push_back((seq, entry));
+        while self.0.len() > MAX_RECORDS {
+            self.0.pop_front();
+        }
+    }
+
+    /// The record numbered `seq`, if it is still kept.
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Entry> {
+        let i = self.0.partition_point(|(n, _)| *n < seq);
+        match self.0.get_mut(i) {
+            Some((n, entry)) if *n == seq => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// The records, newest first.
+    fn newest_first(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        self.0.iter().rev().map(|(n, e)| (*n, e))
+    }
 }
 
 /// The deliveries one destination lost to a full queue.
@@ -573,9 +608,6 @@ impl Deliveries {
 
     fn push(&self, world: &str, to: Destination, event: &Arc<EventRef>, want: Want) {
         let shared = self.shared(world, to);
-        let seq = self
-            .next_record
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let start = {
             let mut q = lock(&shared.queue);
             let target = match want {
@@ -595,9 +627,12 @@ impl Deliveries {
                     }
                 },
             };
-            // The record first: the task may take the delivery as soon as it is queued.
+            // The record first: the task may take the delivery as soon as it is queued. Its number
+            // is drawn under the log's lock, so that a world's records arrive in order.
+            let mut seq = 0;
             self.log(world, |log| {
-                log.records.insert(
+                seq = self.next_record.fetch_add(1, Ordering::Relaxed);
+                log.records.push(
                     seq,
                     Entry {
                         event: event.clone(),
@@ -610,9 +645,6 @@ impl Deliveries {
                         created: to_secs(real_now()),
                     },
                 );
-                while log.records.len() > MAX_RECORDS {
-                    log.records.pop_first();
-                }
             });
             q.waiting.push_back(Delivery {
                 record: seq,
@@ -640,7 +672,7 @@ impl Deliveries {
     fn dropped(&self, world: &str, to: Destination, d: Delivery) {
         let mut count = 0;
         self.log(world, |log| {
-            if let Some(r) = log.records.get_mut(&d.record) {
+            if let Some(r) = log.records.get_mut(d.record) {
                 r.status = Status::Dropped;
                 r.next_retry_at = None;
             }
@@ -702,12 +734,11 @@ impl Deliveries {
         };
         let records = log
             .records
-            .iter()
-            .rev()
+            .newest_first()
             .filter(|(_, r)| event.is_none_or(|e| r.event.id == e))
             .filter(|(_, r)| endpoint.is_none_or(|e| r.target.endpoint.as_deref() == Some(e)))
             .take(limit)
-            .map(|(seq, r)| r.record(*seq))
+            .map(|(seq, r)| r.record(seq))
             .collect();
         let mut dropped: Vec<Dropped> = log
             .dropped
@@ -836,7 +867,7 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
         }
         me.log(&world, |log| {
             for d in &batch {
-                if let Some(r) = log.records.get_mut(&d.record) {
+                if let Some(r) = log.records.get_mut(d.record) {
                     r.attempts = d.attempts + 1;
                     r.status = Status::Pending;
                     r.next_retry_at = None;
@@ -854,7 +885,7 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
         let now = to_secs(real_now());
         me.log(&world, |log| {
             for (mut d, outcome) in batch.into_iter().zip(outcomes) {
-                let record = log.records.get_mut(&d.record);
+                let record = log.records.get_mut(d.record);
                 let (code, error) = match outcome {
                     Outcome::Answered(code) if (200..300).contains(&code) => {
                         if let Some(r) = record {
@@ -951,5 +982,47 @@ mod tests {
         assert_eq!(check_url("example.com/x"), Err(UrlError::Malformed));
         assert_eq!(check_url("http://"), Err(UrlError::Malformed));
         assert_eq!(check_url("not a url"), Err(UrlError::Malformed));
+    }
+
+    /// A world's records: numbered in increasing order with gaps (the numbers are shared by every
+    /// world), the newest kept, each found by its number until it is forgotten.
+    #[test]
+    fn records_keep_the_newest_and_find_them_by_number() {
+        let target = Arc::new(Target::new(None, "http://127.0.0.1:1/", "whsec_x"));
+        let entry = |n: u64| Entry {
+            event: Arc::new(EventRef {
+                id: format!("evt_{n}"),
+                kind: "customer.created".into(),
+                created: 0,
+                json: Bytes::new(),
+            }),
+            target: target.clone(),
+            status: Status::Pending,
+            attempts: 0,
+            response_code: None,
+            error: None,
+            next_retry_at: None,
+            created: 0,
+        };
+        let mut records = Records::default();
+        assert!(records.get_mut(1).is_none());
+        // Odd numbers only: the even ones went to another world.
+        let last = 2 * MAX_RECORDS as u64 + 41;
+        for n in (1..=last).step_by(2) {
+            records.push(n, entry(n));
+            records.get_mut(n).expect("just added").attempts = 1;
+        }
+        let kept: Vec<u64> = records.newest_first().map(|(n, _)| n).collect();
+        assert_eq!(kept.len(), MAX_RECORDS);
+        assert_eq!(kept[0], last);
+        assert_eq!(kept[MAX_RECORDS - 1], last - 2 * (MAX_RECORDS as u64 - 1));
+        assert!(kept.windows(2).all(|w| w[0] == w[1] + 2));
+        let oldest = kept[MAX_RECORDS - 1];
+        assert!(records.get_mut(oldest - 2).is_none(), "forgotten");
+        assert!(records.get_mut(oldest + 1).is_none(), "another world's");
+        assert!(records.get_mut(last + 2).is_none(), "not yet made");
+        let found = records.get_mut(oldest + 20).expect("kept");
+        assert_eq!(found.event.id, format!("evt_{}", oldest + 20));
+        assert_eq!(found.attempts, 1);
     }
 }
