@@ -1,8 +1,13 @@
 # Sourced by sdk/run.sh and conformance/run.sh: builds the emulator (debug), starts it on a free
 # port and waits until it listens. Sets PID, LOG (its output) and URL (http://127.0.0.1:PORT); the
 # caller stops it (kill "$PID") and removes "$LOG" when done, usually from its EXIT trap.
-cargo build --quiet --bin credit-emulator
-BIN="${CARGO_TARGET_DIR:-target}/debug/credit-emulator"
+# EMULATOR_BIN names a binary to start instead (CI runs the SDKs against the profile-guided build).
+if [ -n "${EMULATOR_BIN:-}" ]; then
+  BIN=$EMULATOR_BIN
+else
+  cargo build --quiet --bin credit-emulator
+  BIN="${CARGO_TARGET_DIR:-target}/debug/credit-emulator"
+fi
 LOG=$(mktemp)
 "$BIN" --port 0 >"$LOG" 2>&1 &
 PID=$!

@@ -65,6 +65,11 @@ OPTIONS:
                   with one endpoint receiving every event) for --secs seconds, or
                   (memory) load --grants grants and report bytes per grant, or
                   (event-memory) store --events meter events and report bytes per event
+  --train         for a profile-guided build (scripts/pgo-build.sh): run every --soak load
+                  that serves requests (create, retrieve, list, invoice, native, meter_events,
+                  create_webhook) for --secs seconds each, then a year of billing for 100
+                  customers (as --only cycle), against --emulator, stopping each emulator with
+                  SIGTERM so that an instrumented binary writes its profile
   --inproc ROW    the handler's time per request for one kind of request (create, native,
                   invoice, meter_events), in this process on one thread, no sockets, --secs ×
                   50,000 requests: the figure a change to the request path moves, without the network's
@@ -102,6 +107,8 @@ struct Opts {
     events: u64,
     /// `--memory`: the shared-instance memory figures.
     memory: bool,
+    /// `--train`: every request-serving soak load in turn, each emulator stopped gently.
+    train: bool,
     /// Whether `--grants` was given (`--memory` has its own default).
     grants_given: bool,
 }
@@ -146,6 +153,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         only: None,
         events: 1_000_000,
         memory: false,
+        train: false,
         grants_given: false,
     };
     let mut it = args.iter();
@@ -156,6 +164,10 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         }
         if flag == "--memory" {
             o.memory = true;
+            continue;
+        }
+        if flag == "--train" {
+            o.train = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -724,6 +736,21 @@ async fn run(o: Opts) -> Result<(), String> {
     if let Some(row) = &o.soak {
         let b = Bench::start(&o, &emu_cmd, &base_cmd, None).await?;
         return soak(b, row).await;
+    }
+    if o.train {
+        // A profile is written when the instrumented process exits normally; SIGKILL, the
+        // usual end of a child server here, would lose it.
+        proc::stop_gently();
+        for row in TRAINING {
+            println!("== training: {row}");
+            let b = Bench::start(&o, &emu_cmd, &base_cmd, None).await?;
+            soak(b, row).await?;
+        }
+        // The cycle engine too: code no load runs is laid out as cold, and a year of billing
+        // measured slower after a build trained without it.
+        println!("== training: cycle");
+        cycle::measure(&o, &emu_cmd, &base_cmd, cycle::SIZES[0]).await?;
+        return Ok(());
     }
 
     match o.only.as_deref() {
@@ -1554,6 +1581,18 @@ async fn soak_meter_events(b: &Bench, row: &str) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// The loads `--train` runs, in order: every `--soak` row that serves requests (the memory rows
+/// only store, which the create row already does).
+const TRAINING: [&str; 7] = [
+    "create",
+    "retrieve",
+    "list",
+    "invoice",
+    "native",
+    "meter_events",
+    "create_webhook",
+];
 
 /// `--soak ROW`: one kind of request against the emulator alone, for a profiler to watch.
 async fn soak(b: Bench, row: &str) -> Result<(), String> {

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A server running as a child process; killed when dropped.
@@ -93,8 +94,30 @@ impl Server {
     }
 }
 
+/// Whether servers are stopped with SIGTERM and given time to exit (see [`stop_gently`]).
+static GENTLE: AtomicBool = AtomicBool::new(false);
+
+/// From now on, a dropped server is sent SIGTERM and waited for (up to 10 s) before it is
+/// killed: an instrumented build writes its profile only when it exits on its own.
+pub fn stop_gently() {
+    GENTLE.store(true, Ordering::Relaxed);
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        if GENTLE.load(Ordering::Relaxed) {
+            let asked = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while asked && Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
