@@ -338,6 +338,20 @@ struct Entry {
 }
 
 impl Entry {
+    /// The record of a delivery just queued: pending, no attempt made.
+    fn pending(event: Arc<EventRef>, target: Arc<Target>, created: i64) -> Self {
+        Entry {
+            event,
+            target,
+            status: Status::Pending,
+            attempts: 0,
+            response_code: None,
+            error: None,
+            next_retry_at: None,
+            created,
+        }
+    }
+
     fn record(&self, seq: u64) -> Record {
         Record {
             id: format!("whdel_{seq:08}"),
@@ -634,16 +648,7 @@ impl Deliveries {
                 seq = self.next_record.fetch_add(1, Ordering::Relaxed);
                 log.records.push(
                     seq,
-                    Entry {
-                        event: event.clone(),
-                        target: target.clone(),
-                        status: Status::Pending,
-                        attempts: 0,
-                        response_code: None,
-                        error: None,
-                        next_retry_at: None,
-                        created: to_secs(real_now()),
-                    },
+                    Entry::pending(event.clone(), target.clone(), to_secs(real_now())),
                 );
             });
             q.waiting.push_back(Delivery {
@@ -989,20 +994,14 @@ mod tests {
     #[test]
     fn records_keep_the_newest_and_find_them_by_number() {
         let target = Arc::new(Target::new(None, "http://127.0.0.1:1/", "whsec_x"));
-        let entry = |n: u64| Entry {
-            event: Arc::new(EventRef {
+        let entry = |n: u64| {
+            let event = Arc::new(EventRef {
                 id: format!("evt_{n}"),
                 kind: "customer.created".into(),
                 created: 0,
                 json: Bytes::new(),
-            }),
-            target: target.clone(),
-            status: Status::Pending,
-            attempts: 0,
-            response_code: None,
-            error: None,
-            next_retry_at: None,
-            created: 0,
+            });
+            Entry::pending(event, target.clone(), 0)
         };
         let mut records = Records::default();
         assert!(records.get_mut(1).is_none());
