@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the emulator with profile-guided optimization: an instrumented build serves the
-# benchmark's loads (`bench --train`), and the release build is then laid out by what those loads
-# ran (`bench --train`: its request loads and a year of billing). The result,
-# target/pgo/credit-emulator, behaves exactly as `cargo build --release` builds it and spends less
-# CPU per request (BENCHMARKS.md, *Profile-guided optimization*).
+# benchmark's loads (`bench --train`: its request loads and a year of billing), and the release
+# build is then laid out by what those loads ran. The result, target/pgo/credit-emulator, behaves
+# exactly as `cargo build --release` builds it and spends less CPU per request (BENCHMARKS.md,
+# *Profile-guided optimization*).
 #
 # Usage: bash scripts/pgo-build.sh [--secs S]   (S seconds per training load, default 2)
 #
@@ -32,9 +32,14 @@ if [ ! -x "$PROFDATA" ]; then
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+# The flags name files by absolute path: rustc runs in each crate's own directory.
+case "$TARGET_DIR" in
+  /*) ;;
+  *) TARGET_DIR="$(pwd)/$TARGET_DIR" ;;
+esac
 WORK="$TARGET_DIR/pgo-work"
 OUT="$TARGET_DIR/pgo"
-PROFILES="$(pwd)/$WORK/profiles"
+PROFILES="$WORK/profiles"
 rm -rf "$PROFILES"
 mkdir -p "$PROFILES" "$OUT"
 
@@ -61,7 +66,7 @@ fi
 # taken as current, so the optimized build starts afresh.
 echo "== optimized build"
 rm -rf "$WORK/optimized"
-RUSTFLAGS="-Cprofile-use=$(pwd)/$WORK/merged.profdata" cargo build --release --locked --quiet \
+RUSTFLAGS="-Cprofile-use=$WORK/merged.profdata" cargo build --release --locked --quiet \
   --target "$HOST" --target-dir "$WORK/optimized" --bin credit-emulator
 cp "$WORK/optimized/$HOST/release/credit-emulator" "$OUT/credit-emulator"
 echo "built $OUT/credit-emulator"
