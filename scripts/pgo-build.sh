@@ -32,7 +32,7 @@ if [ ! -x "$PROFDATA" ]; then
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-# The flags name files by absolute path: rustc runs in each crate's own directory.
+# The flags name files by absolute path: cargo does not run rustc in this directory for every crate.
 case "$TARGET_DIR" in
   /*) ;;
   *) TARGET_DIR="$(pwd)/$TARGET_DIR" ;;
