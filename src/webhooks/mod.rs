@@ -643,13 +643,13 @@ impl Deliveries {
             };
             // The record first: the task may take the delivery as soon as it is queued. Its number
             // is drawn under the log's lock, so that a world's records arrive in order.
-            let mut seq = 0;
-            self.log(world, |log| {
-                seq = self.next_record.fetch_add(1, Ordering::Relaxed);
+            let seq = self.log(world, |log| {
+                let seq = self.next_record.fetch_add(1, Ordering::Relaxed);
                 log.records.push(
                     seq,
                     Entry::pending(event.clone(), target.clone(), to_secs(real_now())),
                 );
+                seq
             });
             q.waiting.push_back(Delivery {
                 record: seq,
@@ -675,8 +675,7 @@ impl Deliveries {
     /// and then of its 10th, 100th, …: a destination that falls behind drops thousands a second,
     /// and a line (a write) for each would slow the emulator down further.
     fn dropped(&self, world: &str, to: Destination, d: Delivery) {
-        let mut count = 0;
-        self.log(world, |log| {
+        let count = self.log(world, |log| {
             if let Some(r) = log.records.get_mut(d.record) {
                 r.status = Status::Dropped;
                 r.next_retry_at = None;
@@ -686,7 +685,7 @@ impl Deliveries {
                 .entry(to)
                 .or_insert_with(|| (d.target.endpoint.clone(), d.target.url.clone(), 0));
             entry.2 += 1;
-            count = entry.2;
+            entry.2
         });
         if count == 1 || (count % 10 == 0 && 10u64.pow(count.ilog10()) == count) {
             tracing::warn!(
@@ -715,12 +714,13 @@ impl Deliveries {
         }
     }
 
-    fn log(&self, world: &str, f: impl FnOnce(&mut WorldLog)) {
+    /// Runs `f` on the log of `world` (made if new) under the lock of every world's log.
+    fn log<R>(&self, world: &str, f: impl FnOnce(&mut WorldLog) -> R) -> R {
         let mut logs = lock(&self.logs);
         if let Some(log) = logs.get_mut(world) {
-            f(log);
+            f(log)
         } else {
-            f(logs.entry(world.to_string()).or_default());
+            f(logs.entry(world.to_string()).or_default())
         }
     }
 
