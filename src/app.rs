@@ -10,7 +10,7 @@ use crate::idempotency::{IdempotencyStores, WorldStore};
 use crate::memory::Reclaimer;
 use crate::model::{Store, Tenant, TenantLimit};
 use crate::request_log::{RequestLogs, Seen};
-use crate::stripe::events::{EventLog, EventRef, Outbox, Recorder};
+use crate::stripe::events::{EventRef, Outbox, Recorder};
 use crate::webhooks::{self, Webhooks};
 use crate::wire::versions::{self, Version};
 
@@ -61,7 +61,7 @@ pub struct App {
 impl App {
     /// A fresh application with `config`.
     pub fn new(config: Config) -> Arc<App> {
-        let app = Arc::new_cyclic(|app: &Weak<App>| {
+        Arc::new_cyclic(|app: &Weak<App>| {
             let outbox: Weak<dyn Outbox> = app.clone();
             let recorder = Recorder {
                 app: outbox,
@@ -86,15 +86,7 @@ impl App {
                 config,
                 started: Instant::now(),
             }
-        });
-        // Weak: the application owns the deliveries, whose tasks may outlive a request.
-        let weak = Arc::downgrade(&app);
-        app.webhooks.on_delivered(move |world, events| {
-            if let Some(app) = weak.upgrade() {
-                app.webhooks_delivered(world, events);
-            }
-        });
-        app
+        })
     }
 
     /// How many destinations (the world's enabled endpoints whose `enabled_events` match, and
@@ -112,46 +104,41 @@ impl App {
 
     /// Queues the webhook deliveries of `events`, just stored in `tenant`'s world, in the order
     /// they happened: one per (event, enabled endpoint whose `enabled_events` match its type),
-    /// plus one per forwarding address. Returns, per event, how many endpoints will receive it
-    /// (its `pending_webhooks`; forwards do not count). Only enqueues, under the world's lock,
-    /// which it never takes again.
-    pub fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32> {
+    /// plus one per forwarding address, counting each one's `pending_webhooks` up by the
+    /// endpoints it goes to (forwards do not count). Only enqueues, under the world's lock, which
+    /// the deliveries never take.
+    pub fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) {
         if crate::tape::is_replaying() {
             // A stored request replayed at start-up: its webhooks were sent when it was served.
-            // The same count the queue would answer: the endpoints, not the forwards.
-            return events
-                .iter()
-                .map(|e| {
-                    let endpoints = tenant.webhook_endpoints_receiving(e.kind).count();
-                    u32::try_from(endpoints).unwrap_or(u32::MAX)
-                })
-                .collect();
+            // The same count the queue would make: the endpoints, not the forwards.
+            for e in events {
+                let endpoints = tenant.webhook_endpoints_receiving(e.kind).count();
+                e.pending.add(u32::try_from(endpoints).unwrap_or(u32::MAX));
+            }
+            return;
         }
-        events
-            .iter()
-            .map(|e| {
-                let event = webhooks::EventRef {
-                    id: e.id.to_string(),
-                    kind: e.kind.to_string(),
-                    created: e.created,
-                    // The log's own bytes, shared.
-                    json: e.json.clone(),
-                };
-                // Read in place (asked for every event a world stores, so addresses and secrets
-                // are not copied); an endpoint with a version of its own gets the event rendered
-                // at it.
-                let targets =
-                    tenant
-                        .webhook_endpoints_receiving(e.kind)
-                        .map(|w| webhooks::TargetRef {
-                            endpoint: w.key,
-                            url: &w.url,
-                            secret: &w.secret,
-                            json: e.variant_for(w.api_version.as_deref()).cloned(),
-                        });
-                self.webhooks.enqueue_event(tenant.name(), event, targets)
-            })
-            .collect()
+        for e in events {
+            let event = webhooks::EventRef {
+                id: e.id.to_string(),
+                kind: e.kind.to_string(),
+                created: e.created,
+                // The log's own bytes and count, shared.
+                json: e.json.clone(),
+                pending: e.pending.clone(),
+            };
+            // Read in place (asked for every event a world stores, so addresses and secrets
+            // are not copied); an endpoint with a version of its own gets the event rendered
+            // at it.
+            let targets = tenant
+                .webhook_endpoints_receiving(e.kind)
+                .map(|w| webhooks::TargetRef {
+                    endpoint: w.key,
+                    url: &w.url,
+                    secret: &w.secret,
+                    json: e.variant_for(w.api_version.as_deref()).cloned(),
+                });
+            self.webhooks.enqueue_event(tenant.name(), event, targets);
+        }
     }
 
     /// Queues the deliveries of `events`, already rendered, for the world named `world`, as
@@ -177,20 +164,6 @@ impl App {
     pub fn record_request(&self, world: &str, seen: Seen<'_>, reply: &Reply) {
         self.requests
             .record(world, seen, reply, || self.store.get(world).is_some());
-    }
-
-    /// Counts one successful delivery of each of the events `event_ids` of the world `world`:
-    /// each one's `pending_webhooks` goes down by one (an id twice, by two). Returns how many
-    /// counted: not those of events gone or with nothing pending. Locks the world once: the
-    /// delivery workers call it, outside every lock, with a batch's successes.
-    pub fn webhooks_delivered(&self, world: &str, event_ids: &[&str]) -> usize {
-        let Some(cell) = self.store.get(world) else {
-            return 0;
-        };
-        cell.with_attachment(|log: &mut EventLog| {
-            event_ids.iter().filter(|id| log.delivered(id)).count()
-        })
-        .unwrap_or(0)
     }
 
     /// The stored answers of the world named `world`, for a request that carries an
@@ -248,7 +221,7 @@ impl Outbox for App {
         App::webhook_receivers(self, tenant, kind)
     }
 
-    fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32> {
+    fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) {
         App::events_produced(self, tenant, events)
     }
 }

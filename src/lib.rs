@@ -114,8 +114,9 @@
 //! `with_tenant` family (`try_with_tenant` for requests that write, `read_tenant` for those that
 //! only read, which never makes a world), which locks a world and posts what is due on its clock.
 //! Nothing outside the model takes a world's lock: bookkeeping that must not move the clock (a
-//! dropped world's size, an event's endpoints, webhook deliveries counted down) goes through
-//! `TenantCell::peek` and `TenantCell::with_attachment`, which lock without catching up.
+//! dropped world's size, an event's endpoints) goes through `TenantCell::peek`, which locks
+//! without catching up. Webhook deliveries never lock a world: an event's `pending_webhooks` is a
+//! count its log shares with its deliveries (`webhooks::Pending`).
 //!
 //! ### A Stripe request
 //!

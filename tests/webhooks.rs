@@ -158,6 +158,7 @@ fn event(id: &str, kind: &str) -> EventRef {
         json: Bytes::from(
             serde_json::to_vec(&json!({"id": id, "object": "event", "type": kind})).unwrap(),
         ),
+        pending: Default::default(),
     }
 }
 

@@ -147,13 +147,6 @@ impl TenantCell {
     pub fn peek<R>(&self, f: impl FnOnce(&Tenant) -> R) -> R {
         f(&self.state.lock())
     }
-
-    /// Runs `f` on the world's [`Attachment`], locked, if it is an `A`; the model itself is not
-    /// touched and its clock does not move. For what the application keeps beside the world (how
-    /// many webhook deliveries each event still waits for).
-    pub fn with_attachment<A: 'static, R>(&self, f: impl FnOnce(&mut A) -> R) -> Option<R> {
-        self.state.lock().attachment_mut::<A>().map(f)
-    }
 }
 
 /// A mutex that does not poison: a request that panics while holding it costs that request only

@@ -35,6 +35,7 @@ use super::transactions::TransactionView;
 use crate::ids::{IdGen, Key};
 use crate::model::{Attachment, Change, ChangeHook, ChangeKind, Snapshot, Tenant};
 use crate::time::{to_millis, to_secs, Nanos, NANOS_PER_SEC};
+use crate::webhooks::Pending;
 use crate::wire::envelope::{StripeError, StripeResult};
 use crate::wire::params::{get_str, list_items, opt, validate, Field, Spec, LIST_FIELDS};
 use crate::wire::versions::Version;
@@ -60,8 +61,8 @@ struct StoredEvent {
     created: i64,
     /// The tenant clock's instant when it was stored, from which its 30 days run.
     stored_at: Nanos,
-    /// Endpoints that have not yet acknowledged it.
-    pending_webhooks: u32,
+    /// Endpoints that have not yet acknowledged it, counted down by its deliveries.
+    pending_webhooks: Pending,
     /// The event itself.
     body: EventBody,
 }
@@ -130,11 +131,6 @@ impl Events {
     fn get(&self, key: &Key) -> Option<&StoredEvent> {
         let i = self.position(*key).ok()?;
         Some(&self.items[i].1)
-    }
-
-    fn get_mut(&mut self, key: &Key) -> Option<&mut StoredEvent> {
-        let i = self.position(*key).ok()?;
-        Some(&mut self.items[i].1)
     }
 
     fn contains_key(&self, key: &Key) -> bool {
@@ -232,19 +228,6 @@ impl EventLog {
         self.events.is_empty()
     }
 
-    /// Counts one successful delivery of the event `id`; false when there is no such event or none
-    /// was pending.
-    pub fn delivered(&mut self, id: &str) -> bool {
-        let Some(event) = ids::key_of(id, ids::EVENT).and_then(|k| self.events.get_mut(&k)) else {
-            return false;
-        };
-        if event.pending_webhooks == 0 {
-            return false;
-        }
-        event.pending_webhooks -= 1;
-        true
-    }
-
     /// The event `key` as the API shows it now. An event kept as a copy is rendered here, with
     /// `tenant` for the objects its view looks up (an invoice's customer).
     fn show(&self, key: Key, tenant: &Tenant) -> Option<Value> {
@@ -259,7 +242,10 @@ impl EventLog {
             }
         };
         if let Some(o) = value.as_object_mut() {
-            o.insert("pending_webhooks".into(), event.pending_webhooks.into());
+            o.insert(
+                "pending_webhooks".into(),
+                event.pending_webhooks.get().into(),
+            );
         }
         Some(value)
     }
@@ -411,7 +397,7 @@ impl EventLog {
                 kind,
                 created: head.created,
                 stored_at: e.stored_at,
-                pending_webhooks: 0,
+                pending_webhooks: Pending::default(),
                 body: EventBody::Json(Bytes::from(e.event.into_bytes())),
             };
             if log.events.insert(key, stored).is_some() {
@@ -434,9 +420,9 @@ pub trait Outbox: Send + Sync {
     fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32;
 
     /// Takes the events of `tenant`'s world just stored that some destination receives, in the
-    /// order they happened, and answers each one's `pending_webhooks` (called under the world's
-    /// lock, which it must not take again).
-    fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) -> Vec<u32>;
+    /// order they happened, and counts each one's [`EventRef::pending`] up by the endpoints it
+    /// goes to (called under the world's lock, which it must not take again).
+    fn events_produced(&self, tenant: &Tenant, events: &[EventRef]);
 }
 
 /// An event just stored, as [`Outbox::events_produced`] receives it.
@@ -456,6 +442,8 @@ pub struct EventRef<'a> {
     /// `api_version`, where it differs from the world's): Stripe renders a delivery's `data` at
     /// the endpoint's version.
     pub variants: &'a [(Version, Bytes)],
+    /// Its `pending_webhooks` as the log keeps it, which its deliveries count.
+    pub pending: &'a Pending,
 }
 
 impl EventRef<'_> {
@@ -814,7 +802,11 @@ impl ChangeHook for Recorder {
                     kind,
                     created,
                     stored_at: now,
-                    pending_webhooks: 0,
+                    pending_webhooks: if receivers > 0 {
+                        Pending::counting()
+                    } else {
+                        Pending::default()
+                    },
                     body,
                 },
             );
@@ -836,15 +828,11 @@ impl ChangeHook for Recorder {
                     created: e.created,
                     json,
                     variants,
+                    pending: &e.pending_webhooks,
                 })
             })
             .collect();
-        let pending = app.events_produced(tenant, &refs);
-        for ((_, key, _), count) in delivered.iter().zip(pending) {
-            if let Some(e) = log.events.get_mut(key) {
-                e.pending_webhooks = count;
-            }
-        }
+        app.events_produced(tenant, &refs);
     }
 }
 
@@ -972,7 +960,7 @@ impl Operation for List {
                     .is_none_or(|r| r.contains(e.created.saturating_mul(NANOS_PER_SEC)))
                 && self
                     .delivery_success
-                    .is_none_or(|ok| ok == (e.pending_webhooks == 0))
+                    .is_none_or(|ok| ok == (e.pending_webhooks.get() == 0))
         };
         let (keys, more) = list::paginate(
             |a, b| log.events.range((a, b)).map(|(k, _)| *k),
@@ -1023,7 +1011,7 @@ mod tests {
             kind: "customer.created",
             created: 0,
             stored_at,
-            pending_webhooks: 0,
+            pending_webhooks: Pending::default(),
             body: EventBody::Json(Bytes::new()),
         }
     }
@@ -1078,8 +1066,6 @@ mod tests {
         // A key given twice replaces the event, and says so.
         let old = events.insert(20, stored(99)).expect("there was one");
         assert_eq!((old.stored_at, events.len()), (20, 6));
-        events.get_mut(&20).expect("kept").pending_webhooks = 3;
-        assert_eq!(events.get(&20).map(|e| e.pending_webhooks), Some(3));
         events.pop_first();
         assert_eq!(events.first().map(|e| e.stored_at), Some(10));
     }
