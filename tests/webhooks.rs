@@ -864,6 +864,39 @@ async fn real_events_reach_an_endpoint_and_count_down_their_pending_webhooks() {
     assert_eq!(rx.hits().len(), 3, "no other type was sent");
 }
 
+/// `pending_webhooks` counts the endpoints that have not acknowledged an event yet: one that
+/// answered is counted off, one that hangs is not, and `delivery_success=false` lists the event.
+#[tokio::test]
+async fn an_event_counts_the_endpoints_that_have_not_acknowledged_it() {
+    let emu = emu_with(1000).await;
+    let key = emu.tenant("wh_pending_count").await;
+    let dead = Receiver::start(Mode::Hang).await;
+    let live = Receiver::start(Mode::FailFirst(0)).await;
+    endpoint(&emu, &key, &dead.url, &["customer.created"]).await;
+    endpoint(&emu, &key, &live.url, &["customer.created"]).await;
+    emu.customer(&key, "name=Ada").await;
+    let id = live.wait_for(1).await[0].event_id();
+    assert_eq!(dead.wait_for(1).await[0].event_id(), id);
+
+    // The live endpoint's answer is counted once it is back with the emulator.
+    let mut pending = Value::Null;
+    for _ in 0..600 {
+        let event = emu.get(&key, &format!("/v1/events/{id}")).await;
+        assert_eq!(event.status, 200, "{}", event.text);
+        pending = event.body["pending_webhooks"].clone();
+        if pending == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pending, 1, "two endpoints, one acknowledged");
+    let waiting = emu.get(&key, "/v1/events?delivery_success=false").await;
+    assert_eq!(waiting.status, 200, "{}", waiting.text);
+    assert_eq!(waiting.body["data"][0]["id"], id.as_str());
+    let done = emu.get(&key, "/v1/events?delivery_success=true").await;
+    assert_eq!(done.body["data"], json!([]));
+}
+
 #[tokio::test]
 async fn invoice_item_events_reach_an_endpoint_that_enables_them() {
     let emu = emu_with(1000).await;

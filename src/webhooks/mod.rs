@@ -325,8 +325,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Notify,
-    /// The records of every destination of the world, held here so that neither a producer nor
-    /// the task looks the world up by name (nor waits on another world) for each delivery.
+    /// The records of every destination of the world, reached through the queue rather than
+    /// looked up by the world's name under a lock over every world's records.
     log: Arc<Mutex<WorldLog>>,
 }
 
