@@ -959,6 +959,8 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
         };
 
         let mut again: Vec<Delivery> = Vec::new();
+        // Kept only for a program that watches the successes: the counts need none of it.
+        let watcher = me.on_delivered.get();
         let mut succeeded: Vec<Arc<EventRef>> = Vec::new();
         let mut pause: Option<Duration> = None;
         let now = to_secs(real_now());
@@ -973,7 +975,9 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
                     }
                     if d.target.endpoint.is_some() {
                         d.event.pending.count_down();
-                        succeeded.push(d.event);
+                        if watcher.is_some() {
+                            succeeded.push(d.event);
+                        }
                     }
                     continue;
                 }
@@ -1008,7 +1012,7 @@ async fn work(me: Arc<Deliveries>, shared: Arc<Shared>, world: Arc<str>) {
             }
         }
         // One call per batch, for whoever watches the successes.
-        if let (Some(f), false) = (me.on_delivered.get(), succeeded.is_empty()) {
+        if let (Some(f), false) = (watcher, succeeded.is_empty()) {
             let ids: Vec<&str> = succeeded.iter().map(|e| e.id.as_str()).collect();
             f(&world, &ids);
         }
