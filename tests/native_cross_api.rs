@@ -363,3 +363,37 @@ async fn conversion_rates_split_wallets_but_not_the_balance() {
     assert_eq!(wallets.body[1]["balance"], "0.5");
     assert_eq!(agree(&emu, &key, &c).await, 2350);
 }
+
+/// A native priority outside Stripe's 0–100 shows as the nearer end in the Stripe view, and the
+/// ledger still spends by the grant's own value.
+#[tokio::test]
+async fn native_priorities_outside_stripes_range_show_as_its_ends() {
+    let emu = Emu::start().await;
+    let key = emu.tenant("cross_priority_clamp").await;
+    let (c, _, sub) = subscribed(&emu, &key).await;
+    for (name, priority) in [("Low", 200), ("High", -5)] {
+        grant(
+            &emu,
+            &key,
+            json!({"name": name, "scope": "SUBSCRIPTION", "subscription_id": sub,
+                   "credits": "5", "cadence": "ONETIME", "expiration_type": "NEVER",
+                   "priority": priority, "start_date": T0_RFC}),
+        )
+        .await;
+    }
+    let cus = stripe_customer(&c);
+    let listed = emu.get(&key, &format!("{GRANTS}?customer={cus}")).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let shown: Vec<(String, i64)> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_string(),
+                g["priority"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, [("High".to_string(), 0), ("Low".to_string(), 100)]);
+}

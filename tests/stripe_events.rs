@@ -645,6 +645,7 @@ async fn one_event_of_each_type() {
             "invoice.created",
             "invoice.deleted",
             "invoice.finalized",
+            "invoice.marked_uncollectible",
             "invoice.paid",
             "invoice.payment_failed",
             "invoice.payment_succeeded",

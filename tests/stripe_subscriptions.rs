@@ -173,6 +173,21 @@ async fn create_retrieve_and_read_items() {
         )
         .await;
     assert_eq!(ids_of(&back.body), [first]);
+
+    // A classic subscription shows `flexible` as null: nullable fields are always present.
+    let classic = subscribe(
+        &emu,
+        &key,
+        &format!(
+            "customer={cus}&items[0][price]={}&billing_mode[type]=classic",
+            prices.seat
+        ),
+    )
+    .await;
+    assert_eq!(
+        classic["billing_mode"],
+        json!({"flexible": null, "type": "classic"})
+    );
 }
 
 #[tokio::test]

@@ -875,8 +875,12 @@ async fn an_event_counts_the_endpoints_that_have_not_acknowledged_it() {
     endpoint(&emu, &key, &dead.url, &["customer.created"]).await;
     endpoint(&emu, &key, &live.url, &["customer.created"]).await;
     emu.customer(&key, "name=Ada").await;
-    let id = live.wait_for(1).await[0].event_id();
+    let hit = live.wait_for(1).await[0].clone();
+    let id = hit.event_id();
     assert_eq!(dead.wait_for(1).await[0].event_id(), id);
+    // The copy each endpoint receives counts both: neither had acknowledged it as it was sent.
+    let body: Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(body["pending_webhooks"], 2, "{body}");
 
     // The live endpoint's answer is counted once it is back with the emulator.
     let mut pending = Value::Null;

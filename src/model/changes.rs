@@ -34,6 +34,8 @@ pub enum ChangeKind {
     Sent,
     /// An invoice was voided.
     Voided,
+    /// An open invoice was marked uncollectible (recorded right after its [`ChangeKind::Updated`]).
+    MarkedUncollectible,
     /// A test clock started moving.
     Advancing,
     /// A test clock finished moving.

@@ -885,6 +885,7 @@ impl Tenant {
         }
         self.set_invoice_status(key, InvoiceStatus::Uncollectible);
         self.record_invoice(ChangeKind::Updated, key, now, before);
+        self.record_invoice(ChangeKind::MarkedUncollectible, key, now, None);
         Ok(())
     }
 

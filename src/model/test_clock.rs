@@ -29,6 +29,11 @@ pub struct TestClock {
     pub created: Nanos,
     /// When Stripe would delete it (30 days after creation).
     pub deletes_after: Nanos,
+    /// Where an advance under way is taking it. Only the snapshot an advance records as it starts
+    /// (the `test_helpers.test_clock.advancing` event) carries it: an advance finishes inside its
+    /// request, so a stored clock is always ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advancing_to: Option<Nanos>,
 }
 
 /// Why a clock refused a change.
@@ -89,6 +94,7 @@ impl Tenant {
             frozen_time,
             created,
             deletes_after: created.saturating_add(LIFETIME),
+            advancing_to: None,
         };
         self.record(
             ChangeKind::Created,
@@ -216,7 +222,10 @@ impl Tenant {
             });
         }
         let start = clock.frozen_time;
-        let snapshot = Snapshot::TestClock(Box::new(clock.clone()));
+        let snapshot = Snapshot::TestClock(Box::new(TestClock {
+            advancing_to: Some(to),
+            ..clock.clone()
+        }));
         self.record(ChangeKind::Advancing, start, snapshot, None);
         // Post due events one instant at a time so that each sees the clock at its own time.
         loop {

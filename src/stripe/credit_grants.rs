@@ -213,7 +213,13 @@ impl<'a> GrantJson<'a> {
             livemode: false,
             metadata: &lot.metadata,
             name: lot.name.as_deref(),
-            priority: Shown::from(lot.priority, version, Change::Priority),
+            // A native grant's priority may be any integer; Stripe's are 0–100, so the Stripe view
+            // shows the nearest (the ledger still orders by the real value).
+            priority: Shown::from(
+                lot.priority.map(|p| p.clamp(0, 100)),
+                version,
+                Change::Priority,
+            ),
             test_clock: lot.test_clock.map(|k| ids::text_of(ids::TEST_CLOCK, k)),
             updated: to_secs(lot.updated),
             voided_at: lot.voided_at.map(to_secs),
@@ -679,9 +685,18 @@ impl Operation for List {
                 };
                 list::paginate(|a, b| set.range((a, b)), &page, in_range)
             }
-            // Grants of customers on different clocks are not in `created` order across the
-            // tenant, so the whole list checks the filter along its walk.
-            None => list::paginate(|a, b| t.lots_in((a, b)).map(|l| l.key), &page, in_range),
+            // As Stripe's lists of everything, the whole list leaves out what belongs to a test
+            // clock (the `customer` filter shows it). Grants of customers on different clocks are
+            // not in `created` order across the tenant, so it checks the filter along its walk.
+            None => list::paginate(
+                |a, b| {
+                    t.lots_in((a, b))
+                        .filter(|l| l.test_clock.is_none())
+                        .map(|l| l.key)
+                },
+                &page,
+                in_range,
+            ),
         };
         Ok(GrantPage {
             keys,

@@ -103,6 +103,7 @@ impl Later {
             version: self.version,
             request: cause.map(|c| &*c.request),
             idempotency_key: cause.and_then(|c| c.idempotency_key.as_deref()),
+            pending_webhooks: 0,
         }
     }
 }
@@ -272,6 +273,7 @@ pub(crate) const KINDS: &[&str] = &[
     "invoice.payment_failed",
     "invoice.sent",
     "invoice.voided",
+    "invoice.marked_uncollectible",
     "invoice.deleted",
     "invoiceitem.created",
     "invoiceitem.deleted",
@@ -291,7 +293,8 @@ pub(crate) const KINDS: &[&str] = &[
 ];
 
 /// A world's events as its document holds them: the log's id generator, and every event kept,
-/// oldest first, as rendered (`pending_webhooks` 0: deliveries are not part of a world).
+/// oldest first, as rendered when it happened (deliveries are not part of a world: an imported
+/// event's `pending_webhooks` reads 0).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventLogState {
@@ -331,8 +334,9 @@ impl EventLog {
                 .events
                 .iter()
                 .map(|&(key, ref e)| {
-                    // Both are rendered with `pending_webhooks` 0: deliveries are not part of a
-                    // world.
+                    // As rendered when it happened (`pending_webhooks` the endpoints it went to, or
+                    // 0): deliveries are not part of a world, and a document's events are shown
+                    // with their count at 0 once imported.
                     let json = match &e.body {
                         EventBody::Json(json) => String::from_utf8_lossy(json).into_owned(),
                         EventBody::Later(later) => {
@@ -434,8 +438,8 @@ pub struct EventRef<'a> {
     pub kind: &'static str,
     /// `created`, in seconds.
     pub created: i64,
-    /// The whole event, compact JSON, as delivered (`pending_webhooks` is 0 in it: the count is
-    /// known only once delivery has been planned). The stored bytes themselves: a delivery holds
+    /// The whole event, compact JSON, as delivered (`pending_webhooks` in it is the number of
+    /// endpoints it goes to: none has acknowledged it yet). The stored bytes themselves: a delivery holds
     /// them by reference count.
     pub json: &'a Bytes,
     /// The same event rendered at the other API versions its endpoints ask for (an endpoint's
@@ -521,6 +525,10 @@ struct Head<'a> {
     version: Version,
     request: Option<&'a str>,
     idempotency_key: Option<&'a str>,
+    /// `pending_webhooks` in the rendering: the endpoints that receive it, for the copy that is
+    /// delivered (none of them has acknowledged it yet as it is sent); reading it from the log
+    /// shows the live count instead.
+    pending_webhooks: u32,
 }
 
 /// Stripe's type for a change, if Stripe has an event for it.
@@ -545,6 +553,7 @@ pub fn event_type(kind: ChangeKind, object: &Snapshot) -> Option<&'static str> {
         (Snapshot::Invoice(_), K::PaymentFailed) => "invoice.payment_failed",
         (Snapshot::Invoice(_), K::Sent) => "invoice.sent",
         (Snapshot::Invoice(_), K::Voided) => "invoice.voided",
+        (Snapshot::Invoice(_), K::MarkedUncollectible) => "invoice.marked_uncollectible",
         (Snapshot::Invoice(_), K::Deleted) => "invoice.deleted",
         (Snapshot::InvoiceItem(_), K::Created) => "invoiceitem.created",
         (Snapshot::InvoiceItem(_), K::Deleted) => "invoiceitem.deleted",
@@ -678,12 +687,7 @@ fn render_event(
             _ => {}
         }
     }
-    let mut object = object_value(&change.after, tenant, head.version);
-    if change.kind == ChangeKind::Advancing {
-        if let Some(o) = object.as_object_mut() {
-            o.insert("status".into(), "advancing".into());
-        }
-    }
+    let object = object_value(&change.after, tenant, head.version);
     let previous = match (&change.before, change.kind) {
         (Some(before), ChangeKind::Updated) => Some(previous_attributes(
             &object_value(before, tenant, head.version),
@@ -713,7 +717,7 @@ fn serialize<O: Serialize>(
             previous_attributes: previous,
         },
         livemode: false,
-        pending_webhooks: 0,
+        pending_webhooks: head.pending_webhooks,
         request: RequestJson {
             id: head.request,
             idempotency_key: head.idempotency_key,
@@ -779,6 +783,10 @@ impl ChangeHook for Recorder {
                     version,
                     request,
                     idempotency_key,
+                    pending_webhooks: u32::try_from(
+                        tenant.webhook_endpoints_receiving(kind).count(),
+                    )
+                    .unwrap_or(u32::MAX),
                 };
                 let id = ids::render(ids::EVENT, key);
                 let json = render_event(&id, kind, &change, &head, Some(tenant));

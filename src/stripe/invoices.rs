@@ -132,8 +132,8 @@ pub struct InvoiceView<'a> {
     ending_balance: Option<i64>,
     footer: Null,
     from_invoice: Null,
-    hosted_invoice_url: Null,
-    invoice_pdf: Null,
+    hosted_invoice_url: Option<String>,
+    invoice_pdf: Option<String>,
     issuer: Issuer,
     last_finalization_error: Null,
     latest_revision: Null,
@@ -257,6 +257,8 @@ pub struct LineView<'a> {
     pricing: Option<Pricing<'a>>,
     quantity: i64,
     quantity_decimal: String,
+    /// The subscription the line bills, as its parent names it.
+    subscription: Option<String>,
     subtotal: i64,
     taxes: [(); 0],
 }
@@ -380,6 +382,12 @@ impl<'a> LineView<'a> {
                 kind: "invoice_item_details",
             }),
         };
+        let subscription = parent
+            .as_ref()
+            .and_then(|p| match &p.subscription_item_details {
+                Some(d) => Some(d.subscription.clone()),
+                None => p.invoice_item_details.as_ref()?.subscription.clone(),
+            });
         use rust_decimal::prelude::ToPrimitive;
         LineView {
             id: if inv.billing_reason == BillingReason::Upcoming {
@@ -410,6 +418,7 @@ impl<'a> LineView<'a> {
             pricing,
             quantity: line.quantity.trunc().to_i64().unwrap_or(i64::MAX),
             quantity_decimal: decimal_text(line.quantity),
+            subscription,
             subtotal: line.amount,
             taxes: EMPTY_LIST,
         }
@@ -456,6 +465,18 @@ pub fn status_word(status: InvoiceStatus) -> &'static str {
         InvoiceStatus::Uncollectible => "uncollectible",
         InvoiceStatus::Void => "void",
     }
+}
+
+/// A finalized invoice's `hosted_invoice_url`, in the shape of Stripe's test-mode pages. The
+/// emulator serves neither the page nor the PDF: an application stores, sends or shows these links,
+/// and a test can check that it does; following one leads nowhere.
+fn hosted_url(id: &str) -> String {
+    format!("https://invoice.stripe.com/i/acct_emulator/test_{id}?s=ap")
+}
+
+/// A finalized invoice's `invoice_pdf` (see [`hosted_url`]).
+fn pdf_url(id: &str) -> String {
+    format!("https://pay.stripe.com/invoice/acct_emulator/test_{id}/pdf?s=ap")
 }
 
 impl<'a> InvoiceView<'a> {
@@ -532,8 +553,8 @@ impl<'a> InvoiceView<'a> {
             ending_balance: finalized.map(|_| 0),
             footer: NULL,
             from_invoice: NULL,
-            hosted_invoice_url: NULL,
-            invoice_pdf: NULL,
+            hosted_invoice_url: finalized.map(|_| hosted_url(&rendered.id)),
+            invoice_pdf: finalized.map(|_| pdf_url(&rendered.id)),
             issuer: Issuer { kind: "self" },
             last_finalization_error: NULL,
             latest_revision: NULL,

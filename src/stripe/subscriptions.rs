@@ -280,7 +280,7 @@ struct AutomaticTax {
 
 #[derive(Serialize)]
 struct BillingModeView {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` for `classic`: nullable fields are always present.
     flexible: Option<Flexible>,
     #[serde(rename = "type")]
     kind: &'static str,

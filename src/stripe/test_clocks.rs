@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest};
-use super::op::{pretty, Body, Deleted, EmptyObject, Input, Operation};
+use super::op::{pretty, Body, Deleted, Input, Operation};
 use super::{customers, ids};
 use crate::ids::Key;
 use crate::model::{AttachError, Tenant, TestClock, TestClockError};
@@ -38,7 +38,19 @@ pub struct TestClockView<'a> {
     livemode: bool,
     name: Option<&'a str>,
     status: &'static str,
-    status_details: EmptyObject,
+    status_details: StatusDetails,
+}
+
+/// `status_details`: `{}` when ready, `{"advancing": {"target_frozen_time": …}}` while advancing.
+#[derive(Serialize)]
+struct StatusDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advancing: Option<Advancing>,
+}
+
+#[derive(Serialize)]
+struct Advancing {
+    target_frozen_time: i64,
 }
 
 impl<'a> TestClockView<'a> {
@@ -52,8 +64,16 @@ impl<'a> TestClockView<'a> {
             frozen_time: to_secs(c.frozen_time),
             livemode: false,
             name: c.name.as_deref(),
-            status: "ready",
-            status_details: EmptyObject {},
+            status: if c.advancing_to.is_some() {
+                "advancing"
+            } else {
+                "ready"
+            },
+            status_details: StatusDetails {
+                advancing: c.advancing_to.map(|to| Advancing {
+                    target_frozen_time: to_secs(to),
+                }),
+            },
         }
     }
 }
