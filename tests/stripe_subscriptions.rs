@@ -614,7 +614,7 @@ async fn updates_add_change_and_remove_items() {
         ("payment_behavior", "payment_behavior=default_incomplete".to_string()),
         ("trial", "trial_end=now".to_string()),
         ("anchor", "billing_cycle_anchor=now".to_string()),
-        ("clear_usage", format!("items[0][id]={seat_item}&items[0][clear_usage]=true")),
+        ("clear_usage", format!("items[0][id]={seat_item}&items[0][clear_usage]=maybe")),
     ] {
         let r = emu.post(&key, &path, &form).await;
         assert_eq!(r.status, 400, "{name}: {}", r.text);
@@ -1405,9 +1405,15 @@ async fn items_are_added_changed_and_removed_through_their_own_endpoints() {
     assert_eq!(five.status, 200, "{}", five.text);
     assert_eq!(five.body["quantity"], 5);
 
-    // Removed: the metered item; the last one cannot go.
+    // Removed: the metered item (`clear_usage` taken: it has no effect on an item that bills a
+    // meter); the last one cannot go.
     let deleted = emu
-        .delete(&key, &format!("/v1/subscription_items/{calls_item}"))
+        .stripe(
+            "DELETE",
+            &key,
+            &format!("/v1/subscription_items/{calls_item}"),
+            "clear_usage=true",
+        )
         .await;
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     insta::assert_json_snapshot!("item_deleted", deleted.body);
@@ -1513,7 +1519,7 @@ async fn items_are_added_changed_and_removed_through_their_own_endpoints() {
             "delete_clear_usage",
             "DELETE",
             seat_path.clone(),
-            "clear_usage=true".to_string(),
+            "clear_usage=maybe".to_string(),
         ),
     ] {
         let r = emu.stripe(method, &key, &path, &form).await;

@@ -76,7 +76,9 @@ const NEW_ITEM: &[Field] = &[
 /// An item of an update: a new one (`price`), or an existing one (`id`) changed or `deleted`.
 const CHANGED_ITEM: &[Field] = &[
     opt("billing_thresholds", Spec::Unsupported),
-    opt("clear_usage", Spec::Unsupported),
+    // Taken and ignored: it clears legacy usage records, which the emulator does not have (every
+    // metered price bills a meter, where Stripe says it has no effect).
+    opt("clear_usage", Spec::Bool),
     opt("deleted", Spec::Bool),
     opt("discounts", Spec::Unsupported),
     opt("id", Spec::Str(5000)),
@@ -1355,7 +1357,8 @@ const ITEM_UPDATE: &[Field] = &[
 ];
 
 const ITEM_DELETE: &[Field] = &[
-    opt("clear_usage", Spec::Unsupported),
+    // Taken and ignored, as in an update's items.
+    opt("clear_usage", Spec::Bool),
     opt("proration_behavior", PRORATION),
     opt("proration_date", Spec::Unsupported),
 ];
