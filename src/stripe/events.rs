@@ -439,8 +439,8 @@ pub struct EventRef<'a> {
     /// `created`, in seconds.
     pub created: i64,
     /// The whole event, compact JSON, as delivered (`pending_webhooks` in it is the number of
-    /// endpoints it goes to: none has acknowledged it yet). The stored bytes themselves: a delivery holds
-    /// them by reference count.
+    /// endpoints it goes to: none has acknowledged it yet). The stored bytes themselves: a
+    /// delivery holds them by reference count.
     pub json: &'a Bytes,
     /// The same event rendered at the other API versions its endpoints ask for (an endpoint's
     /// `api_version`, where it differs from the world's): Stripe renders a delivery's `data` at
