@@ -89,17 +89,15 @@ impl App {
         })
     }
 
-    /// How many destinations (the world's enabled endpoints whose `enabled_events` match, and
-    /// forwarding addresses) an event of type `kind` is sent to. Asked for every event as it is
-    /// stored, under the world's lock: an event that none receives is rendered only when read.
-    pub fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {
-        let endpoints = tenant.webhook_endpoints_receiving(kind).count();
-        let forwards = if self.webhooks.forwarded(kind) {
-            self.config.webhooks.forward_to.len()
+    /// How many forwarding addresses (`--forward-to`) an event of type `kind` is sent to, besides
+    /// the world's own endpoints, which the world counts itself. Asked for every event as it is
+    /// stored, under the world's lock: an event that nothing receives is rendered only when read.
+    pub fn webhook_forwards(&self, kind: &str) -> u32 {
+        if self.webhooks.forwarded(kind) {
+            u32::try_from(self.config.webhooks.forward_to.len()).unwrap_or(u32::MAX)
         } else {
             0
-        };
-        u32::try_from(endpoints + forwards).unwrap_or(u32::MAX)
+        }
     }
 
     /// Queues the webhook deliveries of `events`, just stored in `tenant`'s world, in the order
@@ -217,8 +215,8 @@ impl Outbox for App {
         versions::default_for(&self.store, world).0
     }
 
-    fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32 {
-        App::webhook_receivers(self, tenant, kind)
+    fn webhook_forwards(&self, kind: &str) -> u32 {
+        App::webhook_forwards(self, kind)
     }
 
     fn events_produced(&self, tenant: &Tenant, events: &[EventRef]) {

@@ -419,9 +419,9 @@ pub trait Outbox: Send + Sync {
     /// The API version a world's events are rendered in (its default).
     fn version_of(&self, world: &str) -> Version;
 
-    /// How many destinations an event of type `kind` of `tenant`'s world is sent to (called under
-    /// the world's lock).
-    fn webhook_receivers(&self, tenant: &Tenant, kind: &str) -> u32;
+    /// How many forwarding addresses an event of type `kind` is sent to, besides its world's
+    /// endpoints (called under the world's lock).
+    fn webhook_forwards(&self, kind: &str) -> u32;
 
     /// Takes the events of `tenant`'s world just stored that some destination receives, in the
     /// order they happened, and counts each one's [`EventRef::pending`] up by the endpoints it
@@ -762,7 +762,10 @@ impl ChangeHook for Recorder {
                 None => (None, None),
             };
             let created = to_secs(change.at);
-            let receivers = app.webhook_receivers(tenant, kind);
+            // The world's endpoints for the type, counted once: the delivered copy shows them.
+            let endpoints =
+                u32::try_from(tenant.webhook_endpoints_receiving(kind).count()).unwrap_or(u32::MAX);
+            let receivers = endpoints.saturating_add(app.webhook_forwards(kind));
             let body = if receivers == 0 && self_contained(&change.after) {
                 EventBody::Later(Box::new(Later {
                     change,
@@ -783,10 +786,7 @@ impl ChangeHook for Recorder {
                     version,
                     request,
                     idempotency_key,
-                    pending_webhooks: u32::try_from(
-                        tenant.webhook_endpoints_receiving(kind).count(),
-                    )
-                    .unwrap_or(u32::MAX),
+                    pending_webhooks: endpoints,
                 };
                 let id = ids::render(ids::EVENT, key);
                 let json = render_event(&id, kind, &change, &head, Some(tenant));
