@@ -95,7 +95,8 @@
 //!                plans, subscriptions, grant rules and their applications, wallets (views of lots),
 //!                the catalogue (products, prices, tiered amounts), meters and their usage
 //!                (events in hourly buckets), priced subscriptions (Stripe's) and their items,
-//!                invoice items, the cycle engine, webhook endpoints, billing alerts, metadata (pairs
+//!                invoice items, the cycle engine, previews (the next invoice after changes it
+//!                imagines, never stored), webhook endpoints, billing alerts, metadata (pairs
 //!                packed in one string); changes.rs (what each command
 //!                changed, handed by Store::with_tenant to the application's hook);
 //!                closed: facades read through queries and read-only index views (index.rs) and

@@ -50,6 +50,7 @@ mod stripe_customers;
 mod stripe_events;
 mod stripe_fixtures;
 mod stripe_invoice_list;
+mod stripe_invoice_previews;
 mod stripe_invoices_sdk;
 mod stripe_ledger;
 mod stripe_ledger_sdk;

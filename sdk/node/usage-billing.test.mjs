@@ -212,6 +212,25 @@ test('usage billing: the preview shows usage so far and projected credits, chang
   const invoices = await stripe.invoices.list({ customer: w.customer });
   assert.deepEqual(invoices.data.map((i) => i.billing_reason), ['subscription_create']);
 
+  // A subscription not yet made: its first invoice bills the seat for the first period in advance.
+  const seat = await stripe.prices.create({
+    product: w.product.id,
+    currency: 'usd',
+    unit_amount: 1200,
+    recurring: { interval: 'month' },
+  });
+  const newcomer = await stripe.customers.create({ name: 'Grace', test_clock: w.clock });
+  const first = await stripe.invoices.createPreview({
+    customer: newcomer.id,
+    subscription_details: { items: [{ price: seat.id, quantity: 2 }, { price: w.price.id }] },
+  });
+  assert.equal(first.billing_reason, 'upcoming');
+  assert.deepEqual(
+    first.lines.data.map((l) => [l.pricing.price_details.price, l.amount, l.period.start, l.period.end]),
+    [[seat.id, 2400, T0 + DAY, T1 + DAY]],
+  );
+  assert.deepEqual((await stripe.subscriptions.list({ customer: newcomer.id })).data, []);
+
   const stranger = await stripe.customers.create({ name: 'Nobody' });
   await assert.rejects(stripe.invoices.createPreview({ customer: stranger.id }), (err) => {
     assert.ok(err instanceof Stripe.errors.StripeInvalidRequestError);

@@ -178,6 +178,31 @@ assert [(c.amount, c.credit_balance_transaction) for c in projected] == [(150, N
 assert available(customer.id) == 150, "a preview changes nothing"
 assert client.v1.billing.credit_grants.retrieve(topup.id).voided_at is None
 
+# A preview of a change not made: the item at twice the price, ending at the period end, plus a
+# one-off charge (which comes first and takes no credit).
+double = client.v1.prices.create(
+    params={
+        "product": product.id,
+        "currency": "usd",
+        "unit_amount": 10,
+        "recurring": {"interval": "month", "usage_type": "metered", "meter": price.recurring.meter},
+    }
+)
+what_if = client.v1.invoices.create_preview(
+    params={
+        "subscription": sub.id,
+        "subscription_details": {"items": [{"id": item.id, "price": double.id}], "cancel_at_period_end": True},
+        "invoice_items": [{"amount": 300, "currency": "usd", "description": "Setup"}],
+    }
+)
+assert [(l.amount, l.parent.type) for l in what_if.lines.data] == [
+    (300, "invoice_item_details"),
+    (400, "subscription_item_details"),
+], what_if.lines
+assert what_if.lines.data[1].pricing.price_details.price == double.id
+assert (what_if.subtotal, what_if.total) == (700, 550)
+assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == price.id, "a preview changes nothing"
+
 # Nothing to preview for a customer without a subscription.
 stranger = client.v1.customers.create(params={"name": "Nobody"})
 try:

@@ -33,9 +33,18 @@ use super::{CollectionMethod, Event, Metadata, Tenant};
 use crate::ids::Key;
 use crate::time::Nanos;
 
+/// An item as its lines see it: the subscription's, or one a preview plans.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BilledItem {
+    pub key: Key,
+    pub price: Key,
+    pub quantity: Option<u64>,
+    pub created: Nanos,
+}
+
 /// Which items a set of lines bills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bill {
+pub(super) enum Bill {
     /// Licensed items, in advance, for this period.
     Licensed(Nanos, Nanos),
     /// Metered items, in arrears, for this period.
@@ -221,11 +230,29 @@ impl Tenant {
         let Some(s) = self.priced_subscription(sub) else {
             return Vec::new();
         };
-        let mut items: Vec<_> = s
+        let items: Vec<_> = s
             .items
             .iter()
             .filter_map(|&k| self.subscription_item(k))
+            .map(|i| BilledItem {
+                key: i.key,
+                price: i.price,
+                quantity: i.quantity,
+                created: i.created,
+            })
             .collect();
+        self.item_lines(sub, s.customer, items, bills)
+    }
+
+    /// The lines billing `items` of subscription `sub` (of `customer`) as `bills` say, newest
+    /// item first; see [`Tenant::subscription_lines`].
+    pub(super) fn item_lines(
+        &self,
+        sub: Key,
+        customer: Key,
+        mut items: Vec<BilledItem>,
+        bills: &[Bill],
+    ) -> Vec<DraftLine> {
         items.sort_by_key(|i| std::cmp::Reverse((i.created, i.key)));
         let mut lines = Vec::new();
         for item in items {
@@ -236,7 +263,7 @@ impl Tenant {
                 };
                 let (period, quantity, usage) = match (*bill, price.meter()) {
                     (Bill::Metered(from, to), Some(meter)) if price.is_metered() => {
-                        let q = self.meter_usage(meter, s.customer, from, to);
+                        let q = self.meter_usage(meter, customer, from, to);
                         (
                             (from, to),
                             q,
@@ -305,101 +332,6 @@ impl Tenant {
 }
 
 impl Tenant {
-    /// The invoice `sub` would get at the end of its current period, as of the customer's now,
-    /// never stored and changing nothing: the customer's pending invoice items it would take,
-    /// metered items with the usage reported so far, licensed items for the next period, and the
-    /// credits that would be applied if it finalized now
-    /// (each credit keyed by the lot it would come from; the lines are keyed by their items).
-    pub fn preview_subscription_invoice(&self, sub: Key) -> Option<super::Invoice> {
-        let s = self.priced_subscription(sub)?;
-        let now = self.now_for(s.customer);
-        let (start, end) = (s.current_period_start, s.current_period_end);
-        let next_end = super::priced_subscriptions::next_period_end(s, end).unwrap_or(end);
-        let mut bills = vec![Bill::Metered(start, end)];
-        if self.subscription_end_due(sub).is_none() {
-            bills.push(Bill::Licensed(end, next_end));
-        }
-        let created = end.max(now);
-        // The customer's pending invoice items come first, as on the invoice the period will make.
-        let items = self.pending_item_lines(s.customer, s.currency, Some(sub), now);
-        let lines = items
-            .into_iter()
-            .map(|(_, mut l)| {
-                l.period.1 = created;
-                l
-            })
-            .chain(self.subscription_lines(sub, &bills));
-        let domain = self.domain_of(s.customer);
-        let test_clock = match domain {
-            super::Domain::Clock(c) => Some(c),
-            super::Domain::Tenant => None,
-        };
-        // Lines are keyed by their items (subscription items, invoice items), which is how a
-        // preview names them (`il_tmp_…`).
-        let lines = lines
-            .map(|l| {
-                let key = match l.source {
-                    LineSource::SubscriptionItem { item, .. } => item,
-                    LineSource::InvoiceItem(item) => item,
-                    LineSource::Direct => 0,
-                };
-                super::InvoiceLine::from_draft(key, l)
-            })
-            .collect();
-        let new = NewInvoice {
-            customer: s.customer,
-            currency: s.currency,
-            subscription: Some(sub),
-            billing_reason: BillingReason::Upcoming,
-            collection_method: s.collection_method,
-            auto_advance: true,
-            days_until_due: s.days_until_due,
-            period: Some((start, end)),
-            lines: Vec::new(),
-            description: None,
-            metadata: Metadata::new(),
-        };
-        let mut invoice = super::Invoice::draft(sub, new, test_clock, created, None, lines);
-        self.project_credits(&mut invoice, now);
-        Some(invoice)
-    }
-
-    /// Fills a projected invoice's line credits with what its customer's lots would pay at `now`,
-    /// in the spending order finalization uses, without touching the lots.
-    fn project_credits(&self, invoice: &mut super::Invoice, now: Nanos) {
-        let (currency, period_end) = (invoice.currency, invoice.period_end);
-        let order = self.lots_in_spend_order(invoice.customer, |l| {
-            l.currency == currency && l.is_spendable(now) && l.effective_at <= period_end
-        });
-        let mut used: std::collections::HashMap<Key, Decimal> = Default::default();
-        for line in invoice.lines.iter_mut().filter(|l| l.creditable) {
-            let mut left = Decimal::from(line.amount.max(0));
-            for &lot_key in &order {
-                if left <= Decimal::ZERO {
-                    break;
-                }
-                let Some(lot) = self.lot(lot_key) else {
-                    continue;
-                };
-                if !lot
-                    .applicability
-                    .covers(line.price.as_deref(), line.price_key)
-                {
-                    continue;
-                }
-                let spent = used.entry(lot_key).or_default();
-                let take = left.min(lot.remaining - *spent).floor();
-                if take <= Decimal::ZERO {
-                    continue;
-                }
-                *spent += take;
-                left -= take;
-                line.credits
-                    .push((lot_key, crate::model::money::to_minor_i64(take)));
-            }
-        }
-    }
-
     /// The subscription a customer's next invoice comes from: of those that have not ended, the
     /// one whose period ends first.
     pub fn next_invoicing_subscription(&self, customer: Key) -> Option<Key> {

@@ -196,6 +196,18 @@ impl Tenant {
         Ok(())
     }
 
+    /// The currency of `customer`'s newest pending invoice item that waits for no subscription in
+    /// particular, if it has one.
+    pub(super) fn newest_pending_currency(&self, customer: Key) -> Option<super::Currency> {
+        let pending = self.invoice_items.pending.get(&customer)?;
+        pending
+            .iter()
+            .rev()
+            .filter_map(|key| self.invoice_items.items.get(key))
+            .find(|item| item.subscription.is_none())
+            .map(|item| item.currency)
+    }
+
     /// The lines a new invoice of `customer` in `currency`, made at `at` by `subscription` (`None`:
     /// a one-off invoice), takes from the customer's pending items, newest first (Stripe lists
     /// them so, ahead of the subscription's lines), each with its item's key. An invoice takes the

@@ -51,6 +51,7 @@ mod meters;
 pub mod money;
 pub mod periods;
 mod plans;
+mod previews;
 mod priced_subscriptions;
 mod subscriptions;
 mod tenant;
@@ -100,6 +101,7 @@ pub use meters::{
 };
 pub use money::Currency;
 pub use plans::{NewPlan, Plan, PlanStatus};
+pub use previews::PreviewChanges;
 use priced_subscriptions::PricedBilling;
 pub use priced_subscriptions::{
     BillingMode, CancellationDetails, CancellationFeedback, CancellationReason, End, ItemChange,

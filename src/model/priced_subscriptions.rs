@@ -269,6 +269,10 @@ pub enum ItemChange {
     Remove(Key),
 }
 
+/// An item as a change would leave it: its key if it exists already, its price, its quantity
+/// (`None` for a metered price) and its metadata.
+pub(super) type PlannedItem = (Option<Key>, Key, Option<u64>, Metadata);
+
 /// What an update changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PricedUpdate {
@@ -407,6 +411,26 @@ pub(super) fn next_period_end(s: &PricedSubscription, end: Nanos) -> Option<Nano
     next_boundary(s.billing_cycle_anchor, s.interval, s.interval_count, end)
 }
 
+/// What the checks of a new subscription found ([`Tenant::check_new_subscription`]).
+pub(super) struct Checked {
+    /// The customer's test clock.
+    pub test_clock: Option<Key>,
+    /// The items' currency.
+    pub currency: Currency,
+    /// The items' interval.
+    pub interval: Interval,
+    /// Intervals a period.
+    pub interval_count: u32,
+    /// Each item's quantity, in order (`None` for a metered price).
+    pub quantities: Vec<Option<u64>>,
+    /// The customer's now.
+    pub now: Nanos,
+    /// The billing cycle anchor.
+    pub anchor: Nanos,
+    /// The end of the first period.
+    pub period_end: Nanos,
+}
+
 /// The price facts an item needs checked: its currency and interval.
 type PriceFacts = (Currency, Interval, u32, bool);
 
@@ -527,13 +551,12 @@ impl Tenant {
         }
     }
 
-    /// Creates a priced subscription at the customer's now: checks the customer, every item's
-    /// price (recurring, active, one currency and one interval, each price once), the anchor and
-    /// the limits, then makes it `active` with its first period.
-    pub fn create_priced_subscription(
-        &mut self,
-        new: NewPricedSubscription,
-    ) -> Result<Key, PricedError> {
+    /// What [`Tenant::create_priced_subscription`] checks before it makes anything, and what the
+    /// checks found. Changes nothing; shared by a creation and its preview.
+    pub(super) fn check_new_subscription(
+        &self,
+        new: &NewPricedSubscription,
+    ) -> Result<Checked, PricedError> {
         let customer = self
             .live_customer(new.customer)
             .ok_or(PricedError::NoSuchCustomer)?;
@@ -602,6 +625,35 @@ impl Tenant {
             return Err(PricedError::CustomerLimit);
         }
         let period_end = if anchor > now { anchor } else { natural };
+        Ok(Checked {
+            test_clock,
+            currency,
+            interval,
+            interval_count,
+            quantities,
+            now,
+            anchor,
+            period_end,
+        })
+    }
+
+    /// Creates a priced subscription at the customer's now: checks the customer, every item's
+    /// price (recurring, active, one currency and one interval, each price once), the anchor and
+    /// the limits, then makes it `active` with its first period.
+    pub fn create_priced_subscription(
+        &mut self,
+        new: NewPricedSubscription,
+    ) -> Result<Key, PricedError> {
+        let Checked {
+            test_clock,
+            currency,
+            interval,
+            interval_count,
+            quantities,
+            now,
+            anchor,
+            period_end,
+        } = self.check_new_subscription(&new)?;
         let key = self.next_key();
         let mut items = Vec::with_capacity(new.items.len());
         for (item, quantity) in new.items.into_iter().zip(quantities) {
@@ -700,83 +752,7 @@ impl Tenant {
         if update.cancel_at.flatten().is_some_and(|c| c <= now) {
             return Err(PricedError::CancelAtNotFuture);
         }
-        // The items as they will be: (key if it exists already, price, quantity, metadata).
-        let mut planned: Vec<(Option<Key>, Key, Option<u64>, Metadata)> = sub
-            .items
-            .iter()
-            .filter_map(|k| self.priced.items.get(k))
-            .map(|i| (Some(i.key), i.price, i.quantity, i.metadata.clone()))
-            .collect();
-        let (currency, interval, count) = (sub.currency, sub.interval, sub.interval_count);
-        let fits = |t: &Tenant, price: Key| -> Result<bool, ItemProblem> {
-            let (c, i, n, metered) = t.item_price(price)?;
-            if c != currency {
-                return Err(ItemProblem::CurrencyMismatch);
-            }
-            if (i, n) != (interval, count) {
-                return Err(ItemProblem::IntervalMismatch);
-            }
-            Ok(metered)
-        };
-        for (i, change) in update.items.iter().enumerate() {
-            let err = |p| PricedError::Item(i, p);
-            match change {
-                ItemChange::Add(item) => {
-                    let metered = fits(self, item.price).map_err(err)?;
-                    let quantity = Self::item_quantity(metered, item.quantity).map_err(err)?;
-                    if planned.iter().any(|p| p.1 == item.price) {
-                        return Err(err(ItemProblem::DuplicatePrice(item.price)));
-                    }
-                    planned.push((None, item.price, quantity, item.metadata.clone()));
-                }
-                ItemChange::Update {
-                    item,
-                    price,
-                    quantity,
-                    metadata,
-                } => {
-                    let at = planned
-                        .iter()
-                        .position(|p| p.0 == Some(*item))
-                        .ok_or(err(ItemProblem::NoSuchItem))?;
-                    let new_price = price.unwrap_or(planned[at].1);
-                    let metered = fits(self, new_price).map_err(err)?;
-                    if planned
-                        .iter()
-                        .enumerate()
-                        .any(|(j, p)| j != at && p.1 == new_price)
-                    {
-                        return Err(err(ItemProblem::DuplicatePrice(new_price)));
-                    }
-                    let kept = match (metered, quantity, price) {
-                        (true, Some(_), _) => return Err(err(ItemProblem::QuantityOnMetered)),
-                        (true, None, _) => None,
-                        (false, Some(q), _) => Some(*q),
-                        // A licensed item keeps its quantity; one that was metered starts at 1.
-                        (false, None, _) => Some(planned[at].2.unwrap_or(1)),
-                    };
-                    let entry = &mut planned[at];
-                    entry.1 = new_price;
-                    entry.2 = kept;
-                    if let Some(m) = metadata {
-                        entry.3 = m.clone();
-                    }
-                }
-                ItemChange::Remove(item) => {
-                    let at = planned
-                        .iter()
-                        .position(|p| p.0 == Some(*item))
-                        .ok_or(err(ItemProblem::NoSuchItem))?;
-                    planned.remove(at);
-                }
-            }
-        }
-        if planned.is_empty() {
-            return Err(PricedError::NoItems);
-        }
-        if planned.len() > MAX_ITEMS {
-            return Err(PricedError::TooManyItems(planned.len()));
-        }
+        let planned = self.plan_items(sub, &update.items)?;
         // Everything is checked: change the world.
         let Some(mut sub) = self.priced.subscriptions.get(&key).cloned() else {
             return Err(PricedError::NotFound);
@@ -840,6 +816,93 @@ impl Tenant {
         self.record_subscription(key, now, before);
         self.schedule_cycle(key);
         Ok(())
+    }
+
+    /// The items `sub` would have after `changes` (each as the earlier ones left them), or why
+    /// they are refused: one to [`MAX_ITEMS`] items, each price once, all in the subscription's
+    /// currency and interval. Changes nothing; shared by an update and its preview.
+    pub(super) fn plan_items(
+        &self,
+        sub: &PricedSubscription,
+        changes: &[ItemChange],
+    ) -> Result<Vec<PlannedItem>, PricedError> {
+        let mut planned: Vec<PlannedItem> = sub
+            .items
+            .iter()
+            .filter_map(|k| self.priced.items.get(k))
+            .map(|i| (Some(i.key), i.price, i.quantity, i.metadata.clone()))
+            .collect();
+        let (currency, interval, count) = (sub.currency, sub.interval, sub.interval_count);
+        let fits = |t: &Tenant, price: Key| -> Result<bool, ItemProblem> {
+            let (c, i, n, metered) = t.item_price(price)?;
+            if c != currency {
+                return Err(ItemProblem::CurrencyMismatch);
+            }
+            if (i, n) != (interval, count) {
+                return Err(ItemProblem::IntervalMismatch);
+            }
+            Ok(metered)
+        };
+        for (i, change) in changes.iter().enumerate() {
+            let err = |p| PricedError::Item(i, p);
+            match change {
+                ItemChange::Add(item) => {
+                    let metered = fits(self, item.price).map_err(err)?;
+                    let quantity = Self::item_quantity(metered, item.quantity).map_err(err)?;
+                    if planned.iter().any(|p| p.1 == item.price) {
+                        return Err(err(ItemProblem::DuplicatePrice(item.price)));
+                    }
+                    planned.push((None, item.price, quantity, item.metadata.clone()));
+                }
+                ItemChange::Update {
+                    item,
+                    price,
+                    quantity,
+                    metadata,
+                } => {
+                    let at = planned
+                        .iter()
+                        .position(|p| p.0 == Some(*item))
+                        .ok_or(err(ItemProblem::NoSuchItem))?;
+                    let new_price = price.unwrap_or(planned[at].1);
+                    let metered = fits(self, new_price).map_err(err)?;
+                    if planned
+                        .iter()
+                        .enumerate()
+                        .any(|(j, p)| j != at && p.1 == new_price)
+                    {
+                        return Err(err(ItemProblem::DuplicatePrice(new_price)));
+                    }
+                    let kept = match (metered, quantity, price) {
+                        (true, Some(_), _) => return Err(err(ItemProblem::QuantityOnMetered)),
+                        (true, None, _) => None,
+                        (false, Some(q), _) => Some(*q),
+                        // A licensed item keeps its quantity; one that was metered starts at 1.
+                        (false, None, _) => Some(planned[at].2.unwrap_or(1)),
+                    };
+                    let entry = &mut planned[at];
+                    entry.1 = new_price;
+                    entry.2 = kept;
+                    if let Some(m) = metadata {
+                        entry.3 = m.clone();
+                    }
+                }
+                ItemChange::Remove(item) => {
+                    let at = planned
+                        .iter()
+                        .position(|p| p.0 == Some(*item))
+                        .ok_or(err(ItemProblem::NoSuchItem))?;
+                    planned.remove(at);
+                }
+            }
+        }
+        if planned.is_empty() {
+            return Err(PricedError::NoItems);
+        }
+        if planned.len() > MAX_ITEMS {
+            return Err(PricedError::TooManyItems(planned.len()));
+        }
+        Ok(planned)
     }
 
     /// Ends a subscription at `end.at`: `canceled`, with `ended_at` and the reason set. With

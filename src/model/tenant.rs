@@ -194,6 +194,14 @@ impl Tenant {
         self.ids.next(to_millis(real_now()))
     }
 
+    /// The keys the next `n` objects would get, changing nothing: what a preview names the
+    /// objects it imagines by.
+    pub(super) fn peek_keys(&self, n: usize) -> Vec<Key> {
+        let mut ids = self.ids.clone();
+        let now = to_millis(real_now());
+        (0..n).map(|_| ids.next(now)).collect()
+    }
+
     /// Runs `make` with the key the next object will get, for an object whose parts are checked
     /// against its key before it exists. When `make` refuses, the key is given back: the world is
     /// left exactly as it was, the keys later objects get and whether it counts as untouched (see

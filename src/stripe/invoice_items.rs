@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, Deleted, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
 use super::{customers, ids, subscriptions};
+use crate::form::Params;
 use crate::ids::Key;
 use crate::model::{
     Currency, InvoiceItem, InvoiceItemError, Metadata, NewInvoiceItem, Scheme, Tenant,
@@ -192,20 +193,198 @@ fn lookup(t: &Tenant, id: &str) -> StripeResult<Key> {
 enum Priced {
     /// A total in minor units, in a currency.
     Amount(i64),
-    /// Units of a catalog price.
-    Price(String, &'static str),
+    /// Units of a catalog price, and the parameter that named it.
+    Price(String, String),
     /// Units at a decimal unit amount.
     UnitAmount(Decimal),
 }
 
-/// `POST /v1/invoiceitems`.
-pub struct Create {
-    customer: String,
+/// A one-off charge as sent: to `POST /v1/invoiceitems`, or as one of a preview's
+/// `invoice_items[]`.
+pub(super) struct SentCharge {
     currency: Option<Currency>,
     priced: Priced,
     quantity: Option<u64>,
     description: Option<String>,
     metadata: Metadata,
+}
+
+/// How `POST /v1/invoiceitems` names the ways to price a charge, in its errors.
+pub(super) const ITEM_PRICINGS: &str = "amount, pricing[price], unit_amount_decimal";
+
+/// Reads a charge from `p`, each field's name spelled by `param` (`amount`, or
+/// `invoice_items[0][amount]`); `pricings` names the ways to price it when none or several are
+/// sent. `unit_amount` (whole minor units) is a preview's; the item endpoint's table refuses it
+/// before this runs.
+pub(super) fn read_charge(
+    p: &Params,
+    param: &dyn Fn(&str) -> String,
+    pricings: &str,
+) -> StripeResult<SentCharge> {
+    let price = match (
+        get_str(p, "price"),
+        get_obj(p, "pricing").and_then(|o| get_str(o, "price")),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(StripeError::invalid(
+                "You may only specify one of these parameters: price, pricing[price].",
+            ))
+        }
+        (Some(id), None) => Some((id.to_string(), param("price"))),
+        (None, Some(id)) => Some((id.to_string(), param("pricing[price]"))),
+        (None, None) => None,
+    };
+    let amount = get_int(p, "amount");
+    let unit =
+        match (get_str(p, "unit_amount_decimal"), get_int(p, "unit_amount")) {
+            (Some(_), Some(_)) => return Err(StripeError::invalid(
+                "You may only specify one of these parameters: unit_amount, unit_amount_decimal.",
+            )),
+            (Some(u), None) => Some(read_unit_decimal(u, &param("unit_amount_decimal"))?),
+            (None, Some(u)) => Some(Decimal::from(in_range(
+                u,
+                0,
+                MAX_AMOUNT,
+                &param("unit_amount"),
+            )?)),
+            (None, None) => None,
+        };
+    let quantity = match get_int(p, "quantity") {
+        Some(q) => Some(in_range(q, 0, 1_000_000_000, &param("quantity"))? as u64),
+        None => None,
+    };
+    let priced = match (amount, price, unit) {
+        (Some(a), None, None) => {
+            if quantity.is_some() {
+                return Err(StripeError::invalid(
+                    "You may only specify one of these parameters: amount, quantity.",
+                ));
+            }
+            Priced::Amount(in_range(a, -MAX_AMOUNT, MAX_AMOUNT, &param("amount"))?)
+        }
+        (None, Some((id, param)), None) => Priced::Price(id, param),
+        (None, None, Some(u)) => Priced::UnitAmount(u),
+        (None, None, None) => {
+            return Err(StripeError::invalid(format!(
+                "You must specify one of these parameters: {pricings}."
+            )))
+        }
+        _ => {
+            return Err(StripeError::invalid(format!(
+                "You may only specify one of these parameters: {pricings}."
+            )))
+        }
+    };
+    let currency = match get_str(p, "currency") {
+        Some(c) => Some(currency(c, &param("currency"))?),
+        None if !matches!(priced, Priced::Price(..)) => {
+            return Err(StripeError::missing_param(&param("currency")))
+        }
+        None => None,
+    };
+    Ok(SentCharge {
+        currency,
+        priced,
+        quantity,
+        description: get_str(p, "description")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        metadata: new_metadata(p, "metadata", &param("metadata"))?,
+    })
+}
+
+/// `unit_amount_decimal`: digits with at most one point (no sign, exponent or spaces), at most
+/// twelve decimals.
+fn read_unit_decimal(u: &str, param: &str) -> StripeResult<Decimal> {
+    let plain = !u.is_empty()
+        && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && u.bytes().filter(|b| *b == b'.').count() <= 1;
+    plain
+        .then(|| u.parse::<Decimal>().ok())
+        .flatten()
+        .filter(|d| *d >= Decimal::ZERO && d.scale() <= 12)
+        .ok_or_else(|| StripeError::invalid(format!("Invalid decimal: {u}")).param(param))
+}
+
+/// The item a charge makes for `customer`: a catalog price must exist, be one-time, active and
+/// in the charge's currency. `subscription` is left for the caller.
+pub(super) fn resolve_charge(
+    t: &Tenant,
+    customer: Key,
+    sent: SentCharge,
+) -> StripeResult<NewInvoiceItem> {
+    let quantity = sent.quantity.unwrap_or(1);
+    let (currency, price, product, unit_amount) = match &sent.priced {
+        Priced::Amount(a) => (sent.currency, None, None, Decimal::from(*a)),
+        Priced::UnitAmount(u) => (sent.currency, None, None, *u),
+        Priced::Price(id, param) => {
+            let price = super::catalog::find_price(t, id)
+                .and_then(|k| t.price(k))
+                .ok_or_else(|| super::catalog::no_such_price(id, param, 400))?;
+            if price.recurring.is_some() {
+                return Err(StripeError::invalid(
+                    "The price specified is set to `type=recurring` but this field only accepts prices with `type=one_time`.",
+                )
+                .param(param.as_str()));
+            }
+            if !price.active {
+                return Err(StripeError::invalid(format!(
+                    "The price specified ({id}) is inactive. This field only accepts active prices."
+                ))
+                .param(param.as_str()));
+            }
+            if sent.currency.is_some_and(|c| c != price.currency) {
+                return Err(StripeError::invalid(format!(
+                    "The price specified ({id}) is in {}, but the invoice item's currency is {}.",
+                    price.currency.as_str(),
+                    sent.currency
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_default()
+                ))
+                .param(param.as_str()));
+            }
+            let unit = match &price.scheme {
+                Scheme::PerUnit { unit_amount } => *unit_amount,
+                Scheme::Tiered { .. } => {
+                    price.amount_for(Decimal::from(quantity)) / Decimal::from(quantity.max(1))
+                }
+            };
+            (
+                Some(price.currency),
+                Some(price.key),
+                Some(price.product),
+                unit,
+            )
+        }
+    };
+    Ok(NewInvoiceItem {
+        customer,
+        currency: currency.expect("checked in read_charge or taken from the price"),
+        price,
+        product,
+        quantity,
+        unit_amount,
+        description: sent.description,
+        metadata: sent.metadata,
+        subscription: None,
+    })
+}
+
+impl SentCharge {
+    /// The parameter to name when the charge's currency does not fit: `currency` when it was
+    /// sent, else the price's.
+    pub(super) fn currency_param(&self, param: &dyn Fn(&str) -> String) -> String {
+        match &self.priced {
+            Priced::Price(_, name) if self.currency.is_none() => name.clone(),
+            _ => param("currency"),
+        }
+    }
+}
+
+/// `POST /v1/invoiceitems`.
+pub struct Create {
+    customer: String,
+    charge: SentCharge,
     subscription: Option<String>,
     expand: Expand,
 }
@@ -220,78 +399,9 @@ impl Operation for Create {
         let customer = get_str(p, "customer")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| StripeError::missing_param("customer"))?;
-        let price = match (
-            get_str(p, "price"),
-            get_obj(p, "pricing").and_then(|o| get_str(o, "price")),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(StripeError::invalid(
-                    "You may only specify one of these parameters: price, pricing[price].",
-                ))
-            }
-            (Some(id), None) => Some((id.to_string(), "price")),
-            (None, Some(id)) => Some((id.to_string(), "pricing[price]")),
-            (None, None) => None,
-        };
-        let amount = get_int(p, "amount");
-        let unit = get_str(p, "unit_amount_decimal");
-        let quantity = match get_int(p, "quantity") {
-            Some(q) => Some(in_range(q, 0, 1_000_000_000, "quantity")? as u64),
-            None => None,
-        };
-        let priced = match (amount, price, unit) {
-            (Some(a), None, None) => {
-                if quantity.is_some() {
-                    return Err(StripeError::invalid(
-                        "You may only specify one of these parameters: amount, quantity.",
-                    ));
-                }
-                Priced::Amount(in_range(a, -MAX_AMOUNT, MAX_AMOUNT, "amount")?)
-            }
-            (None, Some((id, param)), None) => Priced::Price(id, param),
-            (None, None, Some(u)) => {
-                // Digits with at most one point: no sign, exponent or spaces.
-                let plain = !u.is_empty()
-                    && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                    && u.bytes().filter(|b| *b == b'.').count() <= 1;
-                let d = plain
-                    .then(|| u.parse::<Decimal>().ok())
-                    .flatten()
-                    .filter(|d| *d >= Decimal::ZERO && d.scale() <= 12)
-                    .ok_or_else(|| {
-                        StripeError::invalid(format!("Invalid decimal: {u}"))
-                            .param("unit_amount_decimal")
-                    })?;
-                Priced::UnitAmount(d)
-            }
-            (None, None, None) => {
-                return Err(StripeError::invalid(
-                    "You must specify one of these parameters: amount, pricing[price], unit_amount_decimal.",
-                ))
-            }
-            _ => {
-                return Err(StripeError::invalid(
-                    "You may only specify one of these parameters: amount, pricing[price], unit_amount_decimal.",
-                ))
-            }
-        };
-        let currency = match get_str(p, "currency") {
-            Some(c) => Some(currency(c, "currency")?),
-            None if !matches!(priced, Priced::Price(..)) => {
-                return Err(StripeError::missing_param("currency"))
-            }
-            None => None,
-        };
-        let metadata = new_metadata(p, "metadata", "metadata")?;
         Ok(Create {
             customer: customer.to_string(),
-            currency,
-            priced,
-            quantity,
-            description: get_str(p, "description")
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            metadata,
+            charge: read_charge(p, &|f| f.to_string(), ITEM_PRICINGS)?,
             subscription: get_str(p, "subscription")
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
@@ -305,74 +415,22 @@ impl Operation for Create {
             Some(id) => Some(subscription_of(t, id, customer, &self.customer)?),
             None => None,
         };
-        let quantity = self.quantity.unwrap_or(1);
-        let (currency, price, product, unit_amount) = match &self.priced {
-            Priced::Amount(a) => (self.currency, None, None, Decimal::from(*a)),
-            Priced::UnitAmount(u) => (self.currency, None, None, *u),
-            Priced::Price(id, param) => {
-                let price = super::catalog::find_price(t, id)
-                    .and_then(|k| t.price(k))
-                    .ok_or_else(|| super::catalog::no_such_price(id, param, 400))?;
-                if price.recurring.is_some() {
-                    return Err(StripeError::invalid(
-                        "The price specified is set to `type=recurring` but this field only accepts prices with `type=one_time`.",
-                    )
-                    .param(*param));
-                }
-                if !price.active {
-                    return Err(StripeError::invalid(format!(
-                        "The price specified ({id}) is inactive. This field only accepts active prices."
-                    ))
-                    .param(*param));
-                }
-                if self.currency.is_some_and(|c| c != price.currency) {
-                    return Err(StripeError::invalid(format!(
-                        "The price specified ({id}) is in {}, but the invoice item's currency is {}.",
-                        price.currency.as_str(),
-                        self.currency.map(|c| c.as_str().to_string()).unwrap_or_default()
-                    ))
-                    .param("currency"));
-                }
-                let unit = match &price.scheme {
-                    Scheme::PerUnit { unit_amount } => *unit_amount,
-                    Scheme::Tiered { .. } => {
-                        price.amount_for(Decimal::from(quantity)) / Decimal::from(quantity.max(1))
-                    }
-                };
-                (
-                    Some(price.currency),
-                    Some(price.key),
-                    Some(price.product),
-                    unit,
-                )
-            }
-        };
-        let currency = currency.expect("checked in parse or taken from the price");
-        if let Some((_, sub_currency)) = subscription {
-            if sub_currency != currency {
+        let plain = |f: &str| f.to_string();
+        let currency_param = self.charge.currency_param(&plain);
+        let mut item = resolve_charge(t, customer, self.charge)?;
+        if let Some((key, sub_currency)) = subscription {
+            if sub_currency != item.currency {
                 return Err(StripeError::invalid(format!(
                     "The invoice item's currency ({}) must be the currency of the subscription {} ({}): it is added to that subscription's next invoice.",
-                    currency.as_str(),
+                    item.currency.as_str(),
                     self.subscription.as_deref().unwrap_or_default(),
                     sub_currency.as_str()
                 ))
-                .param(match &self.priced {
-                    Priced::Price(_, param) if self.currency.is_none() => param,
-                    _ => "currency",
-                }));
+                .param(currency_param));
             }
+            item.subscription = Some(key);
         }
-        let key = t.create_invoice_item(NewInvoiceItem {
-            customer,
-            currency,
-            price,
-            product,
-            quantity,
-            unit_amount,
-            description: self.description,
-            metadata: self.metadata,
-            subscription: subscription.map(|(key, _)| key),
-        });
+        let key = t.create_invoice_item(item);
         Ok((key, self.expand))
     }
 

@@ -7,12 +7,12 @@ use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
-use super::{customers, ids, subscriptions};
+use super::{customers, ids, invoice_items, subscriptions};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
     BillingReason, CollectionMethod, Currency, Invoice, InvoiceError, InvoiceLine, InvoiceList,
-    InvoiceStatus, LineSource, Metadata, NewInvoice, NewInvoiceLine, Tenant,
+    InvoiceStatus, LineSource, Metadata, NewInvoice, NewInvoiceLine, PreviewChanges, Tenant,
 };
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
@@ -1272,33 +1272,79 @@ impl Operation for Create {
     }
 }
 
+/// One of a preview's `invoice_items[]`: a charge as an invoice item would make it.
+const PREVIEW_ITEM: &[Field] = &[
+    opt("amount", Spec::Int),
+    opt("currency", Spec::Str(5000)),
+    opt("description", Spec::Str(5000)),
+    opt("discountable", Spec::Bool),
+    opt("discounts", Spec::Unsupported),
+    opt("invoiceitem", Spec::Unsupported),
+    opt("metadata", Spec::Metadata),
+    opt("period", Spec::Unsupported),
+    opt("price", Spec::Str(5000)),
+    opt("price_data", Spec::Unsupported),
+    opt("quantity", Spec::Int),
+    opt("tax_behavior", Spec::Unsupported),
+    opt("tax_code", Spec::Unsupported),
+    opt("tax_rates", Spec::Unsupported),
+    opt("unit_amount", Spec::Int),
+    opt("unit_amount_decimal", Spec::Str(5000)),
+];
+
+/// At most this many `invoice_items[]` on a preview, as Stripe.
+const MAX_PREVIEW_ITEMS: usize = 250;
+
 const PREVIEW: &[Field] = &[
     opt("automatic_tax", Spec::Unsupported),
-    opt("currency", Spec::Unsupported),
+    opt("currency", Spec::Str(5000)),
     opt("customer", Spec::Str(5000)),
     opt("customer_account", Spec::Unsupported),
     opt("customer_details", Spec::Unsupported),
     opt("discounts", Spec::Unsupported),
     EXPAND,
-    opt("invoice_items", Spec::Unsupported),
+    opt(
+        "invoice_items",
+        Spec::Array(&Spec::Obj(PREVIEW_ITEM), MAX_PREVIEW_ITEMS),
+    ),
     opt("issuer", Spec::Unsupported),
     opt("on_behalf_of", Spec::Unsupported),
     opt("preview_mode", Spec::Enum(&["next", "recurring"])),
     opt("schedule", Spec::Unsupported),
     opt("schedule_details", Spec::Unsupported),
     opt("subscription", Spec::Str(5000)),
-    opt("subscription_details", Spec::Unsupported),
+    opt(
+        "subscription_details",
+        Spec::Obj(subscriptions::PREVIEW_DETAILS),
+    ),
 ];
 
-/// `POST /v1/invoices/create_preview`: the invoice a subscription will get at the end of its
-/// current period, never stored (`upcoming_in_…`, lines `il_tmp_…`): metered usage reported so far,
-/// licensed items for the next period, and the credits that would be applied now, without
-/// `credit_balance_transaction`s. Without `subscription`, the customer's subscription whose
-/// period ends first.
+/// `POST /v1/invoices/create_preview`: the invoice a customer would get next, never stored
+/// (`upcoming_in_…`, lines `il_tmp_…`), with the credits it would take projected onto its lines
+/// (no `credit_balance_transaction`s). Which invoice:
+///
+/// - with `subscription`: that subscription's next one (at its period end, or when it ends):
+///   metered usage reported so far, licensed items for the next period;
+/// - with `customer` and `subscription_details[items]`: the first invoice of a subscription of
+///   those items;
+/// - with `customer` alone: its subscription whose period ends first, or without one, a one-off
+///   invoice of its pending invoice items.
+///
+/// `subscription_details` imagines an update first (items, `cancel_at`, `cancel_at_period_end`,
+/// `cancel_now`), checked as the update would be; `invoice_items[]` adds one-off charges, which
+/// come first, newest first, as pending invoice items do. Nothing is kept.
 pub struct CreatePreview {
     customer: Option<String>,
     subscription: Option<String>,
+    details: Option<subscriptions::SentDetails>,
+    charges: Vec<invoice_items::SentCharge>,
+    currency: Option<Currency>,
     expand: Expand,
+}
+
+/// `invoice_items[i][field]`.
+fn preview_item(i: usize, field: &str) -> String {
+    format!("invoice_items[{i}][{field}]")
 }
 
 impl Operation for CreatePreview {
@@ -1312,14 +1358,35 @@ impl Operation for CreatePreview {
         if customer.is_none() && subscription.is_none() {
             return Err(StripeError::missing_param("customer"));
         }
+        let details = subscriptions::SentDetails::read(p)?;
+        let nodes = p.get("invoice_items").map(list_items).unwrap_or_default();
+        let mut charges = Vec::with_capacity(nodes.len());
+        for (i, node) in nodes.into_iter().enumerate() {
+            let Node::Map(item) = node else {
+                return Err(
+                    StripeError::invalid("Invalid hash").param(format!("invoice_items[{i}]"))
+                );
+            };
+            charges.push(invoice_items::read_charge(
+                item,
+                &|f| preview_item(i, f),
+                "amount, price, unit_amount, unit_amount_decimal",
+            )?);
+        }
         Ok(CreatePreview {
             customer,
             subscription,
+            details,
+            charges,
+            currency: text("currency")
+                .map(|c| currency(&c, "currency"))
+                .transpose()?,
             expand: Expand::read(p, EXPANDABLE, input.version)?,
         })
     }
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let customer_id = self.customer.as_deref().unwrap_or_default();
         let customer = match &self.customer {
             Some(id) => Some(customers::lookup_param(t, id, "customer")?),
             None => None,
@@ -1330,8 +1397,7 @@ impl Operation for CreatePreview {
                 let key = s.key;
                 if customer.is_some_and(|c| c != s.customer) {
                     return Err(StripeError::invalid(format!(
-                        "The subscription {id} does not belong to the customer {}.",
-                        self.customer.as_deref().unwrap_or_default()
+                        "The subscription {id} does not belong to the customer {customer_id}."
                     ))
                     .param("subscription"));
                 }
@@ -1342,23 +1408,67 @@ impl Operation for CreatePreview {
                     .code("invoice_upcoming_none")
                     .status(404));
                 }
-                key
+                Some(key)
             }
-            None => {
-                let c = customer.expect("checked in parse");
-                t.next_invoicing_subscription(c).ok_or_else(|| {
+            // A subscription to make is previewed as its first invoice.
+            None if self.details.as_ref().is_some_and(|d| d.has_items()) => None,
+            None => t.next_invoicing_subscription(customer.expect("checked in parse")),
+        };
+        let owner = match sub {
+            Some(key) => t.priced_subscription(key).map(|s| s.customer),
+            None => customer,
+        }
+        .ok_or_else(StripeError::internal)?;
+        let mut charges = Vec::with_capacity(self.charges.len());
+        // Each charge's currency and the parameter to name if it is not the invoice's.
+        let mut currencies = Vec::with_capacity(self.charges.len());
+        for (i, sent) in self.charges.into_iter().enumerate() {
+            let param = sent.currency_param(&|f| preview_item(i, f));
+            let charge = invoice_items::resolve_charge(t, owner, sent)?;
+            currencies.push((charge.currency, param));
+            charges.push(charge);
+        }
+        let invoice = match (sub, self.details) {
+            (Some(key), details) => {
+                let mut changes = match details {
+                    Some(d) => d.changes_of(t, key)?,
+                    None => PreviewChanges::default(),
+                };
+                changes.charges = charges;
+                t.preview_subscription_invoice(key, &changes)
+                    .map_err(|e| subscriptions::preview_error(e, customer_id))?
+            }
+            (None, Some(d)) if d.has_items() => {
+                let new = d.new_for(t, owner)?;
+                t.preview_new_subscription(&new, &charges)
+                    .map_err(|e| subscriptions::preview_error(e, customer_id))?
+            }
+            (None, _) => t
+                .preview_one_off_invoice(owner, self.currency, &charges)
+                .ok_or_else(|| {
                     StripeError::invalid(format!(
-                        "No upcoming invoices for customer: {}",
-                        self.customer.as_deref().unwrap_or_default()
+                        "No upcoming invoices for customer: {customer_id}"
                     ))
                     .code("invoice_upcoming_none")
                     .status(404)
-                })?
-            }
+                })?,
         };
-        let invoice = t
-            .preview_subscription_invoice(sub)
-            .ok_or_else(StripeError::internal)?;
+        if let Some(c) = self.currency.filter(|c| *c != invoice.currency) {
+            return Err(StripeError::invalid(format!(
+                "The currency {} does not match the currency of the invoice being previewed ({}).",
+                c.as_str(),
+                invoice.currency.as_str()
+            ))
+            .param("currency"));
+        }
+        if let Some((c, param)) = currencies.into_iter().find(|(c, _)| *c != invoice.currency) {
+            return Err(StripeError::invalid(format!(
+                "The invoice item's currency ({}) must be the currency of the invoice being previewed ({}).",
+                c.as_str(),
+                invoice.currency.as_str()
+            ))
+            .param(param));
+        }
         Ok((invoice, self.expand))
     }
 

@@ -17,9 +17,9 @@ use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
     BillingMode, CancellationFeedback, CancellationReason, CollectionMethod, Currency, End,
-    ItemChange, ItemProblem, Metadata, NewItem, NewPricedSubscription, PricedError, PricedStatus,
-    PricedSubscription, PricedUpdate, SubscriptionItem, Tenant, MAX_ITEMS, MAX_OPEN_ON_CLOCK,
-    MAX_OPEN_PER_CUSTOMER,
+    ItemChange, ItemProblem, Metadata, NewItem, NewPricedSubscription, PreviewChanges, PricedError,
+    PricedStatus, PricedSubscription, PricedUpdate, SubscriptionItem, Tenant, MAX_ITEMS,
+    MAX_OPEN_ON_CLOCK, MAX_OPEN_PER_CUSTOMER,
 };
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
@@ -516,9 +516,9 @@ fn licensed(t: &Tenant, price: Key) -> bool {
 }
 
 /// Stripe would prorate what `param` asks for, and the emulator computes no prorations.
-fn proration_refused(param: &str, what: &str) -> StripeError {
+fn proration_refused(param: &str, what: &str, behavior: &str) -> StripeError {
     StripeError::invalid(format!(
-        "Proration is not supported by the credit emulator: {what} would be prorated. Send proration_behavior=none to make the change without prorations."
+        "Proration is not supported by the credit emulator: {what} would be prorated. Send {behavior}=none to make the change without prorations."
     ))
     .param(param)
 }
@@ -555,10 +555,10 @@ fn collection_of(p: &Params) -> Option<CollectionMethod> {
     })
 }
 
-/// `items[N][quantity]`, at least 0.
-fn read_quantity(item: &Params, i: usize) -> StripeResult<Option<u64>> {
+/// `items[N][quantity]`, at least 0; `name` spells the parameter.
+fn read_quantity(item: &Params, name: &str) -> StripeResult<Option<u64>> {
     get_int(item, "quantity")
-        .map(|q| in_range(q, 0, i64::MAX, &format!("items[{i}][quantity]")).map(|q| q as u64))
+        .map(|q| in_range(q, 0, i64::MAX, name).map(|q| q as u64))
         .transpose()
 }
 
@@ -722,7 +722,7 @@ impl Operation for Create {
             let metadata = new_metadata(item, "metadata", &format!("items[{i}][metadata]"))?;
             items.push(SentItem {
                 price: get_str(item, "price").unwrap_or("").to_string(),
-                quantity: read_quantity(item, i)?,
+                quantity: read_quantity(item, &format!("items[{i}][quantity]"))?,
                 metadata,
             });
         }
@@ -796,12 +796,14 @@ impl Operation for Create {
                 return Err(proration_refused(
                     "billing_cycle_anchor",
                     "the period before a billing_cycle_anchor in the future of a subscription with licensed prices",
+                    "proration_behavior",
                 ));
             }
             if self.cancel_at.is_some() {
                 return Err(proration_refused(
                     "cancel_at",
                     "the last period of a subscription with licensed prices ending at cancel_at",
+                    "proration_behavior",
                 ));
             }
         }
@@ -972,21 +974,23 @@ pub struct Update {
     expand: Expand,
 }
 
-fn read_changes(p: &Params) -> StripeResult<Vec<SentChange>> {
+/// An update's `items[]` as sent, read from `p`; `items` spells the array's name (`items`, or
+/// `subscription_details[items]` on a preview).
+fn read_changes(p: &Params, items: &str) -> StripeResult<Vec<SentChange>> {
     let nodes = p.get("items").map(list_items).unwrap_or_default();
     let mut out = Vec::with_capacity(nodes.len());
     for (i, node) in nodes.into_iter().enumerate() {
         let Node::Map(item) = node else {
-            return Err(StripeError::invalid("Invalid hash").param(format!("items[{i}]")));
+            return Err(StripeError::invalid("Invalid hash").param(format!("{items}[{i}]")));
         };
         let id = get_str(item, "id").filter(|s| !s.is_empty());
         let price = get_str(item, "price").filter(|s| !s.is_empty());
-        let quantity = read_quantity(item, i)?;
+        let quantity = read_quantity(item, &format!("{items}[{i}][quantity]"))?;
         let metadata = get_metadata(item, "metadata");
         let deleted = get_str(item, "deleted") == Some("true");
         out.push(match (id, deleted) {
             (Some(id), true) => SentChange::Remove { id: id.to_string() },
-            (None, true) => return Err(StripeError::missing_param(&format!("items[{i}][id]"))),
+            (None, true) => return Err(StripeError::missing_param(&format!("{items}[{i}][id]"))),
             (Some(id), false) => SentChange::Change {
                 id: id.to_string(),
                 price: price.map(str::to_string),
@@ -995,7 +999,7 @@ fn read_changes(p: &Params) -> StripeResult<Vec<SentChange>> {
             },
             (None, false) => SentChange::Add {
                 price: price
-                    .ok_or_else(|| StripeError::missing_param(&format!("items[{i}][price]")))?
+                    .ok_or_else(|| StripeError::missing_param(&format!("{items}[{i}][price]")))?
                     .to_string(),
                 quantity,
                 metadata,
@@ -1013,7 +1017,7 @@ impl Operation for Update {
         validate(p, UPDATE, HINT)?;
         let expand = Expand::read(p, EXPANDABLE, Version::NEWEST)?;
         check_payment_behavior(p)?;
-        let items = read_changes(p)?;
+        let items = read_changes(p, "items")?;
         let cancel_at = match get_str(p, "cancel_at") {
             None => None,
             Some("") => Some(None),
@@ -1092,7 +1096,7 @@ impl Operation for Update {
         // An ended subscription refuses the change itself before anything is said of prorations.
         if let Some((param, what)) = prorated.filter(|_| !sub.status.is_ended()) {
             if !self.no_prorations {
-                return Err(proration_refused(&param, what));
+                return Err(proration_refused(&param, what, "proration_behavior"));
             }
         }
         let customer = ids::render(ids::CUSTOMER, sub.customer);
@@ -1114,6 +1118,210 @@ impl Operation for Update {
 
     fn render((key, expand): Self::Output, t: &Tenant) -> Body {
         respond(t, key, expand)
+    }
+}
+
+// ---- previews ----
+
+/// `subscription_details[…]` of `POST /v1/invoices/create_preview`: the changes of an update a
+/// preview imagines (or, without `subscription`, the items of a subscription to make).
+pub(super) const PREVIEW_DETAILS: &[Field] = &[
+    opt("billing_cycle_anchor", Spec::Unsupported),
+    opt("billing_mode", Spec::Unsupported),
+    opt("cancel_at", Spec::TsOrEmpty),
+    opt("cancel_at_period_end", Spec::Bool),
+    opt("cancel_now", Spec::Bool),
+    opt("default_tax_rates", Spec::Unsupported),
+    opt("items", Spec::Array(&Spec::Obj(CHANGED_ITEM), MAX_ITEMS)),
+    opt("proration_behavior", PRORATION),
+    opt("proration_date", Spec::Unsupported),
+    opt("resume_at", Spec::Unsupported),
+    opt("start_date", Spec::Unsupported),
+    opt("trial_end", Spec::Unsupported),
+];
+
+/// `subscription_details[field]`.
+fn detail(field: &str) -> String {
+    format!("subscription_details[{field}]")
+}
+
+/// `subscription_details[items][i][field]`.
+fn detail_item(i: usize, field: &str) -> String {
+    format!("subscription_details[items][{i}][{field}]")
+}
+
+/// What a preview's `subscription_details` asks for, as sent.
+pub(super) struct SentDetails {
+    items: Vec<SentChange>,
+    cancel_at_period_end: Option<bool>,
+    cancel_at: Option<Option<Nanos>>,
+    cancel_now: bool,
+    no_prorations: bool,
+}
+
+impl SentDetails {
+    /// Reads `subscription_details` (the table has checked its shape); `None` when absent.
+    pub(super) fn read(p: &Params) -> StripeResult<Option<SentDetails>> {
+        let Some(d) = get_obj(p, "subscription_details") else {
+            return Ok(None);
+        };
+        let items = read_changes(d, "subscription_details[items]")?;
+        let cancel_at = match get_str(d, "cancel_at") {
+            None => None,
+            Some("") => Some(None),
+            Some(_) => Some(Some(timestamp(
+                get_int(d, "cancel_at").unwrap_or(0),
+                &detail("cancel_at"),
+            )?)),
+        };
+        let cancel_at_period_end = get_str(d, "cancel_at_period_end").map(|v| v == "true");
+        let cancel_now = get_str(d, "cancel_now") == Some("true");
+        let asked: Vec<String> = [
+            (matches!(cancel_at, Some(Some(_))), "cancel_at"),
+            (cancel_at_period_end == Some(true), "cancel_at_period_end"),
+            (cancel_now, "cancel_now"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| detail(name))
+        .collect();
+        if asked.len() > 1 {
+            return Err(StripeError::invalid(format!(
+                "You may only specify one of these parameters: {}.",
+                asked.join(", ")
+            )));
+        }
+        Ok(Some(SentDetails {
+            items,
+            cancel_at_period_end,
+            cancel_at,
+            cancel_now,
+            no_prorations: get_str(d, "proration_behavior") == Some("none"),
+        }))
+    }
+
+    /// Whether it names items: a preview needs a subscription or items to show.
+    pub(super) fn has_items(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// The changes it imagines on subscription `key`, checked as an update's: the items it names
+    /// must be the subscription's, and a change Stripe would prorate needs
+    /// `subscription_details[proration_behavior]=none`.
+    pub(super) fn changes_of(self, t: &Tenant, key: Key) -> StripeResult<PreviewChanges> {
+        let sub = t.priced_subscription(key).expect("looked up by the caller");
+        let item_of = |id: &str, i: usize| {
+            ids::key_of(id, ids::SUBSCRIPTION_ITEM)
+                .and_then(|k| t.subscription_item(k))
+                .filter(|item| item.subscription == key)
+                .ok_or_else(|| {
+                    StripeError::no_such("subscription item", id, &detail_item(i, "id"), 400)
+                })
+        };
+        let mut changes = Vec::with_capacity(self.items.len());
+        let mut prorated: Option<(String, &str)> = None;
+        for (i, sent) in self.items.into_iter().enumerate() {
+            let (change, prorates) =
+                item_change(t, sent, &|id| item_of(id, i), &|f| detail_item(i, f))?;
+            if let Some(p) = prorates {
+                prorated.get_or_insert(p);
+            }
+            changes.push(change);
+        }
+        let has_licensed = || {
+            sub.items.iter().any(|k| {
+                t.subscription_item(*k)
+                    .is_some_and(|item| licensed(t, item.price))
+            })
+        };
+        if matches!(self.cancel_at, Some(Some(_))) && has_licensed() {
+            prorated.get_or_insert((
+                detail("cancel_at"),
+                "the last period of a subscription with licensed prices ending at cancel_at",
+            ));
+        }
+        if self.cancel_now && has_licensed() {
+            prorated.get_or_insert((
+                detail("cancel_now"),
+                "the unused time of the licensed prices of a subscription cancelled now",
+            ));
+        }
+        if let Some((param, what)) = prorated {
+            if !self.no_prorations {
+                return Err(proration_refused(
+                    &param,
+                    what,
+                    &detail("proration_behavior"),
+                ));
+            }
+        }
+        Ok(PreviewChanges {
+            items: changes,
+            cancel_at_period_end: self.cancel_at_period_end,
+            cancel_at: self.cancel_at,
+            cancel_now: self.cancel_now,
+            charges: Vec::new(),
+        })
+    }
+
+    /// The subscription it imagines for `customer`: every item a new one with a price.
+    pub(super) fn new_for(self, t: &Tenant, customer: Key) -> StripeResult<NewPricedSubscription> {
+        if self.cancel_now {
+            return Err(StripeError::invalid(
+                "subscription_details[cancel_now] can only be used to preview a change to an existing subscription: send subscription.",
+            )
+            .param(detail("cancel_now")));
+        }
+        let mut items = Vec::with_capacity(self.items.len());
+        for (i, sent) in self.items.into_iter().enumerate() {
+            let SentChange::Add {
+                price,
+                quantity,
+                metadata,
+            } = sent
+            else {
+                return Err(StripeError::invalid(
+                    "You cannot update a subscription item without a subscription.",
+                )
+                .param(detail_item(i, "id")));
+            };
+            let metadata = match metadata {
+                Some(u) => apply_metadata(&Metadata::new(), u, &detail_item(i, "metadata"))?,
+                None => Metadata::new(),
+            };
+            items.push(NewItem {
+                price: price_key(t, &price, &detail_item(i, "price"))?,
+                quantity,
+                metadata,
+            });
+        }
+        Ok(NewPricedSubscription {
+            customer,
+            items,
+            collection_method: CollectionMethod::ChargeAutomatically,
+            days_until_due: None,
+            billing_mode: BillingMode::Flexible,
+            billing_cycle_anchor: None,
+            cancel_at_period_end: self.cancel_at_period_end.unwrap_or(false),
+            cancel_at: self.cancel_at.flatten(),
+            metadata: Metadata::new(),
+            description: None,
+        })
+    }
+}
+
+/// A refusal of the model's for a preview, worded as for the update or creation it imagines,
+/// naming the preview's parameters.
+pub(super) fn preview_error(e: PricedError, customer: &str) -> StripeError {
+    match e {
+        PricedError::CancelAtNotFuture => {
+            StripeError::invalid("Invalid cancel_at: it must be a time in the future.")
+                .param(detail("cancel_at"))
+        }
+        PricedError::NoItems | PricedError::TooManyItems(_) => {
+            priced_error(e, customer, detail_item).param(detail("items"))
+        }
+        e => priced_error(e, customer, detail_item),
     }
 }
 
@@ -1408,7 +1616,7 @@ fn change_item(
         .priced_subscription(sub)
         .is_some_and(|s| s.status.is_ended());
     if let Some((param, what)) = prorates.filter(|_| !ended && !no_prorations) {
-        return Err(proration_refused(&param, what));
+        return Err(proration_refused(&param, what, "proration_behavior"));
     }
     change_items(t, sub, change)
 }
