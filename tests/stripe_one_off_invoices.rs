@@ -420,6 +420,13 @@ async fn drafts_are_deleted_and_items_refused() {
             format!("customer={cus}&unit_amount_decimal=1e3&currency=usd"),
         ),
         (
+            "item_amount_past_ceiling",
+            "/v1/invoiceitems",
+            format!(
+                "customer={cus}&unit_amount_decimal=99999999999999999999999999&quantity=1000000000&currency=usd"
+            ),
+        ),
+        (
             "invoice_unknown_customer",
             "/v1/invoices",
             "customer=cus_nope".to_string(),

@@ -615,6 +615,7 @@ async fn updates_add_change_and_remove_items() {
         ("trial", "trial_end=now".to_string()),
         ("anchor", "billing_cycle_anchor=now".to_string()),
         ("clear_usage", format!("items[0][id]={seat_item}&items[0][clear_usage]=maybe")),
+        ("amount_past_ceiling", format!("items[0][id]={seat_item}&items[0][quantity]=66667&proration_behavior=none")),
     ] {
         let r = emu.post(&key, &path, &form).await;
         assert_eq!(r.status, 400, "{name}: {}", r.text);
@@ -797,6 +798,14 @@ async fn create_refuses_what_it_cannot_bill() {
         (
             "one_time_price",
             format!("customer={cus}&items[0][price]={}", p.setup),
+        ),
+        (
+            // 66,667 seats at $15.00 cost more than the most Stripe charges at once.
+            "amount_past_ceiling",
+            format!(
+                "customer={cus}&items[0][price]={}&items[0][quantity]=66667",
+                p.seat
+            ),
         ),
         (
             "inactive_price",

@@ -265,7 +265,10 @@ impl Invoice {
 
     /// Sum of the lines before credits.
     pub fn subtotal(&self) -> i64 {
-        self.lines.iter().map(|l| l.amount).sum()
+        // Saturating: a sum past i64 (lines at their ceiling) must not wrap to a negative total.
+        self.lines
+            .iter()
+            .fold(0i64, |sum, l| sum.saturating_add(l.amount))
     }
 
     /// Sum of credits applied.
@@ -273,20 +276,19 @@ impl Invoice {
         self.lines
             .iter()
             .flat_map(|l| l.credits.iter())
-            .map(|c| c.1)
-            .sum()
+            .fold(0i64, |sum, c| sum.saturating_add(c.1))
     }
 
     /// What the customer owes once credits are applied.
     pub fn amount_due(&self) -> i64 {
-        (self.subtotal() - self.credited()).max(0)
+        self.subtotal().saturating_sub(self.credited()).max(0)
     }
 
     /// What is still owed.
     pub fn amount_remaining(&self) -> i64 {
         match self.status {
             InvoiceStatus::Void => 0,
-            _ => (self.amount_due() - self.amount_paid).max(0),
+            _ => self.amount_due().saturating_sub(self.amount_paid).max(0),
         }
     }
 }
@@ -1085,4 +1087,51 @@ enum Payment {
     Succeeded,
     /// Marked paid outside Stripe (`paid_out_of_band`).
     OutOfBand,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(amount: i64) -> InvoiceLine {
+        InvoiceLine::from_draft(
+            1,
+            DraftLine {
+                amount,
+                price_key: None,
+                product: None,
+                quantity: Decimal::ONE,
+                description: None,
+                period: (0, 0),
+                source: LineSource::Direct,
+                usage: None,
+                creditable: false,
+                metadata: Metadata::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn sums_past_the_integer_range_saturate_instead_of_wrapping() {
+        let new = NewInvoice {
+            customer: 1,
+            currency: super::super::Currency::parse("usd").unwrap(),
+            subscription: None,
+            billing_reason: BillingReason::Manual,
+            collection_method: super::super::CollectionMethod::ChargeAutomatically,
+            auto_advance: false,
+            days_until_due: None,
+            period: None,
+            lines: Vec::new(),
+            description: None,
+            metadata: Metadata::new(),
+        };
+        let mut inv = Invoice::draft(9, new, None, 0, None, vec![line(i64::MAX), line(5)]);
+        assert_eq!(inv.subtotal(), i64::MAX);
+        inv.lines[1].credits.push((2, i64::MAX));
+        inv.lines[0].credits.push((3, 7));
+        assert_eq!(inv.credited(), i64::MAX);
+        assert_eq!(inv.amount_due(), 0);
+        assert_eq!(inv.amount_remaining(), 0);
+    }
 }

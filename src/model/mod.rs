@@ -106,7 +106,8 @@ use priced_subscriptions::PricedBilling;
 pub use priced_subscriptions::{
     BillingMode, CancellationDetails, CancellationFeedback, CancellationReason, End, ItemChange,
     ItemProblem, NewItem, NewPricedSubscription, PricedError, PricedStatus, PricedSubscription,
-    PricedUpdate, SubscriptionItem, MAX_ITEMS, MAX_OPEN_ON_CLOCK, MAX_OPEN_PER_CUSTOMER,
+    PricedUpdate, SubscriptionItem, MAX_ITEMS, MAX_ITEM_AMOUNT, MAX_OPEN_ON_CLOCK,
+    MAX_OPEN_PER_CUSTOMER,
 };
 pub use subscriptions::{BillingCadence, NewSubscription, Subscription, SubscriptionStatus};
 pub use tenant::{Domain, Tenant, TenantClock, TenantClockError};

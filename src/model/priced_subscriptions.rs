@@ -336,7 +336,13 @@ pub enum ItemProblem {
     IntervalMismatch,
     /// No item of this subscription has this key.
     NoSuchItem,
+    /// A licensed item's quantity times its price is more than [`MAX_ITEM_AMOUNT`] a period.
+    AmountTooLarge(Currency),
 }
+
+/// The most a licensed item may cost a period, in minor units: the most Stripe charges at once
+/// (999,999.99 in a two-decimal currency).
+pub const MAX_ITEM_AMOUNT: i64 = 99_999_999;
 
 /// Why the model refused a subscription command. Nothing has changed when one is returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,6 +547,19 @@ impl Tenant {
         ))
     }
 
+    /// Refuses a licensed item whose period would cost more than [`MAX_ITEM_AMOUNT`].
+    fn check_item_amount(&self, price: Key, quantity: Option<u64>) -> Result<(), ItemProblem> {
+        let (Some(q), Some(p)) = (quantity, self.price(price)) else {
+            return Ok(());
+        };
+        if p.amount_for(rust_decimal::Decimal::from(q))
+            > rust_decimal::Decimal::from(MAX_ITEM_AMOUNT)
+        {
+            return Err(ItemProblem::AmountTooLarge(p.currency));
+        }
+        Ok(())
+    }
+
     /// The quantity an item of a price keeps: refused for a metered price, 1 by default for a
     /// licensed one.
     fn item_quantity(metered: bool, sent: Option<u64>) -> Result<Option<u64>, ItemProblem> {
@@ -583,6 +602,8 @@ impl Tenant {
                 .map_err(|p| PricedError::Item(i, p))?;
             let quantity =
                 Self::item_quantity(facts.3, item.quantity).map_err(|p| PricedError::Item(i, p))?;
+            self.check_item_amount(item.price, quantity)
+                .map_err(|p| PricedError::Item(i, p))?;
             if new.items[..i].iter().any(|o| o.price == item.price) {
                 return Err(PricedError::Item(
                     i,
@@ -849,6 +870,7 @@ impl Tenant {
                 ItemChange::Add(item) => {
                     let metered = fits(self, item.price).map_err(err)?;
                     let quantity = Self::item_quantity(metered, item.quantity).map_err(err)?;
+                    self.check_item_amount(item.price, quantity).map_err(err)?;
                     if planned.iter().any(|p| p.1 == item.price) {
                         return Err(err(ItemProblem::DuplicatePrice(item.price)));
                     }
@@ -880,6 +902,7 @@ impl Tenant {
                         // A licensed item keeps its quantity; one that was metered starts at 1.
                         (false, None, _) => Some(planned[at].2.unwrap_or(1)),
                     };
+                    self.check_item_amount(new_price, kept).map_err(err)?;
                     let entry = &mut planned[at];
                     entry.1 = new_price;
                     entry.2 = kept;

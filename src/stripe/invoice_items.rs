@@ -263,7 +263,21 @@ pub(super) fn read_charge(
             Priced::Amount(in_range(a, -MAX_AMOUNT, MAX_AMOUNT, &param("amount"))?)
         }
         (None, Some((id, param)), None) => Priced::Price(id, param),
-        (None, None, Some(u)) => Priced::UnitAmount(u),
+        (None, None, Some(u)) => {
+            // The item's amount has the same ceiling as `amount`, so that a sum cannot overflow.
+            let total = u.checked_mul(Decimal::from(quantity.unwrap_or(1)));
+            if total.is_none_or(|t| t > Decimal::from(MAX_AMOUNT)) {
+                return Err(StripeError::invalid(format!(
+                    "The amount of the item (quantity * unit amount) must be no more than {MAX_AMOUNT}."
+                ))
+                .param(match quantity {
+                    Some(_) => param("quantity"),
+                    None if get_int(p, "unit_amount").is_some() => param("unit_amount"),
+                    None => param("unit_amount_decimal"),
+                }));
+            }
+            Priced::UnitAmount(u)
+        }
         (None, None, None) => {
             return Err(StripeError::invalid(format!(
                 "You must specify one of these parameters: {pricings}."

@@ -669,6 +669,17 @@ fn item_error(
         .param(param(i, "price")),
         ItemProblem::CurrencyMismatch => mismatch("currency"),
         ItemProblem::IntervalMismatch => mismatch("interval"),
+        ItemProblem::AmountTooLarge(currency) => {
+            // Stripe's words for the largest single charge; a two-decimal currency's figures.
+            let most = match currency.as_str() {
+                "usd" => "$999,999.99 USD".to_string(),
+                code => format!("999,999.99 {}", code.to_uppercase()),
+            };
+            StripeError::invalid(format!(
+                "Invalid quantity: total amount (quantity * plan amount) must be no more than {most}"
+            ))
+            .param(param(i, "quantity"))
+        }
         ItemProblem::NoSuchItem => StripeError::invalid("No such subscription item")
             .param(param(i, "id"))
             .code("resource_missing"),
