@@ -306,7 +306,8 @@ impl Price {
     pub fn amount_for(&self, quantity: Decimal) -> Decimal {
         let q = self.billed_quantity(quantity);
         match &self.scheme {
-            Scheme::PerUnit { unit_amount } => q * unit_amount,
+            // Saturating: a meter's sum times a price can pass what a decimal holds.
+            Scheme::PerUnit { unit_amount } => q.saturating_mul(*unit_amount),
             Scheme::Tiered { mode, tiers } => tiered_amount(*mode, tiers, q),
         }
     }
@@ -331,7 +332,9 @@ fn tiered_amount(mode: TiersMode, tiers: &[Tier], q: Decimal) -> Decimal {
             .iter()
             .find(|t| bound(t).is_none_or(|b| q <= b))
             .or(tiers.last())
-            .map_or(Decimal::ZERO, |t| q * unit(t) + flat(t)),
+            .map_or(Decimal::ZERO, |t| {
+                q.saturating_mul(unit(t)).saturating_add(flat(t))
+            }),
         TiersMode::Graduated => {
             let mut total = Decimal::ZERO;
             let mut lower = Decimal::ZERO;
@@ -340,7 +343,8 @@ fn tiered_amount(mode: TiersMode, tiers: &[Tier], q: Decimal) -> Decimal {
                 let top = upper.map_or(q, |b| q.min(b));
                 let units = top - lower;
                 if units > Decimal::ZERO {
-                    total += units * unit(t) + flat(t);
+                    total =
+                        total.saturating_add(units.saturating_mul(unit(t)).saturating_add(flat(t)));
                 }
                 match upper {
                     Some(b) if q > b => lower = b,
@@ -1033,6 +1037,29 @@ mod tests {
             up_to,
             unit_amount: amount(unit),
             flat_amount: amount(flat),
+        }
+    }
+
+    #[test]
+    fn amounts_past_what_a_decimal_holds_saturate() {
+        let huge = Decimal::MAX / Decimal::from(10);
+        let per_unit = price(
+            Scheme::PerUnit {
+                unit_amount: d("99999999"),
+            },
+            None,
+        );
+        assert_eq!(per_unit.amount_for(huge), Decimal::MAX);
+        assert_eq!(per_unit.minor_amount_for(huge), i64::MAX);
+        for mode in [TiersMode::Volume, TiersMode::Graduated] {
+            let tiered = price(
+                Scheme::Tiered {
+                    mode,
+                    tiers: vec![tier(Some(5), "10", "100"), tier(None, "99999999", "1")],
+                },
+                None,
+            );
+            assert_eq!(tiered.amount_for(huge), Decimal::MAX, "{mode:?}");
         }
     }
 
