@@ -51,6 +51,7 @@ mod stripe_events;
 mod stripe_fixtures;
 mod stripe_invoice_list;
 mod stripe_invoice_previews;
+mod stripe_invoice_updates;
 mod stripe_invoices_sdk;
 mod stripe_ledger;
 mod stripe_ledger_sdk;

@@ -239,7 +239,15 @@ assert (pack.status, pack.billing_reason, pack.collection_method, pack.auto_adva
 )
 assert pack.total == 5000 and pack.number is None
 assert client.v1.invoice_items.retrieve(ii.id).invoice == pack.id
+edited = client.v1.invoices.update(pack.id, params={"description": "1,000 credits", "metadata": {"seller": "web"}})
+assert (edited.description, edited.metadata.to_dict()) == ("1,000 credits", {"order": "pack-1", "seller": "web"})
 sent = client.v1.invoices.finalize_invoice(pack.id)
+try:
+    client.v1.invoices.update(pack.id, params={"description": "too late"})
+    raise AssertionError("expected an error")
+except stripe.InvalidRequestError as e:
+    assert (e.http_status, e.param) == (400, "description"), (e.http_status, e.param)
+    assert e.user_message == "Finalized invoices can't be updated in this way", e.user_message
 assert (sent.status, sent.number, sent.amount_due) == ("open", "BOPACK-0001", 5000)
 assert sent.due_date == sent.status_transitions.finalized_at + 14 * DAY
 pack_line = sent.lines.data[0]

@@ -351,6 +351,23 @@ pub struct CustomerDetails {
     pub phone: Option<String>,
 }
 
+/// What an invoice update changes ([`Tenant::update_invoice`]); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvoiceUpdate {
+    /// Whether it finalizes (a draft) and is collected without being asked.
+    pub auto_advance: Option<bool>,
+    /// When a draft finalizes by itself (a future instant).
+    pub finalizes_at: Option<Nanos>,
+    /// How a draft is collected.
+    pub collection_method: Option<CollectionMethod>,
+    /// A draft's days until due, set or cleared.
+    pub days_until_due: Option<Option<u32>>,
+    /// A draft's description, set or cleared.
+    pub description: Option<Option<String>>,
+    /// The whole metadata, replaced.
+    pub metadata: Option<Metadata>,
+}
+
 /// Why an invoice refused a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvoiceError {
@@ -864,6 +881,76 @@ impl Tenant {
             InvoiceStatus::Open | InvoiceStatus::Paid | InvoiceStatus::Uncollectible => {}
         }
         self.record_invoice(ChangeKind::Sent, key, now, None);
+        Ok(())
+    }
+
+    /// Applies `update` to invoice `key` at its customer's now. A draft takes every field: turning
+    /// `auto_advance` off unschedules its finalization, turning it on schedules it `grace` from
+    /// now (unless it already was), and `finalizes_at` moves it (and turns `auto_advance` on). A
+    /// finalized invoice takes only `metadata` and `auto_advance` (refused otherwise, nothing
+    /// changed). Recorded as an update when anything changed.
+    pub fn update_invoice(
+        &mut self,
+        key: Key,
+        update: InvoiceUpdate,
+        grace: Nanos,
+    ) -> Result<(), InvoiceError> {
+        let inv = self.invoices.get(&key).ok_or(InvoiceError::NotFound)?;
+        let draft_only = update.finalizes_at.is_some()
+            || update.collection_method.is_some()
+            || update.days_until_due.is_some()
+            || update.description.is_some();
+        if inv.status != InvoiceStatus::Draft && draft_only {
+            return Err(InvoiceError::NotDraft(inv.status));
+        }
+        let now = self.now_for(inv.customer);
+        let before = self.invoice_snapshot(key);
+        let domain = self.domain_of(inv.customer);
+        let mut inv = inv.clone();
+        if let Some(m) = update.metadata {
+            inv.metadata = m;
+        }
+        if let Some(d) = update.description {
+            inv.description = d;
+        }
+        if let Some(c) = update.collection_method {
+            inv.collection_method = c;
+            if c == CollectionMethod::ChargeAutomatically {
+                inv.days_until_due = None;
+            }
+        }
+        if let Some(days) = update.days_until_due {
+            inv.days_until_due = days;
+        }
+        let mut schedule = None;
+        if let Some(auto) = update.auto_advance {
+            inv.auto_advance = auto;
+        }
+        if inv.status == InvoiceStatus::Draft {
+            let wanted = match (update.finalizes_at, inv.auto_advance) {
+                (Some(at), _) => {
+                    inv.auto_advance = true;
+                    Some(at)
+                }
+                (None, true) => Some(inv.finalizes_at.unwrap_or(now.saturating_add(grace))),
+                (None, false) => None,
+            };
+            if wanted != inv.finalizes_at {
+                inv.finalizes_at = wanted;
+                schedule = wanted;
+            }
+        }
+        let changed = before
+            .as_ref()
+            .is_none_or(|b| !matches!(b, Snapshot::Invoice(old) if **old == inv));
+        self.invoices.insert(key, inv);
+        if let Some(at) = schedule {
+            // The scheduled step finalizes only a draft still due at that instant.
+            self.schedule_event(domain, at, Event::FinalizeInvoice(key));
+        }
+        if changed {
+            self.record_invoice(ChangeKind::Updated, key, now, before);
+        }
         Ok(())
     }
 

@@ -237,8 +237,15 @@ impl Tenant {
             }
             // A grant application is due: the grant rules apply it (see `grant_rules`).
             Event::Application(key) => self.run_application(key, at),
+            // Only a draft still due at this instant: an update may have moved its finalization
+            // or turned it off.
             Event::FinalizeInvoice(key) => {
-                let _ = self.finalize_invoice_at(key, at);
+                if self
+                    .invoice(key)
+                    .is_some_and(|i| i.finalizes_at.is_some_and(|due| due <= at))
+                {
+                    let _ = self.finalize_invoice_at(key, at);
+                }
             }
             Event::SubscriptionCycle(key) => self.run_cycle(key, at),
         }

@@ -86,8 +86,8 @@ pub use index::{KeyIndex, KeyIter};
 use invoice::InvoiceListEntry;
 pub use invoice::{
     declines, minor_units, BillingReason, CollectionMethod, CustomerDetails, DraftLine, Invoice,
-    InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, LineSource, NewInvoice, NewInvoiceLine,
-    Usage,
+    InvoiceError, InvoiceLine, InvoiceList, InvoiceStatus, InvoiceUpdate, LineSource, NewInvoice,
+    NewInvoiceLine, Usage,
 };
 use invoice_items::InvoiceItems;
 pub use invoice_items::{InvoiceItem, InvoiceItemError, NewInvoiceItem};

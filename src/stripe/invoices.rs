@@ -17,8 +17,9 @@ use crate::model::{
 use crate::time::{to_secs, Nanos};
 use crate::wire::envelope::{shorten, StripeError, StripeResult};
 use crate::wire::params::{
-    currency, get_int, get_str, in_range, list_items, new_metadata, opt, req, validate, Field,
-    Spec, EXPAND, LIST_FIELDS,
+    apply_metadata, currency, get_int, get_metadata, get_nullable_str, get_str, in_range,
+    list_items, new_metadata, opt, req, timestamp, validate, Field, MetadataUpdate, Spec, EXPAND,
+    LIST_FIELDS,
 };
 use crate::wire::versions::Version;
 
@@ -696,6 +697,149 @@ impl Operation for Retrieve {
 
     fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
         Ok((lookup(t, &self.id)?, self.expand))
+    }
+
+    fn render((key, expand): Self::Output, t: &Tenant) -> Body {
+        respond(t, key, expand)
+    }
+}
+
+const UPDATE: &[Field] = &[
+    opt("account_tax_ids", Spec::Unsupported),
+    opt("application_fee_amount", Spec::Unsupported),
+    opt("auto_advance", Spec::Bool),
+    opt("automatic_tax", Spec::Unsupported),
+    opt("automatically_finalizes_at", Spec::Int),
+    opt(
+        "collection_method",
+        Spec::Enum(&["charge_automatically", "send_invoice"]),
+    ),
+    opt("custom_fields", Spec::Unsupported),
+    // An integer, or `""` to clear it.
+    opt("days_until_due", Spec::TsOrEmpty),
+    opt("default_payment_method", Spec::Unsupported),
+    opt("default_source", Spec::Unsupported),
+    opt("default_tax_rates", Spec::Unsupported),
+    opt("description", Spec::Str(1500)),
+    opt("discounts", Spec::Unsupported),
+    opt("due_date", Spec::Unsupported),
+    opt("effective_at", Spec::Unsupported),
+    EXPAND,
+    opt("footer", Spec::Unsupported),
+    opt("issuer", Spec::Unsupported),
+    opt("metadata", Spec::Metadata),
+    opt("number", Spec::Unsupported),
+    opt("on_behalf_of", Spec::Unsupported),
+    opt("payment_settings", Spec::Unsupported),
+    opt("rendering", Spec::Unsupported),
+    opt("shipping_cost", Spec::Unsupported),
+    opt("shipping_details", Spec::Unsupported),
+    opt("statement_descriptor", Spec::Unsupported),
+    opt("transfer_data", Spec::Unsupported),
+];
+
+/// `POST /v1/invoices/{id}`: a draft's `auto_advance`, `automatically_finalizes_at`,
+/// `collection_method`, `days_until_due`, `description` and `metadata`; a finalized invoice's
+/// `metadata` and `auto_advance` only (anything else is Stripe's `Finalized invoices can't be
+/// updated in this way`, naming the first such parameter). `invoice.updated` when anything
+/// changed.
+pub struct Update {
+    id: String,
+    /// The parameters sent that only a draft takes, in name order.
+    draft_only: Vec<&'static str>,
+    update: crate::model::InvoiceUpdate,
+    metadata: Option<MetadataUpdate>,
+    expand: Expand,
+}
+
+impl Operation for Update {
+    type Output = (Key, Expand);
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, UPDATE, "")?;
+        let expand = Expand::read(p, EXPANDABLE, input.version)?;
+        let draft_only: Vec<&'static str> = [
+            "automatically_finalizes_at",
+            "collection_method",
+            "days_until_due",
+            "description",
+        ]
+        .into_iter()
+        .filter(|n| p.get(n).is_some())
+        .collect();
+        let collection_method = get_str(p, "collection_method").map(|v| match v {
+            "send_invoice" => CollectionMethod::SendInvoice,
+            _ => CollectionMethod::ChargeAutomatically,
+        });
+        let days_until_due = match get_str(p, "days_until_due") {
+            None => None,
+            Some("") => Some(None),
+            Some(_) => Some(Some(in_range(
+                get_int(p, "days_until_due").unwrap_or(0),
+                0,
+                730,
+                "days_until_due",
+            )? as u32)),
+        };
+        let finalizes_at = get_int(p, "automatically_finalizes_at")
+            .map(|s| timestamp(s, "automatically_finalizes_at"))
+            .transpose()?;
+        Ok(Update {
+            id: input.id().to_string(),
+            draft_only,
+            update: crate::model::InvoiceUpdate {
+                auto_advance: get_str(p, "auto_advance").map(|v| v == "true"),
+                finalizes_at,
+                collection_method,
+                days_until_due,
+                description: get_nullable_str(p, "description"),
+                metadata: None,
+            },
+            metadata: get_metadata(p, "metadata"),
+            expand,
+        })
+    }
+
+    fn apply(mut self, t: &mut Tenant) -> StripeResult<Self::Output> {
+        let key = lookup(t, &self.id)?;
+        let inv = t.invoice(key).expect("looked up above");
+        if inv.status != InvoiceStatus::Draft {
+            if let Some(first) = self.draft_only.first() {
+                return Err(StripeError::invalid(
+                    "Finalized invoices can't be updated in this way",
+                )
+                .param(*first));
+            }
+        }
+        let u = &self.update;
+        let collection = u.collection_method.unwrap_or(inv.collection_method);
+        if collection == CollectionMethod::ChargeAutomatically
+            && matches!(u.days_until_due, Some(Some(_)))
+        {
+            return Err(StripeError::invalid(
+                "You can only set `days_until_due` when `collection_method` is `send_invoice`.",
+            )
+            .param("days_until_due"));
+        }
+        let now = t.now_for(inv.customer);
+        if u.finalizes_at.is_some_and(|at| at <= now) {
+            return Err(StripeError::invalid(
+                "Invalid automatically_finalizes_at: it must be a time in the future.",
+            )
+            .param("automatically_finalizes_at"));
+        }
+        self.update.metadata = self
+            .metadata
+            .map(|m| apply_metadata(&inv.metadata, m, "metadata"))
+            .transpose()?;
+        let grace = match inv.subscription {
+            Some(_) => t.invoice_grace(),
+            None => ONE_OFF_GRACE,
+        };
+        t.update_invoice(key, self.update, grace)
+            .map_err(|e| refusal(e, &self.id))?;
+        Ok((key, self.expand))
     }
 
     fn render((key, expand): Self::Output, t: &Tenant) -> Body {

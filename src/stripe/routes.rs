@@ -78,6 +78,7 @@ pub static ROUTES: &[Route] = &[
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),
     route(Post,   "/v1/invoices/create_preview",                    op::<invoices::CreatePreview>),
     route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
+    route(Post,   "/v1/invoices/{id}",                              op::<invoices::Update>),
     route(Delete, "/v1/invoices/{id}",                              op::<invoices::Delete>),
     route(Get,    "/v1/invoices/{id}/lines",                        op::<invoices::Lines>),
     route(Post,   "/v1/invoices/{id}/finalize",                     op::<invoices::Finalize>),
