@@ -238,6 +238,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     ("DELETE", "/v1/subscriptions/{stripe_sub}", "invoice_now=true&cancellation_details[feedback]=other&expand[]=customer"),
     ("GET", "/v1/subscriptions", "customer={cus}&status=all&price={price}&limit=1&starting_after={stripe_sub}&expand[]=data.latest_invoice"),
     ("GET", "/v1/subscription_items", "subscription={stripe_sub}&limit=1&starting_after={stripe_item}"),
+    ("POST", "/v1/invoices/create_preview", "subscription={stripe_sub}&subscription_details[items][0][id]={stripe_item}&subscription_details[items][0][quantity]=5&subscription_details[items][1][price]={other_price}&subscription_details[proration_behavior]=none&invoice_items[0][amount]=100&invoice_items[0][currency]=usd&currency=usd"),
+    ("POST", "/v1/invoices/create_preview", "customer={cus}&subscription_details[items][0][price]={metered_price}&subscription_details[cancel_at_period_end]=true&invoice_items[0][unit_amount_decimal]=1.5&invoice_items[0][quantity]=3&invoice_items[0][currency]=usd"),
+    ("POST", "/v1/invoices/create_preview", "subscription={stripe_sub}&subscription_details[cancel_now]=true&subscription_details[proration_behavior]=none&expand[]=customer"),
+    ("POST", "/v1/invoices/{invoice}", "description=d&metadata[k]=v&auto_advance=false&collection_method=send_invoice&days_until_due=3"),
+    ("POST", "/v1/invoices/{invoice}", "metadata[k]=&auto_advance=true&automatically_finalizes_at=BASE"),
 ];
 
 fn template() -> impl Strategy<Value = (&'static str, &'static str, Vec<(String, String)>)> {
@@ -306,6 +311,7 @@ const PATHS: &[&str] = &[
     "/v1/subscriptions/{id}",
     "/v1/subscription_items",
     "/v1/subscription_items/{stripe_item}",
+    "/v1/invoices/create_preview",
     "/v1/{id}",
 ];
 
