@@ -243,6 +243,9 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/invoices/create_preview", "subscription={stripe_sub}&subscription_details[cancel_now]=true&subscription_details[proration_behavior]=none&expand[]=customer"),
     ("POST", "/v1/invoices/{invoice}", "description=d&metadata[k]=v&auto_advance=false&collection_method=send_invoice&days_until_due=3"),
     ("POST", "/v1/invoices/{invoice}", "metadata[k]=&auto_advance=true&automatically_finalizes_at=BASE"),
+    ("GET", "/v1/invoices/search", "query=status:'paid' OR total>=100 OR customer:'{cus}'&limit=2&expand[]=total_count"),
+    ("GET", "/v1/subscriptions/search", "query=-metadata['k']:null status:'active'&page=&limit=1"),
+    ("GET", "/v1/prices/search", "query=type:'recurring' AND lookup_key~'abc'&expand[]=data.product"),
 ];
 
 fn template() -> impl Strategy<Value = (&'static str, &'static str, Vec<(String, String)>)> {
@@ -312,6 +315,10 @@ const PATHS: &[&str] = &[
     "/v1/subscription_items",
     "/v1/subscription_items/{stripe_item}",
     "/v1/invoices/create_preview",
+    "/v1/invoices/search",
+    "/v1/subscriptions/search",
+    "/v1/prices/search",
+    "/v1/products/search",
     "/v1/{id}",
 ];
 

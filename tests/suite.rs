@@ -61,6 +61,7 @@ mod stripe_one_off_invoices;
 mod stripe_operations;
 mod stripe_prices;
 mod stripe_products;
+mod stripe_search;
 mod stripe_subscriptions;
 mod stripe_test_clock_customer;
 mod stripe_usage_billing;

@@ -203,6 +203,12 @@ assert what_if.lines.data[1].pricing.price_details.price == double.id
 assert (what_if.subtotal, what_if.total) == (700, 550)
 assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == price.id, "a preview changes nothing"
 
+# Search: the subscription's paid invoices, the product's recurring prices.
+hits = client.v1.invoices.search(params={"query": f"subscription:'{sub.id}' AND status:'paid'"})
+assert hits.object == "search_result" and paid.id in [i.id for i in hits.data], hits
+recurring = client.v1.prices.search(params={"query": f"product:'{product.id}' AND type:'recurring'"})
+assert [p.id for p in recurring.data] == [double.id, price.id], recurring
+
 # Nothing to preview for a customer without a subscription.
 stranger = client.v1.customers.create(params={"name": "Nobody"})
 try:

@@ -469,6 +469,14 @@ impl Tenant {
         KeyIndex::of(self.priced.by_customer.get(&customer))
     }
 
+    /// The priced subscriptions whose keys are in `range`, oldest first.
+    pub fn priced_subscriptions_in(
+        &self,
+        range: impl std::ops::RangeBounds<Key>,
+    ) -> impl DoubleEndedIterator<Item = &PricedSubscription> {
+        super::index::values_in(&self.priced.subscriptions, range)
+    }
+
     /// The priced subscriptions of customers on test clock `clock`.
     pub fn priced_subscriptions_on_clock(&self, clock: Key) -> KeyIndex<'_> {
         KeyIndex::of(self.priced.by_clock.get(&clock))

@@ -4,15 +4,14 @@
 
 use std::ops::Bound;
 
-use base64::Engine;
 use serde::Serialize;
 
 use super::ids;
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{Body, Deleted, EmptyObject, Expand, Input, Null, Operation, NULL};
-use super::search::{self, Found, Kind, Query, Schema};
+use super::search::{self, Found, Kind, Schema};
 use crate::form::{Node, Params};
-use crate::ids::{fnv1a64, Key};
+use crate::ids::Key;
 use crate::model::{
     Address, Customer, CustomerChanges, InvoiceSettings, Metadata, NewCustomer, Profile,
     RenderingOptions, Shipping, TaxExempt, Tenant,
@@ -105,13 +104,6 @@ const LIST: &[Field] = &[
     LIST_FIELDS[3],
     opt("email", Spec::Str(512)),
     opt("test_clock", Spec::Str(5000)),
-];
-
-const SEARCH: &[Field] = &[
-    EXPAND,
-    opt("limit", Spec::Int),
-    opt("page", Spec::Str(5000)),
-    req("query", Spec::Str(5000)),
 ];
 
 /// The fields Stripe lets customers be searched on.
@@ -833,110 +825,29 @@ impl Operation for List {
     }
 }
 
-/// `GET /v1/customers/search`: live customers matching a query in Stripe's search language
-/// (see [`search`]), newest first, on test clocks or not. Each page walks the customers from the
-/// cursor down until it has `limit + 1` matches.
-pub struct Search {
-    text: String,
-    query: Query,
-    limit: usize,
-    after: Bound<Key>,
-    expand: Expand,
-}
+/// `GET /v1/customers/search`: live customers, on test clocks or not (see [`search::Search`]).
+pub struct Searched;
 
-/// What a search found.
-pub struct Hits {
-    keys: Vec<Key>,
-    more: bool,
-    next_page: Option<String>,
-    total_count: Option<usize>,
-    expand: Expand,
-}
+impl search::Searchable for Searched {
+    const SCHEMA: Schema = SEARCH_SCHEMA;
+    const URL: &'static str = SEARCH_URL;
+    const EXPANDABLE: &'static [&'static str] = SEARCH_EXPANDABLE;
 
-/// `{object: "search_result", data, has_more, next_page, [total_count], url}`.
-#[derive(Serialize)]
-struct SearchResultView<'a> {
-    object: &'static str,
-    data: Vec<CustomerView<'a>>,
-    has_more: bool,
-    next_page: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_count: Option<usize>,
-    url: &'static str,
-}
-
-impl Operation for Search {
-    type Output = Hits;
-
-    fn parse(input: &Input) -> StripeResult<Self> {
-        let p = input.params;
-        validate(p, SEARCH, HINT)?;
-        let expand = Expand::read(p, SEARCH_EXPANDABLE, Version::NEWEST)?;
-        let text = get_str(p, "query").unwrap_or("");
-        if text.is_empty() {
-            return Err(StripeError::missing_param("query"));
-        }
-        let query = search::parse(text, &SEARCH_SCHEMA)
-            .map_err(|e| StripeError::invalid(e.to_string()).param("query"))?;
-        let limit = match get_int(p, "limit") {
-            None => 10,
-            Some(n) => in_range(n, 1, 100, "limit")? as usize,
-        };
-        let after = match get_str(p, "page").filter(|s| !s.is_empty()) {
-            Some(token) => Bound::Excluded(page_cursor(token, text)?),
-            None => Bound::Unbounded,
-        };
-        Ok(Search {
-            text: text.to_string(),
-            query,
-            limit,
-            after,
-            expand,
-        })
+    fn newest_first(t: &Tenant, before: Bound<Key>) -> impl Iterator<Item = Key> + '_ {
+        t.customers_in((Bound::Unbounded, before))
+            .rev()
+            .filter(|c| !c.deleted)
+            .map(|c| c.key)
     }
 
-    fn apply(self, t: &mut Tenant) -> StripeResult<Hits> {
-        let query = &self.query;
-        let hit = |c: &Customer| !c.deleted && query.matches(|f| field_of(c, f));
-        let mut keys = Vec::with_capacity(self.limit);
-        let mut more = false;
-        for c in t.customers_in((Bound::Unbounded, self.after)).rev() {
-            if hit(c) {
-                if keys.len() == self.limit {
-                    more = true;
-                    break;
-                }
-                keys.push(c.key);
-            }
-        }
-        let next_page = match (more, keys.last()) {
-            (true, Some(last)) => Some(page_token(*last, &self.text)),
-            _ => None,
-        };
-        let total_count = self
-            .expand
-            .wants("total_count")
-            .then(|| t.customers().filter(|c| hit(c)).count());
-        Ok(Hits {
-            keys,
-            more,
-            next_page,
-            total_count,
-            expand: self.expand,
-        })
+    fn field<'t>(t: &'t Tenant, key: Key, f: &search::Field) -> Found<'t> {
+        t.customer(key).map_or(Found::Missing, |c| field_of(c, f))
     }
 
-    fn render(found: Hits, t: &Tenant) -> Body {
-        let ids = rendered_ids(&found.keys);
-        let view = SearchResultView {
-            object: "search_result",
-            data: page_views(t, &found.keys, &ids),
-            has_more: found.more,
-            next_page: found.next_page,
-            total_count: found.total_count,
-            url: SEARCH_URL,
-        };
-        Body::of(&view, found.expand, 1536 * (found.keys.len() + 1))
+    fn render(t: &Tenant, hits: search::Hits) -> Body {
+        let ids = rendered_ids(&hits.keys);
+        let data = page_views(t, &hits.keys, &ids);
+        hits.body(data, SEARCH_URL, 1536)
     }
 }
 
@@ -951,39 +862,4 @@ fn field_of<'a>(c: &'a Customer, f: &search::Field) -> Found<'a> {
         search::Field::Named(_) => Found::Missing,
         search::Field::Metadata(k) => c.metadata.get(k).map_or(Found::Missing, Found::Str),
     }
-}
-
-/// `next_page`: the last key shown and a hash of the query, so that a cursor is only taken back
-/// by the search that made it.
-fn page_token(last: Key, query: &str) -> String {
-    let mut bytes = [0u8; 24];
-    bytes[..16].copy_from_slice(&last.to_be_bytes());
-    bytes[16..].copy_from_slice(&query_hash(query).to_be_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The key a `page` cursor continues after.
-fn page_cursor(token: &str, query: &str) -> StripeResult<Key> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .filter(|b| b.len() == 24);
-    let key = bytes.and_then(|b| {
-        let mut key = [0u8; 16];
-        let mut hash = [0u8; 8];
-        key.copy_from_slice(&b[..16]);
-        hash.copy_from_slice(&b[16..]);
-        (u64::from_be_bytes(hash) == query_hash(query)).then(|| Key::from_be_bytes(key))
-    });
-    key.ok_or_else(|| {
-        StripeError::invalid(format!(
-            "Invalid page: {} is not a cursor of this search. Pass the next_page of the previous page, with the same query.",
-            shorten(token)
-        ))
-        .param("page")
-    })
-}
-
-fn query_hash(query: &str) -> u64 {
-    fnv1a64(0xcbf2_9ce4_8422_2325, query.as_bytes())
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
-use super::{customers, ids, invoice_items, subscriptions};
+use super::{customers, ids, invoice_items, search, subscriptions};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
@@ -1623,5 +1623,85 @@ impl Operation for CreatePreview {
             expand,
             4096 + 1536 * invoice.lines.len().min(EMBEDDED_LINES),
         )
+    }
+}
+
+// ---- search ----
+
+/// `GET /v1/invoices/search`: by `created`, `currency`, `customer`, `metadata`, `number`,
+/// `status`, `subscription` and `total`, on test clocks or not (see [`search::Search`]). Stripe's
+/// `receipt_number` and `last_finalization_error_*` are never set here.
+pub struct Searched;
+
+impl search::Searchable for Searched {
+    const SCHEMA: search::Schema = search::Schema {
+        resource: "invoices",
+        fields: &[
+            ("created", search::Kind::Numeric),
+            ("currency", search::Kind::Token),
+            ("customer", search::Kind::Token),
+            ("last_finalization_error_code", search::Kind::Token),
+            ("last_finalization_error_type", search::Kind::Token),
+            ("number", search::Kind::String),
+            ("receipt_number", search::Kind::String),
+            ("status", search::Kind::Token),
+            ("subscription", search::Kind::Token),
+            ("total", search::Kind::Numeric),
+        ],
+        metadata: true,
+    };
+    const URL: &'static str = "/v1/invoices/search";
+    const EXPANDABLE: &'static [&'static str] = &[
+        "data.customer",
+        "data.test_clock",
+        "data.total_pretax_credit_amounts.credit_balance_transaction",
+        "total_count",
+    ];
+
+    fn newest_first(t: &Tenant, before: std::ops::Bound<Key>) -> impl Iterator<Item = Key> + '_ {
+        t.invoices_in((std::ops::Bound::Unbounded, before))
+            .rev()
+            .map(|i| i.key)
+    }
+
+    fn field<'t>(t: &'t Tenant, key: Key, f: &search::Field) -> search::Found<'t> {
+        use search::Found;
+        let Some(inv) = t.invoice(key) else {
+            return Found::Missing;
+        };
+        match f {
+            search::Field::Named("created") => Found::Num(to_secs(inv.created)),
+            search::Field::Named("currency") => Found::Str(inv.currency.as_str()),
+            search::Field::Named("customer") => {
+                Found::Owned(ids::render(ids::CUSTOMER, inv.customer))
+            }
+            search::Field::Named("number") => {
+                inv.number.as_deref().map_or(Found::Missing, Found::Str)
+            }
+            search::Field::Named("status") => Found::Str(status_word(inv.status)),
+            search::Field::Named("subscription") => inv.subscription.map_or(Found::Missing, |s| {
+                Found::Owned(ids::render(ids::SUBSCRIPTION, s))
+            }),
+            search::Field::Named("total") => {
+                Found::Num(inv.subtotal().saturating_sub(inv.credited()))
+            }
+            search::Field::Named(_) => Found::Missing,
+            search::Field::Metadata(k) => inv.metadata.get(k).map_or(Found::Missing, Found::Str),
+        }
+    }
+
+    fn render(t: &Tenant, hits: search::Hits) -> Body {
+        let ids: Vec<InvoiceIds> = hits
+            .keys
+            .iter()
+            .filter_map(|k| t.invoice(*k).map(InvoiceIds::of))
+            .collect();
+        let data: Vec<InvoiceView> = hits
+            .keys
+            .iter()
+            .zip(&ids)
+            .filter_map(|(k, ids)| t.invoice(*k).map(|inv| InvoiceView::of(t, inv, ids)))
+            .collect();
+        hits.body(data, Self::URL, 6144)
     }
 }

@@ -18,7 +18,7 @@ use super::catalog::{
 use super::ids;
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{Body, Expand, Input, Null, Operation, NULL};
-use super::products;
+use super::{products, search};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
@@ -785,5 +785,65 @@ impl Operation for List {
             expand,
             1024 * (keys.len() + 1),
         )
+    }
+}
+
+// ---- search ----
+
+/// `GET /v1/prices/search`: by `active`, `currency`, `lookup_key`, `metadata`, `product` and
+/// `type` (see [`search::Search`]).
+pub struct Searched;
+
+impl search::Searchable for Searched {
+    const SCHEMA: search::Schema = search::Schema {
+        resource: "prices",
+        fields: &[
+            ("active", search::Kind::Token),
+            ("currency", search::Kind::Token),
+            ("lookup_key", search::Kind::String),
+            ("product", search::Kind::Token),
+            ("type", search::Kind::Token),
+        ],
+        metadata: true,
+    };
+    const URL: &'static str = "/v1/prices/search";
+    const EXPANDABLE: &'static [&'static str] = &["data.product", "data.tiers", "total_count"];
+
+    fn newest_first(t: &Tenant, before: std::ops::Bound<Key>) -> impl Iterator<Item = Key> + '_ {
+        t.prices_in((std::ops::Bound::Unbounded, before))
+            .rev()
+            .map(|p| p.key)
+    }
+
+    fn field<'t>(t: &'t Tenant, key: Key, f: &search::Field) -> search::Found<'t> {
+        use search::Found;
+        let Some(p) = t.price(key) else {
+            return Found::Missing;
+        };
+        match f {
+            search::Field::Named("active") => Found::Str(if p.active { "true" } else { "false" }),
+            search::Field::Named("currency") => Found::Str(p.currency.as_str()),
+            search::Field::Named("lookup_key") => {
+                p.lookup_key.as_deref().map_or(Found::Missing, Found::Str)
+            }
+            search::Field::Named("product") => Found::Owned(product_id_of(t, p.product)),
+            search::Field::Named("type") => Found::Str(match p.recurring {
+                Some(_) => "recurring",
+                None => "one_time",
+            }),
+            search::Field::Named(_) => Found::Missing,
+            search::Field::Metadata(k) => p.metadata.get(k).map_or(Found::Missing, Found::Str),
+        }
+    }
+
+    fn render(t: &Tenant, hits: search::Hits) -> Body {
+        let with_tiers = hits.wants("data.tiers");
+        let data: Vec<PriceView> = hits
+            .keys
+            .iter()
+            .filter_map(|k| t.price(*k))
+            .map(|p| price_view_with(p, t, with_tiers))
+            .collect();
+        hits.body(data, Self::URL, 1024)
     }
 }

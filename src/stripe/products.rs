@@ -11,9 +11,9 @@ use super::catalog::{
     no_such_price, no_such_product, product_id, recurring, statement_descriptor, tax_behavior,
     INTERVALS, TAX_BEHAVIORS,
 };
-use super::ids;
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{pretty, Body, Deleted, Expand, Input, Null, Operation, NULL};
+use super::{ids, search};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
@@ -579,5 +579,62 @@ impl Operation for List {
             expand,
             1024 * (keys.len() + 1),
         )
+    }
+}
+
+// ---- search ----
+
+/// `GET /v1/products/search`: by `active`, `description`, `metadata`, `name`, `shippable` and
+/// `url` (see [`search::Search`]).
+pub struct Searched;
+
+impl search::Searchable for Searched {
+    const SCHEMA: search::Schema = search::Schema {
+        resource: "products",
+        fields: &[
+            ("active", search::Kind::Token),
+            ("description", search::Kind::String),
+            ("name", search::Kind::String),
+            ("shippable", search::Kind::Token),
+            ("url", search::Kind::String),
+        ],
+        metadata: true,
+    };
+    const URL: &'static str = "/v1/products/search";
+    const EXPANDABLE: &'static [&'static str] = &["data.default_price", "total_count"];
+
+    fn newest_first(t: &Tenant, before: std::ops::Bound<Key>) -> impl Iterator<Item = Key> + '_ {
+        t.products_in((std::ops::Bound::Unbounded, before))
+            .rev()
+            .map(|p| p.key)
+    }
+
+    fn field<'t>(t: &'t Tenant, key: Key, f: &search::Field) -> search::Found<'t> {
+        use search::Found;
+        let Some(p) = t.product(key) else {
+            return Found::Missing;
+        };
+        let flag = |b: bool| Found::Str(if b { "true" } else { "false" });
+        match f {
+            search::Field::Named("active") => flag(p.active),
+            search::Field::Named("description") => {
+                p.description.as_deref().map_or(Found::Missing, Found::Str)
+            }
+            search::Field::Named("name") => Found::Str(&p.name),
+            search::Field::Named("shippable") => p.shippable.map_or(Found::Missing, flag),
+            search::Field::Named("url") => p.url.as_deref().map_or(Found::Missing, Found::Str),
+            search::Field::Named(_) => Found::Missing,
+            search::Field::Metadata(k) => p.metadata.get(k).map_or(Found::Missing, Found::Str),
+        }
+    }
+
+    fn render(t: &Tenant, hits: search::Hits) -> Body {
+        let data: Vec<ProductView> = hits
+            .keys
+            .iter()
+            .filter_map(|k| t.product(*k))
+            .map(ProductView::of)
+            .collect();
+        hits.body(data, Self::URL, 1024)
     }
 }

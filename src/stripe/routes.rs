@@ -11,7 +11,7 @@ use hyper::Method;
 use super::op::{pretty, Body, Captures, Input, Operation, World, MAX_CAPTURES};
 use super::{
     alerts, balances, credit_grants, customers, events, invoice_items, invoices, meter_events,
-    meters, objects, prices, products, subscription_items, subscriptions, test_clocks,
+    meters, objects, prices, products, search, subscription_items, subscriptions, test_clocks,
     transactions, webhook_endpoints,
 };
 use crate::wire::envelope::StripeResult;
@@ -35,7 +35,7 @@ pub fn is_stream(path: &str) -> bool {
 pub static ROUTES: &[Route] = &[
     route(Post,   "/v1/customers",                                  op::<customers::Create>),
     route(Get,    "/v1/customers",                                  op::<customers::List>),
-    route(Get,    "/v1/customers/search",                           op::<customers::Search>),
+    route(Get,    "/v1/customers/search",                           op::<search::Search<customers::Searched>>),
     route(Get,    "/v1/customers/{id}",                             op::<customers::Retrieve>),
     route(Post,   "/v1/customers/{id}",                             op::<customers::Update>),
     route(Delete, "/v1/customers/{id}",                             op::<customers::Delete>),
@@ -77,6 +77,7 @@ pub static ROUTES: &[Route] = &[
     route(Post,   "/v1/invoices",                                   op::<invoices::Create>),
     route(Get,    "/v1/invoices",                                   op::<invoices::List>),
     route(Post,   "/v1/invoices/create_preview",                    op::<invoices::CreatePreview>),
+    route(Get,    "/v1/invoices/search",                            op::<search::Search<invoices::Searched>>),
     route(Get,    "/v1/invoices/{id}",                              op::<invoices::Retrieve>),
     route(Post,   "/v1/invoices/{id}",                              op::<invoices::Update>),
     route(Delete, "/v1/invoices/{id}",                              op::<invoices::Delete>),
@@ -94,17 +95,20 @@ pub static ROUTES: &[Route] = &[
 
     route(Post,   "/v1/products",                                   op::<products::Create>),
     route(Get,    "/v1/products",                                   op::<products::List>),
+    route(Get,    "/v1/products/search",                            op::<search::Search<products::Searched>>),
     route(Get,    "/v1/products/{id}",                              op::<products::Retrieve>),
     route(Post,   "/v1/products/{id}",                              op::<products::Update>),
     route(Delete, "/v1/products/{id}",                              op::<products::Delete>),
 
     route(Post,   "/v1/prices",                                     op::<prices::Create>),
     route(Get,    "/v1/prices",                                     op::<prices::List>),
+    route(Get,    "/v1/prices/search",                              op::<search::Search<prices::Searched>>),
     route(Get,    "/v1/prices/{id}",                                op::<prices::Retrieve>),
     route(Post,   "/v1/prices/{id}",                                op::<prices::Update>),
 
     route(Post,   "/v1/subscriptions",                              op::<subscriptions::Create>),
     route(Get,    "/v1/subscriptions",                              op::<subscriptions::List>),
+    route(Get,    "/v1/subscriptions/search",                       op::<search::Search<subscriptions::Searched>>),
     route(Get,    "/v1/subscriptions/{id}",                         op::<subscriptions::Retrieve>),
     route(Post,   "/v1/subscriptions/{id}",                         op::<subscriptions::Update>),
     route(Delete, "/v1/subscriptions/{id}",                         op::<subscriptions::Cancel>),

@@ -15,8 +15,26 @@
 //! String values are quoted, with `"` or `'`; a backslash escapes the next character. Numbers may
 //! be quoted or not. A resource names its fields and their [`Kind`]s in a [`Schema`], and answers
 //! clause by clause through [`Query::matches`]; the parser knows no resource.
+//!
+//! The operation ([`Search`]) is the same for every resource: a resource says how its objects are
+//! walked newest first, read field by field and shown ([`Searchable`]), and its route names
+//! `Search<ThatResource>`. Pages are cursors (`next_page`) bound to their query.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Bound;
+
+use base64::Engine;
+use serde::Serialize;
+
+use super::op::{Body, Expand, Input, Operation};
+use crate::ids::{fnv1a64, Key};
+use crate::model::Tenant;
+use crate::wire::envelope::{shorten, StripeError, StripeResult};
+use crate::wire::params::{
+    get_int, get_str, in_range, opt, req, validate, Field as ParamField, Spec, EXPAND,
+};
+use crate::wire::versions::Version;
 
 /// The most clauses one query may hold.
 pub const MAX_CLAUSES: usize = 10;
@@ -130,10 +148,12 @@ pub struct Query {
 }
 
 /// The value of one field of one object, as [`Query::matches`] asks for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found<'a> {
     /// Text.
     Str(&'a str),
+    /// Text made for the question (an id rendered from a key).
+    Owned(String),
     /// A number.
     Num(i64),
     /// Unset.
@@ -489,6 +509,14 @@ impl Query {
 }
 
 impl Clause {
+    fn text_holds(&self, s: &str, v: &str) -> bool {
+        match (self.kind, self.op) {
+            (Kind::String, Op::Substring) => v.to_lowercase().contains(s),
+            (Kind::String, _) => v.to_lowercase() == s,
+            _ => v == s,
+        }
+    }
+
     fn holds(&self, found: Found) -> bool {
         match (&self.value, found) {
             (Term::Null, found) => found == Found::Missing,
@@ -501,14 +529,195 @@ impl Clause {
                 Op::Lte => v <= *n,
                 Op::Substring => false,
             },
-            (Term::Str(s), Found::Str(v)) => match (self.kind, self.op) {
-                (Kind::String, Op::Substring) => v.to_lowercase().contains(s.as_str()),
-                (Kind::String, _) => v.to_lowercase() == *s,
-                _ => v == s,
-            },
+            (Term::Str(s), Found::Str(v)) => self.text_holds(s, v),
+            (Term::Str(s), Found::Owned(v)) => self.text_holds(s, &v),
             _ => false,
         }
     }
+}
+
+// ---- the operation every searchable resource shares ----
+
+/// The parameters of `GET /v1/<resource>/search`.
+const PARAMS: &[ParamField] = &[
+    EXPAND,
+    opt("limit", Spec::Int),
+    opt("page", Spec::Str(5000)),
+    req("query", Spec::Str(5000)),
+];
+
+/// A resource `GET /v1/<resource>/search` finds: its fields, its url, and how its objects are
+/// walked, read and shown. [`Search`] does the rest.
+pub trait Searchable {
+    /// Its searchable fields.
+    const SCHEMA: Schema;
+    /// `/v1/<resource>/search`.
+    const URL: &'static str;
+    /// What `expand[]` accepts: `data.…` paths, and `total_count`.
+    const EXPANDABLE: &'static [&'static str];
+    /// The keys of the objects a search may find, those before `before` (exclusive), newest first.
+    fn newest_first(t: &Tenant, before: Bound<Key>) -> impl Iterator<Item = Key> + '_;
+    /// The value of `field` (of [`Self::SCHEMA`]) of the object `key`.
+    fn field<'t>(t: &'t Tenant, key: Key, field: &Field) -> Found<'t>;
+    /// The answer: [`Hits::body`] with the views of the objects found.
+    fn render(t: &Tenant, hits: Hits) -> Body;
+}
+
+/// `GET /v1/<resource>/search` for resource `S`: the objects matching a query, newest first, on
+/// test clocks or not. Each page walks from its cursor down until it has `limit + 1` matches.
+pub struct Search<S> {
+    text: String,
+    query: Query,
+    limit: usize,
+    after: Bound<Key>,
+    expand: Expand,
+    of: PhantomData<fn() -> S>,
+}
+
+/// What a search found.
+pub struct Hits {
+    /// The objects of this page.
+    pub keys: Vec<Key>,
+    more: bool,
+    next_page: Option<String>,
+    total_count: Option<usize>,
+    expand: Expand,
+}
+
+/// `{object: "search_result", data, has_more, next_page, [total_count], url}`.
+#[derive(Serialize)]
+struct ResultView<T> {
+    object: &'static str,
+    data: Vec<T>,
+    has_more: bool,
+    next_page: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_count: Option<usize>,
+    url: &'static str,
+}
+
+impl Hits {
+    /// Whether the request asked to expand `path`.
+    pub fn wants(&self, path: &str) -> bool {
+        self.expand.wants(path)
+    }
+
+    /// The answer, with `data` the views of [`Hits::keys`]; `each` is about how many bytes one
+    /// takes.
+    pub fn body<T: Serialize>(self, data: Vec<T>, url: &'static str, each: usize) -> Body {
+        let view = ResultView {
+            object: "search_result",
+            data,
+            has_more: self.more,
+            next_page: self.next_page,
+            total_count: self.total_count,
+            url,
+        };
+        Body::of(&view, self.expand, each * (self.keys.len() + 1))
+    }
+}
+
+impl<S: Searchable> Operation for Search<S> {
+    type Output = Hits;
+
+    fn parse(input: &Input) -> StripeResult<Self> {
+        let p = input.params;
+        validate(p, PARAMS, "")?;
+        let expand = Expand::read(p, S::EXPANDABLE, Version::NEWEST)?;
+        let text = get_str(p, "query").unwrap_or("");
+        if text.is_empty() {
+            return Err(StripeError::missing_param("query"));
+        }
+        let query = parse(text, &S::SCHEMA)
+            .map_err(|e| StripeError::invalid(e.to_string()).param("query"))?;
+        let limit = match get_int(p, "limit") {
+            None => 10,
+            Some(n) => in_range(n, 1, 100, "limit")? as usize,
+        };
+        let after = match get_str(p, "page").filter(|s| !s.is_empty()) {
+            Some(token) => Bound::Excluded(page_cursor(token, text)?),
+            None => Bound::Unbounded,
+        };
+        Ok(Search {
+            text: text.to_string(),
+            query,
+            limit,
+            after,
+            expand,
+            of: PhantomData,
+        })
+    }
+
+    fn apply(self, t: &mut Tenant) -> StripeResult<Hits> {
+        let query = &self.query;
+        let hit = |k: Key| query.matches(|f| S::field(t, k, f));
+        let mut keys = Vec::with_capacity(self.limit);
+        let mut more = false;
+        for k in S::newest_first(t, self.after) {
+            if hit(k) {
+                if keys.len() == self.limit {
+                    more = true;
+                    break;
+                }
+                keys.push(k);
+            }
+        }
+        let next_page = match (more, keys.last()) {
+            (true, Some(last)) => Some(page_token(*last, &self.text)),
+            _ => None,
+        };
+        let total_count = self.expand.wants("total_count").then(|| {
+            S::newest_first(t, Bound::Unbounded)
+                .filter(|k| hit(*k))
+                .count()
+        });
+        Ok(Hits {
+            keys,
+            more,
+            next_page,
+            total_count,
+            expand: self.expand,
+        })
+    }
+
+    fn render(found: Hits, t: &Tenant) -> Body {
+        S::render(t, found)
+    }
+}
+
+/// `next_page`: the last key shown and a hash of the query, so that a cursor is only taken back
+/// by the search that made it.
+fn page_token(last: Key, query: &str) -> String {
+    let mut bytes = [0u8; 24];
+    bytes[..16].copy_from_slice(&last.to_be_bytes());
+    bytes[16..].copy_from_slice(&query_hash(query).to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The key a `page` cursor continues after.
+fn page_cursor(token: &str, query: &str) -> StripeResult<Key> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .filter(|b| b.len() == 24);
+    let key = bytes.and_then(|b| {
+        let mut key = [0u8; 16];
+        let mut hash = [0u8; 8];
+        key.copy_from_slice(&b[..16]);
+        hash.copy_from_slice(&b[16..]);
+        (u64::from_be_bytes(hash) == query_hash(query)).then(|| Key::from_be_bytes(key))
+    });
+    key.ok_or_else(|| {
+        StripeError::invalid(format!(
+            "Invalid page: {} is not a cursor of this search. Pass the next_page of the previous page, with the same query.",
+            shorten(token)
+        ))
+        .param("page")
+    })
+}
+
+fn query_hash(query: &str) -> u64 {
+    fnv1a64(0xcbf2_9ce4_8422_2325, query.as_bytes())
 }
 
 #[cfg(test)]

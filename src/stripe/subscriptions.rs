@@ -7,12 +7,14 @@
 //! `payment_behavior` other than the default, and any change Stripe would prorate unless
 //! `proration_behavior=none` says not to.
 
+use std::ops::Bound;
+
 use serde::Serialize;
 
 use super::list::{self, ListJson, PageRequest, TimeRange};
 use super::op::{Body, Expand, Input, Null, Operation, EMPTY_LIST, NULL};
 use super::subscription_items::{items_url, ItemView};
-use super::{customers, ids};
+use super::{customers, ids, search};
 use crate::form::{Node, Params};
 use crate::ids::Key;
 use crate::model::{
@@ -1538,6 +1540,59 @@ impl Operation for List {
             expand,
             8192 * (keys.len() + 1),
         )
+    }
+}
+
+// ---- search ----
+
+/// `GET /v1/subscriptions/search`: by `created`, `status` and `metadata`, on test clocks or not
+/// (see [`search::Search`]).
+pub struct Searched;
+
+impl search::Searchable for Searched {
+    const SCHEMA: search::Schema = search::Schema {
+        resource: "subscriptions",
+        fields: &[
+            ("created", search::Kind::Numeric),
+            ("status", search::Kind::Token),
+        ],
+        metadata: true,
+    };
+    const URL: &'static str = "/v1/subscriptions/search";
+    const EXPANDABLE: &'static [&'static str] = &[
+        "data.customer",
+        "data.latest_invoice",
+        "data.test_clock",
+        "total_count",
+    ];
+
+    fn newest_first(t: &Tenant, before: Bound<Key>) -> impl Iterator<Item = Key> + '_ {
+        t.priced_subscriptions_in((Bound::Unbounded, before))
+            .rev()
+            .map(|s| s.key)
+    }
+
+    fn field<'t>(t: &'t Tenant, key: Key, f: &search::Field) -> search::Found<'t> {
+        use search::Found;
+        let Some(s) = t.priced_subscription(key) else {
+            return Found::Missing;
+        };
+        match f {
+            search::Field::Named("created") => Found::Num(to_secs(s.created)),
+            search::Field::Named("status") => Found::Str(status_name(s.status)),
+            search::Field::Named(_) => Found::Missing,
+            search::Field::Metadata(k) => s.metadata.get(k).map_or(Found::Missing, Found::Str),
+        }
+    }
+
+    fn render(t: &Tenant, hits: search::Hits) -> Body {
+        let data: Vec<SubscriptionView> = hits
+            .keys
+            .iter()
+            .filter_map(|k| t.priced_subscription(*k))
+            .map(|s| SubscriptionView::of(t, s))
+            .collect();
+        hits.body(data, Self::URL, 8192)
     }
 }
 
