@@ -78,7 +78,8 @@
 //!                subscription_items, meters, meter_events, alerts, webhook_endpoints), event_types.rs (all
 //!                of Stripe's event types, as `enabled_events[]` and `--forward-events` take them), events.rs (the
 //!                model's changes as Stripe events, stored per world; /v1/events), lists, expand,
-//!                search
+//!                search (the query language, and the one search operation of every
+//!                resource that has `…/search`)
 //! native/        the native (Flexprice-style) facade: auth, JSON binding, errors, offset lists,
 //!                one file per resource (credit_grants, customers, plans, subscriptions, wallets)
 //! admin/         /_emulator/*: health, reset, tenant clock, default Stripe version, webhook
