@@ -126,7 +126,9 @@ impl Tenant {
     pub fn create_invoice_item(&mut self, new: NewInvoiceItem) -> Key {
         let key = self.next_key();
         let created = self.now_for(new.customer);
-        let amount = super::invoice::minor_units(new.unit_amount * Decimal::from(new.quantity));
+        let amount = super::invoice::minor_units(
+            new.unit_amount.saturating_mul(Decimal::from(new.quantity)),
+        );
         self.invoice_items
             .by_customer
             .entry(new.customer)

@@ -236,23 +236,25 @@ impl Tenant {
         now: Nanos,
         lines: Vec<DraftLine>,
     ) -> Invoice {
+        // Each charge is named as the invoice item it would be.
         let charge_lines: Vec<(Key, DraftLine)> = charges
             .iter()
             .map(|c| {
+                let key = keys.next().unwrap_or_default();
                 let line = DraftLine {
-                    amount: minor_units(c.unit_amount * Decimal::from(c.quantity)),
+                    amount: minor_units(c.unit_amount.saturating_mul(Decimal::from(c.quantity))),
                     price_key: c.price,
                     product: c.product,
                     quantity: Decimal::from(c.quantity),
                     description: c.description.clone(),
                     period: (now, created),
-                    source: LineSource::Direct,
+                    source: LineSource::InvoiceItem(key),
                     usage: None,
                     // Billing credits never pay one-off charges.
                     creditable: false,
                     metadata: c.metadata.clone(),
                 };
-                (keys.next().unwrap_or_default(), line)
+                (key, line)
             })
             .collect();
         let pending = self
@@ -262,14 +264,10 @@ impl Tenant {
                 l.period.1 = created;
                 (k, l)
             });
+        // The newest first: the charges (the last sent is the newest), then the pending items.
         let lines = charge_lines
             .into_iter()
             .rev()
-            .map(|(k, mut l)| {
-                // Named as the invoice item it would be.
-                l.source = LineSource::InvoiceItem(k);
-                (k, l)
-            })
             .chain(pending)
             .chain(lines.into_iter().map(|l| {
                 let k = match l.source {
