@@ -1022,6 +1022,47 @@ fn read_changes(p: &Params, items: &str) -> StripeResult<Vec<SentChange>> {
     Ok(out)
 }
 
+/// A part of a change Stripe would prorate: the parameter to name, and why.
+type Prorated = (String, &'static str);
+
+/// What a change to subscription `key` asks of its items, each id checked to be one of its items,
+/// and the first part of it Stripe would prorate (the parameter to name, and why): an item
+/// change, or `cancel_at` (`ends_early`, with the parameter that asked) inside a period of a
+/// subscription with licensed prices. `param(i, field)` spells a field of the `i`-th item.
+/// Shared by an update and its preview.
+fn plan_changes(
+    t: &Tenant,
+    key: Key,
+    sent: Vec<SentChange>,
+    ends_early: Option<Prorated>,
+    param: &dyn Fn(usize, &str) -> String,
+) -> StripeResult<(Vec<ItemChange>, Option<Prorated>)> {
+    let sub = t.priced_subscription(key).expect("looked up by the caller");
+    let item_of = |id: &str, i: usize| {
+        ids::key_of(id, ids::SUBSCRIPTION_ITEM)
+            .and_then(|k| t.subscription_item(k))
+            .filter(|item| item.subscription == key)
+            .ok_or_else(|| StripeError::no_such("subscription item", id, &param(i, "id"), 400))
+    };
+    let mut changes = Vec::with_capacity(sent.len());
+    let mut prorated: Option<Prorated> = None;
+    for (i, sent) in sent.into_iter().enumerate() {
+        let (change, prorates) = item_change(t, sent, &|id| item_of(id, i), &|f| param(i, f))?;
+        if let Some(p) = prorates {
+            prorated.get_or_insert(p);
+        }
+        changes.push(change);
+    }
+    let has_licensed = sub.items.iter().any(|k| {
+        t.subscription_item(*k)
+            .is_some_and(|item| licensed(t, item.price))
+    });
+    if let Some(early) = ends_early.filter(|_| has_licensed) {
+        prorated.get_or_insert(early);
+    }
+    Ok((changes, prorated))
+}
+
 impl Operation for Update {
     type Output = (Key, Expand);
 
@@ -1068,44 +1109,20 @@ impl Operation for Update {
     fn apply(self, t: &mut Tenant) -> StripeResult<Self::Output> {
         let key = lookup(t, &self.id)?;
         let sub = t.priced_subscription(key).expect("looked up above");
-        let item_of = |id: &str, i: usize| {
-            ids::key_of(id, ids::SUBSCRIPTION_ITEM)
-                .and_then(|k| t.subscription_item(k))
-                .filter(|item| item.subscription == key)
-                .ok_or_else(|| {
-                    StripeError::no_such("subscription item", id, &format!("items[{i}][id]"), 400)
-                })
-        };
+        let ends_early = matches!(self.cancel_at, Some(Some(_))).then(|| {
+            (
+                "cancel_at".to_string(),
+                "the last period of a subscription with licensed prices ending at cancel_at",
+            )
+        });
         // Read every id first, and what Stripe would prorate.
-        let mut changes = Vec::with_capacity(self.items.len());
-        let mut prorated: Option<(String, &str)> = None;
-        let mut note = |param: String, what: &'static str| {
-            prorated.get_or_insert((param, what));
-        };
-        for (i, sent) in self.items.into_iter().enumerate() {
-            let (change, prorates) = item_change(t, sent, &|id| item_of(id, i), &|field| {
-                format!("items[{i}][{field}]")
-            })?;
-            if let Some((param, what)) = prorates {
-                note(param, what);
-            }
-            changes.push(change);
-        }
+        let (changes, prorated) = plan_changes(t, key, self.items, ends_early, &|i, f| {
+            format!("items[{i}][{f}]")
+        })?;
         let metadata = self
             .metadata
             .map(|u| apply_metadata(&sub.metadata, u, "metadata"))
             .transpose()?;
-        if matches!(self.cancel_at, Some(Some(_)))
-            && sub.items.iter().any(|k| {
-                t.subscription_item(*k)
-                    .is_some_and(|item| licensed(t, item.price))
-            })
-        {
-            note(
-                "cancel_at".to_string(),
-                "the last period of a subscription with licensed prices ending at cancel_at",
-            );
-        }
         // An ended subscription refuses the change itself before anything is said of prorations.
         if let Some((param, what)) = prorated.filter(|_| !sub.status.is_ended()) {
             if !self.no_prorations {
@@ -1222,43 +1239,20 @@ impl SentDetails {
     /// must be the subscription's, and a change Stripe would prorate needs
     /// `subscription_details[proration_behavior]=none`.
     pub(super) fn changes_of(self, t: &Tenant, key: Key) -> StripeResult<PreviewChanges> {
-        let sub = t.priced_subscription(key).expect("looked up by the caller");
-        let item_of = |id: &str, i: usize| {
-            ids::key_of(id, ids::SUBSCRIPTION_ITEM)
-                .and_then(|k| t.subscription_item(k))
-                .filter(|item| item.subscription == key)
-                .ok_or_else(|| {
-                    StripeError::no_such("subscription item", id, &detail_item(i, "id"), 400)
-                })
-        };
-        let mut changes = Vec::with_capacity(self.items.len());
-        let mut prorated: Option<(String, &str)> = None;
-        for (i, sent) in self.items.into_iter().enumerate() {
-            let (change, prorates) =
-                item_change(t, sent, &|id| item_of(id, i), &|f| detail_item(i, f))?;
-            if let Some(p) = prorates {
-                prorated.get_or_insert(p);
-            }
-            changes.push(change);
-        }
-        let has_licensed = || {
-            sub.items.iter().any(|k| {
-                t.subscription_item(*k)
-                    .is_some_and(|item| licensed(t, item.price))
-            })
-        };
-        if matches!(self.cancel_at, Some(Some(_))) && has_licensed() {
-            prorated.get_or_insert((
+        let ends_early = if matches!(self.cancel_at, Some(Some(_))) {
+            Some((
                 detail("cancel_at"),
                 "the last period of a subscription with licensed prices ending at cancel_at",
-            ));
-        }
-        if self.cancel_now && has_licensed() {
-            prorated.get_or_insert((
+            ))
+        } else if self.cancel_now {
+            Some((
                 detail("cancel_now"),
                 "the unused time of the licensed prices of a subscription cancelled now",
-            ));
-        }
+            ))
+        } else {
+            None
+        };
+        let (changes, prorated) = plan_changes(t, key, self.items, ends_early, &detail_item)?;
         if let Some((param, what)) = prorated {
             if !self.no_prorations {
                 return Err(proration_refused(
